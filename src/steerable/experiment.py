@@ -1,0 +1,178 @@
+"""One run, end to end: cached backbone vectors -> trained head -> metrics -> a run folder.
+
+A run folder holds ``config.json`` (everything that determined the run), ``model.safetensors``
+(absent for the flat baseline, which has no weights) and ``metrics.json`` (per protocol: accuracy
+per level per prefix dim and each steerability metric).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch.nn.functional as F
+import torch
+
+from . import __version__
+from .backbone import Backbone, VectorCache
+from .data import HierarchicalDataset, LabelledTexts
+from .evaluate import Protocol, accuracy_table, metrics_block, paper_protocol, standard_protocol
+from .heads import HEADS
+from .io import atomic_write_json, read_json
+from .model import SteerableModel
+from .schedule import Schedule, preset
+from .train import TrainConfig, train
+
+METRICS = "metrics.json"
+
+
+def default_protocols(seed: int, paper_n: int = 500) -> list[Protocol]:
+    return [paper_protocol(paper_n, seed=seed), standard_protocol()]
+
+
+@dataclass
+class SplitVectors:
+    """Backbone vectors of each split, after the caps."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+    y_train: np.ndarray
+    y_validation: np.ndarray
+    y_test: np.ndarray
+
+
+def split_vectors(dataset: HierarchicalDataset, backbone: Backbone, *, cache: VectorCache | None = None,
+                  max_train: int | None = None, max_test: int | None = None, seed: int = 42,
+                  progress: bool = True) -> SplitVectors:
+    """Encode (or fetch from the cache) every split; caps are seeded subsamples."""
+    cache = cache if cache is not None else VectorCache(backbone)
+    parts: dict[str, LabelledTexts] = {
+        "train": dataset.train.cap(max_train, seed),
+        "validation": dataset.validation,
+        "test": dataset.test.cap(max_test, seed),
+    }
+    vecs = {name: cache.get_or_encode(p.texts, progress=progress, desc=f"{dataset.name}/{name}")
+            for name, p in parts.items()}
+    return SplitVectors(vecs["train"], vecs["validation"], vecs["test"], parts["train"].labels,
+                        parts["validation"].labels, parts["test"].labels)
+
+
+def flat_dims(input_dim: int, num_blocks: int = 4, block_dim: int = 64) -> list[int]:
+    """Prefix dims for the raw backbone: the head's prefixes, with the whole vector as the last."""
+    return [block_dim * j for j in range(1, num_blocks)] + [input_dim]
+
+
+def flat_embeddings(vectors: np.ndarray, dims: Sequence[int]) -> list[np.ndarray]:
+    """Renormalised truncations of raw backbone vectors."""
+    v = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
+    return [F.normalize(v[:, :d], dim=-1).numpy() for d in dims]
+
+
+def evaluate_embeddings(test: list[np.ndarray], y_test: np.ndarray, train: list[np.ndarray],
+                        y_train: np.ndarray, dims: Sequence[int], level_names: Sequence[str],
+                        protocols: Sequence[Protocol]) -> dict:
+    """``metrics.json`` content: one block per protocol."""
+    return {p.name: metrics_block(accuracy_table(test, y_test, p, train, y_train), dims, level_names, p)
+            for p in protocols}
+
+
+def evaluate_model(model: SteerableModel | None, vecs: SplitVectors, level_names: Sequence[str],
+                   protocols: Sequence[Protocol]) -> dict:
+    """Metrics of a trained model, or of the raw backbone when ``model`` is None (flat baseline)."""
+    if model is None:
+        dims = flat_dims(vecs.train.shape[1])
+        test, ref = flat_embeddings(vecs.test, dims), flat_embeddings(vecs.train, dims)
+    else:
+        dims = model.dims
+        test, ref = model.embed_vectors(vecs.test), model.embed_vectors(vecs.train)
+    return evaluate_embeddings(test, vecs.y_test, ref, vecs.y_train, dims, level_names, protocols)
+
+
+@dataclass
+class RunResult:
+    config: dict
+    metrics: dict
+    model: SteerableModel | None
+    history: dict = field(default_factory=dict)
+
+
+def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: str = "fractal",
+        head_options: dict | None = None, backbone: Backbone | None = None,
+        train_config: TrainConfig | None = None, max_train: int | None = None,
+        max_test: int | None = None, protocols: Sequence[Protocol] | None = None,
+        cache: VectorCache | None = None, out: str | Path | None = None,
+        dataset_source: dict | None = None, progress: bool = True) -> RunResult:
+    """Train (unless ``method`` is ``flat``) and evaluate; write a run folder when ``out`` is given."""
+    backbone = backbone or Backbone()
+    cfg = train_config or TrainConfig()
+    protocols = list(protocols) if protocols is not None else default_protocols(cfg.seed)
+    h = dataset.hierarchy
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; choose from {sorted(HEADS)}")
+    t0 = time.perf_counter()
+    vecs = split_vectors(dataset, backbone, cache=cache, max_train=max_train, max_test=max_test,
+                         seed=cfg.seed, progress=progress)
+    t_encode = time.perf_counter() - t0
+
+    is_flat = isinstance(method, str) and method.lower() == "flat"
+    model, history, schedule = None, {}, None
+    t1 = time.perf_counter()
+    if not is_flat:
+        head_options = dict(head_options or {})
+        num_blocks = head_options.get("num_blocks", 4)
+        schedule = method if isinstance(method, Schedule) else preset(method, h.num_levels, num_blocks)
+        torch.manual_seed(cfg.seed)
+        model = SteerableModel(HEADS[head](vecs.train.shape[1], **head_options), h, backbone.name)
+        history = train(model, schedule, vecs.train, vecs.y_train, vecs.validation, vecs.y_validation,
+                        cfg, progress=progress)
+    t_train = time.perf_counter() - t1
+    metrics = evaluate_model(model, vecs, h.level_names, protocols)
+
+    config = {
+        "steerable_version": __version__,
+        "method": "flat" if is_flat else schedule.name,
+        "dataset": {"name": dataset.name, **(dataset_source or {}), "max_train": max_train,
+                    "max_test": max_test, "sizes": {"train": len(vecs.y_train),
+                                                    "validation": len(vecs.y_validation),
+                                                    "test": len(vecs.y_test)},
+                    "notes": dataset.notes},
+        "backbone": {"name": backbone.name, "fingerprint": backbone.fingerprint()},
+        "schedule": schedule.to_dict() if schedule else None,
+        "train": cfg.to_dict(),
+        "protocols": [p.describe() for p in protocols],
+        "history": history,
+        "seconds": {"encode": t_encode, "train": t_train},
+    }
+    result = RunResult(config, metrics, model, history)
+    if out is not None:
+        save_run(result, out, h)
+    return result
+
+
+def save_run(result: RunResult, out: str | Path, hierarchy) -> None:
+    """Write the run folder; ``metrics.json`` last, so its presence marks a finished run."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / METRICS).unlink(missing_ok=True)
+    if result.model is not None:
+        result.model.save(out, extra_config={"run": result.config})
+    else:
+        atomic_write_json(out / "config.json", {"hierarchy": hierarchy.to_dict(),
+                                                "backbone": result.config["backbone"]["name"],
+                                                "head": None, "run": result.config})
+    atomic_write_json(out / METRICS, result.metrics)
+
+
+def load_run(directory: str | Path) -> tuple[dict, SteerableModel | None, dict | None]:
+    """(config, model or None for flat, metrics or None if unfinished) of a run folder."""
+    directory = Path(directory)
+    if not (directory / "config.json").exists():
+        raise FileNotFoundError(f"{directory}: not a run folder (no config.json)")
+    config = read_json(directory / "config.json")
+    model = SteerableModel.load(directory) if config.get("head") else None
+    metrics = read_json(directory / METRICS) if (directory / METRICS).exists() else None
+    return config, model, metrics

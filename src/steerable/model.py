@@ -1,0 +1,84 @@
+"""A trained head with its per-level classifiers, hierarchy and backbone name; saved as safetensors + JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import Hierarchy
+from .heads import Classifier, Head, build_head
+from .io import atomic_write, atomic_write_json, read_json
+
+WEIGHTS, CONFIG = "model.safetensors", "config.json"
+
+
+class SteerableModel(nn.Module):
+    """Head plus one classifier per hierarchy level (used by the cross-entropy term)."""
+
+    def __init__(self, head: Head, hierarchy: Hierarchy, backbone: str):
+        super().__init__()
+        self.head, self.hierarchy, self.backbone = head, hierarchy, backbone
+        self.classifiers = nn.ModuleList(
+            Classifier(head.dim, hierarchy.num_classes(k)) for k in range(hierarchy.num_levels)
+        )
+
+    @property
+    def dims(self) -> list[int]:
+        return self.head.prefix_dims
+
+    def level_dims(self) -> dict[str, int]:
+        """The prefix dim that serves each level: prefix j -> level j-1, the full vector -> finest."""
+        from .schedule import prefix_level
+
+        out: dict[str, int] = {}
+        L = self.hierarchy.num_levels
+        for j, d in enumerate(self.dims, start=1):
+            lvl = L - 1 if j == self.head.num_blocks else prefix_level(j, L)
+            out.setdefault(self.hierarchy.level_names[lvl], d)
+        return out
+
+    @torch.no_grad()
+    def embed_vectors(self, vectors: np.ndarray, dims: list[int] | None = None,
+                      batch_size: int = 8192) -> list[np.ndarray]:
+        """Unit-length embeddings of backbone vectors, one (n, d) float32 array per requested dim."""
+        dims = dims or self.dims
+        was_training = self.training
+        self.eval()
+        outs: list[list[np.ndarray]] = [[] for _ in dims]
+        for s in range(0, len(vectors), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(vectors[s:s + batch_size], dtype=np.float32))
+            blocks = self.head.blocks(x)
+            for i, d in enumerate(dims):
+                j = self.head.blocks_for_dim(d)
+                outs[i].append(self.head.embed(blocks, j)[:, :d].numpy())
+        self.train(was_training)
+        return [np.concatenate(o) if o else np.zeros((0, d), np.float32) for o, d in zip(outs, dims)]
+
+    def get_config_dict(self) -> dict:
+        return {"head": self.head.get_config_dict(), "hierarchy": self.hierarchy.to_dict(),
+                "backbone": self.backbone}
+
+    def save(self, directory: str | Path, extra_config: dict | None = None) -> None:
+        """Write ``model.safetensors`` and ``config.json`` atomically into ``directory``."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+        atomic_write(directory / WEIGHTS, lambda p: save_file(state, str(p)))
+        atomic_write_json(directory / CONFIG, self.get_config_dict() | (extra_config or {}))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "SteerableModel":
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        if not (directory / CONFIG).exists() or not (directory / WEIGHTS).exists():
+            raise FileNotFoundError(f"{directory}: not a run folder (needs {CONFIG} and {WEIGHTS})")
+        cfg = read_json(directory / CONFIG)
+        model = cls(build_head(cfg["head"]), Hierarchy.from_dict(cfg["hierarchy"]), cfg["backbone"])
+        model.load_state_dict(load_file(str(directory / WEIGHTS)))
+        model.eval()
+        return model
