@@ -130,8 +130,9 @@ def _entropy(y: np.ndarray) -> float:
 
 # ---------------------------------------------------------------------------------------- reading
 
-def _read_jsonl_gz(path: Path) -> list[dict]:
-    rows = []
+def _read_jsonl_gz(path: Path) -> tuple[list[dict], list[int]]:
+    """Rows of a JSON Lines file and their line numbers (blank lines are skipped)."""
+    rows, numbers = [], []
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as f:
         for i, line in enumerate(f, start=1):
@@ -144,19 +145,23 @@ def _read_jsonl_gz(path: Path) -> list[dict]:
             if not isinstance(row, dict):
                 raise DataError(f"{path}: row {i}: expected a JSON object")
             rows.append(row)
-    return rows
+            numbers.append(i)
+    return rows, numbers
 
 
-def read_table(path: str | Path) -> tuple[list[dict], list[str]]:
-    """Rows (as dicts) and column names of a CSV, JSON Lines (optionally gzip) or Parquet file."""
+def read_table(path: str | Path) -> tuple[list[dict], list[str], list[int]]:
+    """Rows (as dicts), column names and row numbers of a CSV, JSON Lines or Parquet file.
+
+    Row numbers are line numbers for JSON Lines and 1-based data-row numbers otherwise.
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
     name = path.name.lower()
     if name.endswith((".jsonl", ".jsonl.gz", ".json.gz", ".ndjson")):
-        rows = _read_jsonl_gz(path)
+        rows, numbers = _read_jsonl_gz(path)
         columns = list(dict.fromkeys(k for r in rows for k in r))
-        return rows, columns
+        return rows, columns, numbers
     import pandas as pd
 
     try:
@@ -171,17 +176,17 @@ def read_table(path: str | Path) -> tuple[list[dict], list[str]]:
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: file is empty") from None
     df = df.astype(object).where(df.notna(), None)
-    return df.to_dict("records"), [str(c) for c in df.columns]
+    return df.to_dict("records"), [str(c) for c in df.columns], list(range(1, len(df) + 1))
 
 
-def _column_values(path, rows, columns, text_col, level_cols):
+def _column_values(path, rows, columns, numbers, text_col, level_cols):
     if not rows:
         raise DataError(f"{path}: file is empty (no rows)")
     for col in (text_col, *level_cols):
         if col not in columns:
             raise DataError(f"{path}: no column {col!r} (columns: {', '.join(columns)})")
     texts, labels = [], []
-    for i, row in enumerate(rows, start=1):
+    for i, row in zip(numbers, rows):
         t = row.get(text_col)
         if t is None or (isinstance(t, float) and math.isnan(t)) or not str(t).strip():
             raise DataError(f"{path}: row {i}: missing text in column {text_col!r}")
@@ -201,12 +206,13 @@ class _RawSplit:
     path: Path
     texts: list[str]
     labels: list[list[str]]
+    rows: list[int]  # row number of each example in its file
 
 
 def _read_split(path, text_col, level_cols) -> _RawSplit:
-    rows, columns = read_table(path)
-    texts, labels = _column_values(path, rows, columns, text_col, level_cols)
-    return _RawSplit(Path(path), texts, labels)
+    rows, columns, numbers = read_table(path)
+    texts, labels = _column_values(path, rows, columns, numbers, text_col, level_cols)
+    return _RawSplit(Path(path), texts, labels, numbers)
 
 
 def _build_hierarchy(train: _RawSplit, others: Sequence[_RawSplit], level_cols) -> Hierarchy:
@@ -216,7 +222,7 @@ def _build_hierarchy(train: _RawSplit, others: Sequence[_RawSplit], level_cols) 
         raise DataError(f"{train.path}: a hierarchy needs at least two levels, got {list(level_cols)}")
     parent_of: list[dict[str, tuple[str, Path, int]]] = [dict() for _ in range(n_levels)]
     for split in (train, *others):
-        for i, ls in enumerate(split.labels, start=1):
+        for i, ls in zip(split.rows, split.labels):
             for k in range(1, n_levels):
                 seen = parent_of[k].get(ls[k])
                 if seen is None:
@@ -237,7 +243,7 @@ def _build_hierarchy(train: _RawSplit, others: Sequence[_RawSplit], level_cols) 
         classes.append(tuple(names))
     known = [set(c) for c in classes]
     for split in others:
-        for i, ls in enumerate(split.labels, start=1):
+        for i, ls in zip(split.rows, split.labels):
             for k in range(n_levels):
                 if ls[k] not in known[k]:
                     raise DataError(
@@ -262,15 +268,16 @@ def stratified_split(labels: np.ndarray, fraction: float = VALIDATION_FRACTION,
                      seed: int = VALIDATION_SEED) -> tuple[np.ndarray, np.ndarray]:
     """Indices (keep, held_out): ``fraction`` of each finest-level class held out, seeded.
 
-    Classes with a single example stay in ``keep``.
+    Every class with at least two examples keeps at least one in each part; a class with a single
+    example stays in ``keep``.
     """
     rng = np.random.default_rng(seed)
     y = labels[:, -1]
     held = []
     for c in np.unique(y):
         idx = np.flatnonzero(y == c)
-        n = int(round(fraction * len(idx)))
-        if len(idx) >= 2 and n >= 1:
+        if len(idx) >= 2:
+            n = min(max(int(round(fraction * len(idx))), 1), len(idx) - 1)
             held.append(rng.permutation(idx)[:n])
     held_out = np.sort(np.concatenate(held)) if held else np.array([], dtype=np.int64)
     keep = np.setdiff1d(np.arange(len(y)), held_out)

@@ -25,6 +25,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     seed: int = 42
+    select_best: bool = True  # keep the epoch with the best validation k-NN, else the last
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self):
@@ -142,7 +143,7 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
         history["epochs"].append({"epoch": epoch, "loss": float(np.mean(losses)),
                                   "val_accuracy": acc.tolist(), "seconds": time.perf_counter() - t0})
         bar.set_postfix(epoch=epoch, val_coarse=f"{acc[0]:.3f}", val_fine=f"{acc[-1]:.3f}")
-        if score > best_score:
+        if score > best_score or not cfg.select_best:
             best_score, best_state = score, copy.deepcopy(model.state_dict())
             history["best_epoch"] = epoch
     bar.close()

@@ -1,0 +1,37 @@
+"""Shared fixtures: synthetic hierarchies in embedding space, an isolated vector cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from steerable.data import Hierarchy
+
+
+def synthetic_hierarchy(k0: int = 4, branching: int = 4, per_fine: int = 40, dim: int = 16,
+                        noise: float = 0.8, seed: int = 0):
+    """Vectors whose first half says the coarse class and second half the child within it.
+
+    Child i of every coarse class shares one offset pattern, so the second half alone cannot tell
+    the coarse class and the first half alone cannot tell the child: a path trained on the coarse
+    label can drop the within-class information, one trained on the fine label must keep both.
+    Returns (x, labels (n, 2), hierarchy).
+    """
+    rng = np.random.default_rng(seed)
+    half = dim // 2
+    coarse = rng.normal(size=(k0, half))
+    within = rng.normal(size=(branching, dim - half))
+    y1 = np.repeat(np.arange(k0 * branching), per_fine)
+    y0 = y1 // branching
+    x = np.concatenate([coarse[y0], within[y1 % branching]], axis=1)
+    x = x + noise * rng.normal(size=x.shape)
+    h = Hierarchy(("l0", "l1"), (tuple(f"c{i}" for i in range(k0)),
+                                 tuple(f"f{i}" for i in range(k0 * branching))),
+                  (np.repeat(np.arange(k0), branching),))
+    return x.astype(np.float32), np.stack([y0, y1], axis=1), h
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own vector cache, so none depends on another's leftovers."""
+    monkeypatch.setenv("STEER_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))

@@ -1,0 +1,765 @@
+"""Tests for steerable.data: loaders, validation errors, splits and hierarchy statistics.
+
+Everything here runs on tiny files written under pytest's ``tmp_path``; the tests against the real
+data sets are skipped unless ``$STEER_DATA_DIR`` names an existing folder. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from steerable.data import (
+    DataError,
+    Hierarchy,
+    HierarchicalDataset,
+    LabelledTexts,
+    data_dir,
+    dataset_path,
+    hierarchy_stats,
+    list_datasets,
+    load_dataset,
+    load_files,
+    read_table,
+    stratified_split,
+)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    df = pd.DataFrame(rows, columns=header)
+    df.to_csv(path, index=False)
+    return path
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    if path.name.endswith(".gz"):
+        with gzip.open(path, "wt", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def raises_one_line(excinfo) -> str:
+    """The DataError message, checked to be a single line."""
+    msg = str(excinfo.value)
+    assert "\n" not in msg, f"message spans several lines: {msg!r}"
+    assert isinstance(excinfo.value, ValueError)  # DataError is a ValueError
+    return msg
+
+
+def esc(x) -> str:
+    return re.escape(str(x))
+
+
+# Tiny two-level example: parents A (children a1, a2) and B (child b1); 20 rows per fine class.
+FINE_TO_COARSE = {"a1": "A", "a2": "A", "b1": "B"}
+TINY_ROWS = [
+    {"title": f"{fine} text {i}", "category": coarse, "subcategory": fine}
+    for fine, coarse in FINE_TO_COARSE.items()
+    for i in range(20)
+]
+
+
+def tiny_file(tmp_path: Path, fmt: str) -> Path:
+    """The tiny example as a user file with columns title, category, subcategory."""
+    if fmt == "csv":
+        return write_csv(tmp_path / "user.csv", ["title", "category", "subcategory"],
+                         [[r["title"], r["category"], r["subcategory"]] for r in TINY_ROWS])
+    if fmt in ("jsonl", "jsonl.gz"):
+        return write_jsonl(tmp_path / f"user.{fmt}", TINY_ROWS)
+    if fmt == "parquet":
+        path = tmp_path / "user.parquet"
+        pd.DataFrame(TINY_ROWS).to_parquet(path)
+        return path
+    raise AssertionError(fmt)
+
+
+def canonical_rows(n_per_fine: int = 4) -> list[dict]:
+    return [
+        {"text": f"{fine} {i}", "l0": coarse, "l1": fine}
+        for fine, coarse in FINE_TO_COARSE.items()
+        for i in range(n_per_fine)
+    ]
+
+
+# ------------------------------------------------------------------------------- bad input: labels
+
+def test_fine_label_under_two_parents_in_one_file(tmp_path):
+    path = write_csv(tmp_path / "train.csv", ["text", "l0", "l1"], [
+        ["t1", "A", "x"],
+        ["t2", "A", "y"],
+        ["t3", "B", "x"],  # x already has parent A (row 1)
+        ["t4", "B", "z"],
+    ])
+    with pytest.raises(DataError, match=rf"^{esc(path)}: row 3: label 'x' in column 'l1' has parent 'B'") as ei:
+        load_files(path)
+    msg = raises_one_line(ei)
+    assert "parent 'A'" in msg and f"{path} row 1" in msg
+
+
+def test_fine_label_under_two_parents_across_files(tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", canonical_rows())
+    test = write_jsonl(tmp_path / "test.jsonl", [
+        {"text": "ok", "l0": "A", "l1": "a1"},
+        {"text": "bad", "l0": "B", "l1": "a2"},  # a2's parent is A in training
+    ])
+    with pytest.raises(DataError, match=rf"^{esc(test)}: row 2: label 'a2' in column 'l1' has parent 'B'") as ei:
+        load_files(train, test)
+    msg = raises_one_line(ei)
+    assert "parent 'A'" in msg and f"{train} row 5" in msg  # a2 first occurs in train row 5
+
+
+@pytest.mark.parametrize("missing", ["", "   "], ids=["empty", "blank"])
+def test_missing_label_csv(tmp_path, missing):
+    path = tmp_path / "train.csv"
+    path.write_text(f"text,l0,l1\nt1,A,a1\nt2,B,{missing}\nt3,B,b1\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"^{esc(path)}: row 2: missing label in column 'l1'") as ei:
+        load_files(path)
+    raises_one_line(ei)
+
+
+def test_missing_label_csv_short_row(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text("text,l0,l1\nt1,A,a1\nt2,B\nt3,B,b1\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"^{esc(path)}: row 2: missing label in column 'l1'") as ei:
+        load_files(path)
+    raises_one_line(ei)
+
+
+@pytest.mark.parametrize("row", [
+    {"text": "t2", "l0": None, "l1": "b1"},
+    {"text": "t2", "l0": "", "l1": "b1"},
+    {"text": "t2", "l1": "b1"},
+], ids=["null", "empty", "absent"])
+def test_missing_label_jsonl(tmp_path, row):
+    path = write_jsonl(tmp_path / "train.jsonl", [{"text": "t1", "l0": "A", "l1": "a1"}, row,
+                                                  {"text": "t3", "l0": "B", "l1": "b1"}])
+    with pytest.raises(DataError, match=rf"^{esc(path)}: row 2: missing label in column 'l0'") as ei:
+        load_files(path)
+    raises_one_line(ei)
+
+
+def test_missing_label_parquet(tmp_path):
+    path = tmp_path / "train.parquet"
+    pd.DataFrame({"text": ["t1", "t2", "t3"], "l0": ["A", "B", "B"], "l1": ["a1", None, "b1"]}).to_parquet(path)
+    with pytest.raises(DataError, match=rf"^{esc(path)}: row 2: missing label in column 'l1'") as ei:
+        load_files(path)
+    raises_one_line(ei)
+
+
+@pytest.mark.parametrize("missing", ["", "  "], ids=["empty", "blank"])
+def test_missing_text_csv(tmp_path, missing):
+    path = tmp_path / "train.csv"
+    path.write_text(f"text,l0,l1\nt1,A,a1\nt2,A,a2\n{missing},B,b1\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"^{esc(path)}: row 3: missing text in column 'text'") as ei:
+        load_files(path)
+    raises_one_line(ei)
+
+
+@pytest.mark.parametrize("text", [None, "", " \t", "absent"], ids=["null", "empty", "blank", "absent"])
+def test_missing_text_jsonl(tmp_path, text):
+    bad = {"l0": "B", "l1": "b1"} if text == "absent" else {"text": text, "l0": "B", "l1": "b1"}
+    path = write_jsonl(tmp_path / "train.jsonl.gz", [{"text": "t1", "l0": "A", "l1": "a1"}, bad])
+    with pytest.raises(DataError, match=rf"^{esc(path)}: row 2: missing text in column 'text'") as ei:
+        load_files(path)
+    raises_one_line(ei)
+
+
+def test_missing_text_custom_column_named(tmp_path):
+    path = write_jsonl(tmp_path / "train.jsonl", [{"title": "t", "c": "A", "s": "a"},
+                                                  {"title": None, "c": "B", "s": "b"}])
+    with pytest.raises(DataError, match=rf"^{esc(path)}: row 2: missing text in column 'title'") as ei:
+        load_files(path, text_col="title", level_cols=["c", "s"])
+    raises_one_line(ei)
+
+
+# ------------------------------------------------------------------------------- bad input: files
+
+def test_empty_csv_no_bytes(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_bytes(b"")
+    with pytest.raises(DataError, match=rf"^{esc(path)}: file is empty") as ei:
+        load_files(path)
+    raises_one_line(ei)
+
+
+def test_empty_csv_header_only(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text("text,l0,l1\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"^{esc(path)}: file is empty \(no rows\)") as ei:
+        load_files(path)
+    raises_one_line(ei)
+
+
+@pytest.mark.parametrize("content", ["", "\n\n  \n"], ids=["no-bytes", "blank-lines"])
+def test_empty_jsonl(tmp_path, content):
+    path = tmp_path / "train.jsonl"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DataError, match=rf"^{esc(path)}: file is empty") as ei:
+        load_files(path)
+    raises_one_line(ei)
+
+
+def test_empty_test_file_named(tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", canonical_rows())
+    test = tmp_path / "test.csv"
+    test.write_text("text,l0,l1\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"^{esc(test)}: file is empty") as ei:
+        load_files(train, test)
+    raises_one_line(ei)
+
+
+def test_level_with_single_class(tmp_path):
+    path = write_csv(tmp_path / "train.csv", ["text", "l0", "l1"], [["t1", "A", "a1"], ["t2", "A", "a2"]])
+    with pytest.raises(DataError, match=rf"^{esc(path)}: column 'l0' has a single class 'A'; "
+                                        r"every level needs at least two$") as ei:
+        load_files(path)
+    raises_one_line(ei)
+
+
+def test_fine_level_with_single_class(tmp_path):
+    # With a valid hierarchy a single class at level k forces one at level k - 1, so reverse the
+    # level order: 'l1' (one class, z) becomes the coarse level above 'l0' (A, B).
+    path = write_csv(tmp_path / "train.csv", ["text", "l0", "l1"], [["t1", "A", "z"], ["t2", "B", "z"]])
+    with pytest.raises(DataError, match=rf"^{esc(path)}: column 'l1' has a single class 'z'") as ei:
+        load_files(path, level_cols=("l1", "l0"))
+    raises_one_line(ei)
+
+
+def test_single_level_rejected(tmp_path):
+    path = write_jsonl(tmp_path / "train.jsonl", canonical_rows())
+    with pytest.raises(DataError, match=rf"^{esc(path)}: a hierarchy needs at least two levels") as ei:
+        load_files(path, level_cols=("l0",))
+    raises_one_line(ei)
+
+
+@pytest.mark.parametrize("col,label,row", [("l1", "a9", 2), ("l0", "C", 2)])
+def test_test_label_never_seen_in_training(tmp_path, col, label, row):
+    train = write_jsonl(tmp_path / "train.jsonl", canonical_rows())
+    bad = {"text": "new", "l0": "A", "l1": "a9"} if col == "l1" else {"text": "new", "l0": "C", "l1": "c1"}
+    test = write_jsonl(tmp_path / "test.jsonl", [{"text": "ok", "l0": "B", "l1": "b1"}, bad])
+    with pytest.raises(DataError, match=rf"^{esc(test)}: row {row}: label '{label}' in column '{col}' "
+                                        r"never appears in the training data") as ei:
+        load_files(train, test)
+    msg = raises_one_line(ei)
+    assert str(train) in msg
+
+
+def test_validation_label_never_seen_in_training(tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", canonical_rows())
+    test = write_jsonl(tmp_path / "test.jsonl", canonical_rows(1))
+    val = write_csv(tmp_path / "val.csv", ["text", "l0", "l1"], [["v1", "A", "a1"], ["v2", "B", "b7"]])
+    with pytest.raises(DataError, match=rf"^{esc(val)}: row 2: label 'b7' in column 'l1' never appears") as ei:
+        load_files(train, test, val)
+    raises_one_line(ei)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_missing_column_lists_available_columns(tmp_path, fmt):
+    path = tiny_file(tmp_path, fmt)
+    with pytest.raises(DataError, match=rf"^{esc(path)}: no column 'subcat' "
+                                        r"\(columns: title, category, subcategory\)$") as ei:
+        load_files(path, text_col="title", level_cols=("category", "subcat"))
+    raises_one_line(ei)
+    with pytest.raises(DataError, match=rf"^{esc(path)}: no column 'text' \(columns: title, category, subcategory\)$"):
+        load_files(path, level_cols=("category", "subcategory"))
+
+
+@pytest.mark.parametrize("name", ["train.jsonl", "train.jsonl.gz"])
+def test_invalid_json_line(tmp_path, name):
+    path = tmp_path / name
+    text = '{"text": "t1", "l0": "A", "l1": "a1"}\n{"text": "t2", "l0": "B", "l1": "b1"}\n{"text": "t3", "l0": \n'
+    if name.endswith(".gz"):
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text, encoding="utf-8")
+    with pytest.raises(DataError, match=rf"^{esc(path)}: row 3: not valid JSON") as ei:
+        load_files(path)
+    raises_one_line(ei)
+
+
+def test_jsonl_row_numbers_count_blank_lines(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text('{"text": "t1", "l0": "A", "l1": "a1"}\n\n{"text": "t3", "l0": "B"}\n', encoding="utf-8")
+    # the bad row is on line 3 (as 'not valid JSON' would report it); data.py says "row 2"
+    with pytest.raises(DataError, match=rf"^{esc(path)}: row 3: missing label in column 'l1'"):
+        load_files(path)
+
+
+def test_json_line_not_an_object(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text('{"text": "t1", "l0": "A", "l1": "a1"}\n["t2", "B", "b1"]\n', encoding="utf-8")
+    with pytest.raises(DataError, match=rf"^{esc(path)}: row 2: expected a JSON object") as ei:
+        load_files(path)
+    raises_one_line(ei)
+
+
+@pytest.mark.parametrize("name", ["train.txt", "train.xlsx", "train"])
+def test_unknown_file_extension(tmp_path, name):
+    path = tmp_path / name
+    path.write_text("text,l0,l1\nt,A,a\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"^{esc(path)}: unknown file type") as ei:
+        load_files(path)
+    raises_one_line(ei)
+
+
+def test_nonexistent_file(tmp_path):
+    path = tmp_path / "nope.csv"
+    with pytest.raises(DataError, match=rf"^{esc(path)}: no such file$") as ei:
+        load_files(path)
+    raises_one_line(ei)
+
+
+def test_nonexistent_test_file(tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", canonical_rows())
+    test = tmp_path / "missing_test.jsonl"
+    with pytest.raises(DataError, match=rf"^{esc(test)}: no such file$"):
+        load_files(train, test)
+
+
+def test_load_dataset_unknown_name_names_data_dir(tmp_path):
+    root = tmp_path / "data"
+    _make_canonical(root, "toy", splits=("train",))
+    with pytest.raises(DataError, match=rf"no data set 'nosuch' in {esc(root)} .*found: toy\)$") as ei:
+        load_dataset("nosuch", root=root)
+    raises_one_line(ei)
+
+
+def test_load_dataset_unknown_name_uses_env_data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("STEER_DATA_DIR", str(tmp_path))
+    assert data_dir() == tmp_path
+    with pytest.raises(DataError, match=rf"no data set 'nosuch' in {esc(tmp_path)} .*STEER_DATA_DIR.*found: none") as ei:
+        load_dataset("nosuch")
+    raises_one_line(ei)
+
+
+def test_data_dir_default(monkeypatch):
+    monkeypatch.delenv("STEER_DATA_DIR", raising=False)
+    assert data_dir() == Path("data")
+
+
+# ------------------------------------------------------------------------------------ user files
+
+def _by_text(ds: HierarchicalDataset) -> dict[str, tuple[str, ...]]:
+    """text -> label names, over all splits."""
+    out = {}
+    h = ds.hierarchy
+    for s in ("train", "validation", "test"):
+        part = ds.split(s)
+        for t, row in zip(part.texts, part.labels):
+            out[t] = tuple(h.classes[k][j] for k, j in enumerate(row))
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "jsonl.gz", "parquet"])
+def test_user_file_custom_columns(tmp_path, fmt):
+    ds = load_files(tiny_file(tmp_path, fmt), text_col="title", level_cols="category,subcategory".split(","))
+    h = ds.hierarchy
+    assert h.level_names == ("category", "subcategory")
+    assert h.classes == (("A", "B"), ("a1", "a2", "b1"))
+    assert [p.tolist() for p in h.parents] == [[0, 0, 1]]
+    assert ds.name == "user"
+    # every row keeps its own labels
+    assert _by_text(ds) == {r["title"]: (r["category"], r["subcategory"]) for r in TINY_ROWS}
+
+
+def test_user_formats_give_the_same_dataset(tmp_path):
+    loaded = []
+    for fmt in ("csv", "jsonl", "jsonl.gz", "parquet"):
+        d = tmp_path / fmt.replace(".", "_")
+        d.mkdir()
+        loaded.append(load_files(tiny_file(d, fmt), text_col="title", level_cols=("category", "subcategory")))
+    ref = loaded[0]
+    for ds in loaded[1:]:
+        assert ds.hierarchy.to_dict() == ref.hierarchy.to_dict()
+        for s in ("train", "validation", "test"):
+            assert ds.split(s).texts == ref.split(s).texts
+            np.testing.assert_array_equal(ds.split(s).labels, ref.split(s).labels)
+
+
+def test_tsv_file(tmp_path):
+    path = tmp_path / "train.tsv"
+    path.write_text("text\tl0\tl1\n" + "".join(f"{r['text']}\t{r['l0']}\t{r['l1']}\n" for r in canonical_rows()))
+    ds = load_files(path)
+    assert ds.hierarchy.classes == (("A", "B"), ("a1", "a2", "b1"))
+
+
+def test_csv_keeps_na_like_labels(tmp_path):
+    # "NA" / "null" are real label strings, not missing values
+    path = write_csv(tmp_path / "train.csv", ["text", "l0", "l1"],
+                     [[f"t{i}", "NA", "null"] for i in range(4)] + [[f"u{i}", "B", "b1"] for i in range(4)])
+    ds = load_files(path)
+    assert ds.hierarchy.classes == (("B", "NA"), ("b1", "null"))
+
+
+def test_parents_map_by_hand(tmp_path):
+    # three parents; fine labels chosen so that sorted order interleaves parents
+    rows = [
+        ("t1", "fruit", "apple"), ("t2", "veg", "carrot"), ("t3", "fruit", "pear"),
+        ("t4", "grain", "barley"), ("t5", "veg", "leek"), ("t6", "fruit", "apple"),
+        ("t7", "grain", "rice"),
+    ]
+    train = write_csv(tmp_path / "train.csv", ["text", "l0", "l1"], [list(r) for r in rows])
+    test = write_csv(tmp_path / "test.csv", ["text", "l0", "l1"], [["x", "veg", "leek"]])
+    val = write_csv(tmp_path / "val.csv", ["text", "l0", "l1"], [["y", "fruit", "pear"]])
+    ds = load_files(train, test, val)
+    h = ds.hierarchy
+    assert h.classes[0] == ("fruit", "grain", "veg")
+    assert h.classes[1] == ("apple", "barley", "carrot", "leek", "pear", "rice")
+    # apple->fruit(0), barley->grain(1), carrot->veg(2), leek->veg(2), pear->fruit(0), rice->grain(1)
+    assert h.parents[0].tolist() == [0, 1, 2, 2, 0, 1]
+    assert h.parents[0].dtype == np.int64
+    assert h.num_levels == 2 and h.num_classes(0) == 3 and h.num_classes(1) == 6
+    # labels encode as indices, row order kept; given test and validation files are used as is
+    assert ds.train.texts == [r[0] for r in rows]
+    assert ds.train.labels.tolist() == [[0, 0], [2, 2], [0, 4], [1, 1], [2, 3], [0, 0], [1, 5]]
+    assert ds.test.texts == ["x"] and ds.test.labels.tolist() == [[2, 3]]
+    assert ds.validation.texts == ["y"] and ds.validation.labels.tolist() == [[0, 4]]
+    assert ds.notes == []
+    # every label's parent agrees with the coarse label of the same row
+    for split in (ds.train, ds.validation, ds.test):
+        assert (h.parents[0][split.labels[:, 1]] == split.labels[:, 0]).all()
+    assert Hierarchy.from_dict(json.loads(json.dumps(h.to_dict()))).to_dict() == h.to_dict()
+
+
+def test_three_level_file(tmp_path):
+    tree = {("X", "x1", "x1a"), ("X", "x1", "x1b"), ("X", "x2", "x2a"), ("Y", "y1", "y1a"), ("Y", "y1", "y1b")}
+    rows = [{"text": f"{c} #{i}", "top": a, "mid": b, "leaf": c} for a, b, c in sorted(tree) for i in range(10)]
+    path = write_jsonl(tmp_path / "three.jsonl.gz", rows)
+    ds = load_files(path, level_cols=("top", "mid", "leaf"))
+    h = ds.hierarchy
+    assert h.num_levels == 3
+    assert h.classes == (("X", "Y"), ("x1", "x2", "y1"), ("x1a", "x1b", "x2a", "y1a", "y1b"))
+    assert h.parents[0].tolist() == [0, 0, 1]
+    assert h.parents[1].tolist() == [0, 0, 1, 2, 2]
+    for s in ("train", "validation", "test"):
+        lab = ds.split(s).labels
+        assert lab.shape == (len(ds.split(s)), 3)
+        assert (h.parents[1][lab[:, 2]] == lab[:, 1]).all()
+        assert (h.parents[0][lab[:, 1]] == lab[:, 0]).all()
+    stats = ds.stats()
+    assert stats["levels"] == 3 and (stats["K0"], stats["K1"], stats["K2"]) == (2, 3, 5)
+    assert stats["branching2"] == pytest.approx(5 / 3)
+
+
+def test_three_level_middle_label_under_two_parents(tmp_path):
+    path = write_jsonl(tmp_path / "three.jsonl", [
+        {"text": "1", "l0": "X", "l1": "m", "l2": "m1"},
+        {"text": "2", "l0": "Y", "l1": "m", "l2": "m2"},
+    ])
+    with pytest.raises(DataError, match=rf"^{esc(path)}: row 2: label 'm' in column 'l1' has parent 'Y', "
+                                        rf"but parent 'X' at {esc(path)} row 1$") as ei:
+        load_files(path, level_cols=("l0", "l1", "l2"))
+    raises_one_line(ei)
+
+
+def test_split_made_when_no_test_file(tmp_path):
+    path = tiny_file(tmp_path, "jsonl")
+    ds = load_files(path, text_col="title", level_cols=("category", "subcategory"))
+    # 20 per fine class: round(0.15 * 20) = 3 to test, then round(0.15 * 17) = 3 to validation
+    assert (len(ds.train), len(ds.validation), len(ds.test)) == (42, 9, 9)
+    for part, n in ((ds.train, 14), (ds.validation, 3), (ds.test, 3)):
+        assert Counter(part.labels[:, 1].tolist()) == {0: n, 1: n, 2: n}
+    tr, va, te = (set(ds.split(s).texts) for s in ("train", "validation", "test"))
+    assert not (tr & va) and not (tr & te) and not (va & te)
+    assert tr | va | te == {r["title"] for r in TINY_ROWS}
+    assert len(ds.notes) == 2
+    assert any(n.startswith("test:") and "15 %" in n and "seed 42" in n for n in ds.notes)
+    assert any(n.startswith("validation:") and "15 %" in n and "seed 42" in n for n in ds.notes)
+    # same call, same split
+    again = load_files(path, text_col="title", level_cols=("category", "subcategory"))
+    for s in ("train", "validation", "test"):
+        assert again.split(s).texts == ds.split(s).texts
+        np.testing.assert_array_equal(again.split(s).labels, ds.split(s).labels)
+
+
+def test_split_of_uneven_classes_no_test_file(tmp_path):
+    rng = np.random.default_rng(0)
+    sizes = {"a1": 40, "a2": 13, "b1": 27, "b2": 60, "c1": 7, "c2": 1}
+    parent = {f: f[0].upper() for f in sizes}
+    rows = [{"text": f"{f}-{i}", "l0": parent[f], "l1": f} for f, n in sizes.items() for i in range(n)]
+    rows = [rows[i] for i in rng.permutation(len(rows))]
+    path = write_jsonl(tmp_path / "uneven.jsonl", rows)
+    ds = load_files(path)
+    total = sum(sizes.values())
+    assert len(ds.train) + len(ds.validation) + len(ds.test) == total
+    assert abs(len(ds.test) - 0.15 * total) <= len(sizes)
+    assert abs(len(ds.validation) - 0.15 * (total - len(ds.test))) <= len(sizes)
+    texts = [t for s in ("train", "validation", "test") for t in ds.split(s).texts]
+    assert sorted(texts) == sorted(r["text"] for r in rows)
+    # the singleton class stays in train; every class keeps training examples
+    assert set(ds.train.labels[:, 1].tolist()) == set(range(len(sizes)))
+    assert "c2-0" in ds.train.texts
+
+
+def test_validation_made_from_train_when_only_test_given(tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", canonical_rows(20))
+    test = write_jsonl(tmp_path / "test.jsonl", canonical_rows(2))
+    ds = load_files(train, test)
+    assert len(ds.test) == 6 and ds.test.texts == [r["text"] for r in canonical_rows(2)]
+    assert (len(ds.train), len(ds.validation)) == (51, 9)  # round(0.15 * 20) = 3 per class
+    assert not set(ds.train.texts) & set(ds.validation.texts)
+    assert ds.notes == ["validation: 15 % of the training split, stratified, seed 42"]
+    assert ds.name == "train"
+
+
+def test_given_validation_file_is_used(tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", canonical_rows(20))
+    test = write_jsonl(tmp_path / "test.jsonl", canonical_rows(2))
+    val = write_jsonl(tmp_path / "val.jsonl", canonical_rows(1))
+    ds = load_files(train, test, val, name="mine")
+    assert (len(ds.train), len(ds.validation), len(ds.test)) == (60, 3, 6)
+    assert ds.notes == [] and ds.name == "mine"
+
+
+def test_dataset_split_accessor_and_cap(tmp_path):
+    ds = load_files(write_jsonl(tmp_path / "train.jsonl", canonical_rows(20)))
+    assert ds.split("train") is ds.train
+    with pytest.raises(ValueError, match="unknown split"):
+        ds.split("dev")
+    capped = ds.train.cap(10, seed=1)
+    assert len(capped) == 10
+    pos = [ds.train.texts.index(t) for t in capped.texts]
+    assert pos == sorted(pos)  # order preserved
+    assert capped.texts == ds.train.cap(10, seed=1).texts
+    assert ds.train.cap(None, seed=1) is ds.train and ds.train.cap(10_000, seed=1) is ds.train
+
+
+# ------------------------------------------------------------------------------ stratified_split
+
+def _labels_from_sizes(sizes: list[int], seed: int = 0) -> np.ndarray:
+    fine = np.concatenate([np.full(n, c) for c, n in enumerate(sizes)])
+    fine = np.random.default_rng(seed).permutation(fine)
+    return np.stack([fine // 2, fine], axis=1).astype(np.int64)
+
+
+def test_stratified_split_partition_and_fraction():
+    sizes = [100, 40, 20, 13, 7, 5, 4, 1]
+    y = _labels_from_sizes(sizes)
+    keep, held = stratified_split(y)
+    assert keep.dtype.kind == "i" and held.dtype.kind == "i"
+    assert np.intersect1d(keep, held).size == 0
+    np.testing.assert_array_equal(np.sort(np.concatenate([keep, held])), np.arange(len(y)))
+    assert (np.diff(keep) > 0).all() and (np.diff(held) > 0).all()
+    for c, n in enumerate(sizes):
+        n_held = int((y[held, 1] == c).sum())
+        assert n_held == round(0.15 * n)  # per-class share
+        assert (y[keep, 1] == c).sum() >= 1
+    assert abs(len(held) / len(y) - 0.15) < 0.02
+
+
+def test_stratified_split_classes_with_enough_examples_in_both_parts():
+    sizes = [4, 5, 10, 33, 100]
+    y = _labels_from_sizes(sizes, seed=3)
+    keep, held = stratified_split(y)
+    for c in range(len(sizes)):
+        assert (y[keep, 1] == c).sum() >= 1
+        assert (y[held, 1] == c).sum() >= 1
+
+
+def test_stratified_split_every_class_with_two_or_more_in_both_parts():
+    sizes = [2, 3, 4, 10]
+    y = _labels_from_sizes(sizes, seed=1)
+    keep, held = stratified_split(y)
+    for c, n in enumerate(sizes):
+        assert (y[keep, 1] == c).sum() >= 1
+        assert (y[held, 1] == c).sum() >= 1, f"class with {n} examples has none held out"
+
+
+def test_stratified_split_singletons_stay_in_keep():
+    y = _labels_from_sizes([1, 1, 1, 20])
+    keep, held = stratified_split(y)
+    for c in range(3):
+        assert (y[keep, 1] == c).sum() == 1
+    assert len(held) == 3
+
+
+def test_stratified_split_uses_finest_level():
+    # coarse level has 2 classes of 50; the fine level splits them 45/5 and 25/25
+    fine = np.array([0] * 45 + [1] * 5 + [2] * 25 + [3] * 25)
+    y = np.stack([fine // 2, fine], axis=1)
+    _, held = stratified_split(y)
+    assert Counter(y[held, 1].tolist()) == {0: round(0.15 * 45), 1: round(0.15 * 5), 2: 4, 3: 4}
+
+
+def test_stratified_split_deterministic_and_seed_dependent():
+    y = _labels_from_sizes([50, 30, 20, 10])
+    a = stratified_split(y)
+    b = stratified_split(y, fraction=0.15, seed=42)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    c = stratified_split(y, seed=7)
+    assert len(c[1]) == len(a[1])
+    assert not np.array_equal(c[1], a[1])
+
+
+def test_stratified_split_other_fraction():
+    y = _labels_from_sizes([100, 100])
+    keep, held = stratified_split(y, fraction=0.3)
+    assert len(held) == 60 and len(keep) == 140
+
+
+def test_stratified_split_nothing_to_hold_out():
+    y = _labels_from_sizes([1, 1, 1])
+    keep, held = stratified_split(y)
+    assert held.size == 0 and held.dtype == np.int64
+    np.testing.assert_array_equal(keep, np.arange(3))
+
+
+# -------------------------------------------------------------------------------- hierarchy_stats
+
+def _h(counts: list[int]) -> float:
+    total = sum(counts)
+    return -sum(c / total * math.log2(c / total) for c in counts if c)
+
+
+def test_hierarchy_stats_by_hand():
+    # parents A (children a1, a2) and B (child b1); counts a1=3, a2=1, b1=4
+    h = Hierarchy(("coarse", "fine"), (("A", "B"), ("a1", "a2", "b1")), (np.array([0, 0, 1]),))
+    fine = [0] * 3 + [1] * 1 + [2] * 4
+    labels = np.array([[h.parents[0][f], f] for f in fine], dtype=np.int64)
+    s = hierarchy_stats(h, labels)
+    assert s["levels"] == 2 and s["K0"] == 2 and s["K1"] == 3
+    assert s["branching1"] == pytest.approx(1.5)
+    n = 8
+    h0 = -(4 / n) * math.log2(4 / n) - (4 / n) * math.log2(4 / n)
+    # H(L1|L0) = sum_parent P(parent) * H(children | parent)
+    h1_0 = (4 / n) * -((3 / 4) * math.log2(3 / 4) + (1 / 4) * math.log2(1 / 4)) + (4 / n) * 0.0
+    assert s["H0"] == pytest.approx(h0) == pytest.approx(1.0)
+    assert s["H1|0"] == pytest.approx(h1_0)
+    assert s["H1|0"] == pytest.approx(0.5 * (2 - 0.75 * math.log2(3)))  # closed form, ~0.4056
+
+
+def test_hierarchy_stats_three_levels_by_hand():
+    # X -> {x1 -> {p, q}, x2 -> {r}}, Y -> {y1 -> {s}}; leaf counts p=2, q=2, r=4, s=8
+    h = Hierarchy(("l0", "l1", "l2"),
+                  (("X", "Y"), ("x1", "x2", "y1"), ("p", "q", "r", "s")),
+                  (np.array([0, 0, 1]), np.array([0, 0, 1, 2])))
+    leaf_counts = {0: 2, 1: 2, 2: 4, 3: 8}
+    rows = []
+    for leaf, c in leaf_counts.items():
+        mid = h.parents[1][leaf]
+        rows += [[h.parents[0][mid], mid, leaf]] * c
+    labels = np.array(rows, dtype=np.int64)
+    s = hierarchy_stats(h, labels)
+    assert (s["K0"], s["K1"], s["K2"]) == (2, 3, 4)
+    assert s["branching1"] == pytest.approx(3 / 2) and s["branching2"] == pytest.approx(4 / 3)
+    assert s["H0"] == pytest.approx(_h([8, 8]))  # = 1
+    # H(L1|L0): X splits 4/4 -> 1 bit, weight 1/2; Y has one child -> 0
+    assert s["H1|0"] == pytest.approx(0.5 * _h([4, 4]) + 0.5 * 0.0) == pytest.approx(0.5)
+    # H(L2|L1): x1 splits 2/2 (weight 4/16), x2 and y1 single children
+    assert s["H2|1"] == pytest.approx(4 / 16 * _h([2, 2])) == pytest.approx(0.25)
+
+
+def test_dataset_stats_adds_split_sizes(tmp_path):
+    ds = load_files(tiny_file(tmp_path, "csv"), text_col="title", level_cols=("category", "subcategory"))
+    s = ds.stats()
+    assert (s["train"], s["validation"], s["test"]) == (42, 9, 9)
+    # train has 14 per fine class: A has 28 (a1, a2 balanced), B has 14
+    assert s["H0"] == pytest.approx(_h([28, 14]))
+    assert s["H1|0"] == pytest.approx(28 / 42 * 1.0)
+
+
+# ------------------------------------------------------------------------------ canonical folders
+
+def _make_canonical(root: Path, name: str, splits=("train", "validation", "test"), rows=None) -> Path:
+    d = root / name
+    d.mkdir(parents=True)
+    for s in splits:
+        write_jsonl(d / f"{s}.jsonl.gz", rows if rows is not None else canonical_rows(20 if s == "train" else 2))
+    return d
+
+
+def test_list_and_load_canonical_folder(tmp_path):
+    _make_canonical(tmp_path, "full")
+    _make_canonical(tmp_path, "no_val", splits=("train", "test"))
+    (tmp_path / "not_a_dataset").mkdir()
+    (tmp_path / "not_a_dataset" / "test.jsonl.gz").write_bytes(gzip.compress(b""))
+    (tmp_path / "README.md").write_text("x")
+    assert list_datasets(tmp_path) == ["full", "no_val"]
+    assert list_datasets(tmp_path / "missing") == []
+    assert dataset_path("full", root=tmp_path) == tmp_path / "full"
+
+    full = load_dataset("full", root=tmp_path)
+    assert full.name == "full" and full.notes == []
+    assert (len(full.train), len(full.validation), len(full.test)) == (60, 6, 6)
+    assert full.hierarchy.level_names == ("l0", "l1")
+
+    nv = load_dataset("no_val", root=tmp_path)
+    assert len(nv.test) == 6 and len(nv.validation) == 9 and len(nv.train) == 51
+    assert any("validation" in n for n in nv.notes)
+
+
+def test_canonical_three_levels_and_level_choice(tmp_path, monkeypatch):
+    rows = [{"text": f"{c}{i}", "l0": a, "l1": b, "l2": c}
+            for a, b, c in [("X", "x1", "p"), ("X", "x2", "q"), ("Y", "y1", "r"), ("Y", "y1", "s")]
+            for i in range(10)]
+    _make_canonical(tmp_path, "deep", rows=rows)
+    monkeypatch.setenv("STEER_DATA_DIR", str(tmp_path))
+    assert list_datasets() == ["deep"]
+    ds = load_dataset("deep")
+    assert ds.hierarchy.level_names == ("l0", "l1", "l2")
+    assert ds.hierarchy.parents[1].tolist() == [0, 1, 2, 2]
+    two = load_dataset("deep", levels=("l0", "l1"))
+    assert two.hierarchy.num_levels == 2
+
+
+# ---------------------------------------------------------------------------------------- real data
+
+@pytest.fixture(scope="module")
+def real_root() -> Path:
+    value = os.environ.get("STEER_DATA_DIR")
+    if not value or not Path(value).is_dir():
+        pytest.skip("STEER_DATA_DIR unset or missing; real data sets not available")
+    return Path(value)
+
+
+def test_real_list_datasets(real_root):
+    names = list_datasets(real_root)
+    for n in ("clinc150", "trec", "20newsgroups", "goemotions", "dbpedia_classes_partial"):
+        assert n in names
+
+
+def test_real_clinc150(real_root):
+    ds = load_dataset("clinc150", root=real_root)
+    assert (len(ds.train), len(ds.validation), len(ds.test)) == (15000, 3000, 4500)
+    assert ds.hierarchy.num_classes(0) == 10 and ds.hierarchy.num_classes(1) == 150
+    s = ds.stats()
+    assert s["K0"] == 10 and s["K1"] == 150 and s["branching1"] == pytest.approx(15.0)
+    assert s["H0"] == pytest.approx(math.log2(10), abs=1e-6)  # balanced: 100 per intent, 15 per domain
+    assert s["H1|0"] == pytest.approx(math.log2(15), abs=1e-6)
+    assert ds.notes == []
+    assert "oos" not in ds.hierarchy.classes[0]
+
+
+def test_real_trec_validation_from_train(real_root, monkeypatch):
+    monkeypatch.setenv("STEER_DATA_DIR", str(real_root))
+    ds = load_dataset("trec")
+    assert len(ds.test) == 500
+    assert len(ds.train) + len(ds.validation) == 5452
+    assert 0.12 < len(ds.validation) / 5452 < 0.18
+    assert any(n.startswith("validation") and "training" in n for n in ds.notes)
+    assert ds.hierarchy.num_classes(0) == 6 and ds.hierarchy.num_classes(1) == 50
+
+
+def test_real_dbpedia_partial_three_levels(real_root):
+    ds = load_dataset("dbpedia_classes_partial", root=real_root)
+    h = ds.hierarchy
+    assert h.level_names == ("l0", "l1", "l2")
+    assert (h.num_classes(0), h.num_classes(1), h.num_classes(2)) == (9, 70, 219)
+    assert len(ds.test) == 922 and len(ds.train) + len(ds.validation) == 5000
+    lab = ds.train.labels
+    assert (h.parents[1][lab[:, 2]] == lab[:, 1]).all() and (h.parents[0][lab[:, 1]] == lab[:, 0]).all()
