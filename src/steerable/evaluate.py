@@ -55,7 +55,7 @@ def _topk_neighbours(query: np.ndarray, ref: np.ndarray, k: int, exclude_self: b
 def vote(neighbour_labels: np.ndarray, num_classes: int) -> np.ndarray:
     """Majority vote over neighbours (nearest first); ties go to the class of the nearer neighbour."""
     nq, k = neighbour_labels.shape
-    weights = 1.0 + 1e-3 * (k - np.arange(k)) / k  # tie-breakers sum to < 1 vote
+    weights = 1.0 + 1e-3 * 0.5 ** np.arange(k)  # tie-breakers: the nearest outweighs all farther ones
     scores = np.zeros((nq, num_classes))
     np.add.at(scores, (np.repeat(np.arange(nq), k), neighbour_labels.ravel()), np.tile(weights, nq))
     return scores.argmax(1)

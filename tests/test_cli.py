@@ -1,0 +1,88 @@
+"""The `steer` command end to end on a small labelled CSV, with the real default backbone."""
+
+import csv
+import json
+
+import pytest
+
+from steerable.cli import main
+
+TOPICS = {
+    "banking": {"balance": "what is the balance of my {} account",
+                "transfer": "send money from my {} account to my sister",
+                "card_lost": "i lost my {} card, please block it"},
+    "travel": {"flight": "book a flight to {} next friday",
+               "hotel": "find me a hotel room in {} for two nights",
+               "visa": "do i need a visa to travel to {}"},
+    "cooking": {"recipe": "give me a recipe for {} soup",
+                "timer": "set a timer for the {} in the oven",
+                "substitute": "what can i use instead of {} in a cake"},
+}
+FILLERS = ["checking", "savings", "paris", "tokyo", "tomato", "butter", "lima", "joint", "cairo"]
+
+
+@pytest.fixture
+def csv_file(tmp_path):
+    path = tmp_path / "intents.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["title", "category", "subcategory"])
+        for cat, subs in TOPICS.items():
+            for sub, template in subs.items():
+                for filler in FILLERS:
+                    w.writerow([template.format(filler), cat, sub])
+    return path
+
+
+def _train(csv_file, out, *extra):
+    return main(["train", "--train", str(csv_file), "--text-col", "title",
+                 "--levels", "category,subcategory", "--epochs", "1", "--quiet",
+                 "--out", str(out), *extra])
+
+
+def test_train_writes_a_run_folder_that_evaluates_the_same(csv_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _train(csv_file, out, "--method", "v5") == 0
+    printed = capsys.readouterr().out
+    assert "steerability_score=" in printed and "[paper]" in printed and "[standard]" in printed
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "metrics.json", "model.safetensors"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"paper", "standard"}
+    for block in metrics.values():
+        assert set(block["accuracy"]) == {"category", "subcategory"}
+        assert set(block["accuracy"]["category"]) == {"64", "128", "192", "256"}
+        assert -2 <= block["steerability_score"] <= 2
+    config = json.loads((out / "config.json").read_text())
+    assert config["run"]["method"] == "v5" and config["run"]["train"]["seed"] == 42
+
+    assert main(["evaluate", str(out), "--quiet", "--write"]) == 0
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+
+
+def test_second_run_on_the_same_data_encodes_nothing(csv_file, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("STEER_CACHE_DIR", str(cache))
+    assert _train(csv_file, tmp_path / "a", "--method", "flat") == 0
+    shards = sorted(cache.glob("vectors/*/shard-*"))
+    assert shards
+    assert _train(csv_file, tmp_path / "b", "--method", "mrl", "--head", "linear") == 0
+    assert sorted(cache.glob("vectors/*/shard-*")) == shards
+
+
+def test_bad_input_exits_with_a_one_line_error(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("title,category\nhello,a\n")
+    code = main(["train", "--train", str(bad), "--text-col", "title", "--levels", "category,sub",
+                 "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip() == f"steer: error: {bad}: no column 'sub' (columns: title, category)"
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("command", ["datasets", "train", "evaluate"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    assert "usage: steer" in capsys.readouterr().out

@@ -1,0 +1,60 @@
+"""k-NN, the protocols and the steerability metrics, on inputs small enough to check by hand."""
+
+import numpy as np
+import pytest
+
+from steerable.evaluate import (METRIC_NAMES, accuracy_table, knn_accuracy, paper_protocol,
+                                standard_protocol, steerability, vote)
+
+
+def test_vote_is_majority_with_nearest_breaking_ties():
+    assert vote(np.array([[2, 1, 1, 2, 0]]), 3).tolist() == [2]  # 2 vs 2 votes: nearest wins
+    assert vote(np.array([[0, 1, 1, 1, 0]]), 3).tolist() == [1]
+
+
+def _unit(a):
+    a = np.asarray(a, dtype=np.float32)
+    return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+
+def test_knn_against_a_reference_set():
+    ref = _unit([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]])
+    y_ref = np.array([[0, 0], [0, 1], [1, 2], [1, 3]])
+    q = _unit([[1, 0.05], [0.05, 1]])
+    acc = knn_accuracy(q, np.array([[0, 0], [1, 3]]), ref, y_ref, k=1)
+    assert acc.tolist() == [1.0, 0.5]  # coarse right; the second query's nearest fine label is 2, not 3
+
+
+def test_leave_one_out_excludes_the_query_itself():
+    e = _unit([[1, 0], [0.99, 0.1], [0, 1], [0.1, 0.99]])
+    y = np.array([[0, 0], [0, 1], [1, 2], [1, 3]])
+    # with itself included, 1-NN would always be right; excluded, each finds its pair
+    assert knn_accuracy(e, y, k=1).tolist() == [1.0, 0.0]
+
+
+def test_paper_protocol_draws_a_seeded_sample_not_the_first_rows():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(10), 50)[:, None].repeat(2, axis=1)  # label-sorted like CLINC
+    e = [_unit(rng.normal(size=(500, 4)) + 3 * np.eye(10)[y[:, 0]][:, :4]) for _ in range(2)]
+    a1 = accuracy_table(e, y, paper_protocol(n=100, seed=1))
+    a2 = accuracy_table(e, y, paper_protocol(n=100, seed=1))
+    a3 = accuracy_table(e, y, paper_protocol(n=100, seed=2))
+    np.testing.assert_array_equal(a1, a2)
+    assert not np.array_equal(a1, a3)
+    with pytest.raises(ValueError, match="needs training-split embeddings"):
+        accuracy_table(e, y, standard_protocol())
+
+
+def test_steerability_metrics_by_hand():
+    acc = np.array([[0.98, 0.97, 0.96, 0.95],    # L0 at j = 1..4
+                    [0.60, 0.80, 0.90, 0.94]])   # L1
+    m = steerability(acc)
+    assert set(m) == set(METRIC_NAMES)
+    assert m["short_coarse"] == pytest.approx(0.98)
+    assert m["full_fine"] == pytest.approx(0.94)
+    assert m["specialization_gap"] == pytest.approx(0.38)
+    assert m["coarse_gain"] == pytest.approx(0.03)
+    assert m["fine_gain"] == pytest.approx(0.34)
+    assert m["steerability_score"] == pytest.approx(0.37)
+    gaps = [0.38, 0.17, 0.06, 0.01]
+    assert m["control_auc"] == pytest.approx(sum((a + b) / 2 for a, b in zip(gaps, gaps[1:])) / 3)

@@ -1,0 +1,60 @@
+"""Training: positives are right, the same seed gives the same numbers, bad settings are refused."""
+
+import numpy as np
+import pytest
+import torch
+
+from steerable.heads import FractalHead
+from steerable.model import SteerableModel
+from steerable.schedule import preset
+from steerable.train import PositiveSampler, TrainConfig, train
+
+from conftest import synthetic_hierarchy
+
+
+def test_positive_sampler_draws_another_example_of_the_same_label():
+    y = np.array([0, 0, 0, 1, 1, 2, 3, 3, 3, 3])
+    sampler = PositiveSampler(y)
+    rng = np.random.default_rng(0)
+    idx = np.arange(len(y))
+    seen = set()
+    for _ in range(200):
+        pos = sampler(idx, rng)
+        assert (y[pos] == y[idx]).all()
+        assert (pos != idx)[y[idx] != 2].all()  # label 2 is a singleton: its own positive
+        seen.update(zip(idx.tolist(), pos.tolist()))
+    assert (0, 1) in seen and (0, 2) in seen and (6, 9) in seen  # every partner gets drawn
+
+
+def _train_once(seed: int, method: str = "v5"):
+    x, y, h = synthetic_hierarchy(per_fine=10)
+    torch.manual_seed(seed)
+    model = SteerableModel(FractalHead(16, block_dim=8), h, "synthetic")
+    hist = train(model, preset(method), x, y, x[:40], y[:40],
+                 TrainConfig(epochs=2, batch_size=16, lr=1e-3, seed=seed), progress=False)
+    return model.embed_vectors(x), hist
+
+
+def test_same_seed_same_numbers():
+    (a, ha), (b, hb) = _train_once(7), _train_once(7)
+    for ea, eb in zip(a, b):
+        np.testing.assert_array_equal(ea, eb)
+    assert [e["loss"] for e in ha["epochs"]] == [e["loss"] for e in hb["epochs"]]
+    c, _ = _train_once(8)
+    assert not np.array_equal(a[-1], c[-1])
+
+
+def test_history_records_every_epoch_and_the_best():
+    _, hist = _train_once(1, "mrl")
+    assert [e["epoch"] for e in hist["epochs"]] == [1, 2]
+    assert hist["best_epoch"] in (1, 2)
+    assert all(np.isfinite(e["loss"]) for e in hist["epochs"])
+
+
+def test_mismatched_schedule_is_refused():
+    x, y, h = synthetic_hierarchy(per_fine=2)
+    model = SteerableModel(FractalHead(16, block_dim=8), h, "synthetic")
+    with pytest.raises(ValueError, match="schedule 'v5' is for 3 levels, the data has 2"):
+        train(model, preset("v5", num_levels=3), x, y, x, y, TrainConfig(epochs=1), progress=False)
+    with pytest.raises(ValueError, match="epochs must be at least 1"):
+        TrainConfig(epochs=0)
