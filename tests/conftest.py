@@ -35,3 +35,40 @@ def synthetic_hierarchy(k0: int = 4, branching: int = 4, per_fine: int = 40, dim
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own vector cache, so none depends on another's leftovers."""
     monkeypatch.setenv("STEER_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+TOPICS = {
+    "banking": {"balance": "what is the balance of my {} account",
+                "transfer": "send money from my {} account to my sister",
+                "card_lost": "i lost my {} card, please block it"},
+    "travel": {"flight": "book a flight to {} next friday",
+               "hotel": "find me a hotel room in {} for two nights",
+               "visa": "do i need a visa to travel to {}"},
+    "cooking": {"recipe": "give me a recipe for {} soup",
+                "timer": "set a timer for the {} in the oven",
+                "substitute": "what can i use instead of {} in a cake"},
+}
+FILLERS = ["checking", "savings", "paris", "tokyo", "tomato", "butter", "lima", "joint", "cairo",
+           "oslo", "garlic", "lemon"]
+
+
+def tiny_rows():
+    """108 short real-language texts over a 3 -> 9 intent hierarchy."""
+    return [{"text": template.format(filler), "l0": cat, "l1": sub}
+            for cat, subs in TOPICS.items() for sub, template in subs.items() for filler in FILLERS]
+
+
+@pytest.fixture
+def tiny_data_dir(tmp_path):
+    """A canonical data folder with one small data set, ``tiny`` (train and test files)."""
+    import gzip
+    import json
+
+    rows = tiny_rows()
+    folder = tmp_path / "data" / "tiny"
+    folder.mkdir(parents=True)
+    splits = {"train": [r for i, r in enumerate(rows) if i % 4], "test": rows[::4]}
+    for name, part in splits.items():
+        with gzip.open(folder / f"{name}.jsonl.gz", "wt", encoding="utf-8") as f:
+            f.writelines(json.dumps(r) + "\n" for r in part)
+    return tmp_path / "data"

@@ -4,6 +4,7 @@ __version__ = "0.1.0"
 
 from .backbone import Backbone, VectorCache  # noqa: E402
 from .data import DataError, HierarchicalDataset, Hierarchy, load_dataset, load_files  # noqa: E402
+from .encoder import SteerableEncoder  # noqa: E402
 from .heads import FractalHead, LinearHead, MLPHead  # noqa: E402
 from .model import SteerableModel  # noqa: E402
 from .schedule import Schedule, Term, preset  # noqa: E402
@@ -11,6 +12,6 @@ from .train import TrainConfig  # noqa: E402
 
 __all__ = [
     "Backbone", "VectorCache", "DataError", "HierarchicalDataset", "Hierarchy", "load_dataset",
-    "load_files", "FractalHead", "LinearHead", "MLPHead", "SteerableModel", "Schedule", "Term",
+    "load_files", "SteerableEncoder", "FractalHead", "LinearHead", "MLPHead", "SteerableModel", "Schedule", "Term",
     "preset", "TrainConfig",
 ]

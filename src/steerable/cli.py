@@ -115,7 +115,8 @@ def cmd_train(args) -> int:
     method = Schedule.from_dict(read_json(args.schedule)) if args.schedule else args.method
     name = method.name if isinstance(method, Schedule) else method
     out = Path(args.out) if args.out else Path("runs") / f"{dataset.name}-{name}-{args.head}-s{args.seed}"
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                      precision=args.precision)
     backbone = Backbone(args.backbone, max_length=args.max_length)
     result = run(dataset, method, head=args.head, backbone=backbone, train_config=cfg,
                  max_train=args.max_train, max_test=args.max_test, protocols=_protocols(args, args.seed),
@@ -166,6 +167,96 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _csv(value: str | None) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+def _settings(args) -> dict:
+    """RunSpec settings given on the command line (unset ones keep their defaults)."""
+    keys = ("head", "max_train", "max_test", "epochs", "batch_size", "lr", "precision", "paper_n")
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+
+
+def _executor(args):
+    from .sweep import LocalExecutor, RayExecutor
+
+    if args.executor == "ray":
+        return RayExecutor(args.ray_address)
+    return LocalExecutor(args.workers)
+
+
+def _add_sweep_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("runs")
+    g.add_argument("--head", choices=["fractal", "linear", "mlp"], help="head (default: fractal)")
+    g.add_argument("--max-train", type=int, help="training cap per run (seeded)")
+    g.add_argument("--max-test", type=int, help="test cap per run (seeded)")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--lr", type=float)
+    g.add_argument("--precision", choices=["fp32", "bf16"])
+    g.add_argument("--paper-n", type=int, help="test examples in the paper protocol (500)")
+    g.add_argument("--data-dir", help="folder of canonical data sets (default: $STEER_DATA_DIR)")
+    g = p.add_argument_group("execution")
+    g.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local worker processes (default) or Ray tasks")
+    g.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    g.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray instance)")
+    g.add_argument("--quiet", action="store_true", help="no encoding progress bars")
+
+
+def cmd_sweep(args) -> int:
+    from .sweep import SweepSpec, run_sweep
+
+    if args.config:
+        spec = SweepSpec.from_file(args.config)
+        spec.settings = spec.settings | _settings(args)
+    else:
+        if not args.datasets:
+            raise SystemExit("steer: give --datasets (or --config FILE)")
+        spec = SweepSpec(_csv(args.datasets), _csv(args.methods) or ["v5", "mrl"],
+                         [int(s) for s in _csv(args.seeds)] or [42],
+                         _csv(args.backbones) or ["sentence-transformers/all-MiniLM-L6-v2"],
+                         settings=_settings(args))
+    run_sweep(spec.runs(), args.results, executor=_executor(args), data_dir=args.data_dir,
+              progress=not args.quiet)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import load_records, write_report
+
+    records = load_records(args.results)
+    formats = _csv(args.format) or ["md"]
+    write_report(records, args.out, formats)
+    print(f"report: {len(records)} runs -> {args.out}/report.md")
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    import time
+
+    from .data import list_datasets
+    from .report import write_report
+    from .store import ResultsStore
+    from .sweep import paper_sweep, run_sweep
+
+    t0 = time.perf_counter()
+    datasets = _csv(args.datasets) or list_datasets(args.data_dir)
+    if not datasets:
+        raise SystemExit("steer: no data sets found; set STEER_DATA_DIR")
+    seeds = [int(s) for s in _csv(args.seeds)] or None
+    spec = paper_sweep(datasets, quick=args.quick, seeds=seeds, settings=_settings(args))
+    runs = spec.runs()
+    run_sweep(runs, args.results, executor=_executor(args), data_dir=args.data_dir,
+              progress=not args.quiet)
+    wanted = {r.run_id for r in runs}
+    records = [r for r in ResultsStore(args.results).records() if r["run_id"] in wanted]
+    write_report(records, args.out, ["md", "mteb"])
+    print(f"reproduce: {len(records)} runs reported in {(time.perf_counter() - t0) / 60:.1f} min "
+          f"-> {args.out}/report.md")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="steer",
@@ -200,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=int, default=5)
     g.add_argument("--batch-size", type=int, default=32)
     g.add_argument("--lr", type=float, default=1e-4)
+    g.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16: the head's forward pass in bfloat16 autocast (faster on CPUs with "
+                        "native bf16; losses stay fp32)")
     g.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     g.add_argument("--out", help="run folder (default: runs/<data>-<method>-<head>-s<seed>)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -217,6 +311,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write", action="store_true", help="write metrics.json into the run folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("sweep", help="run data sets x methods x seeds into a results store",
+                       description="Run a grid of runs into a results store (one JSON record per "
+                                   "finished run, written atomically). Finished runs are skipped, so "
+                                   "an interrupted sweep resumes where it stopped.")
+    p.add_argument("--results", required=True, help="results store folder")
+    p.add_argument("--config", help="sweep JSON: datasets, methods, seeds, backbones, ablations, "
+                                    "ablation_datasets, settings")
+    p.add_argument("--datasets", help="comma-separated data set names")
+    p.add_argument("--methods", help="comma-separated methods (default: v5,mrl)")
+    p.add_argument("--seeds", help="comma-separated seeds (default: 42)")
+    p.add_argument("--backbones", help="comma-separated backbones (default: all-MiniLM-L6-v2)")
+    _add_sweep_args(p)
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="tables and figures from a results store",
+                       description="Write Markdown, CSV and LaTeX tables and PNG figures (per "
+                                   "protocol) from a results store; --format mteb adds MTEB-style "
+                                   "result JSON.")
+    p.add_argument("results", help="results store folder")
+    p.add_argument("--out", required=True, help="report folder")
+    p.add_argument("--format", default="md", help="comma-separated: md (always), mteb")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("reproduce", help="the paper's sweep and report, in one command",
+                       description="V5, MRL and Flat on every data set found; Inverted, No-prefix and "
+                                   "UHMT on CLINC and TREC; seeds 42 123 456 789 1024; both "
+                                   "protocols; caps 10,000 train / 2,000 test. --quick: CLINC, two "
+                                   "seeds. Resumable: rerunning skips finished runs.")
+    p.add_argument("--quick", action="store_true", help="CLINC only, seeds 42 and 123")
+    p.add_argument("--datasets", help="comma-separated (default: every data set found)")
+    p.add_argument("--seeds", help="comma-separated (default: the paper's five)")
+    p.add_argument("--results", default="results/paper", help="results store (default results/paper)")
+    p.add_argument("--out", default="reports/paper", help="report folder (default reports/paper)")
+    _add_sweep_args(p)
+    p.set_defaults(func=cmd_reproduce)
     return parser
 
 

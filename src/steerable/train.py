@@ -26,6 +26,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 42
     select_best: bool = True  # keep the epoch with the best validation k-NN, else the last
+    precision: str = "fp32"  # "bf16": the head's forward pass under CPU bfloat16 autocast
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self):
@@ -34,6 +35,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,12 +69,14 @@ def _seed_everything(seed: int) -> np.random.Generator:
 
 def schedule_loss(model: SteerableModel, schedule: Schedule, x: torch.Tensor, y: np.ndarray,
                   idx: np.ndarray, positives: dict[int, np.ndarray], rng: np.random.Generator,
-                  cfg: LossConfig) -> torch.Tensor:
+                  cfg: LossConfig, bf16: bool = False) -> torch.Tensor:
     """The schedule's total loss on one batch of anchors ``idx`` and their per-level positives."""
     head, nb = model.head, schedule.num_blocks
     levels = sorted(positives)
     rows = np.concatenate([idx, *(positives[k] for k in levels)])
-    blocks = head.blocks(x[torch.from_numpy(rows)])
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        blocks = head.blocks(x[torch.from_numpy(rows)])
+    blocks = blocks.float()  # losses and normalisation in full precision
     B = len(idx)
     y_t = torch.from_numpy(y[idx])
     total = blocks.new_zeros(())
@@ -131,7 +136,8 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
         for s in range(steps):
             idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
             positives = {k: sampler(idx, rng) for k, sampler in samplers.items()}
-            loss = schedule_loss(model, schedule, x, y_train, idx, positives, rng, cfg.loss)
+            loss = schedule_loss(model, schedule, x, y_train, idx, positives, rng, cfg.loss,
+                                 bf16=cfg.precision == "bf16")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)

@@ -1,0 +1,70 @@
+"""Texts in, steerable embeddings out: a backbone plus a trained head loaded from a run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .backbone import Backbone, VectorCache
+from .model import SteerableModel
+
+
+class SteerableEncoder:
+    """Encode texts at a chosen granularity: ``dim=64`` or ``level="coarse"`` for the short prefix,
+    the full vector by default.
+
+    >>> enc = SteerableEncoder.from_pretrained("runs/clinc150-v5-fractal-s42")  # doctest: +SKIP
+    >>> enc.encode(["book a flight to rome"], level="coarse").shape                # doctest: +SKIP
+    (1, 64)
+    """
+
+    def __init__(self, model: SteerableModel, backbone: Backbone | None = None, *, cache: bool = True):
+        self.model = model.eval()
+        self.backbone = backbone or Backbone(model.backbone)
+        self._cache = VectorCache(self.backbone) if cache else None
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, *, cache: bool = True) -> "SteerableEncoder":
+        """Load a run folder written by ``steer train`` (or :meth:`save_pretrained`)."""
+        return cls(SteerableModel.load(path), cache=cache)
+
+    def save_pretrained(self, path: str | Path) -> None:
+        self.model.save(path)
+
+    @property
+    def dims(self) -> list[int]:
+        return self.model.dims
+
+    @property
+    def levels(self) -> dict[str, int]:
+        """Level name -> the prefix dim that serves it; also "coarse" and "fine"."""
+        by_name = self.model.level_dims()
+        names = list(by_name)
+        return by_name | {"coarse": by_name[names[0]], "fine": by_name[names[-1]]}
+
+    def resolve_dim(self, dim: int | None = None, level: str | None = None) -> int:
+        if dim is not None and level is not None:
+            raise ValueError("give dim or level, not both")
+        if level is not None:
+            if level not in self.levels:
+                raise ValueError(f"unknown level {level!r}; choose from {sorted(self.levels)}")
+            return self.levels[level]
+        dim = self.dims[-1] if dim is None else dim
+        if dim not in self.dims:
+            raise ValueError(f"dim must be one of {self.dims}, got {dim}")
+        return dim
+
+    def encode(self, texts: Sequence[str] | str, *, dim: int | None = None, level: str | None = None,
+               progress: bool = False) -> np.ndarray:
+        """Unit-length float32 embeddings, shape (n, dim)."""
+        single = isinstance(texts, str)
+        texts = [texts] if single else list(texts)
+        d = self.resolve_dim(dim, level)
+        if self._cache is not None:
+            vectors = self._cache.get_or_encode(texts, progress=progress)
+        else:
+            vectors = self.backbone.encode_uncached(texts)
+        (out,) = self.model.embed_vectors(vectors, [d])
+        return out[0] if single else out

@@ -1,0 +1,459 @@
+"""Tables and figures from a results store: Markdown, CSV, LaTeX and PNG, per protocol.
+
+Table 1 classification accuracy, Table 2 steerability with paired significance (V5 vs MRL),
+Table 3 causal ablations with the outline's pass criteria, a hierarchy complexity table; Figure 1
+prefix accuracy curves, Figure 2 steerability vs hierarchy complexity, Figure 3 ablation bars.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .io import atomic_write, atomic_write_json, atomic_write_text
+from .stats import ablation_verdicts, holm, paired_test, summarize
+
+METHOD_ORDER = ["flat", "mrl", "v5", "inverted", "no_prefix", "uhmt"]
+METHOD_LABEL = {"flat": "Flat", "mrl": "MRL", "v5": "V5", "inverted": "Inverted",
+                "no_prefix": "No-prefix", "uhmt": "UHMT"}
+ABLATION_ORDER = ["v5", "inverted", "no_prefix", "uhmt", "mrl"]
+STEER_METRICS = ["steerability_score", "short_coarse", "full_fine", "specialization_gap",
+                 "control_auc"]
+
+
+def _label(method: str) -> str:
+    return METHOD_LABEL.get(method, method)
+
+
+def _methods(present: Sequence[str]) -> list[str]:
+    return [m for m in METHOD_ORDER if m in present] + sorted(set(present) - set(METHOD_ORDER))
+
+
+class Table:
+    """A small table that renders to Markdown, CSV and LaTeX."""
+
+    def __init__(self, title: str, columns: list[str], rows: list[list], note: str = ""):
+        self.title, self.columns, self.rows, self.note = title, columns, rows, note
+
+    def markdown(self) -> str:
+        out = [f"**{self.title}**", "", "| " + " | ".join(self.columns) + " |",
+               "|" + "|".join("---" for _ in self.columns) + "|"]
+        out += ["| " + " | ".join(str(c) for c in r) + " |" for r in self.rows]
+        if self.note:
+            out += ["", self.note]
+        return "\n".join(out)
+
+    def csv(self) -> str:
+        import csv
+        import io
+
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(self.columns)
+        w.writerows(self.rows)
+        return buf.getvalue()
+
+    def latex(self) -> str:
+        def esc(s) -> str:
+            return (str(s).replace("\\", "\\textbackslash{}").replace("_", "\\_").replace("%", "\\%")
+                    .replace("&", "\\&").replace("#", "\\#").replace("±", "$\\pm$")
+                    .replace("≤", "$\\leq$").replace("|", "$|$"))
+
+        lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{esc(self.title)}}}",
+                 "\\begin{tabular}{" + "l" * len(self.columns) + "}", "\\toprule",
+                 " & ".join(esc(c) for c in self.columns) + " \\\\", "\\midrule"]
+        lines += [" & ".join(esc(c) for c in r) + " \\\\" for r in self.rows]
+        lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+        return "\n".join(lines) + "\n"
+
+    def write(self, directory: Path, stem: str, latex: bool = True) -> None:
+        atomic_write_text(directory / f"{stem}.csv", self.csv())
+        atomic_write_text(directory / f"{stem}.md", self.markdown() + "\n")
+        if latex:
+            atomic_write_text(directory / f"{stem}.tex", self.latex())
+
+
+class Results:
+    """Records grouped for reporting: values[(dataset, method, protocol)][seed] = metrics block."""
+
+    def __init__(self, records: list[dict]):
+        if not records:
+            raise ValueError("no results to report: the store holds no finished runs")
+        self.records = records
+        self.blocks: dict[tuple, dict[int, dict]] = defaultdict(dict)
+        self.stats: dict[str, dict] = {}
+        self.levels: dict[str, list[str]] = {}
+        for r in records:
+            for protocol, block in r["metrics"].items():
+                self.blocks[(r["dataset"], r["method"], protocol)][r["seed"]] = block
+            self.stats[r["dataset"]] = r["dataset_stats"]
+            self.levels[r["dataset"]] = r["level_names"]
+        self.datasets = sorted(self.stats)
+        self.protocols = sorted({k[2] for k in self.blocks}, key=["paper", "standard"].index)
+        self.methods = _methods({r["method"] for r in records})
+        self.backbones = sorted({r["backbone"] for r in records})
+        self.heads = sorted({r["head"] for r in records})
+        self.seeds = sorted({r["seed"] for r in records})
+        self.protocol_desc = {}
+        for r in records:
+            for p, b in r["metrics"].items():
+                self.protocol_desc.setdefault(p, b["protocol"])
+
+    def values(self, dataset: str, method: str, protocol: str, metric: str) -> dict[int, float]:
+        return {s: b[metric] for s, b in self.blocks.get((dataset, method, protocol), {}).items()}
+
+    def accuracy(self, dataset: str, method: str, protocol: str, level: str, which: int
+                 ) -> dict[int, float]:
+        out = {}
+        for s, b in self.blocks.get((dataset, method, protocol), {}).items():
+            dims = b["dims"]
+            out[s] = b["accuracy"][level][str(dims[which])]
+        return out
+
+    def describe(self, protocol: str) -> str:
+        p = self.protocol_desc[protocol]
+        if protocol == "paper":
+            how = f"leave-one-out {p['k']}-NN within {p['n']} test examples (seeded shuffle per seed)"
+        else:
+            how = f"{p['k']}-NN, training split as reference, whole (capped) test split"
+        return (f"Protocol `{protocol}`: {how}. Seeds {', '.join(map(str, self.seeds))}; backbone "
+                f"{', '.join(self.backbones)}; head {', '.join(self.heads)}.")
+
+
+def _fmt(values: dict[int, float], digits: int = 3, pct: bool = False) -> str:
+    if not values:
+        return "–"
+    x = np.array(list(values.values())) * (100 if pct else 1)
+    d = 1 if pct else digits
+    if len(x) == 1:
+        return f"{x[0]:.{d}f}" if pct else f"{x[0]:+.{d}f}"
+    sign = "" if pct else "+"
+    return f"{x.mean():{sign}.{d}f} ± {x.std(ddof=1):.{d}f}"
+
+
+def _p(p: float) -> str:
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "–"
+    return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
+
+
+def table1(res: Results, protocol: str) -> Table:
+    cols = ["data set"]
+    for m in res.methods:
+        cols += [f"{_label(m)} L0", f"{_label(m)} L1"]
+    rows = []
+    for ds in res.datasets:
+        coarse, fine = res.levels[ds][0], res.levels[ds][-1]
+        row = [ds]
+        for m in res.methods:
+            row += [_fmt(res.accuracy(ds, m, protocol, coarse, -1), pct=True),
+                    _fmt(res.accuracy(ds, m, protocol, fine, -1), pct=True)]
+        rows.append(row)
+    return Table(f"Table 1: k-NN classification accuracy (%) of the full embedding, mean ± sd over "
+                 f"seeds ({protocol} protocol)", cols, rows,
+                 res.describe(protocol) + " L0 = coarsest level, L1 = finest level. Flat is the raw "
+                 "backbone vector (all its dims).")
+
+
+def steerability_tests(res: Results, protocol: str, a: str = "v5", b: str = "mrl") -> dict[str, dict]:
+    """Paired tests of S (a vs b) per data set over matched seeds, Holm-corrected across data sets."""
+    out = {}
+    for ds in res.datasets:
+        va, vb = res.values(ds, a, protocol, "steerability_score"), res.values(ds, b, protocol,
+                                                                              "steerability_score")
+        seeds = sorted(set(va) & set(vb))
+        if not seeds:
+            continue
+        t = paired_test([va[s] for s in seeds], [vb[s] for s in seeds])
+        out[ds] = {"seeds": seeds, **t.to_dict()}
+    adj = holm([v["p"] for v in out.values()])
+    for v, p in zip(out.values(), adj):
+        v["p_holm"] = p
+    return out
+
+
+def table2(res: Results, protocol: str, tests: dict[str, dict]) -> Table:
+    cols = ["data set", "method", "S", "95% CI", "ShortCoarse", "FullFine", "SpecGap", "ControlAUC",
+            "Δ S vs MRL", "t", "p", "p (Holm)", "d"]
+    rows = []
+    for ds in res.datasets:
+        for m in [m for m in ("v5", "mrl") if m in res.methods]:
+            s = res.values(ds, m, protocol, "steerability_score")
+            if not s:
+                continue
+            summ = summarize(list(s.values()))
+            row = [ds, _label(m), _fmt(s), f"[{summ.ci_low:+.3f}, {summ.ci_high:+.3f}]"]
+            row += [_fmt(res.values(ds, m, protocol, k)) for k in STEER_METRICS[1:]]
+            t = tests.get(ds) if m == "v5" else None
+            row += ([f"{t['mean_diff']:+.3f}", f"{t['t']:.2f}", _p(t["p"]), _p(t["p_holm"]),
+                     f"{t['d']:.2f}"] if t else ["", "", "", "", ""])
+            rows.append(row)
+    return Table(f"Table 2: steerability, mean ± sd over seeds ({protocol} protocol)", cols, rows,
+                 res.describe(protocol) + " Paired t-test and paired Cohen's d of V5 vs MRL over "
+                 "matched seeds; p (Holm) corrects across data sets.")
+
+
+def ablation_summary(res: Results, protocol: str) -> dict[str, dict]:
+    out = {}
+    for ds in res.datasets:
+        means = {m: float(np.mean(list(v.values())))
+                 for m in ABLATION_ORDER if (v := res.values(ds, m, protocol, "steerability_score"))}
+        if "inverted" not in means and "no_prefix" not in means:
+            continue
+        out[ds] = {"means": means,
+                   "verdicts": ablation_verdicts(means.get("inverted"), means.get("no_prefix"))}
+    return out
+
+
+def table3(res: Results, protocol: str, summary: dict[str, dict]) -> Table:
+    methods = [m for m in ABLATION_ORDER if m in res.methods]
+    cols = ["data set"] + [f"{_label(m)} S" for m in methods] + ["Inverted < -0.05", "|No-prefix| ≤ 0.02"]
+    rows = []
+    for ds, info in summary.items():
+        row = [ds] + [_fmt(res.values(ds, m, protocol, "steerability_score")) for m in methods]
+        for key in ("inverted", "no_prefix"):
+            v = info["verdicts"].get(key)
+            row.append("–" if v is None else ("PASS" if v["pass"] else "FAIL"))
+        rows.append(row)
+    return Table(f"Table 3: causal ablations, steerability S mean ± sd ({protocol} protocol)", cols,
+                 rows, res.describe(protocol) + " Pass criteria from the outline, on the mean S.")
+
+
+def hierarchy_table(res: Results) -> Table:
+    cols = ["data set", "levels", "K0", "K1", "K2", "branching", "H(L0)", "H(L1|L0)", "train", "test"]
+    rows = []
+    for ds in res.datasets:
+        st = res.stats[ds]
+        rows.append([ds, st["levels"], st["K0"], st["K1"], st.get("K2", "–"),
+                     f"{st['branching1']:.2f}", f"{st['H0']:.2f}", f"{st['H1|0']:.2f}",
+                     st["train"], st["test"]])
+    return Table("Hierarchy complexity (training split; entropies in bits)", cols, rows,
+                 "Branching = mean L1 classes per L0 class. Sizes before the sweep's caps.")
+
+
+# ------------------------------------------------------------------------------------------ figures
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    atomic_write(path, lambda p: fig.savefig(p, dpi=130, bbox_inches="tight", format="png"))
+    _plt().close(fig)
+
+
+def figure1(res: Results, protocol: str, path: Path) -> None:
+    """Prefix accuracy curves: L0 and L1 vs prefix dims, V5 vs MRL, mean ± sd bands."""
+    plt = _plt()
+    dss = [d for d in res.datasets if res.blocks.get((d, "v5", protocol))]
+    fig, axes = plt.subplots(1, len(dss), figsize=(3.6 * len(dss), 3.3), squeeze=False)
+    colors = {"v5": "tab:red", "mrl": "tab:blue"}
+    for ax, ds in zip(axes[0], dss):
+        for m in ("v5", "mrl"):
+            blocks = res.blocks.get((ds, m, protocol), {})
+            if not blocks:
+                continue
+            dims = next(iter(blocks.values()))["dims"]
+            for level, style in zip((res.levels[ds][0], res.levels[ds][-1]), ("-", "--")):
+                acc = np.array([[b["accuracy"][level][str(d)] for d in dims] for b in blocks.values()])
+                mean, sd = acc.mean(0), acc.std(0, ddof=1) if len(acc) > 1 else np.zeros(len(dims))
+                name = "L0" if level == res.levels[ds][0] else "L1"
+                ax.plot(dims, mean, style, color=colors[m], marker="o", ms=3,
+                        label=f"{_label(m)} {name}")
+                ax.fill_between(dims, mean - sd, mean + sd, color=colors[m], alpha=0.15)
+            ax.set_xticks(dims)
+        ax.set_title(ds, fontsize=10)
+        ax.set_xlabel("prefix dims")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("k-NN accuracy")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"Figure 1: accuracy vs prefix length ({protocol} protocol; bands: ± sd over seeds)",
+                 fontsize=10)
+    _save(fig, path)
+
+
+def complexity_fit(res: Results, protocol: str) -> dict:
+    """Per data set: H(L1|L0), branching, ΔS = S(V5) - S(MRL); linear fit and Spearman rho."""
+    from scipy import stats
+
+    pts = []
+    for ds in res.datasets:
+        v5, mrl = (res.values(ds, m, protocol, "steerability_score") for m in ("v5", "mrl"))
+        if v5 and mrl:
+            pts.append({"dataset": ds, "h": res.stats[ds]["H1|0"], "branching": res.stats[ds]["branching1"],
+                        "v5": float(np.mean(list(v5.values()))), "mrl": float(np.mean(list(mrl.values()))),
+                        "delta": float(np.mean(list(v5.values())) - np.mean(list(mrl.values())))})
+    out = {"points": pts}
+    if len(pts) >= 3:
+        h = [p["h"] for p in pts]
+        d = [p["delta"] for p in pts]
+        rho, p = stats.spearmanr(h, d)
+        slope, intercept = np.polyfit(h, d, 1)
+        out |= {"spearman_rho": float(rho), "spearman_p": float(p), "slope": float(slope),
+                "intercept": float(intercept)}
+    return out
+
+
+def figure2(fit: dict, protocol: str, path: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.8, 3.6))
+    pts = fit["points"]
+    ax.scatter([p["h"] for p in pts], [p["delta"] for p in pts], color="tab:red", zorder=3)
+    for p in pts:
+        ax.annotate(p["dataset"], (p["h"], p["delta"]), fontsize=7, xytext=(4, 3),
+                    textcoords="offset points")
+    if "slope" in fit:
+        xs = np.linspace(min(p["h"] for p in pts), max(p["h"] for p in pts), 20)
+        ax.plot(xs, fit["slope"] * xs + fit["intercept"], "--", color="gray",
+                label=f"linear fit; Spearman ρ = {fit['spearman_rho']:.2f} (p = {fit['spearman_p']:.2g})")
+        ax.legend(fontsize=7)
+    ax.axhline(0, color="black", lw=0.5)
+    ax.set_xlabel("H(L1 | L0) (bits)")
+    ax.set_ylabel("S(V5) − S(MRL)")
+    ax.set_title(f"Figure 2: steerability vs hierarchy complexity ({protocol})", fontsize=9)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def figure3(res: Results, protocol: str, summary: dict, path: Path) -> None:
+    plt = _plt()
+    dss = list(summary)
+    fig, axes = plt.subplots(1, len(dss), figsize=(4 * len(dss), 3.3), squeeze=False)
+    for ax, ds in zip(axes[0], dss):
+        methods = [m for m in ABLATION_ORDER if res.values(ds, m, protocol, "steerability_score")]
+        vals = [list(res.values(ds, m, protocol, "steerability_score").values()) for m in methods]
+        means = [np.mean(v) for v in vals]
+        sds = [np.std(v, ddof=1) if len(v) > 1 else 0 for v in vals]
+        ax.bar([_label(m) for m in methods], means, yerr=sds, capsize=3,
+               color=["tab:red" if m == "v5" else "tab:blue" if m == "mrl" else "tab:gray"
+                      for m in methods])
+        ax.axhline(-0.05, color="tab:purple", ls=":", lw=1, label="Inverted < −0.05")
+        ax.axhspan(-0.02, 0.02, color="tab:green", alpha=0.12, label="|No-prefix| ≤ 0.02")
+        ax.axhline(0, color="black", lw=0.5)
+        ax.set_title(ds, fontsize=10)
+        ax.tick_params(axis="x", labelsize=8, rotation=20)
+    axes[0][0].set_ylabel("steerability S")
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle(f"Figure 3: causal ablations ({protocol} protocol; bars: mean ± sd)", fontsize=10)
+    _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------------- report
+
+def write_report(records: list[dict], out: str | Path, formats: Sequence[str] = ("md",)) -> dict:
+    """Write every table and figure into ``out``; returns the summary also saved as summary.json."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    res = Results(records)
+    summary: dict = {"protocols": {}, "datasets": res.datasets, "methods": res.methods,
+                     "seeds": res.seeds, "backbones": res.backbones, "heads": res.heads,
+                     "runs": len(records)}
+    md = ["# Steerable embeddings: results", "",
+          f"{len(records)} runs; data sets {', '.join(res.datasets)}; methods "
+          f"{', '.join(_label(m) for m in res.methods)}; seeds {', '.join(map(str, res.seeds))}; "
+          f"backbone {', '.join(res.backbones)}; head {', '.join(res.heads)}.", ""]
+    ht = hierarchy_table(res)
+    ht.write(out, "hierarchy")
+    md += [ht.markdown(), ""]
+    for protocol in res.protocols:
+        md += [f"## Protocol: {protocol}", "", res.describe(protocol), ""]
+        t1 = table1(res, protocol)
+        tests = steerability_tests(res, protocol)
+        t2 = table2(res, protocol, tests)
+        abl = ablation_summary(res, protocol)
+        t3 = table3(res, protocol, abl)
+        fit = complexity_fit(res, protocol)
+        for t, stem in ((t1, "table1_accuracy"), (t2, "table2_steerability"), (t3, "table3_ablations")):
+            if t.rows:
+                t.write(out, f"{stem}_{protocol}")
+                md += [t.markdown(), ""]
+        figs = []
+        if any(res.blocks.get((d, "v5", protocol)) for d in res.datasets):
+            figure1(res, protocol, out / f"fig1_prefix_curves_{protocol}.png")
+            figs.append(("Figure 1: prefix accuracy curves", f"fig1_prefix_curves_{protocol}.png"))
+        if fit["points"]:
+            figure2(fit, protocol, out / f"fig2_complexity_{protocol}.png")
+            figs.append(("Figure 2: steerability vs complexity", f"fig2_complexity_{protocol}.png"))
+        if abl:
+            figure3(res, protocol, abl, out / f"fig3_ablations_{protocol}.png")
+            figs.append(("Figure 3: ablations", f"fig3_ablations_{protocol}.png"))
+        md += [f"![{title}]({name})" for title, name in figs] + [""]
+        if "spearman_rho" in fit:
+            md += [f"Figure 2 trend: slope {fit['slope']:+.3f} per bit of H(L1|L0); Spearman ρ = "
+                   f"{fit['spearman_rho']:.2f} (p = {fit['spearman_p']:.2g}, {len(fit['points'])} data sets).", ""]
+        summary["protocols"][protocol] = {
+            "tests_v5_vs_mrl": tests, "ablations": abl, "complexity": fit,
+            "means": {f"{ds}/{m}": {k: float(np.mean(list(v.values())))
+                                    for k in STEER_METRICS
+                                    if (v := res.values(ds, m, protocol, k))}
+                      for ds in res.datasets for m in res.methods},
+        }
+    atomic_write_text(out / "report.md", "\n".join(md) + "\n")
+    atomic_write_json(out / "summary.json", summary)
+    if "mteb" in formats:
+        write_mteb(res, out / "mteb")
+    return summary
+
+
+def write_mteb(res: Results, out: Path) -> list[Path]:
+    """MTEB-style result JSON: ``<out>/<model>/no_revision_available/<Task>.json`` per method x dim.
+
+    Each data set x level is a task scored by k-NN accuracy (standard protocol where present), with
+    one entry per seed in ``scores_per_experiment``.
+    """
+    from . import __version__
+
+    protocol = "standard" if "standard" in res.protocols else res.protocols[0]
+    written = []
+    for m in res.methods:
+        dims_by_ds = {ds: next(iter(res.blocks[(ds, m, protocol)].values()))["dims"]
+                      for ds in res.datasets if res.blocks.get((ds, m, protocol))}
+        for j in range(4):
+            model = f"steerable-{m}-prefix{j + 1}"
+            for ds, dims in dims_by_ds.items():
+                dim = dims[j] if j < len(dims) else dims[-1]
+                for level in res.levels[ds]:
+                    per_seed = {s: b["accuracy"][level][str(dim)]
+                                for s, b in res.blocks[(ds, m, protocol)].items()}
+                    task = f"Steerable{ds.title().replace('_', '')}{level.upper()}KNN"
+                    doc = {
+                        "dataset_revision": "steerable-shared-datasets",
+                        "task_name": task,
+                        "mteb_version": "1.12.0",
+                        "evaluation_time": None,
+                        "kg_co2_emissions": None,
+                        "scores": {"test": [{
+                            "hf_subset": "default", "languages": ["eng-Latn"],
+                            "main_score": float(np.mean(list(per_seed.values()))),
+                            "accuracy": float(np.mean(list(per_seed.values()))),
+                            "scores_per_experiment": [{"seed": s, "accuracy": v}
+                                                      for s, v in sorted(per_seed.items())],
+                        }]},
+                        "steerable": {"version": __version__, "method": m, "prefix_dim": dim,
+                                      "level": level, "protocol": protocol,
+                                      "backbone": res.backbones, "metric": "k-NN accuracy"},
+                    }
+                    path = out / model / "no_revision_available" / f"{task}.json"
+                    atomic_write_json(path, doc)
+                    written.append(path)
+    return written
+
+
+def load_records(source: str | Path) -> list[dict]:
+    """Records from a results store folder, or a single records JSON list."""
+    from .store import ResultsStore
+
+    source = Path(source)
+    if source.is_file():
+        return json.loads(source.read_text())
+    return ResultsStore(source).records()

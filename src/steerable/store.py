@@ -1,0 +1,68 @@
+"""The results store: one atomically written JSON record per finished run, read as a long table.
+
+A record is written only when its run has finished, by rename, so a killed sweep leaves every earlier
+record intact and a resumed sweep skips exactly the runs that have records.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .io import atomic_write_json, read_json
+
+COLUMNS = ["run", "dataset", "method", "seed", "backbone", "head", "protocol", "level", "dim",
+           "metric", "value"]
+
+
+class ResultsStore:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.records_dir = self.root / "records"
+
+    def _path(self, run_id: str) -> Path:
+        return self.records_dir / f"{run_id}.json"
+
+    def has(self, run_id: str) -> bool:
+        return self._path(run_id).exists()
+
+    def add(self, record: dict) -> None:
+        atomic_write_json(self._path(record["run_id"]), record)
+
+    def records(self) -> list[dict]:
+        if not self.records_dir.is_dir():
+            return []
+        return [read_json(p) for p in sorted(self.records_dir.glob("*.json"))]
+
+    def table(self):
+        """Every metric of every run as one long pandas DataFrame (columns :data:`COLUMNS`)."""
+        import pandas as pd
+
+        return pd.DataFrame([row for r in self.records() for row in long_rows(r)], columns=COLUMNS)
+
+    def write_parquet(self, path: str | Path | None = None) -> Path:
+        from .io import atomic_write
+
+        path = Path(path) if path else self.root / "results.parquet"
+        table = self.table()
+        atomic_write(path, lambda p: table.to_parquet(p, index=False))
+        return path
+
+
+def long_rows(record: dict) -> list[dict]:
+    """A record's metrics as rows: accuracy per (protocol, level, dim), then each scalar metric."""
+    base = {k: record[k] for k in ("dataset", "method", "seed", "backbone", "head")}
+    base["run"] = record["run_id"]
+    rows = []
+    for protocol, block in record["metrics"].items():
+        for level, by_dim in block["accuracy"].items():
+            for dim, value in by_dim.items():
+                rows.append(base | {"protocol": protocol, "level": level, "dim": int(dim),
+                                    "metric": "accuracy", "value": value})
+        for name, value in block.items():
+            if isinstance(value, (int, float)):
+                rows.append(base | {"protocol": protocol, "level": None, "dim": None, "metric": name,
+                                    "value": float(value)})
+        for name, value in block.get("extra", {}).items():
+            rows.append(base | {"protocol": protocol, "level": None, "dim": None, "metric": name,
+                                "value": float(value)})
+    return rows

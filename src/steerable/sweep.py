@@ -1,0 +1,217 @@
+"""Sweeps: data sets x methods x seeds (x backbones), run by a pluggable executor into a results store.
+
+Backbone vectors are encoded once, in the main process, before any run starts; runs then train on
+the cache. Finished runs are skipped, so a killed sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from .backbone import DEFAULT_BACKBONE
+
+PAPER_SEEDS = (42, 123, 456, 789, 1024)
+MAIN_METHODS = ("v5", "mrl", "flat")
+ABLATIONS = ("inverted", "no_prefix", "uhmt")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that determines one run."""
+
+    dataset: str
+    method: str
+    seed: int = 42
+    backbone: str = DEFAULT_BACKBONE
+    head: str = "fractal"
+    max_train: int | None = None
+    max_test: int | None = None
+    epochs: int = 5
+    batch_size: int = 32
+    lr: float = 1e-4
+    precision: str = "fp32"
+    paper_n: int = 500
+
+    @property
+    def run_id(self) -> str:
+        settings = asdict(self)
+        for k in ("dataset", "method", "seed"):
+            settings.pop(k)
+        digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+        return f"{self.dataset}__{self.method}__s{self.seed}__{digest}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SweepSpec:
+    """A grid of runs: main methods on every data set, ablations on some."""
+
+    datasets: Sequence[str]
+    methods: Sequence[str] = MAIN_METHODS
+    seeds: Sequence[int] = PAPER_SEEDS
+    backbones: Sequence[str] = (DEFAULT_BACKBONE,)
+    ablations: Sequence[str] = ()
+    ablation_datasets: Sequence[str] = ()
+    settings: dict = field(default_factory=dict)  # RunSpec fields shared by every run
+
+    def runs(self) -> list[RunSpec]:
+        out = []
+        for backbone in self.backbones:
+            for ds in self.datasets:
+                methods = list(self.methods) + (list(self.ablations) if ds in self.ablation_datasets else [])
+                for method in methods:
+                    for seed in self.seeds:
+                        out.append(RunSpec(ds, method, seed, backbone, **self.settings))
+        return out
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "SweepSpec":
+        """A sweep from a small JSON file with the fields of this class."""
+        d = json.loads(Path(path).read_text())
+        unknown = set(d) - {f for f in cls.__dataclass_fields__}
+        if unknown:
+            raise ValueError(f"{path}: unknown sweep fields {sorted(unknown)}")
+        return cls(**d)
+
+
+def execute_run(spec: dict, store_root: str, data_dir: str | None = None, threads: int | None = None
+                ) -> dict:
+    """Run one spec (in whatever process the executor chose) and record it; returns the record."""
+    import torch
+
+    from .backbone import Backbone
+    from .data import load_dataset
+    from .experiment import default_protocols, run
+    from .store import ResultsStore
+    from .train import TrainConfig
+
+    if threads:
+        torch.set_num_threads(threads)
+    s = RunSpec(**spec)
+    dataset = load_dataset(s.dataset, data_dir)
+    cfg = TrainConfig(epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, seed=s.seed,
+                      precision=s.precision)
+    t0 = time.perf_counter()
+    result = run(dataset, s.method, head=s.head, backbone=Backbone(s.backbone), train_config=cfg,
+                 max_train=s.max_train, max_test=s.max_test,
+                 protocols=default_protocols(s.seed, s.paper_n), progress=False)
+    record = {
+        "run_id": s.run_id, "dataset": s.dataset, "method": s.method, "seed": s.seed,
+        "backbone": s.backbone, "head": s.head, "spec": s.to_dict(),
+        "dataset_stats": dataset.stats(), "level_names": list(dataset.hierarchy.level_names),
+        "metrics": result.metrics, "history": result.history,
+        "seconds": result.config["seconds"] | {"total": time.perf_counter() - t0},
+        "params": sum(p.numel() for p in result.model.head.parameters()) if result.model else 0,
+    }
+    ResultsStore(store_root).add(record)
+    return record
+
+
+class LocalExecutor:
+    """Runs in local worker processes (in this process when ``workers`` is 1)."""
+
+    def __init__(self, workers: int = 1):
+        self.workers = max(1, workers)
+
+    def map(self, fn: Callable, jobs: Sequence[dict], **kwargs) -> Iterable[dict]:
+        if self.workers == 1:
+            for job in jobs:
+                yield fn(job, **kwargs)
+            return
+        import multiprocessing as mp
+
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        with ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = [pool.submit(fn, job, threads=threads, **kwargs) for job in jobs]
+            for f in as_completed(futures):
+                yield f.result()
+
+
+class RayExecutor:
+    """Runs as Ray tasks: on a cluster (``address``) or a local Ray instance (``address=None``)."""
+
+    def __init__(self, address: str | None = None, num_cpus_per_run: int = 1):
+        try:
+            import ray
+        except ImportError:
+            raise SystemExit("steer: the Ray executor needs the 'ray' extra: pip install 'steerable[ray]'")
+        self.ray = ray
+        if not ray.is_initialized():
+            ray.init(address=address, ignore_reinit_error=True, include_dashboard=False,
+                     log_to_driver=False)
+        self.num_cpus = num_cpus_per_run
+
+    def map(self, fn: Callable, jobs: Sequence[dict], **kwargs) -> Iterable[dict]:
+        remote = self.ray.remote(num_cpus=self.num_cpus)(fn)
+        pending = [remote.remote(job, threads=self.num_cpus, **kwargs) for job in jobs]
+        while pending:
+            done, pending = self.ray.wait(pending, num_returns=1)
+            yield self.ray.get(done[0])
+
+
+def prepare_vectors(runs: Sequence[RunSpec], data_dir: str | None, progress: bool = True) -> None:
+    """Encode every split of every data set the sweep needs, once, into the shared cache."""
+    from .backbone import Backbone, VectorCache
+    from .data import load_dataset
+
+    for backbone_name in dict.fromkeys(r.backbone for r in runs):
+        backbone = Backbone(backbone_name)
+        cache = VectorCache(backbone)
+        for name in dict.fromkeys(r.dataset for r in runs if r.backbone == backbone_name):
+            ds = load_dataset(name, data_dir)
+            for split in ("train", "validation", "test"):
+                cache.get_or_encode(ds.split(split).texts, progress=progress, desc=f"{name}/{split}")
+
+
+def run_sweep(runs: Sequence[RunSpec], store_root: str | Path, *, executor=None,
+              data_dir: str | None = None, progress: bool = True,
+              log: Callable[[str], None] = print) -> list[dict]:
+    """Run every spec that has no record yet; returns the new records."""
+    from .store import ResultsStore
+
+    store = ResultsStore(store_root)
+    todo = [r for r in runs if not store.has(r.run_id)]
+    done = len(runs) - len(todo)
+    log(f"sweep: {len(runs)} runs, {done} already recorded, {len(todo)} to go -> {store.root}")
+    if not todo:
+        return []
+    prepare_vectors(todo, data_dir, progress=progress)
+    executor = executor or LocalExecutor()
+    t0, new = time.perf_counter(), []
+    jobs = [r.to_dict() for r in todo]
+    for i, record in enumerate(executor.map(execute_run, jobs, store_root=str(store.root),
+                                            data_dir=data_dir), start=1):
+        new.append(record)
+        m = record["metrics"]
+        s = "  ".join(f"S[{p}]={b['steerability_score']:+.3f}" for p, b in m.items())
+        elapsed = time.perf_counter() - t0
+        eta = elapsed / i * (len(todo) - i)
+        log(f"[{done + i}/{len(runs)}] {record['dataset']} {record['method']} seed {record['seed']}: "
+            f"{s}  ({record['seconds']['total']:.0f} s; eta {eta / 60:.1f} min)")
+    return new
+
+
+def paper_sweep(datasets: Sequence[str], *, quick: bool = False, seeds: Sequence[int] | None = None,
+                settings: dict | None = None) -> SweepSpec:
+    """The paper's grid: V5, MRL, Flat everywhere; ablations on CLINC and TREC; 5 seeds; caps."""
+    base = {"max_train": 10_000, "max_test": 2_000} | (settings or {})
+    if quick:
+        ds = [d for d in datasets if d == "clinc150"] or list(datasets)[:1]
+        return SweepSpec(ds, MAIN_METHODS, seeds or PAPER_SEEDS[:2], ablations=ABLATIONS,
+                         ablation_datasets=ds, settings=base)
+    return SweepSpec(datasets, MAIN_METHODS, seeds or PAPER_SEEDS, ablations=ABLATIONS,
+                     ablation_datasets=[d for d in ("clinc150", "trec") if d in datasets],
+                     settings=base)
+
+
+def with_settings(runs: Sequence[RunSpec], **changes) -> list[RunSpec]:
+    return [replace(r, **changes) for r in runs]

@@ -1,0 +1,76 @@
+"""The report from a real (tiny) sweep: every table and figure, numbers traceable to the records."""
+
+import json
+
+import matplotlib.image as mpimg
+import pytest
+
+from steerable.report import write_report
+from steerable.stats import paired_test
+from steerable.store import ResultsStore
+from steerable.sweep import RunSpec, run_sweep
+
+METHODS = ("v5", "mrl", "flat", "inverted", "no_prefix")
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    from conftest import tiny_rows  # noqa: F401  (same data as the tiny_data_dir fixture)
+    import gzip
+
+    root = tmp_path_factory.mktemp("rep")
+    folder = root / "data" / "tiny"
+    folder.mkdir(parents=True)
+    rows = tiny_rows()
+    for name, part in {"train": [r for i, r in enumerate(rows) if i % 4], "test": rows[::4]}.items():
+        with gzip.open(folder / f"{name}.jsonl.gz", "wt") as f:
+            f.writelines(json.dumps(r) + "\n" for r in part)
+    runs = [RunSpec("tiny", m, s, head="linear", epochs=2) for m in METHODS for s in (1, 2, 3)]
+    run_sweep(runs, root / "res", data_dir=str(root / "data"), progress=False, log=lambda _: None)
+    return ResultsStore(root / "res").records()
+
+
+def test_report_writes_every_table_and_figure(records, tmp_path):
+    write_report(records, tmp_path, ["md", "mteb"])
+    for protocol in ("paper", "standard"):
+        for stem in ("table1_accuracy", "table2_steerability", "table3_ablations"):
+            for ext in ("md", "csv", "tex"):
+                assert (tmp_path / f"{stem}_{protocol}.{ext}").stat().st_size > 0
+        for fig in ("fig1_prefix_curves", "fig2_complexity", "fig3_ablations"):
+            img = mpimg.imread(tmp_path / f"{fig}_{protocol}.png")
+            assert img.shape[0] > 200 and img.shape[1] > 300
+    report = (tmp_path / "report.md").read_text()
+    assert "Protocol `paper`" in report and "Seeds 1, 2, 3" in report
+    assert "Table 3" in report and ("PASS" in report or "FAIL" in report)
+    assert (tmp_path / "hierarchy.csv").read_text().splitlines()[1].startswith("tiny,2,3,9")
+
+
+def test_table2_statistics_come_from_the_records(records, tmp_path):
+    summary = write_report(records, tmp_path)
+    for protocol in ("paper", "standard"):
+        by = {(r["method"], r["seed"]): r["metrics"][protocol]["steerability_score"] for r in records}
+        expected = paired_test([by[("v5", s)] for s in (1, 2, 3)], [by[("mrl", s)] for s in (1, 2, 3)])
+        got = summary["protocols"][protocol]["tests_v5_vs_mrl"]["tiny"]
+        assert got["t"] == pytest.approx(expected.t, nan_ok=True)
+        assert got["p"] == pytest.approx(expected.p, nan_ok=True)
+        assert got["p_holm"] == pytest.approx(expected.p, nan_ok=True)  # one data set: no correction
+        inv = summary["protocols"][protocol]["ablations"]["tiny"]["verdicts"]["inverted"]
+        mean_inv = sum(by[("inverted", s)] for s in (1, 2, 3)) / 3
+        assert inv["value"] == pytest.approx(mean_inv) and inv["pass"] == (mean_inv < -0.05)
+
+
+def test_mteb_results_have_per_seed_scores(records, tmp_path):
+    write_report(records, tmp_path, ["md", "mteb"])
+    files = sorted((tmp_path / "mteb").glob("*/no_revision_available/*.json"))
+    models = {f.parts[-3] for f in files}
+    assert "steerable-v5-prefix1" in models and "steerable-mrl-prefix4" in models
+    doc = json.loads(files[0].read_text())
+    (score,) = doc["scores"]["test"]
+    assert [e["seed"] for e in score["scores_per_experiment"]] == [1, 2, 3]
+    assert score["main_score"] == pytest.approx(
+        sum(e["accuracy"] for e in score["scores_per_experiment"]) / 3)
+
+
+def test_an_empty_store_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="no results to report"):
+        write_report([], tmp_path)
