@@ -74,3 +74,17 @@ def test_mteb_results_have_per_seed_scores(records, tmp_path):
 def test_an_empty_store_is_refused(tmp_path):
     with pytest.raises(ValueError, match="no results to report"):
         write_report([], tmp_path)
+
+
+def test_reproduction_page_applies_its_rules_to_the_records(records, tmp_path):
+    from steerable.reproduction import write_doc
+
+    text = write_doc(records, tmp_path / "reproduction.md", "steer reproduce --quick")
+    assert "steer reproduce --quick" in text and "| tiny | paper |" in text
+    for protocol in ("paper", "standard"):
+        inv = sum(r["metrics"][protocol]["steerability_score"] for r in records
+                  if r["method"] == "inverted") / 3
+        verdict = "holds" if inv < -0.05 else "partly" if inv < 0 else "does not hold"
+        section = text.split(f"### Protocol `{protocol}`")[1].split("###")[0]
+        line = next(l for l in section.splitlines() if "Inverted flips the sign" in l)
+        assert f"**{verdict}**" in line and f"{inv:+.3f}" in line

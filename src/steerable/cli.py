@@ -237,6 +237,7 @@ def cmd_reproduce(args) -> int:
 
     from .data import list_datasets
     from .report import write_report
+    from .reproduction import write_doc
     from .store import ResultsStore
     from .sweep import paper_sweep, run_sweep
 
@@ -252,8 +253,11 @@ def cmd_reproduce(args) -> int:
     wanted = {r.run_id for r in runs}
     records = [r for r in ResultsStore(args.results).records() if r["run_id"] in wanted]
     write_report(records, args.out, ["md", "mteb"])
-    print(f"reproduce: {len(records)} runs reported in {(time.perf_counter() - t0) / 60:.1f} min "
-          f"-> {args.out}/report.md")
+    minutes = (time.perf_counter() - t0) / 60
+    command = "steer " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else "steer reproduce"
+    for path in [Path(args.out) / "reproduction.md"] + ([Path(args.doc)] if args.doc else []):
+        write_doc(records, path, command, minutes)
+    print(f"reproduce: {len(records)} runs reported in {minutes:.1f} min -> {args.out}/report.md")
     return 0
 
 
@@ -345,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", help="comma-separated (default: the paper's five)")
     p.add_argument("--results", default="results/paper", help="results store (default results/paper)")
     p.add_argument("--out", default="reports/paper", help="report folder (default reports/paper)")
+    p.add_argument("--doc", help="also write the reproduction page here (e.g. docs/reproduction.md)")
     _add_sweep_args(p)
     p.set_defaults(func=cmd_reproduce)
     return parser

@@ -41,9 +41,12 @@ class Table:
         self.title, self.columns, self.rows, self.note = title, columns, rows, note
 
     def markdown(self) -> str:
-        out = [f"**{self.title}**", "", "| " + " | ".join(self.columns) + " |",
+        def cell(c) -> str:
+            return str(c).replace("|", "\\|")
+
+        out = [f"**{self.title}**", "", "| " + " | ".join(cell(c) for c in self.columns) + " |",
                "|" + "|".join("---" for _ in self.columns) + "|"]
-        out += ["| " + " | ".join(str(c) for c in r) + " |" for r in self.rows]
+        out += ["| " + " | ".join(cell(c) for c in r) + " |" for r in self.rows]
         if self.note:
             out += ["", self.note]
         return "\n".join(out)
