@@ -15,7 +15,7 @@ class SteerableEncoder:
     """Encode texts at a chosen granularity: ``dim=64`` or ``level="coarse"`` for the short prefix,
     the full vector by default.
 
-    >>> enc = SteerableEncoder.from_pretrained("runs/clinc150-v5-fractal-s42")  # doctest: +SKIP
+    >>> enc = SteerableEncoder.from_pretrained("runs/clinc150-v5-mlp-s42")  # doctest: +SKIP
     >>> enc.encode(["book a flight to rome"], level="coarse").shape                # doctest: +SKIP
     (1, 64)
     """

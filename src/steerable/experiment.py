@@ -20,7 +20,7 @@ from . import __version__
 from .backbone import Backbone, VectorCache
 from .data import HierarchicalDataset, LabelledTexts
 from .evaluate import Protocol, accuracy_table, metrics_block, paper_protocol, standard_protocol
-from .heads import HEADS
+from .heads import DEFAULT_HEAD, HEADS
 from .io import atomic_write_json, read_json
 from .model import SteerableModel
 from .schedule import Schedule, preset
@@ -100,7 +100,7 @@ class RunResult:
     history: dict = field(default_factory=dict)
 
 
-def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: str = "fractal",
+def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: str = DEFAULT_HEAD,
         head_options: dict | None = None, backbone: Backbone | None = None,
         train_config: TrainConfig | None = None, max_train: int | None = None,
         max_test: int | None = None, protocols: Sequence[Protocol] | None = None,

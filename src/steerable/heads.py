@@ -169,6 +169,10 @@ class MLPHead(Head):
 
 HEADS: dict[str, type[Head]] = {cls.kind: cls for cls in (FractalHead, LinearHead, MLPHead)}
 
+# The default head, by measurement (README, "Choosing a head"): on CLINC (seed 42, 5 epochs) the MLP
+# trunk matched the fractal head's steerability, was slightly more accurate and trained ~4x faster.
+DEFAULT_HEAD = "mlp"
+
 
 def build_head(config: dict) -> Head:
     """A head from its :meth:`Head.get_config_dict` output."""

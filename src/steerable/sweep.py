@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from .backbone import DEFAULT_BACKBONE
+from .heads import DEFAULT_HEAD
 
 PAPER_SEEDS = (42, 123, 456, 789, 1024)
 MAIN_METHODS = ("v5", "mrl", "flat")
@@ -30,7 +31,7 @@ class RunSpec:
     method: str
     seed: int = 42
     backbone: str = DEFAULT_BACKBONE
-    head: str = "fractal"
+    head: str = DEFAULT_HEAD
     max_train: int | None = None
     max_test: int | None = None
     epochs: int = 5
