@@ -1,0 +1,120 @@
+"""Backbone encoding throughput, the head's added cost, and the vector cache's hit path.
+
+Measures, on N texts (default 2000) drawn by a seeded shuffle from a data set's training split
+(clinc150: short intent queries; ``--dataset 20newsgroups``: long posts):
+
+- backbone: ``Backbone.encode_uncached`` (no cache) after one warm-up batch; median of repeats, texts/s;
+- heads: ``SteerableModel.embed_vectors`` (eval mode, every prefix dim) of a freshly initialised
+  fractal / linear / mlp head on the same N pooled vectors; median of repeats, as % of backbone time;
+- cache: ``VectorCache.get_or_encode`` in a temporary cache folder -- once cold (encode + write), then
+  warm both with a fresh instance (reads the shards from disk) and with the same instance (in memory).
+
+Target: the head adds under 5 % to backbone encoding time (checked for the fractal head).
+
+    STEER_DATA_DIR=/work/shared/datasets python bench/encode_throughput.py [--n 2000] [--dataset clinc150]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+
+import numpy as np
+import torch
+
+from _common import finish, machine, print_machine, summary, timed, write_json
+from steerable.backbone import Backbone, VectorCache
+from steerable.data import load_dataset
+from steerable.heads import HEADS
+from steerable.model import SteerableModel
+
+TARGET_HEAD_PCT = 5.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dataset", default="clinc150", help="data set under $STEER_DATA_DIR (default clinc150)")
+    ap.add_argument("--n", type=int, default=2000, help="texts to encode (default 2000)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed backbone repeats (default 3)")
+    ap.add_argument("--head-repeats", type=int, default=10, help="timed head repeats (default 10)")
+    ap.add_argument("--heads", default="fractal,linear,mlp", help="comma-separated heads to time")
+    ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    m = machine()
+    print_machine(m)
+    ds = load_dataset(args.dataset)
+    pool = ds.train.texts
+    idx = np.random.default_rng(args.seed).permutation(len(pool))[:args.n]
+    texts = [pool[i] for i in idx]
+    mean_chars = float(np.mean([len(t) for t in texts]))
+    backbone = Backbone()
+    print(f"data: {len(texts)} texts from {args.dataset}/train (mean {mean_chars:.0f} chars); "
+          f"backbone {backbone.name}, batch {backbone.batch_size}")
+
+    # -- backbone, no cache ---------------------------------------------------------------------
+    backbone.encode_uncached(texts[:backbone.batch_size])  # warm-up: model load, first-call overheads
+    vectors = None
+
+    def encode():
+        nonlocal vectors
+        vectors = backbone.encode_uncached(texts)
+
+    enc = summary(timed(encode, args.repeats))
+    enc["texts_per_s"] = len(texts) / enc["median_s"]
+    print(f"backbone encode_uncached: {enc['median_s']:.3f} s median of {args.repeats} "
+          f"-> {enc['texts_per_s']:.1f} texts/s")
+
+    # -- heads on the same number of pooled vectors ---------------------------------------------
+    heads = {}
+    for kind in [h.strip() for h in args.heads.split(",") if h.strip()]:
+        torch.manual_seed(0)
+        model = SteerableModel(HEADS[kind](vectors.shape[1]), ds.hierarchy, backbone.name).eval()
+        model.embed_vectors(vectors[:256])  # warm-up
+        r = summary(timed(lambda: model.embed_vectors(vectors), args.head_repeats))
+        r["vectors_per_s"] = len(vectors) / r["median_s"]
+        r["pct_of_backbone"] = 100.0 * r["median_s"] / enc["median_s"]
+        r["params"] = sum(p.numel() for p in model.head.parameters())
+        heads[kind] = r
+        print(f"head {kind:<8} embed_vectors: {1e3 * r['median_s']:8.2f} ms median of {args.head_repeats} "
+              f"({r['params']:,} params) = {r['pct_of_backbone']:.2f} % of backbone time")
+
+    # -- cache ----------------------------------------------------------------------------------
+    with tempfile.TemporaryDirectory(prefix="steer-bench-cache-") as tmp:
+        cache = VectorCache(backbone, root=tmp)
+        cold = summary(timed(lambda: cache.get_or_encode(texts, progress=False), 1))
+        warm_mem = summary(timed(lambda: cache.get_or_encode(texts, progress=False), args.repeats))
+        warm_disk = summary(timed(
+            lambda: VectorCache(backbone, root=tmp).get_or_encode(texts, progress=False), args.repeats))
+        same = np.array_equal(cache.get_or_encode(texts, progress=False),
+                              VectorCache(backbone, root=tmp).get_or_encode(texts, progress=False))
+    cache_res = {"cold_encode_and_write": cold, "warm_same_instance": warm_mem,
+                 "warm_new_instance": warm_disk, "disk_and_memory_agree": same}
+    for name, r in (("cold (encode + write)", cold), ("warm, same instance", warm_mem),
+                    ("warm, new instance (loads shards)", warm_disk)):
+        print(f"cache get_or_encode {name:<34}: {1e3 * r['median_s']:9.2f} ms "
+              f"-> {len(texts) / r['median_s']:,.0f} texts/s")
+
+    fractal_pct = heads.get("fractal", {}).get("pct_of_backbone")
+    meets = None if fractal_pct is None else fractal_pct < TARGET_HEAD_PCT
+    if fractal_pct is not None:
+        print(f"target: fractal head adds {fractal_pct:.2f} % (< {TARGET_HEAD_PCT} %): "
+              f"{'MET' if meets else 'NOT MET'}")
+    finish(m)
+    write_json("encode_throughput", {
+        "machine": m,
+        "config": {"dataset": args.dataset, "n": len(texts), "mean_chars": mean_chars,
+                   "repeats": args.repeats, "head_repeats": args.head_repeats, "seed": args.seed,
+                   "backbone": backbone.name, "backbone_batch_size": backbone.batch_size},
+        "backbone": enc,
+        "heads": heads,
+        "cache": cache_res,
+        "target": {"head_pct_max": TARGET_HEAD_PCT, "fractal_pct": fractal_pct, "met": meets},
+    })
+
+
+if __name__ == "__main__":
+    main()
