@@ -86,3 +86,15 @@ def test_every_command_has_help(command, capsys):
         main([command, "--help"])
     assert e.value.code == 0
     assert "usage: steer" in capsys.readouterr().out
+
+
+def test_head_shape_is_a_setting(csv_file, tmp_path):
+    out = tmp_path / "run"
+    assert _train(csv_file, out, "--head", "linear", "--blocks", "3", "--block-dim", "32",
+                  "--protocol", "standard") == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"standard"}
+    assert metrics["standard"]["dims"] == [32, 64, 96]
+    config = json.loads((out / "config.json").read_text())
+    assert config["head"] == {"kind": "linear", "input_dim": 384, "num_blocks": 3, "block_dim": 32}
+    assert len(config["run"]["schedule"]["terms"][0]["probs"]) == 3

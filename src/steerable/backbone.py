@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BACKBONE = "sentence-transformers/all-MiniLM-L6-v2"
 _OFFLINE_ALIASES = {DEFAULT_BACKBONE, "all-MiniLM-L6-v2", "default"}
-SHARD_ROWS = 4096
+SHARD_ROWS = 1024  # texts per cache shard: the unit of progress and of resuming
 
 
 def cache_dir() -> Path:

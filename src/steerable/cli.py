@@ -118,7 +118,9 @@ def cmd_train(args) -> int:
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       precision=args.precision)
     backbone = Backbone(args.backbone, max_length=args.max_length)
-    result = run(dataset, method, head=args.head, backbone=backbone, train_config=cfg,
+    head_options = {"num_blocks": args.blocks, "block_dim": args.block_dim}
+    result = run(dataset, method, head=args.head, head_options=head_options, backbone=backbone,
+                 train_config=cfg,
                  max_train=args.max_train, max_test=args.max_test, protocols=_protocols(args, args.seed),
                  out=out, dataset_source=source, progress=not args.quiet)
     print(f"{dataset.name} · {result.config['method']} · head {args.head} · seed {args.seed} · "
@@ -182,7 +184,7 @@ def _executor(args):
 
     if args.executor == "ray":
         return RayExecutor(args.ray_address)
-    return LocalExecutor(args.workers)
+    return LocalExecutor(args.workers, args.threads)
 
 
 def _add_sweep_args(p: argparse.ArgumentParser) -> None:
@@ -200,6 +202,7 @@ def _add_sweep_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local worker processes (default) or Ray tasks")
     g.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    g.add_argument("--threads", type=int, help="torch threads per local worker (default: cores / workers)")
     g.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray instance)")
     g.add_argument("--quiet", action="store_true", help="no encoding progress bars")
 
@@ -289,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--head", default="mlp", choices=["fractal", "linear", "mlp"],
                    help="mlp: an MLP trunk (default, fastest and most accurate here); fractal: the "
                         "original code's head; linear: the paper text's single projection")
+    g.add_argument("--blocks", type=int, default=4, help="number of prefix blocks (default 4)")
+    g.add_argument("--block-dim", type=int, default=64, help="dims per block (default 64)")
     g.add_argument("--backbone", default="sentence-transformers/all-MiniLM-L6-v2",
                    help="sentence-transformers name or path (default: all-MiniLM-L6-v2, offline)")
     g.add_argument("--max-length", type=int, help="backbone maximum tokens (default: the model's)")

@@ -118,19 +118,23 @@ def execute_run(spec: dict, store_root: str, data_dir: str | None = None, thread
 
 
 class LocalExecutor:
-    """Runs in local worker processes (in this process when ``workers`` is 1)."""
+    """Runs in local worker processes (in this process when ``workers`` is 1).
 
-    def __init__(self, workers: int = 1):
+    Each worker gets ``threads`` torch threads (default: the cores shared out among the workers).
+    """
+
+    def __init__(self, workers: int = 1, threads: int | None = None):
         self.workers = max(1, workers)
+        self.threads = threads
 
     def map(self, fn: Callable, jobs: Sequence[dict], **kwargs) -> Iterable[dict]:
         if self.workers == 1:
             for job in jobs:
-                yield fn(job, **kwargs)
+                yield fn(job, threads=self.threads, **kwargs)
             return
         import multiprocessing as mp
 
-        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        threads = self.threads or max(1, (os.cpu_count() or 1) // self.workers)
         with ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn")) as pool:
             futures = [pool.submit(fn, job, threads=threads, **kwargs) for job in jobs]
             for f in as_completed(futures):

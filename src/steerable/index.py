@@ -1,0 +1,213 @@
+"""Search indexes over steerable embeddings, with one small interface and two backends.
+
+Every index stores, per document, the short prefix and the full vector (both unit-length) and
+answers two kinds of query:
+
+- exact: cosine ranking by the full vector;
+- multi-stage (``shortlist=K``): the K nearest documents by the short prefix, reranked by the full
+  vector.
+
+Backends: :class:`EmbeddedIndex` (numpy; ``hnsw=True`` puts a FAISS HNSW graph on the prefix so the
+shortlist does not scan every document) and :class:`QdrantIndex` (named vectors ``prefix`` and
+``full``, one ``prefetch`` query; in-process local mode, or a Qdrant server by URL).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from .io import atomic_write, atomic_write_json, read_json
+
+
+class SearchIndex(Protocol):
+    prefix_dim: int
+    full_dim: int
+
+    def add(self, prefix: np.ndarray, full: np.ndarray, ids: Sequence[int] | None = None) -> None: ...
+
+    def search(self, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10,
+               shortlist: int | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def __len__(self) -> int: ...
+
+
+def _topk(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the k largest scores per row, best first."""
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+def _check(name: str, x: np.ndarray, dim: int) -> np.ndarray:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise ValueError(f"{name} must have shape (n, {dim}), got {x.shape}")
+    return x
+
+
+class EmbeddedIndex:
+    """In-memory index: exact numpy scans, and optionally an HNSW graph (FAISS) on the prefix."""
+
+    backend = "embedded"
+
+    def __init__(self, prefix_dim: int, full_dim: int, *, hnsw: bool = False, hnsw_m: int = 32,
+                 ef_construction: int = 80, ef_search: int = 128):
+        self.prefix_dim, self.full_dim = prefix_dim, full_dim
+        self.hnsw, self.hnsw_m = hnsw, hnsw_m
+        self.ef_construction, self.ef_search = ef_construction, ef_search
+        self.prefix = np.zeros((0, prefix_dim), np.float32)
+        self.full = np.zeros((0, full_dim), np.float32)
+        self.ids = np.zeros(0, np.int64)
+        self._graph = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, prefix: np.ndarray, full: np.ndarray, ids: Sequence[int] | None = None) -> None:
+        prefix, full = _check("prefix", prefix, self.prefix_dim), _check("full", full, self.full_dim)
+        if len(prefix) != len(full):
+            raise ValueError(f"prefix and full have {len(prefix)} and {len(full)} rows")
+        new_ids = np.arange(len(self), len(self) + len(prefix)) if ids is None else np.asarray(ids)
+        self.prefix = np.concatenate([self.prefix, prefix])
+        self.full = np.concatenate([self.full, full])
+        self.ids = np.concatenate([self.ids, new_ids.astype(np.int64)])
+        if self.hnsw:
+            self._graph_add(prefix)
+
+    def _graph_add(self, prefix: np.ndarray) -> None:
+        import faiss
+
+        if self._graph is None:
+            self._graph = faiss.IndexHNSWFlat(self.prefix_dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            self._graph.hnsw.efConstruction = self.ef_construction
+        self._graph.add(prefix)
+
+    def shortlist(self, q_prefix: np.ndarray, k: int) -> np.ndarray:
+        """Row positions of the k nearest documents by the prefix (HNSW when enabled)."""
+        if self._graph is not None:
+            self._graph.hnsw.efSearch = max(self.ef_search, k)
+            return self._graph.search(q_prefix, k)[1]
+        return _topk(q_prefix @ self.prefix.T, k)
+
+    def search(self, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10,
+               shortlist: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, scores), each (nq, k): exact by the full vector, or multi-stage with ``shortlist``."""
+        q_prefix = _check("query prefix", q_prefix, self.prefix_dim)
+        q_full = _check("query full", q_full, self.full_dim)
+        if shortlist is None:
+            scores = q_full @ self.full.T
+            rows = _topk(scores, k)
+            return self.ids[rows], np.take_along_axis(scores, rows, axis=1)
+        cand = self.shortlist(q_prefix, max(shortlist, k))
+        cand_scores = np.einsum("qd,qkd->qk", q_full, self.full[np.maximum(cand, 0)])
+        cand_scores[cand < 0] = -np.inf  # HNSW pads with -1 when it finds fewer
+        order = _topk(cand_scores, k)
+        rows = np.take_along_axis(cand, order, axis=1)
+        return self.ids[rows], np.take_along_axis(cand_scores, order, axis=1)
+
+    def memory_bytes(self) -> dict[str, int]:
+        out = {"prefix": self.prefix.nbytes, "full": self.full.nbytes}
+        if self._graph is not None:
+            import faiss
+
+            out["hnsw_prefix"] = int(faiss.serialize_index(self._graph).nbytes)
+        return out
+
+    # -- persistence: safetensors + JSON (the graph is rebuilt on load) -------------------------
+    def save(self, directory: str | Path) -> None:
+        from safetensors.numpy import save_file
+
+        directory = Path(directory)
+        tensors = {"prefix": self.prefix, "full": self.full, "ids": self.ids}
+        atomic_write(directory / "vectors.safetensors", lambda p: save_file(tensors, str(p)))
+        atomic_write_json(directory / "index.json", {
+            "backend": self.backend, "prefix_dim": self.prefix_dim, "full_dim": self.full_dim,
+            "hnsw": self.hnsw, "hnsw_m": self.hnsw_m, "count": len(self)})
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "EmbeddedIndex":
+        from safetensors.numpy import load_file
+
+        directory = Path(directory)
+        meta = read_json(directory / "index.json")
+        index = cls(meta["prefix_dim"], meta["full_dim"], hnsw=meta["hnsw"], hnsw_m=meta["hnsw_m"])
+        t = load_file(str(directory / "vectors.safetensors"))
+        index.add(t["prefix"], t["full"], t["ids"])
+        return index
+
+
+class QdrantIndex:
+    """Qdrant with named vectors ``prefix`` and ``full``; multi-stage is one ``prefetch`` query.
+
+    ``location=":memory:"`` or ``path=...`` run Qdrant in this process (local mode); ``url=...``
+    talks to a server. The code path is the same.
+    """
+
+    backend = "qdrant"
+
+    def __init__(self, prefix_dim: int, full_dim: int, *, collection: str = "steerable",
+                 location: str | None = None, path: str | None = None, url: str | None = None,
+                 recreate: bool = True):
+        from qdrant_client import QdrantClient, models
+
+        self.models = models
+        self.prefix_dim, self.full_dim, self.collection = prefix_dim, full_dim, collection
+        if url:
+            self.client = QdrantClient(url=url)
+        elif path:
+            self.client = QdrantClient(path=str(path))
+        else:
+            self.client = QdrantClient(location or ":memory:")
+        exists = self.client.collection_exists(collection)
+        if recreate or not exists:
+            if exists:
+                self.client.delete_collection(collection)
+            cosine = models.Distance.COSINE
+            self.client.create_collection(collection, vectors_config={
+                "prefix": models.VectorParams(size=prefix_dim, distance=cosine),
+                "full": models.VectorParams(size=full_dim, distance=cosine)})
+
+    def __len__(self) -> int:
+        return self.client.count(self.collection).count
+
+    def add(self, prefix: np.ndarray, full: np.ndarray, ids: Sequence[int] | None = None,
+            batch: int = 1024) -> None:
+        prefix, full = _check("prefix", prefix, self.prefix_dim), _check("full", full, self.full_dim)
+        start = len(self)
+        ids = list(range(start, start + len(prefix))) if ids is None else [int(i) for i in ids]
+        for s in range(0, len(ids), batch):
+            self.client.upload_collection(
+                self.collection, vectors={"prefix": prefix[s:s + batch], "full": full[s:s + batch]},
+                ids=ids[s:s + batch], wait=True)
+
+    def search(self, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10,
+               shortlist: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        m = self.models
+        q_prefix = _check("query prefix", q_prefix, self.prefix_dim)
+        q_full = _check("query full", q_full, self.full_dim)
+        requests = []
+        for qp, qf in zip(q_prefix, q_full):
+            prefetch = (m.Prefetch(query=qp.tolist(), using="prefix", limit=max(shortlist, k))
+                        if shortlist is not None else None)
+            requests.append(m.QueryRequest(query=qf.tolist(), using="full", limit=k, prefetch=prefetch))
+        results = self.client.query_batch_points(self.collection, requests=requests)
+        ids = np.full((len(requests), k), -1, np.int64)
+        scores = np.full((len(requests), k), -np.inf, np.float32)
+        for i, r in enumerate(results):
+            for j, p in enumerate(r.points):
+                ids[i, j], scores[i, j] = p.id, p.score
+        return ids, scores
+
+
+def build_index(backend: str, prefix_dim: int, full_dim: int, **options) -> SearchIndex:
+    if backend in ("embedded", "numpy"):
+        return EmbeddedIndex(prefix_dim, full_dim, **options)
+    if backend == "faiss":
+        return EmbeddedIndex(prefix_dim, full_dim, hnsw=True, **options)
+    if backend == "qdrant":
+        return QdrantIndex(prefix_dim, full_dim, **options)
+    raise ValueError(f"unknown backend {backend!r}; choose embedded, faiss or qdrant")

@@ -1,0 +1,83 @@
+"""Search indexes: exact and multi-stage answers, and the same top 10 from every backend."""
+
+import numpy as np
+import pytest
+
+from steerable.index import EmbeddedIndex, QdrantIndex, build_index
+
+
+def _unit(x):
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(20, 32))
+    docs = centres[rng.integers(0, 20, 600)] + 0.5 * rng.normal(size=(600, 32))
+    queries = centres[rng.integers(0, 20, 25)] + 0.5 * rng.normal(size=(25, 32))
+    full_d, full_q = _unit(docs), _unit(queries)
+    return _unit(full_d[:, :8]), full_d, _unit(full_q[:, :8]), full_q
+
+
+def test_exact_search_is_brute_force_cosine(data):
+    pd, fd, pq, fq = data
+    index = EmbeddedIndex(8, 32)
+    index.add(pd, fd)
+    ids, scores = index.search(pq, fq, k=10)
+    expected = np.argsort(-(fq @ fd.T), axis=1)[:, :10]
+    np.testing.assert_array_equal(ids, expected)
+    assert (np.diff(scores, axis=1) <= 0).all()
+
+
+def test_multistage_with_every_document_shortlisted_equals_exact(data):
+    pd, fd, pq, fq = data
+    index = EmbeddedIndex(8, 32)
+    index.add(pd, fd, ids=np.arange(1000, 1600))
+    exact, _ = index.search(pq, fq, k=10)
+    funnel, _ = index.search(pq, fq, k=10, shortlist=600)
+    np.testing.assert_array_equal(funnel, exact)
+    assert exact.min() >= 1000
+
+
+def test_hnsw_shortlist_finds_the_prefix_neighbours(data):
+    pd, fd, pq, fq = data
+    flat, graph = EmbeddedIndex(8, 32), build_index("faiss", 8, 32)
+    flat.add(pd, fd)
+    graph.add(pd, fd)
+    a, _ = flat.search(pq, fq, k=10, shortlist=50)
+    b, _ = graph.search(pq, fq, k=10, shortlist=50)
+    overlap = np.mean([len(set(x) & set(y)) / 10 for x, y in zip(a, b)])
+    assert overlap >= 0.95
+
+
+def test_embedded_and_qdrant_local_mode_return_the_same_top_10(data):
+    pd, fd, pq, fq = data
+    embedded, qdrant = EmbeddedIndex(8, 32), QdrantIndex(8, 32)
+    for index in (embedded, qdrant):
+        index.add(pd, fd)
+    assert len(qdrant) == len(embedded) == 600
+    for shortlist in (None, 40):
+        a, sa = embedded.search(pq, fq, k=10, shortlist=shortlist)
+        b, sb = qdrant.search(pq, fq, k=10, shortlist=shortlist)
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(sa, sb, atol=1e-5)
+
+
+def test_save_and_load(data, tmp_path):
+    pd, fd, pq, fq = data
+    index = EmbeddedIndex(8, 32, hnsw=True)
+    index.add(pd, fd)
+    index.save(tmp_path)
+    again = EmbeddedIndex.load(tmp_path)
+    for shortlist in (None, 50):
+        np.testing.assert_array_equal(index.search(pq, fq, shortlist=shortlist)[0],
+                                      again.search(pq, fq, shortlist=shortlist)[0])
+
+
+def test_bad_shapes_are_refused():
+    index = EmbeddedIndex(8, 32)
+    with pytest.raises(ValueError, match=r"prefix must have shape \(n, 8\), got \(3, 7\)"):
+        index.add(np.zeros((3, 7)), np.zeros((3, 32)))
+    with pytest.raises(ValueError, match="unknown backend 'annoy'"):
+        build_index("annoy", 8, 32)
