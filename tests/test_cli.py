@@ -98,3 +98,20 @@ def test_head_shape_is_a_setting(csv_file, tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["head"] == {"kind": "linear", "input_dim": 384, "num_blocks": 3, "block_dim": 32}
     assert len(config["run"]["schedule"]["terms"][0]["probs"]) == 3
+
+
+def test_index_and_search_with_both_backends(csv_file, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _train(csv_file, run, "--head", "linear") == 0
+    answers = {}
+    for backend in ("embedded", "qdrant"):
+        idx = tmp_path / f"idx-{backend}"
+        assert main(["index", "--texts", str(csv_file), "--text-col", "title", "--model", str(run),
+                     "--backend", backend, "--out", str(idx), "--quiet"]) == 0
+        capsys.readouterr()
+        assert main(["search", str(idx), "i lost my card, block it", "--k", "3", "--shortlist", "20"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0].startswith("64-d shortlist of 20, 256-d rerank search over 81 documents")
+        answers[backend] = lines[1:]
+    assert [l.split("]")[0] for l in answers["embedded"]] == [l.split("]")[0] for l in answers["qdrant"]]
+    assert any("card" in line for line in answers["embedded"])

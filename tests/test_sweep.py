@@ -68,3 +68,18 @@ def test_local_executor_runs_in_worker_processes(tiny_data_dir, tmp_path):
     new = run_sweep(runs, tmp_path / "res", executor=LocalExecutor(workers=2),
                     data_dir=str(tiny_data_dir), progress=False, log=lambda _: None)
     assert sorted(r["seed"] for r in new) == [1, 2]
+
+
+def test_ray_executor_against_a_local_instance(tiny_data_dir, tmp_path):
+    ray = __import__("pytest").importorskip("ray")
+    from steerable.sweep import RayExecutor
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        runs = [RunSpec("tiny", m, 1, head="linear", epochs=1) for m in ("v5", "flat")]
+        new = run_sweep(runs, tmp_path / "res", executor=RayExecutor(), data_dir=str(tiny_data_dir),
+                        progress=False, log=lambda _: None)
+        assert sorted(r["method"] for r in new) == ["flat", "v5"]
+        assert ResultsStore(tmp_path / "res").has(runs[0].run_id)
+    finally:
+        ray.shutdown()

@@ -264,6 +264,78 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+def _read_texts(path: str, text_col: str | None) -> list[str]:
+    """One text a line (.txt), or a column of a CSV / JSON Lines / Parquet file."""
+    from .data import DataError, read_table
+
+    if path.endswith(".txt"):
+        with open(path, encoding="utf-8") as f:
+            return [line.rstrip("\n") for line in f if line.strip()]
+    rows, columns, numbers = read_table(path)
+    col = text_col or "text"
+    if col not in columns:
+        raise DataError(f"{path}: no column {col!r} (columns: {', '.join(columns)})")
+    out = []
+    for i, row in zip(numbers, rows):
+        if row.get(col) is None or not str(row[col]).strip():
+            raise DataError(f"{path}: row {i}: missing text in column {col!r}")
+        out.append(str(row[col]))
+    return out
+
+
+def cmd_index(args) -> int:
+    import numpy as np
+
+    from .encoder import SteerableEncoder
+    from .index import write_index_folder
+
+    texts = _read_texts(args.texts, args.text_col)
+    if args.embeddings:
+        data = np.load(args.embeddings)
+        if isinstance(data, np.lib.npyio.NpzFile):
+            prefix, full = data["prefix"], data["full"]
+        else:  # full vectors whose prefix is their renormalised truncation
+            full = data
+            prefix = full[:, : args.prefix_dim] / np.linalg.norm(full[:, : args.prefix_dim], axis=1,
+                                                                  keepdims=True)
+        model = None
+    else:
+        if not args.model:
+            raise SystemExit("steer: give --model RUN_FOLDER (or --embeddings FILE)")
+        enc = SteerableEncoder.from_pretrained(args.model)
+        prefix = enc.encode(texts, dim=args.prefix_dim or enc.dims[0], progress=not args.quiet)
+        full = enc.encode(texts, progress=False)
+        model = str(Path(args.model).resolve())
+    if len(prefix) != len(texts):
+        raise SystemExit(f"steer: {len(texts)} texts but {len(prefix)} embeddings")
+    write_index_folder(args.out, prefix, full, texts, backend=args.backend, model=model, url=args.url)
+    print(f"index: {len(texts)} documents, prefix {prefix.shape[1]}-d + full {full.shape[1]}-d, "
+          f"backend {args.backend} -> {args.out}")
+    return 0
+
+
+def cmd_search(args) -> int:
+    from .encoder import SteerableEncoder
+    from .index import open_index_folder
+
+    index, meta, texts = open_index_folder(args.index)
+    if not meta.get("model"):
+        raise SystemExit("steer: this index was built from an embeddings file; it has no model to "
+                         "encode a text query with")
+    enc = SteerableEncoder.from_pretrained(meta["model"])
+    q_prefix = enc.encode(args.query, dim=meta["prefix_dim"])
+    q_full = enc.encode(args.query)
+    shortlist = None if args.exact else args.shortlist
+    ids, scores = index.search(q_prefix[None], q_full[None], k=args.k, shortlist=shortlist)
+    mode = "exact full-vector" if shortlist is None else \
+        f"{meta['prefix_dim']}-d shortlist of {shortlist}, {meta['full_dim']}-d rerank"
+    print(f"{mode} search over {meta['count']} documents ({meta['backend']}):")
+    for rank, (i, s) in enumerate(zip(ids[0], scores[0]), start=1):
+        if i >= 0:
+            print(f"{rank:>3}. {s:.4f}  [{i}] {texts[i]}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="steer",
@@ -358,6 +430,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--doc", help="also write the reproduction page here (e.g. docs/reproduction.md)")
     _add_sweep_args(p)
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("index", help="build a search index of texts (or of an embeddings file)",
+                       description="Encode texts with a trained model (short prefix + full vector) "
+                                   "and store them in a search index folder: embedded (numpy), "
+                                   "faiss (HNSW graph on the prefix) or qdrant (local files, or a "
+                                   "server with --url).")
+    p.add_argument("--texts", required=True, help=".txt (one text a line), or .csv/.jsonl/.parquet")
+    p.add_argument("--text-col", help="text column of a table file (default: text)")
+    p.add_argument("--model", help="run folder of a trained model")
+    p.add_argument("--embeddings", help=".npz with 'prefix' and 'full' arrays, or .npy full vectors")
+    p.add_argument("--prefix-dim", type=int, default=64, help="shortlist prefix dims (default 64)")
+    p.add_argument("--backend", default="embedded", choices=["embedded", "faiss", "qdrant"])
+    p.add_argument("--url", help="Qdrant server URL (default: Qdrant local mode in the folder)")
+    p.add_argument("--out", required=True, help="index folder")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="search an index folder with a text query",
+                       description="Multi-stage by default: shortlist with the short prefix, rerank "
+                                   "with the full vector. --exact ranks every document by the full "
+                                   "vector.")
+    p.add_argument("index", help="index folder written by `steer index`")
+    p.add_argument("query", help="query text")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--shortlist", type=int, default=100, help="prefix shortlist size (default 100)")
+    p.add_argument("--exact", action="store_true", help="exact full-vector search")
+    p.set_defaults(func=cmd_search)
     return parser
 
 

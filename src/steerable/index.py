@@ -211,3 +211,48 @@ def build_index(backend: str, prefix_dim: int, full_dim: int, **options) -> Sear
     if backend == "qdrant":
         return QdrantIndex(prefix_dim, full_dim, **options)
     raise ValueError(f"unknown backend {backend!r}; choose embedded, faiss or qdrant")
+
+
+# ------------------------------------------------------------------------- index folders on disk
+
+def write_index_folder(directory: str | Path, prefix: np.ndarray, full: np.ndarray, texts: list[str],
+                       *, backend: str = "embedded", model: str | None = None,
+                       url: str | None = None) -> SearchIndex:
+    """Build an index folder: ``meta.json``, ``texts.jsonl`` and the backend's own storage."""
+    import json
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    options = {}
+    if backend == "qdrant":
+        options = {"url": url} if url else {"path": str(directory / "qdrant")}
+    index = build_index(backend, prefix.shape[1], full.shape[1], **options)
+    index.add(prefix, full)
+    if isinstance(index, EmbeddedIndex):
+        index.save(directory)
+    else:
+        index.client.close()
+    atomic_write(directory / "texts.jsonl", lambda p: p.write_text(
+        "".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts)), encoding="utf-8"))
+    atomic_write_json(directory / "meta.json", {
+        "backend": backend, "model": model, "url": url, "count": len(texts),
+        "prefix_dim": prefix.shape[1], "full_dim": full.shape[1]})
+    return index
+
+
+def open_index_folder(directory: str | Path) -> tuple[SearchIndex, dict, list[str]]:
+    """(index, meta, texts) of a folder written by :func:`write_index_folder`."""
+    import json
+
+    directory = Path(directory)
+    if not (directory / "meta.json").exists():
+        raise FileNotFoundError(f"{directory}: not an index folder (no meta.json); build one with `steer index`")
+    meta = read_json(directory / "meta.json")
+    if meta["backend"] == "qdrant":
+        options = {"url": meta["url"]} if meta["url"] else {"path": str(directory / "qdrant")}
+        index = QdrantIndex(meta["prefix_dim"], meta["full_dim"], recreate=False, **options)
+    else:
+        index = EmbeddedIndex.load(directory)
+    with open(directory / "texts.jsonl", encoding="utf-8") as f:
+        texts = [json.loads(line)["text"] for line in f]
+    return index, meta, texts
