@@ -39,7 +39,11 @@ def test_report_writes_every_table_and_figure(records, tmp_path):
         for fig in ("fig1_prefix_curves", "fig2_complexity", "fig3_ablations"):
             img = mpimg.imread(tmp_path / f"{fig}_{protocol}.png")
             assert img.shape[0] > 200 and img.shape[1] > 300
+    for stem in ("table4_retrieval", "table5_multistage", "table6_efficiency"):
+        assert (tmp_path / f"{stem}.csv").read_text().count("\n") > 1
+    assert mpimg.imread(tmp_path / "fig4_multistage.png").shape[0] > 200
     report = (tmp_path / "report.md").read_text()
+    assert "V5 loses 2 % recall vs MRL loses 9 % at 64-d" in report
     assert "Protocol `paper`" in report and "Seeds 1, 2, 3" in report
     assert "Table 3" in report and ("PASS" in report or "FAIL" in report)
     assert (tmp_path / "hierarchy.csv").read_text().splitlines()[1].startswith("tiny,2,3,9")
@@ -88,3 +92,15 @@ def test_reproduction_page_applies_its_rules_to_the_records(records, tmp_path):
         section = text.split(f"### Protocol `{protocol}`")[1].split("###")[0]
         line = next(l for l in section.splitlines() if "Inverted flips the sign" in l)
         assert f"**{verdict}**" in line and f"{inv:+.3f}" in line
+
+
+def test_retrieval_and_costs_are_recorded_per_run(records):
+    v5 = next(r for r in records if r["method"] == "v5")
+    keys = v5["retrieval"]
+    assert {"recall@10/l1/64", "recall@10/l0/256", "mrr/l1/256", "ndcg@10/64", "funnel/overlap@10/10"} <= set(keys)
+    assert all(0.0 <= v <= 1.0 for v in keys.values())
+    # 27 test texts -> 13 queries and 14 documents: shortlists longer than that are skipped
+    assert "funnel/overlap@10/20" not in keys
+    assert v5["cost"]["head_parameters"] == 384 * 256 + 256
+    assert v5["cost"]["train_flops_per_example"] > v5["cost"]["encode_flops_per_text"] > 0
+    assert next(r for r in records if r["method"] == "flat")["cost"] == {}

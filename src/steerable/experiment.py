@@ -92,12 +92,46 @@ def evaluate_model(model: SteerableModel | None, vecs: SplitVectors, level_names
     return evaluate_embeddings(test, vecs.y_test, ref, vecs.y_train, dims, level_names, protocols)
 
 
+def evaluate_retrieval(model: SteerableModel | None, vecs: SplitVectors, level_names: Sequence[str],
+                       seed: int, shortlists: Sequence[int] = (10, 20, 50, 100, 200)) -> dict:
+    """Retrieval on a seeded 50/50 query/document split of the test set, at every prefix dim.
+
+    Recall@k per level, MRR per level and nDCG@10 (graded hierarchy gain) per dim; and the
+    multi-stage funnel (shortest prefix shortlists K, full vector reranks): overlap with the exact
+    full-vector top 10 and label Recall@10, per K. Keys are ``metric[/level]/dim`` or
+    ``funnel/metric[/level]/K``.
+    """
+    from .retrieval import multistage, overlap_at_k, rank, recall_at_k, retrieval_metrics, split_queries
+
+    if model is None:
+        dims = flat_dims(vecs.test.shape[1])
+        embs = flat_embeddings(vecs.test, dims)
+    else:
+        dims = model.dims
+        embs = model.embed_vectors(vecs.test)
+    q, d = split_queries(len(vecs.test), seed=seed)
+    yq, yd = vecs.y_test[q], vecs.y_test[d]
+    out = retrieval_metrics({dim: e[q] for dim, e in zip(dims, embs)},
+                            {dim: e[d] for dim, e in zip(dims, embs)}, yq, yd, level_names)
+    short, full = embs[0], embs[-1]
+    exact = rank(full[q], full[d], 10)
+    for K in shortlists:
+        if K > len(d):
+            continue
+        funnel = multistage(short[q], short[d], full[q], full[d], K, 10)
+        out[f"funnel/overlap@10/{K}"] = overlap_at_k(funnel, exact)
+        for lvl, v in zip(level_names, recall_at_k(funnel, yq, yd, (10,))[10]):
+            out[f"funnel/recall@10/{lvl}/{K}"] = float(v)
+    return out
+
+
 @dataclass
 class RunResult:
     config: dict
     metrics: dict
     model: SteerableModel | None
     history: dict = field(default_factory=dict)
+    retrieval: dict = field(default_factory=dict)
 
 
 def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: str = DEFAULT_HEAD,
@@ -105,7 +139,8 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
         train_config: TrainConfig | None = None, max_train: int | None = None,
         max_test: int | None = None, protocols: Sequence[Protocol] | None = None,
         cache: VectorCache | None = None, out: str | Path | None = None,
-        dataset_source: dict | None = None, progress: bool = True) -> RunResult:
+        dataset_source: dict | None = None, retrieval: bool = True,
+        progress: bool = True) -> RunResult:
     """Train (unless ``method`` is ``flat``) and evaluate; write a run folder when ``out`` is given."""
     backbone = backbone or Backbone()
     cfg = train_config or TrainConfig()
@@ -130,7 +165,16 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
         history = train(model, schedule, vecs.train, vecs.y_train, vecs.validation, vecs.y_validation,
                         cfg, progress=progress)
     t_train = time.perf_counter() - t1
+    cost = {}
+    if model is not None:
+        from .efficiency import encoding_flops_per_text, head_parameters, training_flops_per_example
+
+        cost = {"head_parameters": head_parameters(model),
+                "train_flops_per_example": training_flops_per_example(
+                    model, schedule, vecs.train, vecs.y_train, cfg.batch_size),
+                "encode_flops_per_text": encoding_flops_per_text(model)}
     metrics = evaluate_model(model, vecs, h.level_names, protocols)
+    retrieval_metrics = evaluate_retrieval(model, vecs, h.level_names, cfg.seed) if retrieval else {}
 
     config = {
         "steerable_version": __version__,
@@ -146,8 +190,9 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
         "protocols": [p.describe() for p in protocols],
         "history": history,
         "seconds": {"encode": t_encode, "train": t_train},
+        "cost": cost,
     }
-    result = RunResult(config, metrics, model, history)
+    result = RunResult(config, metrics, model, history, retrieval_metrics)
     if out is not None:
         save_run(result, out, h)
     return result
@@ -164,6 +209,8 @@ def save_run(result: RunResult, out: str | Path, hierarchy) -> None:
         atomic_write_json(out / "config.json", {"hierarchy": hierarchy.to_dict(),
                                                 "backbone": result.config["backbone"]["name"],
                                                 "head": None, "run": result.config})
+    if result.retrieval:
+        atomic_write_json(out / "retrieval.json", result.retrieval)
     atomic_write_json(out / METRICS, result.metrics)
 
 

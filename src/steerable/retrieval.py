@@ -38,18 +38,23 @@ def _tensor(a: np.ndarray) -> torch.Tensor:
 def _topk_stable(sims: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(columns, values) of each row's k largest entries, best first; ties go to the lower column.
 
-    ``torch.topk`` alone leaves the choice among tied values open, so take its k-th value as a
-    threshold, keep everything above it and the leftmost of the entries equal to it, then order
-    the kept k by a stable descending sort. Entries must be finite.
+    ``torch.topk`` alone leaves the choice among tied values open. Its set is right unless more
+    than k entries reach its k-th value; only in such rows, keep everything above that value and
+    the leftmost entries equal to it. Then order the k by column and stable-sort by value,
+    descending. Entries must be finite.
     """
     rows = len(sims)
     if k == 0:
         return torch.zeros((rows, 0), dtype=torch.long), sims.new_zeros((rows, 0))
-    thr = torch.topk(sims, k, dim=1).values[:, -1:]
-    above, equal = sims > thr, sims == thr
-    need = k - above.sum(1, keepdim=True)
-    keep = above | (equal & (torch.cumsum(equal, dim=1) <= need))
-    cols = torch.nonzero(keep)[:, 1].view(rows, k)  # row-major: ascending columns within a row
+    vals, cols = torch.topk(sims, k, dim=1)
+    thr = vals[:, -1:]
+    cut = torch.nonzero((sims >= thr).sum(1) > k).flatten()  # rows whose boundary tie topk cut
+    if len(cut):
+        s, t = sims[cut], thr[cut]
+        above, equal = s > t, s == t
+        keep = above | (equal & (torch.cumsum(equal, dim=1) <= k - above.sum(1, keepdim=True)))
+        cols[cut] = torch.nonzero(keep)[:, 1].view(len(cut), k)
+    cols = torch.sort(cols, dim=1).values
     vals = torch.gather(sims, 1, cols)
     order = torch.sort(vals, dim=1, descending=True, stable=True).indices
     return torch.gather(cols, 1, order), torch.gather(vals, 1, order)

@@ -62,7 +62,14 @@ def long_rows(record: dict) -> list[dict]:
             if isinstance(value, (int, float)):
                 rows.append(base | {"protocol": protocol, "level": None, "dim": None, "metric": name,
                                     "value": float(value)})
-        for name, value in block.get("extra", {}).items():
-            rows.append(base | {"protocol": protocol, "level": None, "dim": None, "metric": name,
-                                "value": float(value)})
+    for key, value in record.get("retrieval", {}).items():
+        rows.append(base | {"protocol": "retrieval", **_parse_key(key), "value": float(value)})
     return rows
+
+
+def _parse_key(key: str) -> dict:
+    """``recall@10/l1/64`` -> metric, level, dim; ``funnel/overlap@10/50`` -> dim is the shortlist."""
+    parts = key.split("/")
+    level = parts[-2] if len(parts) >= 3 and not parts[-2].startswith(("recall", "overlap")) else None
+    metric = "/".join(p for p in parts[:-1] if p != level)
+    return {"metric": metric, "level": level, "dim": int(parts[-1])}

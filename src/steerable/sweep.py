@@ -109,9 +109,9 @@ def execute_run(spec: dict, store_root: str, data_dir: str | None = None, thread
         "run_id": s.run_id, "dataset": s.dataset, "method": s.method, "seed": s.seed,
         "backbone": s.backbone, "head": s.head, "spec": s.to_dict(),
         "dataset_stats": dataset.stats(), "level_names": list(dataset.hierarchy.level_names),
-        "metrics": result.metrics, "history": result.history,
+        "metrics": result.metrics, "retrieval": result.retrieval, "history": result.history,
         "seconds": result.config["seconds"] | {"total": time.perf_counter() - t0},
-        "params": sum(p.numel() for p in result.model.head.parameters()) if result.model else 0,
+        "cost": result.config["cost"],
     }
     ResultsStore(store_root).add(record)
     return record

@@ -1,0 +1,179 @@
+"""Multi-stage search on real embeddings, and throughput on a generated million.
+
+(a) Every text of every data set under STEER_DATA_DIR (about 80,000) goes through a trained V5 and a
+trained MRL head (trained here on CLINC with the default settings, or given as run folders);
+``--queries`` random texts are held out as queries. Contenders, all with the same thread count and
+measured after a warm-up, on the whole query batch:
+
+- exact-256: flat inner-product scan of the full vectors (FAISS IndexFlatIP);
+- funnel-flat: 64-d flat scan shortlist of K, exact 256-d rerank;
+- funnel-hnsw: 64-d HNSW shortlist of K, exact 256-d rerank;
+- hnsw-256: HNSW on the full vectors.
+
+Reported: recall@10 against exact-256's top 10, queries per second, index memory.
+Targets: the funnel at least 3x exact-256's throughput while keeping >= 0.99 of its top 10, and
+faster than hnsw-256 at equal recall.
+
+(b) ``--synthetic N`` (default 1,000,000): the same contenders' throughput on a seeded N x 256
+collection (clustered Gaussian, prefix = renormalised first 64 dims).
+
+    STEER_DATA_DIR=../shared/datasets python bench/search.py [--threads 2] [--synthetic 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from _common import finish, machine, print_machine, write_json
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x / np.linalg.norm(x, axis=1, keepdims=True), dtype=np.float32)
+
+
+def best_of(fn, repeats: int = 3) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def overlap(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean([len(set(x) & set(y)) / len(y) for x, y in zip(a, b)]))
+
+
+def contenders(prefix: np.ndarray, full: np.ndarray, q_prefix: np.ndarray, q_full: np.ndarray,
+               shortlists: list[int], efs: list[int], k: int = 10) -> list[dict]:
+    import faiss
+
+    out = []
+    flat = faiss.IndexFlatIP(full.shape[1])
+    flat.add(full)
+    truth = flat.search(q_full, k)[1]
+    t = best_of(lambda: flat.search(q_full, k))
+    base_qps = len(q_full) / t
+    out.append({"contender": "exact-256", "recall@10": 1.0, "qps": base_qps,
+                "memory_mb": full.nbytes / 2**20})
+
+    def rerank(cand):
+        scores = np.einsum("qd,qkd->qk", q_full, full[np.maximum(cand, 0)])
+        scores[cand < 0] = -np.inf
+        order = np.argsort(-scores, axis=1)[:, :k]
+        return np.take_along_axis(cand, order, axis=1)
+
+    flat64 = faiss.IndexFlatIP(prefix.shape[1])
+    flat64.add(prefix)
+    hnsw64 = faiss.IndexHNSWFlat(prefix.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+    hnsw64.hnsw.efConstruction = 80
+    t0 = time.perf_counter()
+    hnsw64.add(prefix)
+    build64 = time.perf_counter() - t0
+    mem64 = faiss.serialize_index(hnsw64).nbytes / 2**20
+    for K in shortlists:
+        for name, index in (("funnel-flat", flat64), ("funnel-hnsw", hnsw64)):
+            if name == "funnel-hnsw":
+                index.hnsw.efSearch = max(K, 64)
+            fn = lambda: rerank(index.search(q_prefix, K)[1])  # noqa: E731
+            t = best_of(fn)
+            mem = (prefix.nbytes if name == "funnel-flat" else mem64 * 2**20) + full.nbytes
+            out.append({"contender": name, "shortlist": K, "recall@10": overlap(fn(), truth),
+                        "qps": len(q_full) / t, "speedup": len(q_full) / t / base_qps,
+                        "memory_mb": mem / 2**20,
+                        **({"build_s": build64} if name == "funnel-hnsw" else {})})
+    hnsw256 = faiss.IndexHNSWFlat(full.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+    hnsw256.hnsw.efConstruction = 80
+    t0 = time.perf_counter()
+    hnsw256.add(full)
+    build256 = time.perf_counter() - t0
+    mem256 = faiss.serialize_index(hnsw256).nbytes / 2**20
+    for ef in efs:
+        hnsw256.hnsw.efSearch = ef
+        fn = lambda: hnsw256.search(q_full, k)[1]  # noqa: E731
+        t = best_of(fn)
+        out.append({"contender": "hnsw-256", "ef_search": ef, "recall@10": overlap(fn(), truth),
+                    "qps": len(q_full) / t, "speedup": len(q_full) / t / base_qps,
+                    "memory_mb": mem256, "build_s": build256})
+    return out
+
+
+def real_embeddings(args) -> dict:
+    from steerable.backbone import Backbone, VectorCache
+    from steerable.data import list_datasets, load_dataset
+    from steerable.experiment import run
+
+    texts: dict[str, None] = {}
+    for name in list_datasets():
+        ds = load_dataset(name)
+        for split in ("train", "validation", "test"):
+            texts.update(dict.fromkeys(ds.split(split).texts))
+    texts = list(texts)
+    cache = VectorCache(Backbone())
+    vectors = cache.get_or_encode(texts, progress=True, desc="all data sets")
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(len(texts))
+    q_idx, d_idx = perm[: args.queries], perm[args.queries:]
+    clinc = load_dataset("clinc150")
+    out = {"documents": len(d_idx), "queries": len(q_idx)}
+    for method in ("v5", "mrl"):
+        model = run(clinc, method, cache=cache, progress=False).model
+        prefix, full = model.embed_vectors(vectors, [64, model.dims[-1]])
+        rows = contenders(prefix[d_idx], full[d_idx], prefix[q_idx], full[q_idx],
+                          args.shortlists, args.efs)
+        out[method] = rows
+        for r in rows:
+            print(method, r)
+    return out
+
+
+def synthetic(args) -> list[dict]:
+    rng = np.random.default_rng(0)
+    n, d = args.synthetic, 256
+    centres = rng.normal(size=(1000, d)).astype(np.float32)
+    full = np.empty((n, d), np.float32)
+    for s in range(0, n, 100_000):
+        m = min(100_000, n - s)
+        full[s:s + m] = centres[rng.integers(0, 1000, m)] + rng.normal(size=(m, d)).astype(np.float32)
+    full = unit(full)
+    q = unit(centres[rng.integers(0, 1000, args.queries)] + rng.normal(size=(args.queries, d)))
+    rows = contenders(unit(full[:, :64]), full, unit(q[:, :64]), q, args.shortlists, args.efs)
+    for r in rows:
+        print("synthetic", r)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--shortlists", default="50,100,200,400")
+    ap.add_argument("--efs", default="32,64,128,256")
+    ap.add_argument("--synthetic", type=int, default=1_000_000, help="0 to skip")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-real", action="store_true")
+    args = ap.parse_args()
+    args.shortlists = [int(x) for x in args.shortlists.split(",")]
+    args.efs = [int(x) for x in args.efs.split(",")]
+
+    import faiss
+    import torch
+
+    torch.set_num_threads(args.threads)
+    faiss.omp_set_num_threads(args.threads)
+    m = machine()
+    print_machine(m)
+    result = {"machine": m, "threads": args.threads}
+    if not args.skip_real:
+        result["real"] = real_embeddings(args)
+    if args.synthetic:
+        result["synthetic"] = synthetic(args)
+    finish(m)
+    write_json("search", result)
+
+
+if __name__ == "__main__":
+    main()
