@@ -336,6 +336,19 @@ def cmd_search(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import export_onnx, export_sentence_transformer
+    from .model import SteerableModel
+
+    model = SteerableModel.load(args.run)
+    out = export_sentence_transformer(model, args.out)
+    print(f"sentence-transformers model -> {out} (SentenceTransformer({str(out)!r}))")
+    if args.onnx:
+        path = export_onnx(model, Path(args.out) / "head.onnx", dim=args.onnx_dim)
+        print(f"ONNX head -> {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="steer",
@@ -457,6 +470,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shortlist", type=int, default=100, help="prefix shortlist size (default 100)")
     p.add_argument("--exact", action="store_true", help="exact full-vector search")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("export", help="export a run as a sentence-transformers model (and ONNX head)",
+                       description="Write a folder that sentence_transformers.SentenceTransformer(path) "
+                                   "loads offline (backbone + head), with steerable.json declaring the "
+                                   "prefix dims and the level each serves; --onnx adds the head alone "
+                                   "as ONNX (input: pooled backbone vector).")
+    p.add_argument("run", help="run folder written by `steer train`")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--onnx", action="store_true", help="also write head.onnx")
+    p.add_argument("--onnx-dim", type=int, help="ONNX output dim (default: full)")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

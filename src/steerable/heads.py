@@ -142,7 +142,7 @@ class LinearHead(Head):
         self.proj = nn.Linear(input_dim, num_blocks * block_dim)
 
     def blocks(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x).reshape(len(x), self.num_blocks, self.block_dim)
+        return self.proj(x).reshape(-1, self.num_blocks, self.block_dim)
 
 
 class MLPHead(Head):
@@ -164,7 +164,7 @@ class MLPHead(Head):
         return super().get_config_dict() | {"hidden_dim": self.hidden_dim, "dropout": self.dropout}
 
     def blocks(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.trunk(x)).reshape(len(x), self.num_blocks, self.block_dim)
+        return self.proj(self.trunk(x)).reshape(-1, self.num_blocks, self.block_dim)
 
 
 HEADS: dict[str, type[Head]] = {cls.kind: cls for cls in (FractalHead, LinearHead, MLPHead)}

@@ -1,0 +1,59 @@
+"""Exported models load in other stacks and give the project's own vectors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from steerable import SteerableEncoder, SteerableModel
+from steerable.data import Hierarchy
+from steerable.export import export_onnx, export_sentence_transformer
+from steerable.heads import HEADS
+
+TEXTS = ["book a flight to rome", "what is my checking balance", "set a timer for ten minutes"]
+
+
+def _model(kind: str) -> SteerableModel:
+    torch.manual_seed(0)
+    h = Hierarchy(("domain", "intent"), (("a", "b"), ("a1", "a2", "b1")), (np.array([0, 0, 1]),))
+    return SteerableModel(HEADS[kind](384), h, "sentence-transformers/all-MiniLM-L6-v2").eval()
+
+
+@pytest.mark.parametrize("kind", ["mlp", "linear"])
+def test_sentence_transformers_loads_the_export_offline(kind, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    model = _model(kind)
+    export_sentence_transformer(model, tmp_path / "st")
+    ours = SteerableEncoder(model)
+    st = SentenceTransformer(str(tmp_path / "st"))  # no trust_remote_code: only native modules
+    np.testing.assert_allclose(st.encode(TEXTS), ours.encode(TEXTS), atol=1e-5)
+    st64 = SentenceTransformer(str(tmp_path / "st"), truncate_dim=64)
+    np.testing.assert_allclose(st64.encode(TEXTS, normalize_embeddings=True),
+                               ours.encode(TEXTS, dim=64), atol=1e-5)
+    meta = json.loads((tmp_path / "st" / "steerable.json").read_text())
+    assert meta["matryoshka_dims"] == [64, 128, 192, 256]
+    assert meta["levels"] == {"domain": 64, "intent": 256}
+
+
+def test_fractal_head_exports_as_a_custom_module(tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    model = _model("fractal")
+    export_sentence_transformer(model, tmp_path / "st")
+    meta = json.loads((tmp_path / "st" / "steerable.json").read_text())
+    assert meta["trust_remote_code"] and meta["matryoshka_dims"] == [256]
+    st = SentenceTransformer(str(tmp_path / "st"), trust_remote_code=True)
+    np.testing.assert_allclose(st.encode(TEXTS), SteerableEncoder(model).encode(TEXTS), atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", sorted(HEADS))
+def test_onnx_head_matches(kind, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    model = _model(kind)
+    x = np.random.default_rng(0).normal(size=(5, 384)).astype(np.float32)
+    for dim in (64, 256):
+        path = export_onnx(model, tmp_path / f"head{dim}.onnx", dim=dim)
+        out = ort.InferenceSession(str(path)).run(None, {"pooled": x})[0]
+        np.testing.assert_allclose(out, model.embed_vectors(x, [dim])[0], atol=1e-5)
