@@ -336,6 +336,21 @@ def cmd_search(args) -> int:
     return 0
 
 
+def cmd_encode(args) -> int:
+    from .encoder import SteerableEncoder
+    from .stream import encode_file
+
+    enc = SteerableEncoder.from_pretrained(args.model, cache=False)
+    dim = enc.resolve_dim(args.dim, args.level)
+    summary = encode_file(args.input, args.out, lambda texts: enc.encode(texts, dim=dim),
+                          chunk_size=args.chunk_size, text_col=args.text_col,
+                          settings={"model": str(Path(args.model).resolve()), "dim": dim},
+                          progress=not args.quiet)
+    print(f"encoded {summary['rows']} texts at {dim} dims -> {summary['out']} "
+          f"({summary['chunks_encoded']} chunks encoded, {summary['chunks_reused']} resumed)")
+    return 0
+
+
 def cmd_export(args) -> int:
     from .export import export_onnx, export_sentence_transformer
     from .model import SteerableModel
@@ -470,6 +485,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shortlist", type=int, default=100, help="prefix shortlist size (default 100)")
     p.add_argument("--exact", action="store_true", help="exact full-vector search")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("encode", help="embed a (large) text file at a chosen granularity",
+                       description="Stream a text file (one text a line, or a column of CSV / JSON "
+                                   "Lines / Parquet) through a trained model and write the embeddings "
+                                   "to .npy or .parquet, chunk by chunk: memory stays flat however long "
+                                   "the file, and an interrupted run resumes where it stopped.")
+    p.add_argument("input", help=".txt, .csv, .tsv, .jsonl(.gz) or .parquet")
+    p.add_argument("--model", required=True, help="run folder written by `steer train`")
+    p.add_argument("--out", required=True, help="output .npy or .parquet")
+    p.add_argument("--dim", type=int, help="prefix dims (default: full)")
+    p.add_argument("--level", help="a level name, or coarse / fine, instead of --dim")
+    p.add_argument("--text-col", help="text column of a table file (default: text)")
+    p.add_argument("--chunk-size", type=int, default=4096, help="texts per chunk (default 4096)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("export", help="export a run as a sentence-transformers model (and ONNX head)",
                        description="Write a folder that sentence_transformers.SentenceTransformer(path) "

@@ -1,0 +1,155 @@
+"""Streaming encoding of large text files: bounded memory, resumable after an interruption.
+
+Texts are read in chunks; each chunk's embeddings are written atomically as a part file in
+``<out>.parts/`` named by its chunk number. A rerun skips the parts that exist, and the final file
+(``.npy`` or ``.parquet``) is assembled from the parts by streaming, then the parts are removed.
+The backbone's vector cache is bypassed: it would hold every vector of the file in memory.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .data import DataError
+from .io import atomic_write, atomic_write_json, read_json
+
+
+def iter_text_chunks(path: str | Path, chunk_size: int, text_col: str | None = None
+                     ) -> Iterator[list[str]]:
+    """Chunks of texts from a .txt file (one text a line), or a column of .csv/.jsonl/.parquet."""
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith(".txt"):
+        chunk: list[str] = []
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                chunk.append(line.rstrip("\n"))
+                if len(chunk) == chunk_size:
+                    yield chunk
+                    chunk = []
+        if chunk:
+            yield chunk
+        return
+    col = text_col or "text"
+    if name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(path)
+        if col not in pf.schema_arrow.names:
+            raise DataError(f"{path}: no column {col!r} (columns: {', '.join(pf.schema_arrow.names)})")
+        for batch in pf.iter_batches(batch_size=chunk_size, columns=[col]):
+            yield [str(t) if t is not None else "" for t in batch.column(0).to_pylist()]
+        return
+    if name.endswith((".csv", ".tsv")):
+        import pandas as pd
+
+        sep = "\t" if name.endswith(".tsv") else ","
+        reader = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, chunksize=chunk_size)
+        for df in reader:
+            if col not in df.columns:
+                raise DataError(f"{path}: no column {col!r} (columns: {', '.join(map(str, df.columns))})")
+            yield df[col].tolist()
+        return
+    if name.endswith((".jsonl", ".jsonl.gz")):
+        import gzip
+        import json
+
+        opener = gzip.open if name.endswith(".gz") else open
+        chunk = []
+        with opener(path, "rt", encoding="utf-8") as f:
+            for i, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                if col not in row:
+                    raise DataError(f"{path}: row {i}: no key {col!r}")
+                chunk.append(str(row[col]))
+                if len(chunk) == chunk_size:
+                    yield chunk
+                    chunk = []
+        if chunk:
+            yield chunk
+        return
+    raise DataError(f"{path}: unknown file type; use .txt, .csv, .tsv, .jsonl(.gz) or .parquet")
+
+
+def encode_file(path: str | Path, out: str | Path, encode: Callable[[list[str]], np.ndarray], *,
+                chunk_size: int = 4096, text_col: str | None = None, settings: dict | None = None,
+                progress: bool = True) -> dict:
+    """Encode every text of ``path`` with ``encode`` into ``out`` (.npy or .parquet), resumably.
+
+    ``settings`` (model, dim, ...) is stored with the parts; resuming with other settings is refused.
+    Returns a summary: rows, chunks encoded now, chunks reused.
+    """
+    from tqdm.auto import tqdm
+
+    path, out = Path(path), Path(out)
+    if out.suffix not in (".npy", ".parquet"):
+        raise DataError(f"{out}: output must end in .npy or .parquet")
+    parts = out.with_name(out.name + ".parts")
+    parts.mkdir(parents=True, exist_ok=True)
+    stat = path.stat()
+    manifest = {"input": str(path.resolve()), "size": stat.st_size, "mtime": stat.st_mtime,
+                "chunk_size": chunk_size, "text_col": text_col, **(settings or {})}
+    if (parts / "manifest.json").exists():
+        if read_json(parts / "manifest.json") != manifest:
+            raise DataError(f"{parts}: left by an earlier run with other settings or input; remove it")
+    else:
+        atomic_write_json(parts / "manifest.json", manifest)
+    encoded = reused = rows = 0
+    bar = tqdm(desc=f"encoding {path.name}", unit="text", disable=not progress)
+    for i, texts in enumerate(iter_text_chunks(path, chunk_size, text_col)):
+        part = parts / f"part-{i:06d}.npy"
+        rows += len(texts)
+        if part.exists():
+            reused += 1
+        else:
+            vectors = np.ascontiguousarray(encode(texts), dtype=np.float32)
+            atomic_write(part, lambda p: _save_npy(p, vectors))
+            encoded += 1
+        bar.update(len(texts))
+    bar.close()
+    _assemble(parts, out)
+    shutil.rmtree(parts)
+    return {"rows": rows, "chunks_encoded": encoded, "chunks_reused": reused, "out": str(out)}
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object: np.save keeps the name as given
+        np.save(f, array, allow_pickle=False)
+
+
+def _part_files(parts: Path) -> list[Path]:
+    return sorted(parts.glob("part-*.npy"))
+
+
+def _assemble(parts: Path, out: Path) -> None:
+    files = _part_files(parts)
+    shapes = [np.load(f, mmap_mode="r").shape for f in files]
+    rows, dim = sum(s[0] for s in shapes), (shapes[0][1] if shapes else 0)
+    if out.suffix == ".npy":
+        def write(tmp: Path) -> None:
+            mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(rows, dim))
+            start = 0
+            for f in files:
+                a = np.load(f, mmap_mode="r")
+                mm[start:start + len(a)] = a
+                start += len(a)
+            mm.flush()
+            del mm
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        def write(tmp: Path) -> None:
+            schema = pa.schema([("embedding", pa.list_(pa.float32(), dim))])
+            with pq.ParquetWriter(tmp, schema) as w:
+                for f in files:
+                    a = np.load(f)
+                    col = pa.FixedSizeListArray.from_arrays(pa.array(a.ravel(), pa.float32()), dim)
+                    w.write_table(pa.table({"embedding": col}, schema=schema))
+    atomic_write(out, write)

@@ -1,0 +1,73 @@
+"""steer encode: chunked, resumable, the same vectors as encoding in one go."""
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from steerable import SteerableEncoder, SteerableModel
+from steerable.cli import main
+from steerable.data import DataError, Hierarchy
+from steerable.heads import MLPHead
+from steerable.stream import encode_file
+
+TEXTS = [f"please book a table for {i} people at {i % 12} pm" for i in range(50)]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    h = Hierarchy(("domain", "intent"), (("a", "b"), ("a1", "a2", "b1")), (np.array([0, 0, 1]),))
+    path = tmp_path_factory.mktemp("run")
+    SteerableModel(MLPHead(384), h, "sentence-transformers/all-MiniLM-L6-v2").save(path)
+    return path
+
+
+def test_encode_writes_npy_and_parquet_equal_to_direct_encoding(run_dir, tmp_path):
+    src = tmp_path / "texts.txt"
+    src.write_text("\n".join(TEXTS) + "\n")
+    expected = SteerableEncoder.from_pretrained(run_dir).encode(TEXTS, level="coarse")
+    assert main(["encode", str(src), "--model", str(run_dir), "--out", str(tmp_path / "e.npy"),
+                 "--level", "coarse", "--chunk-size", "16", "--quiet"]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "e.npy"), expected, atol=1e-6)
+    assert main(["encode", str(src), "--model", str(run_dir), "--out", str(tmp_path / "e.parquet"),
+                 "--dim", "64", "--chunk-size", "16", "--quiet"]) == 0
+    table = pq.read_table(tmp_path / "e.parquet")
+    np.testing.assert_allclose(np.array(table.column("embedding").to_pylist()), expected, atol=1e-6)
+    assert not list(tmp_path.glob("*.parts"))
+
+
+def test_interrupted_encoding_resumes_with_the_rest(tmp_path):
+    src = tmp_path / "texts.csv"
+    src.write_text("text\n" + "\n".join(TEXTS) + "\n")
+    calls = []
+
+    def flaky(texts):
+        calls.append(len(texts))
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the user pressed Ctrl-C during the third chunk
+        return np.full((len(texts), 4), float(len(calls)), np.float32)
+
+    with pytest.raises(KeyboardInterrupt):
+        encode_file(src, tmp_path / "out.npy", flaky, chunk_size=10, progress=False)
+    assert len(list((tmp_path / "out.npy.parts").glob("part-*.npy"))) == 2
+    assert not (tmp_path / "out.npy").exists()
+    summary = encode_file(src, tmp_path / "out.npy", flaky, chunk_size=10, progress=False)
+    assert summary == {"rows": 50, "chunks_encoded": 3, "chunks_reused": 2, "out": str(tmp_path / "out.npy")}
+    out = np.load(tmp_path / "out.npy")
+    assert out.shape == (50, 4)
+    assert out[:10, 0].tolist() == [1.0] * 10 and out[20:30, 0].tolist() == [4.0] * 10
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    src = tmp_path / "texts.txt"
+    src.write_text("\n".join(TEXTS))
+    (tmp_path / "o.npy.parts").mkdir()
+    encode_fn = lambda t: np.zeros((len(t), 2), np.float32)  # noqa: E731
+    with pytest.raises(KeyboardInterrupt):
+        encode_file(src, tmp_path / "o.npy", lambda t: (_ for _ in ()).throw(KeyboardInterrupt()),
+                    settings={"dim": 64}, progress=False)
+    with pytest.raises(DataError, match="other settings or input; remove it"):
+        encode_file(src, tmp_path / "o.npy", encode_fn, settings={"dim": 128}, progress=False)
+    with pytest.raises(DataError, match="output must end in .npy or .parquet"):
+        encode_file(src, tmp_path / "o.csv", encode_fn, progress=False)
