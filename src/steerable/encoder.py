@@ -26,6 +26,26 @@ class SteerableEncoder:
         self._cache = VectorCache(self.backbone) if cache else None
 
     @classmethod
+    def fit(cls, dataset, method: str = "v5", *, head: str | None = None,
+            backbone: Backbone | None = None, progress: bool = True, **train_options
+            ) -> "SteerableEncoder":
+        """Train a head on a :class:`~steerable.data.HierarchicalDataset` and return its encoder.
+
+        ``train_options`` are :class:`~steerable.train.TrainConfig` fields (``seed``, ``epochs``, ...).
+        The evaluation of the trained model is kept in ``encoder.metrics``.
+        """
+        from .experiment import run
+        from .heads import DEFAULT_HEAD
+        from .train import TrainConfig
+
+        backbone = backbone or Backbone()
+        result = run(dataset, method, head=head or DEFAULT_HEAD, backbone=backbone,
+                     train_config=TrainConfig(**train_options), retrieval=False, progress=progress)
+        encoder = cls(result.model, backbone)
+        encoder.metrics = result.metrics
+        return encoder
+
+    @classmethod
     def from_pretrained(cls, path: str | Path, *, cache: bool = True) -> "SteerableEncoder":
         """Load a run folder written by ``steer train`` (or :meth:`save_pretrained`)."""
         return cls(SteerableModel.load(path), cache=cache)
