@@ -258,8 +258,9 @@ def cmd_reproduce(args) -> int:
     write_report(records, args.out, ["md", "mteb"])
     minutes = (time.perf_counter() - t0) / 60
     command = "steer " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else "steer reproduce"
+    invocations = ResultsStore(args.results).invocations()
     for path in [Path(args.out) / "reproduction.md"] + ([Path(args.doc)] if args.doc else []):
-        write_doc(records, path, command, minutes)
+        write_doc(records, path, command, invocations, report_dir=args.out)
     print(f"reproduce: {len(records)} runs reported in {minutes:.1f} min -> {args.out}/report.md")
     return 0
 

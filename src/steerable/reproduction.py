@@ -40,6 +40,19 @@ def _s(x: float | None) -> str:
     return "–" if x is None else f"{x:+.3f}"
 
 
+def _timing(invocations: list[dict] | None) -> str:
+    """The sweep's measured wall time, from the results store's invocation log."""
+    done = [i for i in (invocations or []) if i["runs"]]
+    if not done:
+        return ""
+    minutes = sum(i["seconds"] for i in done) / 60
+    vec = sum(i["vector_seconds"] for i in done) / 60
+    texts = sum(i["texts_encoded"] for i in done)
+    return (f" Wall time on the 2-core development machine: {minutes:.0f} min over {len(done)} "
+            f"invocation(s) that ran {sum(i['runs'] for i in done)} runs, of which {vec:.0f} min "
+            f"preparing vectors ({texts:,} texts encoded; the rest came from the vector cache).")
+
+
 def claims(res: Results, protocol: str) -> list[tuple[str, str, str]]:
     """(claim, verdict, evidence) for each claim of the outline that the sweep can test."""
     out = []
@@ -133,8 +146,20 @@ def claims(res: Results, protocol: str) -> list[tuple[str, str, str]]:
     return out
 
 
-def write_doc(records: list[dict], path, command: str, minutes: float | None = None) -> str:
+def write_doc(records: list[dict], path, command: str, invocations: list[dict] | None = None,
+              report_dir=None) -> str:
+    """Write the reproduction page; with ``report_dir``, its figures are copied beside the page."""
+    import shutil
+    from pathlib import Path
+
     res = Results(records)
+    figures = []
+    if report_dir is not None:
+        fig_dir = Path(path).parent / (Path(path).stem + "_figures")
+        fig_dir.mkdir(parents=True, exist_ok=True)
+        for png in sorted(Path(report_dir).glob("fig*.png")):
+            shutil.copyfile(png, fig_dir / png.name)
+            figures.append(f"{fig_dir.name}/{png.name}")
     lines = [
         "# Reproduction: our figures beside the published ones",
         "",
@@ -145,7 +170,7 @@ def write_doc(records: list[dict], path, command: str, minutes: float | None = N
         f"{len(records)} runs; data sets {', '.join(res.datasets)}; methods "
         f"{', '.join(_label(m) for m in res.methods)}; seeds {', '.join(map(str, res.seeds))}; "
         f"backbone {', '.join(res.backbones)} (the published figures used bge-small-en-v1.5); head "
-        f"{', '.join(res.heads)}." + (f" Wall time {minutes:.0f} min on the 2-core machine." if minutes else ""),
+        f"{', '.join(res.heads)}." + _timing(invocations),
         "",
         "The published figures came from the original code, which cut every prefix in a batch at the "
         "batch's most common length (fixed here: lengths are per example), and used the first 500 "
@@ -196,6 +221,8 @@ def write_doc(records: list[dict], path, command: str, minutes: float | None = N
                   "| claim | verdict | evidence |", "|---|---|---|"]
         lines += [f"| {esc(c)} | **{v}** | {esc(e)} |" for c, v, e in claims(res, protocol)]
         lines += [""]
+    if figures:
+        lines += ["## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures] + [""]
     lines += ["Not testable here: Yahoo Answers (no copy with sub-topics is available), the "
               "Qwen3-0.6B and bge-small backbones (no network; the offline default is all-MiniLM-L6-v2), "
               "and the efficiency claims (measured separately).", ""]

@@ -28,6 +28,14 @@ class ResultsStore:
     def add(self, record: dict) -> None:
         atomic_write_json(self._path(record["run_id"]), record)
 
+    def log_invocation(self, entry: dict) -> None:
+        """Append one sweep invocation's timing to ``invocations.json`` (rewritten atomically)."""
+        atomic_write_json(self.root / "invocations.json", self.invocations() + [entry])
+
+    def invocations(self) -> list[dict]:
+        path = self.root / "invocations.json"
+        return read_json(path) if path.exists() else []
+
     def records(self) -> list[dict]:
         if not self.records_dir.is_dir():
             return []

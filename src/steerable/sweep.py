@@ -163,11 +163,15 @@ class RayExecutor:
             yield self.ray.get(done[0])
 
 
-def prepare_vectors(runs: Sequence[RunSpec], data_dir: str | None, progress: bool = True) -> None:
-    """Encode every split of every data set the sweep needs, once, into the shared cache."""
+def prepare_vectors(runs: Sequence[RunSpec], data_dir: str | None, progress: bool = True) -> int:
+    """Encode every split of every data set the sweep needs, once, into the shared cache.
+
+    Returns how many texts went through a backbone (the rest came from the cache).
+    """
     from .backbone import Backbone, VectorCache
     from .data import load_dataset
 
+    encoded = 0
     for backbone_name in dict.fromkeys(r.backbone for r in runs):
         backbone = Backbone(backbone_name)
         cache = VectorCache(backbone)
@@ -175,6 +179,8 @@ def prepare_vectors(runs: Sequence[RunSpec], data_dir: str | None, progress: boo
             ds = load_dataset(name, data_dir)
             for split in ("train", "validation", "test"):
                 cache.get_or_encode(ds.split(split).texts, progress=progress, desc=f"{name}/{split}")
+        encoded += cache.encoded_count
+    return encoded
 
 
 def run_sweep(runs: Sequence[RunSpec], store_root: str | Path, *, executor=None,
@@ -189,19 +195,22 @@ def run_sweep(runs: Sequence[RunSpec], store_root: str | Path, *, executor=None,
     log(f"sweep: {len(runs)} runs, {done} already recorded, {len(todo)} to go -> {store.root}")
     if not todo:
         return []
-    prepare_vectors(todo, data_dir, progress=progress)
+    started, t0, new = time.time(), time.perf_counter(), []
+    encoded = prepare_vectors(todo, data_dir, progress=progress)
+    t_vectors = time.perf_counter() - t0
     executor = executor or LocalExecutor()
-    t0, new = time.perf_counter(), []
     jobs = [r.to_dict() for r in todo]
     for i, record in enumerate(executor.map(execute_run, jobs, store_root=str(store.root),
                                             data_dir=data_dir), start=1):
         new.append(record)
         m = record["metrics"]
         s = "  ".join(f"S[{p}]={b['steerability_score']:+.3f}" for p, b in m.items())
-        elapsed = time.perf_counter() - t0
+        elapsed = time.perf_counter() - t0 - t_vectors
         eta = elapsed / i * (len(todo) - i)
         log(f"[{done + i}/{len(runs)}] {record['dataset']} {record['method']} seed {record['seed']}: "
             f"{s}  ({record['seconds']['total']:.0f} s; eta {eta / 60:.1f} min)")
+    store.log_invocation({"started": started, "seconds": time.perf_counter() - t0,
+                          "vector_seconds": t_vectors, "texts_encoded": encoded, "runs": len(new)})
     return new
 
 
