@@ -37,6 +37,8 @@ def test_sweep_records_a_long_table_and_skips_finished_runs(tiny_data_dir, tmp_p
     again = run_sweep(runs, tmp_path / "res", data_dir=str(tiny_data_dir), progress=False,
                       log=logs.append)
     assert again == [] and "2 already recorded, 0 to go" in logs[-1]
+    (inv,) = ResultsStore(tmp_path / "res").invocations()  # the no-op rerun logs nothing
+    assert inv["runs"] == 2 and inv["seconds"] >= inv["vector_seconds"] > 0
 
 
 def test_killed_sweep_resumes_with_only_the_rest(tiny_data_dir, tmp_path):
