@@ -7,19 +7,7 @@ import pytest
 
 from steerable.cli import main
 
-TOPICS = {
-    "banking": {"balance": "what is the balance of my {} account",
-                "transfer": "send money from my {} account to my sister",
-                "card_lost": "i lost my {} card, please block it"},
-    "travel": {"flight": "book a flight to {} next friday",
-               "hotel": "find me a hotel room in {} for two nights",
-               "visa": "do i need a visa to travel to {}"},
-    "cooking": {"recipe": "give me a recipe for {} soup",
-                "timer": "set a timer for the {} in the oven",
-                "substitute": "what can i use instead of {} in a cake"},
-}
-FILLERS = ["checking", "savings", "paris", "tokyo", "tomato", "butter", "lima", "joint", "cairo"]
-
+from conftest import FILLERS, TOPICS
 
 @pytest.fixture
 def csv_file(tmp_path):
@@ -45,7 +33,10 @@ def test_train_writes_a_run_folder_that_evaluates_the_same(csv_file, tmp_path, c
     assert _train(csv_file, out, "--method", "v5") == 0
     printed = capsys.readouterr().out
     assert "steerability_score=" in printed and "[paper]" in printed and "[standard]" in printed
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "metrics.json", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "metrics.json", "model.safetensors",
+                                                     "retrieval.json"]
+    retrieval = json.loads((out / "retrieval.json").read_text())
+    assert {"recall@10/subcategory/64", "ndcg@10/256", "funnel/overlap@10/10"} <= set(retrieval)
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"paper", "standard"}
     for block in metrics.values():
@@ -111,7 +102,7 @@ def test_index_and_search_with_both_backends(csv_file, tmp_path, capsys):
         capsys.readouterr()
         assert main(["search", str(idx), "i lost my card, block it", "--k", "3", "--shortlist", "20"]) == 0
         lines = capsys.readouterr().out.splitlines()
-        assert lines[0].startswith("64-d shortlist of 20, 256-d rerank search over 81 documents")
+        assert lines[0].startswith("64-d shortlist of 20, 256-d rerank search over 108 documents")
         answers[backend] = lines[1:]
     assert [l.split("]")[0] for l in answers["embedded"]] == [l.split("]")[0] for l in answers["qdrant"]]
     assert any("card" in line for line in answers["embedded"])

@@ -18,21 +18,25 @@ from .data import DataError
 from .io import atomic_write, atomic_write_json, read_json
 
 
+def _batched(items: Iterator[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def iter_text_chunks(path: str | Path, chunk_size: int, text_col: str | None = None
                      ) -> Iterator[list[str]]:
     """Chunks of texts from a .txt file (one text a line), or a column of .csv/.jsonl/.parquet."""
     path = Path(path)
     name = path.name.lower()
     if name.endswith(".txt"):
-        chunk: list[str] = []
         with open(path, encoding="utf-8") as f:
-            for line in f:
-                chunk.append(line.rstrip("\n"))
-                if len(chunk) == chunk_size:
-                    yield chunk
-                    chunk = []
-        if chunk:
-            yield chunk
+            yield from _batched((line.rstrip("\n") for line in f), chunk_size)
         return
     col = text_col or "text"
     if name.endswith(".parquet"):
@@ -58,21 +62,17 @@ def iter_text_chunks(path: str | Path, chunk_size: int, text_col: str | None = N
         import gzip
         import json
 
-        opener = gzip.open if name.endswith(".gz") else open
-        chunk = []
-        with opener(path, "rt", encoding="utf-8") as f:
+        def texts(f):
             for i, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                row = json.loads(line)
-                if col not in row:
-                    raise DataError(f"{path}: row {i}: no key {col!r}")
-                chunk.append(str(row[col]))
-                if len(chunk) == chunk_size:
-                    yield chunk
-                    chunk = []
-        if chunk:
-            yield chunk
+                if line.strip():
+                    row = json.loads(line)
+                    if col not in row:
+                        raise DataError(f"{path}: row {i}: no key {col!r}")
+                    yield str(row[col])
+
+        opener = gzip.open if name.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as f:
+            yield from _batched(texts(f), chunk_size)
         return
     raise DataError(f"{path}: unknown file type; use .txt, .csv, .tsv, .jsonl(.gz) or .parquet")
 
