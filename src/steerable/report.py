@@ -294,6 +294,17 @@ def recall_loss(res: Results) -> dict[str, dict[str, float]]:
     return out
 
 
+def recall_loss_verdict(loss: dict[str, dict[str, float]]) -> tuple[str, str]:
+    """(verdict, sentence) for "V5 loses less recall at the short prefix than MRL"."""
+    pairs = {ds: v for ds, v in loss.items() if "v5" in v and "mrl" in v}
+    wins = [ds for ds, v in pairs.items() if v["v5"] < v["mrl"]]
+    verdict = ("holds" if pairs and len(wins) == len(pairs)
+               else "partly" if 2 * len(wins) > len(pairs) else "does not hold")
+    return verdict, (f"Verdict: {verdict} (rule: holds if V5 loses less than MRL on every data set, "
+                     f"partly on most); "
+                     f"V5 loses less on {len(wins)} of {len(pairs)} data sets.")
+
+
 def funnel_table(res: Results) -> Table:
     cols = ["data set", "method", "shortlist K", "overlap with exact top 10", "R@10 L1 (funnel)",
             "R@10 L1 (exact full)"]
@@ -529,7 +540,8 @@ def write_report(records: list[dict], out: str | Path, formats: Sequence[str] = 
             md += ["The outline's claim \"V5 loses 2 % recall vs MRL loses 9 % at 64-d\": relative loss of "
                    "fine-label Recall@10 at the shortest prefix against the full vector: " +
                    "; ".join(f"{ds}: V5 {100 * v.get('v5', float('nan')):.1f} %, MRL "
-                             f"{100 * v.get('mrl', float('nan')):.1f} %" for ds, v in loss.items()) + ".", ""]
+                             f"{100 * v.get('mrl', float('nan')):.1f} %" for ds, v in loss.items()) + ". " +
+                   recall_loss_verdict(loss)[1], ""]
         summary["retrieval_loss"] = loss
         if any((d, "v5") in res.retrieval and (d, "mrl") in res.retrieval for d in res.datasets):
             figure4(res, out / "fig4_multistage.png")

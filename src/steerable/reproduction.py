@@ -133,7 +133,19 @@ def claims(res: Results, protocol: str) -> list[tuple[str, str, str]]:
             verdict = "holds" if abs(nop) <= 0.02 else "does not hold"
             out.append((f"{ds}: No-prefix is near zero (abs(S) ≤ 0.02)", verdict, f"No-prefix S = {_s(nop)}."))
 
-    # 8. Steerability grows with hierarchy complexity.
+    # 8. "V5 loses 2 % recall vs MRL loses 9 % at 64-d" (retrieval; protocol-independent).
+    from .report import recall_loss, recall_loss_verdict
+
+    loss = recall_loss(res)
+    if loss:
+        verdict, sentence = recall_loss_verdict(loss)
+        ev = "; ".join(f"{ds} V5 {100 * v.get('v5', float('nan')):.1f} %, MRL "
+                       f"{100 * v.get('mrl', float('nan')):.1f} %" for ds, v in loss.items())
+        out.append(("Multi-stage: V5 loses 2 % recall vs MRL 9 % at 64-d", verdict,
+                    f"Relative loss of fine-label Recall@10 at 64-d vs the full vector (retrieval split "
+                    f"of the test set): {ev}. {sentence}"))
+
+    # 9. Steerability grows with hierarchy complexity.
     from .report import complexity_fit
 
     fit = complexity_fit(res, protocol)
@@ -225,7 +237,7 @@ def write_doc(records: list[dict], path, command: str, invocations: list[dict] |
         lines += ["## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures] + [""]
     lines += ["Not testable here: Yahoo Answers (no copy with sub-topics is available), the "
               "Qwen3-0.6B and bge-small backbones (no network; the offline default is all-MiniLM-L6-v2), "
-              "and the efficiency claims (measured separately).", ""]
+              "and the training-cost and storage claims (measured in the report's Table 6 and in `bench/`).", ""]
     text = "\n".join(lines)
     from .io import atomic_write_text
 
