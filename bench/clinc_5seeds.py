@@ -4,7 +4,7 @@ Starts from an EMPTY vector cache (a fresh temporary folder), so backbone encodi
 runs through the real sweep machinery (`steerable.sweep.run_sweep`) with the paper's caps
 (10,000 train / 2,000 test). Target on the 2-core machine: under 10 minutes.
 
-    python bench/clinc_5seeds.py [--head fractal] [--precision fp32] [--workers 1]
+    python bench/clinc_5seeds.py [--head mlp|fractal|linear] [--precision fp32] [--workers 1]
 """
 
 from __future__ import annotations
@@ -19,9 +19,12 @@ from pathlib import Path
 TARGET_S = 600
 
 
+from steerable.heads import DEFAULT_HEAD  # noqa: E402
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--head", default="fractal")
+    ap.add_argument("--head", default=DEFAULT_HEAD)
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--seeds", default="42,123,456,789,1024")

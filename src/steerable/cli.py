@@ -1,4 +1,8 @@
-"""The ``steer`` command line: list data sets, train a head, evaluate a run folder."""
+"""The ``steer`` command line.
+
+datasets, train, evaluate (one run); sweep, report, reproduce (many runs and the paper's tables);
+index, search, encode, export (using what was trained).
+"""
 
 from __future__ import annotations
 
@@ -521,10 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except DataError as e:
-        print(f"steer: error: {e}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as e:
+    except (DataError, FileNotFoundError, ValueError) as e:  # bad input: one line, no traceback
         print(f"steer: error: {e}", file=sys.stderr)
         return 2
 
