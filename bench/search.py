@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from _common import finish, machine, print_machine, write_json
+from _common import finish, machine, print_machine, timed, write_json
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -35,13 +35,9 @@ def unit(x: np.ndarray) -> np.ndarray:
 
 
 def best_of(fn, repeats: int = 3) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    """Median wall seconds of ``repeats`` calls, after one warm-up call."""
+    fn()
+    return float(np.median(timed(fn, repeats)))
 
 
 def overlap(a: np.ndarray, b: np.ndarray) -> float:
