@@ -132,15 +132,13 @@ def _assemble(parts: Path, out: Path) -> None:
     shapes = [np.load(f, mmap_mode="r").shape for f in files]
     rows, dim = sum(s[0] for s in shapes), (shapes[0][1] if shapes else 0)
     if out.suffix == ".npy":
-        def write(tmp: Path) -> None:
-            mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(rows, dim))
-            start = 0
-            for f in files:
-                a = np.load(f, mmap_mode="r")
-                mm[start:start + len(a)] = a
-                start += len(a)
-            mm.flush()
-            del mm
+        def write(tmp: Path) -> None:  # header, then each part's bytes: one part in memory at a time
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                      "fortran_order": False, "shape": (rows, dim)}
+            with open(tmp, "wb") as f:
+                np.lib.format.write_array_header_1_0(f, header)
+                for part in files:
+                    f.write(np.ascontiguousarray(np.load(part), dtype=np.float32).tobytes())
     else:
         import pyarrow as pa
         import pyarrow.parquet as pq
