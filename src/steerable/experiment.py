@@ -80,20 +80,27 @@ def evaluate_embeddings(test: list[np.ndarray], y_test: np.ndarray, train: list[
             for p in protocols}
 
 
-def evaluate_model(model: SteerableModel | None, vecs: SplitVectors, level_names: Sequence[str],
-                   protocols: Sequence[Protocol]) -> dict:
-    """Metrics of a trained model, or of the raw backbone when ``model`` is None (flat baseline)."""
+def prefix_embeddings(model: SteerableModel | None, vectors: np.ndarray
+                      ) -> tuple[list[int], list[np.ndarray]]:
+    """(dims, one embedding array per prefix) of a trained model, or of the raw backbone (flat)."""
     if model is None:
-        dims = flat_dims(vecs.train.shape[1])
-        test, ref = flat_embeddings(vecs.test, dims), flat_embeddings(vecs.train, dims)
-    else:
-        dims = model.dims
-        test, ref = model.embed_vectors(vecs.test), model.embed_vectors(vecs.train)
+        dims = flat_dims(vectors.shape[1])
+        return dims, flat_embeddings(vectors, dims)
+    return model.dims, model.embed_vectors(vectors)
+
+
+def evaluate_model(model: SteerableModel | None, vecs: SplitVectors, level_names: Sequence[str],
+                   protocols: Sequence[Protocol], test_embeddings: list[np.ndarray] | None = None
+                   ) -> dict:
+    """Metrics of a trained model, or of the raw backbone when ``model`` is None (flat baseline)."""
+    dims, ref = prefix_embeddings(model, vecs.train)
+    test = test_embeddings if test_embeddings is not None else prefix_embeddings(model, vecs.test)[1]
     return evaluate_embeddings(test, vecs.y_test, ref, vecs.y_train, dims, level_names, protocols)
 
 
 def evaluate_retrieval(model: SteerableModel | None, vecs: SplitVectors, level_names: Sequence[str],
-                       seed: int, shortlists: Sequence[int] = (10, 20, 50, 100, 200)) -> dict:
+                       seed: int, shortlists: Sequence[int] = (10, 20, 50, 100, 200),
+                       test_embeddings: list[np.ndarray] | None = None) -> dict:
     """Retrieval on a seeded 50/50 query/document split of the test set, at every prefix dim.
 
     Recall@k per level, MRR per level and nDCG@10 (graded hierarchy gain) per dim; and the
@@ -103,12 +110,11 @@ def evaluate_retrieval(model: SteerableModel | None, vecs: SplitVectors, level_n
     """
     from .retrieval import multistage, overlap_at_k, rank, recall_at_k, retrieval_metrics, split_queries
 
-    if model is None:
-        dims = flat_dims(vecs.test.shape[1])
-        embs = flat_embeddings(vecs.test, dims)
+    if test_embeddings is None:
+        dims, embs = prefix_embeddings(model, vecs.test)
     else:
-        dims = model.dims
-        embs = model.embed_vectors(vecs.test)
+        dims = model.dims if model is not None else flat_dims(vecs.test.shape[1])
+        embs = test_embeddings
     q, d = split_queries(len(vecs.test), seed=seed)
     yq, yd = vecs.y_test[q], vecs.y_test[d]
     out = retrieval_metrics({dim: e[q] for dim, e in zip(dims, embs)},
@@ -173,8 +179,10 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
                 "train_flops_per_example": training_flops_per_example(
                     model, schedule, vecs.train, vecs.y_train, cfg.batch_size),
                 "encode_flops_per_text": encoding_flops_per_text(model)}
-    metrics = evaluate_model(model, vecs, h.level_names, protocols)
-    retrieval_metrics = evaluate_retrieval(model, vecs, h.level_names, cfg.seed) if retrieval else {}
+    _, test_embs = prefix_embeddings(model, vecs.test)  # shared by classification and retrieval
+    metrics = evaluate_model(model, vecs, h.level_names, protocols, test_embs)
+    retrieval_metrics = (evaluate_retrieval(model, vecs, h.level_names, cfg.seed, test_embeddings=test_embs)
+                         if retrieval else {})
 
     config = {
         "steerable_version": __version__,
