@@ -44,6 +44,17 @@ def overlap(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean([len(set(x) & set(y)) / len(y) for x, y in zip(a, b)]))
 
 
+def build_hnsw(vectors: np.ndarray, m: int = 32, ef_construction: int = 80):
+    """(inner-product HNSW index, build seconds, serialized size in MiB)."""
+    import faiss
+
+    index = faiss.IndexHNSWFlat(vectors.shape[1], m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = ef_construction
+    t0 = time.perf_counter()
+    index.add(vectors)
+    return index, time.perf_counter() - t0, faiss.serialize_index(index).nbytes / 2**20
+
+
 def contenders(prefix: np.ndarray, full: np.ndarray, q_prefix: np.ndarray, q_full: np.ndarray,
                shortlists: list[int], efs: list[int], k: int = 10) -> list[dict]:
     import faiss
@@ -65,12 +76,7 @@ def contenders(prefix: np.ndarray, full: np.ndarray, q_prefix: np.ndarray, q_ful
 
     flat64 = faiss.IndexFlatIP(prefix.shape[1])
     flat64.add(prefix)
-    hnsw64 = faiss.IndexHNSWFlat(prefix.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
-    hnsw64.hnsw.efConstruction = 80
-    t0 = time.perf_counter()
-    hnsw64.add(prefix)
-    build64 = time.perf_counter() - t0
-    mem64 = faiss.serialize_index(hnsw64).nbytes / 2**20
+    hnsw64, build64, mem64 = build_hnsw(prefix)
     for K in shortlists:
         for name, index in (("funnel-flat", flat64), ("funnel-hnsw", hnsw64)):
             if name == "funnel-hnsw":
@@ -82,12 +88,7 @@ def contenders(prefix: np.ndarray, full: np.ndarray, q_prefix: np.ndarray, q_ful
                         "qps": len(q_full) / t, "speedup": len(q_full) / t / base_qps,
                         "memory_mb": mem / 2**20,
                         **({"build_s": build64} if name == "funnel-hnsw" else {})})
-    hnsw256 = faiss.IndexHNSWFlat(full.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
-    hnsw256.hnsw.efConstruction = 80
-    t0 = time.perf_counter()
-    hnsw256.add(full)
-    build256 = time.perf_counter() - t0
-    mem256 = faiss.serialize_index(hnsw256).nbytes / 2**20
+    hnsw256, build256, mem256 = build_hnsw(full)
     for ef in efs:
         hnsw256.hnsw.efSearch = ef
         fn = lambda: hnsw256.search(q_full, k)[1]  # noqa: E731

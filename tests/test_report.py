@@ -42,6 +42,7 @@ def test_report_writes_every_table_and_figure(records, tmp_path):
     for stem in ("table4_retrieval", "table5_multistage", "table6_efficiency"):
         assert (tmp_path / f"{stem}.csv").read_text().count("\n") > 1
     assert mpimg.imread(tmp_path / "fig4_multistage.png").shape[0] > 200
+    assert "64: 256, 128: 512, 192: 768, 256: 1024" in (tmp_path / "table6_efficiency.csv").read_text()
     report = (tmp_path / "report.md").read_text()
     assert "V5 loses 2 % recall vs MRL loses 9 % at 64-d" in report
     assert "Protocol `paper`" in report and "Seeds 1, 2, 3" in report

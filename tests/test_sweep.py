@@ -34,6 +34,10 @@ def test_sweep_records_a_long_table_and_skips_finished_runs(tiny_data_dir, tmp_p
     acc = table[(table.metric == "accuracy") & (table.method == "v5") & (table.protocol == "standard")]
     assert sorted(acc.dim.unique()) == [64, 128, 192, 256] and set(acc.level) == {"l0", "l1"}
     assert (table.metric == "steerability_score").sum() == 4  # 2 runs x 2 protocols
+    import pandas as pd
+
+    parquet = ResultsStore(tmp_path / "res").write_parquet()
+    assert pd.read_parquet(parquet).equals(table)
     again = run_sweep(runs, tmp_path / "res", data_dir=str(tiny_data_dir), progress=False,
                       log=logs.append)
     assert again == [] and "2 already recorded, 0 to go" in logs[-1]

@@ -232,9 +232,13 @@ def cmd_sweep(args) -> int:
 def cmd_report(args) -> int:
     from .report import load_records, write_report
 
+    from .store import ResultsStore
+
     records = load_records(args.results)
     formats = _csv(args.format) or ["md"]
     write_report(records, args.out, formats)
+    if Path(args.results).is_dir():
+        ResultsStore(args.results).write_parquet(Path(args.out) / "results.parquet")
     print(f"report: {len(records)} runs -> {args.out}/report.md")
     return 0
 
@@ -260,6 +264,7 @@ def cmd_reproduce(args) -> int:
     wanted = {r.run_id for r in runs}
     records = [r for r in ResultsStore(args.results).records() if r["run_id"] in wanted]
     write_report(records, args.out, ["md", "mteb"])
+    ResultsStore(args.results).write_parquet(Path(args.out) / "results.parquet")
     minutes = (time.perf_counter() - t0) / 60
     command = "steer " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else "steer reproduce"
     invocations = ResultsStore(args.results).invocations()

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .efficiency import bytes_per_document
 from .io import atomic_write, atomic_write_json, atomic_write_text
 from .stats import ablation_verdicts, holm, paired_test, summarize
 
@@ -324,16 +325,23 @@ def funnel_table(res: Results) -> Table:
                  "mean over seeds. Speed is measured separately (bench/search.py).")
 
 
+def _method_dims(res: Results, method: str) -> list[int]:
+    """Prefix dims of a method's runs (from any of its metrics blocks)."""
+    block = next(b for (_, m, _), by_seed in res.blocks.items() if m == method for b in by_seed.values())
+    return block["dims"]
+
+
 def efficiency_table(res: Results) -> Table:
     cols = ["method", "head parameters", "training GFLOP / example", "median training time (s)",
-            "head MFLOP / text (inference)", "bytes / doc at 64 | 256 dims (float32)"]
+            "head MFLOP / text (inference)", "bytes / doc per prefix dim (float32)"]
     rows = []
     for m in [m for m in res.methods if res.cost.get(m)]:
         c = res.cost[m]
         rows.append([_label(m), f"{int(np.median([x['head_parameters'] for x in c])):,}",
                      f"{np.median([x['train_flops_per_example'] for x in c]) / 1e9:.4f}",
                      f"{np.median([x['train_s'] for x in c]):.1f}",
-                     f"{np.median([x['encode_flops_per_text'] for x in c]) / 1e6:.2f}", "256 | 1024"])
+                     f"{np.median([x['encode_flops_per_text'] for x in c]) / 1e6:.2f}",
+                     ", ".join(f"{d}: {b['float32']}" for d, b in bytes_per_document(_method_dims(res, m)).items())])
     return Table("Table 6: efficiency", cols, rows,
                  "FLOPs counted by torch's FlopCounterMode on a real training step (forward and backward, "
                  "positives included) and a forward pass; training time measured on this machine, median "

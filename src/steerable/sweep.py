@@ -11,7 +11,7 @@ import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -225,7 +225,3 @@ def paper_sweep(datasets: Sequence[str], *, quick: bool = False, seeds: Sequence
     return SweepSpec(datasets, MAIN_METHODS, seeds or PAPER_SEEDS, ablations=ABLATIONS,
                      ablation_datasets=[d for d in ("clinc150", "trec") if d in datasets],
                      settings=base)
-
-
-def with_settings(runs: Sequence[RunSpec], **changes) -> list[RunSpec]:
-    return [replace(r, **changes) for r in runs]
