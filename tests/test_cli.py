@@ -34,7 +34,7 @@ def test_train_writes_a_run_folder_that_evaluates_the_same(csv_file, tmp_path, c
     printed = capsys.readouterr().out
     assert "steerability_score=" in printed and "[paper]" in printed and "[standard]" in printed
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "metrics.json", "model.safetensors",
-                                                     "retrieval.json"]
+                                                     "probe.json", "retrieval.json"]
     retrieval = json.loads((out / "retrieval.json").read_text())
     assert {"recall@10/subcategory/64", "ndcg@10/256", "mrr/category/64"} <= set(retrieval)
     metrics = json.loads((out / "metrics.json").read_text())

@@ -17,7 +17,11 @@ EPILOG_TRAIN = """examples:
   steer train --train my.csv --text-col title --levels category,subcategory --method v5
 
 methods: v5 (hierarchy-aligned prefix supervision), mrl (Matryoshka), inverted, no_prefix, uhmt
-(ablations), flat (the raw backbone, no training). --schedule FILE.json trains a custom schedule.
+(ablations), flat (the raw backbone, no training); beyond V5: heal (baseline), separated,
+successive, successive_balanced, bottleneck, and the steerability dial (--method dial --dial 0.5:
+0 keeps fine information in the prefix, 1 makes it a pure coarse code). --schedule FILE.json
+trains a custom schedule. Each method brings its own training recipe (epochs, batch size, lr);
+--epochs/--batch-size/--lr override it.
 Backbone vectors are cached (STEER_CACHE_DIR, default ~/.cache/steerable): a text is encoded once.
 """
 
@@ -116,11 +120,23 @@ def cmd_train(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    method = Schedule.from_dict(read_json(args.schedule)) if args.schedule else args.method
+    from .schedule import dial_name, preset
+
+    if args.schedule:
+        method = Schedule.from_dict(read_json(args.schedule))
+    elif args.method == "flat":
+        method = "flat"
+    else:
+        try:
+            name = dial_name(args.dial) if args.method == "dial" and args.dial is not None else args.method
+            method = preset(name, dataset.hierarchy.num_levels, args.blocks)
+        except ValueError as e:
+            raise SystemExit(f"steer train: {e}")
     name = method.name if isinstance(method, Schedule) else method
     out = Path(args.out) if args.out else Path("runs") / f"{dataset.name}-{name}-{args.head}-s{args.seed}"
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                      precision=args.precision)
+    cfg = TrainConfig.for_schedule(None if method == "flat" else method, epochs=args.epochs,
+                                   batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                                   precision=args.precision)
     backbone = Backbone(args.backbone, max_length=args.max_length)
     head_options = {"num_blocks": args.blocks, "block_dim": args.block_dim}
     result = run(dataset, method, head=args.head, head_options=head_options, backbone=backbone,
@@ -130,7 +146,7 @@ def cmd_train(args) -> int:
     print(f"{dataset.name} · {result.config['method']} · head {args.head} · seed {args.seed} · "
           f"backbone {backbone.name}")
     if result.history:
-        print(f"best epoch {result.history['best_epoch']} of {args.epochs}; "
+        print(f"best epoch {result.history['best_epoch']} of {cfg.epochs}; "
               f"training {result.config['seconds']['train']:.1f} s")
     print(format_metrics(result.metrics))
     print(f"run folder: {out}")
@@ -250,17 +266,25 @@ def cmd_reproduce(args) -> int:
     from .report import write_report
     from .reproduction import write_doc
     from .store import ResultsStore
-    from .sweep import paper_sweep, run_sweep
+    from .sweep import beyond_sweep, paper_sweep, run_sweep
 
     t0 = time.perf_counter()
     datasets = _csv(args.datasets) or list_datasets(args.data_dir)
     if not datasets:
         raise SystemExit("steer: no data sets found; set STEER_DATA_DIR")
     seeds = [int(s) for s in _csv(args.seeds)] or None
-    spec = paper_sweep(datasets, quick=args.quick, seeds=seeds, settings=_settings(args))
-    runs = spec.runs()
-    run_sweep(runs, args.results, executor=_executor(args), data_dir=args.data_dir,
-              progress=not args.quiet)
+    runs = []
+    if args.part in ("all", "paper"):
+        paper = paper_sweep(datasets, quick=args.quick, seeds=seeds, settings=_settings(args)).runs()
+        run_sweep(paper, args.results, executor=_executor(args), data_dir=args.data_dir,
+                  progress=not args.quiet)
+        runs += paper
+    if args.part in ("all", "beyond"):
+        beyond = beyond_sweep(datasets, quick=args.quick, seeds=seeds, settings=_settings(args))
+        # the leakage figure needs every run's prefix probe: older records without one run again
+        run_sweep(beyond, args.results, executor=_executor(args), data_dir=args.data_dir,
+                  progress=not args.quiet, require=("probe",))
+        runs += beyond
     wanted = {r.run_id for r in runs}
     records = [r for r in ResultsStore(args.results).records() if r["run_id"] in wanted]
     write_report(records, args.out, ["md", "mteb"])
@@ -396,8 +420,12 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_data_args(p)
     g = p.add_argument_group("model and training")
-    g.add_argument("--method", default="v5",
-                   choices=["v5", "mrl", "inverted", "no_prefix", "uhmt", "flat"])
+    g.add_argument("--method", default="v5", metavar="METHOD",
+                   help="v5, mrl, inverted, no_prefix, uhmt, flat, heal, separated, successive, "
+                        "successive_balanced, bottleneck, dial (with --dial) or dial@VALUE")
+    g.add_argument("--dial", type=float,
+                   help="with --method dial: 0 = MRL-like prefix (keeps fine information), "
+                        "1 = pure coarse prefix (the bottleneck)")
     g.add_argument("--schedule", help="a schedule JSON file (overrides --method)")
     g.add_argument("--head", default="mlp", choices=["fractal", "linear", "mlp"],
                    help="mlp: an MLP trunk (default, fastest and most accurate here); fractal: the "
@@ -408,9 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sentence-transformers name or path (default: all-MiniLM-L6-v2, offline)")
     g.add_argument("--max-length", type=int, help="backbone maximum tokens (default: the model's)")
     g.add_argument("--seed", type=int, default=42)
-    g.add_argument("--epochs", type=int, default=5)
-    g.add_argument("--batch-size", type=int, default=32)
-    g.add_argument("--lr", type=float, default=1e-4)
+    g.add_argument("--epochs", type=int, help="default: the method's recipe (5 for v5/mrl, 20 beyond)")
+    g.add_argument("--batch-size", type=int, help="default: the method's recipe (32 / 64)")
+    g.add_argument("--lr", type=float, help="default: the method's recipe (1e-4 / 1e-3)")
     g.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                    help="bf16: the head's forward pass in bfloat16 autocast (faster on CPUs with "
                         "native bf16; losses stay fp32)")
@@ -461,6 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "protocols; caps 10,000 train / 2,000 test. --quick: CLINC, two "
                                    "seeds. Resumable: rerunning skips finished runs.")
     p.add_argument("--quick", action="store_true", help="CLINC only, seeds 42 and 123")
+    p.add_argument("--part", default="all", choices=["all", "paper", "beyond"],
+                   help="paper: the outline's grid; beyond: HEAL, the new methods and the dial "
+                        "(issue 6); all: both (default)")
     p.add_argument("--datasets", help="comma-separated (default: every data set found)")
     p.add_argument("--seeds", help="comma-separated (default: the paper's five)")
     p.add_argument("--results", default="results/paper", help="results store (default results/paper)")

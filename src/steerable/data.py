@@ -46,6 +46,13 @@ class Hierarchy:
     def num_classes(self, level: int) -> int:
         return len(self.classes[level])
 
+    def fine_to_level(self, level: int) -> np.ndarray:
+        """For each finest-level class, its ancestor at ``level`` (the identity for the finest)."""
+        out = np.arange(self.num_classes(self.num_levels - 1))
+        for k in range(self.num_levels - 1, level, -1):
+            out = self.parents[k - 1][out]
+        return out
+
     def to_dict(self) -> dict:
         return {
             "level_names": list(self.level_names),

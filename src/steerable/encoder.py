@@ -36,11 +36,15 @@ class SteerableEncoder:
         """
         from .experiment import run
         from .heads import DEFAULT_HEAD
+        from .schedule import preset
         from .train import TrainConfig
 
         backbone = backbone or Backbone()
+        if isinstance(method, str):
+            method = preset(method, dataset.hierarchy.num_levels)
         result = run(dataset, method, head=head or DEFAULT_HEAD, backbone=backbone,
-                     train_config=TrainConfig(**train_options), retrieval=False, progress=progress)
+                     train_config=TrainConfig.for_schedule(method, **train_options), retrieval=False,
+                     progress=progress)
         encoder = cls(result.model, backbone)
         encoder.metrics = result.metrics
         return encoder

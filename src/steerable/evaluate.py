@@ -132,3 +132,30 @@ def format_metrics(metrics: dict) -> str:
             lines.append(f"  {lvl:<6} " + "".join(f"{row[str(d)]:>8.4f}" for d in dims))
         lines.append("  " + "  ".join(f"{m}={block[m]:+.4f}" for m in METRIC_NAMES))
     return "\n".join(lines)
+
+
+def linear_probe(train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_test: np.ndarray,
+                 *, weight_decay: float = 1e-4, iterations: int = 100, seed: int = 0) -> float:
+    """Test accuracy of a multinomial logistic regression trained on ``train`` (what a linear reader
+    recovers from an embedding). Standardised features, full-batch L-BFGS, seeded: deterministic."""
+    torch.manual_seed(seed)
+    xtr = torch.from_numpy(np.ascontiguousarray(train, dtype=np.float32))
+    xte = torch.from_numpy(np.ascontiguousarray(test, dtype=np.float32))
+    mu, sd = xtr.mean(0), xtr.std(0).clamp_min(1e-6)
+    xtr, xte = (xtr - mu) / sd, (xte - mu) / sd
+    ytr = torch.from_numpy(np.asarray(y_train, dtype=np.int64))
+    n_classes = int(max(y_train.max(), y_test.max())) + 1
+    lin = torch.nn.Linear(xtr.shape[1], n_classes)
+    opt = torch.optim.LBFGS(lin.parameters(), lr=1.0, max_iter=iterations, history_size=20,
+                            line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(lin(xtr), ytr) + weight_decay * lin.weight.square().sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        pred = lin(xte).argmax(1).numpy()
+    return float((pred == y_test).mean())

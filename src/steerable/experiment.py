@@ -138,6 +138,23 @@ class RunResult:
     model: SteerableModel | None
     history: dict = field(default_factory=dict)
     retrieval: dict = field(default_factory=dict)
+    probe: dict = field(default_factory=dict)
+
+
+def probe_prefix(model: SteerableModel | None, vecs: SplitVectors, level_names: Sequence[str],
+                 test_embeddings: list[np.ndarray] | None = None, seed: int = 0) -> dict:
+    """Leakage: per level, the test accuracy of a linear probe trained on the shortest prefix.
+
+    What a party holding only the 64-d code could read off it with a linear model (a trained probe
+    on the training split, scored on the test split).
+    """
+    from .evaluate import linear_probe
+
+    dims, train_embs = prefix_embeddings(model, vecs.train)
+    test = test_embeddings[0] if test_embeddings is not None else prefix_embeddings(model, vecs.test)[1][0]
+    return {"dim": dims[0], "accuracy": {
+        lvl: linear_probe(train_embs[0], vecs.y_train[:, k], test, vecs.y_test[:, k], seed=seed)
+        for k, lvl in enumerate(level_names)}}
 
 
 def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: str = DEFAULT_HEAD,
@@ -146,30 +163,41 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
         max_test: int | None = None, protocols: Sequence[Protocol] | None = None,
         cache: VectorCache | None = None, out: str | Path | None = None,
         dataset_source: dict | None = None, retrieval: bool = True,
-        progress: bool = True) -> RunResult:
-    """Train (unless ``method`` is ``flat``) and evaluate; write a run folder when ``out`` is given."""
+        progress: bool = True, model_cache: str | Path | None = None) -> RunResult:
+    """Train (unless ``method`` is ``flat``) and evaluate; write a run folder when ``out`` is given.
+
+    ``model_cache``: a folder where models whose encoding can change after training (the dial) are
+    kept by what determined their training, so each dial setting of a sweep trains once.
+    """
     backbone = backbone or Backbone()
-    cfg = train_config or TrainConfig()
-    protocols = list(protocols) if protocols is not None else default_protocols(cfg.seed)
     h = dataset.hierarchy
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; choose from {sorted(HEADS)}")
+    is_flat = isinstance(method, str) and method.lower() == "flat"
+    head_options = dict(head_options or {})
+    schedule = None
+    if not is_flat:
+        schedule = method if isinstance(method, Schedule) else preset(
+            method, h.num_levels, head_options.get("num_blocks", 4))
+    cfg = train_config or TrainConfig.for_schedule(schedule)
+    protocols = list(protocols) if protocols is not None else default_protocols(cfg.seed)
     t0 = time.perf_counter()
     vecs = split_vectors(dataset, backbone, cache=cache, max_train=max_train, max_test=max_test,
                          seed=cfg.seed, progress=progress)
     t_encode = time.perf_counter() - t0
 
-    is_flat = isinstance(method, str) and method.lower() == "flat"
-    model, history, schedule = None, {}, None
+    model, history = None, {}
     t1 = time.perf_counter()
     if not is_flat:
-        head_options = dict(head_options or {})
-        num_blocks = head_options.get("num_blocks", 4)
-        schedule = method if isinstance(method, Schedule) else preset(method, h.num_levels, num_blocks)
         torch.manual_seed(cfg.seed)
-        model = SteerableModel(HEADS[head](vecs.train.shape[1], **head_options), h, backbone.name)
-        history = train(model, schedule, vecs.train, vecs.y_train, vecs.validation, vecs.y_validation,
-                        cfg, progress=progress)
+        model = SteerableModel.build(head, vecs.train.shape[1], h, backbone.name,
+                                     schedule.head_options | head_options)
+        key = _training_key(schedule, cfg, head, head_options, dataset.name, backbone, vecs)
+        history = _load_trained(model, model_cache, key)
+        if history is None:
+            history = train(model, schedule, vecs.train, vecs.y_train, vecs.validation,
+                            vecs.y_validation, cfg, progress=progress)
+            _save_trained(model, model_cache, key, history)
     t_train = time.perf_counter() - t1
     cost = {}
     if model is not None:
@@ -181,6 +209,7 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
                 "encode_flops_per_text": encoding_flops_per_text(model)}
     _, test_embs = prefix_embeddings(model, vecs.test)  # shared by classification and retrieval
     metrics = evaluate_model(model, vecs, h.level_names, protocols, test_embs)
+    probe = probe_prefix(model, vecs, h.level_names, test_embs, seed=cfg.seed)
     retrieval_metrics = (evaluate_retrieval(model, vecs, h.level_names, cfg.seed, test_embeddings=test_embs)
                          if retrieval else {})
 
@@ -200,10 +229,53 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
         "seconds": {"encode": t_encode, "train": t_train},
         "cost": cost,
     }
-    result = RunResult(config, metrics, model, history, retrieval_metrics)
+    result = RunResult(config, metrics, model, history, retrieval_metrics, probe)
     if out is not None:
         save_run(result, out, h)
     return result
+
+
+def _training_key(schedule: Schedule, cfg: TrainConfig, head: str, head_options: dict, dataset: str,
+                  backbone: Backbone, vecs: SplitVectors) -> str | None:
+    """What determined a trained model whose encoding mix is set after training, else None."""
+    post = schedule.head_options.get("posterior") or {}
+    if "train_mix" not in post:
+        return None
+    import hashlib
+    import json
+
+    sch = schedule.to_dict()
+    sch.pop("name")
+    sch["head_options"] = dict(sch["head_options"], posterior={k: v for k, v in post.items() if k != "mix"})
+    blob = json.dumps({"schedule": sch, "train": cfg.to_dict(), "head": head, "options": head_options,
+                       "dataset": dataset, "backbone": backbone.fingerprint(),
+                       "data": hashlib.sha1(vecs.train.tobytes() + vecs.y_train.tobytes()).hexdigest()},
+                      sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def _load_trained(model: SteerableModel, cache: str | Path | None, key: str | None) -> dict | None:
+    if cache is None or key is None or not (Path(cache) / f"{key}.json").exists():
+        return None
+    from safetensors.torch import load_file
+
+    meta = read_json(Path(cache) / f"{key}.json")
+    model.load_state_dict(load_file(str(Path(cache) / f"{key}.safetensors")))
+    model.head.posterior["scales"] = meta["history"]["posterior_scales"]
+    model.eval()
+    return meta["history"]
+
+
+def _save_trained(model: SteerableModel, cache: str | Path | None, key: str | None, history: dict) -> None:
+    if cache is None or key is None:
+        return
+    from safetensors.torch import save_file
+
+    from .io import atomic_write
+
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    atomic_write(Path(cache) / f"{key}.safetensors", lambda p: save_file(state, str(p)))
+    atomic_write_json(Path(cache) / f"{key}.json", {"history": history})  # written last: marks done
 
 
 def save_run(result: RunResult, out: str | Path, hierarchy) -> None:
@@ -219,6 +291,8 @@ def save_run(result: RunResult, out: str | Path, hierarchy) -> None:
                                                 "head": None, "run": result.config})
     if result.retrieval:
         atomic_write_json(out / "retrieval.json", result.retrieval)
+    if result.probe:
+        atomic_write_json(out / "probe.json", result.probe)
     atomic_write_json(out / METRICS, result.metrics)
 
 

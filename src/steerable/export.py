@@ -65,12 +65,16 @@ def _native_modules(head) -> list | None:
     """The head as sentence-transformers' own Dense / LayerNorm modules, where it can be said so.
 
     Dense applies ``act(W x + b)``; a GELU between two layers becomes an identity Dense with a GELU
-    activation. Returns None for heads with no such form (the fractal head).
+    activation. Returns None for heads with no such form (the fractal head, and any head with the
+``segments`` or ``posterior`` option).
     """
     from sentence_transformers.base.modules.dense import Dense
     from sentence_transformers.sentence_transformer.modules.layer_norm import LayerNorm
 
     from .heads import LinearHead, MLPHead
+
+    if head.segments or head.posterior:  # per-segment normalising / the posterior have no ST form
+        return None
 
     def dense(linear: torch.nn.Linear | None, dim: int, act: torch.nn.Module) -> Dense:
         d = Dense(dim if linear is None else linear.in_features,

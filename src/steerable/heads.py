@@ -5,10 +5,26 @@ Every head returns raw blocks ``(batch, num_blocks, block_dim)``; :meth:`Head.em
 ``prefix_is_truncation`` is True define the prefix as the renormalised first dims of the full
 embedding; the fractal head, as coded in the original, applies a final LayerNorm to the full
 embedding only, so its prefix is not a truncation of its full vector.
+
+Two options work with any head (both are saved in the head's config):
+
+- ``segments``: block counts, e.g. ``(1, 3)``. Each segment is L2-normalised on its own and the
+  segments weigh equally in the embedding, so the prefix cannot drown the suffix (or vice versa).
+- ``posterior``: ``{"parents": [...], "mix": d}``. A fine classifier on the head's features gives
+  a posterior; summed over each coarse class's children (``parents[f]`` is the coarse class of fine
+  class ``f``) and mapped through learned coarse prototypes, it becomes the first block. With
+  ``mix`` = 1 the first block is that coarse-posterior bottleneck alone (rank at most the number of
+  coarse classes); with ``mix`` = 0 it is the free read-out; in between,
+  ``d * n(post) / s_post + (1 - d) * n(free) / s_free``, where ``scales`` = (s_post, s_free) are
+  the within-coarse-class spreads (median distance to the class mean) of the two parts on the
+  training data (:meth:`Head.calibrate`),
+  so that at ``d`` = 0.5 both parts vary equally inside a coarse class. ``train_mix`` (if given) is
+  the mix used while training; ``mix`` can then be changed after training (the steerability dial).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,6 +36,8 @@ class Head(nn.Module):
     kind: str = ""
     prefix_is_truncation: bool = True
 
+    feature_dim: int = 0  # width of the features the posterior classifier reads
+
     def __init__(self, input_dim: int, num_blocks: int = 4, block_dim: int = 64):
         super().__init__()
         if num_blocks < 2:
@@ -27,6 +45,32 @@ class Head(nn.Module):
         if block_dim < 1:
             raise ValueError(f"block_dim must be positive, got {block_dim}")
         self.input_dim, self.num_blocks, self.block_dim = input_dim, num_blocks, block_dim
+        self.segments: tuple[int, ...] | None = None
+        self.posterior: dict | None = None
+
+    def set_options(self, segments=None, posterior: dict | None = None) -> "Head":
+        """Turn on the ``segments`` and/or ``posterior`` options (module docstring); returns self."""
+        if segments:
+            segments = tuple(int(n) for n in segments)
+            if sum(segments) != self.num_blocks or min(segments) < 1:
+                raise ValueError(f"segments {list(segments)} must be positive and sum to "
+                                 f"{self.num_blocks} blocks")
+            self.segments = segments
+        if posterior:
+            parents = torch.as_tensor(posterior["parents"], dtype=torch.long)
+            self.posterior = {"parents": parents.tolist()}
+            for key in ("mix", "train_mix"):
+                if key in posterior or key == "mix":
+                    v = float(posterior.get(key, 1.0))
+                    if not 0.0 <= v <= 1.0:
+                        raise ValueError(f"posterior {key} must be in [0, 1], got {v}")
+                    self.posterior[key] = v
+            self.posterior["scales"] = [float(v) for v in posterior.get("scales", (1.0, 1.0))]
+            n_coarse = int(parents.max()) + 1
+            self.register_buffer("parents", parents, persistent=False)
+            self.fine_classifier = nn.Linear(self.feature_dim, len(parents))
+            self.prototypes = nn.Parameter(torch.randn(n_coarse, self.block_dim) / self.block_dim ** 0.5)
+        return self
 
     @property
     def dim(self) -> int:
@@ -37,11 +81,75 @@ class Head(nn.Module):
         return [self.block_dim * j for j in range(1, self.num_blocks + 1)]
 
     def get_config_dict(self) -> dict:
-        return {"kind": self.kind, "input_dim": self.input_dim, "num_blocks": self.num_blocks,
-                "block_dim": self.block_dim}
+        out = {"kind": self.kind, "input_dim": self.input_dim, "num_blocks": self.num_blocks,
+               "block_dim": self.block_dim}
+        if self.segments:
+            out["segments"] = list(self.segments)
+        if self.posterior:
+            out["posterior"] = dict(self.posterior)
+        return out
+
+    def features_and_blocks(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features, raw blocks) of the architecture; subclasses implement this."""
+        raise NotImplementedError
+
+    def outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(blocks, fine logits of the posterior classifier or None)."""
+        feats, blocks = self.features_and_blocks(x)
+        if not self.posterior:
+            return blocks, None
+        logits = self.fine_classifier(feats)
+        p = torch.softmax(logits.float(), dim=-1)
+        coarse = torch.zeros(len(p), len(self.prototypes), dtype=p.dtype, device=p.device)
+        coarse = coarse.index_add(1, self.parents, p)  # p_c = sum of the children's probabilities
+        post = F.normalize(coarse @ self.prototypes.float(), dim=-1)
+        mix = self.posterior.get("train_mix", self.posterior["mix"]) if self.training else self.posterior["mix"]
+        if mix == 1.0:
+            first = post
+        else:
+            s_post, s_free = (1.0, 1.0) if self.training else self.posterior["scales"]
+            first = mix / s_post * post + (1 - mix) / s_free * F.normalize(blocks[:, 0].float(), dim=-1)
+        return torch.cat([first[:, None].to(blocks.dtype), blocks[:, 1:]], dim=1), logits
+
+    @torch.no_grad()
+    def calibrate(self, x: torch.Tensor, coarse: np.ndarray, batch_size: int = 8192) -> list[float]:
+        """Set ``posterior["scales"]``: the median distance of n(post) and n(free) from their
+        coarse-class means on ``x`` (the training vectors). Returns the scales."""
+        was = self.training
+        self.eval()
+        parts = [[], []]
+        for s in range(0, len(x), batch_size):
+            xb = x[s:s + batch_size]
+            feats, blocks = self.features_and_blocks(xb)
+            p = torch.softmax(self.fine_classifier(feats).float(), dim=-1)
+            c = torch.zeros(len(p), len(self.prototypes)).index_add(1, self.parents, p)
+            parts[0].append(F.normalize(c @ self.prototypes.float(), dim=-1))
+            parts[1].append(F.normalize(blocks[:, 0].float(), dim=-1))
+        y = torch.from_numpy(np.asarray(coarse, dtype=np.int64))
+        scales = []
+        for chunks in parts:
+            v = torch.cat(chunks)
+            means = torch.zeros(int(y.max()) + 1, v.shape[1]).index_add(0, y, v)
+            means = means / torch.bincount(y, minlength=len(means)).clamp_min(1)[:, None].float()
+            scales.append(max(float((v - means[y]).norm(dim=1).median()), 1e-6))
+        self.posterior["scales"] = scales
+        self.train(was)
+        return scales
 
     def blocks(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        return self.outputs(x)[0]
+
+    def compose(self, blocks: torch.Tensor) -> torch.Tensor:
+        """Blocks with each segment scaled to norm sqrt(1 / #segments) (identity without segments)."""
+        if not self.segments:
+            return blocks
+        parts, start = [], 0
+        for n in self.segments:
+            seg = blocks[:, start:start + n]
+            norm = seg.flatten(1).norm(dim=-1).clamp_min(1e-12)[:, None, None]
+            parts.append(seg / norm)
+            start += n
+        return torch.cat(parts, dim=1) / len(self.segments) ** 0.5
 
     def full(self, flat: torch.Tensor) -> torch.Tensor:
         """The full embedding from concatenated (possibly zero-masked) blocks, before normalising."""
@@ -52,6 +160,7 @@ class Head(nn.Module):
 
         ``j`` is an int or a per-example tensor of prefix lengths in blocks (1..num_blocks).
         """
+        blocks = self.compose(blocks)
         b, n, d = blocks.shape
         if isinstance(j, int):
             if not 1 <= j <= n:
@@ -120,13 +229,17 @@ class FractalHead(Head):
     def get_config_dict(self) -> dict:
         return super().get_config_dict() | {"dropout": self.dropout}
 
-    def blocks(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def feature_dim(self) -> int:
+        return self.input_dim
+
+    def features_and_blocks(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x0 = x = self.input_proj(x)
         out = []
         for s in range(self.num_blocks):
             x = self.block(x) + (0.1 / (1 + 0.3 * s)) * x0
             out.append(self.readouts[s](self.readout_norms[s](x)))
-        return torch.stack(out, dim=1)
+        return x, torch.stack(out, dim=1)
 
     def full(self, flat: torch.Tensor) -> torch.Tensor:
         return self.final_norm(flat)
@@ -141,8 +254,12 @@ class LinearHead(Head):
         super().__init__(input_dim, num_blocks, block_dim)
         self.proj = nn.Linear(input_dim, num_blocks * block_dim)
 
-    def blocks(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x).reshape(-1, self.num_blocks, self.block_dim)
+    @property
+    def feature_dim(self) -> int:
+        return self.input_dim
+
+    def features_and_blocks(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x, self.proj(x).reshape(-1, self.num_blocks, self.block_dim)
 
 
 class MLPHead(Head):
@@ -163,8 +280,13 @@ class MLPHead(Head):
     def get_config_dict(self) -> dict:
         return super().get_config_dict() | {"hidden_dim": self.hidden_dim, "dropout": self.dropout}
 
-    def blocks(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.trunk(x)).reshape(-1, self.num_blocks, self.block_dim)
+    @property
+    def feature_dim(self) -> int:
+        return self.hidden_dim
+
+    def features_and_blocks(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.trunk(x)
+        return h, self.proj(h).reshape(-1, self.num_blocks, self.block_dim)
 
 
 HEADS: dict[str, type[Head]] = {cls.kind: cls for cls in (FractalHead, LinearHead, MLPHead)}
@@ -180,7 +302,8 @@ def build_head(config: dict) -> Head:
     kind = config.pop("kind")
     if kind not in HEADS:
         raise ValueError(f"unknown head {kind!r}; choose from {sorted(HEADS)}")
-    return HEADS[kind](**config)
+    segments, posterior = config.pop("segments", None), config.pop("posterior", None)
+    return HEADS[kind](**config).set_options(segments, posterior)
 
 
 class Classifier(nn.Module):

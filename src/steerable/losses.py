@@ -48,3 +48,46 @@ def block_loss(anchor: torch.Tensor, positive: torch.Tensor, labels: torch.Tenso
     if cfg.ce_weight:
         loss = loss + cfg.ce_weight * F.cross_entropy(logits, labels, reduction="none")
     return loss
+
+
+def supcon(emb: torch.Tensor, labels: torch.Tensor, temperature: float, *,
+           within: torch.Tensor | None = None, siblings: torch.Tensor | None = None,
+           sibling_weight: float = 1.0) -> torch.Tensor:
+    """Per-example supervised contrastive loss (Khosla et al., 2020) over the rows of ``emb``.
+
+    Every other row with the anchor's label is a positive; the denominator holds every other row,
+    or, with ``within``, only rows that share the anchor's ``within`` label (contrast inside the
+    parent class). With ``siblings`` (labels one level up), negatives that share the anchor's sibling
+    label count ``sibling_weight`` times in the denominator (hierarchical SupCon). Anchors with no
+    positive in the batch get zero loss.
+    """
+    n = len(emb)
+    eye = torch.eye(n, dtype=torch.bool, device=emb.device)
+    logits = emb @ emb.T / temperature
+    allowed = ~eye
+    if within is not None:
+        allowed = allowed & (within[:, None] == within[None, :])
+    pos = allowed & (labels[:, None] == labels[None, :])
+    log_w = torch.zeros_like(logits)
+    if siblings is not None and sibling_weight != 1.0:
+        hard = allowed & ~pos & (siblings[:, None] == siblings[None, :])
+        log_w = log_w.masked_fill(hard, float(torch.log(torch.tensor(sibling_weight))))
+    denom = torch.logsumexp((logits + log_w).masked_fill(~allowed, float("-inf")), dim=1)
+    npos = pos.sum(1)
+    pos_logits = (logits * pos).sum(1) / npos.clamp_min(1)
+    return torch.where(npos > 0, denom - pos_logits, torch.zeros_like(denom))
+
+
+def posterior_nll(fine_logits: torch.Tensor, to_level: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-example NLL of ``labels`` under the fine posterior summed into classes of a coarser level.
+
+    ``to_level[f]`` is the class (at that level) of fine class ``f``; the identity map gives plain
+    cross-entropy on the fine classes.
+    """
+    log_p = torch.log_softmax(fine_logits, dim=-1)
+    k = int(to_level.max()) + 1
+    # log sum_{f in c} p_f, by logsumexp over each class's members
+    masked = log_p[:, None, :].masked_fill(to_level[None, None, :] != torch.arange(k)[None, :, None],
+                                           float("-inf"))
+    log_pc = torch.logsumexp(masked, dim=-1)
+    return -log_pc.gather(1, labels[:, None]).squeeze(1)

@@ -29,6 +29,26 @@ class SteerableModel(nn.Module):
     def dims(self) -> list[int]:
         return self.head.prefix_dims
 
+    def level_map(self, level: int) -> torch.Tensor:
+        """Finest-level class -> its class at ``level`` (for losses on the head's fine posterior)."""
+        return torch.from_numpy(self.hierarchy.fine_to_level(level))
+
+    @classmethod
+    def build(cls, head_kind: str, input_dim: int, hierarchy: Hierarchy, backbone: str,
+              head_options: dict | None = None) -> "SteerableModel":
+        """A fresh model; ``head_options`` may hold the head's size settings plus ``segments`` and
+        ``posterior`` (whose coarse map is filled in from the hierarchy)."""
+        from .heads import HEADS
+
+        if head_kind not in HEADS:
+            raise ValueError(f"unknown head {head_kind!r}; choose from {sorted(HEADS)}")
+        options = dict(head_options or {})
+        segments, posterior = options.pop("segments", None), options.pop("posterior", None)
+        if posterior is not None:
+            posterior = {"mix": 1.0} | dict(posterior) | {"parents": hierarchy.fine_to_level(0).tolist()}
+        head = HEADS[head_kind](input_dim, **options).set_options(segments, posterior)
+        return cls(head, hierarchy, backbone)
+
     def level_dims(self) -> dict[str, int]:
         """The prefix dim that serves each level: prefix j -> level j-1, the full vector -> finest."""
         from .schedule import prefix_level

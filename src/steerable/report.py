@@ -2,7 +2,9 @@
 
 Table 1 classification accuracy, Table 2 steerability with paired significance (V5 vs MRL),
 Table 3 causal ablations with the outline's pass criteria, a hierarchy complexity table; Figure 1
-prefix accuracy curves, Figure 2 steerability vs hierarchy complexity, Figure 3 ablation bars.
+prefix accuracy curves, Figure 2 steerability vs hierarchy complexity, Figure 3 ablation bars;
+Tables 4-6 and Figure 4 retrieval, multi-stage search and efficiency. The methods beyond V5 (HEAL,
+the new methods, the dial, leakage) are reported by :mod:`steerable.report_beyond`.
 """
 
 from __future__ import annotations
@@ -157,15 +159,25 @@ def _p(p: float) -> str:
     return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
 
 
+def _paper_methods(res: Results) -> list[str]:
+    """The outline's methods (Tables 1 and 2); the methods beyond V5 have tables of their own."""
+    return [m for m in res.methods if m in METHOD_ORDER]
+
+
+def _listed_methods(res: Results) -> list[str]:
+    """Every method but the dial's settings (which share one trained model per seed)."""
+    return [m for m in res.methods if not m.startswith("dial@")]
+
+
 def table1(res: Results, protocol: str) -> Table:
     cols = ["data set"]
-    for m in res.methods:
+    for m in _paper_methods(res):
         cols += [f"{_label(m)} L0", f"{_label(m)} L1"]
     rows = []
     for ds in res.datasets:
         coarse, fine = res.levels[ds][0], res.levels[ds][-1]
         row = [ds]
-        for m in res.methods:
+        for m in _paper_methods(res):
             row += [_fmt(res.accuracy(ds, m, protocol, coarse, -1), pct=True),
                     _fmt(res.accuracy(ds, m, protocol, fine, -1), pct=True)]
         rows.append(row)
@@ -267,7 +279,7 @@ def retrieval_table(res: Results) -> Table:
     for ds in res.datasets:
         fine = res.levels[ds][-1]
         coarse = res.levels[ds][0]
-        for m in [m for m in res.methods if (ds, m) in res.retrieval]:
+        for m in [m for m in _listed_methods(res) if (ds, m) in res.retrieval]:
             for dim in _dims_of(res, ds, m):
                 vals = [_rmean(res, ds, m, f"recall@1/{fine}/{dim}"), _rmean(res, ds, m, f"recall@10/{coarse}/{dim}"),
                         _rmean(res, ds, m, f"recall@10/{fine}/{dim}"), _rmean(res, ds, m, f"mrr/{fine}/{dim}"),
@@ -335,7 +347,7 @@ def efficiency_table(res: Results) -> Table:
     cols = ["method", "head parameters", "training GFLOP / example", "median training time (s)",
             "head MFLOP / text (inference)", "bytes / doc per prefix dim (float32)"]
     rows = []
-    for m in [m for m in res.methods if res.cost.get(m)]:
+    for m in [m for m in _listed_methods(res) if res.cost.get(m)]:
         c = res.cost[m]
         rows.append([_label(m), f"{int(np.median([x['head_parameters'] for x in c])):,}",
                      f"{np.median([x['train_flops_per_example'] for x in c]) / 1e9:.4f}",
@@ -554,6 +566,12 @@ def write_report(records: list[dict], out: str | Path, formats: Sequence[str] = 
         if any((d, "v5") in res.retrieval and (d, "mrl") in res.retrieval for d in res.datasets):
             figure4(res, out / "fig4_multistage.png")
             md += ["![Figure 4: multi-stage search](fig4_multistage.png)", ""]
+    from .report_beyond import write_section
+
+    beyond_md, beyond_summary = write_section(res, out)
+    md += beyond_md
+    if beyond_summary:
+        summary["beyond"] = beyond_summary
     atomic_write_text(out / "report.md", "\n".join(md) + "\n")
     atomic_write_json(out / "summary.json", summary)
     if "mteb" in formats:

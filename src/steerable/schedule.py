@@ -5,6 +5,23 @@ A :class:`Schedule` is a list of :class:`Term` s. Each term has a distribution o
 when the prefix has ``j`` blocks. With ``sample=True`` every example draws its own ``j`` from the
 distribution (per example, not per batch); with ``sample=False`` every ``j`` is trained, weighted by
 its probability. V5, MRL and the ablations are presets; users can write their own as JSON.
+
+Beyond which prefix serves which level, a term can say *how* it is trained:
+
+- ``loss``: ``"seed"`` (InfoNCE + margin + cross-entropy, as the original code), ``"supcon"``
+  (supervised contrastive + cross-entropy) or ``"posterior"`` (negative log-likelihood of each level
+  under the head's fine posterior summed up the hierarchy; needs a head with the posterior option).
+- ``start``: the term embeds blocks ``start .. j-1`` only (a suffix window; 0 = the whole prefix).
+- ``grad``: a gradient scale per block (0 = the term's gradient does not reach that block, as a
+  stop-gradient; 1 = untouched). ``(0, 1, 1, 1)`` trains the full vector without moving block 1.
+- ``within``: contrast only against rows that share the anchor's label at this level (the suffix
+  learns the fine label inside its coarse class).
+- ``sibling_weight``: negatives that share the anchor's label one level up weigh this much in the
+  SupCon denominator (hierarchical SupCon).
+
+A schedule also carries ``head_options`` (the head's ``segments`` / ``posterior`` options, see
+:mod:`steerable.heads`) and a ``recipe``: the training settings the method was designed with
+(epochs, batch size, learning rate, lr schedule, batch sampler), used unless the user overrides them.
 """
 
 from __future__ import annotations
@@ -12,7 +29,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-METHOD_NAMES = ("v5", "mrl", "inverted", "no_prefix", "uhmt", "flat")
+METHOD_NAMES = ("v5", "mrl", "inverted", "no_prefix", "uhmt", "flat",
+                "mrl_supcon", "heal", "separated", "successive", "successive_balanced", "bottleneck",
+                "dial")
+LOSSES = ("seed", "supcon", "posterior")
 FULL_WEIGHT, PREFIX_WEIGHT = 1.0, 0.6
 
 
@@ -25,8 +45,28 @@ class Term:
     weight: float = 1.0
     sample: bool = False
     block_dropout: bool = False
+    loss: str = "seed"
+    start: int = 0
+    grad: tuple[float, ...] = ()
+    within: int | None = None
+    sibling_weight: float = 1.0
+    temperature: float | None = None  # None: the training config's
+    ce_weight: float | None = None  # None: the training config's
 
     def __post_init__(self):
+        object.__setattr__(self, "probs", tuple(float(p) for p in self.probs))
+        object.__setattr__(self, "levels", tuple(tuple(float(w) for w in r) for r in self.levels))
+        object.__setattr__(self, "grad", tuple(float(g) for g in self.grad))
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose from {', '.join(LOSSES)}")
+        if self.grad and len(self.grad) != len(self.probs):
+            raise ValueError(f"grad needs one scale per block ({len(self.probs)}), got {len(self.grad)}")
+        if any(not 0 <= g <= 1 for g in self.grad):
+            raise ValueError(f"grad scales must be in [0, 1], got {list(self.grad)}")
+        if not 0 <= self.start < len(self.probs) or any(p > 0 for p in self.probs[: self.start]):
+            raise ValueError(f"start={self.start}: every trained prefix must be longer than start")
+        if self.within is not None and not 0 <= self.within < len(self.levels[0]):
+            raise ValueError(f"within must be a level index, got {self.within}")
         if len(self.levels) != len(self.probs):
             raise ValueError(f"levels has {len(self.levels)} rows but probs has {len(self.probs)}")
         if any(p < 0 for p in self.probs) or abs(sum(self.probs) - 1) > 1e-6:
@@ -52,6 +92,8 @@ class Schedule:
     name: str
     terms: tuple[Term, ...]
     block_keep: tuple[float, ...] = field(default=())
+    head_options: dict = field(default_factory=dict)
+    recipe: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if not self.terms:
@@ -78,13 +120,15 @@ class Schedule:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Schedule":
-        terms = tuple(
-            Term(probs=tuple(t["probs"]), levels=tuple(tuple(r) for r in t["levels"]),
-                 weight=t.get("weight", 1.0), sample=t.get("sample", False),
-                 block_dropout=t.get("block_dropout", False))
-            for t in d["terms"]
-        )
-        return cls(d.get("name", "custom"), terms, tuple(d.get("block_keep", ())))
+        known = set(Term.__dataclass_fields__)
+        terms = []
+        for i, t in enumerate(d["terms"]):
+            unknown = set(t) - known
+            if unknown:
+                raise ValueError(f"schedule term {i}: unknown fields {sorted(unknown)}")
+            terms.append(Term(**t))
+        return cls(d.get("name", "custom"), tuple(terms), tuple(d.get("block_keep", ())),
+                   dict(d.get("head_options", {})), dict(d.get("recipe", {})))
 
 
 # ------------------------------------------------------------------------------------- presets
@@ -159,13 +203,138 @@ def uhmt(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
                                   sample=True)), block_keep(nb))
 
 
+# ------------------------------------------------------- beyond V5 (docs: README, "Choosing a method")
+#
+# These share one recipe (an MLP-trunk-friendly optimiser setting) and the SupCon loss: coarse SupCon
+# + 0.5 CE on the 64-d prefix, hierarchical SupCon (same-coarse negatives weigh 1.3) + 0.5 CE on the
+# full vector. They differ in what the prefix may learn from the fine label.
+
+BEYOND_RECIPE = {"epochs": 20, "batch_size": 64, "lr": 1e-3, "lr_schedule": "cosine"}
+SUPCON = {"loss": "supcon", "temperature": 0.1, "ce_weight": 0.5}
+
+
+def _prefix_coarse(L: int, nb: int, fine_weight: float = 0.0) -> Term:
+    row = tuple(1.0 if k == 0 else (fine_weight if k == L - 1 else 0.0) for k in range(L))
+    return Term(onehot(0, nb), tuple(row for _ in range(nb)), **SUPCON)
+
+
+def _full_fine(L: int, nb: int, prefix_grad: float = 1.0) -> Term:
+    grad = (prefix_grad,) + (1.0,) * (nb - 1) if prefix_grad < 1 else ()
+    return Term(onehot(nb - 1, nb), tuple(onehot(L - 1, L) for _ in range(nb)), sibling_weight=1.3,
+                grad=grad, **SUPCON)
+
+
+def _suffix_within(L: int, nb: int) -> Term:
+    """SupCon on the suffix (blocks 2..n) whose contrast set is the anchor's coarse class."""
+    return Term(onehot(nb - 1, nb), tuple(onehot(L - 1, L) for _ in range(nb)), loss="supcon",
+                temperature=0.1, ce_weight=0.0, start=1, within=0)
+
+
+def mrl_supcon(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
+    """MRL in this family's loss and recipe: the mean over every prefix of SupCon + 0.5 CE on the
+    finest level (the fair MRL reference for the methods below)."""
+    L, nb = num_levels, num_blocks
+    fine = onehot(L - 1, L)
+    return Schedule("mrl_supcon", (Term(tuple(1 / nb for _ in range(nb)), tuple(fine for _ in range(nb)),
+                                        **SUPCON),), recipe=dict(BEYOND_RECIPE))
+
+
+def heal(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
+    """HEAL as the seed's authors re-implemented it: coarse prefix + hierarchical-SupCon full vector."""
+    L, nb = num_levels, num_blocks
+    return Schedule("heal", (_prefix_coarse(L, nb), _full_fine(L, nb)), recipe=dict(BEYOND_RECIPE))
+
+
+def separated(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
+    """HEAL with the prefix cut off from the fine terms: it receives coarse-level gradients only."""
+    L, nb = num_levels, num_blocks
+    return Schedule("separated", (_prefix_coarse(L, nb), _full_fine(L, nb, prefix_grad=0.0)),
+                    recipe=dict(BEYOND_RECIPE))
+
+
+def successive(num_levels: int = 2, num_blocks: int = 4, balanced: bool = False) -> Schedule:
+    """Successive refinement: Separated, plus the suffix learns the fine label inside its coarse class.
+
+    Prefix and suffix are normalised separately and weigh equally (``segments``); ``balanced`` draws
+    class-balanced batches (16 fine classes x 4 examples).
+    """
+    L, nb = num_levels, num_blocks
+    recipe = dict(BEYOND_RECIPE) | ({"sampler": "balanced"} if balanced else {})
+    return Schedule("successive_balanced" if balanced else "successive",
+                    (_prefix_coarse(L, nb), _full_fine(L, nb, prefix_grad=0.0), _suffix_within(L, nb)),
+                    head_options={"segments": [1, nb - 1]}, recipe=recipe)
+
+
+DIAL_TRAIN_MIX = 0.5
+
+
+def _posterior_terms(L: int, nb: int, mix: float) -> tuple[Term, ...]:
+    """Terms of a model whose first block mixes the coarse posterior (weight ``mix``) and a free
+    block that learns the fine label with weight ``1 - mix``."""
+    posterior = Term(onehot(0, nb), tuple(onehot(0, L, 1.0)[:L - 1] + (1.0,) for _ in range(nb)),
+                     loss="posterior")
+    return (_prefix_coarse(L, nb, fine_weight=1.0 - mix), _full_fine(L, nb, prefix_grad=1.0 - mix),
+            _suffix_within(L, nb), posterior)
+
+
+def dial(value: float, num_levels: int = 2, num_blocks: int = 4) -> Schedule:
+    """The steerability dial at ``value`` in [0, 1]: how coarse-only the 64-d prefix is.
+
+    One model is trained for every setting (its first block mixes the coarse-posterior block and a
+    free block that also learns the fine label, half and half); the dial then sets the mix used to
+    encode: ``value * n(post) / s_post + (1 - value) * n(free) / s_free`` (see
+    :mod:`steerable.heads`), so it can be changed after training without retraining. 0: an MRL-like
+    prefix that keeps fine information (good multi-stage shortlist); 1: the coarse-posterior
+    bottleneck (a pure coarse code). The suffix learns the fine label inside its coarse class.
+    """
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"the dial must be in [0, 1], got {value}")
+    L, nb = num_levels, num_blocks
+    return Schedule(dial_name(value), _posterior_terms(L, nb, DIAL_TRAIN_MIX),
+                    recipe=dict(BEYOND_RECIPE) | {"select_best": False},
+                    head_options={"segments": [1, nb - 1],
+                                  "posterior": {"mix": value, "train_mix": DIAL_TRAIN_MIX}})
+
+
+def bottleneck(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
+    """Coarse-posterior bottleneck: the prefix is the coarse posterior through learned prototypes,
+    trained as such (the dial at 1 encodes the same way from a model trained half-and-half). Its
+    prefix has rank at most the number of coarse classes."""
+    L, nb = num_levels, num_blocks
+    return Schedule("bottleneck", _posterior_terms(L, nb, 1.0), recipe=dict(BEYOND_RECIPE),
+                    head_options={"segments": [1, nb - 1], "posterior": {"mix": 1.0}})
+
+
+def dial_name(value: float) -> str:
+    return f"dial@{value:g}"
+
+
+def parse_dial(name: str) -> float | None:
+    """The dial value in a method name such as ``dial@0.5`` (also ``dial0.5``, ``dial=0.5``), else None."""
+    key = name.lower()
+    if not key.startswith("dial") or key == "dial":
+        return None
+    try:
+        return float(key[4:].lstrip("@=_-:"))
+    except ValueError:
+        raise ValueError(f"bad dial setting in method {name!r}; write it as dial@0.5") from None
+
+
 PRESETS: dict[str, Callable[[int, int], Schedule]] = {
     "v5": v5, "mrl": mrl, "inverted": inverted, "no_prefix": no_prefix, "uhmt": uhmt,
+    "mrl_supcon": mrl_supcon, "heal": heal, "separated": separated, "successive": successive,
+    "successive_balanced": lambda L=2, nb=4: successive(L, nb, balanced=True),
+    "bottleneck": bottleneck,
 }
 
 
 def preset(name: str, num_levels: int = 2, num_blocks: int = 4) -> Schedule:
+    """A preset by name; ``dial@x`` is the steerability dial at ``x``."""
+    value = parse_dial(name)
+    if value is not None:
+        return dial(value, num_levels, num_blocks)
     key = name.lower().replace("-", "_")
     if key not in PRESETS:
-        raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHOD_NAMES)}")
+        raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHOD_NAMES)} "
+                         f"(dial as dial@0.5)")
     return PRESETS[key](num_levels, num_blocks)

@@ -22,8 +22,12 @@ class ResultsStore:
     def _path(self, run_id: str) -> Path:
         return self.records_dir / f"{run_id}.json"
 
-    def has(self, run_id: str) -> bool:
-        return self._path(run_id).exists()
+    def has(self, run_id: str, require: tuple[str, ...] = ()) -> bool:
+        """Whether the run is recorded (and, with ``require``, its record holds those keys: a record
+        from before a measurement was added counts as missing)."""
+        if not self._path(run_id).exists():
+            return False
+        return not require or all(read_json(self._path(run_id)).get(k) for k in require)
 
     def add(self, record: dict) -> None:
         atomic_write_json(self._path(record["run_id"]), record)

@@ -34,11 +34,23 @@ class RunSpec:
     head: str = DEFAULT_HEAD
     max_train: int | None = None
     max_test: int | None = None
-    epochs: int = 5
-    batch_size: int = 32
-    lr: float = 1e-4
+    epochs: int | None = None  # None: as the method's recipe says (see resolved)
+    batch_size: int | None = None
+    lr: float | None = None
     precision: str = "fp32"
     paper_n: int = 500
+
+    def __post_init__(self):
+        # Pin the training settings the method would use, so the run id names what actually ran.
+        from .schedule import preset
+        from .train import recipe_value
+
+        schedule = None if self.method.lower() == "flat" else preset(self.method)
+        if schedule is not None:
+            object.__setattr__(self, "method", schedule.name)  # canonical: "dial0.5" -> "dial@0.5"
+        for key in ("epochs", "batch_size", "lr"):
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, recipe_value(schedule, key))
 
     @property
     def run_id(self) -> str:
@@ -97,19 +109,24 @@ def execute_run(spec: dict, store_root: str, data_dir: str | None = None, thread
 
     if threads:
         torch.set_num_threads(threads)
+    from .schedule import preset
+
     s = RunSpec(**spec)
     dataset = load_dataset(s.dataset, data_dir)
-    cfg = TrainConfig(epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, seed=s.seed,
-                      precision=s.precision)
+    schedule = None if s.method == "flat" else preset(s.method, dataset.hierarchy.num_levels)
+    cfg = TrainConfig.for_schedule(schedule, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr,
+                                   seed=s.seed, precision=s.precision)
     t0 = time.perf_counter()
-    result = run(dataset, s.method, head=s.head, backbone=Backbone(s.backbone), train_config=cfg,
-                 max_train=s.max_train, max_test=s.max_test,
-                 protocols=default_protocols(s.seed, s.paper_n), progress=False)
+    result = run(dataset, schedule or "flat", head=s.head, backbone=Backbone(s.backbone),
+                 train_config=cfg, max_train=s.max_train, max_test=s.max_test,
+                 protocols=default_protocols(s.seed, s.paper_n), progress=False,
+                 model_cache=Path(store_root) / "models")
     record = {
         "run_id": s.run_id, "dataset": s.dataset, "method": s.method, "seed": s.seed,
         "backbone": s.backbone, "head": s.head, "spec": s.to_dict(),
         "dataset_stats": dataset.stats(), "level_names": list(dataset.hierarchy.level_names),
-        "metrics": result.metrics, "retrieval": result.retrieval, "history": result.history,
+        "metrics": result.metrics, "retrieval": result.retrieval, "probe": result.probe,
+        "history": result.history,
         "seconds": result.config["seconds"] | {"total": time.perf_counter() - t0},
         "cost": result.config["cost"],
     }
@@ -185,12 +202,13 @@ def prepare_vectors(runs: Sequence[RunSpec], data_dir: str | None, progress: boo
 
 def run_sweep(runs: Sequence[RunSpec], store_root: str | Path, *, executor=None,
               data_dir: str | None = None, progress: bool = True,
-              log: Callable[[str], None] = print) -> list[dict]:
-    """Run every spec that has no record yet; returns the new records."""
+              log: Callable[[str], None] = print, require: tuple[str, ...] = ()) -> list[dict]:
+    """Run every spec that has no record yet (or whose record lacks a ``require`` key); returns the
+    new records."""
     from .store import ResultsStore
 
     store = ResultsStore(store_root)
-    todo = [r for r in runs if not store.has(r.run_id)]
+    todo = [r for r in runs if not store.has(r.run_id, require)]
     done = len(runs) - len(todo)
     log(f"sweep: {len(runs)} runs, {done} already recorded, {len(todo)} to go -> {store.root}")
     if not todo:
@@ -212,6 +230,34 @@ def run_sweep(runs: Sequence[RunSpec], store_root: str | Path, *, executor=None,
     store.log_invocation({"started": started, "seconds": time.perf_counter() - t0,
                           "vector_seconds": t_vectors, "texts_encoded": encoded, "runs": len(new)})
     return new
+
+
+BEYOND_METHODS = ("flat", "mrl", "v5", "mrl_supcon", "heal", "separated", "successive_balanced",
+                  "bottleneck")
+BEYOND_DATASETS = ("clinc150", "trec", "20newsgroups")
+DIAL_DATASETS = ("clinc150", "trec")
+DIAL_SETTINGS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)
+
+
+def beyond_sweep(datasets: Sequence[str], *, quick: bool = False, seeds: Sequence[int] | None = None,
+                 settings: dict | None = None) -> list[RunSpec]:
+    """Issue 6's grid: HEAL, the new methods and the paper's MRL/V5/Flat on CLINC, TREC and 20
+    Newsgroups; the dial's settings on CLINC and TREC. 5 seeds; the paper sweep's caps.
+
+    Dial runs come last, the first setting of each seed first, so that each seed's dial model is
+    trained once and the other settings load it from the store's model cache.
+    """
+    from .schedule import dial_name
+
+    base = {"max_train": 10_000, "max_test": 2_000} | (settings or {})
+    seeds = list(seeds or (PAPER_SEEDS[:2] if quick else PAPER_SEEDS))
+    main = [d for d in BEYOND_DATASETS if d in datasets][: 1 if quick else None]
+    dial_ds = [d for d in DIAL_DATASETS if d in datasets][: 1 if quick else None]
+    values = (0.0, 0.25, 0.5, 1.0) if quick else DIAL_SETTINGS
+    runs = [RunSpec(ds, m, s, **base) for ds in main for m in BEYOND_METHODS for s in seeds]
+    for v in values:
+        runs += [RunSpec(ds, dial_name(v), s, **base) for ds in dial_ds for s in seeds]
+    return runs
 
 
 def paper_sweep(datasets: Sequence[str], *, quick: bool = False, seeds: Sequence[int] | None = None,

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .evaluate import knn_accuracy
-from .losses import LossConfig, block_loss
+from .losses import LossConfig, block_loss, posterior_nll, supcon
 from .model import SteerableModel
 from .schedule import Schedule
 
@@ -27,6 +27,8 @@ class TrainConfig:
     seed: int = 42
     select_best: bool = True  # keep the epoch with the best validation k-NN, else the last
     precision: str = "fp32"  # "bf16": the head's forward pass under CPU bfloat16 autocast
+    lr_schedule: str = "constant"  # or "cosine": decay to 1 % of lr over the run
+    sampler: str = "random"  # or "balanced": batches of batch_size / 4 classes x 4 examples
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self):
@@ -37,9 +39,44 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if self.sampler not in ("random", "balanced"):
+            raise ValueError(f"sampler must be 'random' or 'balanced', got {self.sampler!r}")
+        if isinstance(self.loss, dict):
+            self.loss = LossConfig(**self.loss)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def for_schedule(cls, schedule: Schedule | None, **overrides) -> "TrainConfig":
+        """Defaults, then the schedule's recipe, then every override that is not None."""
+        recipe = dict(schedule.recipe) if schedule is not None else {}
+        return cls(**(recipe | {k: v for k, v in overrides.items() if v is not None}))
+
+
+def recipe_value(schedule: Schedule | None, key: str):
+    """A training setting as a method would run it: its recipe's value, else the default."""
+    recipe = schedule.recipe if schedule is not None else {}
+    return recipe.get(key, TrainConfig.__dataclass_fields__[key].default)
+
+
+class BalancedBatches:
+    """Class-balanced batches: ``batch_size // per_class`` classes, ``per_class`` examples each."""
+
+    def __init__(self, labels: np.ndarray, batch_size: int, per_class: int = 4):
+        self.sampler = PositiveSampler(labels)
+        self.classes = np.flatnonzero(self.sampler.counts)
+        self.n_classes = max(1, min(len(self.classes), batch_size // per_class))
+        self.per_class = per_class
+
+    def __call__(self, rng: np.random.Generator) -> np.ndarray:
+        s = self.sampler
+        chosen = rng.choice(self.classes, self.n_classes, replace=False)
+        n = s.counts[chosen][:, None]
+        pick = (rng.random((len(chosen), self.per_class)) * n).astype(np.int64)
+        return s.order[(s.starts[chosen][:, None] + pick).ravel()]
 
 
 class PositiveSampler:
@@ -67,6 +104,24 @@ def _seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+def _scale_grad(blocks: torch.Tensor, scale: tuple[float, ...]) -> torch.Tensor:
+    """Same values; the gradient reaching block i is multiplied by ``scale[i]``."""
+    if not scale or all(g == 1.0 for g in scale):
+        return blocks
+    g = torch.tensor(scale, dtype=blocks.dtype)[None, :, None]
+    return blocks * g + blocks.detach() * (1 - g)
+
+
+def span_embed(head, blocks: torch.Tensor, j, start: int = 0) -> torch.Tensor:
+    """Unit-length embedding of blocks ``start .. j-1`` (zero elsewhere, full width)."""
+    if start == 0:
+        return head.embed(blocks, j)
+    b, n, d = blocks.shape
+    jt = torch.full((b,), j) if isinstance(j, int) else j
+    keep = (torch.arange(n)[None, :] < jt[:, None]) & (torch.arange(n)[None, :] >= start)
+    return torch.nn.functional.normalize((blocks * keep[..., None].to(blocks.dtype)).reshape(b, n * d), dim=-1)
+
+
 def schedule_loss(model: SteerableModel, schedule: Schedule, x: torch.Tensor, y: np.ndarray,
                   idx: np.ndarray, positives: dict[int, np.ndarray], rng: np.random.Generator,
                   cfg: LossConfig, bf16: bool = False) -> torch.Tensor:
@@ -75,16 +130,27 @@ def schedule_loss(model: SteerableModel, schedule: Schedule, x: torch.Tensor, y:
     levels = sorted(positives)
     rows = np.concatenate([idx, *(positives[k] for k in levels)])
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        blocks = head.blocks(x[torch.from_numpy(rows)])
+        blocks, fine_logits = head.outputs(x[torch.from_numpy(rows)])
     blocks = blocks.float()  # losses and normalisation in full precision
     B = len(idx)
-    y_t = torch.from_numpy(y[idx])
+    y_rows = torch.from_numpy(y[rows])
+    y_t = y_rows[:B]
     total = blocks.new_zeros(())
     for term in schedule.terms:
-        tb = blocks
+        if term.loss == "posterior":
+            if fine_logits is None:
+                raise ValueError(f"schedule {schedule.name!r} has a posterior term but the head has no "
+                                 "posterior option")
+            weights = torch.tensor(term.levels[0])
+            for k in levels:
+                if weights[k] > 0:
+                    nll = posterior_nll(fine_logits[:B].float(), model.level_map(k), y_t[:, k])
+                    total = total + term.weight * weights[k] * nll.mean()
+            continue
+        tb = _scale_grad(blocks, term.grad)
         if term.block_dropout and schedule.block_keep:
             keep = rng.random((len(rows), nb)) < np.asarray(schedule.block_keep)
-            tb = blocks * torch.from_numpy(keep.astype(np.float32))[..., None]
+            tb = tb * torch.from_numpy(keep.astype(np.float32))[..., None]
         anchor_blocks = tb[:B]
         pos_blocks = {k: tb[B * (i + 1):B * (i + 2)] for i, k in enumerate(levels)}
         table = torch.tensor(term.levels, dtype=blocks.dtype)  # (nb, L)
@@ -94,14 +160,27 @@ def schedule_loss(model: SteerableModel, schedule: Schedule, x: torch.Tensor, y:
         else:
             paths = [(j, table[j - 1].expand(B, -1), p)
                      for j, p in enumerate(term.probs, start=1) if p > 0]
+        temperature = term.temperature if term.temperature is not None else cfg.temperature
+        ce_weight = term.ce_weight if term.ce_weight is not None else cfg.ce_weight
         for j, weights, p in paths:
-            e = head.embed(anchor_blocks, j)
-            for k in levels:
+            e = span_embed(head, anchor_blocks, j, term.start)
+            for i, k in enumerate(levels):
                 w = weights[:, k]
                 if not bool((w > 0).any()):
                     continue
-                e_pos = head.embed(pos_blocks[k], j)
-                per_example = block_loss(e, e_pos, y_t[:, k], model.classifiers[k](e), cfg)
+                e_pos = span_embed(head, pos_blocks[k], j, term.start)
+                if term.loss == "seed":
+                    per_example = block_loss(e, e_pos, y_t[:, k], model.classifiers[k](e), cfg)
+                else:  # supcon over the anchors and their level-k positives
+                    lab = torch.cat([y_t, y_rows[B * (i + 1):B * (i + 2)]])
+                    per_example = supcon(
+                        torch.cat([e, e_pos]), lab[:, k], temperature,
+                        within=lab[:, term.within] if term.within is not None else None,
+                        siblings=lab[:, k - 1] if k > 0 else None, sibling_weight=term.sibling_weight,
+                    )[:B]
+                    if ce_weight:
+                        per_example = per_example + ce_weight * torch.nn.functional.cross_entropy(
+                            model.classifiers[k](e), y_t[:, k], reduction="none")
                 total = total + term.weight * p * (w * per_example).mean()
     return total
 
@@ -128,13 +207,19 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
     history: dict = {"epochs": [], "best_epoch": None}
     best_score, best_state = -np.inf, None
     steps = (len(x) + cfg.batch_size - 1) // cfg.batch_size
+    total_steps = cfg.epochs * steps
+    sched = None
+    if cfg.lr_schedule == "cosine":  # cosine decay to 1 % of lr over the run
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda t: 0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * min(t, total_steps) / total_steps)))
+    balanced = BalancedBatches(y_train[:, -1], cfg.batch_size) if cfg.sampler == "balanced" else None
     bar = tqdm(total=cfg.epochs * steps, desc=f"train {schedule.name}", unit="step", disable=not progress)
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         t0, losses = time.perf_counter(), []
         perm = rng.permutation(len(x))
         for s in range(steps):
-            idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+            idx = balanced(rng) if balanced else perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
             positives = {k: sampler(idx, rng) for k, sampler in samplers.items()}
             loss = schedule_loss(model, schedule, x, y_train, idx, positives, rng, cfg.loss,
                                  bf16=cfg.precision == "bf16")
@@ -142,6 +227,8 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
+            if sched is not None:
+                sched.step()
             losses.append(loss.item())
             bar.update(1)
         acc = validation_accuracy(model, x_train, y_train, x_val, y_val)
@@ -154,6 +241,8 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
             history["best_epoch"] = epoch
     bar.close()
     model.load_state_dict(best_state)
+    if model.head.posterior and "train_mix" in model.head.posterior:
+        history["posterior_scales"] = model.head.calibrate(x, y_train[:, 0])
     model.eval()
     return history
 

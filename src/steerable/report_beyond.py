@@ -1,0 +1,203 @@
+"""Report additions for the methods beyond V5: HEAL and the new methods side by side (Table 7), the
+steerability dial (Table 8, Figure 5: steerability vs multi-stage recall) and prefix leakage
+(Figure 6: what a linear probe reads off the 64-d prefix).
+
+Every number comes from the records of a results store; significance is a paired t-test over
+matched seeds, Holm-corrected across data sets, as for V5 vs MRL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .report import Results, Table, _fmt, _label, _p, _plt, _save, steerability_tests
+from .schedule import parse_dial
+
+BEYOND_ORDER = ["flat", "mrl", "v5", "mrl_supcon", "heal", "separated", "successive", "successive_balanced",
+                "bottleneck"]
+BEYOND_LABEL = {"mrl_supcon": "MRL (SupCon recipe)", "heal": "HEAL", "separated": "Separated", "successive": "Successive",
+                "successive_balanced": "Successive (balanced)", "bottleneck": "Bottleneck"}
+BASELINES = ("heal", "v5")
+FUNNEL_K = 20  # shortlist size of the Pareto figure's multi-stage search
+
+
+def label(method: str) -> str:
+    d = parse_dial(method)
+    return f"Dial {d:g}" if d is not None else BEYOND_LABEL.get(method, _label(method))
+
+
+def beyond_datasets(res: Results) -> list[str]:
+    return [ds for ds in res.datasets if any(m == "heal" for (d, m, _) in res.blocks if d == ds)]
+
+
+def dial_settings(res: Results, ds: str) -> list[tuple[float, str]]:
+    """(dial value, method) of the dial runs on a data set, by value."""
+    out = {(parse_dial(m), m) for (d, m, _) in res.blocks if d == ds and parse_dial(m) is not None}
+    return sorted(out)
+
+
+def probe_values(res: Results, ds: str, method: str, level: str) -> dict[int, float]:
+    return {r["seed"]: r["probe"]["accuracy"][level] for r in res.records
+            if r["dataset"] == ds and r["method"] == method and r.get("probe")}
+
+
+def beyond_tests(res: Results, protocol: str) -> dict[str, dict[str, dict]]:
+    """tests[f"{method}|{baseline}"][dataset]: paired test of S, Holm across data sets."""
+    methods = [m for m in BEYOND_ORDER if m in res.methods and m not in ("flat",)]
+    out = {}
+    for base in BASELINES:
+        for m in methods:
+            if m != base:
+                out[f"{m}|{base}"] = {ds: t for ds, t in steerability_tests(res, protocol, m, base).items()
+                                      if ds in beyond_datasets(res)}
+    return out
+
+
+def table7(res: Results, protocol: str, tests: dict) -> Table:
+    cols = ["data set", "method", "S", "ShortCoarse", "FullFine", "fine probe @64", "Δ S vs HEAL",
+            "p (Holm) vs HEAL", "Δ S vs V5", "p (Holm) vs V5"]
+    rows = []
+    for ds in beyond_datasets(res):
+        fine = res.levels[ds][-1]
+        for m in [m for m in BEYOND_ORDER if res.values(ds, m, protocol, "steerability_score")]:
+            row = [ds, label(m)] + [_fmt(res.values(ds, m, protocol, k))
+                                    for k in ("steerability_score", "short_coarse", "full_fine")]
+            row.append(_fmt(probe_values(res, ds, m, fine), pct=True))
+            for base in BASELINES:
+                t = tests.get(f"{m}|{base}", {}).get(ds)
+                row += [f"{t['mean_diff']:+.3f}", _p(t["p_holm"])] if t else ["", ""]
+            rows.append(row)
+    return Table(f"Table 7: beyond V5 — steerability, accuracy and leakage, mean ± sd over seeds "
+                 f"({protocol} protocol)", cols, rows,
+                 res.describe(protocol) + " fine probe @64 = test accuracy (%) of a linear probe trained "
+                 "on the 64-d prefix to predict the finest label (what sharing the prefix leaks). Δ S "
+                 "and p: paired t-test over matched seeds, Holm-corrected across data sets.")
+
+
+def _funnel(res: Results, ds: str, m: str, K: int) -> dict[int, float]:
+    fine = res.levels[ds][-1]
+    return {s: r[f"funnel/recall@10/{fine}/{K}"] for s, r in res.retrieval.get((ds, m), {}).items()
+            if f"funnel/recall@10/{fine}/{K}" in r}
+
+
+def _overlap(res: Results, ds: str, m: str, K: int) -> dict[int, float]:
+    return {s: r[f"funnel/overlap@10/{K}"] for s, r in res.retrieval.get((ds, m), {}).items()
+            if f"funnel/overlap@10/{K}" in r}
+
+
+def table8(res: Results, protocol: str) -> Table:
+    cols = ["data set", "dial", "S", "ShortCoarse", "FullFine", f"funnel R@10 L1 (K={FUNNEL_K})",
+            f"funnel overlap@10 (K={FUNNEL_K})", "fine probe @64"]
+    rows = []
+    for ds in res.datasets:
+        fine = res.levels[ds][-1]
+        for value, m in dial_settings(res, ds):
+            rows.append([ds, f"{value:g}"] + [_fmt(res.values(ds, m, protocol, k))
+                                              for k in ("steerability_score", "short_coarse", "full_fine")]
+                        + [_fmt(_funnel(res, ds, m, FUNNEL_K), pct=True),
+                           _fmt(_overlap(res, ds, m, FUNNEL_K)),
+                           _fmt(probe_values(res, ds, m, fine), pct=True)])
+    return Table(f"Table 8: the steerability dial, mean ± sd over seeds ({protocol} protocol)", cols, rows,
+                 res.describe(protocol) + " One model per seed is trained for all settings; the dial "
+                 "sets how the 64-d prefix mixes its coarse-posterior and free parts (0: free, 1: "
+                 f"coarse posterior only). Funnel: the 64-d prefix shortlists {FUNNEL_K} documents, the "
+                 "full vector reranks them (seeded 50/50 query/document split of the test set).")
+
+
+def figure5(res: Results, protocol: str, path: Path) -> bool:
+    """Pareto: steerability S vs multi-stage recall@10 along the dial, other methods as points."""
+    dss = [ds for ds in res.datasets if dial_settings(res, ds)]
+    if not dss:
+        return False
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(dss), figsize=(4.4 * len(dss), 3.6), squeeze=False)
+    for ax, ds in zip(axes[0], dss):
+        def point(m):
+            s, f = res.values(ds, m, protocol, "steerability_score"), _funnel(res, ds, m, FUNNEL_K)
+            seeds = sorted(set(s) & set(f))
+            return (np.mean([f[k] for k in seeds]), np.mean([s[k] for k in seeds])) if seeds else None
+
+        settings = [(v, m, point(m)) for v, m in dial_settings(res, ds)]
+        settings = [(v, m, p) for v, m, p in settings if p]
+        ax.plot([p[0] for *_, p in settings], [p[1] for *_, p in settings], "-o", color="tab:purple",
+                label="dial", zorder=3)
+        for v, _, p in settings:
+            ax.annotate(f"{v:g}", p, fontsize=7, xytext=(4, 2), textcoords="offset points")
+        for m, marker in (("mrl", "s"), ("v5", "^"), ("mrl_supcon", "X"), ("heal", "D"), ("separated", "v"),
+                          ("successive_balanced", "P"), ("bottleneck", "*")):
+            p = point(m)
+            if p:
+                ax.scatter(*p, marker=marker, s=40, label=label(m), zorder=4)
+        ax.set_title(ds, fontsize=10)
+        ax.set_xlabel(f"multi-stage recall@10 of the fine label (64-d shortlist K={FUNNEL_K}, full rerank)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("steerability S")
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle(f"Figure 5: steerability vs multi-stage search along the dial ({protocol} protocol; "
+                 "mean over seeds)", fontsize=10)
+    _save(fig, path)
+    return True
+
+
+def figure6(res: Results, path: Path) -> bool:
+    """Leakage: fine-label accuracy of a linear probe on the 64-d prefix, per method and data set."""
+    dss = [ds for ds in res.datasets if any(probe_values(res, ds, m, res.levels[ds][-1])
+                                            for m in BEYOND_ORDER)]
+    if not dss:
+        return False
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(dss), figsize=(4.2 * len(dss), 3.6), squeeze=False)
+    for ax, ds in zip(axes[0], dss):
+        fine = res.levels[ds][-1]
+        methods = [m for m in BEYOND_ORDER if probe_values(res, ds, m, fine)]
+        vals = [list(probe_values(res, ds, m, fine).values()) for m in methods]
+        ax.bar([label(m) for m in methods], [np.mean(v) for v in vals],
+               yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in vals], capsize=3,
+               color=["tab:gray" if m == "flat" else "tab:blue" if m == "mrl" else "tab:red" if m == "v5"
+                      else "tab:orange" if m == "heal" else "tab:green" for m in methods])
+        branching = res.stats[ds].get("branching1")
+        if branching:
+            ax.axhline(1 / branching, color="black", ls=":", lw=1, label="1 / children per coarse class")
+            ax.legend(fontsize=7)
+        ax.set_ylim(0, 1)
+        ax.set_title(ds, fontsize=10)
+        ax.tick_params(axis="x", labelsize=7, rotation=35)
+    axes[0][0].set_ylabel("fine-label accuracy of a linear probe on the 64-d prefix")
+    fig.suptitle("Figure 6: what the 64-d prefix leaks about the fine label (mean ± sd over seeds)",
+                 fontsize=10)
+    _save(fig, path)
+    return True
+
+
+def write_section(res: Results, out: Path, protocol: str = "standard") -> tuple[list[str], dict]:
+    """Markdown lines and a summary for the report; empty when no beyond-V5 runs are present."""
+    if protocol not in res.protocols:
+        return [], {}
+    tests = beyond_tests(res, protocol)
+    md, summary = [], {}
+    t7, t8 = table7(res, protocol, tests), table8(res, protocol)
+    if not t7.rows and not t8.rows:
+        return [], {}
+    md += [f"## Beyond V5: HEAL, the new methods and the steerability dial ({protocol} protocol)", ""]
+    for t, stem in ((t7, "table7_beyond"), (t8, "table8_dial")):
+        if t.rows:
+            t.write(out, f"{stem}_{protocol}")
+            md += [t.markdown(), ""]
+    if figure5(res, protocol, out / f"fig5_dial_pareto_{protocol}.png"):
+        md += [f"![Figure 5: steerability vs multi-stage recall along the dial]"
+               f"(fig5_dial_pareto_{protocol}.png)", ""]
+    if figure6(res, out / "fig6_leakage.png"):
+        md += ["![Figure 6: prefix leakage](fig6_leakage.png)", ""]
+    summary = {"tests": tests, "means": {
+        f"{ds}/{m}": {k: float(np.mean(list(v.values())))
+                      for k in ("steerability_score", "short_coarse", "full_fine")
+                      if (v := res.values(ds, m, protocol, k))}
+        | ({"fine_probe": float(np.mean(list(p.values())))}
+           if (p := probe_values(res, ds, m, res.levels[ds][-1])) else {})
+        | ({f"funnel_recall@10_K{FUNNEL_K}": float(np.mean(list(f.values())))}
+           if (f := _funnel(res, ds, m, FUNNEL_K)) else {})
+        for ds in res.datasets for m in res.methods
+        if m in BEYOND_ORDER or parse_dial(m) is not None}}
+    return md, summary
