@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from steerable.index import EmbeddedIndex, QdrantIndex, build_index
+from steerable.index import EmbeddedIndex, QdrantIndex, adaptive_search, build_index
 
 
 def _unit(x):
@@ -62,6 +62,28 @@ def test_embedded_and_qdrant_local_mode_return_the_same_top_10(data):
         b, sb = qdrant.search(pq, fq, k=10, shortlist=shortlist)
         np.testing.assert_array_equal(a, b)
         np.testing.assert_allclose(sa, sb, atol=1e-5)
+
+
+def test_adaptive_search_extends_only_unconfident_queries_on_both_backends(data):
+    pd, fd, pq, fq = data
+    embedded, qdrant = EmbeddedIndex(8, 32), QdrantIndex(8, 32)
+    for index in (embedded, qdrant):
+        index.add(pd, fd)
+    never, _, ext = adaptive_search(embedded, pq, fq, k=10, shortlist=40, margin=-np.inf)
+    assert not ext.any()
+    np.testing.assert_array_equal(never, embedded.search_prefix(pq, 10)[0])
+    always, _, ext = adaptive_search(embedded, pq, fq, k=10, shortlist=40, margin=np.inf)
+    assert ext.all()
+    np.testing.assert_array_equal(always, embedded.search(pq, fq, k=10, shortlist=40)[0])
+    gaps = np.diff(embedded.search_prefix(pq, 2)[1], axis=1)[:, 0] * -1
+    g = np.sort(gaps)
+    margin = float(g[12] + g[13]) / 2  # between two queries' gaps: no ties between backends
+    a, _, ea = adaptive_search(embedded, pq, fq, k=10, shortlist=40, margin=margin)
+    b, _, eb = adaptive_search(qdrant, pq, fq, k=10, shortlist=40, margin=margin)
+    np.testing.assert_array_equal(ea, gaps < margin)
+    assert 0 < ea.sum() < len(ea)
+    np.testing.assert_array_equal(ea, eb)
+    np.testing.assert_array_equal(a, b)
 
 
 def test_save_and_load(data, tmp_path):

@@ -105,3 +105,49 @@ def test_retrieval_and_costs_are_recorded_per_run(records):
     assert v5["cost"]["head_parameters"] == 384 * 256 + 256
     assert v5["cost"]["train_flops_per_example"] > v5["cost"]["encode_flops_per_text"] > 0
     assert next(r for r in records if r["method"] == "flat")["cost"] == {}
+
+
+BEYOND = ("mrl", "v5", "heal", "separated", "bottleneck", "dial@0", "dial@0.5", "dial@1")
+
+
+@pytest.fixture(scope="module")
+def beyond_records(tmp_path_factory):
+    from conftest import tiny_rows
+    import gzip
+
+    root = tmp_path_factory.mktemp("beyond")
+    folder = root / "data" / "tiny"
+    folder.mkdir(parents=True)
+    rows = tiny_rows()
+    for name, part in {"train": [r for i, r in enumerate(rows) if i % 4], "test": rows[::4]}.items():
+        with gzip.open(folder / f"{name}.jsonl.gz", "wt") as f:
+            f.writelines(json.dumps(r) + "\n" for r in part)
+    runs = [RunSpec("tiny", m, s, head="linear", epochs=2) for m in BEYOND for s in (1, 2)]
+    run_sweep(runs, root / "res", data_dir=str(root / "data"), progress=False, log=lambda _: None)
+    return ResultsStore(root / "res").records(), root / "res"
+
+
+def test_beyond_report_tables_figures_and_tests_come_from_the_records(beyond_records, tmp_path):
+    records, store = beyond_records
+    summary = write_report(records, tmp_path)
+    for stem in ("table7_beyond_standard", "table8_dial_standard"):
+        assert (tmp_path / f"{stem}.csv").read_text().count("\n") > 1
+    for fig in ("fig5_dial_pareto_standard", "fig6_leakage"):
+        assert mpimg.imread(tmp_path / f"{fig}.png").shape[0] > 200
+    by = {(r["method"], r["seed"]): r["metrics"]["standard"]["steerability_score"] for r in records}
+    expected = paired_test([by[("bottleneck", s)] for s in (1, 2)], [by[("heal", s)] for s in (1, 2)])
+    got = summary["beyond"]["tests"]["bottleneck|heal"]["tiny"]
+    assert got["t"] == pytest.approx(expected.t, nan_ok=True)
+    assert "Table 7" in (tmp_path / "report.md").read_text()
+    assert all(r.get("probe", {}).get("dim") == 64 for r in records if r["method"] != "flat")
+
+
+def test_dial_settings_share_one_trained_model_per_seed(beyond_records):
+    records, store = beyond_records
+    assert len(list((store / "models").glob("*.json"))) == 2  # one per seed, not per setting
+    hist = {(r["method"], r["seed"]): r["history"] for r in records if r["method"].startswith("dial@")}
+    for s in (1, 2):
+        assert hist[("dial@0", s)] == hist[("dial@1", s)]
+    s0 = {r["seed"]: r["metrics"]["standard"] for r in records if r["method"] == "dial@0"}
+    s1 = {r["seed"]: r["metrics"]["standard"] for r in records if r["method"] == "dial@1"}
+    assert s0 != s1  # same model, different encoding

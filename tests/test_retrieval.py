@@ -166,3 +166,27 @@ def test_adaptive_extends_only_unconfident_queries():
     q_full = _unit([[1, 0], [0, 1]])  # q0 by the full vector: d1 (1), d2 (.6), d0 (0)
     ranked, frac = adaptive(q_short, d_short, q_full, d_full, margin=0.25, k=2, shortlist=3)
     assert ranked.tolist() == [[1, 2], [1, 0]] and frac == 0.5
+
+
+def test_run_retrieval_records_adaptive_search_between_prefix_only_and_full_rerank():
+    from steerable.experiment import SplitVectors, evaluate_retrieval
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(12, 256))
+    y1 = rng.integers(0, 12, 300)
+    x = (centres[y1] + 0.7 * rng.normal(size=(300, 256))).astype(np.float32)
+    y = np.stack([y1 // 4, y1], axis=1)
+    vecs = SplitVectors(x[:100], x[:0], x[100:], y[:100], y[:0], y[100:])
+    out = evaluate_retrieval(None, vecs, ["l0", "l1"], seed=0)
+    margins = (0.005, 0.01, 0.02, 0.05)
+    ext = [out[f"adaptive@{m:g}/extended/100"] for m in margins]
+    assert 0 < ext[0] and ext == sorted(ext) and ext[-1] < 1  # a larger margin extends more queries
+    # the shortlist holds every document, so an extended query gets the exact top 10: overlap rises
+    # with the margin, from above the prefix alone's
+    assert out["funnel/overlap@10/100"] == 1.0
+    ov = [out[f"adaptive@{m:g}/overlap@10/100"] for m in margins]
+    q, d = split_queries(200, seed=0)
+    short = x[100:, :64] / np.linalg.norm(x[100:, :64], axis=1, keepdims=True)
+    full = x[100:] / np.linalg.norm(x[100:], axis=1, keepdims=True)
+    prefix_only = overlap_at_k(rank(short[q], short[d], 10), rank(full[q], full[d], 10))
+    assert prefix_only < ov[0] <= ov[-1] < 1.0 and ov == sorted(ov)

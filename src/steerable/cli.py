@@ -360,9 +360,18 @@ def cmd_search(args) -> int:
     q_prefix = enc.encode(args.query, dim=meta["prefix_dim"])
     q_full = enc.encode(args.query)
     shortlist = None if args.exact else args.shortlist
-    ids, scores = index.search(q_prefix[None], q_full[None], k=args.k, shortlist=shortlist)
-    mode = "exact full-vector" if shortlist is None else \
-        f"{meta['prefix_dim']}-d shortlist of {shortlist}, {meta['full_dim']}-d rerank"
+    if args.adaptive is not None and not args.exact:
+        from .index import adaptive_search
+
+        ids, scores, extended = adaptive_search(index, q_prefix[None], q_full[None], k=args.k,
+                                                shortlist=shortlist, margin=args.adaptive)
+        mode = (f"adaptive (margin {args.adaptive:g}): " +
+                (f"{meta['prefix_dim']}-d shortlist of {shortlist}, {meta['full_dim']}-d rerank"
+                 if extended[0] else f"{meta['prefix_dim']}-d prefix alone (confident)"))
+    else:
+        ids, scores = index.search(q_prefix[None], q_full[None], k=args.k, shortlist=shortlist)
+        mode = "exact full-vector" if shortlist is None else \
+            f"{meta['prefix_dim']}-d shortlist of {shortlist}, {meta['full_dim']}-d rerank"
     print(f"{mode} search over {meta['count']} documents ({meta['backend']}):")
     for rank, (i, s) in enumerate(zip(ids[0], scores[0]), start=1):
         if i >= 0:
@@ -525,6 +534,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--shortlist", type=int, default=100, help="prefix shortlist size (default 100)")
     p.add_argument("--exact", action="store_true", help="exact full-vector search")
+    p.add_argument("--adaptive", type=float, metavar="MARGIN",
+                   help="answer from the prefix alone when its top-1 similarity beats its top-2 by "
+                        "at least MARGIN (e.g. 0.02); rerank otherwise")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("encode", help="embed a (large) text file at a chosen granularity",

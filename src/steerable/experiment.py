@@ -98,6 +98,10 @@ def evaluate_model(model: SteerableModel | None, vecs: SplitVectors, level_names
     return evaluate_embeddings(test, vecs.y_test, ref, vecs.y_train, dims, level_names, protocols)
 
 
+ADAPTIVE_MARGINS = (0.005, 0.01, 0.02, 0.05)
+ADAPTIVE_SHORTLIST = 100
+
+
 def evaluate_retrieval(model: SteerableModel | None, vecs: SplitVectors, level_names: Sequence[str],
                        seed: int, shortlists: Sequence[int] = (10, 20, 50, 100, 200),
                        test_embeddings: list[np.ndarray] | None = None) -> dict:
@@ -105,10 +109,14 @@ def evaluate_retrieval(model: SteerableModel | None, vecs: SplitVectors, level_n
 
     Recall@k per level, MRR per level and nDCG@10 (graded hierarchy gain) per dim; and the
     multi-stage funnel (shortest prefix shortlists K, full vector reranks): overlap with the exact
-    full-vector top 10 and label Recall@10, per K. Keys are ``metric[/level]/dim`` or
-    ``funnel/metric[/level]/K``.
+    full-vector top 10 and label Recall@10, per K; and adaptive search (a query whose short-prefix
+    top-1 beats its top-2 by at least the margin is answered by the prefix alone, the others are
+    reranked from a shortlist of 100): overlap, Recall@10 and the fraction of queries extended, per
+    margin. Keys are ``metric[/level]/dim``, ``funnel/metric[/level]/K`` or
+    ``adaptive@<margin>/metric[/level]/K``.
     """
-    from .retrieval import multistage, overlap_at_k, rank, recall_at_k, retrieval_metrics, split_queries
+    from .retrieval import (adaptive, multistage, overlap_at_k, rank, recall_at_k, retrieval_metrics,
+                            split_queries)
 
     if test_embeddings is None:
         dims, embs = prefix_embeddings(model, vecs.test)
@@ -128,6 +136,14 @@ def evaluate_retrieval(model: SteerableModel | None, vecs: SplitVectors, level_n
         out[f"funnel/overlap@10/{K}"] = overlap_at_k(funnel, exact)
         for lvl, v in zip(level_names, recall_at_k(funnel, yq, yd, (10,))[10]):
             out[f"funnel/recall@10/{lvl}/{K}"] = float(v)
+    K = min(ADAPTIVE_SHORTLIST, len(d))
+    if K >= 10:
+        for margin in ADAPTIVE_MARGINS:
+            ranked, extended = adaptive(short[q], short[d], full[q], full[d], margin, 10, K)
+            out[f"adaptive@{margin:g}/overlap@10/{K}"] = overlap_at_k(ranked, exact)
+            out[f"adaptive@{margin:g}/extended/{K}"] = extended
+            for lvl, v in zip(level_names, recall_at_k(ranked, yq, yd, (10,))[10]):
+                out[f"adaptive@{margin:g}/recall@10/{lvl}/{K}"] = float(v)
     return out
 
 

@@ -31,7 +31,28 @@ class SearchIndex(Protocol):
     def search(self, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10,
                shortlist: int | None = None) -> tuple[np.ndarray, np.ndarray]: ...
 
+    def search_prefix(self, q_prefix: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]: ...
+
     def __len__(self) -> int: ...
+
+
+def adaptive_search(index: SearchIndex, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10,
+                    shortlist: int = 100, margin: float = 0.02
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, scores, extended): the prefix answers the queries it is confident about.
+
+    A query is confident when its prefix top-1 similarity beats its top-2 by at least ``margin``;
+    it gets the prefix ranking (scores are prefix similarities). Every other query is extended: it
+    gets the multi-stage answer (prefix shortlist, full-vector rerank). Works with any backend.
+    """
+    ids, scores = index.search_prefix(q_prefix, max(k, 2))
+    gap = scores[:, 0] - scores[:, 1]
+    extended = ~(gap >= margin)
+    ids, scores = ids[:, :k].copy(), scores[:, :k].copy()
+    if extended.any():
+        ids[extended], scores[extended] = index.search(q_prefix[extended], q_full[extended], k,
+                                                       shortlist=shortlist)
+    return ids, scores, extended
 
 
 def _topk(scores: np.ndarray, k: int) -> np.ndarray:
@@ -108,6 +129,16 @@ class EmbeddedIndex:
         order = _topk(cand_scores, k)
         rows = np.take_along_axis(cand, order, axis=1)
         return self.ids[rows], np.take_along_axis(cand_scores, order, axis=1)
+
+    def search_prefix(self, q_prefix: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, scores) ranked by the prefix alone (exact, or the HNSW graph when enabled)."""
+        q_prefix = _check("query prefix", q_prefix, self.prefix_dim)
+        rows = self.shortlist(q_prefix, k)
+        scores = np.einsum("qd,qkd->qk", q_prefix, self.prefix[np.maximum(rows, 0)])
+        scores[rows < 0] = -np.inf
+        order = _topk(scores, k)
+        rows = np.take_along_axis(rows, order, axis=1)
+        return self.ids[rows], np.take_along_axis(scores, order, axis=1)
 
     def memory_bytes(self) -> dict[str, int]:
         out = {"prefix": self.prefix.nbytes, "full": self.full.nbytes}
@@ -195,8 +226,18 @@ class QdrantIndex:
                         if shortlist is not None else None)
             requests.append(m.QueryRequest(query=qf.tolist(), using="full", limit=k, prefetch=prefetch))
         results = self.client.query_batch_points(self.collection, requests=requests)
-        ids = np.full((len(requests), k), -1, np.int64)
-        scores = np.full((len(requests), k), -np.inf, np.float32)
+        return self._collect(results, k)
+
+    def search_prefix(self, q_prefix: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        m = self.models
+        q_prefix = _check("query prefix", q_prefix, self.prefix_dim)
+        requests = [m.QueryRequest(query=q.tolist(), using="prefix", limit=k) for q in q_prefix]
+        return self._collect(self.client.query_batch_points(self.collection, requests=requests), k)
+
+    @staticmethod
+    def _collect(results, k: int) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.full((len(results), k), -1, np.int64)
+        scores = np.full((len(results), k), -np.inf, np.float32)
         for i, r in enumerate(results):
             for j, p in enumerate(r.points):
                 ids[i, j], scores[i, j] = p.id, p.score

@@ -337,6 +337,33 @@ def funnel_table(res: Results) -> Table:
                  "mean over seeds. Speed is measured separately (bench/search.py).")
 
 
+def adaptive_table(res: Results) -> Table:
+    cols = ["data set", "method", "margin", "queries extended (%)", "overlap with exact top 10",
+            "R@10 L1", "funnel, every query extended: overlap"]
+    rows = []
+    for ds in res.datasets:
+        fine = res.levels[ds][-1]
+        for m in [m for m in _listed_methods(res) if (ds, m) in res.retrieval]:
+            any_run = next(iter(res.retrieval[(ds, m)].values()))
+            keys = sorted({k.split("/")[0] for k in any_run if k.startswith("adaptive@")},
+                          key=lambda k: float(k.split("@")[1]))
+            for key in keys:
+                K = next(int(k.rsplit("/", 1)[1]) for k in any_run if k.startswith(key + "/overlap"))
+                vals = [_rmean(res, ds, m, f"{key}/extended/{K}"), _rmean(res, ds, m, f"{key}/overlap@10/{K}"),
+                        _rmean(res, ds, m, f"{key}/recall@10/{fine}/{K}"),
+                        _rmean(res, ds, m, f"funnel/overlap@10/{K}")]
+                rows.append([ds, _label(m), key.split("@")[1],
+                             "–" if vals[0] is None else f"{100 * vals[0]:.0f}",
+                             "–" if vals[1] is None else f"{vals[1]:.3f}",
+                             "–" if vals[2] is None else f"{100 * vals[2]:.1f}",
+                             "–" if vals[3] is None else f"{vals[3]:.3f}"])
+    return Table("Table 5b: adaptive search (the prefix answers confident queries; the rest are reranked)",
+                 cols, rows, "A query is confident when its shortest-prefix top-1 similarity beats its "
+                 "top-2 by at least the margin; confident queries are answered by the prefix ranking, the "
+                 "others by the full-vector rerank of a shortlist of 100 (the last column: every query "
+                 "reranked). Mean over seeds.")
+
+
 def _method_dims(res: Results, method: str) -> list[int]:
     """Prefix dims of a method's runs (from any of its metrics blocks)."""
     block = next(b for (_, m, _), by_seed in res.blocks.items() if m == method for b in by_seed.values())
@@ -551,7 +578,7 @@ def write_report(records: list[dict], out: str | Path, formats: Sequence[str] = 
     if res.retrieval:
         md += ["## Retrieval, multi-stage search and efficiency", ""]
         for t, stem in ((retrieval_table(res), "table4_retrieval"), (funnel_table(res), "table5_multistage"),
-                        (efficiency_table(res), "table6_efficiency")):
+                        (adaptive_table(res), "table5b_adaptive"), (efficiency_table(res), "table6_efficiency")):
             if t.rows:
                 t.write(out, stem)
                 md += [t.markdown(), ""]

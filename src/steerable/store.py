@@ -80,8 +80,10 @@ def long_rows(record: dict) -> list[dict]:
 
 
 def _parse_key(key: str) -> dict:
-    """``recall@10/l1/64`` -> metric, level, dim; ``funnel/overlap@10/50`` -> dim is the shortlist."""
+    """``recall@10/l1/64`` -> metric, level, dim; ``funnel/overlap@10/50`` -> dim is the shortlist
+    (also for ``adaptive@<margin>/...``)."""
     parts = key.split("/")
-    level = parts[-2] if len(parts) >= 3 and not parts[-2].startswith(("recall", "overlap")) else None
+    level = (parts[-2] if len(parts) >= 3 and not parts[-2].startswith(("recall", "overlap", "extended"))
+             else None)
     metric = "/".join(p for p in parts[:-1] if p != level)
     return {"metric": metric, "level": level, "dim": int(parts[-1])}
