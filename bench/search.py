@@ -5,12 +5,16 @@ trained MRL head (trained here on CLINC with the default settings, or given as r
 ``--queries`` random texts are held out as queries. Contenders, all with the same thread count and
 measured after a warm-up, on the whole query batch:
 
-- exact-256: flat inner-product scan of the full vectors (FAISS IndexFlatIP);
+- exact-256 / exact-64: flat inner-product scan of the full vectors / of the 64-d prefixes alone;
+- hnsw-64: HNSW on the prefixes alone (no rerank);
 - funnel-flat: 64-d flat scan shortlist of K, exact 256-d rerank;
 - funnel-hnsw: 64-d HNSW shortlist of K, exact 256-d rerank;
+- adaptive: 64-d HNSW; a query whose top-1 beats its top-2 by the margin is answered by the prefix,
+  the others by the HNSW funnel with K = 200;
 - hnsw-256: HNSW on the full vectors.
 
-Reported: recall@10 against exact-256's top 10, queries per second, index memory.
+Reported: recall@10 against exact-256's top 10, queries per second over the batch, the median
+latency of single queries (one at a time, ``latency_ms``), index memory.
 Targets: the funnel at least 3x exact-256's throughput while keeping >= 0.99 of its top 10, and
 faster than hnsw-256 at equal recall.
 
@@ -40,6 +44,18 @@ def best_of(fn, repeats: int = 3) -> float:
     return float(np.median(timed(fn, repeats)))
 
 
+def latency_ms(search_one, n: int = 200) -> float:
+    """Median wall time (ms) of single-query searches ``search_one(i)``, i = 0..n-1, after a warm-up."""
+    for i in range(10):
+        search_one(i)
+    times = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        search_one(i)
+        times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times))
+
+
 def overlap(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean([len(set(x) & set(y)) / len(y) for x, y in zip(a, b)]))
 
@@ -66,17 +82,50 @@ def contenders(prefix: np.ndarray, full: np.ndarray, q_prefix: np.ndarray, q_ful
     t = best_of(lambda: flat.search(q_full, k))
     base_qps = len(q_full) / t
     out.append({"contender": "exact-256", "recall@10": 1.0, "qps": base_qps,
+                "latency_ms": latency_ms(lambda i: flat.search(q_full[i:i + 1], k)),
                 "memory_mb": full.nbytes / 2**20})
 
-    def rerank(cand):
-        scores = np.einsum("qd,qkd->qk", q_full, full[np.maximum(cand, 0)])
+    def rerank_rows(cand, q):
+        scores = np.einsum("qd,qkd->qk", q, full[np.maximum(cand, 0)])
         scores[cand < 0] = -np.inf
         order = np.argsort(-scores, axis=1)[:, :k]
         return np.take_along_axis(cand, order, axis=1)
 
+    def rerank(cand):
+        return rerank_rows(cand, q_full)
+
     flat64 = faiss.IndexFlatIP(prefix.shape[1])
     flat64.add(prefix)
+    t = best_of(lambda: flat64.search(q_prefix, k))
+    out.append({"contender": "exact-64", "recall@10": overlap(flat64.search(q_prefix, k)[1], truth),
+                "qps": len(q_full) / t, "speedup": len(q_full) / t / base_qps,
+                "latency_ms": latency_ms(lambda i: flat64.search(q_prefix[i:i + 1], k)),
+                "memory_mb": prefix.nbytes / 2**20})
     hnsw64, build64, mem64 = build_hnsw(prefix)
+    for ef in efs:
+        hnsw64.hnsw.efSearch = ef
+        t = best_of(lambda: hnsw64.search(q_prefix, k))
+        out.append({"contender": "hnsw-64", "ef_search": ef,
+                    "recall@10": overlap(hnsw64.search(q_prefix, k)[1], truth),
+                    "qps": len(q_full) / t, "speedup": len(q_full) / t / base_qps,
+                    "latency_ms": latency_ms(lambda i: hnsw64.search(q_prefix[i:i + 1], k)),
+                    "memory_mb": mem64, "build_s": build64})
+
+    def adaptive(margin: float, K: int = 200):
+        hnsw64.hnsw.efSearch = max(K, 64)
+        sims, cand = hnsw64.search(q_prefix, K)
+        out_ids = cand[:, :k].copy()
+        extend = ~(sims[:, 0] - sims[:, 1] >= margin)
+        if extend.any():
+            out_ids[extend] = rerank_rows(cand[extend], q_full[extend])
+        return out_ids, float(extend.mean())
+
+    for margin in (0.01, 0.02, 0.05):
+        t = best_of(lambda: adaptive(margin))
+        ids, frac = adaptive(margin)
+        out.append({"contender": "adaptive", "margin": margin, "extended": frac,
+                    "recall@10": overlap(ids, truth), "qps": len(q_full) / t,
+                    "speedup": len(q_full) / t / base_qps, "memory_mb": (mem64 * 2**20 + full.nbytes) / 2**20})
     for K in shortlists:
         for name, index in (("funnel-flat", flat64), ("funnel-hnsw", hnsw64)):
             if name == "funnel-hnsw":
@@ -95,6 +144,7 @@ def contenders(prefix: np.ndarray, full: np.ndarray, q_prefix: np.ndarray, q_ful
         t = best_of(fn)
         out.append({"contender": "hnsw-256", "ef_search": ef, "recall@10": overlap(fn(), truth),
                     "qps": len(q_full) / t, "speedup": len(q_full) / t / base_qps,
+                    "latency_ms": latency_ms(lambda i: hnsw256.search(q_full[i:i + 1], k)),
                     "memory_mb": mem256, "build_s": build256})
     return out
 

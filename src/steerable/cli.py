@@ -252,7 +252,7 @@ def cmd_report(args) -> int:
 
     records = load_records(args.results)
     formats = _csv(args.format) or ["md"]
-    write_report(records, args.out, formats)
+    write_report(records, args.out, formats, bench=args.bench)
     if Path(args.results).is_dir():
         ResultsStore(args.results).write_parquet(Path(args.out) / "results.parquet")
     print(f"report: {len(records)} runs -> {args.out}/report.md")
@@ -287,7 +287,7 @@ def cmd_reproduce(args) -> int:
         runs += beyond
     wanted = {r.run_id for r in runs}
     records = [r for r in ResultsStore(args.results).records() if r["run_id"] in wanted]
-    write_report(records, args.out, ["md", "mteb"])
+    write_report(records, args.out, ["md", "mteb"], bench=args.bench)
     ResultsStore(args.results).write_parquet(Path(args.out) / "results.parquet")
     minutes = (time.perf_counter() - t0) / 60
     command = "steer " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else "steer reproduce"
@@ -490,6 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results", help="results store folder")
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--format", default="md", help="comma-separated: md (always), mteb")
+    p.add_argument("--bench", default="bench/out/search.json",
+                   help="bench/search.py result whose query latencies join the efficiency tables, if "
+                        "the file exists (default bench/out/search.json)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("reproduce", help="the paper's sweep and report, in one command",
@@ -506,6 +509,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results/paper", help="results store (default results/paper)")
     p.add_argument("--out", default="reports/paper", help="report folder (default reports/paper)")
     p.add_argument("--doc", help="also write the reproduction page here (e.g. docs/reproduction.md)")
+    p.add_argument("--bench", default="bench/out/search.json",
+                   help="bench/search.py result whose query latencies join the efficiency tables, if "
+                        "the file exists (default bench/out/search.json)")
     _add_sweep_args(p)
     p.set_defaults(func=cmd_reproduce)
 
