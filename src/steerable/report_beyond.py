@@ -20,6 +20,8 @@ BEYOND_ORDER = ["flat", "mrl", "v5", "mrl_supcon", "heal", "separated", "success
 BEYOND_LABEL = {"mrl_supcon": "MRL (SupCon recipe)", "heal": "HEAL", "separated": "Separated", "successive": "Successive",
                 "successive_balanced": "Successive (balanced)", "bottleneck": "Bottleneck"}
 BASELINES = ("heal", "v5")
+DIAL_MIDPOINT = "dial@0.5"  # listed with the methods: both prefix parts vary equally within a class
+LISTED = BEYOND_ORDER + [DIAL_MIDPOINT]
 FUNNEL_K = 20  # shortlist size of the Pareto figure's multi-stage search
 
 
@@ -45,7 +47,7 @@ def probe_values(res: Results, ds: str, method: str, level: str) -> dict[int, fl
 
 def beyond_tests(res: Results, protocol: str) -> dict[str, dict[str, dict]]:
     """tests[f"{method}|{baseline}"][dataset]: paired test of S, Holm across data sets."""
-    methods = [m for m in BEYOND_ORDER if m in res.methods and m not in ("flat",)]
+    methods = [m for m in LISTED if m in res.methods and m not in ("flat",)]
     out = {}
     for base in BASELINES:
         for m in methods:
@@ -61,7 +63,7 @@ def table7(res: Results, protocol: str, tests: dict) -> Table:
     rows = []
     for ds in beyond_datasets(res):
         fine = res.levels[ds][-1]
-        for m in [m for m in BEYOND_ORDER if res.values(ds, m, protocol, "steerability_score")]:
+        for m in [m for m in LISTED if res.values(ds, m, protocol, "steerability_score")]:
             row = [ds, label(m)] + [_fmt(res.values(ds, m, protocol, k))
                                     for k in ("steerability_score", "short_coarse", "full_fine")]
             row.append(_fmt(probe_values(res, ds, m, fine), pct=True))
@@ -144,14 +146,14 @@ def figure5(res: Results, protocol: str, path: Path) -> bool:
 def figure6(res: Results, path: Path) -> bool:
     """Leakage: fine-label accuracy of a linear probe on the 64-d prefix, per method and data set."""
     dss = [ds for ds in res.datasets if any(probe_values(res, ds, m, res.levels[ds][-1])
-                                            for m in BEYOND_ORDER)]
+                                            for m in LISTED)]
     if not dss:
         return False
     plt = _plt()
     fig, axes = plt.subplots(1, len(dss), figsize=(4.2 * len(dss), 3.6), squeeze=False)
     for ax, ds in zip(axes[0], dss):
         fine = res.levels[ds][-1]
-        methods = [m for m in BEYOND_ORDER if probe_values(res, ds, m, fine)]
+        methods = [m for m in LISTED if probe_values(res, ds, m, fine)]
         vals = [list(probe_values(res, ds, m, fine).values()) for m in methods]
         ax.bar([label(m) for m in methods], [np.mean(v) for v in vals],
                yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in vals], capsize=3,

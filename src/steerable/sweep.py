@@ -235,14 +235,14 @@ def run_sweep(runs: Sequence[RunSpec], store_root: str | Path, *, executor=None,
 BEYOND_METHODS = ("flat", "mrl", "v5", "mrl_supcon", "heal", "separated", "successive_balanced",
                   "bottleneck")
 BEYOND_DATASETS = ("clinc150", "trec", "20newsgroups")
-DIAL_DATASETS = ("clinc150", "trec")
+DIAL_DATASETS = ("clinc150", "trec", "20newsgroups")
 DIAL_SETTINGS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)
 
 
 def beyond_sweep(datasets: Sequence[str], *, quick: bool = False, seeds: Sequence[int] | None = None,
                  settings: dict | None = None) -> list[RunSpec]:
     """Issue 6's grid: HEAL, the new methods and the paper's MRL/V5/Flat on CLINC, TREC and 20
-    Newsgroups; the dial's settings on CLINC and TREC. 5 seeds; the paper sweep's caps.
+    Newsgroups; the dial's settings on the same three. 5 seeds; the paper sweep's caps.
 
     Dial runs come last, the first setting of each seed first, so that each seed's dial model is
     trained once and the other settings load it from the store's model cache.
