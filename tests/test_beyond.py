@@ -182,3 +182,21 @@ def test_the_dial_moves_one_trained_model_from_fine_to_coarse(fitted):
     s = [d["steerability_score"] for d in (d0, d5, d1)]
     assert s[0] < s[1] < s[2] and s[2] - s[0] > 0.15, s
     assert p0 > p5 > p1 and p0 - p1 > 0.1, (p0, p5, p1)
+
+
+def test_the_encoder_moves_the_dial_without_retraining():
+    from steerable.encoder import SteerableEncoder
+
+    model, x, _ = _model({"segments": [1, 3], "posterior": {"mix": 0.0, "train_mix": 0.5}}, kind="mlp")
+    model.head.posterior["scales"] = [0.01, 0.5]
+    enc = SteerableEncoder(model.eval(), backbone=object(), cache=False)
+    assert enc.dial == 0.0
+    free = model.embed_vectors(x[:50], [8])[0]
+    coarse = enc.set_dial(1.0).model.embed_vectors(x[:50], [8])[0]
+    assert enc.dial == 1.0 and not np.allclose(free, coarse)
+    assert np.linalg.matrix_rank(coarse, tol=1e-4) <= model.hierarchy.num_classes(0)
+    with pytest.raises(ValueError):
+        enc.set_dial(2.0)
+    plain, _, _ = _model()
+    with pytest.raises(ValueError, match="no steerability dial"):
+        SteerableEncoder(plain, backbone=object(), cache=False).set_dial(0.5)

@@ -384,10 +384,16 @@ def cmd_encode(args) -> int:
     from .stream import encode_file
 
     enc = SteerableEncoder.from_pretrained(args.model, cache=False)
+    if args.dial is not None:
+        try:
+            enc.set_dial(args.dial)
+        except ValueError as e:
+            raise SystemExit(f"steer encode: {e}")
     dim = enc.resolve_dim(args.dim, args.level)
     summary = encode_file(args.input, args.out, lambda texts: enc.encode(texts, dim=dim),
                           chunk_size=args.chunk_size, text_col=args.text_col,
-                          settings={"model": str(Path(args.model).resolve()), "dim": dim},
+                          settings={"model": str(Path(args.model).resolve()), "dim": dim,
+                                    "dial": enc.dial},
                           progress=not args.quiet)
     print(f"encoded {summary['rows']} texts at {dim} dims -> {summary['out']} "
           f"({summary['chunks_encoded']} chunks encoded, {summary['chunks_reused']} resumed)")
@@ -555,6 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .npy or .parquet")
     p.add_argument("--dim", type=int, help="prefix dims (default: full)")
     p.add_argument("--level", help="a level name, or coarse / fine, instead of --dim")
+    p.add_argument("--dial", type=float,
+                   help="for a model trained with --method dial: 0 = MRL-like prefix, 1 = pure coarse code")
     p.add_argument("--text-col", help="text column of a table file (default: text)")
     p.add_argument("--chunk-size", type=int, default=4096, help="texts per chunk (default 4096)")
     p.add_argument("--quiet", action="store_true")

@@ -58,6 +58,24 @@ class SteerableEncoder:
         self.model.save(path)
 
     @property
+    def dial(self) -> float | None:
+        """The steerability dial of a model trained with ``--method dial`` (else None)."""
+        post = self.model.head.posterior
+        return post["mix"] if post and "train_mix" in post else None
+
+    def set_dial(self, value: float) -> "SteerableEncoder":
+        """Move a dial-trained model between an MRL-like prefix (0) and a pure coarse code (1).
+
+        No retraining: the dial sets how the 64-d prefix mixes its coarse-posterior and free parts.
+        """
+        if self.dial is None:
+            raise ValueError("this model has no steerability dial; train it with --method dial")
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"the dial must be in [0, 1], got {value}")
+        self.model.head.posterior["mix"] = float(value)
+        return self
+
+    @property
     def dims(self) -> list[int]:
         return self.model.dims
 
