@@ -58,3 +58,12 @@ def test_steerability_metrics_by_hand():
     assert m["steerability_score"] == pytest.approx(0.37)
     gaps = [0.38, 0.17, 0.06, 0.01]
     assert m["control_auc"] == pytest.approx(sum((a + b) / 2 for a, b in zip(gaps, gaps[1:])) / 3)
+
+
+def test_coarse_only_accuracy_predicts_the_majority_child_of_the_true_coarse_class():
+    from steerable.evaluate import coarse_only_accuracy
+
+    y_train = np.array([[0, 0], [0, 0], [0, 1], [1, 2], [1, 3], [1, 3]])
+    y_test = np.array([[0, 0], [0, 1], [1, 3], [1, 2]])
+    assert coarse_only_accuracy(y_train, y_test, 1) == 0.5
+    assert coarse_only_accuracy(y_train, y_test, 0) == 1.0

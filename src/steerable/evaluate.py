@@ -159,3 +159,13 @@ def linear_probe(train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_tes
     with torch.no_grad():
         pred = lin(xte).argmax(1).numpy()
     return float((pred == y_test).mean())
+
+
+def coarse_only_accuracy(y_train: np.ndarray, y_test: np.ndarray, level: int) -> float:
+    """What the coarsest label alone tells about ``level``: test accuracy of predicting, for each
+    example, the most frequent ``level`` class (in training) of its true coarse class."""
+    guess = {}
+    for c in np.unique(y_train[:, 0]):
+        guess[c] = np.bincount(y_train[y_train[:, 0] == c, level]).argmax()
+    pred = np.array([guess.get(c, -1) for c in y_test[:, 0]])
+    return float((pred == y_test[:, level]).mean())

@@ -166,11 +166,15 @@ def probe_prefix(model: SteerableModel | None, vecs: SplitVectors, level_names: 
     """
     from .evaluate import linear_probe
 
+    from .evaluate import coarse_only_accuracy
+
     dims, train_embs = prefix_embeddings(model, vecs.train)
     test = test_embeddings[0] if test_embeddings is not None else prefix_embeddings(model, vecs.test)[1][0]
     return {"dim": dims[0], "accuracy": {
         lvl: linear_probe(train_embs[0], vecs.y_train[:, k], test, vecs.y_test[:, k], seed=seed)
-        for k, lvl in enumerate(level_names)}}
+        for k, lvl in enumerate(level_names)},
+        "coarse_only": {lvl: coarse_only_accuracy(vecs.y_train, vecs.y_test, k)
+                        for k, lvl in enumerate(level_names)}}
 
 
 def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: str = DEFAULT_HEAD,

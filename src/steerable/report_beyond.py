@@ -159,9 +159,15 @@ def figure6(res: Results, path: Path) -> bool:
                yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in vals], capsize=3,
                color=["tab:gray" if m == "flat" else "tab:blue" if m == "mrl" else "tab:red" if m == "v5"
                       else "tab:orange" if m == "heal" else "tab:green" for m in methods])
+        ref = [r["probe"]["coarse_only"][fine] for r in res.records
+               if r["dataset"] == ds and (r.get("probe") or {}).get("coarse_only")]
         branching = res.stats[ds].get("branching1")
-        if branching:
+        if ref:
+            ax.axhline(np.mean(ref), color="black", ls=":", lw=1,
+                       label="the coarse label alone (majority child)")
+        elif branching:
             ax.axhline(1 / branching, color="black", ls=":", lw=1, label="1 / children per coarse class")
+        if ref or branching:
             ax.legend(fontsize=7)
         ax.set_ylim(0, 1)
         ax.set_title(ds, fontsize=10)
