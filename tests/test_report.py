@@ -13,21 +13,25 @@ from steerable.sweep import RunSpec, run_sweep
 METHODS = ("v5", "mrl", "flat", "inverted", "no_prefix")
 
 
-@pytest.fixture(scope="module")
-def records(tmp_path_factory):
-    from conftest import tiny_rows  # noqa: F401  (same data as the tiny_data_dir fixture)
+def _tiny_sweep(root, methods, seeds):
+    """Run ``methods`` x ``seeds`` on the tiny data set (linear head, 2 epochs) into ``root/res``."""
+    from conftest import tiny_rows
     import gzip
 
-    root = tmp_path_factory.mktemp("rep")
     folder = root / "data" / "tiny"
     folder.mkdir(parents=True)
     rows = tiny_rows()
     for name, part in {"train": [r for i, r in enumerate(rows) if i % 4], "test": rows[::4]}.items():
         with gzip.open(folder / f"{name}.jsonl.gz", "wt") as f:
             f.writelines(json.dumps(r) + "\n" for r in part)
-    runs = [RunSpec("tiny", m, s, head="linear", epochs=2) for m in METHODS for s in (1, 2, 3)]
+    runs = [RunSpec("tiny", m, s, head="linear", epochs=2) for m in methods for s in seeds]
     run_sweep(runs, root / "res", data_dir=str(root / "data"), progress=False, log=lambda _: None)
     return ResultsStore(root / "res").records()
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    return _tiny_sweep(tmp_path_factory.mktemp("rep"), METHODS, (1, 2, 3))
 
 
 def test_report_writes_every_table_and_figure(records, tmp_path):
@@ -112,19 +116,8 @@ BEYOND = ("mrl", "v5", "heal", "separated", "bottleneck", "dial@0", "dial@0.5", 
 
 @pytest.fixture(scope="module")
 def beyond_records(tmp_path_factory):
-    from conftest import tiny_rows
-    import gzip
-
     root = tmp_path_factory.mktemp("beyond")
-    folder = root / "data" / "tiny"
-    folder.mkdir(parents=True)
-    rows = tiny_rows()
-    for name, part in {"train": [r for i, r in enumerate(rows) if i % 4], "test": rows[::4]}.items():
-        with gzip.open(folder / f"{name}.jsonl.gz", "wt") as f:
-            f.writelines(json.dumps(r) + "\n" for r in part)
-    runs = [RunSpec("tiny", m, s, head="linear", epochs=2) for m in BEYOND for s in (1, 2)]
-    run_sweep(runs, root / "res", data_dir=str(root / "data"), progress=False, log=lambda _: None)
-    return ResultsStore(root / "res").records(), root / "res"
+    return _tiny_sweep(root, BEYOND, (1, 2)), root / "res"
 
 
 def test_beyond_report_tables_figures_and_tests_come_from_the_records(beyond_records, tmp_path):
