@@ -17,8 +17,7 @@ Two options work with any head (both are saved in the head's config):
   coarse classes); with ``mix`` = 0 it is the free read-out; in between,
   ``d * n(post) / s_post + (1 - d) * n(free) / s_free``, where ``scales`` = (s_post, s_free) are
   the within-coarse-class spreads (median distance to the class mean) of the two parts on the
-  training data (:meth:`Head.calibrate`),
-  so that at ``d`` = 0.5 both parts vary equally inside a coarse class. ``train_mix`` (if given) is
+  training data (:meth:`Head.calibrate`), so that at ``d`` = 0.5 both parts vary equally inside a coarse class. ``train_mix`` (if given) is
   the mix used while training; ``mix`` can then be changed after training (the steerability dial).
 """
 
@@ -98,18 +97,24 @@ class Head(nn.Module):
         feats, blocks = self.features_and_blocks(x)
         if not self.posterior:
             return blocks, None
-        logits = self.fine_classifier(feats)
-        p = torch.softmax(logits.float(), dim=-1)
-        coarse = torch.zeros(len(p), len(self.prototypes), dtype=p.dtype, device=p.device)
-        coarse = coarse.index_add(1, self.parents, p)  # p_c = sum of the children's probabilities
-        post = F.normalize(coarse @ self.prototypes.float(), dim=-1)
-        mix = self.posterior.get("train_mix", self.posterior["mix"]) if self.training else self.posterior["mix"]
+        post, logits = self._posterior_block(feats)
+        mix = self.posterior["mix"]
+        if self.training:
+            mix = self.posterior.get("train_mix", mix)
         if mix == 1.0:
             first = post
         else:
             s_post, s_free = (1.0, 1.0) if self.training else self.posterior["scales"]
             first = mix / s_post * post + (1 - mix) / s_free * F.normalize(blocks[:, 0].float(), dim=-1)
         return torch.cat([first[:, None].to(blocks.dtype), blocks[:, 1:]], dim=1), logits
+
+    def _posterior_block(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n(p_c @ prototypes), fine logits): the coarse posterior through the coarse prototypes."""
+        logits = self.fine_classifier(feats)
+        p = torch.softmax(logits.float(), dim=-1)
+        coarse = torch.zeros(len(p), len(self.prototypes), dtype=p.dtype, device=p.device)
+        coarse = coarse.index_add(1, self.parents, p)  # p_c = sum of the children's probabilities
+        return F.normalize(coarse @ self.prototypes.float(), dim=-1), logits
 
     @torch.no_grad()
     def calibrate(self, x: torch.Tensor, coarse: np.ndarray, batch_size: int = 8192) -> list[float]:
@@ -121,9 +126,7 @@ class Head(nn.Module):
         for s in range(0, len(x), batch_size):
             xb = x[s:s + batch_size]
             feats, blocks = self.features_and_blocks(xb)
-            p = torch.softmax(self.fine_classifier(feats).float(), dim=-1)
-            c = torch.zeros(len(p), len(self.prototypes)).index_add(1, self.parents, p)
-            parts[0].append(F.normalize(c @ self.prototypes.float(), dim=-1))
+            parts[0].append(self._posterior_block(feats)[0])
             parts[1].append(F.normalize(blocks[:, 0].float(), dim=-1))
         y = torch.from_numpy(np.asarray(coarse, dtype=np.int64))
         scales = []
