@@ -132,6 +132,8 @@ def test_beyond_report_tables_figures_and_tests_come_from_the_records(beyond_rec
     got = summary["beyond"]["tests"]["bottleneck|heal"]["tiny"]
     assert got["t"] == pytest.approx(expected.t, nan_ok=True)
     assert "Table 7" in (tmp_path / "report.md").read_text()
+    ref = [r["probe"]["coarse_only"]["l1"] for r in records if r.get("probe")]
+    assert summary["beyond"]["coarse_only_reference"]["tiny"] == pytest.approx(sum(ref) / len(ref))
     assert all(r.get("probe", {}).get("dim") == 64 for r in records if r["method"] != "flat")
 
 

@@ -252,7 +252,7 @@ def cmd_report(args) -> int:
 
     records = load_records(args.results)
     formats = _csv(args.format) or ["md"]
-    write_report(records, args.out, formats, bench=args.bench)
+    write_report(records, args.out, formats, bench=args.bench, data_dir=args.data_dir)
     if Path(args.results).is_dir():
         ResultsStore(args.results).write_parquet(Path(args.out) / "results.parquet")
     print(f"report: {len(records)} runs -> {args.out}/report.md")
@@ -287,7 +287,7 @@ def cmd_reproduce(args) -> int:
         runs += beyond
     wanted = {r.run_id for r in runs}
     records = [r for r in ResultsStore(args.results).records() if r["run_id"] in wanted]
-    write_report(records, args.out, ["md", "mteb"], bench=args.bench)
+    write_report(records, args.out, ["md", "mteb"], bench=args.bench, data_dir=args.data_dir)
     ResultsStore(args.results).write_parquet(Path(args.out) / "results.parquet")
     minutes = (time.perf_counter() - t0) / 60
     command = "steer " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else "steer reproduce"
@@ -495,6 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "result JSON.")
     p.add_argument("results", help="results store folder")
     p.add_argument("--out", required=True, help="report folder")
+    p.add_argument("--data-dir", help="data sets, for the leakage figure's reference when the records "
+                                      "lack it (default: $STEER_DATA_DIR)")
     p.add_argument("--format", default="md", help="comma-separated: md (always), mteb")
     p.add_argument("--bench", default="bench/out/search.json",
                    help="bench/search.py result whose query latencies join the efficiency tables, if "

@@ -553,10 +553,12 @@ def figure3(res: Results, protocol: str, summary: dict, path: Path) -> None:
 # ------------------------------------------------------------------------------------------- report
 
 def write_report(records: list[dict], out: str | Path, formats: Sequence[str] = ("md",),
-                 bench: str | Path | None = None) -> dict:
+                 bench: str | Path | None = None, data_dir: str | None = None) -> dict:
     """Write every table and figure into ``out``; returns the summary also saved as summary.json.
 
     ``bench``: a ``bench/search.py`` result JSON whose latency figures join the efficiency tables.
+    ``data_dir``: where the data sets are, for the leakage figure's coarse-label reference when the
+    records do not hold it.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -629,7 +631,7 @@ def write_report(records: list[dict], out: str | Path, formats: Sequence[str] = 
             md += ["![Figure 4: multi-stage search](fig4_multistage.png)", ""]
     from .report_beyond import write_section
 
-    beyond_md, beyond_summary = write_section(res, out)
+    beyond_md, beyond_summary = write_section(res, out, data_dir=data_dir)
     md += beyond_md
     if beyond_summary:
         summary["beyond"] = beyond_summary
