@@ -139,7 +139,7 @@ def test_beyond_report_tables_figures_and_tests_come_from_the_records(beyond_rec
 
 def test_dial_settings_share_one_trained_model_per_seed(beyond_records):
     records, store = beyond_records
-    assert len(list((store / "models").glob("*.json"))) == 2  # one per seed, not per setting
+    assert len(list((store / "models").glob("*/config.json"))) == 2  # one per seed, not per setting
     hist = {(r["method"], r["seed"]): r["history"] for r in records if r["method"].startswith("dial@")}
     for s in (1, 2):
         assert hist[("dial@0", s)] == hist[("dial@1", s)]

@@ -89,11 +89,16 @@ def prefix_embeddings(model: SteerableModel | None, vectors: np.ndarray
     return model.dims, model.embed_vectors(vectors)
 
 
+def _dims(model: SteerableModel | None, vecs: SplitVectors) -> list[int]:
+    return model.dims if model is not None else flat_dims(vecs.test.shape[1])
+
+
 def evaluate_model(model: SteerableModel | None, vecs: SplitVectors, level_names: Sequence[str],
-                   protocols: Sequence[Protocol], test_embeddings: list[np.ndarray] | None = None
-                   ) -> dict:
+                   protocols: Sequence[Protocol], test_embeddings: list[np.ndarray] | None = None,
+                   train_embeddings: list[np.ndarray] | None = None) -> dict:
     """Metrics of a trained model, or of the raw backbone when ``model`` is None (flat baseline)."""
-    dims, ref = prefix_embeddings(model, vecs.train)
+    dims, ref = prefix_embeddings(model, vecs.train) if train_embeddings is None else \
+        (_dims(model, vecs), train_embeddings)
     test = test_embeddings if test_embeddings is not None else prefix_embeddings(model, vecs.test)[1]
     return evaluate_embeddings(test, vecs.y_test, ref, vecs.y_train, dims, level_names, protocols)
 
@@ -121,8 +126,7 @@ def evaluate_retrieval(model: SteerableModel | None, vecs: SplitVectors, level_n
     if test_embeddings is None:
         dims, embs = prefix_embeddings(model, vecs.test)
     else:
-        dims = model.dims if model is not None else flat_dims(vecs.test.shape[1])
-        embs = test_embeddings
+        dims, embs = _dims(model, vecs), test_embeddings
     q, d = split_queries(len(vecs.test), seed=seed)
     yq, yd = vecs.y_test[q], vecs.y_test[d]
     out = retrieval_metrics({dim: e[q] for dim, e in zip(dims, embs)},
@@ -158,17 +162,17 @@ class RunResult:
 
 
 def probe_prefix(model: SteerableModel | None, vecs: SplitVectors, level_names: Sequence[str],
-                 test_embeddings: list[np.ndarray] | None = None, seed: int = 0) -> dict:
+                 test_embeddings: list[np.ndarray] | None = None, seed: int = 0,
+                 train_embeddings: list[np.ndarray] | None = None) -> dict:
     """Leakage: per level, the test accuracy of a linear probe trained on the shortest prefix.
 
     What a party holding only the 64-d code could read off it with a linear model (a trained probe
     on the training split, scored on the test split).
     """
-    from .evaluate import linear_probe
+    from .evaluate import coarse_only_accuracy, linear_probe
 
-    from .evaluate import coarse_only_accuracy
-
-    dims, train_embs = prefix_embeddings(model, vecs.train)
+    dims, train_embs = prefix_embeddings(model, vecs.train) if train_embeddings is None else \
+        (_dims(model, vecs), train_embeddings)
     test = test_embeddings[0] if test_embeddings is not None else prefix_embeddings(model, vecs.test)[1][0]
     return {"dim": dims[0], "accuracy": {
         lvl: linear_probe(train_embs[0], vecs.y_train[:, k], test, vecs.y_test[:, k], seed=seed)
@@ -227,9 +231,11 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
                 "train_flops_per_example": training_flops_per_example(
                     model, schedule, vecs.train, vecs.y_train, cfg.batch_size),
                 "encode_flops_per_text": encoding_flops_per_text(model)}
-    _, test_embs = prefix_embeddings(model, vecs.test)  # shared by classification and retrieval
-    metrics = evaluate_model(model, vecs, h.level_names, protocols, test_embs)
-    probe = probe_prefix(model, vecs, h.level_names, test_embs, seed=cfg.seed)
+    # each split is embedded once, shared by classification, the probe and retrieval
+    _, test_embs = prefix_embeddings(model, vecs.test)
+    _, train_embs = prefix_embeddings(model, vecs.train)
+    metrics = evaluate_model(model, vecs, h.level_names, protocols, test_embs, train_embs)
+    probe = probe_prefix(model, vecs, h.level_names, test_embs, seed=cfg.seed, train_embeddings=train_embs)
     retrieval_metrics = (evaluate_retrieval(model, vecs, h.level_names, cfg.seed, test_embeddings=test_embs)
                          if retrieval else {})
 
@@ -275,27 +281,19 @@ def _training_key(schedule: Schedule, cfg: TrainConfig, head: str, head_options:
 
 
 def _load_trained(model: SteerableModel, cache: str | Path | None, key: str | None) -> dict | None:
-    if cache is None or key is None or not (Path(cache) / f"{key}.json").exists():
+    """The cached model's history (its weights and calibration loaded into ``model``), else None."""
+    if cache is None or key is None or not (Path(cache) / key / "config.json").exists():
         return None
-    from safetensors.torch import load_file
-
-    meta = read_json(Path(cache) / f"{key}.json")
-    model.load_state_dict(load_file(str(Path(cache) / f"{key}.safetensors")))
-    model.head.posterior["scales"] = meta["history"]["posterior_scales"]
+    cached = SteerableModel.load(Path(cache) / key)
+    model.load_state_dict(cached.state_dict())
+    model.head.posterior["scales"] = cached.head.posterior["scales"]
     model.eval()
-    return meta["history"]
+    return read_json(Path(cache) / key / "config.json")["history"]
 
 
 def _save_trained(model: SteerableModel, cache: str | Path | None, key: str | None, history: dict) -> None:
-    if cache is None or key is None:
-        return
-    from safetensors.torch import save_file
-
-    from .io import atomic_write
-
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(Path(cache) / f"{key}.safetensors", lambda p: save_file(state, str(p)))
-    atomic_write_json(Path(cache) / f"{key}.json", {"history": history})  # written last: marks done
+    if cache is not None and key is not None:
+        model.save(Path(cache) / key, extra_config={"history": history})  # config last: marks done
 
 
 def save_run(result: RunResult, out: str | Path, hierarchy) -> None:
