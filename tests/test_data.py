@@ -20,6 +20,7 @@ import pytest
 
 from steerable.data import (
     DataError,
+    combine_datasets,
     Hierarchy,
     HierarchicalDataset,
     LabelledTexts,
@@ -763,3 +764,33 @@ def test_real_dbpedia_partial_three_levels(real_root):
     assert len(ds.test) == 922 and len(ds.train) + len(ds.validation) == 5000
     lab = ds.train.labels
     assert (h.parents[1][lab[:, 2]] == lab[:, 1]).all() and (h.parents[0][lab[:, 1]] == lab[:, 0]).all()
+
+
+# ------------------------------------------------------------------------------- combining data sets
+
+def test_combine_datasets_one_taxonomy(tmp_path):
+    """Two data sets (one with three levels) become one two-level taxonomy; no label changes meaning."""
+    two = load_files(write_jsonl(tmp_path / "two.jsonl", canonical_rows(8)), name="two")
+    rows3 = [{"text": f"{leaf} {i}", "l0": "X" if leaf < "c" else "Y", "l1": leaf[0], "l2": leaf}
+             for leaf in ("a1", "a2", "b1", "c1", "c2") for i in range(8)]
+    three = load_files(write_jsonl(tmp_path / "three.jsonl", rows3), level_cols=("l0", "l1", "l2"),
+                       name="three")
+    both = combine_datasets([two, three], name="both")
+    h = both.hierarchy
+    assert h.num_levels == 2
+    assert h.classes[0] == ("two/A", "two/B", "three/X", "three/Y")
+    assert h.classes[1] == ("two/a1", "two/a2", "two/b1", "three/a1", "three/a2", "three/b1",
+                            "three/c1", "three/c2")
+    parent = {h.classes[1][f]: h.classes[0][c] for f, c in enumerate(h.fine_to_level(0))}
+    assert parent["two/a2"] == "two/A" and parent["three/b1"] == "three/X" and parent["three/c1"] == "three/Y"
+    for split in ("train", "validation", "test"):
+        a, b, ab = two.split(split), three.split(split), both.split(split)
+        assert ab.texts == a.texts + b.texts
+        names = [(h.classes[0][c], h.classes[1][f]) for c, f in ab.labels]
+        expect = ([(f"two/{two.hierarchy.classes[0][c]}", f"two/{two.hierarchy.classes[1][f]}")
+                   for c, f in a.labels] +
+                  [(f"three/{three.hierarchy.classes[0][c]}", f"three/{three.hierarchy.classes[2][f]}")
+                   for c, _, f in b.labels])
+        assert names == expect
+    with pytest.raises(ValueError, match="distinct"):
+        combine_datasets([two, two])

@@ -3,7 +3,9 @@
 __version__ = "0.1.0"
 
 from .backbone import Backbone, VectorCache  # noqa: E402
-from .data import DataError, HierarchicalDataset, Hierarchy, load_dataset, load_files  # noqa: E402
+from .data import (  # noqa: E402
+    DataError, HierarchicalDataset, Hierarchy, combine_datasets, load_dataset, load_files,
+)
 from .encoder import SteerableEncoder  # noqa: E402
 from .heads import FractalHead, LinearHead, MLPHead  # noqa: E402
 from .model import SteerableModel  # noqa: E402
@@ -12,6 +14,6 @@ from .train import TrainConfig  # noqa: E402
 
 __all__ = [
     "Backbone", "VectorCache", "DataError", "HierarchicalDataset", "Hierarchy", "load_dataset",
-    "load_files", "SteerableEncoder", "FractalHead", "LinearHead", "MLPHead", "SteerableModel", "Schedule", "Term",
-    "preset", "TrainConfig",
+    "load_files", "combine_datasets", "SteerableEncoder", "FractalHead", "LinearHead", "MLPHead",
+    "SteerableModel", "Schedule", "Term", "preset", "TrainConfig",
 ]

@@ -360,3 +360,35 @@ def load_dataset(name: str, root: str | Path | None = None, levels: Sequence[str
     val = path / "validation.jsonl.gz"
     return load_files(path / "train.jsonl.gz", test if test.exists() else None,
                       val if val.exists() else None, text_col="text", level_cols=levels, name=name)
+
+
+def combine_datasets(datasets: Sequence[HierarchicalDataset], name: str = "combined") -> HierarchicalDataset:
+    """One two-level taxonomy over several data sets: ``<data set>/<coarsest>`` over ``<data set>/<finest>``.
+
+    For a collection that holds the texts of several data sets, so that one head covers all of them.
+    A data set with more than two levels keeps its coarsest and finest (the finest class's ancestor is
+    its parent). Class names are prefixed with the data set's name, so equal names in two data sets
+    stay two classes.
+    """
+    if len(datasets) < 1:
+        raise ValueError("combine_datasets needs at least one data set")
+    names = [ds.name for ds in datasets]
+    if len(set(names)) != len(names):
+        raise ValueError(f"data set names must be distinct, got {names}")
+    coarse, fine, parents = [], [], []
+    splits: dict[str, tuple[list[str], list[np.ndarray]]] = {s: ([], []) for s in SPLITS}
+    for ds in datasets:
+        h = ds.hierarchy
+        top, bottom = 0, h.num_levels - 1
+        offset = np.array([len(coarse), len(fine)])
+        coarse += [f"{ds.name}/{c}" for c in h.classes[top]]
+        fine += [f"{ds.name}/{c}" for c in h.classes[bottom]]
+        parents.append(h.fine_to_level(top) + offset[0])
+        for s in SPLITS:
+            part = ds.split(s)
+            splits[s][0].extend(part.texts)
+            splits[s][1].append(part.labels[:, [top, bottom]] + offset)
+    hierarchy = Hierarchy(("coarse", "fine"), (tuple(coarse), tuple(fine)), (np.concatenate(parents),))
+    parts = {s: LabelledTexts(t, np.concatenate(y).astype(np.int64)) for s, (t, y) in splits.items()}
+    return HierarchicalDataset(name, hierarchy, parts["train"], parts["validation"], parts["test"],
+                               [f"combined from {', '.join(names)}"])
