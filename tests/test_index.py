@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from steerable.index import EmbeddedIndex, QdrantIndex, adaptive_search, build_index
+from steerable.index import EmbeddedIndex, QdrantIndex, adaptive_search, build_index, rerank
 
 
 def _unit(x):
@@ -38,6 +38,25 @@ def test_multistage_with_every_document_shortlisted_equals_exact(data):
     funnel, _ = index.search(pq, fq, k=10, shortlist=600)
     np.testing.assert_array_equal(funnel, exact)
     assert exact.min() >= 1000
+
+
+def test_rerank_with_faiss_equals_numpy(data, monkeypatch):
+    """The FAISS rerank (no gathered copy) and the numpy one rank the same; -1 candidates are skipped."""
+    import builtins
+
+    _, fd, _, fq = data
+    cand = np.random.default_rng(1).permutation(600)[:300].reshape(25, 12).astype(np.int64)
+    cand[3, 5:] = -1  # a query with only 5 candidates
+    fast_rows, fast_scores = rerank(fq, fd, cand, 10)
+    real_import = builtins.__import__
+    monkeypatch.setattr(builtins, "__import__", lambda name, *a, **kw: (
+        (_ for _ in ()).throw(ImportError(name)) if name == "faiss" else real_import(name, *a, **kw)))
+    slow_rows, slow_scores = rerank(fq, fd, cand, 10)
+    np.testing.assert_array_equal(fast_rows, slow_rows)
+    np.testing.assert_allclose(fast_scores, slow_scores, rtol=1e-5, atol=1e-6)
+    assert (fast_rows[3, 5:] == -1).all() and np.isneginf(fast_scores[3, 5:]).all()
+    brute = fq[0] @ fd[cand[0]].T
+    np.testing.assert_array_equal(fast_rows[0], cand[0][np.argsort(-brute)[:10]])
 
 
 def test_hnsw_shortlist_finds_the_prefix_neighbours(data):

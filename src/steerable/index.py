@@ -63,6 +63,40 @@ def _topk(scores: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(part, order, axis=1)
 
 
+def rerank(queries: np.ndarray, vectors: np.ndarray, candidates: np.ndarray, k: int
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, scores), each (nq, k): the k candidates (row positions into ``vectors``; -1 = none) with
+    the largest inner product per query, best first; missing results have row -1 and score -inf.
+
+    FAISS computes it in one pass over the candidate rows when it is installed (no (nq, K, d) copy of
+    the gathered vectors); numpy otherwise. Both give the same ranking.
+    """
+    candidates = np.ascontiguousarray(candidates, dtype=np.int64)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)  # no copy when it already is
+    nq, width = candidates.shape
+    k = min(k, width)
+    try:
+        import faiss
+
+        scores = np.empty((nq, k), np.float32)
+        rows = np.empty((nq, k), np.int64)
+        ptr = faiss.swig_ptr
+        faiss.knn_inner_products_by_idx(ptr(queries), ptr(vectors), ptr(candidates), vectors.shape[1], nq,
+                                        len(vectors), width, k, ptr(scores), ptr(rows), width)
+        scores[rows < 0] = -np.inf
+        return rows, scores
+    except (ImportError, TypeError):  # no FAISS, or an old one with another signature
+        pass
+    cand_scores = np.einsum("qd,qkd->qk", queries, vectors[np.maximum(candidates, 0)])
+    cand_scores[candidates < 0] = -np.inf  # HNSW pads with -1 when it finds fewer
+    order = _topk(cand_scores, k)
+    rows = np.take_along_axis(candidates, order, axis=1)
+    scores = np.take_along_axis(cand_scores, order, axis=1)
+    rows[~np.isfinite(scores)] = -1
+    return rows, scores
+
+
 def _check(name: str, x: np.ndarray, dim: int) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim != 2 or x.shape[1] != dim:
@@ -124,21 +158,18 @@ class EmbeddedIndex:
             rows = _topk(scores, k)
             return self.ids[rows], np.take_along_axis(scores, rows, axis=1)
         cand = self.shortlist(q_prefix, max(shortlist, k))
-        cand_scores = np.einsum("qd,qkd->qk", q_full, self.full[np.maximum(cand, 0)])
-        cand_scores[cand < 0] = -np.inf  # HNSW pads with -1 when it finds fewer
-        order = _topk(cand_scores, k)
-        rows = np.take_along_axis(cand, order, axis=1)
-        return self.ids[rows], np.take_along_axis(cand_scores, order, axis=1)
+        rows, scores = rerank(q_full, self.full, cand, k)
+        return self._ids(rows), scores
 
     def search_prefix(self, q_prefix: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """(ids, scores) ranked by the prefix alone (exact, or the HNSW graph when enabled)."""
         q_prefix = _check("query prefix", q_prefix, self.prefix_dim)
-        rows = self.shortlist(q_prefix, k)
-        scores = np.einsum("qd,qkd->qk", q_prefix, self.prefix[np.maximum(rows, 0)])
-        scores[rows < 0] = -np.inf
-        order = _topk(scores, k)
-        rows = np.take_along_axis(rows, order, axis=1)
-        return self.ids[rows], np.take_along_axis(scores, order, axis=1)
+        rows, scores = rerank(q_prefix, self.prefix, self.shortlist(q_prefix, k), k)
+        return self._ids(rows), scores
+
+    def _ids(self, rows: np.ndarray) -> np.ndarray:
+        """Document ids of row positions; -1 (no result) stays -1."""
+        return np.where(rows >= 0, self.ids[np.maximum(rows, 0)], -1)
 
     def memory_bytes(self) -> dict[str, int]:
         out = {"prefix": self.prefix.nbytes, "full": self.full.nbytes}
