@@ -266,7 +266,7 @@ def cmd_reproduce(args) -> int:
     from .report import write_report
     from .reproduction import write_doc
     from .store import ResultsStore
-    from .sweep import beyond_sweep, paper_sweep, run_sweep
+    from .sweep import beyond_sweep, confirm_sweep, paper_sweep, run_sweep
 
     t0 = time.perf_counter()
     datasets = _csv(args.datasets) or list_datasets(args.data_dir)
@@ -285,7 +285,13 @@ def cmd_reproduce(args) -> int:
         run_sweep(beyond, args.results, executor=_executor(args), data_dir=args.data_dir,
                   progress=not args.quiet, require=("probe",))
         runs += beyond
-    wanted = {r.run_id for r in runs}
+        # the full-rank-prefix claim, tested on fresh seeds (see sweep.CONFIRM_SEEDS)
+        confirm = confirm_sweep(datasets, quick=args.quick, settings=_settings(args))
+        run_sweep(confirm, args.results, executor=_executor(args), data_dir=args.data_dir,
+                  progress=not args.quiet)
+    else:
+        confirm = []
+    wanted = {r.run_id for r in runs + confirm}
     records = [r for r in ResultsStore(args.results).records() if r["run_id"] in wanted]
     write_report(records, args.out, ["md", "mteb"], bench=args.bench, data_dir=args.data_dir)
     ResultsStore(args.results).write_parquet(Path(args.out) / "results.parquet")

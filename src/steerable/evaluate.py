@@ -169,3 +169,14 @@ def coarse_only_accuracy(y_train: np.ndarray, y_test: np.ndarray, level: int) ->
         guess[c] = np.bincount(y_train[y_train[:, 0] == c, level]).argmax()
     pred = np.array([guess.get(c, -1) for c in y_test[:, 0]])
     return float((pred == y_test[:, level]).mean())
+
+
+def numerical_rank(x: np.ndarray, rel_tol: float = 1e-3) -> int:
+    """Rank of the centred rows of ``x``: singular values above ``rel_tol`` times the largest.
+
+    Tells a full-rank embedding (64 for a 64-d prefix) from one confined to a low-dimensional span,
+    such as the coarse-posterior bottleneck's (at most the number of coarse classes).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    s = np.linalg.svd(x - x.mean(axis=0), compute_uv=False)
+    return int((s > rel_tol * s[0]).sum()) if len(s) and s[0] > 0 else 0

@@ -560,12 +560,15 @@ def write_report(records: list[dict], out: str | Path, formats: Sequence[str] = 
     ``data_dir``: where the data sets are, for the leakage figure's coarse-label reference when the
     records do not hold it.
     """
+    from .report_beyond import split_confirmation, write_section
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    records, confirm = split_confirmation(records)
     res = Results(records)
     summary: dict = {"protocols": {}, "datasets": res.datasets, "methods": res.methods,
                      "seeds": res.seeds, "backbones": res.backbones, "heads": res.heads,
-                     "runs": len(records)}
+                     "runs": len(records), "confirmation_runs": len(confirm)}
     md = ["# Steerable embeddings: results", "",
           f"{len(records)} runs; data sets {', '.join(res.datasets)}; methods "
           f"{', '.join(_label(m) for m in res.methods)}; seeds {', '.join(map(str, res.seeds))}; "
@@ -629,9 +632,8 @@ def write_report(records: list[dict], out: str | Path, formats: Sequence[str] = 
         if any((d, "v5") in res.retrieval and (d, "mrl") in res.retrieval for d in res.datasets):
             figure4(res, out / "fig4_multistage.png")
             md += ["![Figure 4: multi-stage search](fig4_multistage.png)", ""]
-    from .report_beyond import write_section
-
-    beyond_md, beyond_summary = write_section(res, out, data_dir=data_dir)
+    beyond_md, beyond_summary = write_section(res, out, data_dir=data_dir,
+                                              confirm=Results(confirm) if confirm else None)
     md += beyond_md
     if beyond_summary:
         summary["beyond"] = beyond_summary
