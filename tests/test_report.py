@@ -99,6 +99,15 @@ def test_reproduction_page_applies_its_rules_to_the_records(records, tmp_path):
         section = text.split(f"### Protocol `{protocol}`")[1].split("###")[0]
         line = next(l for l in section.splitlines() if "Inverted flips the sign" in l)
         assert f"**{verdict}**" in line and f"{inv:+.3f}" in line
+    assert "Search targets" not in text
+    rows = [{"contender": "exact-256", "recall@10": 1.0, "qps": 100.0, "latency_ms": 10.0, "memory_mb": 1.0},
+            {"contender": "funnel-ivf", "shortlist": 400, "nprobe": 16, "recall@10": 0.991, "qps": 150.0,
+             "latency_ms": 1.0, "memory_mb": 1.0}]
+    bench = {"real": {"documents": 1000, "queries": 10, "mrl": rows}, "threads": 2, "machine": {"cpu_model": "x"}}
+    text = write_doc(records, tmp_path / "reproduction.md", "steer reproduce --quick", bench=bench)
+    section = text.split("## Search targets (issue 4)")[1]
+    assert "1.50x (ivf, K 400, nprobe 16" in section and "10.00x" in section
+    assert "- MRL: batch: funnel >= 3x exact at >= 0.99 recall **not met**" in section
 
 
 def test_retrieval_and_costs_are_recorded_per_run(records):

@@ -298,8 +298,9 @@ def cmd_reproduce(args) -> int:
     minutes = (time.perf_counter() - t0) / 60
     command = "steer " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] else "steer reproduce"
     invocations = ResultsStore(args.results).invocations()
+    bench = json.loads(Path(args.bench).read_text()) if args.bench and Path(args.bench).exists() else None
     for path in [Path(args.out) / "reproduction.md"] + ([Path(args.doc)] if args.doc else []):
-        write_doc(records, path, command, invocations, report_dir=args.out)
+        write_doc(records, path, command, invocations, report_dir=args.out, bench=bench)
     print(f"reproduce: {len(records)} runs reported in {minutes:.1f} min -> {args.out}/report.md")
     return 0
 

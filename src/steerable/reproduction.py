@@ -290,8 +290,9 @@ def beyond_claims(res: Results, protocol: str = "standard", confirm: Results | N
 
 
 def write_doc(records: list[dict], path, command: str, invocations: list[dict] | None = None,
-              report_dir=None) -> str:
-    """Write the reproduction page; with ``report_dir``, its figures are copied beside the page."""
+              report_dir=None, bench: dict | None = None) -> str:
+    """Write the reproduction page; with ``report_dir``, its figures are copied beside the page;
+    with ``bench`` (``bench/search.py``'s JSON), the search targets' verdicts join it."""
     import shutil
     from pathlib import Path
 
@@ -378,11 +379,23 @@ def write_doc(records: list[dict], path, command: str, invocations: list[dict] |
         lines += [f"| {esc(c)} | **{v}** | {esc(e)} |" for c, v, e in extra]
         lines += ["", "Tables 7 and 8 of the report hold every method's numbers; Figure 5 is the dial's "
                   "Pareto curve, Figure 6 the prefix leakage.", ""]
+    if bench and bench.get("real"):
+        from .report import search_targets
+
+        table, verdicts = search_targets(bench)
+        m = bench.get("machine", {})
+        lines += ["## Search targets (issue 4)", "",
+                  f"From `python bench/search.py` on {m.get('cpu_model', '?')}, {bench.get('threads', '?')} "
+                  f"threads, {bench['real']['documents']:,} documents and {bench['real']['queries']:,} "
+                  "held-out queries (Tables 6b and 6c of the report):", "",
+                  table.markdown(), "", *[f"- {v}" for v in verdicts], ""]
     if figures:
         lines += ["## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures] + [""]
     lines += ["Not testable here: Yahoo Answers (no copy with sub-topics is available), the "
               "Qwen3-0.6B and bge-small backbones (no network; the offline default is all-MiniLM-L6-v2), "
-              "and the training-cost and storage claims (measured in the report's Table 6 and in `bench/`).", ""]
+              "the training-cost and storage claims (measured in the report's Table 6 and in `bench/`), and "
+              "search against a Qdrant server by URL (none can be installed offline; local mode is tested).",
+              ""]
     text = "\n".join(lines)
     from .io import atomic_write_text
 
