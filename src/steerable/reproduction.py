@@ -234,46 +234,68 @@ def beyond_claims(res: Results, protocol: str = "standard", confirm: Results | N
     dss = [d for d in ("clinc150", "trec", "20newsgroups") if d in res.datasets]
     claim3 = ("A method whose prefix is a full-rank continuous embedding beats HEAL's S on CLINC, TREC and "
               "20 Newsgroups, each with p < 0.01 (rule: paired t-test over seeds, p < 0.01 and a positive "
-              "difference on every data set, on fresh seeds for a method chosen on the main grid)")
+              "difference on every data set; full rank = the 64-d prefix's numerical rank is full where "
+              "measured, else a free block by construction; a method chosen after seeing the main grid is "
+              "judged on fresh seeds)")
+    free = ("separated", "successive", "successive_balanced")  # the prefix is a free MLP block
 
     def wins(r: Results, m: str) -> tuple[list[str], dict]:
         t = steerability_tests(r, protocol, m, "heal")
         return [d for d in dss if d in t and t[d]["mean_diff"] > 0 and t[d]["p"] < 0.01], t
 
-    # exploratory, on the main grid's seeds: every candidate whose prefix is a free embedding, and
-    # every dial setting strictly between 0 and 1 (a mix of the posterior block and a free block)
+    def ranks(m: str) -> list[tuple[int, int]]:
+        return sorted({x for r in (res, confirm) if r is not None for d in dss for x in prefix_ranks(r, d, m)})
+
+    def full_rank(m: str) -> bool | None:
+        """True / False as measured (every recorded rank is the full rank possible, or not), else by
+        construction: True for a free prefix, None (unknown) for the rest."""
+        rk = ranks(m)
+        return all(rank >= full for rank, full in rk) if rk else (True if m in free else None)
+
+    # candidates: the free-prefix methods, and every dial setting strictly between 0 and 1 (a mix of
+    # the posterior block and a free block), kept only if the prefix is full-rank in practice
     dial_mids = sorted({m for ds in dss for v, m in dial_settings(res, ds) if 0 < v < 1}, key=parse_dial)
-    cands = [m for m in ("separated", "successive", "successive_balanced") if m in res.methods] + dial_mids
-    explored = {m: wins(res, m)[0] for m in cands}
-    if dss and explored:
-        all3 = [m for m, w in explored.items() if len(w) == len(dss)]
-        explore_ev = (f"Main grid ({len(cands)} candidates, seeds {', '.join(map(str, res.seeds))}): "
-                      + (f"{', '.join(label(m) for m in all3)} beat HEAL with p < 0.01 on all "
-                         f"{len(dss)} data sets" if all3 else "no candidate wins on every data set")
-                      + "; " + "; ".join(f"{label(m)} on {len(w)}" for m, w in explored.items()
-                                         if m not in all3) + ".")
-        confirmed = {}
-        if confirm is not None and CONFIRM_METHOD in confirm.methods:
-            won, confirmed = wins(confirm, CONFIRM_METHOD)
-        if confirmed and all(d in confirmed for d in dss):
-            ranks = sorted({rk for d in dss for rk in prefix_ranks(confirm, d, CONFIRM_METHOD)})
-            rank_ev = (f" Its 64-d prefix has numerical rank {ranks[0]}–{ranks[-1]} on the test sets."
-                       if ranks else "")
-            leak = [(d, [_mean(probe_values(res, d, m, res.levels[d][-1]))
-                         for m in (CONFIRM_METHOD, "bottleneck", "heal")]) for d in dss]
-            if all(None not in v for _, v in leak):
-                rank_ev += (" Full rank is not fine detail: a linear probe reads fine-label accuracy "
-                            + ", ".join(f"{d} {_pct(v[0])} %" for d, v in leak) + " from its prefix (bottleneck "
-                            + ", ".join(_pct(v[1]) for _, v in leak) + " %; HEAL "
-                            + ", ".join(_pct(v[2]) for _, v in leak) + " %; main grid).")
-            out.append((claim3, "holds" if len(won) == len(dss) == 3 else "partly" if won else "does not hold",
-                        f"Fresh seeds {', '.join(map(str, confirmed[dss[0]]['seeds']))}, {label(CONFIRM_METHOD)} "
-                        "vs HEAL: " + "; ".join(f"{d} ΔS = {confirmed[d]['mean_diff']:+.3f}, p = "
-                                                f"{confirmed[d]['p']:.2g} (Holm {confirmed[d]['p_holm']:.2g})"
-                                                for d in dss) + "." + rank_ev + " " + explore_ev))
+    confirmed = confirm is not None and CONFIRM_METHOD in confirm.methods
+    cands = [m for m in free if m in res.methods] + dial_mids
+    cands += [CONFIRM_METHOD] if confirmed and CONFIRM_METHOD not in cands else []
+    if dss and cands:
+        judged = {}
+        for m in [m for m in cands if full_rank(m)]:
+            on = confirm if (m == CONFIRM_METHOD and confirmed) else res
+            won, t = wins(on, m)
+            judged[m] = (won, t, on is confirm)
+        ev = []
+        if judged:
+            best = max(judged, key=lambda m: (len(judged[m][0]), min(judged[m][1].get(d, {}).get("mean_diff", -1)
+                                                                     for d in dss)))
+            won, t, fresh = judged[best]
+            verdict = "holds" if len(won) == len(dss) == 3 else "partly" if won else "does not hold"
+            ev.append(f"{label(best)}{' (fresh seeds)' if fresh else ''}: " + "; ".join(
+                f"{d} ΔS = {t[d]['mean_diff']:+.3f}, p = {t[d]['p']:.2g}" for d in dss if d in t) + ".")
+            others = [f"{label(m)} on {len(w)}" for m, (w, _, _) in judged.items() if m != best]
+            if others:
+                ev.append("Other full-rank candidates win on: " + "; ".join(others) + ".")
         else:
-            out.append((claim3, "exploratory only", explore_ev + " Not yet confirmed on fresh seeds "
-                        "(`steer reproduce` runs the confirmation)."))
+            verdict = "does not hold"
+        low = [m for m in cands if full_rank(m) is False]
+        unknown = [m for m in cands if full_rank(m) is None]
+        if low:
+            ev.append("Not full-rank in practice: " + "; ".join(
+                f"{label(m)} (numerical rank {ranks(m)[0][0]}–{ranks(m)[-1][0]} of "
+                f"{max(full for _, full in ranks(m))})" for m in low) + ".")
+        if unknown:
+            ev.append("Not counted, rank not recorded (runs from before it was): "
+                      + ", ".join(label(m) for m in unknown) + ".")
+        if confirmed and CONFIRM_METHOD in low:
+            won, t = wins(confirm, CONFIRM_METHOD)
+            main = wins(res, CONFIRM_METHOD)[0] if CONFIRM_METHOD in res.methods else []
+            ev.append(f"{label(CONFIRM_METHOD)} beat HEAL with p < 0.01 on {len(main)} of {len(dss)} data sets "
+                      "on the main grid; on fresh seeds (" + ", ".join(map(str, next(iter(t.values()))["seeds"]))
+                      + "): " + "; ".join(f"{d} ΔS = {t[d]['mean_diff']:+.3f}, p = {t[d]['p']:.2g}"
+                                         for d in dss if d in t)
+                      + ". Its prefix mixes in a free block, but the calibrated coarse-posterior part "
+                        "dominates it: the rank is that of the coarse classes (Table 7b).")
+        out.append((claim3, verdict, " ".join(ev)))
     # 4. the dial's Pareto curve: >= 5 settings on CLINC and one more data set, S rising with the dial
     curves = {ds: dial_settings(res, ds) for ds in res.datasets}
     curves = {ds: c for ds, c in curves.items() if len(c) >= 5}
