@@ -22,8 +22,8 @@ The rerank is ``steerable.index.rerank`` (FAISS, one pass over the candidate row
 recall@10 against exact-256's top 10, queries per second over the batch, the median latency of
 single queries (one at a time, ``latency_ms``: what a server answering queries as they come sees;
 for the exact scans the faster of FAISS's flat index and a numpy matrix-vector product), index
-memory; and the prefix's ceiling: the share of
-exact-256's top 10 inside the exact 64-d top K, which no 64-d shortlist index can beat.
+memory; and the prefix's ceiling: the share of exact-256's top 10 inside the exact 64-d top K,
+which no 64-d shortlist index can beat.
 Targets: the funnel at least 3x exact-256's throughput while keeping >= 0.99 of its top 10, and
 faster than hnsw-256 at equal recall.
 
@@ -201,13 +201,16 @@ def contenders(prefix: np.ndarray, full: np.ndarray, q_prefix: np.ndarray, q_ful
     return out
 
 
-def head_data(name: str):
+def head_data(datasets: list, name: str):
     """The data set the bench's heads are trained on: ``all`` = one taxonomy over every data set."""
-    from steerable.data import combine_datasets, list_datasets, load_dataset
+    from steerable.data import combine_datasets
 
     if name == "all":
-        return combine_datasets([load_dataset(n) for n in list_datasets()], name="all")
-    return load_dataset(name)
+        return combine_datasets(datasets, name="all")
+    by_name = {ds.name: ds for ds in datasets}
+    if name not in by_name:
+        raise SystemExit(f"--head-data {name!r}: no such data set (have: all, {', '.join(by_name)})")
+    return by_name[name]
 
 
 def real_embeddings(args) -> dict:
@@ -216,9 +219,9 @@ def real_embeddings(args) -> dict:
     from steerable.evaluate import standard_protocol
     from steerable.experiment import run
 
+    datasets = [load_dataset(name) for name in list_datasets()]
     texts: dict[str, None] = {}
-    for name in list_datasets():
-        ds = load_dataset(name)
+    for ds in datasets:
         for split in ("train", "validation", "test"):
             texts.update(dict.fromkeys(ds.split(split).texts))
     texts = list(texts)
@@ -227,7 +230,7 @@ def real_embeddings(args) -> dict:
     rng = np.random.default_rng(0)
     perm = rng.permutation(len(texts))
     q_idx, d_idx = perm[: args.queries], perm[args.queries:]
-    train_on = head_data(args.head_data)
+    train_on = head_data(datasets, args.head_data)
     out = {"documents": len(d_idx), "queries": len(q_idx), "head_data": args.head_data, "heads": {},
            "ceiling": {}}
     for method in ("v5", "mrl"):

@@ -691,11 +691,12 @@ def write_report(records: list[dict], out: str | Path, formats: Sequence[str] = 
                 t.write(out, stem)
                 md += [t.markdown(), ""]
         if bench is not None and Path(bench).exists():
-            lt = latency_table(json.loads(Path(bench).read_text()))
+            measured = json.loads(Path(bench).read_text())
+            lt = latency_table(measured)
             if lt.rows:
                 lt.write(out, "table6b_latency")
                 md += [lt.markdown(), ""]
-            targets, verdicts = search_targets(json.loads(Path(bench).read_text()))
+            targets, verdicts = search_targets(measured)
             if targets.rows:
                 targets.write(out, "table6c_search_targets")
                 md += [targets.markdown(), "", *[f"- {v}" for v in verdicts], ""]

@@ -294,7 +294,7 @@ def beyond_claims(res: Results, protocol: str = "standard", confirm: Results | N
                       + "): " + "; ".join(f"{d} ΔS = {t[d]['mean_diff']:+.3f}, p = {t[d]['p']:.2g}"
                                          for d in dss if d in t)
                       + ". Its prefix mixes in a free block, but the calibrated coarse-posterior part "
-                        "dominates it: the rank is that of the coarse classes (Table 7b).")
+                        "dominates it (Table 7b).")
         out.append((claim3, verdict, " ".join(ev)))
     # 4. the dial's Pareto curve: >= 5 settings on CLINC and one more data set, S rising with the dial
     curves = {ds: dial_settings(res, ds) for ds in res.datasets}
