@@ -253,9 +253,9 @@ def table7b(confirm: Results, protocol: str, tests: dict) -> Table:
                  cols, rows,
                  f"{label(CONFIRM_METHOD)} was chosen on the main grid's seeds (the only candidate with a "
                  "free block in its prefix that beat HEAL with p < 0.01 on all three data sets there); these "
-                 "runs use seeds no other run used, so the test is not biased by that choice. Paired t-test over the seeds; prefix "
-                 "rank = numerical rank of the 64-d test-set prefixes (singular values above 1e-3 of the "
-                 "largest) of the full rank possible.")
+                 "runs use seeds no other run used, so the test is not biased by that choice. Paired t-test "
+                 "over the seeds; prefix rank = numerical rank of the 64-d test-set prefixes (singular values "
+                 "above 1e-3 of the largest) of the full rank possible.")
 
 
 def write_section(res: Results, out: Path, protocol: str = "standard",
@@ -275,9 +275,7 @@ def write_section(res: Results, out: Path, protocol: str = "standard",
     confirmed = confirmation_tests(confirm, protocol) if confirm is not None else {}
     t7b = table7b(confirm, protocol, confirmed) if confirmed else None
     for t, stem in ((t7, "table7_beyond"), (t7b, "table7b_confirmation"), (t8, "table8_dial")):
-        if t is None:
-            continue
-        if t.rows:
+        if t is not None and t.rows:
             t.write(out, f"{stem}_{protocol}")
             md += [t.markdown(), ""]
     if figure5(res, protocol, out / f"fig5_dial_pareto_{protocol}.png"):
