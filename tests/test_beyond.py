@@ -13,7 +13,7 @@ from steerable.evaluate import accuracy_table, linear_probe, standard_protocol, 
 from steerable.heads import LinearHead, MLPHead
 from steerable.losses import posterior_nll, supcon
 from steerable.model import SteerableModel
-from steerable.schedule import Schedule, Term, dial, parse_dial, preset
+from steerable.schedule import Schedule, Term, adversarial, dial, parse_dial, preset
 from steerable.train import BalancedBatches, TrainConfig, schedule_loss, train
 
 from conftest import synthetic_hierarchy
@@ -73,6 +73,43 @@ def test_grad_scale_zero_keeps_a_terms_gradient_off_the_first_block():
     assert g[:8].abs().max() == 0 and g[8:].abs().max() > 0
 
 
+def test_a_negative_grad_scale_reverses_the_gradient_on_that_block_only():
+    from steerable.train import PositiveSampler
+
+    def grad(scale):
+        model, x, y = _model()
+        term = Term((0, 0, 0, 1), ((0, 1),) * 4, loss="supcon", temperature=0.1, ce_weight=0.0,
+                    grad=(scale, 1, 1, 1))
+        idx, rng = np.arange(64), np.random.default_rng(0)
+        pos = {1: PositiveSampler(y[:, 1])(idx, rng)}
+        schedule_loss(model, Schedule("t", (term,)), torch.from_numpy(x), y, idx, pos, rng,
+                      TrainConfig().loss).backward()
+        return model.head.proj.weight.grad
+
+    plain, reversed_ = grad(1.0), grad(-0.5)
+    assert plain[:8].abs().max() > 0
+    assert torch.allclose(reversed_[:8], -0.5 * plain[:8], atol=1e-6)  # block 1: scaled and flipped
+    assert torch.allclose(reversed_[8:], plain[8:], atol=1e-6)  # the other blocks: untouched
+
+
+def test_the_adversarial_prefix_learns_less_of_the_fine_label_than_separated():
+    """Same data, seed and recipe; the only difference is the reversed within-coarse fine term on the
+    prefix. Its prefix must keep the coarse label and lose fine-label neighbours."""
+    x, y, h = synthetic_hierarchy(per_fine=60, seed=3)
+    tr, te = np.arange(len(y)) % 3 != 0, np.arange(len(y)) % 3 == 0
+    acc = {}
+    for name in ("separated", "adversarial"):
+        sch = preset(name)
+        torch.manual_seed(0)
+        model = SteerableModel.build("mlp", x.shape[1], h, "synthetic", {"num_blocks": 4, "block_dim": 8})
+        cfg = TrainConfig.for_schedule(sch, epochs=8, seed=0)
+        train(model, sch, x[tr], y[tr], x[te], y[te], cfg, progress=False)
+        short_tr, short_te = (model.embed_vectors(x[m], [8])[0] for m in (tr, te))
+        acc[name] = accuracy_table([short_te], y[te], standard_protocol(), [short_tr], y[tr])[:, 0]
+    assert acc["adversarial"][0] > 0.9  # coarse kept
+    assert acc["adversarial"][1] < acc["separated"][1] - 0.1  # fine neighbourhoods broken up
+
+
 def test_segments_keep_the_prefix_a_truncation_and_weigh_segments_equally():
     model, x, _ = _model({"segments": [1, 3]}, kind="mlp")
     full, short = model.embed_vectors(x[:20], [32, 8])
@@ -102,7 +139,8 @@ def test_posterior_mix_zero_is_the_free_block():
 
 
 def test_presets_round_trip_as_json_and_the_dial_parses():
-    for name in ("heal", "separated", "successive", "successive_balanced", "bottleneck", "dial@0.25"):
+    for name in ("heal", "separated", "successive", "successive_balanced", "adversarial", "bottleneck",
+                 "dial@0.25"):
         s = preset(name)
         assert Schedule.from_dict(s.to_dict()) == s
     assert parse_dial("dial@0.5") == parse_dial("dial0.5") == 0.5 and parse_dial("v5") is None
@@ -122,6 +160,10 @@ def test_bad_terms_are_refused():
         Term((0.5, 0.5), ((1, 0), (1, 0)), start=1)
     with pytest.raises(ValueError, match="grad"):
         Term((0.0, 1.0), ((1, 0), (1, 0)), grad=(0.5,))
+    with pytest.raises(ValueError, match="grad"):
+        Term((0.0, 1.0), ((1, 0), (1, 0)), grad=(-1.5, 1))
+    with pytest.raises(ValueError, match="strength"):
+        adversarial(strength=0.0)
     with pytest.raises(ValueError, match="unknown fields"):
         Schedule.from_dict({"terms": [{"probs": [1.0], "levels": [[1]], "detach": True}]})
 

@@ -13,7 +13,8 @@ Beyond which prefix serves which level, a term can say *how* it is trained:
   under the head's fine posterior summed up the hierarchy; needs a head with the posterior option).
 - ``start``: the term embeds blocks ``start .. j-1`` only (a suffix window; 0 = the whole prefix).
 - ``grad``: a gradient scale per block (0 = the term's gradient does not reach that block, as a
-  stop-gradient; 1 = untouched). ``(0, 1, 1, 1)`` trains the full vector without moving block 1.
+  stop-gradient; 1 = untouched; negative = gradient reversal: that block is trained to *raise* the
+  term's loss, an adversary). ``(0, 1, 1, 1)`` trains the full vector without moving block 1.
 - ``within``: contrast only against rows that share the anchor's label at this level (the suffix
   learns the fine label inside its coarse class).
 - ``sibling_weight``: negatives that share the anchor's label one level up weigh this much in the
@@ -30,8 +31,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 METHOD_NAMES = ("v5", "mrl", "inverted", "no_prefix", "uhmt", "flat",
-                "mrl_supcon", "heal", "separated", "successive", "successive_balanced", "bottleneck",
-                "dial")
+                "mrl_supcon", "heal", "separated", "successive", "successive_balanced", "adversarial",
+                "bottleneck", "dial")
 LOSSES = ("seed", "supcon", "posterior")
 FULL_WEIGHT, PREFIX_WEIGHT = 1.0, 0.6
 
@@ -61,8 +62,8 @@ class Term:
             raise ValueError(f"unknown loss {self.loss!r}; choose from {', '.join(LOSSES)}")
         if self.grad and len(self.grad) != len(self.probs):
             raise ValueError(f"grad needs one scale per block ({len(self.probs)}), got {len(self.grad)}")
-        if any(not 0 <= g <= 1 for g in self.grad):
-            raise ValueError(f"grad scales must be in [0, 1], got {list(self.grad)}")
+        if any(not -1 <= g <= 1 for g in self.grad):
+            raise ValueError(f"grad scales must be in [-1, 1], got {list(self.grad)}")
         if not 0 <= self.start < len(self.probs) or any(p > 0 for p in self.probs[: self.start]):
             raise ValueError(f"start={self.start}: every trained prefix must be longer than start")
         if self.within is not None and not 0 <= self.within < len(self.levels[0]):
@@ -265,6 +266,31 @@ def successive(num_levels: int = 2, num_blocks: int = 4, balanced: bool = False)
                     head_options={"segments": [1, nb - 1]}, recipe=recipe)
 
 
+# Picked on one main-grid seed (42): TREC tried 0.1, 0.3 and 1 (S +0.31, +0.40, +0.43; 1 cost 2-4 pt
+# of accuracy), 20 Newsgroups 0.3 and 0.5 (S +0.26 both). So its claims are judged on the reserved
+# fresh seeds (sweep.CONFIRM_SEEDS).
+ADVERSARIAL_STRENGTH = 0.3
+
+
+def _prefix_against_fine(L: int, nb: int, strength: float) -> Term:
+    """Within-coarse SupCon on the finest level, on the prefix, with its gradient reversed (scaled by
+    ``-strength``): the prefix is trained to make its neighbours inside a coarse class *not* share
+    the fine label."""
+    return Term(onehot(0, nb), tuple(onehot(L - 1, L) for _ in range(nb)), loss="supcon",
+                temperature=0.1, ce_weight=0.0, within=0, grad=(-strength,) + (1.0,) * (nb - 1))
+
+
+def adversarial(num_levels: int = 2, num_blocks: int = 4, strength: float = ADVERSARIAL_STRENGTH) -> Schedule:
+    """Separated, plus an adversary on the prefix: the within-coarse fine contrast with its gradient
+    reversed. The prefix stays a free, full-rank 64-d block (no posterior code), but inside a coarse
+    class its neighbourhoods stop following the fine label."""
+    if not 0 < strength <= 1:
+        raise ValueError(f"the adversary's strength must be in (0, 1], got {strength}")
+    L, nb = num_levels, num_blocks
+    return Schedule("adversarial", (_prefix_coarse(L, nb), _full_fine(L, nb, prefix_grad=0.0),
+                                    _prefix_against_fine(L, nb, strength)), recipe=dict(BEYOND_RECIPE))
+
+
 DIAL_TRAIN_MIX = 0.5
 
 
@@ -324,7 +350,7 @@ PRESETS: dict[str, Callable[[int, int], Schedule]] = {
     "v5": v5, "mrl": mrl, "inverted": inverted, "no_prefix": no_prefix, "uhmt": uhmt,
     "mrl_supcon": mrl_supcon, "heal": heal, "separated": separated, "successive": successive,
     "successive_balanced": lambda L=2, nb=4: successive(L, nb, balanced=True),
-    "bottleneck": bottleneck,
+    "adversarial": adversarial, "bottleneck": bottleneck,
 }
 
 
