@@ -9,7 +9,7 @@ from steerable.report import write_report
 from steerable.stats import paired_test
 from steerable.store import ResultsStore
 from steerable.report_beyond import label
-from steerable.sweep import CONFIRM_METHOD, CONFIRM_SEEDS, RunSpec, run_sweep
+from steerable.sweep import CONFIRM_METHODS, CONFIRM_SEEDS, RunSpec, run_sweep
 
 METHODS = ("v5", "mrl", "flat", "inverted", "no_prefix")
 
@@ -124,12 +124,13 @@ def test_retrieval_and_costs_are_recorded_per_run(records):
 
 
 BEYOND = ("mrl", "v5", "heal", "separated", "bottleneck", "dial@0", "dial@0.5", "dial@1")
+DIAL, ADVERSARIAL = CONFIRM_METHODS  # the methods rerun on fresh seeds
 
 
 @pytest.fixture(scope="module")
 def beyond_records(tmp_path_factory):
     root = tmp_path_factory.mktemp("beyond")
-    confirm = [(m, s) for m in ("heal", CONFIRM_METHOD) for s in CONFIRM_SEEDS[:2]]
+    confirm = [(m, s) for m in ("heal", *CONFIRM_METHODS) for s in CONFIRM_SEEDS[:2]]
     return _tiny_sweep(root, BEYOND, (1, 2), extra=confirm), root / "res"
 
 
@@ -153,18 +154,20 @@ def test_beyond_report_tables_figures_and_tests_come_from_the_records(beyond_rec
 def test_fresh_seed_confirmation_is_kept_apart_and_tested_alone(beyond_records, tmp_path):
     records, _ = beyond_records
     summary = write_report(records, tmp_path)
-    assert summary["seeds"] == [1, 2] and summary["confirmation_runs"] == 4
+    assert summary["seeds"] == [1, 2] and summary["confirmation_runs"] == 6
     by = {(r["method"], r["seed"]): r["metrics"]["standard"]["steerability_score"] for r in records}
     seeds = CONFIRM_SEEDS[:2]
-    expected = paired_test([by[(CONFIRM_METHOD, s)] for s in seeds], [by[("heal", s)] for s in seeds])
-    got = summary["beyond"]["confirmation_tests"]["tiny"]
-    assert got["seeds"] == sorted(seeds) and got["t"] == pytest.approx(expected.t, nan_ok=True)
-    assert (tmp_path / "table7b_confirmation_standard.csv").read_text().count("\n") == 2
+    for m in CONFIRM_METHODS:
+        expected = paired_test([by[(m, s)] for s in seeds], [by[("heal", s)] for s in seeds])
+        got = summary["beyond"]["confirmation_tests"][m]["tiny"]
+        assert got["seeds"] == sorted(seeds) and got["t"] == pytest.approx(expected.t, nan_ok=True)
+    table = (tmp_path / "table7b_confirmation_standard.csv").read_text()
+    assert table.count("\n") == 3  # a row per method
     # the bottleneck's prefix lies in the span of its 3 coarse prototypes; the dial's mixes in a free block
     rank = {(r["method"], r["seed"]): r["probe"]["rank"] for r in records if r["method"] != "flat"}
-    assert (tmp_path / "table7b_confirmation_standard.csv").read_text().count(" of 26") == 2  # 27 test texts
+    assert table.count(" of 26") == 4  # 27 test texts
     assert all(rank[("bottleneck", s)] <= 3 for s in (1, 2))
-    assert all(rank[(CONFIRM_METHOD, s)] > 3 for s in seeds)
+    assert all(rank[(m, s)] > 3 for m in CONFIRM_METHODS for s in seeds)
 
 
 def test_dial_settings_share_one_trained_model_per_seed(beyond_records):
@@ -181,7 +184,8 @@ def test_dial_settings_share_one_trained_model_per_seed(beyond_records):
 
 def test_full_rank_claim_is_judged_on_the_fresh_seeds_alone(beyond_records, tmp_path):
     """The tiny runs, relabelled as the three data sets, with S and the prefix rank set by hand: the
-    confirmation runs' S apart from HEAL's by a known gap per data set, Separated always behind HEAL.
+    dial's confirmation runs' S apart from HEAL's by a known gap per data set, Separated and the
+    adversarial prefix always behind HEAL.
     The verdict follows the fresh seeds, and only counts a prefix that is full-rank."""
     import copy
 
@@ -199,11 +203,11 @@ def test_full_rank_claim_is_judged_on_the_fresh_seeds_alone(beyond_records, tmp_
                 r = copy.deepcopy(r)
                 r["dataset"], r["run_id"] = ds, f"{ds}/{r['run_id']}"
                 jitter = 0.001 * (r["seed"] % 2)
-                if r["method"] == "separated":
+                if r["method"] in ("separated", ADVERSARIAL):
                     r["metrics"]["standard"]["steerability_score"] = heal[r["seed"]] - 0.1 + jitter
                 if r["method"] == "dial@0.5":
                     r["probe"]["rank"] = 1
-                if r["seed"] in CONFIRM_SEEDS and r["method"] == CONFIRM_METHOD:
+                if r["seed"] in CONFIRM_SEEDS and r["method"] == DIAL:
                     r["metrics"]["standard"]["steerability_score"] = heal[r["seed"]] + gap + jitter
                     r["probe"]["rank"] = min(64, r["dataset_stats"]["test"] - 1) if confirm_rank == "full" else 1
                 fake.append(r)
@@ -211,11 +215,12 @@ def test_full_rank_claim_is_judged_on_the_fresh_seeds_alone(beyond_records, tmp_
         return next(line for line in text.splitlines() if "full-rank continuous embedding" in line)
 
     line = claim({"clinc150": 0.5, "trec": 0.5, "20newsgroups": 0.5})
-    assert "**holds**" in line and f"{label(CONFIRM_METHOD)} (fresh seeds)" in line
+    assert "**holds**" in line and f"{label(DIAL)} (fresh seeds)" in line
+    assert f"{label(ADVERSARIAL)} (fresh seeds) on 0" in line
     assert "Not full-rank in practice: Dial 0.5 (numerical rank 1–1" in line
     assert "**partly**" in claim({"clinc150": 0.5, "trec": 0.5, "20newsgroups": -0.5})
     assert "**does not hold**" in claim({"clinc150": -0.5, "trec": -0.5, "20newsgroups": -0.5})
     low = claim({"clinc150": 0.5, "trec": 0.5, "20newsgroups": 0.5}, confirm_rank="low")
-    assert "**does not hold**" in low and f"{label(CONFIRM_METHOD)} (numerical rank 1–1 of 26)" in low
+    assert "**does not hold**" in low and f"{label(DIAL)} (numerical rank 1–1 of 26)" in low
     alone = claim({"clinc150": 0.5, "trec": 0.5, "20newsgroups": 0.5}, with_confirmation=False)
     assert "**does not hold**" in alone and "(fresh seeds)" not in alone and "Dial 0.75" not in alone

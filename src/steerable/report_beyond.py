@@ -16,9 +16,10 @@ from .report import Results, Table, _fmt, _label, _p, _plt, _save, steerability_
 from .schedule import parse_dial
 
 BEYOND_ORDER = ["flat", "mrl", "v5", "mrl_supcon", "heal", "separated", "successive", "successive_balanced",
-                "bottleneck"]
+                "adversarial", "bottleneck"]
 BEYOND_LABEL = {"mrl_supcon": "MRL (SupCon recipe)", "heal": "HEAL", "separated": "Separated", "successive": "Successive",
-                "successive_balanced": "Successive (balanced)", "bottleneck": "Bottleneck"}
+                "successive_balanced": "Successive (balanced)", "adversarial": "Adversarial",
+                "bottleneck": "Bottleneck"}
 BASELINES = ("heal", "v5")
 DIAL_MIDPOINT = "dial@0.5"  # listed with the methods: both prefix parts vary equally within a class
 LISTED = BEYOND_ORDER + [DIAL_MIDPOINT]
@@ -128,7 +129,7 @@ def figure5(res: Results, protocol: str, path: Path) -> bool:
         for v, _, p in settings:
             ax.annotate(f"{v:g}", p, fontsize=7, xytext=(4, 2), textcoords="offset points")
         for m, marker in (("mrl", "s"), ("v5", "^"), ("mrl_supcon", "X"), ("heal", "D"), ("separated", "v"),
-                          ("successive_balanced", "P"), ("bottleneck", "*")):
+                          ("successive_balanced", "P"), ("adversarial", "h"), ("bottleneck", "*")):
             p = point(m)
             if p:
                 ax.scatter(*p, marker=marker, s=40, label=label(m), zorder=4)
@@ -172,7 +173,7 @@ def coarse_only_references(records: list[dict], data_dir: str | None = None) -> 
 
 
 SHORT_LABEL = {"mrl_supcon": "MRL-SupCon", "successive_balanced": "Successive-bal",
-               "bottleneck": "Bottleneck"}
+               "adversarial": "Adversarial", "bottleneck": "Bottleneck"}
 
 
 def figure6(res: Results, path: Path, references: dict[str, float] | None = None) -> bool:
@@ -217,13 +218,15 @@ def split_confirmation(records: list[dict]) -> tuple[list[dict], list[dict]]:
     return [r for r in records if r["seed"] not in CONFIRM_SEEDS], confirm
 
 
-def confirmation_tests(confirm: Results, protocol: str) -> dict[str, dict]:
-    """Paired tests of S, CONFIRM_METHOD vs HEAL, per data set over the fresh seeds (Holm across data sets)."""
-    from .sweep import CONFIRM_METHOD
+def confirmation_tests(confirm: Results, protocol: str) -> dict[str, dict[str, dict]]:
+    """tests[method][dataset]: paired tests of S, each of :data:`~steerable.sweep.CONFIRM_METHODS`
+    present vs HEAL, over the fresh seeds (Holm across data sets)."""
+    from .sweep import CONFIRM_METHODS
 
-    if protocol not in confirm.protocols or CONFIRM_METHOD not in confirm.methods:
+    if protocol not in confirm.protocols or "heal" not in confirm.methods:
         return {}
-    return steerability_tests(confirm, protocol, CONFIRM_METHOD, "heal")
+    return {m: t for m in CONFIRM_METHODS if m in confirm.methods
+            and (t := steerability_tests(confirm, protocol, m, "heal"))}
 
 
 def prefix_ranks(res: Results, ds: str, method: str) -> list[tuple[int, int]]:
@@ -237,24 +240,23 @@ def prefix_ranks(res: Results, ds: str, method: str) -> list[tuple[int, int]]:
     return out
 
 
-def table7b(confirm: Results, protocol: str, tests: dict) -> Table:
-    from .sweep import CONFIRM_METHOD
-
-    cols = ["data set", f"S {label(CONFIRM_METHOD)}", "S HEAL", "Δ S", "p", "p (Holm)", "seeds",
-            f"prefix rank {label(CONFIRM_METHOD)}", "prefix rank HEAL"]
+def table7b(confirm: Results, protocol: str, tests: dict[str, dict[str, dict]]) -> Table:
+    cols = ["method", "data set", "S", "S HEAL", "Δ S", "p", "p (Holm)", "seeds", "prefix rank",
+            "prefix rank HEAL"]
     rows = []
-    for ds, t in tests.items():
-        ranks = [prefix_ranks(confirm, ds, m) for m in (CONFIRM_METHOD, "heal")]
-        rows.append([ds, _fmt(confirm.values(ds, CONFIRM_METHOD, protocol, "steerability_score")),
-                     _fmt(confirm.values(ds, "heal", protocol, "steerability_score")),
-                     f"{t['mean_diff']:+.3f}", _p(t["p"]), _p(t["p_holm"]), ", ".join(map(str, t["seeds"])),
-                     *[f"{min(r)[0]}–{max(r)[0]} of {r[0][1]}" if r else "–" for r in ranks]])
-    return Table(f"Table 7b: {label(CONFIRM_METHOD)} vs HEAL again, on fresh seeds ({protocol} protocol)",
-                 cols, rows,
-                 f"{label(CONFIRM_METHOD)} was chosen on the main grid's seeds (the only candidate with a "
-                 "free block in its prefix that beat HEAL with p < 0.01 on all three data sets there); these "
-                 "runs use seeds no other run used, so the test is not biased by that choice. Paired t-test "
-                 "over the seeds; prefix rank = numerical rank of the 64-d test-set prefixes (singular values "
+    for m, by_ds in tests.items():
+        for ds, t in by_ds.items():
+            ranks = [prefix_ranks(confirm, ds, x) for x in (m, "heal")]
+            rows.append([label(m), ds, _fmt(confirm.values(ds, m, protocol, "steerability_score")),
+                         _fmt(confirm.values(ds, "heal", protocol, "steerability_score")),
+                         f"{t['mean_diff']:+.3f}", _p(t["p"]), _p(t["p_holm"]), ", ".join(map(str, t["seeds"])),
+                         *[f"{min(r)[0]}–{max(r)[0]} of {r[0][1]}" if r else "–" for r in ranks]])
+    return Table(f"Table 7b: methods chosen on the main grid, against HEAL again on fresh seeds ({protocol} "
+                 "protocol)", cols, rows,
+                 "Each method here was chosen after seeing the main grid's seeds (a setting picked among "
+                 "several, see sweep.CONFIRM_METHODS); these runs use seeds no other run used, so the test "
+                 "is not biased by that choice. Paired t-test over the seeds, Holm across data sets per "
+                 "method; prefix rank = numerical rank of the 64-d test-set prefixes (singular values "
                  "above 1e-3 of the largest) of the full rank possible.")
 
 
