@@ -67,3 +67,16 @@ def test_coarse_only_accuracy_predicts_the_majority_child_of_the_true_coarse_cla
     y_test = np.array([[0, 0], [0, 1], [1, 3], [1, 2]])
     assert coarse_only_accuracy(y_train, y_test, 1) == 0.5
     assert coarse_only_accuracy(y_train, y_test, 0) == 1.0
+
+
+def test_effective_rank_counts_the_directions_that_carry_variance():
+    from steerable.evaluate import effective_rank, numerical_rank
+
+    rng = np.random.default_rng(0)
+    iso = rng.normal(size=(4000, 16))
+    assert effective_rank(iso) == pytest.approx(16, rel=0.05)
+    # 4 tight classes in 16 dimensions: full numerical rank, but about 3 directions of variance
+    centres = 10 * rng.normal(size=(4, 16))
+    tight = centres[rng.integers(0, 4, 4000)] + 0.1 * rng.normal(size=(4000, 16))
+    assert numerical_rank(tight) == 16 and effective_rank(tight) < 4
+    assert effective_rank(np.ones((5, 3))) == 0.0

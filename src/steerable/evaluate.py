@@ -180,3 +180,14 @@ def numerical_rank(x: np.ndarray, rel_tol: float = 1e-3) -> int:
     x = np.asarray(x, dtype=np.float64)
     s = np.linalg.svd(x - x.mean(axis=0), compute_uv=False)
     return int((s > rel_tol * s[0]).sum()) if len(s) and s[0] > 0 else 0
+
+
+def effective_rank(x: np.ndarray) -> float:
+    """Participation ratio of the centred rows' singular values: (sum s^2)^2 / sum s^4.
+
+    How many directions carry the variance, not just how many are non-zero: d for an isotropic cloud
+    in d dimensions, about C for C tight classes, whatever :func:`numerical_rank` says.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    e = np.linalg.svd(x - x.mean(axis=0), compute_uv=False) ** 2
+    return float(e.sum() ** 2 / (e ** 2).sum()) if len(e) and e.sum() > 0 else 0.0

@@ -167,14 +167,15 @@ def probe_prefix(model: SteerableModel | None, vecs: SplitVectors, level_names: 
     """Leakage: per level, the test accuracy of a linear probe trained on the shortest prefix.
 
     What a party holding only the 64-d code could read off it with a linear model (a trained probe
-    on the training split, scored on the test split); and the prefix's numerical rank on the test split.
+    on the training split, scored on the test split); and the prefix's numerical and effective rank
+    on the test split.
     """
-    from .evaluate import coarse_only_accuracy, linear_probe, numerical_rank
+    from .evaluate import coarse_only_accuracy, effective_rank, linear_probe, numerical_rank
 
     dims, train_embs = prefix_embeddings(model, vecs.train) if train_embeddings is None else \
         (_dims(model, vecs), train_embeddings)
     test = test_embeddings[0] if test_embeddings is not None else prefix_embeddings(model, vecs.test)[1][0]
-    return {"dim": dims[0], "rank": numerical_rank(test), "accuracy": {
+    return {"dim": dims[0], "rank": numerical_rank(test), "effective_rank": effective_rank(test), "accuracy": {
         lvl: linear_probe(train_embs[0], vecs.y_train[:, k], test, vecs.y_test[:, k], seed=seed)
         for k, lvl in enumerate(level_names)},
         "coarse_only": {lvl: coarse_only_accuracy(vecs.y_train, vecs.y_test, k)
