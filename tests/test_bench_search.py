@@ -25,6 +25,10 @@ def test_contenders_measure_recall_against_exact_and_the_report_lists_them():
     extended = [by[("adaptive", None, m)]["extended"] for m in (0.01, 0.02, 0.05)]
     assert extended == sorted(extended)
     assert all(r["qps"] > 0 and r["memory_mb"] > 0 for r in rows)
+    # the quantized IVF shortlists hold the same prefixes in fewer bytes
+    mem = {name: by[(name, 50, None)]["memory_mb"] for name in ("funnel-ivf", "funnel-ivf-sq8", "funnel-ivf-pq4fs")}
+    assert mem["funnel-ivf-pq4fs"] < mem["funnel-ivf-sq8"] < mem["funnel-ivf"]
+    assert 0.5 < by[("funnel-ivf-sq8", 50, None)]["recall@10"] <= 1.0
     table = latency_table({"synthetic": rows, "machine": {"cpu_model": "x", "cores": 2}, "threads": 1})
     assert {r[2] for r in table.rows} >= {"exact-256", "exact-64", "hnsw-64", "hnsw-256", "adaptive"}
     assert all(r[6] != "–" for r in table.rows if r[2] in ("exact-256", "exact-64", "hnsw-256"))
