@@ -13,7 +13,7 @@ from steerable.evaluate import accuracy_table, linear_probe, standard_protocol, 
 from steerable.heads import LinearHead, MLPHead
 from steerable.losses import posterior_nll, supcon
 from steerable.model import SteerableModel
-from steerable.schedule import Schedule, Term, adversarial, dial, parse_dial, preset
+from steerable.schedule import Schedule, Term, adversarial, dial, mrl_reference, parse_dial, preset
 from steerable.train import BalancedBatches, TrainConfig, schedule_loss, train
 
 from conftest import synthetic_hierarchy
@@ -92,22 +92,34 @@ def test_a_negative_grad_scale_reverses_the_gradient_on_that_block_only():
     assert torch.allclose(reversed_[8:], plain[8:], atol=1e-6)  # the other blocks: untouched
 
 
+def _synthetic_accuracy(name: str, **overrides) -> np.ndarray:
+    """Train preset ``name`` (MLP head, seed 0) on a synthetic hierarchy; k-NN accuracy[level, step]
+    of the 8-d prefix (step 0) and the full 32-d vector (step 1) on a held-out third."""
+    x, y, h = synthetic_hierarchy(per_fine=60, seed=3)
+    tr, te = np.arange(len(y)) % 3 != 0, np.arange(len(y)) % 3 == 0
+    sch = preset(name)
+    torch.manual_seed(0)
+    model = SteerableModel.build("mlp", x.shape[1], h, "synthetic", {"num_blocks": 4, "block_dim": 8})
+    train(model, sch, x[tr], y[tr], x[te], y[te], TrainConfig.for_schedule(sch, seed=0, **overrides),
+          progress=False)
+    (short_tr, full_tr), (short_te, full_te) = (model.embed_vectors(x[m], [8, 32]) for m in (tr, te))
+    return accuracy_table([short_te, full_te], y[te], standard_protocol(), [short_tr, full_tr], y[tr])
+
+
 def test_the_adversarial_prefix_learns_less_of_the_fine_label_than_separated():
     """Same data, seed and recipe; the only difference is the reversed within-coarse fine term on the
     prefix. Its prefix must keep the coarse label and lose fine-label neighbours."""
-    x, y, h = synthetic_hierarchy(per_fine=60, seed=3)
-    tr, te = np.arange(len(y)) % 3 != 0, np.arange(len(y)) % 3 == 0
-    acc = {}
-    for name in ("separated", "adversarial"):
-        sch = preset(name)
-        torch.manual_seed(0)
-        model = SteerableModel.build("mlp", x.shape[1], h, "synthetic", {"num_blocks": 4, "block_dim": 8})
-        cfg = TrainConfig.for_schedule(sch, epochs=8, seed=0)
-        train(model, sch, x[tr], y[tr], x[te], y[te], cfg, progress=False)
-        short_tr, short_te = (model.embed_vectors(x[m], [8])[0] for m in (tr, te))
-        acc[name] = accuracy_table([short_te], y[te], standard_protocol(), [short_tr], y[tr])[:, 0]
-    assert acc["adversarial"][0] > 0.9  # coarse kept
-    assert acc["adversarial"][1] < acc["separated"][1] - 0.1  # fine neighbourhoods broken up
+    adv, sep = (_synthetic_accuracy(name, epochs=8)[:, 0] for name in ("adversarial", "separated"))
+    assert adv[0] > 0.9  # coarse kept
+    assert adv[1] < sep[1] - 0.1  # fine neighbourhoods broken up
+
+
+def test_adversarial_in_the_mrl_recipe_steers_the_prefix_and_keeps_mrls_full_vector():
+    """Adversarial (MRL recipe) against the paper's MRL, same data, seed and recipe: its prefix keeps
+    the coarse label and loses the fine one, while the full vector classifies the fine label as well."""
+    adv, mrl = (_synthetic_accuracy(name, epochs=8, lr=1e-3) for name in ("adversarial_mrl", "mrl"))
+    assert adv[0, 0] > 0.9 and adv[1, 0] < mrl[1, 0] - 0.1  # coarse kept, fine lost on the prefix
+    assert adv[1, 1] > mrl[1, 1] - 0.05  # the full vector still knows the fine label
 
 
 def test_segments_keep_the_prefix_a_truncation_and_weigh_segments_equally():
@@ -139,8 +151,8 @@ def test_posterior_mix_zero_is_the_free_block():
 
 
 def test_presets_round_trip_as_json_and_the_dial_parses():
-    for name in ("heal", "separated", "successive", "successive_balanced", "adversarial", "bottleneck",
-                 "dial@0.25"):
+    for name in ("heal", "separated", "successive", "successive_balanced", "adversarial", "adversarial_mrl",
+                 "bottleneck", "dial@0.25"):
         s = preset(name)
         assert Schedule.from_dict(s.to_dict()) == s
     assert parse_dial("dial@0.5") == parse_dial("dial0.5") == 0.5 and parse_dial("v5") is None
@@ -151,6 +163,10 @@ def test_presets_round_trip_as_json_and_the_dial_parses():
     assert dial(0.0).terms == dial(1.0).terms and dial(0.0).recipe == dial(1.0).recipe
     assert dial(0.3).head_options["posterior"] == {"mix": 0.3, "train_mix": 0.5}
     assert preset("bottleneck").terms[1].grad[0] == 0.0 and dial(0.3).terms[1].grad[0] == 0.5
+    # accuracy bounds compare each method with the MRL trained the same way too
+    assert [mrl_reference(m) for m in ("adversarial_mrl", "v5", "heal", "dial@0.75", "successive_balanced")] \
+        == ["mrl", "mrl", "mrl_supcon", "mrl_supcon", "mrl_supcon"]
+    assert preset("adversarial_mrl").recipe == {} and preset("adversarial_mrl").terms[0].grad[0] == 0.0
 
 
 def test_bad_terms_are_refused():

@@ -18,9 +18,9 @@ EPILOG_TRAIN = """examples:
 
 methods: v5 (hierarchy-aligned prefix supervision), mrl (Matryoshka), inverted, no_prefix, uhmt
 (ablations), flat (the raw backbone, no training); beyond V5: heal (baseline), separated,
-successive, successive_balanced, adversarial, bottleneck, and the steerability dial (--method dial --dial 0.5:
-0 keeps fine information in the prefix, 1 makes it a pure coarse code). --schedule FILE.json
-trains a custom schedule. Each method brings its own training recipe (epochs, batch size, lr);
+successive, successive_balanced, adversarial, adversarial_mrl, bottleneck, and the steerability dial
+(--method dial --dial 0.5: 0 keeps fine information in the prefix, 1 makes it a pure coarse code).
+--schedule FILE.json trains a custom schedule. Each method brings its own training recipe (epochs, batch size, lr);
 --epochs/--batch-size/--lr override it.
 Backbone vectors are cached (STEER_CACHE_DIR, default ~/.cache/steerable): a text is encoded once.
 """
@@ -444,7 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("model and training")
     g.add_argument("--method", default="v5", metavar="METHOD",
                    help="v5, mrl, inverted, no_prefix, uhmt, flat, heal, separated, successive, "
-                        "successive_balanced, adversarial, bottleneck, dial (with --dial) or dial@VALUE")
+                        "successive_balanced, adversarial, adversarial_mrl, bottleneck, dial (with --dial) "
+                        "or dial@VALUE")
     g.add_argument("--dial", type=float,
                    help="with --method dial: 0 = MRL-like prefix (keeps fine information), "
                         "1 = pure coarse prefix (the bottleneck)")
