@@ -16,10 +16,10 @@ from .report import Results, Table, _fmt, _label, _p, _plt, _save, steerability_
 from .schedule import parse_dial
 
 BEYOND_ORDER = ["flat", "mrl", "v5", "mrl_supcon", "heal", "separated", "successive", "successive_balanced",
-                "adversarial", "bottleneck"]
+                "adversarial", "adversarial_mrl", "bottleneck"]
 BEYOND_LABEL = {"mrl_supcon": "MRL (SupCon recipe)", "heal": "HEAL", "separated": "Separated", "successive": "Successive",
                 "successive_balanced": "Successive (balanced)", "adversarial": "Adversarial",
-                "bottleneck": "Bottleneck"}
+                "adversarial_mrl": "Adversarial (MRL recipe)", "bottleneck": "Bottleneck"}
 BASELINES = ("heal", "v5")
 DIAL_MIDPOINT = "dial@0.5"  # listed with the methods: both prefix parts vary equally within a class
 LISTED = BEYOND_ORDER + [DIAL_MIDPOINT]
@@ -129,7 +129,8 @@ def figure5(res: Results, protocol: str, path: Path) -> bool:
         for v, _, p in settings:
             ax.annotate(f"{v:g}", p, fontsize=7, xytext=(4, 2), textcoords="offset points")
         for m, marker in (("mrl", "s"), ("v5", "^"), ("mrl_supcon", "X"), ("heal", "D"), ("separated", "v"),
-                          ("successive_balanced", "P"), ("adversarial", "h"), ("bottleneck", "*")):
+                          ("successive_balanced", "P"), ("adversarial", "h"), ("adversarial_mrl", "H"),
+                          ("bottleneck", "*")):
             p = point(m)
             if p:
                 ax.scatter(*p, marker=marker, s=40, label=label(m), zorder=4)
@@ -173,7 +174,7 @@ def coarse_only_references(records: list[dict], data_dir: str | None = None) -> 
 
 
 SHORT_LABEL = {"mrl_supcon": "MRL-SupCon", "successive_balanced": "Successive-bal",
-               "adversarial": "Adversarial", "bottleneck": "Bottleneck"}
+               "adversarial": "Adversarial", "adversarial_mrl": "Adversarial-MRL", "bottleneck": "Bottleneck"}
 
 
 def figure6(res: Results, path: Path, references: dict[str, float] | None = None) -> bool:
@@ -241,23 +242,35 @@ def prefix_ranks(res: Results, ds: str, method: str) -> list[tuple[int, int]]:
 
 
 def table7b(confirm: Results, protocol: str, tests: dict[str, dict[str, dict]]) -> Table:
+    from .schedule import mrl_reference
+
     cols = ["method", "data set", "S", "S HEAL", "Δ S", "p", "p (Holm)", "seeds", "prefix rank",
-            "prefix rank HEAL"]
+            "prefix rank HEAL", "ShortCoarse / FullFine (%)", "MRL", "MRL, same recipe"]
+
+    def accuracies(ds: str, m: str) -> str:
+        sc, ff = (confirm.values(ds, m, protocol, k) for k in ("short_coarse", "full_fine"))
+        return f"{100 * np.mean(list(sc.values())):.1f} / {100 * np.mean(list(ff.values())):.1f}" if sc else "–"
+
     rows = []
     for m, by_ds in tests.items():
+        same = mrl_reference(m)
         for ds, t in by_ds.items():
             ranks = [prefix_ranks(confirm, ds, x) for x in (m, "heal")]
             rows.append([label(m), ds, _fmt(confirm.values(ds, m, protocol, "steerability_score")),
                          _fmt(confirm.values(ds, "heal", protocol, "steerability_score")),
                          f"{t['mean_diff']:+.3f}", _p(t["p"]), _p(t["p_holm"]), ", ".join(map(str, t["seeds"])),
-                         *[f"{min(r)[0]}–{max(r)[0]} of {r[0][1]}" if r else "–" for r in ranks]])
+                         *[f"{min(r)[0]}–{max(r)[0]} of {r[0][1]}" if r else "–" for r in ranks],
+                         accuracies(ds, m), accuracies(ds, "mrl"),
+                         "(the same)" if same == "mrl" else accuracies(ds, same)])
     return Table(f"Table 7b: methods chosen on the main grid, against HEAL again on fresh seeds ({protocol} "
                  "protocol)", cols, rows,
                  "Each method here was chosen after seeing the main grid's seeds (a setting picked among "
                  "several, see sweep.CONFIRM_METHODS); these runs use seeds no other run used, so the test "
                  "is not biased by that choice. Paired t-test over the seeds, Holm across data sets per "
                  "method; prefix rank = numerical rank of the 64-d test-set prefixes (singular values "
-                 "above 1e-3 of the largest) of the full rank possible.")
+                 "above 1e-3 of the largest) of the full rank possible. Accuracies: means over the same fresh seeds, for the "
+                 "accuracy bounds; MRL is the paper's, the same-recipe MRL is trained with the method's "
+                 "recipe.")
 
 
 def write_section(res: Results, out: Path, protocol: str = "standard",
