@@ -91,3 +91,18 @@ def posterior_nll(fine_logits: torch.Tensor, to_level: torch.Tensor, labels: tor
                                            float("-inf"))
     log_pc = torch.logsumexp(masked, dim=-1)
     return -log_pc.gather(1, labels[:, None]).squeeze(1)
+
+
+def similarity_distillation(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Per-example KL(teacher || student) between in-batch neighbour distributions.
+
+    Row i's distribution is the softmax over its similarities to the other rows (itself excluded);
+    the teacher's side is taken as given (detached). Trains the student embedding to rank the batch
+    as the teacher does, e.g. a short prefix to shortlist for its own full vector.
+    """
+    n = len(student)
+    eye = torch.eye(n, dtype=torch.bool, device=student.device)
+    teacher = teacher.detach()
+    log_p = torch.log_softmax((teacher @ teacher.T / temperature).masked_fill(eye, float("-inf")), dim=1)
+    log_q = torch.log_softmax((student @ student.T / temperature).masked_fill(eye, float("-inf")), dim=1)
+    return (log_p.exp() * (log_p - log_q)).masked_fill(eye, 0.0).sum(1)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .evaluate import knn_accuracy
-from .losses import LossConfig, block_loss, posterior_nll, supcon
+from .losses import LossConfig, block_loss, posterior_nll, similarity_distillation, supcon
 from .model import SteerableModel
 from .schedule import Schedule
 
@@ -162,6 +162,13 @@ def schedule_loss(model: SteerableModel, schedule: Schedule, x: torch.Tensor, y:
                      for j, p in enumerate(term.probs, start=1) if p > 0]
         temperature = term.temperature if term.temperature is not None else cfg.temperature
         ce_weight = term.ce_weight if term.ce_weight is not None else cfg.ce_weight
+        if term.loss == "distill":  # every row of the batch; the teacher is the whole, intact vector
+            teacher = head.embed(blocks.detach(), nb)
+            for j, _, p in paths:
+                rows_j = j if isinstance(j, int) else torch.cat([j] * (len(rows) // B))
+                e = span_embed(head, tb, rows_j, term.start)
+                total = total + term.weight * p * similarity_distillation(e, teacher, temperature)[:B].mean()
+            continue
         for j, weights, p in paths:
             e = span_embed(head, anchor_blocks, j, term.start)
             for i, k in enumerate(levels):
