@@ -1,7 +1,8 @@
 """Multi-stage search on real embeddings, and throughput on a generated million.
 
-(a) Every text of every data set under STEER_DATA_DIR (about 97,000) goes through a trained V5 and a
-trained MRL head; ``--queries`` random texts are held out as queries. By default the heads are
+(a) Every text of every data set under STEER_DATA_DIR (about 97,000) goes through a trained V5, a
+trained MRL and a trained MRL-distill head (MRL whose 64-d prefix also learns to rank each batch as
+its full vector does, ``steerable.schedule.mrl_distill``); ``--queries`` random texts are held out as queries. By default the heads are
 trained on one taxonomy over all the data sets (``steerable.data.combine_datasets``: coarse classes
 ``<data set>/l0``, fine classes ``<data set>/<finest level>``), so that every text of the collection
 is in the heads' domain; ``--head-data clinc150`` trains them on CLINC alone (then most of the
@@ -208,6 +209,9 @@ def contenders(prefix: np.ndarray, full: np.ndarray, q_prefix: np.ndarray, q_ful
     return out
 
 
+HEADS = ("v5", "mrl", "mrl_distill")  # mrl_distill: MRL whose prefix learns to shortlist for its full vector
+
+
 def head_data(datasets: list, name: str):
     """The data set the bench's heads are trained on: ``all`` = one taxonomy over every data set."""
     from steerable.data import combine_datasets
@@ -240,7 +244,7 @@ def real_embeddings(args) -> dict:
     train_on = head_data(datasets, args.head_data)
     out = {"documents": len(d_idx), "queries": len(q_idx), "head_data": args.head_data, "heads": {},
            "ceiling": {}}
-    for method in ("v5", "mrl"):
+    for method in HEADS:
         t0 = time.perf_counter()
         result = run(train_on, method, cache=cache, progress=False, max_test=2000, retrieval=False,
                      protocols=[standard_protocol()])

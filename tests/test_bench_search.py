@@ -64,3 +64,8 @@ def test_search_targets_judge_speedup_and_equal_recall_from_the_rows():
     assert mrl_batch[5].startswith("1.33x")  # recall 0.98: only ef 64 (300 q/s) is as good; ef 32 is no rival
     assert "**not met**" not in verdicts[0]
     assert verdicts[1].count("**not met**") == 4  # nothing keeps 0.99, so no target is met
+    # every head the bench measured gets its rows, in the bench's order
+    bench["real"]["heads"] = {"v5": {}, "mrl": {}, "mrl_distill": {}}
+    bench["real"]["mrl_distill"] = rows(0.995)
+    table, verdicts = search_targets(bench)
+    assert [r[0] for r in table.rows[4:]] == ["MRL-distill"] * 2 and verdicts[2].startswith("MRL-distill:")

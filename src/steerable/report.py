@@ -23,7 +23,7 @@ from .stats import ablation_verdicts, holm, paired_test, summarize
 
 METHOD_ORDER = ["flat", "mrl", "v5", "inverted", "no_prefix", "uhmt"]
 METHOD_LABEL = {"flat": "Flat", "mrl": "MRL", "v5": "V5", "inverted": "Inverted",
-                "no_prefix": "No-prefix", "uhmt": "UHMT"}
+                "no_prefix": "No-prefix", "uhmt": "UHMT", "mrl_distill": "MRL-distill"}
 ABLATION_ORDER = ["v5", "inverted", "no_prefix", "uhmt", "mrl"]
 STEER_METRICS = ["steerability_score", "short_coarse", "full_fine", "specialization_gap",
                  "control_auc"]
@@ -393,8 +393,7 @@ def latency_table(bench: dict) -> Table:
     cols = ["collection", "head", "contender", "setting", "recall@10 vs exact-256", "queries/s (batch)",
             "latency ms (single query, median)", "memory MB"]
     rows = []
-    parts = [(f"real ({bench['real']['documents']:,} docs)", m, bench["real"][m])
-             for m in ("v5", "mrl") if m in bench.get("real", {})]
+    parts = [(f"real ({bench['real']['documents']:,} docs)", m, bench["real"][m]) for m in bench_heads(bench)]
     if bench.get("synthetic"):
         parts.append(("generated", "–", bench["synthetic"]))
     for name, head, contenders in parts:
@@ -412,6 +411,12 @@ def latency_table(bench: dict) -> Table:
                  f"{bench.get('threads', '?')} threads; queries/s over a batch of held-out queries after "
                  "a warm-up; latency of single queries; recall against exact 256-d search. Real: the "
                  f"texts of every data set through heads trained on {_head_data(bench)}.")
+
+
+def bench_heads(bench: dict) -> list[str]:
+    """The heads ``bench/search.py`` measured on the real embeddings, in the order it ran them."""
+    real = bench.get("real", {})
+    return [m for m in real.get("heads", {"v5": 0, "mrl": 0}) if m in real]
 
 
 def _head_data(bench: dict) -> str:
@@ -438,9 +443,7 @@ def search_targets(bench: dict) -> tuple[Table, list[str]]:
     def txt(ratio: float | None, c: dict | None) -> str:
         return "–" if ratio is None or c is None else f"{ratio:.2f}x ({_setting(c)}, recall {c['recall@10']:.3f})"
 
-    for m in ("v5", "mrl"):
-        if m not in real:
-            continue
+    for m in bench_heads(bench):
         ceiling = real.get("ceiling", {}).get(m, [])
         reach = [c["shortlist"] for c in ceiling if c["recall@10"] >= TARGET_RECALL]
         ceil_txt = (f"K = {min(reach):,}" if reach else
