@@ -20,8 +20,9 @@ methods: v5 (hierarchy-aligned prefix supervision), mrl (Matryoshka), inverted, 
 (ablations), flat (the raw backbone, no training); beyond V5: heal (baseline), separated,
 successive, successive_balanced, adversarial, adversarial_mrl, bottleneck, and the steerability dial
 (--method dial --dial 0.5: 0 keeps fine information in the prefix, 1 makes it a pure coarse code).
---schedule FILE.json trains a custom schedule. Each method brings its own training recipe (epochs, batch size, lr);
---epochs/--batch-size/--lr override it.
+mrl_distill: MRL whose prefix learns to shortlist for its own full vector (multi-stage search).
+--schedule FILE.json trains a custom schedule. Each method brings its own training recipe (epochs,
+batch size, lr); --epochs/--batch-size/--lr override it.
 Backbone vectors are cached (STEER_CACHE_DIR, default ~/.cache/steerable): a text is encoded once.
 """
 
@@ -443,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     g = p.add_argument_group("model and training")
     g.add_argument("--method", default="v5", metavar="METHOD",
-                   help="v5, mrl, inverted, no_prefix, uhmt, flat, heal, separated, successive, "
+                   help="v5, mrl, mrl_distill, inverted, no_prefix, uhmt, flat, heal, separated, successive, "
                         "successive_balanced, adversarial, adversarial_mrl, bottleneck, dial (with --dial) "
                         "or dial@VALUE")
     g.add_argument("--dial", type=float,

@@ -268,9 +268,9 @@ def table7b(confirm: Results, protocol: str, tests: dict[str, dict[str, dict]]) 
                  "several, see sweep.CONFIRM_METHODS); these runs use seeds no other run used, so the test "
                  "is not biased by that choice. Paired t-test over the seeds, Holm across data sets per "
                  "method; prefix rank = numerical rank of the 64-d test-set prefixes (singular values "
-                 "above 1e-3 of the largest) of the full rank possible. Accuracies: means over the same fresh seeds, for the "
-                 "accuracy bounds; MRL is the paper's, the same-recipe MRL is trained with the method's "
-                 "recipe.")
+                 "above 1e-3 of the largest) of the full rank possible. Accuracies: means over the same "
+                 "fresh seeds, for the accuracy bounds; MRL is the paper's, the same-recipe MRL is trained "
+                 "with the method's recipe.")
 
 
 def write_section(res: Results, out: Path, protocol: str = "standard",
