@@ -2,10 +2,10 @@
 
 (a) Every text of every data set under STEER_DATA_DIR (about 97,000) goes through a trained V5, a
 trained MRL and a trained MRL-distill head (MRL whose 64-d prefix also learns to rank each batch as
-its full vector does, ``steerable.schedule.mrl_distill``); ``--queries`` random texts are held out as queries. By default the heads are
-trained on one taxonomy over all the data sets (``steerable.data.combine_datasets``: coarse classes
-``<data set>/l0``, fine classes ``<data set>/<finest level>``), so that every text of the collection
-is in the heads' domain; ``--head-data clinc150`` trains them on CLINC alone (then most of the
+its full vector does, ``steerable.schedule.mrl_distill``); ``--queries`` random texts are held out
+as queries. By default the heads are trained on one taxonomy over all the data sets
+(``steerable.data.combine_datasets``: coarse classes ``<data set>/l0``, fine classes
+``<data set>/<finest level>``), so that every text of the collection is in the heads' domain; ``--head-data clinc150`` trains them on CLINC alone (then most of the
 collection is out of domain, and its nearest neighbours are near-ties). Contenders, all with the
 same thread count and measured after a warm-up, on the whole query batch:
 

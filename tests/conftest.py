@@ -31,6 +31,26 @@ def synthetic_hierarchy(k0: int = 4, branching: int = 4, per_fine: int = 40, dim
     return x.astype(np.float32), np.stack([y0, y1], axis=1), h
 
 
+def train_synthetic_preset(name: str, **overrides):
+    """Preset ``name`` trained (MLP head, 4 blocks of 8, seed 0) on two thirds of a synthetic
+    hierarchy; returns (8-d prefixes, 32-d full vectors) of the training part, the same of the
+    held-out third, and the labels of each."""
+    import torch
+
+    from steerable.model import SteerableModel
+    from steerable.schedule import preset
+    from steerable.train import TrainConfig, train
+
+    x, y, h = synthetic_hierarchy(per_fine=60, seed=3)
+    tr, te = np.arange(len(y)) % 3 != 0, np.arange(len(y)) % 3 == 0
+    sch = preset(name)
+    torch.manual_seed(0)
+    model = SteerableModel.build("mlp", x.shape[1], h, "synthetic", {"num_blocks": 4, "block_dim": 8})
+    train(model, sch, x[tr], y[tr], x[te], y[te], TrainConfig.for_schedule(sch, seed=0, **overrides),
+          progress=False)
+    return model.embed_vectors(x[tr], [8, 32]), model.embed_vectors(x[te], [8, 32]), y[tr], y[te]
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own vector cache, so none depends on another's leftovers."""

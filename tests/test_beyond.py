@@ -16,7 +16,7 @@ from steerable.model import SteerableModel
 from steerable.schedule import Schedule, Term, adversarial, dial, mrl_reference, parse_dial, preset
 from steerable.train import BalancedBatches, TrainConfig, schedule_loss, train
 
-from conftest import synthetic_hierarchy
+from conftest import synthetic_hierarchy, train_synthetic_preset
 
 
 def test_supcon_matches_a_hand_computed_value():
@@ -93,17 +93,10 @@ def test_a_negative_grad_scale_reverses_the_gradient_on_that_block_only():
 
 
 def _synthetic_accuracy(name: str, **overrides) -> np.ndarray:
-    """Train preset ``name`` (MLP head, seed 0) on a synthetic hierarchy; k-NN accuracy[level, step]
-    of the 8-d prefix (step 0) and the full 32-d vector (step 1) on a held-out third."""
-    x, y, h = synthetic_hierarchy(per_fine=60, seed=3)
-    tr, te = np.arange(len(y)) % 3 != 0, np.arange(len(y)) % 3 == 0
-    sch = preset(name)
-    torch.manual_seed(0)
-    model = SteerableModel.build("mlp", x.shape[1], h, "synthetic", {"num_blocks": 4, "block_dim": 8})
-    train(model, sch, x[tr], y[tr], x[te], y[te], TrainConfig.for_schedule(sch, seed=0, **overrides),
-          progress=False)
-    (short_tr, full_tr), (short_te, full_te) = (model.embed_vectors(x[m], [8, 32]) for m in (tr, te))
-    return accuracy_table([short_te, full_te], y[te], standard_protocol(), [short_tr, full_tr], y[tr])
+    """k-NN accuracy[level, step] of the 8-d prefix (step 0) and the full 32-d vector (step 1) of
+    preset ``name`` trained on a synthetic hierarchy, on its held-out third."""
+    (short_tr, full_tr), (short_te, full_te), y_tr, y_te = train_synthetic_preset(name, **overrides)
+    return accuracy_table([short_te, full_te], y_te, standard_protocol(), [short_tr, full_tr], y_tr)
 
 
 def test_the_adversarial_prefix_learns_less_of_the_fine_label_than_separated():

@@ -8,11 +8,9 @@ import pytest
 import torch
 
 from steerable.losses import similarity_distillation
-from steerable.model import SteerableModel
 from steerable.schedule import Schedule, Term, preset
-from steerable.train import TrainConfig, train
 
-from conftest import synthetic_hierarchy
+from conftest import train_synthetic_preset
 
 
 def _unit(x):
@@ -33,14 +31,7 @@ def test_distillation_is_zero_for_the_teachers_own_ranking_and_trains_only_the_s
 
 def _shortlist_recall(name: str, K: int = 10) -> float:
     """Share of the full vector's top 10 (held-out third vs the rest) inside the prefix's top K."""
-    x, y, h = synthetic_hierarchy(per_fine=60, seed=3)
-    tr, te = np.arange(len(y)) % 3 != 0, np.arange(len(y)) % 3 == 0
-    sch = preset(name)
-    torch.manual_seed(0)
-    model = SteerableModel.build("mlp", x.shape[1], h, "synthetic", {"num_blocks": 4, "block_dim": 8})
-    train(model, sch, x[tr], y[tr], x[te], y[te], TrainConfig.for_schedule(sch, seed=0, epochs=8, lr=1e-3),
-          progress=False)
-    (p_doc, f_doc), (p_q, f_q) = (model.embed_vectors(x[m], [8, 32]) for m in (tr, te))
+    (p_doc, f_doc), (p_q, f_q), _, _ = train_synthetic_preset(name, epochs=8, lr=1e-3)
     truth = np.argsort(-(f_q @ f_doc.T), axis=1)[:, :10]
     short = np.argsort(-(p_q @ p_doc.T), axis=1)[:, :K]
     return float(np.mean([len(set(t) & set(s)) / 10 for t, s in zip(truth, short)]))

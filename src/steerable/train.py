@@ -165,7 +165,7 @@ def schedule_loss(model: SteerableModel, schedule: Schedule, x: torch.Tensor, y:
         if term.loss == "distill":  # every row of the batch; the teacher is the whole, intact vector
             teacher = head.embed(blocks.detach(), nb)
             for j, _, p in paths:
-                rows_j = j if isinstance(j, int) else torch.cat([j] * (len(rows) // B))
+                rows_j = j if isinstance(j, int) else j.repeat(len(rows) // B)  # positives share j
                 e = span_embed(head, tb, rows_j, term.start)
                 total = total + term.weight * p * similarity_distillation(e, teacher, temperature)[:B].mean()
             continue
