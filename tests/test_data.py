@@ -1,7 +1,8 @@
 """Tests for steerable.data: loaders, validation errors, splits and hierarchy statistics.
 
-Everything here runs on tiny files written under pytest's ``tmp_path``; the tests against the real
-data sets are skipped unless ``$STEER_DATA_DIR`` names an existing folder. Nothing is downloaded.
+Every bad input is one case in ``BAD_INPUT``: the files written, the call, and the exact one-line
+``DataError`` it must raise. Everything runs on tiny files under pytest's ``tmp_path``; the tests
+against the real data sets are skipped unless ``$STEER_DATA_DIR`` names an existing folder.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ import gzip
 import json
 import math
 import os
-import re
 from collections import Counter
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -23,50 +24,37 @@ from steerable.data import (
     combine_datasets,
     Hierarchy,
     HierarchicalDataset,
-    LabelledTexts,
     data_dir,
     dataset_path,
     hierarchy_stats,
     list_datasets,
     load_dataset,
     load_files,
-    read_table,
     stratified_split,
 )
 
 
-# ------------------------------------------------------------------------------------------ helpers
+# ----------------------------------------------------------------------------------------- helpers
 
-def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
-    df = pd.DataFrame(rows, columns=header)
-    df.to_csv(path, index=False)
-    return path
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    text = "".join(json.dumps(r) + "\n" for r in rows)
-    if path.name.endswith(".gz"):
-        with gzip.open(path, "wt", encoding="utf-8") as f:
-            f.write(text)
+def write(path: Path, content: str | list[dict] | None) -> Path:
+    """Write a test file by its extension: text as is, or rows (dicts) as Parquet, CSV or JSON Lines;
+    a ``.gz`` name is gzipped. ``None`` writes nothing (a file that does not exist)."""
+    if content is None:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        pd.DataFrame(content).to_parquet(path)
+    elif path.suffix == ".csv" and not isinstance(content, str):
+        pd.DataFrame(content).to_csv(path, index=False)
     else:
-        path.write_text(text, encoding="utf-8")
+        text = content if isinstance(content, str) else "".join(json.dumps(r) + "\n" for r in content)
+        path.write_bytes(gzip.compress(text.encode()) if path.suffix == ".gz" else text.encode())
     return path
 
 
-def raises_one_line(excinfo) -> str:
-    """The DataError message, checked to be a single line."""
-    msg = str(excinfo.value)
-    assert "\n" not in msg, f"message spans several lines: {msg!r}"
-    assert isinstance(excinfo.value, ValueError)  # DataError is a ValueError
-    return msg
-
-
-def esc(x) -> str:
-    return re.escape(str(x))
-
-
-# Tiny two-level example: parents A (children a1, a2) and B (child b1); 20 rows per fine class.
+# Tiny two-level example: parents A (children a1, a2) and B (child b1).
 FINE_TO_COARSE = {"a1": "A", "a2": "A", "b1": "B"}
+# 20 rows per fine class, with columns title, category, subcategory: a user's own file.
 TINY_ROWS = [
     {"title": f"{fine} text {i}", "category": coarse, "subcategory": fine}
     for fine, coarse in FINE_TO_COARSE.items()
@@ -74,21 +62,8 @@ TINY_ROWS = [
 ]
 
 
-def tiny_file(tmp_path: Path, fmt: str) -> Path:
-    """The tiny example as a user file with columns title, category, subcategory."""
-    if fmt == "csv":
-        return write_csv(tmp_path / "user.csv", ["title", "category", "subcategory"],
-                         [[r["title"], r["category"], r["subcategory"]] for r in TINY_ROWS])
-    if fmt in ("jsonl", "jsonl.gz"):
-        return write_jsonl(tmp_path / f"user.{fmt}", TINY_ROWS)
-    if fmt == "parquet":
-        path = tmp_path / "user.parquet"
-        pd.DataFrame(TINY_ROWS).to_parquet(path)
-        return path
-    raise AssertionError(fmt)
-
-
 def canonical_rows(n_per_fine: int = 4) -> list[dict]:
+    """Rows with columns text, l0, l1; ``n_per_fine`` of a1, then of a2, then of b1."""
     return [
         {"text": f"{fine} {i}", "l0": coarse, "l1": fine}
         for fine, coarse in FINE_TO_COARSE.items()
@@ -96,263 +71,158 @@ def canonical_rows(n_per_fine: int = 4) -> list[dict]:
     ]
 
 
-# ------------------------------------------------------------------------------- bad input: labels
+# --------------------------------------------------------------------------------------- bad input
 
-def test_fine_label_under_two_parents_in_one_file(tmp_path):
-    path = write_csv(tmp_path / "train.csv", ["text", "l0", "l1"], [
-        ["t1", "A", "x"],
-        ["t2", "A", "y"],
-        ["t3", "B", "x"],  # x already has parent A (row 1)
-        ["t4", "B", "z"],
-    ])
-    with pytest.raises(DataError, match=rf"^{esc(path)}: row 3: label 'x' in column 'l1' has parent 'B'") as ei:
-        load_files(path)
-    msg = raises_one_line(ei)
-    assert "parent 'A'" in msg and f"{path} row 1" in msg
+class Bad(NamedTuple):
+    id: str
+    files: dict  # file name -> content, as ``write`` takes it
+    message: str  # the whole DataError message; "{tmp}" stands for the test's folder
+    kwargs: dict  # keyword arguments of load_files
+    call: Callable[[Path], object] | None  # instead of load_files(*files, **kwargs), given the folder
 
 
-def test_fine_label_under_two_parents_across_files(tmp_path):
-    train = write_jsonl(tmp_path / "train.jsonl", canonical_rows())
-    test = write_jsonl(tmp_path / "test.jsonl", [
-        {"text": "ok", "l0": "A", "l1": "a1"},
-        {"text": "bad", "l0": "B", "l1": "a2"},  # a2's parent is A in training
-    ])
-    with pytest.raises(DataError, match=rf"^{esc(test)}: row 2: label 'a2' in column 'l1' has parent 'B'") as ei:
-        load_files(train, test)
-    msg = raises_one_line(ei)
-    assert "parent 'A'" in msg and f"{train} row 5" in msg  # a2 first occurs in train row 5
+def bad(id: str, files: dict, message: str, call=None, **kwargs) -> Bad:
+    return Bad(id, files, message, kwargs, call)
 
 
-@pytest.mark.parametrize("missing", ["", "   "], ids=["empty", "blank"])
-def test_missing_label_csv(tmp_path, missing):
-    path = tmp_path / "train.csv"
-    path.write_text(f"text,l0,l1\nt1,A,a1\nt2,B,{missing}\nt3,B,b1\n", encoding="utf-8")
-    with pytest.raises(DataError, match=rf"^{esc(path)}: row 2: missing label in column 'l1'") as ei:
-        load_files(path)
-    raises_one_line(ei)
+ROW_A1 = '{"text": "t1", "l0": "A", "l1": "a1"}\n'
+ROW_B1 = '{"text": "t3", "l0": "B", "l1": "b1"}\n'
+TITLED_CSV = "title,category,subcategory\nt1,A,a1\nt2,B,b1\n"
+TITLED_ROWS = [{"title": "t1", "category": "A", "subcategory": "a1"},
+               {"title": "t2", "category": "B", "subcategory": "b1"}]
+NO_SUBCAT = dict(text_col="title", level_cols=("category", "subcat"))
+NO_TEXT = dict(level_cols=("category", "subcategory"))
 
-
-def test_missing_label_csv_short_row(tmp_path):
-    path = tmp_path / "train.csv"
-    path.write_text("text,l0,l1\nt1,A,a1\nt2,B\nt3,B,b1\n", encoding="utf-8")
-    with pytest.raises(DataError, match=rf"^{esc(path)}: row 2: missing label in column 'l1'") as ei:
-        load_files(path)
-    raises_one_line(ei)
-
-
-@pytest.mark.parametrize("row", [
-    {"text": "t2", "l0": None, "l1": "b1"},
-    {"text": "t2", "l0": "", "l1": "b1"},
-    {"text": "t2", "l1": "b1"},
-], ids=["null", "empty", "absent"])
-def test_missing_label_jsonl(tmp_path, row):
-    path = write_jsonl(tmp_path / "train.jsonl", [{"text": "t1", "l0": "A", "l1": "a1"}, row,
-                                                  {"text": "t3", "l0": "B", "l1": "b1"}])
-    with pytest.raises(DataError, match=rf"^{esc(path)}: row 2: missing label in column 'l0'") as ei:
-        load_files(path)
-    raises_one_line(ei)
-
-
-def test_missing_label_parquet(tmp_path):
-    path = tmp_path / "train.parquet"
-    pd.DataFrame({"text": ["t1", "t2", "t3"], "l0": ["A", "B", "B"], "l1": ["a1", None, "b1"]}).to_parquet(path)
-    with pytest.raises(DataError, match=rf"^{esc(path)}: row 2: missing label in column 'l1'") as ei:
-        load_files(path)
-    raises_one_line(ei)
-
-
-@pytest.mark.parametrize("missing", ["", "  "], ids=["empty", "blank"])
-def test_missing_text_csv(tmp_path, missing):
-    path = tmp_path / "train.csv"
-    path.write_text(f"text,l0,l1\nt1,A,a1\nt2,A,a2\n{missing},B,b1\n", encoding="utf-8")
-    with pytest.raises(DataError, match=rf"^{esc(path)}: row 3: missing text in column 'text'") as ei:
-        load_files(path)
-    raises_one_line(ei)
-
-
-@pytest.mark.parametrize("text", [None, "", " \t", "absent"], ids=["null", "empty", "blank", "absent"])
-def test_missing_text_jsonl(tmp_path, text):
-    bad = {"l0": "B", "l1": "b1"} if text == "absent" else {"text": text, "l0": "B", "l1": "b1"}
-    path = write_jsonl(tmp_path / "train.jsonl.gz", [{"text": "t1", "l0": "A", "l1": "a1"}, bad])
-    with pytest.raises(DataError, match=rf"^{esc(path)}: row 2: missing text in column 'text'") as ei:
-        load_files(path)
-    raises_one_line(ei)
-
-
-def test_missing_text_custom_column_named(tmp_path):
-    path = write_jsonl(tmp_path / "train.jsonl", [{"title": "t", "c": "A", "s": "a"},
-                                                  {"title": None, "c": "B", "s": "b"}])
-    with pytest.raises(DataError, match=rf"^{esc(path)}: row 2: missing text in column 'title'") as ei:
-        load_files(path, text_col="title", level_cols=["c", "s"])
-    raises_one_line(ei)
-
-
-# ------------------------------------------------------------------------------- bad input: files
-
-def test_empty_csv_no_bytes(tmp_path):
-    path = tmp_path / "train.csv"
-    path.write_bytes(b"")
-    with pytest.raises(DataError, match=rf"^{esc(path)}: file is empty") as ei:
-        load_files(path)
-    raises_one_line(ei)
-
-
-def test_empty_csv_header_only(tmp_path):
-    path = tmp_path / "train.csv"
-    path.write_text("text,l0,l1\n", encoding="utf-8")
-    with pytest.raises(DataError, match=rf"^{esc(path)}: file is empty \(no rows\)") as ei:
-        load_files(path)
-    raises_one_line(ei)
-
-
-@pytest.mark.parametrize("content", ["", "\n\n  \n"], ids=["no-bytes", "blank-lines"])
-def test_empty_jsonl(tmp_path, content):
-    path = tmp_path / "train.jsonl"
-    path.write_text(content, encoding="utf-8")
-    with pytest.raises(DataError, match=rf"^{esc(path)}: file is empty") as ei:
-        load_files(path)
-    raises_one_line(ei)
-
-
-def test_empty_test_file_named(tmp_path):
-    train = write_jsonl(tmp_path / "train.jsonl", canonical_rows())
-    test = tmp_path / "test.csv"
-    test.write_text("text,l0,l1\n", encoding="utf-8")
-    with pytest.raises(DataError, match=rf"^{esc(test)}: file is empty") as ei:
-        load_files(train, test)
-    raises_one_line(ei)
-
-
-def test_level_with_single_class(tmp_path):
-    path = write_csv(tmp_path / "train.csv", ["text", "l0", "l1"], [["t1", "A", "a1"], ["t2", "A", "a2"]])
-    with pytest.raises(DataError, match=rf"^{esc(path)}: column 'l0' has a single class 'A'; "
-                                        r"every level needs at least two$") as ei:
-        load_files(path)
-    raises_one_line(ei)
-
-
-def test_fine_level_with_single_class(tmp_path):
+BAD_INPUT = [
+    # --- a label under two parents (the message names where the first parent was seen)
+    bad("two-parents-one-file", {"train.csv": "text,l0,l1\nt1,A,x\nt2,A,y\nt3,B,x\nt4,B,z\n"},
+        "{tmp}/train.csv: row 3: label 'x' in column 'l1' has parent 'B', but parent 'A' at {tmp}/train.csv row 1"),
+    bad("two-parents-across-files",  # a2 first occurs in train row 5, under A
+        {"train.jsonl": canonical_rows(),
+         "test.jsonl": '{"text": "ok", "l0": "A", "l1": "a1"}\n{"text": "bad", "l0": "B", "l1": "a2"}\n'},
+        "{tmp}/test.jsonl: row 2: label 'a2' in column 'l1' has parent 'B', but parent 'A' at {tmp}/train.jsonl row 5"),
+    bad("two-parents-middle-level",
+        {"three.jsonl": '{"text": "1", "l0": "X", "l1": "m", "l2": "m1"}\n'
+                        '{"text": "2", "l0": "Y", "l1": "m", "l2": "m2"}\n'},
+        "{tmp}/three.jsonl: row 2: label 'm' in column 'l1' has parent 'Y', but parent 'X' at {tmp}/three.jsonl row 1",
+        level_cols=("l0", "l1", "l2")),
+    # --- a missing label
+    bad("missing-label-csv-empty", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,B,\nt3,B,b1\n"},
+        "{tmp}/train.csv: row 2: missing label in column 'l1'"),
+    bad("missing-label-csv-blank", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,B,   \nt3,B,b1\n"},
+        "{tmp}/train.csv: row 2: missing label in column 'l1'"),
+    bad("missing-label-csv-short-row", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,B\nt3,B,b1\n"},
+        "{tmp}/train.csv: row 2: missing label in column 'l1'"),
+    bad("missing-label-jsonl-null", {"train.jsonl": ROW_A1 + '{"text": "t2", "l0": null, "l1": "b1"}\n' + ROW_B1},
+        "{tmp}/train.jsonl: row 2: missing label in column 'l0'"),
+    bad("missing-label-jsonl-empty", {"train.jsonl": ROW_A1 + '{"text": "t2", "l0": "", "l1": "b1"}\n' + ROW_B1},
+        "{tmp}/train.jsonl: row 2: missing label in column 'l0'"),
+    bad("missing-label-jsonl-absent", {"train.jsonl": ROW_A1 + '{"text": "t2", "l1": "b1"}\n' + ROW_B1},
+        "{tmp}/train.jsonl: row 2: missing label in column 'l0'"),
+    bad("missing-label-parquet",
+        {"train.parquet": [{"text": "t1", "l0": "A", "l1": "a1"}, {"text": "t2", "l0": "B", "l1": None},
+                           {"text": "t3", "l0": "B", "l1": "b1"}]},
+        "{tmp}/train.parquet: row 2: missing label in column 'l1'"),
+    bad("jsonl-row-is-line-number",  # a blank line still counts, as in 'not valid JSON' below
+        {"train.jsonl": ROW_A1 + '\n{"text": "t3", "l0": "B"}\n'},
+        "{tmp}/train.jsonl: row 3: missing label in column 'l1'"),
+    # --- missing text
+    bad("missing-text-csv-empty", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,A,a2\n,B,b1\n"},
+        "{tmp}/train.csv: row 3: missing text in column 'text'"),
+    bad("missing-text-csv-blank", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,A,a2\n  ,B,b1\n"},
+        "{tmp}/train.csv: row 3: missing text in column 'text'"),
+    bad("missing-text-jsonl-gz-null", {"train.jsonl.gz": ROW_A1 + '{"text": null, "l0": "B", "l1": "b1"}\n'},
+        "{tmp}/train.jsonl.gz: row 2: missing text in column 'text'"),
+    bad("missing-text-jsonl-gz-empty", {"train.jsonl.gz": ROW_A1 + '{"text": "", "l0": "B", "l1": "b1"}\n'},
+        "{tmp}/train.jsonl.gz: row 2: missing text in column 'text'"),
+    bad("missing-text-jsonl-gz-blank", {"train.jsonl.gz": ROW_A1 + '{"text": " \\t", "l0": "B", "l1": "b1"}\n'},
+        "{tmp}/train.jsonl.gz: row 2: missing text in column 'text'"),
+    bad("missing-text-jsonl-gz-absent", {"train.jsonl.gz": ROW_A1 + '{"l0": "B", "l1": "b1"}\n'},
+        "{tmp}/train.jsonl.gz: row 2: missing text in column 'text'"),
+    bad("missing-text-custom-column",
+        {"train.jsonl": '{"title": "t", "c": "A", "s": "a"}\n{"title": null, "c": "B", "s": "b"}\n'},
+        "{tmp}/train.jsonl: row 2: missing text in column 'title'", text_col="title", level_cols=["c", "s"]),
+    # --- empty files
+    bad("empty-csv-no-bytes", {"train.csv": ""}, "{tmp}/train.csv: file is empty"),
+    bad("empty-csv-header-only", {"train.csv": "text,l0,l1\n"}, "{tmp}/train.csv: file is empty (no rows)"),
+    bad("empty-jsonl-no-bytes", {"train.jsonl": ""}, "{tmp}/train.jsonl: file is empty (no rows)"),
+    bad("empty-jsonl-blank-lines", {"train.jsonl": "\n\n  \n"}, "{tmp}/train.jsonl: file is empty (no rows)"),
+    bad("empty-test-file", {"train.jsonl": canonical_rows(), "test.csv": "text,l0,l1\n"},
+        "{tmp}/test.csv: file is empty (no rows)"),
+    # --- too few levels or classes
+    bad("single-class-coarse", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,A,a2\n"},
+        "{tmp}/train.csv: column 'l0' has a single class 'A'; every level needs at least two"),
     # With a valid hierarchy a single class at level k forces one at level k - 1, so reverse the
     # level order: 'l1' (one class, z) becomes the coarse level above 'l0' (A, B).
-    path = write_csv(tmp_path / "train.csv", ["text", "l0", "l1"], [["t1", "A", "z"], ["t2", "B", "z"]])
-    with pytest.raises(DataError, match=rf"^{esc(path)}: column 'l1' has a single class 'z'") as ei:
-        load_files(path, level_cols=("l1", "l0"))
-    raises_one_line(ei)
+    bad("single-class-fine", {"train.csv": "text,l0,l1\nt1,A,z\nt2,B,z\n"},
+        "{tmp}/train.csv: column 'l1' has a single class 'z'; every level needs at least two",
+        level_cols=("l1", "l0")),
+    bad("single-level", {"train.jsonl": canonical_rows()},
+        "{tmp}/train.jsonl: a hierarchy needs at least two levels, got ['l0']", level_cols=("l0",)),
+    # --- a label of the test or validation file never seen in training
+    bad("unseen-test-label-fine",
+        {"train.jsonl": canonical_rows(),
+         "test.jsonl": '{"text": "ok", "l0": "B", "l1": "b1"}\n{"text": "new", "l0": "A", "l1": "a9"}\n'},
+        "{tmp}/test.jsonl: row 2: label 'a9' in column 'l1' never appears in the training data ({tmp}/train.jsonl)"),
+    bad("unseen-test-label-coarse",
+        {"train.jsonl": canonical_rows(),
+         "test.jsonl": '{"text": "ok", "l0": "B", "l1": "b1"}\n{"text": "new", "l0": "C", "l1": "c1"}\n'},
+        "{tmp}/test.jsonl: row 2: label 'C' in column 'l0' never appears in the training data ({tmp}/train.jsonl)"),
+    bad("unseen-validation-label",
+        {"train.jsonl": canonical_rows(), "test.jsonl": canonical_rows(1), "val.csv": "text,l0,l1\nv1,A,a1\nv2,B,b7\n"},
+        "{tmp}/val.csv: row 2: label 'b7' in column 'l1' never appears in the training data ({tmp}/train.jsonl)"),
+    # --- a column that is not there (the message lists those that are)
+    bad("no-level-column-csv", {"user.csv": TITLED_CSV},
+        "{tmp}/user.csv: no column 'subcat' (columns: title, category, subcategory)", **NO_SUBCAT),
+    bad("no-level-column-jsonl", {"user.jsonl": TITLED_ROWS},
+        "{tmp}/user.jsonl: no column 'subcat' (columns: title, category, subcategory)", **NO_SUBCAT),
+    bad("no-level-column-parquet", {"user.parquet": TITLED_ROWS},
+        "{tmp}/user.parquet: no column 'subcat' (columns: title, category, subcategory)", **NO_SUBCAT),
+    bad("no-text-column-csv", {"user.csv": TITLED_CSV},
+        "{tmp}/user.csv: no column 'text' (columns: title, category, subcategory)", **NO_TEXT),
+    bad("no-text-column-jsonl", {"user.jsonl": TITLED_ROWS},
+        "{tmp}/user.jsonl: no column 'text' (columns: title, category, subcategory)", **NO_TEXT),
+    bad("no-text-column-parquet", {"user.parquet": TITLED_ROWS},
+        "{tmp}/user.parquet: no column 'text' (columns: title, category, subcategory)", **NO_TEXT),
+    # --- broken JSON Lines
+    bad("invalid-json-line", {"train.jsonl": ROW_A1 + ROW_B1 + '{"text": "t3", "l0": \n'},
+        "{tmp}/train.jsonl: row 3: not valid JSON (Expecting value)"),
+    bad("invalid-json-line-gz", {"train.jsonl.gz": ROW_A1 + ROW_B1 + '{"text": "t3", "l0": \n'},
+        "{tmp}/train.jsonl.gz: row 3: not valid JSON (Expecting value)"),
+    bad("json-line-not-an-object", {"train.jsonl": ROW_A1 + '["t2", "B", "b1"]\n'},
+        "{tmp}/train.jsonl: row 2: expected a JSON object"),
+    # --- files of unknown type, or not there
+    bad("unknown-type-txt", {"train.txt": "text,l0,l1\nt,A,a\n"},
+        "{tmp}/train.txt: unknown file type; use .csv, .tsv, .jsonl(.gz) or .parquet"),
+    bad("unknown-type-xlsx", {"train.xlsx": "text,l0,l1\nt,A,a\n"},
+        "{tmp}/train.xlsx: unknown file type; use .csv, .tsv, .jsonl(.gz) or .parquet"),
+    bad("unknown-type-no-extension", {"train": "text,l0,l1\nt,A,a\n"},
+        "{tmp}/train: unknown file type; use .csv, .tsv, .jsonl(.gz) or .parquet"),
+    bad("no-such-file", {"nope.csv": None}, "{tmp}/nope.csv: no such file"),
+    bad("no-such-test-file", {"train.jsonl": canonical_rows(), "missing_test.jsonl": None},
+        "{tmp}/missing_test.jsonl: no such file"),
+    bad("no-such-data-set", {"data/toy/train.jsonl.gz": canonical_rows(20)},
+        "no data set 'nosuch' in {tmp}/data (set STEER_DATA_DIR; found: toy)",
+        call=lambda folder: load_dataset("nosuch", root=folder / "data")),
+]
 
 
-def test_single_level_rejected(tmp_path):
-    path = write_jsonl(tmp_path / "train.jsonl", canonical_rows())
-    with pytest.raises(DataError, match=rf"^{esc(path)}: a hierarchy needs at least two levels") as ei:
-        load_files(path, level_cols=("l0",))
-    raises_one_line(ei)
+@pytest.mark.parametrize("case", BAD_INPUT, ids=lambda case: case.id)
+def test_bad_input_is_one_clear_line(tmp_path, case):
+    for name, content in case.files.items():
+        write(tmp_path / name, content)
+    with pytest.raises(DataError) as ei:
+        if case.call:
+            case.call(tmp_path)
+        else:
+            load_files(*(tmp_path / name for name in case.files), **case.kwargs)
+    msg = str(ei.value)
+    assert "\n" not in msg, f"message spans several lines: {msg!r}"
+    assert msg == case.message.replace("{tmp}", str(tmp_path))
+    assert isinstance(ei.value, ValueError)  # DataError is a ValueError
 
 
-@pytest.mark.parametrize("col,label,row", [("l1", "a9", 2), ("l0", "C", 2)])
-def test_test_label_never_seen_in_training(tmp_path, col, label, row):
-    train = write_jsonl(tmp_path / "train.jsonl", canonical_rows())
-    bad = {"text": "new", "l0": "A", "l1": "a9"} if col == "l1" else {"text": "new", "l0": "C", "l1": "c1"}
-    test = write_jsonl(tmp_path / "test.jsonl", [{"text": "ok", "l0": "B", "l1": "b1"}, bad])
-    with pytest.raises(DataError, match=rf"^{esc(test)}: row {row}: label '{label}' in column '{col}' "
-                                        r"never appears in the training data") as ei:
-        load_files(train, test)
-    msg = raises_one_line(ei)
-    assert str(train) in msg
-
-
-def test_validation_label_never_seen_in_training(tmp_path):
-    train = write_jsonl(tmp_path / "train.jsonl", canonical_rows())
-    test = write_jsonl(tmp_path / "test.jsonl", canonical_rows(1))
-    val = write_csv(tmp_path / "val.csv", ["text", "l0", "l1"], [["v1", "A", "a1"], ["v2", "B", "b7"]])
-    with pytest.raises(DataError, match=rf"^{esc(val)}: row 2: label 'b7' in column 'l1' never appears") as ei:
-        load_files(train, test, val)
-    raises_one_line(ei)
-
-
-@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
-def test_missing_column_lists_available_columns(tmp_path, fmt):
-    path = tiny_file(tmp_path, fmt)
-    with pytest.raises(DataError, match=rf"^{esc(path)}: no column 'subcat' "
-                                        r"\(columns: title, category, subcategory\)$") as ei:
-        load_files(path, text_col="title", level_cols=("category", "subcat"))
-    raises_one_line(ei)
-    with pytest.raises(DataError, match=rf"^{esc(path)}: no column 'text' \(columns: title, category, subcategory\)$"):
-        load_files(path, level_cols=("category", "subcategory"))
-
-
-@pytest.mark.parametrize("name", ["train.jsonl", "train.jsonl.gz"])
-def test_invalid_json_line(tmp_path, name):
-    path = tmp_path / name
-    text = '{"text": "t1", "l0": "A", "l1": "a1"}\n{"text": "t2", "l0": "B", "l1": "b1"}\n{"text": "t3", "l0": \n'
-    if name.endswith(".gz"):
-        path.write_bytes(gzip.compress(text.encode()))
-    else:
-        path.write_text(text, encoding="utf-8")
-    with pytest.raises(DataError, match=rf"^{esc(path)}: row 3: not valid JSON") as ei:
-        load_files(path)
-    raises_one_line(ei)
-
-
-def test_jsonl_row_numbers_count_blank_lines(tmp_path):
-    path = tmp_path / "train.jsonl"
-    path.write_text('{"text": "t1", "l0": "A", "l1": "a1"}\n\n{"text": "t3", "l0": "B"}\n', encoding="utf-8")
-    # the bad row is on line 3 (as 'not valid JSON' would report it); data.py says "row 2"
-    with pytest.raises(DataError, match=rf"^{esc(path)}: row 3: missing label in column 'l1'"):
-        load_files(path)
-
-
-def test_json_line_not_an_object(tmp_path):
-    path = tmp_path / "train.jsonl"
-    path.write_text('{"text": "t1", "l0": "A", "l1": "a1"}\n["t2", "B", "b1"]\n', encoding="utf-8")
-    with pytest.raises(DataError, match=rf"^{esc(path)}: row 2: expected a JSON object") as ei:
-        load_files(path)
-    raises_one_line(ei)
-
-
-@pytest.mark.parametrize("name", ["train.txt", "train.xlsx", "train"])
-def test_unknown_file_extension(tmp_path, name):
-    path = tmp_path / name
-    path.write_text("text,l0,l1\nt,A,a\n", encoding="utf-8")
-    with pytest.raises(DataError, match=rf"^{esc(path)}: unknown file type") as ei:
-        load_files(path)
-    raises_one_line(ei)
-
-
-def test_nonexistent_file(tmp_path):
-    path = tmp_path / "nope.csv"
-    with pytest.raises(DataError, match=rf"^{esc(path)}: no such file$") as ei:
-        load_files(path)
-    raises_one_line(ei)
-
-
-def test_nonexistent_test_file(tmp_path):
-    train = write_jsonl(tmp_path / "train.jsonl", canonical_rows())
-    test = tmp_path / "missing_test.jsonl"
-    with pytest.raises(DataError, match=rf"^{esc(test)}: no such file$"):
-        load_files(train, test)
-
-
-def test_load_dataset_unknown_name_names_data_dir(tmp_path):
-    root = tmp_path / "data"
-    _make_canonical(root, "toy", splits=("train",))
-    with pytest.raises(DataError, match=rf"no data set 'nosuch' in {esc(root)} .*found: toy\)$") as ei:
-        load_dataset("nosuch", root=root)
-    raises_one_line(ei)
-
-
-def test_load_dataset_unknown_name_uses_env_data_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("STEER_DATA_DIR", str(tmp_path))
-    assert data_dir() == tmp_path
-    with pytest.raises(DataError, match=rf"no data set 'nosuch' in {esc(tmp_path)} .*STEER_DATA_DIR.*found: none") as ei:
-        load_dataset("nosuch")
-    raises_one_line(ei)
-
-
-def test_data_dir_default(monkeypatch):
-    monkeypatch.delenv("STEER_DATA_DIR", raising=False)
-    assert data_dir() == Path("data")
-
-
-# ------------------------------------------------------------------------------------ user files
+# -------------------------------------------------------------------------------------- user files
 
 def _by_text(ds: HierarchicalDataset) -> dict[str, tuple[str, ...]]:
     """text -> label names, over all splits."""
@@ -367,7 +237,8 @@ def _by_text(ds: HierarchicalDataset) -> dict[str, tuple[str, ...]]:
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "jsonl.gz", "parquet"])
 def test_user_file_custom_columns(tmp_path, fmt):
-    ds = load_files(tiny_file(tmp_path, fmt), text_col="title", level_cols="category,subcategory".split(","))
+    ds = load_files(write(tmp_path / f"user.{fmt}", TINY_ROWS), text_col="title",
+                    level_cols="category,subcategory".split(","))
     h = ds.hierarchy
     assert h.level_names == ("category", "subcategory")
     assert h.classes == (("A", "B"), ("a1", "a2", "b1"))
@@ -378,11 +249,9 @@ def test_user_file_custom_columns(tmp_path, fmt):
 
 
 def test_user_formats_give_the_same_dataset(tmp_path):
-    loaded = []
-    for fmt in ("csv", "jsonl", "jsonl.gz", "parquet"):
-        d = tmp_path / fmt.replace(".", "_")
-        d.mkdir()
-        loaded.append(load_files(tiny_file(d, fmt), text_col="title", level_cols=("category", "subcategory")))
+    loaded = [load_files(write(tmp_path / fmt.replace(".", "_") / f"user.{fmt}", TINY_ROWS),
+                         text_col="title", level_cols=("category", "subcategory"))
+              for fmt in ("csv", "jsonl", "jsonl.gz", "parquet")]
     ref = loaded[0]
     for ds in loaded[1:]:
         assert ds.hierarchy.to_dict() == ref.hierarchy.to_dict()
@@ -392,16 +261,16 @@ def test_user_formats_give_the_same_dataset(tmp_path):
 
 
 def test_tsv_file(tmp_path):
-    path = tmp_path / "train.tsv"
-    path.write_text("text\tl0\tl1\n" + "".join(f"{r['text']}\t{r['l0']}\t{r['l1']}\n" for r in canonical_rows()))
+    path = write(tmp_path / "train.tsv",
+                 "text\tl0\tl1\n" + "".join(f"{r['text']}\t{r['l0']}\t{r['l1']}\n" for r in canonical_rows()))
     ds = load_files(path)
     assert ds.hierarchy.classes == (("A", "B"), ("a1", "a2", "b1"))
 
 
 def test_csv_keeps_na_like_labels(tmp_path):
     # "NA" / "null" are real label strings, not missing values
-    path = write_csv(tmp_path / "train.csv", ["text", "l0", "l1"],
-                     [[f"t{i}", "NA", "null"] for i in range(4)] + [[f"u{i}", "B", "b1"] for i in range(4)])
+    path = write(tmp_path / "train.csv", "text,l0,l1\n" + "".join(f"t{i},NA,null\n" for i in range(4))
+                 + "".join(f"u{i},B,b1\n" for i in range(4)))
     ds = load_files(path)
     assert ds.hierarchy.classes == (("B", "NA"), ("b1", "null"))
 
@@ -413,9 +282,9 @@ def test_parents_map_by_hand(tmp_path):
         ("t4", "grain", "barley"), ("t5", "veg", "leek"), ("t6", "fruit", "apple"),
         ("t7", "grain", "rice"),
     ]
-    train = write_csv(tmp_path / "train.csv", ["text", "l0", "l1"], [list(r) for r in rows])
-    test = write_csv(tmp_path / "test.csv", ["text", "l0", "l1"], [["x", "veg", "leek"]])
-    val = write_csv(tmp_path / "val.csv", ["text", "l0", "l1"], [["y", "fruit", "pear"]])
+    train = write(tmp_path / "train.csv", "text,l0,l1\n" + "".join(",".join(r) + "\n" for r in rows))
+    test = write(tmp_path / "test.csv", "text,l0,l1\nx,veg,leek\n")
+    val = write(tmp_path / "val.csv", "text,l0,l1\ny,fruit,pear\n")
     ds = load_files(train, test, val)
     h = ds.hierarchy
     assert h.classes[0] == ("fruit", "grain", "veg")
@@ -439,7 +308,7 @@ def test_parents_map_by_hand(tmp_path):
 def test_three_level_file(tmp_path):
     tree = {("X", "x1", "x1a"), ("X", "x1", "x1b"), ("X", "x2", "x2a"), ("Y", "y1", "y1a"), ("Y", "y1", "y1b")}
     rows = [{"text": f"{c} #{i}", "top": a, "mid": b, "leaf": c} for a, b, c in sorted(tree) for i in range(10)]
-    path = write_jsonl(tmp_path / "three.jsonl.gz", rows)
+    path = write(tmp_path / "three.jsonl.gz", rows)
     ds = load_files(path, level_cols=("top", "mid", "leaf"))
     h = ds.hierarchy
     assert h.num_levels == 3
@@ -456,19 +325,10 @@ def test_three_level_file(tmp_path):
     assert stats["branching2"] == pytest.approx(5 / 3)
 
 
-def test_three_level_middle_label_under_two_parents(tmp_path):
-    path = write_jsonl(tmp_path / "three.jsonl", [
-        {"text": "1", "l0": "X", "l1": "m", "l2": "m1"},
-        {"text": "2", "l0": "Y", "l1": "m", "l2": "m2"},
-    ])
-    with pytest.raises(DataError, match=rf"^{esc(path)}: row 2: label 'm' in column 'l1' has parent 'Y', "
-                                        rf"but parent 'X' at {esc(path)} row 1$") as ei:
-        load_files(path, level_cols=("l0", "l1", "l2"))
-    raises_one_line(ei)
-
+# ----------------------------------------------------------------------- splits made by load_files
 
 def test_split_made_when_no_test_file(tmp_path):
-    path = tiny_file(tmp_path, "jsonl")
+    path = write(tmp_path / "user.jsonl", TINY_ROWS)
     ds = load_files(path, text_col="title", level_cols=("category", "subcategory"))
     # 20 per fine class: round(0.15 * 20) = 3 to test, then round(0.15 * 17) = 3 to validation
     assert (len(ds.train), len(ds.validation), len(ds.test)) == (42, 9, 9)
@@ -493,7 +353,7 @@ def test_split_of_uneven_classes_no_test_file(tmp_path):
     parent = {f: f[0].upper() for f in sizes}
     rows = [{"text": f"{f}-{i}", "l0": parent[f], "l1": f} for f, n in sizes.items() for i in range(n)]
     rows = [rows[i] for i in rng.permutation(len(rows))]
-    path = write_jsonl(tmp_path / "uneven.jsonl", rows)
+    path = write(tmp_path / "uneven.jsonl", rows)
     ds = load_files(path)
     total = sum(sizes.values())
     assert len(ds.train) + len(ds.validation) + len(ds.test) == total
@@ -507,8 +367,8 @@ def test_split_of_uneven_classes_no_test_file(tmp_path):
 
 
 def test_validation_made_from_train_when_only_test_given(tmp_path):
-    train = write_jsonl(tmp_path / "train.jsonl", canonical_rows(20))
-    test = write_jsonl(tmp_path / "test.jsonl", canonical_rows(2))
+    train = write(tmp_path / "train.jsonl", canonical_rows(20))
+    test = write(tmp_path / "test.jsonl", canonical_rows(2))
     ds = load_files(train, test)
     assert len(ds.test) == 6 and ds.test.texts == [r["text"] for r in canonical_rows(2)]
     assert (len(ds.train), len(ds.validation)) == (51, 9)  # round(0.15 * 20) = 3 per class
@@ -518,16 +378,16 @@ def test_validation_made_from_train_when_only_test_given(tmp_path):
 
 
 def test_given_validation_file_is_used(tmp_path):
-    train = write_jsonl(tmp_path / "train.jsonl", canonical_rows(20))
-    test = write_jsonl(tmp_path / "test.jsonl", canonical_rows(2))
-    val = write_jsonl(tmp_path / "val.jsonl", canonical_rows(1))
+    train = write(tmp_path / "train.jsonl", canonical_rows(20))
+    test = write(tmp_path / "test.jsonl", canonical_rows(2))
+    val = write(tmp_path / "val.jsonl", canonical_rows(1))
     ds = load_files(train, test, val, name="mine")
     assert (len(ds.train), len(ds.validation), len(ds.test)) == (60, 3, 6)
     assert ds.notes == [] and ds.name == "mine"
 
 
 def test_dataset_split_accessor_and_cap(tmp_path):
-    ds = load_files(write_jsonl(tmp_path / "train.jsonl", canonical_rows(20)))
+    ds = load_files(write(tmp_path / "train.jsonl", canonical_rows(20)))
     assert ds.split("train") is ds.train
     with pytest.raises(ValueError, match="unknown split"):
         ds.split("dev")
@@ -539,7 +399,7 @@ def test_dataset_split_accessor_and_cap(tmp_path):
     assert ds.train.cap(None, seed=1) is ds.train and ds.train.cap(10_000, seed=1) is ds.train
 
 
-# ------------------------------------------------------------------------------ stratified_split
+# -------------------------------------------------------------------------------- stratified_split
 
 def _labels_from_sizes(sizes: list[int], seed: int = 0) -> np.ndarray:
     fine = np.concatenate([np.full(n, c) for c, n in enumerate(sizes)])
@@ -620,7 +480,7 @@ def test_stratified_split_nothing_to_hold_out():
     np.testing.assert_array_equal(keep, np.arange(3))
 
 
-# -------------------------------------------------------------------------------- hierarchy_stats
+# --------------------------------------------------------------------------------- hierarchy_stats
 
 def _h(counts: list[int]) -> float:
     total = sum(counts)
@@ -666,7 +526,8 @@ def test_hierarchy_stats_three_levels_by_hand():
 
 
 def test_dataset_stats_adds_split_sizes(tmp_path):
-    ds = load_files(tiny_file(tmp_path, "csv"), text_col="title", level_cols=("category", "subcategory"))
+    ds = load_files(write(tmp_path / "user.csv", TINY_ROWS), text_col="title",
+                    level_cols=("category", "subcategory"))
     s = ds.stats()
     assert (s["train"], s["validation"], s["test"]) == (42, 9, 9)
     # train has 14 per fine class: A has 28 (a1, a2 balanced), B has 14
@@ -674,21 +535,19 @@ def test_dataset_stats_adds_split_sizes(tmp_path):
     assert s["H1|0"] == pytest.approx(28 / 42 * 1.0)
 
 
-# ------------------------------------------------------------------------------ canonical folders
+# -------------------------------------------------------- canonical folders and the data directory
 
 def _make_canonical(root: Path, name: str, splits=("train", "validation", "test"), rows=None) -> Path:
     d = root / name
-    d.mkdir(parents=True)
     for s in splits:
-        write_jsonl(d / f"{s}.jsonl.gz", rows if rows is not None else canonical_rows(20 if s == "train" else 2))
+        write(d / f"{s}.jsonl.gz", rows if rows is not None else canonical_rows(20 if s == "train" else 2))
     return d
 
 
 def test_list_and_load_canonical_folder(tmp_path):
     _make_canonical(tmp_path, "full")
     _make_canonical(tmp_path, "no_val", splits=("train", "test"))
-    (tmp_path / "not_a_dataset").mkdir()
-    (tmp_path / "not_a_dataset" / "test.jsonl.gz").write_bytes(gzip.compress(b""))
+    write(tmp_path / "not_a_dataset" / "test.jsonl.gz", "")
     (tmp_path / "README.md").write_text("x")
     assert list_datasets(tmp_path) == ["full", "no_val"]
     assert list_datasets(tmp_path / "missing") == []
@@ -718,7 +577,20 @@ def test_canonical_three_levels_and_level_choice(tmp_path, monkeypatch):
     assert two.hierarchy.num_levels == 2
 
 
-# ---------------------------------------------------------------------------------------- real data
+def test_load_dataset_unknown_name_uses_env_data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("STEER_DATA_DIR", str(tmp_path))
+    assert data_dir() == tmp_path
+    with pytest.raises(DataError) as ei:
+        load_dataset("nosuch")
+    assert str(ei.value) == f"no data set 'nosuch' in {tmp_path} (set STEER_DATA_DIR; found: none)"
+
+
+def test_data_dir_default(monkeypatch):
+    monkeypatch.delenv("STEER_DATA_DIR", raising=False)
+    assert data_dir() == Path("data")
+
+
+# --------------------------------------------------------------------------------------- real data
 
 @pytest.fixture(scope="module")
 def real_root() -> Path:
@@ -766,14 +638,14 @@ def test_real_dbpedia_partial_three_levels(real_root):
     assert (h.parents[1][lab[:, 2]] == lab[:, 1]).all() and (h.parents[0][lab[:, 1]] == lab[:, 0]).all()
 
 
-# ------------------------------------------------------------------------------- combining data sets
+# ----------------------------------------------------------------------------- combining data sets
 
 def test_combine_datasets_one_taxonomy(tmp_path):
     """Two data sets (one with three levels) become one two-level taxonomy; no label changes meaning."""
-    two = load_files(write_jsonl(tmp_path / "two.jsonl", canonical_rows(8)), name="two")
+    two = load_files(write(tmp_path / "two.jsonl", canonical_rows(8)), name="two")
     rows3 = [{"text": f"{leaf} {i}", "l0": "X" if leaf < "c" else "Y", "l1": leaf[0], "l2": leaf}
              for leaf in ("a1", "a2", "b1", "c1", "c2") for i in range(8)]
-    three = load_files(write_jsonl(tmp_path / "three.jsonl", rows3), level_cols=("l0", "l1", "l2"),
+    three = load_files(write(tmp_path / "three.jsonl", rows3), level_cols=("l0", "l1", "l2"),
                        name="three")
     both = combine_datasets([two, three], name="both")
     h = both.hierarchy
