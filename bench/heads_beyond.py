@@ -48,7 +48,7 @@ def one_run(job: dict) -> dict:
     from steerable.evaluate import standard_protocol
     from steerable.experiment import evaluate_model, probe_prefix
     from steerable.model import SteerableModel
-    from steerable.schedule import preset
+    from steerable.methods import preset
     from steerable.train import TrainConfig, train
 
     args = argparse.Namespace(**job["args"])

@@ -28,7 +28,7 @@ from steerable.data import load_dataset
 from steerable.experiment import default_protocols, evaluate_model, split_vectors
 from steerable.heads import DEFAULT_HEAD, HEADS
 from steerable.model import SteerableModel
-from steerable.schedule import METHOD_NAMES, preset
+from steerable.methods import METHODS, preset
 from steerable.train import TrainConfig, train, validation_accuracy
 
 TARGET_TRAIN_S = 60.0
@@ -36,7 +36,7 @@ TARGET_TRAIN_S = 60.0
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--method", default="v5", choices=[m for m in METHOD_NAMES if m != "flat"])
+    ap.add_argument("--method", default="v5", choices=[m for m, entry in METHODS.items() if m != "dial" and preset(m).trains])
     ap.add_argument("--head", default=DEFAULT_HEAD, choices=sorted(HEADS))
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=32)

@@ -29,7 +29,7 @@ def main() -> None:
     from steerable.data import load_dataset
     from steerable.evaluate import standard_protocol
     from steerable.experiment import run
-    from steerable.schedule import preset
+    from steerable.methods import preset
     from steerable.train import TrainConfig
 
     torch.set_num_threads(args.threads)

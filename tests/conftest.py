@@ -38,7 +38,7 @@ def train_synthetic_preset(name: str, **overrides):
     import torch
 
     from steerable.model import SteerableModel
-    from steerable.schedule import preset
+    from steerable.methods import preset
     from steerable.train import TrainConfig, train
 
     x, y, h = synthetic_hierarchy(per_fine=60, seed=3)

@@ -13,7 +13,8 @@ from steerable.evaluate import accuracy_table, linear_probe, standard_protocol, 
 from steerable.heads import LinearHead, MLPHead
 from steerable.losses import posterior_nll, supcon
 from steerable.model import SteerableModel
-from steerable.schedule import Schedule, Term, adversarial, dial, mrl_reference, parse_dial, preset
+from steerable.methods import adversarial, dial, mrl_reference, parse_dial, preset
+from steerable.schedule import Schedule, Term
 from steerable.train import BalancedBatches, TrainConfig, schedule_loss, train
 
 from conftest import synthetic_hierarchy, train_synthetic_preset

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from steerable.losses import similarity_distillation
-from steerable.schedule import Schedule, Term, preset
+from steerable.methods import preset
+from steerable.schedule import Schedule, Term
 
 from conftest import train_synthetic_preset
 

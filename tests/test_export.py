@@ -20,7 +20,7 @@ def _model(kind: str) -> SteerableModel:
     return SteerableModel(HEADS[kind](384), h, "sentence-transformers/all-MiniLM-L6-v2").eval()
 
 
-@pytest.mark.parametrize("kind", ["mlp", "linear"])
+@pytest.mark.parametrize("kind", ["mlp", "linear", "identity"])
 def test_sentence_transformers_loads_the_export_offline(kind, tmp_path):
     from sentence_transformers import SentenceTransformer
 
@@ -33,8 +33,9 @@ def test_sentence_transformers_loads_the_export_offline(kind, tmp_path):
     np.testing.assert_allclose(st64.encode(TEXTS, normalize_embeddings=True),
                                ours.encode(TEXTS, dim=64), atol=1e-5)
     meta = json.loads((tmp_path / "st" / "steerable.json").read_text())
-    assert meta["matryoshka_dims"] == [64, 128, 192, 256]
-    assert meta["levels"] == {"domain": 64, "intent": 256}
+    assert meta["matryoshka_dims"] == model.dims == ([64, 128, 192, 384] if kind == "identity" else
+                                                     [64, 128, 192, 256])
+    assert meta["levels"] == {"domain": 64, "intent": model.dims[-1]} and not meta["trust_remote_code"]
 
 
 def test_fractal_head_exports_as_a_custom_module(tmp_path):
@@ -53,7 +54,7 @@ def test_onnx_head_matches(kind, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     model = _model(kind)
     x = np.random.default_rng(0).normal(size=(5, 384)).astype(np.float32)
-    for dim in (64, 256):
+    for dim in (model.dims[0], model.dims[-1]):
         path = export_onnx(model, tmp_path / f"head{dim}.onnx", dim=dim)
         out = ort.InferenceSession(str(path)).run(None, {"pooled": x})[0]
         np.testing.assert_allclose(out, model.embed_vectors(x, [dim])[0], atol=1e-5)

@@ -1,75 +1,118 @@
-"""Invariants every head must keep: shapes, unit length, prefix definition, save/load."""
+"""Invariants every head keeps under every method: shapes, unit length, the prefix definition,
+per-example prefix lengths, save/load. One parametrized matrix: head kind x method."""
 
 import numpy as np
 import pytest
 import torch
 
-from steerable.heads import HEADS, FractalHead, build_head
+from steerable.heads import HEADS, FractalHead, IdentityHead, build_head
+from steerable.methods import METHODS, preset
 from steerable.model import SteerableModel
+from steerable.train import TrainConfig, train
 
 from conftest import synthetic_hierarchy
 
+METHOD_NAMES = [m for m in METHODS if m != "dial"] + ["dial@0.5"]
+INPUT_DIM, BLOCK = 40, 8  # the identity head needs more input dims than its first three blocks
 
-def _model(kind: str) -> SteerableModel:
+
+def _combos():
+    """(head kind, method) pairs a run can build: a method that needs a head kind gets only that one,
+    and the identity head (nothing to train) serves only the method that trains nothing."""
+    for kind in sorted(HEADS):
+        for name in METHOD_NAMES:
+            s = preset(name)
+            if (s.head or kind) == kind and (kind != "identity" or not s.trains):
+                yield kind, name
+
+
+@pytest.fixture(scope="module")
+def data():
+    x, y, h = synthetic_hierarchy(per_fine=12, dim=INPUT_DIM, seed=1)
+    return x, y, h
+
+
+def _model(kind: str, name: str, data) -> SteerableModel:
+    """The model a run builds, after one short epoch of the method's training (if it trains)."""
+    x, y, h = data
+    schedule = preset(name)
     torch.manual_seed(0)
-    _, _, h = synthetic_hierarchy()
-    return SteerableModel(HEADS[kind](16, num_blocks=4, block_dim=8), h, "synthetic").eval()
+    model = SteerableModel.build(kind, INPUT_DIM, h, "synthetic",
+                                 schedule.head_options | {"num_blocks": 4, "block_dim": BLOCK})
+    cfg = TrainConfig.for_schedule(schedule, epochs=1, batch_size=32, seed=0)
+    train(model, schedule, x, y, x[:40], y[:40], cfg, progress=False)
+    return model.eval()
 
 
-@pytest.fixture
-def x():
-    return np.random.default_rng(0).normal(size=(20, 16)).astype(np.float32)
+@pytest.fixture(scope="module")
+def models(data):
+    return {}
 
 
-@pytest.mark.parametrize("kind", sorted(HEADS))
-def test_shapes_and_unit_length(kind, x):
-    model = _model(kind)
+def _cached(models, kind, name, data):
+    if (kind, name) not in models:
+        models[(kind, name)] = _model(kind, name, data)
+    return models[(kind, name)]
+
+
+@pytest.mark.parametrize("kind,name", list(_combos()))
+def test_invariants(kind, name, data, models, tmp_path):
+    x = data[0][:30]
+    model = _cached(models, kind, name, data)
+    dims = model.dims
     embs = model.embed_vectors(x)
-    assert [e.shape for e in embs] == [(20, 8), (20, 16), (20, 24), (20, 32)]
+    assert [e.shape for e in embs] == [(30, d) for d in dims]
     for e in embs:
         np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
-    with torch.no_grad():
-        np.testing.assert_allclose(model.head(torch.from_numpy(x), dim=16).numpy(), embs[1], atol=1e-6)
+    with torch.no_grad():  # the head's own forward agrees with the model's batched embedding
+        np.testing.assert_allclose(model.head(torch.from_numpy(x), dim=dims[1]).numpy(), embs[1], atol=1e-6)
 
-
-@pytest.mark.parametrize("kind", sorted(HEADS))
-def test_prefix_is_renormalised_truncation_where_the_head_says_so(kind, x):
-    model = _model(kind)
-    full, short = model.embed_vectors(x, [32, 8])
-    truncated = full[:, :8] / np.linalg.norm(full[:, :8], axis=1, keepdims=True)
+    truncated = embs[-1][:, :dims[0]] / np.linalg.norm(embs[-1][:, :dims[0]], axis=1, keepdims=True)
     if model.head.prefix_is_truncation:
-        np.testing.assert_allclose(short, truncated, atol=1e-5)
-    else:  # the fractal head's full vector has a final LayerNorm the prefix does not
-        assert not np.allclose(short, truncated, atol=1e-3)
-        with torch.no_grad():
-            blocks = model.head.blocks(torch.from_numpy(x)).numpy()
-        first = blocks[:, 0] / np.linalg.norm(blocks[:, 0], axis=1, keepdims=True)
-        np.testing.assert_allclose(short, first, atol=1e-5)
+        np.testing.assert_allclose(embs[0], truncated, atol=1e-5)
+    else:  # the fractal head's full vector has a final LayerNorm its prefixes do not
+        assert not np.allclose(embs[0], truncated, atol=1e-3)
 
-
-@pytest.mark.parametrize("kind", sorted(HEADS))
-def test_per_example_prefix_lengths_match_fixed_ones(kind, x):
-    model = _model(kind).eval()
-    with torch.no_grad():
+    with torch.no_grad():  # per-example prefix lengths (as training samples them) match fixed ones
         blocks = model.head.blocks(torch.from_numpy(x))
-        j = torch.tensor([1, 2, 3, 4] * 5)
+        j = torch.tensor([1, 2, 3, 4] * 7 + [1, 2])
         mixed = model.head.embed(blocks, j)
         for n in range(1, 5):
-            rows = j == n
-            np.testing.assert_allclose(mixed[rows].numpy(), model.head.embed(blocks, n)[rows].numpy(),
+            np.testing.assert_allclose(mixed[j == n].numpy(), model.head.embed(blocks, n)[j == n].numpy(),
                                        atol=1e-6)
 
-
-@pytest.mark.parametrize("kind", sorted(HEADS))
-def test_save_load_gives_identical_vectors(kind, x, tmp_path):
-    model = _model(kind)
     model.save(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
     loaded = SteerableModel.load(tmp_path)
-    for a, b in zip(model.embed_vectors(x), loaded.embed_vectors(x)):
+    for a, b in zip(embs, loaded.embed_vectors(x)):
         np.testing.assert_array_equal(a, b)
     assert loaded.hierarchy.classes == model.hierarchy.classes
     assert build_head(model.head.get_config_dict()).get_config_dict() == model.head.get_config_dict()
+
+
+def test_every_head_and_method_is_in_the_matrix():
+    combos = set(_combos())
+    assert {k for k, _ in combos} == set(HEADS)
+    assert {m for _, m in combos} == set(METHOD_NAMES)
+    assert ("identity", "flat") in combos and ("mlp", "flat") not in combos
+
+
+def test_flat_is_the_identity_head_on_the_raw_vector():
+    x = np.random.default_rng(0).normal(size=(5, INPUT_DIM)).astype(np.float32)
+    head = IdentityHead(INPUT_DIM, block_dim=BLOCK)
+    assert head.prefix_dims == [8, 16, 24, INPUT_DIM] and sum(p.numel() for p in head.parameters()) == 0
+    with torch.no_grad():
+        for d in head.prefix_dims:
+            expected = x[:, :d] / np.linalg.norm(x[:, :d], axis=1, keepdims=True)
+            np.testing.assert_allclose(head(torch.from_numpy(x), dim=d).numpy(), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="needs more than 24 input dims, got 24"):
+        IdentityHead(24, block_dim=BLOCK)
+    with pytest.raises(ValueError, match="takes no segments or posterior options"):
+        IdentityHead(INPUT_DIM, block_dim=BLOCK).set_options(segments=(1, 3))
+    x, y, h = synthetic_hierarchy(dim=INPUT_DIM)
+    model = SteerableModel.build("identity", INPUT_DIM, h, "synthetic", {"block_dim": BLOCK})
+    with pytest.raises(ValueError, match="the identity head has nothing to train"):
+        train(model, preset("v5"), x, y, x, y, TrainConfig(epochs=1), progress=False)
 
 
 def test_fractal_head_matches_the_original_layout():
@@ -92,5 +135,6 @@ def test_bad_dims_are_rejected():
 
 
 def test_level_dims_map_prefixes_to_levels():
-    model = _model("linear")
+    _, _, h = synthetic_hierarchy()
+    model = SteerableModel(HEADS["linear"](16, num_blocks=4, block_dim=8), h, "synthetic")
     assert model.level_dims() == {"l0": 8, "l1": 32}

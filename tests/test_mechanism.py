@@ -11,7 +11,7 @@ import torch
 from steerable.evaluate import accuracy_table, standard_protocol, steerability
 from steerable.heads import LinearHead
 from steerable.model import SteerableModel
-from steerable.schedule import preset
+from steerable.methods import preset
 from steerable.train import TrainConfig, train
 
 from conftest import synthetic_hierarchy

@@ -169,7 +169,9 @@ def test_adaptive_extends_only_unconfident_queries():
 
 
 def test_run_retrieval_records_adaptive_search_between_prefix_only_and_full_rerank():
+    from steerable.data import Hierarchy
     from steerable.experiment import SplitVectors, evaluate_retrieval
+    from steerable.model import SteerableModel
 
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(12, 256))
@@ -177,7 +179,9 @@ def test_run_retrieval_records_adaptive_search_between_prefix_only_and_full_rera
     x = (centres[y1] + 0.7 * rng.normal(size=(300, 256))).astype(np.float32)
     y = np.stack([y1 // 4, y1], axis=1)
     vecs = SplitVectors(x[:100], x[:0], x[100:], y[:100], y[:0], y[100:])
-    out = evaluate_retrieval(None, vecs, ["l0", "l1"], seed=0)
+    h = Hierarchy(("l0", "l1"), (tuple("abc"), tuple(f"f{i}" for i in range(12))), (np.arange(12) // 4,))
+    flat = SteerableModel.build("identity", 256, h, "synthetic", {"block_dim": 32})  # the raw vectors
+    out = evaluate_retrieval(flat, vecs, ["l0", "l1"], seed=0)
     margins = (0.005, 0.01, 0.02, 0.05)
     ext = [out[f"adaptive@{m:g}/extended/100"] for m in margins]
     assert 0 < ext[0] and ext == sorted(ext) and ext[-1] < 1  # a larger margin extends more queries

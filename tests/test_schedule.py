@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from steerable.schedule import PRESETS, Schedule, Term, preset, prefix_probs
+from steerable.methods import METHODS, method, preset, prefix_probs
+from steerable.schedule import Schedule, Term
 
 
 def test_v5_trains_the_sampled_prefix_on_coarse_and_the_full_vector_on_fine():
@@ -35,7 +36,10 @@ def test_three_levels_map_prefixes_onto_levels():
     assert [row.index(1.0) for row in prefix.levels] == [0, 1, 1, 1]
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+NAMES = [m for m in METHODS if m != "dial"] + ["dial@0", "dial@0.5", "dial@1"]
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_json_round_trip(name):
     s = preset(name)
     again = Schedule.from_dict(json.loads(json.dumps(s.to_dict())))
@@ -54,5 +58,24 @@ def test_bad_schedules_are_refused():
         Term((0.5, 0.5), ((1, 0),))
     with pytest.raises(ValueError, match="unknown method 'matryoshka'"):
         preset("matryoshka")
-    with pytest.raises(ValueError, match="has no terms"):
-        Schedule("empty", ())
+    with pytest.raises(ValueError, match="unknown method 'dial'"):
+        preset("dial")  # the dial needs a setting
+    with pytest.raises(ValueError, match="terms disagree on blocks/levels"):
+        Schedule("mixed", (Term((0.5, 0.5), ((1, 0), (0, 1))),
+                           Term((1 / 3,) * 3, ((1, 0),) * 3)))
+
+
+def test_flat_is_a_value_that_trains_nothing():
+    flat = preset("flat")
+    assert not flat.trains and flat.head == "identity" and flat.terms == ()
+    assert all(preset(m).trains for m in NAMES if m != "flat")
+    assert Schedule.from_dict(flat.to_dict()) == flat
+
+
+def test_the_registry_names_labels_and_orders_every_method():
+    assert [method(m).label for m in ("flat", "v5", "heal", "dial@0.5")] == ["Flat", "V5", "HEAL", "Dial 0.5"]
+    assert method("dial=0.25").name == "dial@0.25" and preset("dial0.25").name == "dial@0.25"
+    from steerable.methods import display_order, label
+    assert display_order(["zzz", "dial@1", "heal", "v5", "dial@0.1", "flat"]) == [
+        "flat", "v5", "heal", "dial@0.1", "dial@1", "zzz"]
+    assert label("zzz") == "zzz"

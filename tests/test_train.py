@@ -6,7 +6,7 @@ import torch
 
 from steerable.heads import FractalHead
 from steerable.model import SteerableModel
-from steerable.schedule import preset
+from steerable.methods import preset
 from steerable.train import PositiveSampler, TrainConfig, train
 
 from conftest import synthetic_hierarchy

@@ -121,21 +121,18 @@ def cmd_train(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    from .schedule import dial_name, preset
+    from .methods import dial_name, preset
 
     if args.schedule:
         method = Schedule.from_dict(read_json(args.schedule))
-    elif args.method == "flat":
-        method = "flat"
     else:
         try:
             name = dial_name(args.dial) if args.method == "dial" and args.dial is not None else args.method
             method = preset(name, dataset.hierarchy.num_levels, args.blocks)
         except ValueError as e:
             raise SystemExit(f"steer train: {e}")
-    name = method.name if isinstance(method, Schedule) else method
-    out = Path(args.out) if args.out else Path("runs") / f"{dataset.name}-{name}-{args.head}-s{args.seed}"
-    cfg = TrainConfig.for_schedule(None if method == "flat" else method, epochs=args.epochs,
+    out = Path(args.out) if args.out else Path("runs") / f"{dataset.name}-{method.name}-{args.head}-s{args.seed}"
+    cfg = TrainConfig.for_schedule(method, epochs=args.epochs,
                                    batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                    precision=args.precision)
     backbone = Backbone(args.backbone, max_length=args.max_length)

@@ -36,7 +36,7 @@ class SteerableEncoder:
         """
         from .experiment import run
         from .heads import DEFAULT_HEAD
-        from .schedule import preset
+        from .methods import preset
         from .train import TrainConfig
 
         backbone = backbone or Backbone()

@@ -1,7 +1,7 @@
 """One run, end to end: cached backbone vectors -> trained head -> metrics -> a run folder.
 
-A run folder holds ``config.json`` (everything that determined the run), ``model.safetensors``
-(absent for the flat baseline, which has no weights) and ``metrics.json`` (per protocol: accuracy
+A run folder holds ``config.json`` (everything that determined the run), ``model.safetensors`` and
+``metrics.json`` (per protocol: accuracy
 per level per prefix dim and each steerability metric).
 """
 
@@ -23,7 +23,9 @@ from .evaluate import Protocol, accuracy_table, metrics_block, paper_protocol, s
 from .heads import DEFAULT_HEAD, HEADS
 from .io import atomic_write_json, read_json
 from .model import SteerableModel
-from .schedule import Schedule, preset
+from .efficiency import encoding_flops_per_text, head_parameters, training_flops_per_example
+from .methods import preset
+from .schedule import Schedule
 from .train import TrainConfig, train
 
 METRICS = "metrics.json"
@@ -61,17 +63,6 @@ def split_vectors(dataset: HierarchicalDataset, backbone: Backbone, *, cache: Ve
                         parts["validation"].labels, parts["test"].labels)
 
 
-def flat_dims(input_dim: int, num_blocks: int = 4, block_dim: int = 64) -> list[int]:
-    """Prefix dims for the raw backbone: the head's prefixes, with the whole vector as the last."""
-    return [block_dim * j for j in range(1, num_blocks)] + [input_dim]
-
-
-def flat_embeddings(vectors: np.ndarray, dims: Sequence[int]) -> list[np.ndarray]:
-    """Renormalised truncations of raw backbone vectors."""
-    v = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
-    return [F.normalize(v[:, :d], dim=-1).numpy() for d in dims]
-
-
 def evaluate_embeddings(test: list[np.ndarray], y_test: np.ndarray, train: list[np.ndarray],
                         y_train: np.ndarray, dims: Sequence[int], level_names: Sequence[str],
                         protocols: Sequence[Protocol]) -> dict:
@@ -80,34 +71,25 @@ def evaluate_embeddings(test: list[np.ndarray], y_test: np.ndarray, train: list[
             for p in protocols}
 
 
-def prefix_embeddings(model: SteerableModel | None, vectors: np.ndarray
-                      ) -> tuple[list[int], list[np.ndarray]]:
-    """(dims, one embedding array per prefix) of a trained model, or of the raw backbone (flat)."""
-    if model is None:
-        dims = flat_dims(vectors.shape[1])
-        return dims, flat_embeddings(vectors, dims)
+def prefix_embeddings(model: SteerableModel, vectors: np.ndarray) -> tuple[list[int], list[np.ndarray]]:
+    """(dims, one embedding array per prefix) of a model."""
     return model.dims, model.embed_vectors(vectors)
 
 
-def _dims(model: SteerableModel | None, vecs: SplitVectors) -> list[int]:
-    return model.dims if model is not None else flat_dims(vecs.test.shape[1])
-
-
-def evaluate_model(model: SteerableModel | None, vecs: SplitVectors, level_names: Sequence[str],
+def evaluate_model(model: SteerableModel, vecs: SplitVectors, level_names: Sequence[str],
                    protocols: Sequence[Protocol], test_embeddings: list[np.ndarray] | None = None,
                    train_embeddings: list[np.ndarray] | None = None) -> dict:
-    """Metrics of a trained model, or of the raw backbone when ``model`` is None (flat baseline)."""
-    dims, ref = prefix_embeddings(model, vecs.train) if train_embeddings is None else \
-        (_dims(model, vecs), train_embeddings)
-    test = test_embeddings if test_embeddings is not None else prefix_embeddings(model, vecs.test)[1]
-    return evaluate_embeddings(test, vecs.y_test, ref, vecs.y_train, dims, level_names, protocols)
+    """Metrics of a model (trained, or the identity head of the raw backbone)."""
+    ref = train_embeddings if train_embeddings is not None else model.embed_vectors(vecs.train)
+    test = test_embeddings if test_embeddings is not None else model.embed_vectors(vecs.test)
+    return evaluate_embeddings(test, vecs.y_test, ref, vecs.y_train, model.dims, level_names, protocols)
 
 
 ADAPTIVE_MARGINS = (0.005, 0.01, 0.02, 0.05)
 ADAPTIVE_SHORTLIST = 100
 
 
-def evaluate_retrieval(model: SteerableModel | None, vecs: SplitVectors, level_names: Sequence[str],
+def evaluate_retrieval(model: SteerableModel, vecs: SplitVectors, level_names: Sequence[str],
                        seed: int, shortlists: Sequence[int] = (10, 20, 50, 100, 200),
                        test_embeddings: list[np.ndarray] | None = None) -> dict:
     """Retrieval on a seeded 50/50 query/document split of the test set, at every prefix dim.
@@ -123,10 +105,8 @@ def evaluate_retrieval(model: SteerableModel | None, vecs: SplitVectors, level_n
     from .retrieval import (adaptive, multistage, overlap_at_k, rank, recall_at_k, retrieval_metrics,
                             split_queries)
 
-    if test_embeddings is None:
-        dims, embs = prefix_embeddings(model, vecs.test)
-    else:
-        dims, embs = _dims(model, vecs), test_embeddings
+    dims = model.dims
+    embs = test_embeddings if test_embeddings is not None else model.embed_vectors(vecs.test)
     q, d = split_queries(len(vecs.test), seed=seed)
     yq, yd = vecs.y_test[q], vecs.y_test[d]
     out = retrieval_metrics({dim: e[q] for dim, e in zip(dims, embs)},
@@ -155,13 +135,13 @@ def evaluate_retrieval(model: SteerableModel | None, vecs: SplitVectors, level_n
 class RunResult:
     config: dict
     metrics: dict
-    model: SteerableModel | None
+    model: SteerableModel
     history: dict = field(default_factory=dict)
     retrieval: dict = field(default_factory=dict)
     probe: dict = field(default_factory=dict)
 
 
-def probe_prefix(model: SteerableModel | None, vecs: SplitVectors, level_names: Sequence[str],
+def probe_prefix(model: SteerableModel, vecs: SplitVectors, level_names: Sequence[str],
                  test_embeddings: list[np.ndarray] | None = None, seed: int = 0,
                  train_embeddings: list[np.ndarray] | None = None) -> dict:
     """Leakage: per level, the test accuracy of a linear probe trained on the shortest prefix.
@@ -172,10 +152,9 @@ def probe_prefix(model: SteerableModel | None, vecs: SplitVectors, level_names: 
     """
     from .evaluate import coarse_only_accuracy, effective_rank, linear_probe, numerical_rank
 
-    dims, train_embs = prefix_embeddings(model, vecs.train) if train_embeddings is None else \
-        (_dims(model, vecs), train_embeddings)
-    test = test_embeddings[0] if test_embeddings is not None else prefix_embeddings(model, vecs.test)[1][0]
-    return {"dim": dims[0], "rank": numerical_rank(test), "effective_rank": effective_rank(test), "accuracy": {
+    train_embs = train_embeddings if train_embeddings is not None else model.embed_vectors(vecs.train)
+    test = test_embeddings[0] if test_embeddings is not None else model.embed_vectors(vecs.test)[0]
+    return {"dim": model.dims[0], "rank": numerical_rank(test), "effective_rank": effective_rank(test), "accuracy": {
         lvl: linear_probe(train_embs[0], vecs.y_train[:, k], test, vecs.y_test[:, k], seed=seed)
         for k, lvl in enumerate(level_names)},
         "coarse_only": {lvl: coarse_only_accuracy(vecs.y_train, vecs.y_test, k)
@@ -189,21 +168,20 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
         cache: VectorCache | None = None, out: str | Path | None = None,
         dataset_source: dict | None = None, retrieval: bool = True,
         progress: bool = True, model_cache: str | Path | None = None) -> RunResult:
-    """Train (unless ``method`` is ``flat``) and evaluate; write a run folder when ``out`` is given.
+    """Train (a method with no terms, such as Flat, trains nothing) and evaluate; write a run folder
+    when ``out`` is given.
 
     ``model_cache``: a folder where models whose encoding can change after training (the dial) are
     kept by what determined their training, so each dial setting of a sweep trains once.
     """
     backbone = backbone or Backbone()
     h = dataset.hierarchy
+    head_options = dict(head_options or {})
+    schedule = method if isinstance(method, Schedule) else preset(
+        method, h.num_levels, head_options.get("num_blocks", 4))
+    head = schedule.head or head  # a method that needs a head kind (Flat: identity) brings it
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; choose from {sorted(HEADS)}")
-    is_flat = isinstance(method, str) and method.lower() == "flat"
-    head_options = dict(head_options or {})
-    schedule = None
-    if not is_flat:
-        schedule = method if isinstance(method, Schedule) else preset(
-            method, h.num_levels, head_options.get("num_blocks", 4))
     cfg = train_config or TrainConfig.for_schedule(schedule)
     protocols = list(protocols) if protocols is not None else default_protocols(cfg.seed)
     t0 = time.perf_counter()
@@ -211,23 +189,19 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
                          seed=cfg.seed, progress=progress)
     t_encode = time.perf_counter() - t0
 
-    model, history = None, {}
     t1 = time.perf_counter()
-    if not is_flat:
-        torch.manual_seed(cfg.seed)
-        model = SteerableModel.build(head, vecs.train.shape[1], h, backbone.name,
-                                     schedule.head_options | head_options)
-        key = _training_key(schedule, cfg, head, head_options, dataset.name, backbone, vecs)
-        history = _load_trained(model, model_cache, key)
-        if history is None:
-            history = train(model, schedule, vecs.train, vecs.y_train, vecs.validation,
-                            vecs.y_validation, cfg, progress=progress)
-            _save_trained(model, model_cache, key, history)
+    torch.manual_seed(cfg.seed)
+    model = SteerableModel.build(head, vecs.train.shape[1], h, backbone.name,
+                                 schedule.head_options | head_options)
+    key = _training_key(schedule, cfg, head, head_options, dataset.name, backbone, vecs)
+    history = _load_trained(model, model_cache, key)
+    if history is None:
+        history = train(model, schedule, vecs.train, vecs.y_train, vecs.validation,
+                        vecs.y_validation, cfg, progress=progress)
+        _save_trained(model, model_cache, key, history)
     t_train = time.perf_counter() - t1
     cost = {}
-    if model is not None:
-        from .efficiency import encoding_flops_per_text, head_parameters, training_flops_per_example
-
+    if schedule.trains:
         cost = {"head_parameters": head_parameters(model),
                 "train_flops_per_example": training_flops_per_example(
                     model, schedule, vecs.train, vecs.y_train, cfg.batch_size),
@@ -242,14 +216,14 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
 
     config = {
         "steerable_version": __version__,
-        "method": "flat" if is_flat else schedule.name,
+        "method": schedule.name,
         "dataset": {"name": dataset.name, **(dataset_source or {}), "max_train": max_train,
                     "max_test": max_test, "sizes": {"train": len(vecs.y_train),
                                                     "validation": len(vecs.y_validation),
                                                     "test": len(vecs.y_test)},
                     "notes": dataset.notes},
         "backbone": {"name": backbone.name, "fingerprint": backbone.fingerprint()},
-        "schedule": schedule.to_dict() if schedule else None,
+        "schedule": schedule.to_dict(),
         "train": cfg.to_dict(),
         "protocols": [p.describe() for p in protocols],
         "history": history,
@@ -302,12 +276,7 @@ def save_run(result: RunResult, out: str | Path, hierarchy) -> None:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / METRICS).unlink(missing_ok=True)
-    if result.model is not None:
-        result.model.save(out, extra_config={"run": result.config})
-    else:
-        atomic_write_json(out / "config.json", {"hierarchy": hierarchy.to_dict(),
-                                                "backbone": result.config["backbone"]["name"],
-                                                "head": None, "run": result.config})
+    result.model.save(out, extra_config={"run": result.config})
     if result.retrieval:
         atomic_write_json(out / "retrieval.json", result.retrieval)
     if result.probe:
@@ -316,11 +285,11 @@ def save_run(result: RunResult, out: str | Path, hierarchy) -> None:
 
 
 def load_run(directory: str | Path) -> tuple[dict, SteerableModel | None, dict | None]:
-    """(config, model or None for flat, metrics or None if unfinished) of a run folder."""
+    """(config, model, metrics or None if unfinished) of a run folder."""
     directory = Path(directory)
     if not (directory / "config.json").exists():
         raise FileNotFoundError(f"{directory}: not a run folder (no config.json)")
     config = read_json(directory / "config.json")
-    model = SteerableModel.load(directory) if config.get("head") else None
+    model = SteerableModel.load(directory)
     metrics = read_json(directory / METRICS) if (directory / METRICS).exists() else None
     return config, model, metrics

@@ -71,8 +71,10 @@ def _native_modules(head) -> list | None:
     from sentence_transformers.base.modules.dense import Dense
     from sentence_transformers.sentence_transformer.modules.layer_norm import LayerNorm
 
-    from .heads import LinearHead, MLPHead
+    from .heads import IdentityHead, LinearHead, MLPHead
 
+    if isinstance(head, IdentityHead):  # the raw backbone: nothing between the pooling and Normalize
+        return []
     if head.segments or head.posterior:  # per-segment normalising / the posterior have no ST form
         return None
 
@@ -130,7 +132,7 @@ def export_sentence_transformer(model: SteerableModel, out: str | Path) -> Path:
         "levels": model.level_dims(),
         "prefix_is_truncation": model.head.prefix_is_truncation,
         "matryoshka_dims": model.dims if model.head.prefix_is_truncation else [model.dims[-1]],
-        "trust_remote_code": head_modules[0].__class__ is SteerableHeadModule,
+        "trust_remote_code": any(isinstance(m, SteerableHeadModule) for m in head_modules),
         "backbone": model.backbone,
         "level_names": list(model.hierarchy.level_names),
     })

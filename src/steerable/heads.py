@@ -180,14 +180,66 @@ class Head(nn.Module):
         return torch.where((j == n)[:, None], full, prefix)
 
     def forward(self, x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
-        """Unit-length embedding of ``dim`` dims (a multiple of ``block_dim``; default: full)."""
+        """Unit-length embedding of ``dim`` dims (one of :attr:`prefix_dims`; default: full)."""
         j = self.num_blocks if dim is None else self.blocks_for_dim(dim)
-        return self.embed(self.blocks(x), j)[:, : j * self.block_dim]
+        return self.embed(self.blocks(x), j)[:, : self.prefix_dims[j - 1]]
 
     def blocks_for_dim(self, dim: int) -> int:
         if dim not in self.prefix_dims:
             raise ValueError(f"dim must be one of {self.prefix_dims}, got {dim}")
-        return dim // self.block_dim
+        return self.prefix_dims.index(dim) + 1
+
+
+class IdentityHead(Head):
+    """No head: the raw backbone vector. Prefix ``j`` is the renormalised first ``j * block_dim`` dims
+    for ``j < num_blocks``, and the full embedding is the whole (normalised) backbone vector.
+
+    It has no parameters and is never trained: the method Flat is this head with an empty schedule.
+    """
+
+    kind = "identity"
+
+    def __init__(self, input_dim: int, num_blocks: int = 4, block_dim: int = 64):
+        super().__init__(input_dim, num_blocks, block_dim)
+        if input_dim <= (num_blocks - 1) * block_dim:
+            raise ValueError(f"an identity head of {num_blocks} blocks of {block_dim} needs more than "
+                             f"{(num_blocks - 1) * block_dim} input dims, got {input_dim}")
+
+    @property
+    def dim(self) -> int:
+        return self.input_dim
+
+    @property
+    def prefix_dims(self) -> list[int]:
+        return [self.block_dim * j for j in range(1, self.num_blocks)] + [self.input_dim]
+
+    def set_options(self, segments=None, posterior: dict | None = None) -> "Head":
+        if segments or posterior:
+            raise ValueError("the identity head takes no segments or posterior options")
+        return self
+
+    def features_and_blocks(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise ValueError("the identity head has nothing to train; use it with a method that trains "
+                         "nothing (flat)")
+
+    def blocks(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def embed(self, blocks: torch.Tensor, j: int | torch.Tensor) -> torch.Tensor:
+        """The renormalised first ``prefix_dims[j - 1]`` dims, zero-padded to the full width (``j``: an
+        int, or a per-example tensor of prefix lengths)."""
+        if not isinstance(j, int):
+            widths = torch.tensor(self.prefix_dims, device=blocks.device)[j - 1]
+            keep = torch.arange(self.input_dim, device=blocks.device)[None, :] < widths[:, None]
+            return F.normalize(blocks * keep.to(blocks.dtype), dim=-1)
+        if not 1 <= j <= self.num_blocks:
+            raise ValueError(f"prefix length must be 1..{self.num_blocks} blocks, got {j}")
+        width = self.prefix_dims[j - 1]
+        return F.pad(F.normalize(blocks[:, :width], dim=-1), (0, self.input_dim - width))
+
+    def forward(self, x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+        d = self.dim if dim is None else dim
+        return self.embed(x, self.blocks_for_dim(d))[:, :d]
 
 
 class _SharedBlock(nn.Module):
@@ -292,10 +344,10 @@ class MLPHead(Head):
         return h, self.proj(h).reshape(-1, self.num_blocks, self.block_dim)
 
 
-HEADS: dict[str, type[Head]] = {cls.kind: cls for cls in (FractalHead, LinearHead, MLPHead)}
+HEADS: dict[str, type[Head]] = {cls.kind: cls for cls in (FractalHead, IdentityHead, LinearHead, MLPHead)}
 
-# The default head, by measurement (README, "Choosing a head"): on CLINC (seed 42, 5 epochs) the MLP
-# trunk matched the fractal head's steerability, was slightly more accurate and trained ~4x faster.
+# The default head, by measurement (docs/results.md, "Which head"): as steerable as the fractal head,
+# slightly more accurate and several times faster to train.
 DEFAULT_HEAD = "mlp"
 
 

@@ -1,15 +1,24 @@
-"""Per-example losses of one level on one embedding (as the original code computed them).
+"""Losses: per-example loss functions, and the loss kinds a schedule term names.
 
-``block_loss = InfoNCE(e, e+; tau) + 0.5 * Margin(e, y; 0.2) + CE(classifier(e), y)``, returned per
-example so that schedules can weight examples by their own prefix length.
+The functions at the top work on embeddings and labels, per example, so that schedules can weight
+examples by their own prefix length; ``block_loss = InfoNCE(e, e+; tau) + 0.5 * Margin(e, y; 0.2) +
+CE(classifier(e), y)`` is the original code's. At the bottom, :data:`LOSS_KINDS` maps each loss name
+a :class:`~steerable.schedule.Term` may carry (``seed``, ``supcon``, ``posterior``, ``distill``) to a
+small function that turns one training :class:`Step` into that term's loss contributions.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Callable, Iterator
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:  # annotations only: the model and schedule modules import this one
+    from .model import SteerableModel
+    from .schedule import Term
 
 
 @dataclass(frozen=True)
@@ -106,3 +115,134 @@ def similarity_distillation(student: torch.Tensor, teacher: torch.Tensor, temper
     log_p = torch.log_softmax((teacher @ teacher.T / temperature).masked_fill(eye, float("-inf")), dim=1)
     log_q = torch.log_softmax((student @ student.T / temperature).masked_fill(eye, float("-inf")), dim=1)
     return (log_p.exp() * (log_p - log_q)).masked_fill(eye, 0.0).sum(1)
+
+
+# ------------------------------------------------------------------------------------ loss kinds
+
+@dataclass
+class Step:
+    """One training step after the head's forward pass: what every loss kind reads.
+
+    Rows are the batch's anchors, then one group of positives per supervised level (in
+    :attr:`levels` order), each group as long as the anchors.
+    """
+
+    model: "SteerableModel"
+    blocks: torch.Tensor  # (rows, num_blocks, block_dim), float32
+    fine_logits: torch.Tensor | None  # the head's fine posterior logits, if it has that option
+    labels: torch.Tensor  # (rows, levels)
+    anchors: int
+    levels: list[int]
+    rng: np.random.Generator
+    config: LossConfig
+    block_keep: tuple[float, ...]
+
+    def group(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        """Rows of positive group ``i`` (0 = the first supervised level's)."""
+        return x[self.anchors * (i + 1):self.anchors * (i + 2)]
+
+
+def scale_grad(blocks: torch.Tensor, scale: tuple[float, ...]) -> torch.Tensor:
+    """Same values; the gradient reaching block i is multiplied by ``scale[i]``."""
+    if not scale or all(g == 1.0 for g in scale):
+        return blocks
+    g = torch.tensor(scale, dtype=blocks.dtype)[None, :, None]
+    return blocks * g + blocks.detach() * (1 - g)
+
+
+def span_embed(head, blocks: torch.Tensor, j, start: int = 0) -> torch.Tensor:
+    """Unit-length embedding of blocks ``start .. j-1`` (zero elsewhere, full width)."""
+    if start == 0:
+        return head.embed(blocks, j)
+    b, n, d = blocks.shape
+    jt = torch.full((b,), j) if isinstance(j, int) else j
+    keep = (torch.arange(n)[None, :] < jt[:, None]) & (torch.arange(n)[None, :] >= start)
+    return F.normalize((blocks * keep[..., None].to(blocks.dtype)).reshape(b, n * d), dim=-1)
+
+
+def _term_paths(step: Step, term: "Term") -> tuple[torch.Tensor, list]:
+    """The term's view of the blocks (gradient scales, block dropout) and its prefix paths
+    ``(j, level weights (anchors, levels), probability)``: one sampled path, or every length."""
+    nb, B = term.num_blocks, step.anchors
+    tb = scale_grad(step.blocks, term.grad)
+    if term.block_dropout and step.block_keep:
+        keep = step.rng.random((len(tb), nb)) < np.asarray(step.block_keep)
+        tb = tb * torch.from_numpy(keep.astype(np.float32))[..., None]
+    table = torch.tensor(term.levels, dtype=step.blocks.dtype)  # (nb, L)
+    if term.sample:
+        j = step.rng.choice(nb, size=B, p=np.asarray(term.probs)) + 1
+        return tb, [(torch.from_numpy(j), table[torch.from_numpy(j - 1)], 1.0)]
+    return tb, [(j, table[j - 1].expand(B, -1), p) for j, p in enumerate(term.probs, start=1) if p > 0]
+
+
+def _contrastive(step: Step, term: "Term", per_example: Callable) -> Iterator[torch.Tensor]:
+    """Each path and supervised level: ``per_example(e, e_pos, i, k)`` weighted by the level table."""
+    head = step.model.head
+    tb, paths = _term_paths(step, term)
+    anchors = tb[:step.anchors]
+    for j, weights, p in paths:
+        e = span_embed(head, anchors, j, term.start)
+        for i, k in enumerate(step.levels):
+            w = weights[:, k]
+            if not bool((w > 0).any()):
+                continue
+            e_pos = span_embed(head, step.group(tb, i), j, term.start)
+            yield term.weight * p * (w * per_example(e, e_pos, i, k)).mean()
+
+
+def seed_term(step: Step, term: "Term") -> Iterator[torch.Tensor]:
+    """InfoNCE + margin + cross-entropy on each path's prefix, against the level's positives."""
+    y = step.labels[:step.anchors]
+
+    def per_example(e, e_pos, i, k):
+        return block_loss(e, e_pos, y[:, k], step.model.classifiers[k](e), step.config)
+
+    yield from _contrastive(step, term, per_example)
+
+
+def supcon_term(step: Step, term: "Term") -> Iterator[torch.Tensor]:
+    """Supervised contrastive loss over the anchors and the level's positives (+ cross-entropy)."""
+    B, cfg = step.anchors, step.config
+    y = step.labels[:B]
+    temperature = term.temperature if term.temperature is not None else cfg.temperature
+    ce_weight = term.ce_weight if term.ce_weight is not None else cfg.ce_weight
+
+    def per_example(e, e_pos, i, k):
+        lab = torch.cat([y, step.group(step.labels, i)])
+        out = supcon(torch.cat([e, e_pos]), lab[:, k], temperature,
+                     within=lab[:, term.within] if term.within is not None else None,
+                     siblings=lab[:, k - 1] if k > 0 else None, sibling_weight=term.sibling_weight)[:B]
+        if ce_weight:
+            out = out + ce_weight * F.cross_entropy(step.model.classifiers[k](e), y[:, k], reduction="none")
+        return out
+
+    yield from _contrastive(step, term, per_example)
+
+
+def posterior_term(step: Step, term: "Term") -> Iterator[torch.Tensor]:
+    """NLL of each weighted level under the head's fine posterior summed up the hierarchy."""
+    if step.fine_logits is None:
+        raise ValueError("a posterior term needs a head with the posterior option")
+    B = step.anchors
+    weights = torch.tensor(term.levels[0])
+    for k in step.levels:
+        if weights[k] > 0:
+            nll = posterior_nll(step.fine_logits[:B].float(), step.model.level_map(k), step.labels[:B, k])
+            yield term.weight * weights[k] * nll.mean()
+
+
+def distill_term(step: Step, term: "Term") -> Iterator[torch.Tensor]:
+    """Each path's prefix learns the in-batch neighbour ranking of the whole, intact full vector."""
+    head, B = step.model.head, step.anchors
+    tb, paths = _term_paths(step, term)
+    teacher = head.embed(step.blocks.detach(), term.num_blocks)
+    temperature = term.temperature if term.temperature is not None else step.config.temperature
+    for j, _, p in paths:  # every row of the batch; positives share their anchor's length
+        rows_j = j if isinstance(j, int) else j.repeat(len(tb) // B)
+        e = span_embed(head, tb, rows_j, term.start)
+        yield term.weight * p * similarity_distillation(e, teacher, temperature)[:B].mean()
+
+
+LOSS_KINDS: dict[str, Callable[[Step, "Term"], Iterator[torch.Tensor]]] = {
+    "seed": seed_term, "supcon": supcon_term, "posterior": posterior_term, "distill": distill_term,
+}

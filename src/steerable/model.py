@@ -6,11 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .data import Hierarchy
-from .heads import Classifier, Head, build_head
+from .heads import HEADS, Classifier, Head, build_head
 from .io import atomic_write, atomic_write_json, read_json
+from .schedule import prefix_level
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 
@@ -38,8 +40,6 @@ class SteerableModel(nn.Module):
               head_options: dict | None = None) -> "SteerableModel":
         """A fresh model; ``head_options`` may hold the head's size settings plus ``segments`` and
         ``posterior`` (whose coarse map is filled in from the hierarchy)."""
-        from .heads import HEADS
-
         if head_kind not in HEADS:
             raise ValueError(f"unknown head {head_kind!r}; choose from {sorted(HEADS)}")
         options = dict(head_options or {})
@@ -51,8 +51,6 @@ class SteerableModel(nn.Module):
 
     def level_dims(self) -> dict[str, int]:
         """The prefix dim that serves each level: prefix j -> level j-1, the full vector -> finest."""
-        from .schedule import prefix_level
-
         out: dict[str, int] = {}
         L = self.hierarchy.num_levels
         for j, d in enumerate(self.dims, start=1):
@@ -83,8 +81,6 @@ class SteerableModel(nn.Module):
 
     def save(self, directory: str | Path, extra_config: dict | None = None) -> None:
         """Write ``model.safetensors`` and ``config.json`` atomically into ``directory``."""
-        from safetensors.torch import save_file
-
         directory = Path(directory)
         state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
         atomic_write(directory / WEIGHTS, lambda p: save_file(state, str(p)))
@@ -92,12 +88,13 @@ class SteerableModel(nn.Module):
 
     @classmethod
     def load(cls, directory: str | Path) -> "SteerableModel":
-        from safetensors.torch import load_file
-
         directory = Path(directory)
-        if not (directory / CONFIG).exists() or not (directory / WEIGHTS).exists():
+        cfg = read_json(directory / CONFIG) if (directory / CONFIG).exists() else {}
+        if cfg and cfg.get("head") is None:
+            raise ValueError(f"{directory}: a Flat run written by an older version (no head); train it "
+                             "again with --method flat (it trains nothing, so this takes seconds)")
+        if not cfg or not (directory / WEIGHTS).exists():
             raise FileNotFoundError(f"{directory}: not a run folder (needs {CONFIG} and {WEIGHTS})")
-        cfg = read_json(directory / CONFIG)
         model = cls(build_head(cfg["head"]), Hierarchy.from_dict(cfg["hierarchy"]), cfg["backbone"])
         model.load_state_dict(load_file(str(directory / WEIGHTS)))
         model.eval()

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .report import Results, Table, _fmt, _label, _p, _plt, _save, steerability_tests
-from .schedule import parse_dial
+from .methods import parse_dial
 
 BEYOND_ORDER = ["flat", "mrl", "v5", "mrl_supcon", "heal", "separated", "successive", "successive_balanced",
                 "adversarial", "adversarial_mrl", "bottleneck"]
@@ -242,7 +242,7 @@ def prefix_ranks(res: Results, ds: str, method: str) -> list[tuple[int, int]]:
 
 
 def table7b(confirm: Results, protocol: str, tests: dict[str, dict[str, dict]]) -> Table:
-    from .schedule import mrl_reference
+    from .methods import mrl_reference
 
     cols = ["method", "data set", "S", "S HEAL", "Δ S", "p", "p (Holm)", "seeds", "prefix rank",
             "prefix rank HEAL", "ShortCoarse / FullFine (%)", "MRL", "MRL, same recipe"]

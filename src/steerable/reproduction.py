@@ -183,7 +183,7 @@ def beyond_claims(res: Results, protocol: str = "standard", confirm: Results | N
     """
     from .report import steerability_tests
     from .report_beyond import BEYOND_ORDER, dial_settings, label, prefix_ranks, probe_values
-    from .schedule import mrl_reference, parse_dial
+    from .methods import mrl_reference, parse_dial
     from .sweep import CONFIRM_METHODS
 
     if protocol not in res.protocols:

@@ -42,12 +42,11 @@ class RunSpec:
 
     def __post_init__(self):
         # Pin the training settings the method would use, so the run id names what actually ran.
-        from .schedule import preset
+        from .methods import preset
         from .train import recipe_value
 
-        schedule = None if self.method.lower() == "flat" else preset(self.method)
-        if schedule is not None:
-            object.__setattr__(self, "method", schedule.name)  # canonical: "dial0.5" -> "dial@0.5"
+        schedule = preset(self.method)
+        object.__setattr__(self, "method", schedule.name)  # canonical: "dial0.5" -> "dial@0.5"
         for key in ("epochs", "batch_size", "lr"):
             if getattr(self, key) is None:
                 object.__setattr__(self, key, recipe_value(schedule, key))
@@ -109,15 +108,15 @@ def execute_run(spec: dict, store_root: str, data_dir: str | None = None, thread
 
     if threads:
         torch.set_num_threads(threads)
-    from .schedule import preset
+    from .methods import preset
 
     s = RunSpec(**spec)
     dataset = load_dataset(s.dataset, data_dir)
-    schedule = None if s.method == "flat" else preset(s.method, dataset.hierarchy.num_levels)
+    schedule = preset(s.method, dataset.hierarchy.num_levels)
     cfg = TrainConfig.for_schedule(schedule, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr,
                                    seed=s.seed, precision=s.precision)
     t0 = time.perf_counter()
-    result = run(dataset, schedule or "flat", head=s.head, backbone=Backbone(s.backbone),
+    result = run(dataset, schedule, head=s.head, backbone=Backbone(s.backbone),
                  train_config=cfg, max_train=s.max_train, max_test=s.max_test,
                  protocols=default_protocols(s.seed, s.paper_n), progress=False,
                  model_cache=Path(store_root) / "models")
@@ -253,7 +252,7 @@ CONFIRM_METHODS = ("dial@0.75", "adversarial", "adversarial_mrl")
 
 def confirm_references() -> tuple[str, ...]:
     """HEAL, the paper's MRL and the MRL trained as each of :data:`CONFIRM_METHODS` is."""
-    from .schedule import mrl_reference
+    from .methods import mrl_reference
 
     same = sorted({mrl_reference(m) for m in CONFIRM_METHODS} - {"mrl"})
     return ("heal", "mrl", *same)
@@ -278,7 +277,7 @@ def beyond_sweep(datasets: Sequence[str], *, quick: bool = False, seeds: Sequenc
     Dial runs come last, the first setting of each seed first, so that each seed's dial model is
     trained once and the other settings load it from the store's model cache.
     """
-    from .schedule import dial_name
+    from .methods import dial_name
 
     base = {"max_train": 10_000, "max_test": 2_000} | (settings or {})
     seeds = list(seeds or (PAPER_SEEDS[:2] if quick else PAPER_SEEDS))

@@ -9,8 +9,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from tqdm.auto import tqdm
+
 from .evaluate import knn_accuracy
-from .losses import LossConfig, block_loss, posterior_nll, similarity_distillation, supcon
+from .losses import LOSS_KINDS, LossConfig, Step
 from .model import SteerableModel
 from .schedule import Schedule
 
@@ -50,16 +52,14 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def for_schedule(cls, schedule: Schedule | None, **overrides) -> "TrainConfig":
+    def for_schedule(cls, schedule: Schedule, **overrides) -> "TrainConfig":
         """Defaults, then the schedule's recipe, then every override that is not None."""
-        recipe = dict(schedule.recipe) if schedule is not None else {}
-        return cls(**(recipe | {k: v for k, v in overrides.items() if v is not None}))
+        return cls(**(dict(schedule.recipe) | {k: v for k, v in overrides.items() if v is not None}))
 
 
-def recipe_value(schedule: Schedule | None, key: str):
+def recipe_value(schedule: Schedule, key: str):
     """A training setting as a method would run it: its recipe's value, else the default."""
-    recipe = schedule.recipe if schedule is not None else {}
-    return recipe.get(key, TrainConfig.__dataclass_fields__[key].default)
+    return schedule.recipe.get(key, TrainConfig.__dataclass_fields__[key].default)
 
 
 class BalancedBatches:
@@ -104,91 +104,21 @@ def _seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def _scale_grad(blocks: torch.Tensor, scale: tuple[float, ...]) -> torch.Tensor:
-    """Same values; the gradient reaching block i is multiplied by ``scale[i]``."""
-    if not scale or all(g == 1.0 for g in scale):
-        return blocks
-    g = torch.tensor(scale, dtype=blocks.dtype)[None, :, None]
-    return blocks * g + blocks.detach() * (1 - g)
-
-
-def span_embed(head, blocks: torch.Tensor, j, start: int = 0) -> torch.Tensor:
-    """Unit-length embedding of blocks ``start .. j-1`` (zero elsewhere, full width)."""
-    if start == 0:
-        return head.embed(blocks, j)
-    b, n, d = blocks.shape
-    jt = torch.full((b,), j) if isinstance(j, int) else j
-    keep = (torch.arange(n)[None, :] < jt[:, None]) & (torch.arange(n)[None, :] >= start)
-    return torch.nn.functional.normalize((blocks * keep[..., None].to(blocks.dtype)).reshape(b, n * d), dim=-1)
-
-
 def schedule_loss(model: SteerableModel, schedule: Schedule, x: torch.Tensor, y: np.ndarray,
                   idx: np.ndarray, positives: dict[int, np.ndarray], rng: np.random.Generator,
                   cfg: LossConfig, bf16: bool = False) -> torch.Tensor:
-    """The schedule's total loss on one batch of anchors ``idx`` and their per-level positives."""
-    head, nb = model.head, schedule.num_blocks
+    """The schedule's total loss on one batch of anchors ``idx`` and their per-level positives: one
+    forward pass, then each term's loss kind (:data:`~steerable.losses.LOSS_KINDS`) in order."""
     levels = sorted(positives)
     rows = np.concatenate([idx, *(positives[k] for k in levels)])
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        blocks, fine_logits = head.outputs(x[torch.from_numpy(rows)])
-    blocks = blocks.float()  # losses and normalisation in full precision
-    B = len(idx)
-    y_rows = torch.from_numpy(y[rows])
-    y_t = y_rows[:B]
-    total = blocks.new_zeros(())
+        blocks, fine_logits = model.head.outputs(x[torch.from_numpy(rows)])
+    step = Step(model, blocks.float(), fine_logits, torch.from_numpy(y[rows]), len(idx), levels, rng, cfg,
+                schedule.block_keep)  # losses and normalisation in full precision
+    total = step.blocks.new_zeros(())
     for term in schedule.terms:
-        if term.loss == "posterior":
-            if fine_logits is None:
-                raise ValueError(f"schedule {schedule.name!r} has a posterior term but the head has no "
-                                 "posterior option")
-            weights = torch.tensor(term.levels[0])
-            for k in levels:
-                if weights[k] > 0:
-                    nll = posterior_nll(fine_logits[:B].float(), model.level_map(k), y_t[:, k])
-                    total = total + term.weight * weights[k] * nll.mean()
-            continue
-        tb = _scale_grad(blocks, term.grad)
-        if term.block_dropout and schedule.block_keep:
-            keep = rng.random((len(rows), nb)) < np.asarray(schedule.block_keep)
-            tb = tb * torch.from_numpy(keep.astype(np.float32))[..., None]
-        anchor_blocks = tb[:B]
-        pos_blocks = {k: tb[B * (i + 1):B * (i + 2)] for i, k in enumerate(levels)}
-        table = torch.tensor(term.levels, dtype=blocks.dtype)  # (nb, L)
-        if term.sample:
-            j = rng.choice(nb, size=B, p=np.asarray(term.probs)) + 1
-            paths = [(torch.from_numpy(j), table[torch.from_numpy(j - 1)], 1.0)]
-        else:
-            paths = [(j, table[j - 1].expand(B, -1), p)
-                     for j, p in enumerate(term.probs, start=1) if p > 0]
-        temperature = term.temperature if term.temperature is not None else cfg.temperature
-        ce_weight = term.ce_weight if term.ce_weight is not None else cfg.ce_weight
-        if term.loss == "distill":  # every row of the batch; the teacher is the whole, intact vector
-            teacher = head.embed(blocks.detach(), nb)
-            for j, _, p in paths:
-                rows_j = j if isinstance(j, int) else j.repeat(len(rows) // B)  # positives share j
-                e = span_embed(head, tb, rows_j, term.start)
-                total = total + term.weight * p * similarity_distillation(e, teacher, temperature)[:B].mean()
-            continue
-        for j, weights, p in paths:
-            e = span_embed(head, anchor_blocks, j, term.start)
-            for i, k in enumerate(levels):
-                w = weights[:, k]
-                if not bool((w > 0).any()):
-                    continue
-                e_pos = span_embed(head, pos_blocks[k], j, term.start)
-                if term.loss == "seed":
-                    per_example = block_loss(e, e_pos, y_t[:, k], model.classifiers[k](e), cfg)
-                else:  # supcon over the anchors and their level-k positives
-                    lab = torch.cat([y_t, y_rows[B * (i + 1):B * (i + 2)]])
-                    per_example = supcon(
-                        torch.cat([e, e_pos]), lab[:, k], temperature,
-                        within=lab[:, term.within] if term.within is not None else None,
-                        siblings=lab[:, k - 1] if k > 0 else None, sibling_weight=term.sibling_weight,
-                    )[:B]
-                    if ce_weight:
-                        per_example = per_example + ce_weight * torch.nn.functional.cross_entropy(
-                            model.classifiers[k](e), y_t[:, k], reduction="none")
-                total = total + term.weight * p * (w * per_example).mean()
+        for part in LOSS_KINDS[term.loss](step, term):
+            total = total + part
     return total
 
 
@@ -196,10 +126,12 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
           x_val: np.ndarray, y_val: np.ndarray, cfg: TrainConfig, *, progress: bool = True) -> dict:
     """Train ``model`` in place; keep the epoch with the best validation k-NN (coarse + fine, full dim).
 
-    Returns the training history: per-epoch loss, validation accuracies, seconds, and the best epoch.
+    Returns the training history: per-epoch loss, validation accuracies, seconds, and the best epoch;
+    empty for a schedule with no terms (nothing to train).
     """
-    from tqdm.auto import tqdm
-
+    if not schedule.trains:
+        model.eval()
+        return {}
     if schedule.num_levels != model.hierarchy.num_levels:
         raise ValueError(f"schedule {schedule.name!r} is for {schedule.num_levels} levels, "
                          f"the data has {model.hierarchy.num_levels}")
