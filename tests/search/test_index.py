@@ -1,9 +1,9 @@
-"""Search indexes: exact and multi-stage answers, and the same top 10 from every backend."""
+"""steerable.search.index: exact, funnel and adaptive answers, and the same top 10 from every backend."""
 
 import numpy as np
 import pytest
 
-from steerable.index import EmbeddedIndex, QdrantIndex, adaptive_search, build_index, rerank
+from steerable.search.index import EmbeddedIndex, QdrantIndex, build_index
 
 
 def _unit(x):
@@ -40,25 +40,6 @@ def test_multistage_with_every_document_shortlisted_equals_exact(data):
     assert exact.min() >= 1000
 
 
-def test_rerank_with_faiss_equals_numpy(data, monkeypatch):
-    """The FAISS rerank (no gathered copy) and the numpy one rank the same; -1 candidates are skipped."""
-    import builtins
-
-    _, fd, _, fq = data
-    cand = np.random.default_rng(1).permutation(600)[:300].reshape(25, 12).astype(np.int64)
-    cand[3, 5:] = -1  # a query with only 5 candidates
-    fast_rows, fast_scores = rerank(fq, fd, cand, 10)
-    real_import = builtins.__import__
-    monkeypatch.setattr(builtins, "__import__", lambda name, *a, **kw: (
-        (_ for _ in ()).throw(ImportError(name)) if name == "faiss" else real_import(name, *a, **kw)))
-    slow_rows, slow_scores = rerank(fq, fd, cand, 10)
-    np.testing.assert_array_equal(fast_rows, slow_rows)
-    np.testing.assert_allclose(fast_scores, slow_scores, rtol=1e-5, atol=1e-6)
-    assert (fast_rows[3, 5:] == -1).all() and np.isneginf(fast_scores[3, 5:]).all()
-    brute = fq[0] @ fd[cand[0]].T
-    np.testing.assert_array_equal(fast_rows[0], cand[0][np.argsort(-brute)[:10]])
-
-
 def test_hnsw_shortlist_finds_the_prefix_neighbours(data):
     pd, fd, pq, fq = data
     flat, graph = EmbeddedIndex(8, 32), build_index("faiss", 8, 32)
@@ -88,17 +69,17 @@ def test_adaptive_search_extends_only_unconfident_queries_on_both_backends(data)
     embedded, qdrant = EmbeddedIndex(8, 32), QdrantIndex(8, 32)
     for index in (embedded, qdrant):
         index.add(pd, fd)
-    never, _, ext = adaptive_search(embedded, pq, fq, k=10, shortlist=40, margin=-np.inf)
+    never, _, ext = embedded.adaptive(pq, fq, k=10, shortlist=40, margin=-np.inf)
     assert not ext.any()
     np.testing.assert_array_equal(never, embedded.search_prefix(pq, 10)[0])
-    always, _, ext = adaptive_search(embedded, pq, fq, k=10, shortlist=40, margin=np.inf)
+    always, _, ext = embedded.adaptive(pq, fq, k=10, shortlist=40, margin=np.inf)
     assert ext.all()
     np.testing.assert_array_equal(always, embedded.search(pq, fq, k=10, shortlist=40)[0])
     gaps = np.diff(embedded.search_prefix(pq, 2)[1], axis=1)[:, 0] * -1
     g = np.sort(gaps)
     margin = float(g[12] + g[13]) / 2  # between two queries' gaps: no ties between backends
-    a, _, ea = adaptive_search(embedded, pq, fq, k=10, shortlist=40, margin=margin)
-    b, _, eb = adaptive_search(qdrant, pq, fq, k=10, shortlist=40, margin=margin)
+    a, _, ea = embedded.adaptive(pq, fq, k=10, shortlist=40, margin=margin)
+    b, _, eb = qdrant.adaptive(pq, fq, k=10, shortlist=40, margin=margin)
     np.testing.assert_array_equal(ea, gaps < margin)
     assert 0 < ea.sum() < len(ea)
     np.testing.assert_array_equal(ea, eb)

@@ -1,11 +1,11 @@
-"""Retrieval: ranking, label metrics, multi-stage and adaptive search, on inputs small enough to check
-by hand."""
+"""steerable.search.metrics: label metrics of rankings, and the retrieval evaluation of a test set."""
 
 import numpy as np
 import pytest
 
-from steerable.retrieval import (adaptive, mrr, multistage, ndcg_at_10, ndcg_at_k, overlap_at_k, rank,
-                                 recall_at_k, retrieval_metrics, split_queries, sweep_shortlist)
+from steerable.search.metrics import (evaluate_retrieval, mrr, ndcg_at_10, ndcg_at_k, overlap_at_k, recall_at_k,
+                                      retrieval_metrics, split_queries)
+from steerable.search.ranking import rank, truncate
 
 
 def _unit(a):
@@ -65,19 +65,6 @@ def test_ndcg_is_one_for_a_perfect_ranking_and_below_one_when_gains_are_swapped(
     assert ndcg_at_k(np.array([[0, 1, 2, 3]]), q3, d3, k=4) < 1.0
 
 
-def test_rank_is_exact_with_ties_to_the_lower_document_index():
-    docs = _unit([[0, 1], [1, 0], [1, 0], [0.6, 0.8], [1, 0]])
-    assert rank(_unit([[1, 0]]), docs, 3).tolist() == [[1, 2, 4]]  # three tied at 1.0
-    assert rank(_unit([[1, 0]]), docs, 2).tolist() == [[1, 2]]     # tie cut at the boundary
-    assert rank(_unit([[1, 0]]), docs, 9).shape == (1, 5)          # k capped at the number of docs
-    # small integer vectors: exact dot products, many ties; reference = stable full sort
-    rng = np.random.default_rng(0)
-    q = rng.integers(-1, 2, size=(7, 3)).astype(np.float32)
-    d = rng.integers(-1, 2, size=(30, 3)).astype(np.float32)
-    ref = np.argsort(-(q @ d.T), axis=1, kind="stable")[:, :6]
-    np.testing.assert_array_equal(rank(q, d, 6, chunk=2), ref)
-
-
 def test_split_queries_is_seeded_disjoint_and_covering():
     q, d = split_queries(11, seed=3)
     q2, d2 = split_queries(11, seed=3)
@@ -87,37 +74,6 @@ def test_split_queries_is_seeded_disjoint_and_covering():
     assert not set(q) & set(d)
     assert sorted(np.concatenate([q, d]).tolist()) == list(range(11))
     assert not np.array_equal(split_queries(11, seed=4)[0], q)
-
-
-def _random(n_q=20, n_d=60, dim=8, short=2, seed=0):
-    rng = np.random.default_rng(seed)
-    qf, df = _unit(rng.normal(size=(n_q, dim))), _unit(rng.normal(size=(n_d, dim)))
-    return _unit(qf[:, :short]), _unit(df[:, :short]), qf, df
-
-
-def test_funnel_over_every_document_is_exact_search():
-    qs, ds, qf, df = _random()
-    np.testing.assert_array_equal(multistage(qs, ds, qf, df, shortlist=len(df), k=10), rank(qf, df, 10))
-    assert overlap_at_k(rank(qf, df, 10), rank(qf, df, 10)) == 1.0
-
-
-def test_overlap_rises_with_the_shortlist():
-    qs, ds, qf, df = _random()
-    exact = rank(qf, df, 10)
-    overlaps = [overlap_at_k(multistage(qs, ds, qf, df, K), exact) for K in (10, 20, 40, 60)]
-    assert overlaps == sorted(overlaps) and overlaps[-1] == 1.0
-
-
-def test_overlap_of_a_prefix_shortlist_is_high_on_clustered_data():
-    rng = np.random.default_rng(1)
-    centres = 4 * rng.normal(size=(8, 4))  # the cluster shows in the first 4 dims
-
-    def sample(n):
-        c = rng.integers(0, 8, size=n)
-        return np.concatenate([centres[c], np.zeros((n, 12))], axis=1) + 0.5 * rng.normal(size=(n, 16))
-    qf, df = _unit(sample(40)), _unit(sample(200))
-    exact = rank(qf, df, 10)
-    assert overlap_at_k(multistage(_unit(qf[:, :4]), _unit(df[:, :4]), qf, df, 50), exact) >= 0.9
 
 
 def test_overlap_counts_the_exact_rows_found():
@@ -140,48 +96,13 @@ def test_retrieval_metrics_keys_and_ranges():
     assert out["recall@20/l0/2"] >= out["recall@1/l0/2"]
 
 
-def test_sweep_shortlist_rows():
-    qs, ds, qf, df = _random()
-    y = np.zeros((len(qf), 2), dtype=int)
-    rows = sweep_shortlist(qs, ds, qf, df, y, np.zeros((len(df), 2), dtype=int), ["l0", "l1"],
-                           shortlists=(10, 100, 500), repeats=1)
-    assert [r["shortlist"] for r in rows] == [10, 60]  # capped at 60 documents, repeat dropped
-    assert rows[-1]["overlap@10"] == 1.0
-    assert rows[0]["recall@10/l1"] == 1.0  # every document shares every label
-    assert all(r["ms_per_query_funnel"] > 0 and r["speedup"] > 0 for r in rows)
-
-
-def test_adaptive_extends_only_unconfident_queries():
-    qs, ds, qf, df = _random()
-    ranked, frac = adaptive(qs, ds, qf, df, margin=np.inf, shortlist=30)
-    assert frac == 1.0
-    np.testing.assert_array_equal(ranked, multistage(qs, ds, qf, df, 30))
-    ranked, frac = adaptive(qs, ds, qf, df, margin=-np.inf, shortlist=30)
-    assert frac == 0.0
-    np.testing.assert_array_equal(ranked, rank(qs, ds, 10))
-    # by hand: short sims q0 [1, .8, 0] (gap .2, extended), q1 [.707, .990, .707] (gap .283, kept)
-    d_short = _unit([[1, 0], [0.8, 0.6], [0, 1]])
-    q_short = _unit([[1, 0], [1, 1]])
-    d_full = _unit([[0, 1], [1, 0], [0.6, 0.8]])
-    q_full = _unit([[1, 0], [0, 1]])  # q0 by the full vector: d1 (1), d2 (.6), d0 (0)
-    ranked, frac = adaptive(q_short, d_short, q_full, d_full, margin=0.25, k=2, shortlist=3)
-    assert ranked.tolist() == [[1, 2], [1, 0]] and frac == 0.5
-
-
-def test_run_retrieval_records_adaptive_search_between_prefix_only_and_full_rerank():
-    from steerable.data import Hierarchy
-    from steerable.experiment import SplitVectors, evaluate_retrieval
-    from steerable.model import SteerableModel
-
+def test_test_set_retrieval_records_adaptive_search_between_prefix_only_and_full_rerank():
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(12, 256))
-    y1 = rng.integers(0, 12, 300)
-    x = (centres[y1] + 0.7 * rng.normal(size=(300, 256))).astype(np.float32)
+    y1 = rng.integers(0, 12, 200)
+    x = (centres[y1] + 0.7 * rng.normal(size=(200, 256))).astype(np.float32)
     y = np.stack([y1 // 4, y1], axis=1)
-    vecs = SplitVectors(x[:100], x[:0], x[100:], y[:100], y[:0], y[100:])
-    h = Hierarchy(("l0", "l1"), (tuple("abc"), tuple(f"f{i}" for i in range(12))), (np.arange(12) // 4,))
-    flat = SteerableModel.build("identity", 256, h, "synthetic", {"block_dim": 32})  # the raw vectors
-    out = evaluate_retrieval(flat, vecs, ["l0", "l1"], seed=0)
+    out = evaluate_retrieval([truncate(x, 64), truncate(x, 256)], [64, 256], y, ["l0", "l1"], seed=0)
     margins = (0.005, 0.01, 0.02, 0.05)
     ext = [out[f"adaptive@{m:g}/extended/100"] for m in margins]
     assert 0 < ext[0] and ext == sorted(ext) and ext[-1] < 1  # a larger margin extends more queries
@@ -190,7 +111,6 @@ def test_run_retrieval_records_adaptive_search_between_prefix_only_and_full_rera
     assert out["funnel/overlap@10/100"] == 1.0
     ov = [out[f"adaptive@{m:g}/overlap@10/100"] for m in margins]
     q, d = split_queries(200, seed=0)
-    short = x[100:, :64] / np.linalg.norm(x[100:, :64], axis=1, keepdims=True)
-    full = x[100:] / np.linalg.norm(x[100:], axis=1, keepdims=True)
-    prefix_only = overlap_at_k(rank(short[q], short[d], 10), rank(full[q], full[d], 10))
+    short, full = truncate(x, 64), truncate(x, 256)
+    prefix_only = overlap_at_k(rank(short[q], short[d], 10)[0], rank(full[q], full[d], 10)[0])
     assert prefix_only < ov[0] <= ov[-1] < 1.0 and ov == sorted(ov)
