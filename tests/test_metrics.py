@@ -1,10 +1,12 @@
-"""k-NN, the protocols and the steerability metrics, on inputs small enough to check by hand."""
+"""steerable.metrics: k-NN, the protocols, the steerability metrics and the probes, on inputs small
+enough to check by hand."""
 
 import numpy as np
 import pytest
 
-from steerable.evaluate import (METRIC_NAMES, accuracy_table, knn_accuracy, paper_protocol,
-                                standard_protocol, steerability, vote)
+from steerable.metrics import (METRIC_NAMES, accuracy_table, coarse_only_accuracy, effective_rank,
+                               knn_accuracy, linear_probe, numerical_rank, paper_protocol, probe_prefix, standard_protocol,
+                               steerability, vote)
 
 
 def test_vote_is_majority_with_nearest_breaking_ties():
@@ -61,8 +63,6 @@ def test_steerability_metrics_by_hand():
 
 
 def test_coarse_only_accuracy_predicts_the_majority_child_of_the_true_coarse_class():
-    from steerable.evaluate import coarse_only_accuracy
-
     y_train = np.array([[0, 0], [0, 0], [0, 1], [1, 2], [1, 3], [1, 3]])
     y_test = np.array([[0, 0], [0, 1], [1, 3], [1, 2]])
     assert coarse_only_accuracy(y_train, y_test, 1) == 0.5
@@ -70,8 +70,6 @@ def test_coarse_only_accuracy_predicts_the_majority_child_of_the_true_coarse_cla
 
 
 def test_effective_rank_counts_the_directions_that_carry_variance():
-    from steerable.evaluate import effective_rank, numerical_rank
-
     rng = np.random.default_rng(0)
     iso = rng.normal(size=(4000, 16))
     assert effective_rank(iso) == pytest.approx(16, rel=0.05)
@@ -80,3 +78,29 @@ def test_effective_rank_counts_the_directions_that_carry_variance():
     tight = centres[rng.integers(0, 4, 4000)] + 0.1 * rng.normal(size=(4000, 16))
     assert numerical_rank(tight) == 16 and effective_rank(tight) < 4
     assert effective_rank(np.ones((5, 3))) == 0.0
+
+
+def test_knn_breaks_ties_between_equal_neighbours_by_the_lower_row():
+    ref = _unit([[1, 0], [1, 0], [0, 1]])  # two identical reference rows with different fine labels
+    y_ref = np.array([[0, 1], [0, 0], [1, 2]])
+    acc = knn_accuracy(_unit([[1, 0.01]]), np.array([[0, 1]]), ref, y_ref, k=1)
+    assert acc.tolist() == [1.0, 1.0]  # row 0 (label 1) before its twin row 1 (label 0)
+
+
+def test_probe_reads_the_coarse_label_off_a_coarse_prefix():
+    rng = np.random.default_rng(0)
+    y = np.stack([np.repeat([0, 1], 100), np.tile([0, 1, 2, 3], 50)], axis=1)
+    prefix = _unit(np.eye(2)[y[:, 0]] + 0.1 * rng.normal(size=(200, 2)))  # knows the coarse label only
+    probe = probe_prefix(prefix[::2], y[::2], prefix[1::2], y[1::2], ["l0", "l1"], seed=0)
+    assert probe["dim"] == 2 and probe["rank"] == 2
+    assert probe["accuracy"]["l0"] == 1.0 and probe["accuracy"]["l1"] < 0.5
+    assert probe["coarse_only"]["l0"] == 1.0
+
+
+def test_linear_probe_reads_a_linearly_coded_label_and_not_noise():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 5, 600)
+    signal = np.eye(5)[y] + 0.1 * rng.normal(size=(600, 5))
+    assert linear_probe(signal[:400], y[:400], signal[400:], y[400:]) > 0.95
+    noise = rng.normal(size=(600, 5))
+    assert linear_probe(noise[:400], y[:400], noise[400:], y[400:]) < 0.4

@@ -1,4 +1,5 @@
-"""k-NN accuracy per level at every prefix, the steerability metrics, and the two protocols.
+"""Classification metrics: k-NN accuracy per level at every prefix, the steerability metrics, the
+two protocols, and what a linear probe reads off the prefix.
 
 Protocols (every result names the one that produced it):
 
@@ -15,6 +16,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .backbone import SplitVectors
+from .model import SteerableModel
+from .search.ranking import rank
+
 METRIC_NAMES = ("short_coarse", "full_fine", "specialization_gap", "coarse_gain", "fine_gain",
                 "steerability_score", "control_auc")
 
@@ -30,26 +35,17 @@ class Protocol:
         return asdict(self)
 
 
+def default_protocols(seed: int, paper_n: int = 500) -> list[Protocol]:
+    """Both protocols, as every run reports them."""
+    return [paper_protocol(paper_n, seed=seed), standard_protocol()]
+
+
 def paper_protocol(n: int = 500, seed: int = 0, k: int = 5) -> Protocol:
     return Protocol("paper", k=k, n=n, seed=seed)
 
 
 def standard_protocol(k: int = 5) -> Protocol:
     return Protocol("standard", k=k)
-
-
-def _topk_neighbours(query: np.ndarray, ref: np.ndarray, k: int, exclude_self: bool,
-                     chunk: int = 2048) -> np.ndarray:
-    """Indices (nq, k) of the k most cosine-similar reference rows (inputs are unit-length)."""
-    q, r = torch.from_numpy(np.ascontiguousarray(query)), torch.from_numpy(np.ascontiguousarray(ref))
-    out = np.empty((len(q), k), dtype=np.int64)
-    for s in range(0, len(q), chunk):
-        sims = q[s:s + chunk] @ r.T
-        if exclude_self:
-            rows = torch.arange(len(sims))
-            sims[rows, rows + s] = -torch.inf
-        out[s:s + chunk] = torch.topk(sims, k, dim=1).indices.numpy()
-    return out
 
 
 def vote(neighbour_labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -66,7 +62,7 @@ def knn_accuracy(query: np.ndarray, query_labels: np.ndarray, ref: np.ndarray | 
     """Accuracy per level; leave-one-out within ``query`` when no reference set is given."""
     loo = ref is None
     ref, ref_labels = (query, query_labels) if loo else (ref, ref_labels)
-    nn_idx = _topk_neighbours(query, ref, min(k, len(ref) - loo), exclude_self=loo)
+    nn_idx, _ = rank(query, ref, k, exclude_self=loo, chunk=2048)
     accs = []
     for lvl in range(query_labels.shape[1]):
         num = int(max(query_labels[:, lvl].max(), ref_labels[:, lvl].max())) + 1
@@ -117,6 +113,22 @@ def metrics_block(acc: np.ndarray, dims: Sequence[int], level_names: Sequence[st
                 for i, lvl in enumerate(level_names)}
     return {"protocol": protocol.describe(), "dims": list(dims), "accuracy": accuracy,
             **steerability(acc)}
+
+
+def evaluate_embeddings(test: Sequence[np.ndarray], y_test: np.ndarray, train: Sequence[np.ndarray],
+                        y_train: np.ndarray, dims: Sequence[int], level_names: Sequence[str],
+                        protocols: Sequence[Protocol]) -> dict:
+    """``metrics.json`` content from embeddings at every prefix dim: one block per protocol."""
+    return {p.name: metrics_block(accuracy_table(test, y_test, p, train, y_train), dims, level_names, p)
+            for p in protocols}
+
+
+def evaluate(model: SteerableModel, vectors: SplitVectors, level_names: Sequence[str],
+             protocols: Sequence[Protocol]) -> dict:
+    """``metrics.json`` content of a model on a data set's (cached) backbone vectors."""
+    return evaluate_embeddings(model.embed_vectors(vectors.test), vectors.y_test,
+                               model.embed_vectors(vectors.train), vectors.y_train, model.dims,
+                               level_names, protocols)
 
 
 def format_metrics(metrics: dict) -> str:
@@ -191,3 +203,14 @@ def effective_rank(x: np.ndarray) -> float:
     x = np.asarray(x, dtype=np.float64)
     e = np.linalg.svd(x - x.mean(axis=0), compute_uv=False) ** 2
     return float(e.sum() ** 2 / (e ** 2).sum()) if len(e) and e.sum() > 0 else 0.0
+
+
+def probe_prefix(train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_test: np.ndarray,
+                 level_names: Sequence[str], seed: int = 0) -> dict:
+    """Leakage of a prefix: per level, the test accuracy of a linear probe trained on the training
+    split's prefixes (what a party holding only the prefix could read off it), beside what the coarse
+    label alone tells; and the test prefixes' numerical and effective rank."""
+    return {"dim": int(test.shape[1]), "rank": numerical_rank(test), "effective_rank": effective_rank(test),
+            "accuracy": {lvl: linear_probe(train, y_train[:, k], test, y_test[:, k], seed=seed)
+                         for k, lvl in enumerate(level_names)},
+            "coarse_only": {lvl: coarse_only_accuracy(y_train, y_test, k) for k, lvl in enumerate(level_names)}}
