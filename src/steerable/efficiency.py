@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from .losses import LossConfig
 from .model import SteerableModel
@@ -22,8 +23,6 @@ def training_flops_per_example(model: SteerableModel, schedule: Schedule, x: np.
 
     Counted by torch's FlopCounterMode on a real step of ``schedule_loss`` over the first batch.
     """
-    from torch.utils.flop_counter import FlopCounterMode
-
     rng = np.random.default_rng(seed)
     idx = np.arange(min(batch_size, len(x)))
     positives = {k: PositiveSampler(y[:, k])(idx, rng) for k in schedule.supervised_levels()}
@@ -39,8 +38,6 @@ def training_flops_per_example(model: SteerableModel, schedule: Schedule, x: np.
 
 def encoding_flops_per_text(model: SteerableModel) -> float:
     """FLOPs of the head's forward pass per text (inference; every prefix comes from one pass)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     x = torch.zeros(64, model.head.input_dim)
     model.eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:

@@ -12,7 +12,7 @@ from torch import nn
 from .data import Hierarchy
 from .heads import HEADS, Classifier, Head, build_head
 from .io import atomic_write, atomic_write_json, read_json
-from .schedule import prefix_level
+from .schedule import Schedule, prefix_level
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 
@@ -48,6 +48,14 @@ class SteerableModel(nn.Module):
             posterior = {"mix": 1.0} | dict(posterior) | {"parents": hierarchy.fine_to_level(0).tolist()}
         head = HEADS[head_kind](input_dim, **options).set_options(segments, posterior)
         return cls(head, hierarchy, backbone)
+
+    @classmethod
+    def for_schedule(cls, schedule: Schedule, head_kind: str, input_dim: int, hierarchy: Hierarchy,
+                     backbone: str, head_options: dict | None = None) -> "SteerableModel":
+        """A fresh model to train with ``schedule``: the head kind the method needs (Flat: identity)
+        or else ``head_kind``, with the method's head options under the caller's."""
+        return cls.build(schedule.head or head_kind, input_dim, hierarchy, backbone,
+                         schedule.head_options | dict(head_options or {}))
 
     def level_dims(self) -> dict[str, int]:
         """The prefix dim that serves each level: prefix j -> level j-1, the full vector -> finest."""

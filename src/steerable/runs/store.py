@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .io import atomic_write_json, read_json
+import pandas as pd
+
+from ..io import atomic_write, atomic_write_json, read_json
+from .record import RunRecord
 
 COLUMNS = ["run", "dataset", "method", "seed", "backbone", "head", "protocol", "level", "dim",
            "metric", "value"]
@@ -23,14 +26,18 @@ class ResultsStore:
         return self.records_dir / f"{run_id}.json"
 
     def has(self, run_id: str, require: tuple[str, ...] = ()) -> bool:
-        """Whether the run is recorded (and, with ``require``, its record holds those keys: a record
-        from before a measurement was added counts as missing)."""
+        """Whether the run is recorded (and, with ``require``, its record holds those fields non-empty:
+        a record from before a measurement was added counts as missing)."""
         if not self._path(run_id).exists():
             return False
-        return not require or all(read_json(self._path(run_id)).get(k) for k in require)
+        return not require or all(getattr(self.get(run_id), k) for k in require)
 
-    def add(self, record: dict) -> None:
-        atomic_write_json(self._path(record["run_id"]), record)
+    def get(self, run_id: str) -> RunRecord:
+        path = self._path(run_id)
+        return RunRecord.from_dict(read_json(path), source=str(path))
+
+    def add(self, record: RunRecord) -> None:
+        atomic_write_json(self._path(record.run_id), record.to_dict())
 
     def log_invocation(self, entry: dict) -> None:
         """Append one sweep invocation's timing to ``invocations.json`` (rewritten atomically)."""
@@ -40,32 +47,28 @@ class ResultsStore:
         path = self.root / "invocations.json"
         return read_json(path) if path.exists() else []
 
-    def records(self) -> list[dict]:
+    def records(self) -> list[RunRecord]:
         if not self.records_dir.is_dir():
             return []
-        return [read_json(p) for p in sorted(self.records_dir.glob("*.json"))]
+        return [RunRecord.from_dict(read_json(p), source=str(p)) for p in sorted(self.records_dir.glob("*.json"))]
 
-    def table(self):
-        """Every metric of every run as one long pandas DataFrame (columns :data:`COLUMNS`)."""
-        import pandas as pd
-
+    def table(self) -> pd.DataFrame:
+        """Every metric of every run as one long DataFrame (columns :data:`COLUMNS`)."""
         return pd.DataFrame([row for r in self.records() for row in long_rows(r)], columns=COLUMNS)
 
     def write_parquet(self, path: str | Path | None = None) -> Path:
-        from .io import atomic_write
-
         path = Path(path) if path else self.root / "results.parquet"
         table = self.table()
         atomic_write(path, lambda p: table.to_parquet(p, index=False))
         return path
 
 
-def long_rows(record: dict) -> list[dict]:
+def long_rows(record: RunRecord) -> list[dict]:
     """A record's metrics as rows: accuracy per (protocol, level, dim), then each scalar metric."""
-    base = {k: record[k] for k in ("dataset", "method", "seed", "backbone", "head")}
-    base["run"] = record["run_id"]
+    base = {"run": record.run_id, "dataset": record.dataset, "method": record.method, "seed": record.seed,
+            "backbone": record.backbone, "head": record.head}
     rows = []
-    for protocol, block in record["metrics"].items():
+    for protocol, block in record.metrics.items():
         for level, by_dim in block["accuracy"].items():
             for dim, value in by_dim.items():
                 rows.append(base | {"protocol": protocol, "level": level, "dim": int(dim),
@@ -74,7 +77,7 @@ def long_rows(record: dict) -> list[dict]:
             if isinstance(value, (int, float)):
                 rows.append(base | {"protocol": protocol, "level": None, "dim": None, "metric": name,
                                     "value": float(value)})
-    for key, value in record.get("retrieval", {}).items():
+    for key, value in record.retrieval.items():
         rows.append(base | {"protocol": "retrieval", **_parse_key(key), "value": float(value)})
     return rows
 

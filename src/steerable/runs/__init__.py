@@ -1,0 +1,12 @@
+"""Runs: one run end to end, its typed record, grids of runs, where they execute, and the store."""
+
+from .executors import LocalExecutor, RayExecutor
+from .record import SCHEMA_VERSION, RunRecord
+from .run import RunResult, load_run, run, run_dataset, save_run
+from .spec import RunSpec, SweepSpec
+from .store import ResultsStore
+from .sweep import execute_run, prepare_vectors, run_sweep
+
+__all__ = ["LocalExecutor", "RayExecutor", "SCHEMA_VERSION", "RunRecord", "RunResult", "load_run", "run",
+           "run_dataset", "save_run", "RunSpec", "SweepSpec", "ResultsStore", "execute_run",
+           "prepare_vectors", "run_sweep"]

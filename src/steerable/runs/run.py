@@ -1,0 +1,181 @@
+"""One run, end to end: cached backbone vectors -> trained head -> metrics -> a run folder.
+
+A run folder holds ``config.json`` (everything that determined the run), ``model.safetensors`` and
+``metrics.json`` (per protocol: accuracy per level per prefix dim and each steerability metric);
+``retrieval.json`` and ``probe.json`` beside them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from .. import __version__
+from ..backbone import Backbone, SplitVectors, VectorCache, split_vectors
+from ..data import HierarchicalDataset, load_dataset, load_files
+from ..efficiency import encoding_flops_per_text, head_parameters, training_flops_per_example
+from ..heads import DEFAULT_HEAD, HEADS
+from ..io import atomic_write_json, read_json
+from ..methods import preset
+from ..metrics import Protocol, default_protocols, evaluate_embeddings, probe_prefix
+from ..model import SteerableModel
+from ..schedule import Schedule
+from ..search.metrics import evaluate_retrieval
+from ..train import TrainConfig, train
+
+METRICS = "metrics.json"
+
+
+@dataclass
+class RunResult:
+    config: dict
+    metrics: dict
+    model: SteerableModel
+    history: dict = field(default_factory=dict)
+    retrieval: dict = field(default_factory=dict)
+    probe: dict = field(default_factory=dict)
+
+
+def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: str = DEFAULT_HEAD,
+        head_options: dict | None = None, backbone: Backbone | None = None,
+        train_config: TrainConfig | None = None, max_train: int | None = None,
+        max_test: int | None = None, protocols: Sequence[Protocol] | None = None,
+        cache: VectorCache | None = None, out: str | Path | None = None,
+        dataset_source: dict | None = None, retrieval: bool = True,
+        progress: bool = True, model_cache: str | Path | None = None) -> RunResult:
+    """Train (a method with no terms, such as Flat, trains nothing) and evaluate; write a run folder
+    when ``out`` is given.
+
+    ``model_cache``: a folder where models whose encoding can change after training (the dial) are
+    kept by what determined their training, so each dial setting of a sweep trains once.
+    """
+    backbone = backbone or Backbone()
+    h = dataset.hierarchy
+    head_options = dict(head_options or {})
+    schedule = method if isinstance(method, Schedule) else preset(
+        method, h.num_levels, head_options.get("num_blocks", 4))
+    if (schedule.head or head) not in HEADS:
+        raise ValueError(f"unknown head {head!r}; choose from {sorted(HEADS)}")
+    cfg = train_config or TrainConfig.for_schedule(schedule)
+    protocols = list(protocols) if protocols is not None else default_protocols(cfg.seed)
+    t0 = time.perf_counter()
+    vecs = split_vectors(dataset, backbone, cache=cache, max_train=max_train, max_test=max_test,
+                         seed=cfg.seed, progress=progress)
+    t_encode = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    model = SteerableModel.for_schedule(schedule, head, vecs.train.shape[1], h, backbone.name, head_options)
+    key = _training_key(schedule, cfg, head, head_options, dataset.name, backbone, vecs)
+    history = _load_trained(model, model_cache, key)
+    if history is None:
+        history = train(model, schedule, vecs.train, vecs.y_train, vecs.validation,
+                        vecs.y_validation, cfg, progress=progress)
+        _save_trained(model, model_cache, key, history)
+    t_train = time.perf_counter() - t1
+    cost = {}
+    if schedule.trains:
+        cost = {"head_parameters": head_parameters(model),
+                "train_flops_per_example": training_flops_per_example(
+                    model, schedule, vecs.train, vecs.y_train, cfg.batch_size),
+                "encode_flops_per_text": encoding_flops_per_text(model)}
+    # each split is embedded once, shared by classification, the probe and retrieval
+    test_embs, train_embs = model.embed_vectors(vecs.test), model.embed_vectors(vecs.train)
+    metrics = evaluate_embeddings(test_embs, vecs.y_test, train_embs, vecs.y_train, model.dims,
+                                  h.level_names, protocols)
+    probe = probe_prefix(train_embs[0], vecs.y_train, test_embs[0], vecs.y_test, h.level_names, seed=cfg.seed)
+    retrieval_metrics = (evaluate_retrieval(test_embs, model.dims, vecs.y_test, h.level_names, cfg.seed)
+                         if retrieval else {})
+
+    config = {
+        "steerable_version": __version__,
+        "method": schedule.name,
+        "dataset": {"name": dataset.name, **(dataset_source or {}), "max_train": max_train,
+                    "max_test": max_test, "sizes": {"train": len(vecs.y_train),
+                                                    "validation": len(vecs.y_validation),
+                                                    "test": len(vecs.y_test)},
+                    "notes": dataset.notes},
+        "backbone": {"name": backbone.name, "fingerprint": backbone.fingerprint()},
+        "schedule": schedule.to_dict(),
+        "train": cfg.to_dict(),
+        "protocols": [p.describe() for p in protocols],
+        "history": history,
+        "seconds": {"encode": t_encode, "train": t_train},
+        "cost": cost,
+    }
+    result = RunResult(config, metrics, model, history, retrieval_metrics, probe)
+    if out is not None:
+        save_run(result, out)
+    return result
+
+
+def _training_key(schedule: Schedule, cfg: TrainConfig, head: str, head_options: dict, dataset: str,
+                  backbone: Backbone, vecs: SplitVectors) -> str | None:
+    """What determined a trained model whose encoding mix is set after training, else None."""
+    post = schedule.head_options.get("posterior") or {}
+    if "train_mix" not in post:
+        return None
+    sch = schedule.to_dict()
+    sch.pop("name")
+    sch["head_options"] = dict(sch["head_options"], posterior={k: v for k, v in post.items() if k != "mix"})
+    blob = json.dumps({"schedule": sch, "train": cfg.to_dict(), "head": head, "options": head_options,
+                       "dataset": dataset, "backbone": backbone.fingerprint(),
+                       "data": hashlib.sha1(vecs.train.tobytes() + vecs.y_train.tobytes()).hexdigest()},
+                      sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def _load_trained(model: SteerableModel, cache: str | Path | None, key: str | None) -> dict | None:
+    """The cached model's history (its weights and calibration loaded into ``model``), else None."""
+    if cache is None or key is None or not (Path(cache) / key / "config.json").exists():
+        return None
+    cached = SteerableModel.load(Path(cache) / key)
+    model.load_state_dict(cached.state_dict())
+    model.head.posterior["scales"] = cached.head.posterior["scales"]
+    model.eval()
+    return read_json(Path(cache) / key / "config.json")["history"]
+
+
+def _save_trained(model: SteerableModel, cache: str | Path | None, key: str | None, history: dict) -> None:
+    if cache is not None and key is not None:
+        model.save(Path(cache) / key, extra_config={"history": history})  # config last: marks done
+
+
+def save_run(result: RunResult, out: str | Path) -> None:
+    """Write the run folder; ``metrics.json`` last, so its presence marks a finished run."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / METRICS).unlink(missing_ok=True)
+    result.model.save(out, extra_config={"run": result.config})
+    if result.retrieval:
+        atomic_write_json(out / "retrieval.json", result.retrieval)
+    if result.probe:
+        atomic_write_json(out / "probe.json", result.probe)
+    atomic_write_json(out / METRICS, result.metrics)
+
+
+def load_run(directory: str | Path) -> tuple[dict, SteerableModel, dict | None]:
+    """(config, model, metrics or None if unfinished) of a run folder."""
+    directory = Path(directory)
+    if not (directory / "config.json").exists():
+        raise FileNotFoundError(f"{directory}: not a run folder (no config.json)")
+    config = read_json(directory / "config.json")
+    model = SteerableModel.load(directory)
+    metrics = read_json(directory / METRICS) if (directory / METRICS).exists() else None
+    return config, model, metrics
+
+
+def run_dataset(config: dict, data_dir: str | None = None) -> HierarchicalDataset:
+    """The data set a run folder's ``config.json`` was trained on: its own files, or a named data set."""
+    ds = config["run"]["dataset"]
+    if "files" in ds:
+        f = ds["files"]
+        return load_files(f["train"], f["test"], f["validation"], text_col=ds["text_col"],
+                          level_cols=ds["levels"], name=ds["name"])
+    return load_dataset(ds["name"], data_dir, ds["levels"])

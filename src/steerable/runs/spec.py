@@ -1,0 +1,89 @@
+"""What determines a run, and grids of runs.
+
+A :class:`RunSpec` names a run's data set, method, seed, backbone, head, caps and training settings;
+its ``run_id`` (data set, method, seed and a digest of the rest) keys the run's record in a results
+store. A :class:`SweepSpec` is a grid: data sets x methods x seeds x backbones, with extra methods
+(ablations) on some data sets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from ..backbone import DEFAULT_BACKBONE
+from ..heads import DEFAULT_HEAD
+from ..methods import preset
+from ..train import recipe_value
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that determines one run."""
+
+    dataset: str
+    method: str
+    seed: int = 42
+    backbone: str = DEFAULT_BACKBONE
+    head: str = DEFAULT_HEAD
+    max_train: int | None = None
+    max_test: int | None = None
+    epochs: int | None = None  # None: as the method's recipe says (pinned in __post_init__)
+    batch_size: int | None = None
+    lr: float | None = None
+    precision: str = "fp32"
+    paper_n: int = 500
+
+    def __post_init__(self):
+        # Pin the training settings the method would use, so the run id names what actually ran.
+        schedule = preset(self.method)
+        object.__setattr__(self, "method", schedule.name)  # canonical: "dial0.5" -> "dial@0.5"
+        for key in ("epochs", "batch_size", "lr"):
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, recipe_value(schedule, key))
+
+    @property
+    def run_id(self) -> str:
+        settings = asdict(self)
+        for k in ("dataset", "method", "seed"):
+            settings.pop(k)
+        digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+        return f"{self.dataset}__{self.method}__s{self.seed}__{digest}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SweepSpec:
+    """A grid of runs: ``methods`` on every data set, ``ablations`` on ``ablation_datasets`` too."""
+
+    datasets: Sequence[str]
+    methods: Sequence[str] = ("v5", "mrl")
+    seeds: Sequence[int] = (42,)
+    backbones: Sequence[str] = (DEFAULT_BACKBONE,)
+    ablations: Sequence[str] = ()
+    ablation_datasets: Sequence[str] = ()
+    settings: dict = field(default_factory=dict)  # RunSpec fields shared by every run
+
+    def runs(self) -> list[RunSpec]:
+        out = []
+        for backbone in self.backbones:
+            for ds in self.datasets:
+                methods = list(self.methods) + (list(self.ablations) if ds in self.ablation_datasets else [])
+                for method in methods:
+                    for seed in self.seeds:
+                        out.append(RunSpec(ds, method, seed, backbone, **self.settings))
+        return out
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "SweepSpec":
+        """A sweep from a small JSON file with the fields of this class."""
+        d = json.loads(Path(path).read_text())
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"{path}: unknown sweep fields {sorted(unknown)}")
+        return cls(**d)

@@ -1,0 +1,95 @@
+"""Sweeps: a list of run specs, run by a pluggable executor into a results store.
+
+Backbone vectors are encoded once, in the main process, before any run starts; runs then train on
+the cache. Finished runs are skipped, so a killed sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from ..backbone import Backbone, VectorCache
+from ..data import load_dataset
+from ..methods import preset
+from ..metrics import default_protocols
+from ..train import TrainConfig
+from .executors import LocalExecutor
+from .record import RunRecord
+from .run import run
+from .spec import RunSpec
+from .store import ResultsStore
+
+
+def execute_run(spec: dict, store_root: str, data_dir: str | None = None, threads: int | None = None
+                ) -> dict:
+    """Run one spec (in whatever process the executor chose) and record it; returns the record as a
+    dict (what crosses process boundaries)."""
+    if threads:
+        torch.set_num_threads(threads)
+    s = RunSpec(**spec)
+    dataset = load_dataset(s.dataset, data_dir)
+    schedule = preset(s.method, dataset.hierarchy.num_levels)
+    cfg = TrainConfig.for_schedule(schedule, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr,
+                                   seed=s.seed, precision=s.precision)
+    t0 = time.perf_counter()
+    result = run(dataset, schedule, head=s.head, backbone=Backbone(s.backbone), train_config=cfg,
+                 max_train=s.max_train, max_test=s.max_test, protocols=default_protocols(s.seed, s.paper_n),
+                 progress=False, model_cache=Path(store_root) / "models")
+    record = RunRecord(
+        run_id=s.run_id, dataset=s.dataset, method=s.method, seed=s.seed, backbone=s.backbone,
+        head=s.head, spec=s.to_dict(), dataset_stats=dataset.stats(),
+        level_names=list(dataset.hierarchy.level_names), metrics=result.metrics,
+        retrieval=result.retrieval, probe=result.probe, history=result.history,
+        seconds=result.config["seconds"] | {"total": time.perf_counter() - t0}, cost=result.config["cost"])
+    ResultsStore(store_root).add(record)
+    return record.to_dict()
+
+
+def prepare_vectors(runs: Sequence[RunSpec], data_dir: str | None, progress: bool = True) -> int:
+    """Encode every split of every data set the sweep needs, once, into the shared cache.
+
+    Returns how many texts went through a backbone (the rest came from the cache).
+    """
+    encoded = 0
+    for backbone_name in dict.fromkeys(r.backbone for r in runs):
+        cache = VectorCache(Backbone(backbone_name))
+        for name in dict.fromkeys(r.dataset for r in runs if r.backbone == backbone_name):
+            ds = load_dataset(name, data_dir)
+            for split in ("train", "validation", "test"):
+                cache.get_or_encode(ds.split(split).texts, progress=progress, desc=f"{name}/{split}")
+        encoded += cache.encoded_count
+    return encoded
+
+
+def run_sweep(runs: Sequence[RunSpec], store_root: str | Path, *, executor=None,
+              data_dir: str | None = None, progress: bool = True,
+              log: Callable[[str], None] = print, require: tuple[str, ...] = ()) -> list[RunRecord]:
+    """Run every spec that has no record yet (or whose record lacks a ``require`` field); returns the
+    new records."""
+    store = ResultsStore(store_root)
+    todo = [r for r in runs if not store.has(r.run_id, require)]
+    done = len(runs) - len(todo)
+    log(f"sweep: {len(runs)} runs, {done} already recorded, {len(todo)} to go -> {store.root}")
+    if not todo:
+        return []
+    started, t0, new = time.time(), time.perf_counter(), []
+    encoded = prepare_vectors(todo, data_dir, progress=progress)
+    t_vectors = time.perf_counter() - t0
+    executor = executor or LocalExecutor()
+    jobs = [r.to_dict() for r in todo]
+    for i, d in enumerate(executor.map(execute_run, jobs, store_root=str(store.root), data_dir=data_dir),
+                          start=1):
+        record = RunRecord.from_dict(d)
+        new.append(record)
+        s = "  ".join(f"S[{p}]={b['steerability_score']:+.3f}" for p, b in record.metrics.items())
+        elapsed = time.perf_counter() - t0 - t_vectors
+        eta = elapsed / i * (len(todo) - i)
+        log(f"[{done + i}/{len(runs)}] {record.dataset} {record.method} seed {record.seed}: "
+            f"{s}  ({record.seconds['total']:.0f} s; eta {eta / 60:.1f} min)")
+    store.log_invocation({"started": started, "seconds": time.perf_counter() - t0,
+                          "vector_seconds": t_vectors, "texts_encoded": encoded, "runs": len(new)})
+    return new

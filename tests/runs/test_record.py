@@ -1,0 +1,38 @@
+"""steerable.runs.record: the typed run record, read and written in one place."""
+
+import json
+
+import pytest
+
+from steerable.runs import SCHEMA_VERSION, ResultsStore, RunRecord
+
+RECORD = {
+    "run_id": "tiny__v5__s1__abcd1234", "dataset": "tiny", "method": "v5", "seed": 1,
+    "backbone": "m", "head": "mlp", "spec": {"max_test": 20}, "dataset_stats": {"test": 27},
+    "level_names": ["l0", "l1"],
+    "metrics": {"standard": {"protocol": {"name": "standard"}, "dims": [8, 16],
+                             "accuracy": {"l0": {"8": 0.9, "16": 0.8}, "l1": {"8": 0.5, "16": 0.7}},
+                             "steerability_score": 0.3}},
+    "retrieval": {"recall@10/l1/16": 0.6}, "history": {"best_epoch": 1}, "seconds": {"train": 1.0},
+}
+
+
+def test_a_record_without_a_schema_version_reads_as_version_1_and_round_trips(tmp_path):
+    r = RunRecord.from_dict(RECORD)
+    assert r.schema_version == SCHEMA_VERSION == 1 and r.probe == {} and r.cost == {}
+    assert r.value("standard", "steerability_score") == 0.3 and r.value("paper", "x") is None
+    assert r.accuracy("standard", "l1") == 0.7 and r.accuracy("standard", "l0", 0) == 0.9
+    assert r.n_test == 20 and r.dims() == [8, 16]
+    store = ResultsStore(tmp_path)
+    store.add(r)
+    on_disk = json.loads((tmp_path / "records" / f"{r.run_id}.json").read_text())
+    assert on_disk == RECORD | {"probe": {}, "cost": {}, "schema_version": 1}
+    assert store.records() == [r] and store.get(r.run_id) == r
+    assert store.has(r.run_id) and not store.has(r.run_id, require=("probe",))
+
+
+def test_bad_records_are_refused_with_their_source():
+    with pytest.raises(ValueError, match=r"^x.json: not a run record \(missing metrics\)$"):
+        RunRecord.from_dict({k: v for k, v in RECORD.items() if k != "metrics"}, source="x.json")
+    with pytest.raises(ValueError, match="schema version 2 is newer than this steerable reads"):
+        RunRecord.from_dict(RECORD | {"schema_version": 2}, source="x.json")
