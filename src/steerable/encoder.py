@@ -1,4 +1,4 @@
-"""Texts in, steerable embeddings out: a backbone plus a trained head loaded from a run folder."""
+"""Texts in, steerable embeddings out: a backbone plus a trained head (fit here, or loaded)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,16 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
 
-from .backbone import Backbone, VectorCache
+from .backbone import Backbone, VectorCache, split_vectors
+from .data import HierarchicalDataset
+from .heads import DEFAULT_HEAD
+from .methods import preset
+from .metrics import Protocol, default_protocols, evaluate
 from .model import SteerableModel
+from .schedule import Schedule
+from .train import TrainConfig, train
 
 
 class SteerableEncoder:
@@ -24,30 +31,41 @@ class SteerableEncoder:
         self.model = model.eval()
         self.backbone = backbone or Backbone(model.backbone)
         self._cache = VectorCache(self.backbone) if cache else None
+        self.history: dict = {}
 
     @classmethod
-    def fit(cls, dataset, method: str = "v5", *, head: str | None = None,
-            backbone: Backbone | None = None, progress: bool = True, **train_options
-            ) -> "SteerableEncoder":
-        """Train a head on a :class:`~steerable.data.HierarchicalDataset` and return its encoder.
+    def fit(cls, dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: str = DEFAULT_HEAD,
+            backbone: Backbone | None = None, progress: bool = True, **train_options) -> "SteerableEncoder":
+        """Train a head on a data set's training split (validation split for picking the epoch).
 
-        ``train_options`` are :class:`~steerable.train.TrainConfig` fields (``seed``, ``epochs``, ...).
-        The evaluation of the trained model is kept in ``encoder.metrics``.
+        ``method``: a method name (``steerable.METHODS``) or a schedule; ``train_options`` are
+        :class:`~steerable.train.TrainConfig` fields (``seed``, ``epochs``, ...) over the method's
+        recipe. The training history is kept in ``encoder.history``; :meth:`evaluate` measures it.
         """
-        from .experiment import run
-        from .heads import DEFAULT_HEAD
-        from .methods import preset
-        from .train import TrainConfig
-
         backbone = backbone or Backbone()
-        if isinstance(method, str):
-            method = preset(method, dataset.hierarchy.num_levels)
-        result = run(dataset, method, head=head or DEFAULT_HEAD, backbone=backbone,
-                     train_config=TrainConfig.for_schedule(method, **train_options), retrieval=False,
-                     progress=progress)
-        encoder = cls(result.model, backbone)
-        encoder.metrics = result.metrics
+        schedule = method if isinstance(method, Schedule) else preset(method, dataset.hierarchy.num_levels)
+        cfg = TrainConfig.for_schedule(schedule, **train_options)
+        vectors = split_vectors(dataset, backbone, seed=cfg.seed, progress=progress)
+        torch.manual_seed(cfg.seed)
+        model = SteerableModel.for_schedule(schedule, head, vectors.train.shape[1], dataset.hierarchy,
+                                            backbone.name)
+        history = train(model, schedule, vectors.train, vectors.y_train, vectors.validation,
+                        vectors.y_validation, cfg, progress=progress)
+        encoder = cls(model, backbone)
+        encoder.history = history
         return encoder
+
+    def evaluate(self, dataset: HierarchicalDataset, protocols: Sequence[Protocol] | None = None, *,
+                 max_train: int | None = None, max_test: int | None = None, seed: int = 42,
+                 progress: bool = False) -> dict:
+        """k-NN accuracy per level at every prefix and the steerability metrics on ``dataset`` (test
+        split; the training split as the reference set), per protocol (default: both)."""
+        if dataset.hierarchy.classes != self.model.hierarchy.classes:
+            raise ValueError(f"{dataset.name} has another label set than this model was trained on")
+        vectors = split_vectors(dataset, self.backbone, cache=self._cache, max_train=max_train,
+                                max_test=max_test, seed=seed, progress=progress)
+        protocols = list(protocols) if protocols is not None else default_protocols(seed)
+        return evaluate(self.model, vectors, dataset.hierarchy.level_names, protocols)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, cache: bool = True) -> "SteerableEncoder":
