@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from steerable.stats import ablation_verdicts, bootstrap_ci, holm, paired_test, summarize
+from steerable.stats import bootstrap_ci, holm, paired_test, summarize
 
 
 def test_paired_t_p_and_d_by_hand():
@@ -47,10 +47,3 @@ def test_summary_and_bootstrap():
 def test_unequal_pairs_are_refused():
     with pytest.raises(ValueError, match="equal lengths, got 2 and 3"):
         paired_test([1, 2], [1, 2, 3])
-
-
-def test_ablation_criteria():
-    v = ablation_verdicts(-0.06, 0.01)
-    assert v["inverted"]["pass"] and v["no_prefix"]["pass"]
-    v = ablation_verdicts(-0.018, 0.021)
-    assert not v["inverted"]["pass"] and not v["no_prefix"]["pass"]

@@ -7,10 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
-
-INVERTED_MAX = -0.05   # outline's pass criterion: Inverted S < -0.05
-NO_PREFIX_MAX = 0.02   # outline's pass criterion: |No-prefix S| <= 0.02
-
+from scipy import stats
 
 @dataclass(frozen=True)
 class Summary:
@@ -63,8 +60,6 @@ class PairedTest:
 
 def paired_test(a: Sequence[float], b: Sequence[float]) -> PairedTest:
     """Two-sided paired t-test of ``a - b`` over matched seeds, with paired Cohen's d."""
-    from scipy import stats
-
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape:
         raise ValueError(f"paired samples need equal lengths, got {len(a)} and {len(b)}")
@@ -96,15 +91,3 @@ def holm(pvalues: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p[i]))
         out[i] = running
     return out.tolist()
-
-
-def ablation_verdicts(inverted_s: float | None, no_prefix_s: float | None) -> dict[str, dict]:
-    """The outline's pass criteria: Inverted S < -0.05 and |No-prefix S| <= 0.02."""
-    out = {}
-    if inverted_s is not None:
-        out["inverted"] = {"criterion": f"S < {INVERTED_MAX}", "value": inverted_s,
-                           "pass": bool(inverted_s < INVERTED_MAX)}
-    if no_prefix_s is not None:
-        out["no_prefix"] = {"criterion": f"|S| <= {NO_PREFIX_MAX}", "value": no_prefix_s,
-                            "pass": bool(abs(no_prefix_s) <= NO_PREFIX_MAX)}
-    return out

@@ -1,6 +1,6 @@
-"""Report additions for the methods beyond V5: HEAL and the new methods side by side (Table 7), the
-steerability dial (Table 8, Figure 5: steerability vs multi-stage recall) and prefix leakage
-(Figure 6: what a linear probe reads off the 64-d prefix).
+"""The coarse-only methods in the report: HEAL and the new methods side by side (Table 7), their
+fresh-seed confirmation (Table 7b), the steerability dial (Table 8, Figure 5: steerability vs
+multi-stage recall) and prefix leakage (Figure 6: what a linear probe reads off the 64-d prefix).
 
 Every number comes from the records of a results store; significance is a paired t-test over
 matched seeds, Holm-corrected across data sets, as for V5 vs MRL.
@@ -12,23 +12,22 @@ from pathlib import Path
 
 import numpy as np
 
-from .report import Results, Table, _fmt, _label, _p, _plt, _save, steerability_tests
-from .methods import parse_dial
+from steerable.data import load_dataset
+from steerable.methods import label, mrl_reference, parse_dial, short_label
+from steerable.metrics import coarse_only_accuracy
+from steerable.report import Results, Table
+from steerable.report.figures import plt, save
+from steerable.report.table import fmt, fmt_p
+from steerable.report.tables import steerability_tests
+
+from .grids import CONFIRM_METHODS
 
 BEYOND_ORDER = ["flat", "mrl", "v5", "mrl_supcon", "heal", "separated", "successive", "successive_balanced",
                 "adversarial", "adversarial_mrl", "bottleneck"]
-BEYOND_LABEL = {"mrl_supcon": "MRL (SupCon recipe)", "heal": "HEAL", "separated": "Separated", "successive": "Successive",
-                "successive_balanced": "Successive (balanced)", "adversarial": "Adversarial",
-                "adversarial_mrl": "Adversarial (MRL recipe)", "bottleneck": "Bottleneck"}
 BASELINES = ("heal", "v5")
 DIAL_MIDPOINT = "dial@0.5"  # listed with the methods: both prefix parts vary equally within a class
 LISTED = BEYOND_ORDER + [DIAL_MIDPOINT]
 FUNNEL_K = 20  # shortlist size of the Pareto figure's multi-stage search
-
-
-def label(method: str) -> str:
-    d = parse_dial(method)
-    return f"Dial {d:g}" if d is not None else BEYOND_LABEL.get(method, _label(method))
 
 
 def beyond_datasets(res: Results) -> list[str]:
@@ -39,11 +38,6 @@ def dial_settings(res: Results, ds: str) -> list[tuple[float, str]]:
     """(dial value, method) of the dial runs on a data set, by value."""
     out = {(parse_dial(m), m) for (d, m, _) in res.blocks if d == ds and parse_dial(m) is not None}
     return sorted(out)
-
-
-def probe_values(res: Results, ds: str, method: str, level: str) -> dict[int, float]:
-    return {r["seed"]: r["probe"]["accuracy"][level] for r in res.records
-            if r["dataset"] == ds and r["method"] == method and r.get("probe")}
 
 
 def beyond_tests(res: Results, protocol: str) -> dict[str, dict[str, dict]]:
@@ -65,12 +59,12 @@ def table7(res: Results, protocol: str, tests: dict) -> Table:
     for ds in beyond_datasets(res):
         fine = res.levels[ds][-1]
         for m in [m for m in LISTED if res.values(ds, m, protocol, "steerability_score")]:
-            row = [ds, label(m)] + [_fmt(res.values(ds, m, protocol, k))
+            row = [ds, label(m)] + [fmt(res.values(ds, m, protocol, k))
                                     for k in ("steerability_score", "short_coarse", "full_fine")]
-            row.append(_fmt(probe_values(res, ds, m, fine), pct=True))
+            row.append(fmt(res.probe(ds, m, fine), pct=True))
             for base in BASELINES:
                 t = tests.get(f"{m}|{base}", {}).get(ds)
-                row += [f"{t['mean_diff']:+.3f}", _p(t["p_holm"])] if t else ["", ""]
+                row += [f"{t['mean_diff']:+.3f}", fmt_p(t["p_holm"])] if t else ["", ""]
             rows.append(row)
     return Table(f"Table 7: beyond V5 — steerability, accuracy and leakage, mean ± sd over seeds "
                  f"({protocol} protocol)", cols, rows,
@@ -97,11 +91,11 @@ def table8(res: Results, protocol: str) -> Table:
     for ds in res.datasets:
         fine = res.levels[ds][-1]
         for value, m in dial_settings(res, ds):
-            rows.append([ds, f"{value:g}"] + [_fmt(res.values(ds, m, protocol, k))
+            rows.append([ds, f"{value:g}"] + [fmt(res.values(ds, m, protocol, k))
                                               for k in ("steerability_score", "short_coarse", "full_fine")]
-                        + [_fmt(_funnel(res, ds, m, FUNNEL_K), pct=True),
-                           _fmt(_overlap(res, ds, m, FUNNEL_K)),
-                           _fmt(probe_values(res, ds, m, fine), pct=True)])
+                        + [fmt(_funnel(res, ds, m, FUNNEL_K), pct=True),
+                           fmt(_overlap(res, ds, m, FUNNEL_K)),
+                           fmt(res.probe(ds, m, fine), pct=True)])
     return Table(f"Table 8: the steerability dial, mean ± sd over seeds ({protocol} protocol)", cols, rows,
                  res.describe(protocol) + " One model per seed is trained for all settings; the dial "
                  "sets how the 64-d prefix mixes its coarse-posterior and free parts (0: free, 1: "
@@ -114,7 +108,6 @@ def figure5(res: Results, protocol: str, path: Path) -> bool:
     dss = [ds for ds in res.datasets if dial_settings(res, ds)]
     if not dss:
         return False
-    plt = _plt()
     fig, axes = plt.subplots(1, len(dss), figsize=(4.4 * len(dss), 3.6), squeeze=False)
     for ax, ds in zip(axes[0], dss):
         def point(m):
@@ -141,7 +134,7 @@ def figure5(res: Results, protocol: str, path: Path) -> bool:
     axes[0][-1].legend(fontsize=7)
     fig.suptitle(f"Figure 5: steerability vs multi-stage search along the dial ({protocol} protocol; mean "
                  f"over seeds; funnel = 64-d shortlist of {FUNNEL_K}, full-vector rerank)", fontsize=10)
-    _save(fig, path)
+    save(fig, path)
     return True
 
 
@@ -150,46 +143,37 @@ def coarse_only_references(records: list[dict], data_dir: str | None = None) -> 
     coarse class, mean over the runs' seeded caps). Taken from the records' probes where they hold
     it, else recomputed from the data (labels only; no model involved); data sets that cannot be
     loaded are left out."""
-    from .data import load_dataset
-    from .evaluate import coarse_only_accuracy
-
     out: dict[str, list[float]] = {}
     loaded: dict[str, object] = {}
     for r in records:
-        if not r.get("probe"):
+        if not r.probe:
             continue
-        fine = r["level_names"][-1]
-        if r["probe"].get("coarse_only"):
-            out.setdefault(r["dataset"], []).append(r["probe"]["coarse_only"][fine])
+        fine = r.level_names[-1]
+        if r.probe.get("coarse_only"):
+            out.setdefault(r.dataset, []).append(r.probe["coarse_only"][fine])
             continue
         try:
-            ds = loaded.setdefault(r["dataset"], load_dataset(r["dataset"], data_dir))
+            ds = loaded.setdefault(r.dataset, load_dataset(r.dataset, data_dir))
         except Exception:  # noqa: BLE001 - the reference is optional
             continue
-        spec = r.get("spec", {})
-        y_tr = ds.train.cap(spec.get("max_train"), r["seed"]).labels
-        y_te = ds.test.cap(spec.get("max_test"), r["seed"]).labels
-        out.setdefault(r["dataset"], []).append(coarse_only_accuracy(y_tr, y_te, y_tr.shape[1] - 1))
+        y_tr = ds.train.cap(r.spec.get("max_train"), r.seed).labels
+        y_te = ds.test.cap(r.spec.get("max_test"), r.seed).labels
+        out.setdefault(r.dataset, []).append(coarse_only_accuracy(y_tr, y_te, y_tr.shape[1] - 1))
     return {ds: float(np.mean(v)) for ds, v in out.items()}
-
-
-SHORT_LABEL = {"mrl_supcon": "MRL-SupCon", "successive_balanced": "Successive-bal",
-               "adversarial": "Adversarial", "adversarial_mrl": "Adversarial-MRL", "bottleneck": "Bottleneck"}
 
 
 def figure6(res: Results, path: Path, references: dict[str, float] | None = None) -> bool:
     """Leakage: fine-label accuracy of a linear probe on the 64-d prefix, per method and data set."""
-    dss = [ds for ds in res.datasets if any(probe_values(res, ds, m, res.levels[ds][-1])
+    dss = [ds for ds in res.datasets if any(res.probe(ds, m, res.levels[ds][-1])
                                             for m in LISTED)]
     if not dss:
         return False
-    plt = _plt()
     fig, axes = plt.subplots(1, len(dss), figsize=(4.2 * len(dss), 3.6), squeeze=False)
     for ax, ds in zip(axes[0], dss):
         fine = res.levels[ds][-1]
-        methods = [m for m in LISTED if probe_values(res, ds, m, fine)]
-        vals = [list(probe_values(res, ds, m, fine).values()) for m in methods]
-        ax.bar([SHORT_LABEL.get(m, label(m)) for m in methods], [np.mean(v) for v in vals],
+        methods = [m for m in LISTED if res.probe(ds, m, fine)]
+        vals = [list(res.probe(ds, m, fine).values()) for m in methods]
+        ax.bar([short_label(m) for m in methods], [np.mean(v) for v in vals],
                yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in vals], capsize=3,
                color=["tab:gray" if m == "flat" else "tab:blue" if m == "mrl" else "tab:red" if m == "v5"
                       else "tab:orange" if m == "heal" else "tab:green" for m in methods])
@@ -205,25 +189,13 @@ def figure6(res: Results, path: Path, references: dict[str, float] | None = None
     axes[0][0].set_ylabel("fine-label accuracy of a linear probe")
     fig.suptitle("Figure 6: what the 64-d prefix leaks about the fine label (mean ± sd over seeds)",
                  fontsize=10)
-    _save(fig, path)
+    save(fig, path)
     return True
 
 
-def split_confirmation(records: list[dict]) -> tuple[list[dict], list[dict]]:
-    """(main records, confirmation records). Runs on the reserved fresh seeds
-    (:data:`~steerable.sweep.CONFIRM_SEEDS`) are kept apart, so that no table averages them with the
-    main grid's seeds and the confirmation is tested on them alone."""
-    from .sweep import CONFIRM_SEEDS
-
-    confirm = [r for r in records if r["seed"] in CONFIRM_SEEDS]
-    return [r for r in records if r["seed"] not in CONFIRM_SEEDS], confirm
-
-
 def confirmation_tests(confirm: Results, protocol: str) -> dict[str, dict[str, dict]]:
-    """tests[method][dataset]: paired tests of S, each of :data:`~steerable.sweep.CONFIRM_METHODS`
+    """tests[method][dataset]: paired tests of S, each of :data:`~paper.grids.CONFIRM_METHODS`
     present vs HEAL, over the fresh seeds (Holm across data sets)."""
-    from .sweep import CONFIRM_METHODS
-
     if protocol not in confirm.protocols or "heal" not in confirm.methods:
         return {}
     return {m: t for m in CONFIRM_METHODS if m in confirm.methods
@@ -235,15 +207,12 @@ def prefix_ranks(res: Results, ds: str, method: str) -> list[tuple[int, int]]:
     full rank = min(prefix dim, test examples - 1), the most a centred prefix matrix can have."""
     out = []
     for r in res.records:
-        if r["dataset"] == ds and r["method"] == method and "rank" in (r.get("probe") or {}):
-            n_test = min(r["dataset_stats"]["test"], r.get("spec", {}).get("max_test") or float("inf"))
-            out.append((r["probe"]["rank"], int(min(r["probe"]["dim"], n_test - 1))))
+        if r.dataset == ds and r.method == method and "rank" in r.probe:
+            out.append((r.probe["rank"], int(min(r.probe["dim"], r.n_test - 1))))
     return out
 
 
 def table7b(confirm: Results, protocol: str, tests: dict[str, dict[str, dict]]) -> Table:
-    from .methods import mrl_reference
-
     cols = ["method", "data set", "S", "S HEAL", "Δ S", "p", "p (Holm)", "seeds", "prefix rank",
             "prefix rank HEAL", "ShortCoarse / FullFine (%)", "MRL", "MRL, same recipe"]
 
@@ -256,16 +225,16 @@ def table7b(confirm: Results, protocol: str, tests: dict[str, dict[str, dict]]) 
         same = mrl_reference(m)
         for ds, t in by_ds.items():
             ranks = [prefix_ranks(confirm, ds, x) for x in (m, "heal")]
-            rows.append([label(m), ds, _fmt(confirm.values(ds, m, protocol, "steerability_score")),
-                         _fmt(confirm.values(ds, "heal", protocol, "steerability_score")),
-                         f"{t['mean_diff']:+.3f}", _p(t["p"]), _p(t["p_holm"]), ", ".join(map(str, t["seeds"])),
+            rows.append([label(m), ds, fmt(confirm.values(ds, m, protocol, "steerability_score")),
+                         fmt(confirm.values(ds, "heal", protocol, "steerability_score")),
+                         f"{t['mean_diff']:+.3f}", fmt_p(t["p"]), fmt_p(t["p_holm"]), ", ".join(map(str, t["seeds"])),
                          *[f"{min(r)[0]}–{max(r)[0]} of {r[0][1]}" if r else "–" for r in ranks],
                          accuracies(ds, m), accuracies(ds, "mrl"),
                          "(the same)" if same == "mrl" else accuracies(ds, same)])
     return Table(f"Table 7b: methods chosen on the main grid, against HEAL again on fresh seeds ({protocol} "
                  "protocol)", cols, rows,
                  "Each method here was chosen after seeing the main grid's seeds (a setting picked among "
-                 "several, see sweep.CONFIRM_METHODS); these runs use seeds no other run used, so the test "
+                 "several, see paper/grids.py); these runs use seeds no other run used, so the test "
                  "is not biased by that choice. Paired t-test over the seeds, Holm across data sets per "
                  "method; prefix rank = numerical rank of the 64-d test-set prefixes (singular values "
                  "above 1e-3 of the largest) of the full rank possible. Accuracies: means over the same "
@@ -277,7 +246,7 @@ def write_section(res: Results, out: Path, protocol: str = "standard",
                   data_dir: str | None = None, confirm: Results | None = None) -> tuple[list[str], dict]:
     """Markdown lines and a summary for the report; empty when no beyond-V5 runs are present.
 
-    ``confirm``: the fresh-seed confirmation runs (see :func:`split_confirmation`), for Table 7b.
+    ``confirm``: the fresh-seed confirmation runs (the confirmation grid's records), for Table 7b.
     """
     if protocol not in res.protocols:
         return [], {}
@@ -304,9 +273,10 @@ def write_section(res: Results, out: Path, protocol: str = "standard",
                       for k in ("steerability_score", "short_coarse", "full_fine")
                       if (v := res.values(ds, m, protocol, k))}
         | ({"fine_probe": float(np.mean(list(p.values())))}
-           if (p := probe_values(res, ds, m, res.levels[ds][-1])) else {})
+           if (p := res.probe(ds, m, res.levels[ds][-1])) else {})
         | ({f"funnel_recall@10_K{FUNNEL_K}": float(np.mean(list(f.values())))}
            if (f := _funnel(res, ds, m, FUNNEL_K)) else {})
         for ds in res.datasets for m in res.methods
         if m in BEYOND_ORDER or parse_dial(m) is not None}}
     return md, summary
+

@@ -1,31 +1,46 @@
-"""``docs/reproduction.md``: our figures beside the published ones, and a verdict per claim.
-
-Every verdict is computed from the report summary by a stated rule; nothing here is typed in
-except the published figures (from the original's results, as listed in METHOD.md).
-"""
+"""The claims and their verdicts: the outline's (V5 against MRL, the ablations, retrieval,
+complexity) and the coarse-only methods' (steerability within accuracy bounds, a full-rank prefix
+ahead of HEAL, the dial's curve). Each verdict is computed from the records by the rule stated beside
+its claim."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .report import Results, _label, steerability_tests
-from .stats import paired_test
+from steerable.methods import label, mrl_reference, parse_dial
+from steerable.report import Results
+from steerable.report.tables import retrieval_dims, retrieval_mean, steerability_tests
+from steerable.stats import paired_test
 
-# Published figures (500-example leave-one-out protocol, pre-fix code, bge-small backbone).
-PUBLISHED_S = {
-    "clinc150": (0.150, 0.028, 0.007, 0.016),
-    "dbpedia_classes_partial": (0.120, 0.016, 0.008, 0.008),  # published on full DBPedia Classes
-    "trec": (0.044, 0.017, -0.001, 0.015),
-    "20newsgroups": (0.035, 0.029, 0.000, 0.016),
-    "goemotions": (0.020, 0.018, 0.006, 0.017),
-}
-PUBLISHED_ABLATIONS_CLINC = {"v5": 0.053, "inverted": -0.018, "no_prefix": 0.009, "uhmt": 0.001}
-PUBLISHED_CLINC_ACC = {"v5": (0.980, 0.941), "mrl": (0.982, 0.956), "flat": (0.961, 0.887)}
+from .beyond import BEYOND_ORDER, dial_settings, prefix_ranks
+from .grids import CONFIRM_METHODS
+from .tables import complexity_fit
+
+def recall_loss(res: Results) -> dict[str, dict[str, float]]:
+    """Per data set and method: relative loss of fine-label Recall@10 at the shortest prefix vs full."""
+    out: dict[str, dict[str, float]] = {}
+    for ds in res.datasets:
+        fine = res.levels[ds][-1]
+        for m in ("v5", "mrl"):
+            if (ds, m) not in res.retrieval:
+                continue
+            dims = retrieval_dims(res, ds, m)
+            short, full = (retrieval_mean(res, ds, m, f"recall@10/{fine}/{d}") for d in (dims[0], dims[-1]))
+            if short is not None and full:
+                out.setdefault(ds, {})[m] = 1 - short / full
+    return out
 
 
-def esc(text: str) -> str:
-    """Escape pipes for a Markdown table cell."""
-    return text.replace("|", "\\|")
+def recall_loss_verdict(loss: dict[str, dict[str, float]]) -> tuple[str, str]:
+    """(verdict, sentence) for "V5 loses less recall at the short prefix than MRL"."""
+    pairs = {ds: v for ds, v in loss.items() if "v5" in v and "mrl" in v}
+    wins = [ds for ds, v in pairs.items() if v["v5"] < v["mrl"]]
+    verdict = ("holds" if pairs and len(wins) == len(pairs)
+               else "partly" if 2 * len(wins) > len(pairs) else "does not hold")
+    return verdict, (f"Verdict: {verdict} (rule: holds if V5 loses less than MRL on every data set, "
+                     f"partly on most); "
+                     f"V5 loses less on {len(wins)} of {len(pairs)} data sets.")
+
 
 
 def _mean(values: dict) -> float | None:
@@ -40,23 +55,10 @@ def _s(x: float | None) -> str:
     return "–" if x is None else f"{x:+.3f}"
 
 
-def _timing(invocations: list[dict] | None) -> str:
-    """The sweep's measured wall time, from the results store's invocation log."""
-    done = [i for i in (invocations or []) if i["runs"]]
-    if not done:
-        return ""
-    minutes = sum(i["seconds"] for i in done) / 60
-    vec = sum(i["vector_seconds"] for i in done) / 60
-    texts = sum(i["texts_encoded"] for i in done)
-    return (f" Wall time on the 2-core development machine: {minutes:.0f} min over {len(done)} "
-            f"invocation(s) that ran {sum(i['runs'] for i in done)} runs, of which {vec:.0f} min "
-            f"preparing vectors ({texts:,} texts encoded; the rest came from the vector cache).")
-
-
 def claims(res: Results, protocol: str) -> list[tuple[str, str, str]]:
     """(claim, verdict, evidence) for each claim of the outline that the sweep can test."""
     out = []
-    tests = steerability_tests(res, protocol)
+    tests = steerability_tests(res, protocol, "v5", "mrl")
     fine = {ds: res.levels[ds][-1] for ds in res.datasets}
 
     # 1. No accuracy sacrifice: V5 vs MRL fine accuracy at full dim, paired over seeds.
@@ -134,8 +136,6 @@ def claims(res: Results, protocol: str) -> list[tuple[str, str, str]]:
             out.append((f"{ds}: No-prefix is near zero (abs(S) ≤ 0.02)", verdict, f"No-prefix S = {_s(nop)}."))
 
     # 8. "V5 loses 2 % recall vs MRL loses 9 % at 64-d" (retrieval; protocol-independent).
-    from .report import recall_loss, recall_loss_verdict
-
     loss = recall_loss(res)
     if loss:
         verdict, sentence = recall_loss_verdict(loss)
@@ -146,8 +146,6 @@ def claims(res: Results, protocol: str) -> list[tuple[str, str, str]]:
                     f"of the test set): {ev}. {sentence}"))
 
     # 9. Steerability grows with hierarchy complexity.
-    from .report import complexity_fit
-
     fit = complexity_fit(res, protocol)
     if "spearman_rho" in fit:
         rho, p = fit["spearman_rho"], fit["spearman_p"]
@@ -181,11 +179,6 @@ def beyond_claims(res: Results, protocol: str = "standard", confirm: Results | N
 
     ``confirm``: the fresh-seed confirmation runs (``report_beyond.split_confirmation``).
     """
-    from .report import steerability_tests
-    from .report_beyond import BEYOND_ORDER, dial_settings, label, prefix_ranks, probe_values
-    from .methods import mrl_reference, parse_dial
-    from .sweep import CONFIRM_METHODS
-
     if protocol not in res.protocols:
         return []
     out = []
@@ -340,116 +333,3 @@ def beyond_claims(res: Results, protocol: str = "standard", confirm: Results | N
                      "data set (Figure 5)", "holds" if ok else "partly", "; ".join(ev) + "."))
     return out
 
-
-def write_doc(records: list[dict], path, command: str, invocations: list[dict] | None = None,
-              report_dir=None, bench: dict | None = None) -> str:
-    """Write the reproduction page; with ``report_dir``, its figures are copied beside the page;
-    with ``bench`` (``bench/search.py``'s JSON), the search targets' verdicts join it."""
-    import shutil
-    from pathlib import Path
-
-    from .report_beyond import split_confirmation
-
-    records, confirm = split_confirmation(records)
-    res = Results(records)
-    figures = []
-    if report_dir is not None:
-        fig_dir = Path(path).parent / (Path(path).stem + "_figures")
-        fig_dir.mkdir(parents=True, exist_ok=True)
-        for png in sorted(Path(report_dir).glob("fig*.png")):
-            shutil.copyfile(png, fig_dir / png.name)
-            figures.append(f"{fig_dir.name}/{png.name}")
-    lines = [
-        "# Reproduction: our figures beside the published ones",
-        "",
-        "Generated by `steer reproduce` from a real run; regenerate with:",
-        "",
-        f"```bash\n{command}\n```",
-        "",
-        f"{len(records)} runs; data sets {', '.join(res.datasets)}; methods "
-        f"{', '.join(_label(m) for m in res.methods)}; seeds {', '.join(map(str, res.seeds))}; "
-        f"backbone {', '.join(res.backbones)} (the published figures used bge-small-en-v1.5); head "
-        f"{', '.join(res.heads)}." + (f" Plus {len(confirm)} confirmation runs on fresh seeds "
-                                      f"({', '.join(map(str, sorted({r['seed'] for r in confirm})))})."
-                                      if confirm else "") + _timing(invocations),
-        "",
-        "The published figures came from the original code, which cut every prefix in a batch at the "
-        "batch's most common length (fixed here: lengths are per example), and used the first 500 "
-        "test examples in file order (here a seeded shuffle). Verdict rules are stated beside each "
-        "claim; they are applied to the numbers below, not chosen after seeing them.",
-        "",
-        "## Steerability S, ours vs published",
-        "",
-        "| data set | protocol | V5 S (ours) | MRL S (ours) | V5 S (published) | MRL S (published) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for ds in res.datasets:
-        pub = PUBLISHED_S.get(ds)
-        for protocol in res.protocols:
-            v5 = res.values(ds, "v5", protocol, "steerability_score")
-            mrl = res.values(ds, "mrl", protocol, "steerability_score")
-            fmt = lambda v: "–" if not v else (f"{np.mean(list(v.values())):+.3f} ± "
-                                               f"{np.std(list(v.values()), ddof=1):.3f}" if len(v) > 1
-                                               else f"{list(v.values())[0]:+.3f}")
-            pv = f"{pub[0]:+.3f} ± {pub[1]:.3f}" if pub and protocol == "paper" else "–"
-            pm = f"{pub[2]:+.3f} ± {pub[3]:.3f}" if pub and protocol == "paper" else "–"
-            lines.append(f"| {ds} | {protocol} | {fmt(v5)} | {fmt(mrl)} | {pv} | {pm} |")
-    lines += ["", "Published figures are for the `paper` protocol only (first 500 test examples; "
-              "DBPedia on the full data set, ours is the 5,000-row partial copy).", ""]
-    if "clinc150" in res.datasets:
-        lines += ["## CLINC classification accuracy at full dim (%), ours vs published", "",
-                  "| method | protocol | L0 (ours) | L1 (ours) | L0 / L1 (published, 2,000 test) |",
-                  "|---|---|---|---|---|"]
-        for m in ("v5", "mrl", "flat"):
-            for protocol in res.protocols:
-                lv = res.levels["clinc150"]
-                l0 = _mean(res.accuracy("clinc150", m, protocol, lv[0], -1))
-                l1 = _mean(res.accuracy("clinc150", m, protocol, lv[-1], -1))
-                pub = PUBLISHED_CLINC_ACC.get(m)
-                lines.append(f"| {_label(m)} | {protocol} | {_pct(l0)} | {_pct(l1)} | "
-                             f"{_pct(pub[0])} / {_pct(pub[1])} |")
-        lines += [""]
-        lines += ["## CLINC ablations, ours vs published", "",
-                  "| method | " + " | ".join(f"S ({p})" for p in res.protocols) + " | published (2,000-example protocol) |",
-                  "|---|" + "---|" * len(res.protocols) + "---|"]
-        for m, pub in PUBLISHED_ABLATIONS_CLINC.items():
-            vals = [_s(_mean(res.values("clinc150", m, p, "steerability_score"))) for p in res.protocols]
-            lines.append(f"| {_label(m)} | " + " | ".join(vals) + f" | {pub:+.3f} |")
-        lines += [""]
-    lines += ["## The outline's claims", ""]
-    for protocol in res.protocols:
-        lines += [f"### Protocol `{protocol}`", "", res.describe(protocol), "",
-                  "| claim | verdict | evidence |", "|---|---|---|"]
-        lines += [f"| {esc(c)} | **{v}** | {esc(e)} |" for c, v, e in claims(res, protocol)]
-        lines += [""]
-    extra = beyond_claims(res, confirm=Results(confirm) if confirm else None)
-    if extra:
-        lines += ["## Beyond V5 (issue 6)", "",
-                  "HEAL, the new methods and the steerability dial, in the same harness: same seeds, "
-                  "caps, backbone and statistics. " + res.describe("standard"), "",
-                  "| claim | verdict | evidence |", "|---|---|---|"]
-        lines += [f"| {esc(c)} | **{v}** | {esc(e)} |" for c, v, e in extra]
-        lines += ["", "Tables 7 and 8 of the report hold every method's numbers; Figure 5 is the dial's "
-                  "Pareto curve, Figure 6 the prefix leakage.", ""]
-    if bench and bench.get("real"):
-        from .report import search_targets
-
-        table, verdicts = search_targets(bench)
-        m = bench.get("machine", {})
-        lines += ["## Search targets (issue 4)", "",
-                  f"From `python bench/search.py` on {m.get('cpu_model', '?')}, {bench.get('threads', '?')} "
-                  f"threads, {bench['real']['documents']:,} documents and {bench['real']['queries']:,} "
-                  "held-out queries (Tables 6b and 6c of the report):", "",
-                  table.markdown(), "", *[f"- {v}" for v in verdicts], ""]
-    if figures:
-        lines += ["## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures] + [""]
-    lines += ["Not testable here: Yahoo Answers (no copy with sub-topics is available), the "
-              "Qwen3-0.6B and bge-small backbones (no network; the offline default is all-MiniLM-L6-v2), "
-              "the training-cost and storage claims (measured in the report's Table 6 and in `bench/`), and "
-              "search against a Qdrant server by URL (none can be installed offline; local mode is tested).",
-              ""]
-    text = "\n".join(lines)
-    from .io import atomic_write_text
-
-    atomic_write_text(path, text)
-    return text

@@ -1,0 +1,97 @@
+"""``python -m paper`` (also ``steer reproduce``): the paper's sweeps, report and reproduction page.
+
+Resumable: finished runs are records in the results store and are not run again, so a second call
+with everything recorded rebuilds the report and the page from the records alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from steerable.cli.common import add_sweep_args, csv_list, executor, sweep_settings
+from steerable.data import DataError, list_datasets
+from steerable.runs import ResultsStore, RunSpec, run_sweep
+
+from .doc import write_doc
+from .grids import beyond_sweep, confirm_sweep, paper_sweep
+from .report import write_report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m paper",
+        description="V5, MRL and Flat on every data set found; Inverted, No-prefix and UHMT on CLINC and "
+                    "TREC; the coarse-only methods and the dial on CLINC, TREC and 20 Newsgroups; seeds 42 "
+                    "123 456 789 1024; both protocols; caps 10,000 train / 2,000 test; then the methods "
+                    "chosen after seeing that grid again on five fresh seeds. Writes the report and the "
+                    "reproduction page. Resumable: rerunning skips finished runs.")
+    p.add_argument("--quick", action="store_true", help="CLINC only, two seeds")
+    p.add_argument("--part", default="all", choices=["all", "paper", "beyond"],
+                   help="paper: the outline's grid; beyond: HEAL, the new methods, the dial and their "
+                        "fresh-seed confirmation; all: both (default)")
+    p.add_argument("--datasets", help="comma-separated (default: every data set found)")
+    p.add_argument("--seeds", help="comma-separated (default: the paper's five)")
+    p.add_argument("--results", default="results/paper", help="results store (default results/paper)")
+    p.add_argument("--out", default="reports/paper", help="report folder (default reports/paper)")
+    p.add_argument("--doc", help="also write the reproduction page here (e.g. docs/reproduction.md)")
+    p.add_argument("--bench", default="bench/out/search.json",
+                   help="bench/search.py result whose query latencies join the efficiency tables, if "
+                        "the file exists (default bench/out/search.json)")
+    add_sweep_args(p)
+    return p
+
+
+def reproduce(args, command: str) -> int:
+    t0 = time.perf_counter()
+    datasets = csv_list(args.datasets) or list_datasets(args.data_dir)
+    if not datasets:
+        raise DataError("no data sets found; set STEER_DATA_DIR")
+    seeds = [int(s) for s in csv_list(args.seeds)] or None
+    settings = sweep_settings(args)
+
+    def sweep(runs: list[RunSpec], **kwargs) -> None:
+        run_sweep(runs, args.results, executor=executor(args), data_dir=args.data_dir,
+                  progress=not args.quiet, **kwargs)
+
+    main: list[RunSpec] = []
+    confirm: list[RunSpec] = []
+    if args.part in ("all", "paper"):
+        main += paper_sweep(datasets, quick=args.quick, seeds=seeds, settings=settings).runs()
+        sweep(main)
+    if args.part in ("all", "beyond"):
+        beyond = beyond_sweep(datasets, quick=args.quick, seeds=seeds, settings=settings)
+        # the leakage figure needs every run's prefix probe: older records without one run again
+        sweep(beyond, require=("probe",))
+        main += beyond
+        confirm = confirm_sweep(datasets, quick=args.quick, settings=settings)
+        sweep(confirm)
+    store = ResultsStore(args.results)
+    main_ids, confirm_ids = {r.run_id for r in main}, {r.run_id for r in confirm}
+    records = store.records()
+    main_records = [r for r in records if r.run_id in main_ids]
+    confirm_records = [r for r in records if r.run_id in confirm_ids]
+    write_report(main_records, args.out, ["md", "mteb"], bench=args.bench, data_dir=args.data_dir,
+                 confirm=confirm_records)
+    store.write_parquet(Path(args.out) / "results.parquet")
+    bench = json.loads(Path(args.bench).read_text()) if args.bench and Path(args.bench).exists() else None
+    for path in [Path(args.out) / "reproduction.md"] + ([Path(args.doc)] if args.doc else []):
+        write_doc(main_records, path, command, store.invocations(), report_dir=args.out, bench=bench,
+                  confirm=confirm_records)
+    minutes = (time.perf_counter() - t0) / 60
+    print(f"reproduce: {len(main_records) + len(confirm_records)} runs reported in {minutes:.1f} min "
+          f"-> {args.out}/report.md")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    try:
+        return reproduce(args, " ".join(["steer reproduce", *argv]))
+    except (DataError, FileNotFoundError, ValueError, ImportError) as e:
+        print(f"reproduce: error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,107 @@
+"""The paper's report: the library's tables and figures for the outline's methods, plus the
+outline's own (ablations, complexity), the coarse-only methods, and the search targets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+from steerable.io import atomic_write_json, atomic_write_text
+from steerable.report import Results, header, protocol_means, write_mteb
+from steerable.report.figures import funnel_curves, prefix_curves
+from steerable.report.tables import (accuracy_table, adaptive_table, efficiency_table, funnel_table,
+                                     hierarchy_table, retrieval_table, steerability_table, steerability_tests)
+from steerable.runs import RunRecord
+
+from .beyond import write_section
+from .claims import recall_loss, recall_loss_verdict
+from .figures import figure2, figure3
+from .search_targets import latency_table, search_targets
+from .tables import ablation_summary, complexity_fit, table3
+
+PAPER_METHODS = ("flat", "mrl", "v5", "inverted", "no_prefix", "uhmt")  # Table 1's columns
+COMPARED = ("v5", "mrl")  # Table 2, Table 5 and Figures 1 and 4
+
+
+def _write(md: list[str], out: Path, table, stem: str) -> None:
+    if table is not None and table.rows:
+        table.write(out, stem)
+        md += [table.markdown(), ""]
+
+
+def write_report(records: Sequence[RunRecord], out: str | Path, formats: Sequence[str] = ("md",),
+                 bench: str | Path | None = None, data_dir: str | None = None,
+                 confirm: Sequence[RunRecord] = ()) -> dict:
+    """Write every table and figure into ``out``; returns the summary also saved as summary.json.
+
+    ``records``: the main grids' runs; ``confirm``: the confirmation grid's (fresh seeds), kept apart
+    so that no table averages them with the main seeds. ``bench``: a ``bench/search.py`` result JSON
+    whose latency figures and search targets join the efficiency tables. ``data_dir``: where the data
+    sets are, for the leakage figure's coarse-label reference when the records do not hold it.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    res = Results(records)
+    summary: dict = {"protocols": {}, "datasets": res.datasets, "methods": res.methods,
+                     "seeds": res.seeds, "backbones": res.backbones, "heads": res.heads,
+                     "runs": len(res.records), "confirmation_runs": len(confirm)}
+    md = header(res)
+    _write(md, out, hierarchy_table(res), "hierarchy")
+    for protocol in res.protocols:
+        md += [f"## Protocol: {protocol}", "", res.describe(protocol), ""]
+        tests = steerability_tests(res, protocol, *COMPARED)
+        abl = ablation_summary(res, protocol)
+        fit = complexity_fit(res, protocol)
+        _write(md, out, accuracy_table(res, protocol, PAPER_METHODS), f"table1_accuracy_{protocol}")
+        _write(md, out, steerability_table(res, protocol, COMPARED, "mrl", {"v5": tests}),
+               f"table2_steerability_{protocol}")
+        _write(md, out, table3(res, protocol, abl), f"table3_ablations_{protocol}")
+        figs = []
+        if prefix_curves(res, protocol, out / f"fig1_prefix_curves_{protocol}.png", COMPARED):
+            figs.append(("Figure 1: prefix accuracy curves", f"fig1_prefix_curves_{protocol}.png"))
+        if fit["points"]:
+            figure2(fit, protocol, out / f"fig2_complexity_{protocol}.png")
+            figs.append(("Figure 2: steerability vs complexity", f"fig2_complexity_{protocol}.png"))
+        if abl:
+            figure3(res, protocol, abl, out / f"fig3_ablations_{protocol}.png")
+            figs.append(("Figure 3: ablations", f"fig3_ablations_{protocol}.png"))
+        md += [f"![{title}]({name})" for title, name in figs] + [""]
+        if "spearman_rho" in fit:
+            md += [f"Figure 2 trend: slope {fit['slope']:+.3f} per bit of H(L1|L0); Spearman ρ = "
+                   f"{fit['spearman_rho']:.2f} (p = {fit['spearman_p']:.2g}, {len(fit['points'])} data sets).", ""]
+        summary["protocols"][protocol] = {"tests_v5_vs_mrl": tests, "ablations": abl, "complexity": fit,
+                                          "means": protocol_means(res, protocol)}
+    if res.retrieval:
+        md += ["## Retrieval, multi-stage search and efficiency", ""]
+        _write(md, out, retrieval_table(res), "table4_retrieval")
+        _write(md, out, funnel_table(res, COMPARED), "table5_multistage")
+        _write(md, out, adaptive_table(res), "table5b_adaptive")
+        _write(md, out, efficiency_table(res), "table6_efficiency")
+        if bench is not None and Path(bench).exists():
+            measured = json.loads(Path(bench).read_text())
+            _write(md, out, latency_table(measured), "table6b_latency")
+            targets, verdicts = search_targets(measured)
+            if targets.rows:
+                targets.write(out, "table6c_search_targets")
+                md += [targets.markdown(), "", *[f"- {v}" for v in verdicts], ""]
+        loss = recall_loss(res)
+        if loss:
+            md += ["The outline's claim \"V5 loses 2 % recall vs MRL loses 9 % at 64-d\": relative loss of "
+                   "fine-label Recall@10 at the shortest prefix against the full vector: " +
+                   "; ".join(f"{ds}: V5 {100 * v.get('v5', float('nan')):.1f} %, MRL "
+                             f"{100 * v.get('mrl', float('nan')):.1f} %" for ds, v in loss.items()) + ". " +
+                   recall_loss_verdict(loss)[1], ""]
+        summary["retrieval_loss"] = loss
+        if funnel_curves(res, out / "fig4_multistage.png", COMPARED):
+            md += ["![Figure 4: multi-stage search](fig4_multistage.png)", ""]
+    beyond_md, beyond_summary = write_section(res, out, data_dir=data_dir,
+                                              confirm=Results(confirm) if confirm else None)
+    md += beyond_md
+    if beyond_summary:
+        summary["beyond"] = beyond_summary
+    atomic_write_text(out / "report.md", "\n".join(md) + "\n")
+    atomic_write_json(out / "summary.json", summary)
+    if "mteb" in formats:
+        write_mteb(res, out / "mteb")
+    return summary

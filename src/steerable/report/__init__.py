@@ -1,0 +1,91 @@
+"""Reports from a results store: tables (Markdown, CSV, LaTeX), figures (PNG), MTEB-style JSON.
+
+:func:`write_report` is the report of any sweep: the hierarchy, then per protocol the accuracy and
+steerability tables (each method tested against a reference method) with the prefix curves, then
+retrieval, the funnel, adaptive search and efficiency. The building blocks (``tables``, ``figures``,
+``mteb``, :class:`Results`) are for reports of one's own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..io import atomic_write_json, atomic_write_text
+from ..methods import label
+from ..runs.record import RunRecord
+from ..runs.store import ResultsStore
+from .figures import funnel_curves, prefix_curves
+from .mteb import write_mteb
+from .results import Results
+from .table import Table
+from .tables import (STEER_METRICS, accuracy_table, adaptive_table, efficiency_table, funnel_table,
+                     hierarchy_table, retrieval_table, steerability_table, steerability_tests)
+
+__all__ = ["Results", "Table", "write_report", "write_mteb", "load_records", "header", "protocol_means"]
+
+
+def load_records(source: str | Path) -> list[RunRecord]:
+    """The records of a results store folder."""
+    return ResultsStore(source).records()
+
+
+def header(res: Results, title: str = "# Steerable embeddings: results") -> list[str]:
+    """The report's first lines: what the records cover."""
+    return [title, "",
+            f"{len(res.records)} runs; data sets {', '.join(res.datasets)}; methods "
+            f"{', '.join(label(m) for m in res.methods)}; seeds {', '.join(map(str, res.seeds))}; "
+            f"backbone {', '.join(res.backbones)}; head {', '.join(res.heads)}.", ""]
+
+
+def protocol_means(res: Results, protocol: str) -> dict:
+    """``"<data set>/<method>"`` -> mean over seeds of each steerability metric."""
+    return {f"{ds}/{m}": {k: float(np.mean(list(v.values())))
+                          for k in STEER_METRICS if (v := res.values(ds, m, protocol, k))}
+            for ds in res.datasets for m in res.methods}
+
+
+def _section(md: list[str], out: Path, tables: Sequence[tuple[Table, str]]) -> None:
+    for table, stem in tables:
+        if table.rows:
+            table.write(out, stem)
+            md += [table.markdown(), ""]
+
+
+def write_report(records: Sequence[RunRecord], out: str | Path, formats: Sequence[str] = ("md",), *,
+                 reference: str | None = None) -> dict:
+    """Write every table and figure into ``out`` (``report.md`` links them); returns the summary also
+    saved as ``summary.json``. ``reference``: the method every other one is tested against in the
+    steerability table (default: MRL when present, else the first method)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    res = Results(records)
+    methods = res.listed_methods()
+    reference = reference or ("mrl" if "mrl" in methods else methods[0])
+    summary: dict = {"protocols": {}, "datasets": res.datasets, "methods": res.methods, "seeds": res.seeds,
+                     "backbones": res.backbones, "heads": res.heads, "runs": len(res.records)}
+    md = header(res)
+    _section(md, out, [(hierarchy_table(res), "hierarchy")])
+    curves = [m for m in methods if m != "flat"][:4]
+    for protocol in res.protocols:
+        md += [f"## Protocol: {protocol}", "", res.describe(protocol), ""]
+        tests = {m: steerability_tests(res, protocol, m, reference) for m in methods if m != reference}
+        _section(md, out, [(accuracy_table(res, protocol, methods), f"table1_accuracy_{protocol}"),
+                           (steerability_table(res, protocol, methods, reference, tests),
+                            f"table2_steerability_{protocol}")])
+        if prefix_curves(res, protocol, out / f"fig1_prefix_curves_{protocol}.png", curves):
+            md += [f"![Figure 1: prefix accuracy curves](fig1_prefix_curves_{protocol}.png)", ""]
+        summary["protocols"][protocol] = {"tests": tests, "means": protocol_means(res, protocol)}
+    if res.retrieval:
+        md += ["## Retrieval, multi-stage search and efficiency", ""]
+        _section(md, out, [(retrieval_table(res), "table4_retrieval"), (funnel_table(res), "table5_multistage"),
+                           (adaptive_table(res), "table5b_adaptive"), (efficiency_table(res), "table6_efficiency")])
+        if funnel_curves(res, out / "fig4_multistage.png", curves):
+            md += ["![Figure 4: multi-stage search](fig4_multistage.png)", ""]
+    atomic_write_text(out / "report.md", "\n".join(md) + "\n")
+    atomic_write_json(out / "summary.json", summary)
+    if "mteb" in formats:
+        write_mteb(res, out / "mteb")
+    return summary

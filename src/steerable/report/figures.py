@@ -1,0 +1,89 @@
+"""Figures any results store can give (PNG): accuracy along the prefix, and the funnel's recall
+against its cost. Shared plotting helpers for other figures too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ..io import atomic_write  # noqa: E402
+from ..methods import label  # noqa: E402
+from .results import Results  # noqa: E402
+from .tables import funnel_shortlists, retrieval_dims  # noqa: E402
+
+COLORS = {"v5": "tab:red", "mrl": "tab:blue", "flat": "tab:gray", "heal": "tab:orange"}
+
+
+def color(method: str, i: int = 0) -> str:
+    """A method's colour in every figure; others cycle through the default palette."""
+    return COLORS.get(method, f"C{(i + 4) % 10}")
+
+
+def save(fig, path: Path) -> None:
+    """Write a figure as PNG atomically and free it."""
+    atomic_write(path, lambda p: fig.savefig(p, dpi=130, bbox_inches="tight", format="png"))
+    plt.close(fig)
+
+
+def prefix_curves(res: Results, protocol: str, path: Path, methods: Sequence[str] = ("v5", "mrl")) -> bool:
+    """Figure 1: coarse and fine k-NN accuracy against prefix dims, mean ± sd bands; False when no
+    data set has the methods."""
+    dss = [d for d in res.datasets if any(res.blocks.get((d, m, protocol)) for m in methods)]
+    if not dss:
+        return False
+    fig, axes = plt.subplots(1, len(dss), figsize=(3.6 * len(dss), 3.3), squeeze=False)
+    for ax, ds in zip(axes[0], dss):
+        for i, m in enumerate(methods):
+            blocks = res.blocks.get((ds, m, protocol), {})
+            if not blocks:
+                continue
+            dims = next(iter(blocks.values()))["dims"]
+            for level, style in zip((res.levels[ds][0], res.levels[ds][-1]), ("-", "--")):
+                acc = np.array([[b["accuracy"][level][str(d)] for d in dims] for b in blocks.values()])
+                mean, sd = acc.mean(0), acc.std(0, ddof=1) if len(acc) > 1 else np.zeros(len(dims))
+                name = "L0" if level == res.levels[ds][0] else "L1"
+                ax.plot(dims, mean, style, color=color(m, i), marker="o", ms=3, label=f"{label(m)} {name}")
+                ax.fill_between(dims, mean - sd, mean + sd, color=color(m, i), alpha=0.15)
+            ax.set_xticks(dims)
+        ax.set_title(ds, fontsize=10)
+        ax.set_xlabel("prefix dims")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("k-NN accuracy")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"Figure 1: accuracy vs prefix length ({protocol} protocol; bands: ± sd over seeds)",
+                 fontsize=10)
+    save(fig, path)
+    return True
+
+
+def funnel_curves(res: Results, path: Path, methods: Sequence[str] = ("v5", "mrl")) -> bool:
+    """Figure 4: the funnel's overlap with exact search against its compute, per data set where
+    every one of ``methods`` has retrieval metrics; False when none has."""
+    dss = [d for d in res.datasets if all((d, m) in res.retrieval for m in methods)]
+    if not dss:
+        return False
+    fig, axes = plt.subplots(1, len(dss), figsize=(3.8 * len(dss), 3.3), squeeze=False)
+    for ax, ds in zip(axes[0], dss):
+        for i, m in enumerate(methods):
+            runs = list(res.retrieval[(ds, m)].values())
+            dims = retrieval_dims(res, ds, m)
+            Ks = funnel_shortlists(res, ds, m)
+            cost = [dims[0] / dims[-1] + K / res.n_docs[ds] for K in Ks]
+            ov = [np.mean([r[f"funnel/overlap@10/{K}"] for r in runs]) for K in Ks]
+            ax.plot(cost, ov, marker="o", color=color(m, i), label=label(m))
+            for K, x, y in zip(Ks, cost, ov):
+                ax.annotate(str(K), (x, y), fontsize=6, xytext=(2, -8), textcoords="offset points")
+        ax.set_xlabel("FLOPs vs exact scan: d_prefix/d_full + K/N")
+        ax.set_title(ds, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("overlap with exact top 10")
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle("Figure 4: multi-stage search, recall vs cost (labels: shortlist K)", fontsize=10)
+    save(fig, path)
+    return True

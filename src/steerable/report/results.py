@@ -1,0 +1,72 @@
+"""Run records grouped for reporting: per data set, method, protocol and seed."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Sequence
+
+from ..methods import display_order, parse_dial
+from ..runs.record import RunRecord
+
+PROTOCOL_ORDER = ["paper", "standard"]
+
+
+class Results:
+    """Records grouped for tables: ``blocks[(dataset, method, protocol)][seed]`` = metrics block,
+    ``retrieval[(dataset, method)][seed]`` = retrieval metrics; methods in registry order."""
+
+    def __init__(self, records: Sequence[RunRecord]):
+        if not records:
+            raise ValueError("no results to report: the store holds no finished runs")
+        self.records = list(records)
+        self.blocks: dict[tuple, dict[int, dict]] = defaultdict(dict)
+        self.retrieval: dict[tuple, dict[int, dict]] = defaultdict(dict)
+        self.cost: dict[str, list[dict]] = defaultdict(list)
+        self.stats: dict[str, dict] = {}
+        self.levels: dict[str, list[str]] = {}
+        self.n_docs: dict[str, int] = {}  # documents in each run's retrieval split
+        self.protocol_desc: dict[str, dict] = {}
+        for r in self.records:
+            for protocol, block in r.metrics.items():
+                self.blocks[(r.dataset, r.method, protocol)][r.seed] = block
+                self.protocol_desc.setdefault(protocol, block["protocol"])
+            self.stats[r.dataset] = r.dataset_stats
+            self.levels[r.dataset] = r.level_names
+            if r.retrieval:
+                self.retrieval[(r.dataset, r.method)][r.seed] = r.retrieval
+                self.n_docs[r.dataset] = r.n_test - r.n_test // 2
+            if r.cost:
+                self.cost[r.method].append(r.cost | {"train_s": r.seconds["train"], "dataset": r.dataset})
+        self.datasets = sorted(self.stats)
+        self.protocols = sorted({k[2] for k in self.blocks}, key=PROTOCOL_ORDER.index)
+        self.methods = display_order(r.method for r in self.records)
+        self.backbones = sorted({r.backbone for r in self.records})
+        self.heads = sorted({r.head for r in self.records})
+        self.seeds = sorted({r.seed for r in self.records})
+
+    def values(self, dataset: str, method: str, protocol: str, metric: str) -> dict[int, float]:
+        """Seed -> a steerability metric of one method on one data set."""
+        return {s: b[metric] for s, b in self.blocks.get((dataset, method, protocol), {}).items()}
+
+    def accuracy(self, dataset: str, method: str, protocol: str, level: str, which: int) -> dict[int, float]:
+        """Seed -> k-NN accuracy of a level at the ``which``-th prefix dim (-1: full)."""
+        return {s: b["accuracy"][level][str(b["dims"][which])]
+                for s, b in self.blocks.get((dataset, method, protocol), {}).items()}
+
+    def probe(self, dataset: str, method: str, level: str) -> dict[int, float]:
+        """Seed -> accuracy of a linear probe for ``level`` on the shortest prefix, where recorded."""
+        return {r.seed: r.probe["accuracy"][level] for r in self.records
+                if r.dataset == dataset and r.method == method and r.probe}
+
+    def listed_methods(self) -> list[str]:
+        """Every method but the dial's settings (which share one trained model per seed)."""
+        return [m for m in self.methods if parse_dial(m) is None]
+
+    def describe(self, protocol: str) -> str:
+        p = self.protocol_desc[protocol]
+        if protocol == "paper":
+            how = f"leave-one-out {p['k']}-NN within {p['n']} test examples (seeded shuffle per seed)"
+        else:
+            how = f"{p['k']}-NN, training split as reference, whole (capped) test split"
+        return (f"Protocol `{protocol}`: {how}. Seeds {', '.join(map(str, self.seeds))}; backbone "
+                f"{', '.join(self.backbones)}; head {', '.join(self.heads)}.")
