@@ -7,14 +7,14 @@ from .data import (  # noqa: E402
     DataError, HierarchicalDataset, Hierarchy, combine_datasets, load_dataset, load_files,
 )
 from .encoder import SteerableEncoder  # noqa: E402
-from .heads import FractalHead, LinearHead, MLPHead  # noqa: E402
-from .model import SteerableModel  # noqa: E402
+from .heads import FractalHead, IdentityHead, LinearHead, MLPHead  # noqa: E402
 from .methods import METHODS, preset  # noqa: E402
+from .model import SteerableModel  # noqa: E402
 from .schedule import Schedule, Term  # noqa: E402
 from .train import TrainConfig  # noqa: E402
 
 __all__ = [
     "Backbone", "VectorCache", "DataError", "HierarchicalDataset", "Hierarchy", "load_dataset",
-    "load_files", "combine_datasets", "SteerableEncoder", "FractalHead", "LinearHead", "MLPHead",
-    "SteerableModel", "Schedule", "Term", "METHODS", "preset", "TrainConfig",
+    "load_files", "combine_datasets", "SteerableEncoder", "FractalHead", "IdentityHead", "LinearHead",
+    "MLPHead", "SteerableModel", "Schedule", "Term", "METHODS", "preset", "TrainConfig",
 ]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 
 SPLITS = ("train", "validation", "test")
 VALIDATION_FRACTION = 0.15
@@ -169,8 +170,6 @@ def read_table(path: str | Path) -> tuple[list[dict], list[str], list[int]]:
         rows, numbers = _read_jsonl_gz(path)
         columns = list(dict.fromkeys(k for r in rows for k in r))
         return rows, columns, numbers
-    import pandas as pd
-
     try:
         if name.endswith((".csv", ".csv.gz")):
             df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])

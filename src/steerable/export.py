@@ -15,15 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.base.modules.dense import Dense
+from sentence_transformers.base.modules.module import Module as _STModule
+from sentence_transformers.base.modules.normalize import Normalize
+from sentence_transformers.sentence_transformer.modules.layer_norm import LayerNorm
 
-from .heads import build_head
+from .backbone import resolve_model_path
+from .heads import IdentityHead, LinearHead, MLPHead, build_head
 from .io import atomic_write_json
 from .model import SteerableModel
-
-try:  # sentence-transformers >= 5 has a module base class with config/weights helpers
-    from sentence_transformers.base.modules.module import Module as _STModule
-except ImportError:  # pragma: no cover - older sentence-transformers
-    from sentence_transformers.models import Module as _STModule
 
 
 class SteerableHeadModule(_STModule):
@@ -52,8 +54,6 @@ class SteerableHeadModule(_STModule):
 
     @classmethod
     def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs) -> "SteerableHeadModule":
-        from safetensors.torch import load_file
-
         config = cls.load_config(model_name_or_path, subfolder=subfolder)
         module = cls(**config)
         weights = os.path.join(model_name_or_path, subfolder, "model.safetensors")
@@ -68,11 +68,6 @@ def _native_modules(head) -> list | None:
     activation. Returns None for heads with no such form (the fractal head, and any head with the
 ``segments`` or ``posterior`` option).
     """
-    from sentence_transformers.base.modules.dense import Dense
-    from sentence_transformers.sentence_transformer.modules.layer_norm import LayerNorm
-
-    from .heads import IdentityHead, LinearHead, MLPHead
-
     if isinstance(head, IdentityHead):  # the raw backbone: nothing between the pooling and Normalize
         return []
     if head.segments or head.posterior:  # per-segment normalising / the posterior have no ST form
@@ -112,11 +107,6 @@ def export_sentence_transformer(model: SteerableModel, out: str | Path) -> Path:
     :class:`SteerableHeadModule`, which loads with ``trust_remote_code=True`` where ``steerable`` is
     installed.
     """
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.base.modules.normalize import Normalize
-
-    from .backbone import resolve_model_path
-
     out = Path(out)
     model = model.eval()
     st = SentenceTransformer(resolve_model_path(model.backbone), device="cpu")

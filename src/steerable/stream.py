@@ -8,11 +8,17 @@ The backbone's vector cache is bypassed: it would hold every vector of the file 
 
 from __future__ import annotations
 
+import gzip
+import json
 import shutil
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
 
 from .data import DataError
 from .io import atomic_write, atomic_write_json, read_json
@@ -40,8 +46,6 @@ def iter_text_chunks(path: str | Path, chunk_size: int, text_col: str | None = N
         return
     col = text_col or "text"
     if name.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
         pf = pq.ParquetFile(path)
         if col not in pf.schema_arrow.names:
             raise DataError(f"{path}: no column {col!r} (columns: {', '.join(pf.schema_arrow.names)})")
@@ -49,8 +53,6 @@ def iter_text_chunks(path: str | Path, chunk_size: int, text_col: str | None = N
             yield [str(t) if t is not None else "" for t in batch.column(0).to_pylist()]
         return
     if name.endswith((".csv", ".tsv")):
-        import pandas as pd
-
         sep = "\t" if name.endswith(".tsv") else ","
         reader = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, chunksize=chunk_size)
         for df in reader:
@@ -59,9 +61,6 @@ def iter_text_chunks(path: str | Path, chunk_size: int, text_col: str | None = N
             yield df[col].tolist()
         return
     if name.endswith((".jsonl", ".jsonl.gz")):
-        import gzip
-        import json
-
         def texts(f):
             for i, line in enumerate(f, start=1):
                 if line.strip():
@@ -85,8 +84,6 @@ def encode_file(path: str | Path, out: str | Path, encode: Callable[[list[str]],
     ``settings`` (model, dim, ...) is stored with the parts; resuming with other settings is refused.
     Returns a summary: rows, chunks encoded now, chunks reused.
     """
-    from tqdm.auto import tqdm
-
     path, out = Path(path), Path(out)
     if out.suffix not in (".npy", ".parquet"):
         raise DataError(f"{out}: output must end in .npy or .parquet")
@@ -140,9 +137,6 @@ def _assemble(parts: Path, out: Path) -> None:
                 for part in files:
                     f.write(np.ascontiguousarray(np.load(part), dtype=np.float32).tobytes())
     else:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         def write(tmp: Path) -> None:
             schema = pa.schema([("embedding", pa.list_(pa.float32(), dim))])
             with pq.ParquetWriter(tmp, schema) as w:

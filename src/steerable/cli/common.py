@@ -1,0 +1,104 @@
+"""Arguments and helpers shared by the ``steer`` commands."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..backbone import DEFAULT_BACKBONE
+from ..data import DataError, HierarchicalDataset, load_dataset, load_files
+from ..heads import HEADS
+from ..metrics import Protocol, paper_protocol, standard_protocol
+from ..runs import LocalExecutor, RayExecutor
+
+
+def csv_list(value: str | None) -> list[str]:
+    """The items of a comma-separated option (empty when not given)."""
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data (a named data set, or your own files)")
+    g.add_argument("--dataset", help="data set name under STEER_DATA_DIR (see `steer datasets`)")
+    g.add_argument("--data-dir", help="folder of canonical data sets (default: $STEER_DATA_DIR or ./data)")
+    g.add_argument("--train", dest="train_file", help="your training file (.csv, .jsonl[.gz], .parquet)")
+    g.add_argument("--test", dest="test_file", help="your test file (default: 15%% of --train, stratified)")
+    g.add_argument("--validation", dest="validation_file", help="your validation file (default: 15%% of train)")
+    g.add_argument("--text-col", default="text", help="text column of your files (default: text)")
+    g.add_argument("--levels", help="level columns, coarsest first, comma-separated (default: l0,l1[,l2])")
+    g.add_argument("--max-train", type=int, help="cap on training examples (seeded subsample)")
+    g.add_argument("--max-test", type=int, help="cap on test examples (seeded subsample)")
+
+
+def add_eval_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("evaluation")
+    g.add_argument("--protocol", default="paper,standard",
+                   help="comma-separated: paper (leave-one-out k-NN within --paper-n seeded test "
+                        "examples) and/or standard (training split as reference, whole test split)")
+    g.add_argument("--paper-n", type=int, default=500, help="test examples in the paper protocol (500)")
+    g.add_argument("--k", type=int, default=5, help="neighbours in k-NN (5)")
+
+
+def load_data(args) -> tuple[HierarchicalDataset, dict]:
+    """(data set, where it came from) for --dataset or --train/--test/--validation."""
+    levels = csv_list(args.levels) or None
+    if args.train_file:
+        if args.dataset:
+            raise DataError("give either --dataset or --train, not both")
+        ds = load_files(args.train_file, args.test_file, args.validation_file, text_col=args.text_col,
+                        level_cols=levels or ("l0", "l1"))
+        source = {"files": {"train": args.train_file, "test": args.test_file,
+                            "validation": args.validation_file},
+                  "text_col": args.text_col, "levels": list(ds.hierarchy.level_names)}
+        return ds, source
+    if not args.dataset:
+        raise DataError("no data: give --dataset NAME (see `steer datasets`) or --train FILE")
+    ds = load_dataset(args.dataset, args.data_dir, levels)
+    return ds, {"levels": list(ds.hierarchy.level_names)}
+
+
+def protocols(args, seed: int) -> list[Protocol]:
+    out = []
+    for name in csv_list(args.protocol):
+        if name == "paper":
+            out.append(paper_protocol(args.paper_n, seed=seed, k=args.k))
+        elif name == "standard":
+            out.append(standard_protocol(k=args.k))
+        else:
+            raise ValueError(f"unknown protocol {name!r}; use paper and/or standard")
+    return out
+
+
+def add_sweep_args(p: argparse.ArgumentParser) -> None:
+    """Run settings shared by every run of a sweep, and where the runs execute."""
+    g = p.add_argument_group("runs")
+    g.add_argument("--head", choices=sorted(HEADS), help="head (default: mlp)")
+    g.add_argument("--max-train", type=int, help="training cap per run (seeded)")
+    g.add_argument("--max-test", type=int, help="test cap per run (seeded)")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--lr", type=float)
+    g.add_argument("--precision", choices=["fp32", "bf16"])
+    g.add_argument("--paper-n", type=int, help="test examples in the paper protocol (500)")
+    g.add_argument("--data-dir", help="folder of canonical data sets (default: $STEER_DATA_DIR)")
+    g = p.add_argument_group("execution")
+    g.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local worker processes (default) or Ray tasks")
+    g.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    g.add_argument("--threads", type=int, help="torch threads per local worker (default: cores / workers)")
+    g.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray instance)")
+    g.add_argument("--quiet", action="store_true", help="no encoding progress bars")
+
+
+def sweep_settings(args) -> dict:
+    """RunSpec settings given on the command line (unset ones keep their defaults)."""
+    keys = ("head", "max_train", "max_test", "epochs", "batch_size", "lr", "precision", "paper_n")
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+
+
+def executor(args) -> LocalExecutor | RayExecutor:
+    if args.executor == "ray":
+        return RayExecutor(args.ray_address)
+    return LocalExecutor(args.workers, args.threads)
+
+
+DEFAULT_BACKBONE_HELP = f"sentence-transformers name or path (default: {DEFAULT_BACKBONE.split('/')[-1]}, offline)"

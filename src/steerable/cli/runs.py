@@ -1,0 +1,81 @@
+"""``steer sweep`` and ``steer report`` (many runs, their tables), and ``steer reproduce``, which
+runs the paper's reproduction from a source checkout's ``paper/`` folder."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+from ..backbone import DEFAULT_BACKBONE
+from ..report import load_records, write_report
+from ..runs import ResultsStore, SweepSpec, run_sweep
+from .common import add_sweep_args, csv_list, executor, sweep_settings
+
+
+def cmd_sweep(args) -> int:
+    if args.config:
+        spec = SweepSpec.from_file(args.config)
+        spec.settings = spec.settings | sweep_settings(args)
+    else:
+        if not args.datasets:
+            raise ValueError("give --datasets (or --config FILE)")
+        spec = SweepSpec(csv_list(args.datasets), csv_list(args.methods) or ["v5", "mrl"],
+                         [int(s) for s in csv_list(args.seeds)] or [42],
+                         csv_list(args.backbones) or [DEFAULT_BACKBONE], settings=sweep_settings(args))
+    run_sweep(spec.runs(), args.results, executor=executor(args), data_dir=args.data_dir,
+              progress=not args.quiet)
+    return 0
+
+
+def cmd_report(args) -> int:
+    records = load_records(args.results)
+    write_report(records, args.out, csv_list(args.format) or ["md"], reference=args.reference)
+    ResultsStore(args.results).write_parquet(Path(args.out) / "results.parquet")
+    print(f"report: {len(records)} runs -> {args.out}/report.md")
+    return 0
+
+
+def load_paper(folder: str | Path = "paper"):
+    """The ``paper`` package of a source checkout (not installed with the library), by path."""
+    folder = Path(folder).resolve()
+    if not (folder / "__init__.py").exists():
+        raise FileNotFoundError(f"{folder}: no paper/ folder here; steer reproduce runs the paper's "
+                                "reproduction from the repository root of a source checkout")
+    sys.path.insert(0, str(folder.parent))
+    return importlib.import_module(f"{folder.name}.cli")
+
+
+def cmd_reproduce(args, rest: list[str]) -> int:
+    return load_paper(args.paper).main(rest)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("sweep", help="run data sets x methods x seeds into a results store",
+                       description="Run a grid of runs into a results store (one JSON record per "
+                                   "finished run, written atomically). Finished runs are skipped, so "
+                                   "an interrupted sweep resumes where it stopped.")
+    p.add_argument("--results", required=True, help="results store folder")
+    p.add_argument("--config", help="sweep JSON: datasets, methods, seeds, backbones, ablations, "
+                                    "ablation_datasets, settings")
+    p.add_argument("--datasets", help="comma-separated data set names")
+    p.add_argument("--methods", help="comma-separated methods (default: v5,mrl)")
+    p.add_argument("--seeds", help="comma-separated seeds (default: 42)")
+    p.add_argument("--backbones", help="comma-separated backbones (default: all-MiniLM-L6-v2)")
+    add_sweep_args(p)
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="tables and figures from a results store",
+                       description="Write Markdown, CSV and LaTeX tables and PNG figures (per "
+                                   "protocol) from a results store; --format mteb adds MTEB-style "
+                                   "result JSON.")
+    p.add_argument("results", help="results store folder")
+    p.add_argument("--out", required=True, help="report folder")
+    p.add_argument("--format", default="md", help="comma-separated: md (always), mteb")
+    p.add_argument("--reference", help="the method every other one is tested against (default: mrl)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("reproduce", add_help=False, help="the paper's sweeps and report (from a source checkout)",
+                       description="Runs paper/ (python -m paper): `steer reproduce --help` lists its options.")
+    p.add_argument("--paper", default="paper", help="the paper folder (default: ./paper)")
+    p.set_defaults(func=cmd_reproduce, passes_rest=True)

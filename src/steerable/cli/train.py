@@ -1,0 +1,159 @@
+"""``steer datasets``, ``steer train`` and ``steer evaluate``: one run at a time."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from ..backbone import DEFAULT_BACKBONE, Backbone, split_vectors
+from ..data import data_dir, list_datasets, load_dataset
+from ..heads import DEFAULT_HEAD, HEADS
+from ..io import atomic_write_json, read_json
+from ..methods import METHODS, dial_name, preset
+from ..metrics import evaluate, format_metrics
+from ..runs import load_run, run, run_dataset
+from ..schedule import Schedule
+from ..train import TrainConfig
+from .common import DEFAULT_BACKBONE_HELP, add_data_args, add_eval_args, load_data, protocols
+
+METHOD_HELP = "\n".join(f"  {name:<20} {m.about}" for name, m in METHODS.items())
+EPILOG_TRAIN = f"""examples:
+  steer train --dataset clinc150 --method v5 --seed 42
+  steer train --dataset clinc150 --method mrl --seed 42 --out runs/clinc-mrl-42
+  steer train --dataset clinc150 --method dial --dial 0.5
+  steer train --train my.csv --text-col title --levels category,subcategory --method v5
+
+methods:
+{METHOD_HELP}
+
+--schedule FILE.json trains a custom schedule. Each method brings its own training recipe (epochs,
+batch size, lr); --epochs/--batch-size/--lr override it.
+Backbone vectors are cached (STEER_CACHE_DIR, default ~/.cache/steerable): a text is encoded once.
+"""
+
+
+def cmd_datasets(args) -> int:
+    root = Path(args.data_dir) if args.data_dir else data_dir()
+    names = list_datasets(root)
+    if not names:
+        print(f"no data sets in {root} (set STEER_DATA_DIR to a folder of <name>/train.jsonl.gz)")
+        return 1
+    rows = [{"name": n, **load_dataset(n, root).stats()} for n in names]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"data sets in {root}:")
+    print(f"{'name':<26}{'train':>8}{'val':>7}{'test':>7}  {'classes per level':<16}{'branch':>7}"
+          f"{'H(L0)':>7}{'H(L1|L0)':>9}")
+    for r in rows:
+        ks = "/".join(str(r[f"K{k}"]) for k in range(r["levels"]))
+        print(f"{r['name']:<26}{r['train']:>8}{r['validation']:>7}{r['test']:>7}  {ks:<16}"
+              f"{r['branching1']:>7.2f}{r['H0']:>7.2f}{r['H1|0']:>9.2f}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    dataset, source = load_data(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.schedule:
+        method = Schedule.from_dict(read_json(args.schedule))
+    else:
+        name = dial_name(args.dial) if args.method == "dial" and args.dial is not None else args.method
+        method = preset(name, dataset.hierarchy.num_levels, args.blocks)
+    out = Path(args.out) if args.out else Path("runs") / f"{dataset.name}-{method.name}-{args.head}-s{args.seed}"
+    cfg = TrainConfig.for_schedule(method, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                   seed=args.seed, precision=args.precision)
+    backbone = Backbone(args.backbone, max_length=args.max_length)
+    result = run(dataset, method, head=args.head, head_options={"num_blocks": args.blocks,
+                                                                "block_dim": args.block_dim},
+                 backbone=backbone, train_config=cfg, max_train=args.max_train, max_test=args.max_test,
+                 protocols=protocols(args, args.seed), out=out, dataset_source=source,
+                 progress=not args.quiet)
+    print(f"{dataset.name} · {result.config['method']} · head {result.model.head.kind} · seed {args.seed} · "
+          f"backbone {backbone.name}")
+    if result.history:
+        print(f"best epoch {result.history['best_epoch']} of {cfg.epochs}; "
+              f"training {result.config['seconds']['train']:.1f} s")
+    print(format_metrics(result.metrics))
+    print(f"run folder: {out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    config, model, _ = load_run(args.run)
+    ds_cfg = config["run"]["dataset"]
+    seed = args.seed if args.seed is not None else config["run"]["train"]["seed"]
+    if args.dataset or args.train_file:
+        dataset, _ = load_data(args)
+    else:  # the run's own data, with its caps
+        dataset = run_dataset(config, args.data_dir)
+        args.max_train = args.max_train or ds_cfg.get("max_train")
+        args.max_test = args.max_test or ds_cfg.get("max_test")
+    if dataset.hierarchy.classes != model.hierarchy.classes:
+        raise ValueError(f"the run at {args.run} was trained on another label set than {dataset.name}; "
+                         "evaluate it on data with the same hierarchy")
+    vectors = split_vectors(dataset, Backbone(config["run"]["backbone"]["name"]), max_train=args.max_train,
+                            max_test=args.max_test, seed=seed, progress=not args.quiet)
+    metrics = evaluate(model, vectors, dataset.hierarchy.level_names, protocols(args, seed))
+    print(format_metrics(metrics))
+    if args.write:
+        atomic_write_json(Path(args.run) / "metrics.json", metrics)
+        print(f"wrote {Path(args.run) / 'metrics.json'}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("datasets", help="list the data sets found, with hierarchy statistics",
+                       description="List data sets under STEER_DATA_DIR (or --data-dir) with split "
+                                   "sizes, classes per level, branching, H(L0) and H(L1|L0) in bits.")
+    p.add_argument("--data-dir")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("train", help="train a head and evaluate it; writes a run folder",
+                       description="Train a head on cached backbone vectors with a supervision method, "
+                                   "evaluate it (k-NN accuracy per level at every prefix, steerability "
+                                   "metrics) and write --out/{config.json,model.safetensors,metrics.json}.",
+                       epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_args(p)
+    g = p.add_argument_group("model and training")
+    g.add_argument("--method", default="v5", metavar="METHOD", help="a method (listed below); default v5")
+    g.add_argument("--dial", type=float,
+                   help="with --method dial: 0 = MRL-like prefix (keeps fine information), "
+                        "1 = pure coarse prefix (the bottleneck)")
+    g.add_argument("--schedule", help="a schedule JSON file (overrides --method)")
+    g.add_argument("--head", default=DEFAULT_HEAD, choices=sorted(k for k in HEADS if k != "identity"),
+                   help="mlp: an MLP trunk (default, fastest and most accurate here); fractal: the "
+                        "original code's head; linear: the paper text's single projection")
+    g.add_argument("--blocks", type=int, default=4, help="number of prefix blocks (default 4)")
+    g.add_argument("--block-dim", type=int, default=64, help="dims per block (default 64)")
+    g.add_argument("--backbone", default=DEFAULT_BACKBONE, help=DEFAULT_BACKBONE_HELP)
+    g.add_argument("--max-length", type=int, help="backbone maximum tokens (default: the model's)")
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--epochs", type=int, help="default: the method's recipe (5 for v5/mrl, 20 for heal...)")
+    g.add_argument("--batch-size", type=int, help="default: the method's recipe (32 / 64)")
+    g.add_argument("--lr", type=float, help="default: the method's recipe (1e-4 / 1e-3)")
+    g.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16: the head's forward pass in bfloat16 autocast (faster on CPUs with "
+                        "native bf16; losses stay fp32)")
+    g.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    g.add_argument("--out", help="run folder (default: runs/<data>-<method>-<head>-s<seed>)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_eval_args(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="re-evaluate a run folder (on its own data or other data)",
+                       description="Load a run folder and evaluate it again: by default on the data "
+                                   "it was trained on, or on --dataset / --train files with the same "
+                                   "hierarchy. --write replaces the run's metrics.json.")
+    p.add_argument("run", help="run folder written by `steer train`")
+    add_data_args(p)
+    add_eval_args(p)
+    p.add_argument("--seed", type=int, help="seed for the paper protocol's sample (default: the run's)")
+    p.add_argument("--write", action="store_true", help="write metrics.json into the run folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_evaluate)

@@ -1,0 +1,169 @@
+"""``steer index``, ``steer search``, ``steer encode`` and ``steer export``: using what was trained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..data import DataError, read_table
+from ..encoder import SteerableEncoder
+from ..model import SteerableModel
+from ..search import open_index_folder, write_index_folder
+from ..search.ranking import truncate
+from ..stream import encode_file
+
+
+def read_texts(path: str, text_col: str | None) -> list[str]:
+    """One text a line (.txt), or a column of a CSV / JSON Lines / Parquet file."""
+    if path.endswith(".txt"):
+        with open(path, encoding="utf-8") as f:
+            return [line.rstrip("\n") for line in f if line.strip()]
+    rows, columns, numbers = read_table(path)
+    col = text_col or "text"
+    if col not in columns:
+        raise DataError(f"{path}: no column {col!r} (columns: {', '.join(columns)})")
+    out = []
+    for i, row in zip(numbers, rows):
+        if row.get(col) is None or not str(row[col]).strip():
+            raise DataError(f"{path}: row {i}: missing text in column {col!r}")
+        out.append(str(row[col]))
+    return out
+
+
+def cmd_index(args) -> int:
+    texts = read_texts(args.texts, args.text_col)
+    if args.embeddings:
+        data = np.load(args.embeddings)
+        if isinstance(data, np.lib.npyio.NpzFile):
+            prefix, full = data["prefix"], data["full"]
+        else:  # full vectors whose prefix is their renormalised truncation
+            full = data
+            prefix = truncate(full, args.prefix_dim)
+        model = None
+    else:
+        if not args.model:
+            raise ValueError("give --model RUN_FOLDER (or --embeddings FILE)")
+        enc = SteerableEncoder.from_pretrained(args.model)
+        prefix = enc.encode(texts, dim=args.prefix_dim or enc.dims[0], progress=not args.quiet)
+        full = enc.encode(texts, progress=False)
+        model = str(Path(args.model).resolve())
+    if len(prefix) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(prefix)} embeddings")
+    write_index_folder(args.out, prefix, full, texts, backend=args.backend, model=model, url=args.url)
+    print(f"index: {len(texts)} documents, prefix {prefix.shape[1]}-d + full {full.shape[1]}-d, "
+          f"backend {args.backend} -> {args.out}")
+    return 0
+
+
+def cmd_search(args) -> int:
+    index, meta, texts = open_index_folder(args.index)
+    if not meta.get("model"):
+        raise ValueError("this index was built from an embeddings file; it has no model to encode a "
+                         "text query with")
+    enc = SteerableEncoder.from_pretrained(meta["model"])
+    q_prefix = enc.encode([args.query], dim=meta["prefix_dim"])
+    q_full = enc.encode([args.query])
+    shortlist = None if args.exact else args.shortlist
+    funnel = f"{meta['prefix_dim']}-d shortlist of {shortlist}, {meta['full_dim']}-d rerank"
+    if args.adaptive is not None and not args.exact:
+        ids, scores, extended = index.adaptive(q_prefix, q_full, k=args.k, shortlist=shortlist,
+                                               margin=args.adaptive)
+        mode = f"adaptive (margin {args.adaptive:g}): " + (
+            funnel if extended[0] else f"{meta['prefix_dim']}-d prefix alone (confident)")
+    else:
+        ids, scores = index.search(q_prefix, q_full, k=args.k, shortlist=shortlist)
+        mode = "exact full-vector" if shortlist is None else funnel
+    print(f"{mode} search over {meta['count']} documents ({meta['backend']}):")
+    for rank, (i, s) in enumerate(zip(ids[0], scores[0]), start=1):
+        if i >= 0:
+            print(f"{rank:>3}. {s:.4f}  [{i}] {texts[i]}")
+    return 0
+
+
+def cmd_encode(args) -> int:
+    enc = SteerableEncoder.from_pretrained(args.model, cache=False)
+    if args.dial is not None:
+        enc.set_dial(args.dial)
+    dim = enc.resolve_dim(args.dim, args.level)
+    summary = encode_file(args.input, args.out, lambda texts: enc.encode(texts, dim=dim),
+                          chunk_size=args.chunk_size, text_col=args.text_col,
+                          settings={"model": str(Path(args.model).resolve()), "dim": dim, "dial": enc.dial},
+                          progress=not args.quiet)
+    print(f"encoded {summary['rows']} texts at {dim} dims -> {summary['out']} "
+          f"({summary['chunks_encoded']} chunks encoded, {summary['chunks_reused']} resumed)")
+    return 0
+
+
+def cmd_export(args) -> int:
+    # Imported here, not at the top: the export module imports sentence-transformers, which takes
+    # seconds, and no other command needs it.
+    from ..export import export_onnx, export_sentence_transformer
+
+    model = SteerableModel.load(args.run)
+    out = export_sentence_transformer(model, args.out)
+    print(f"sentence-transformers model -> {out} (SentenceTransformer({str(out)!r}))")
+    if args.onnx:
+        path = export_onnx(model, Path(args.out) / "head.onnx", dim=args.onnx_dim)
+        print(f"ONNX head -> {path}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("index", help="build a search index of texts (or of an embeddings file)",
+                       description="Encode texts with a trained model (short prefix + full vector) "
+                                   "and store them in a search index folder: embedded (numpy), "
+                                   "faiss (HNSW graph on the prefix) or qdrant (local files, or a "
+                                   "server with --url).")
+    p.add_argument("--texts", required=True, help=".txt (one text a line), or .csv/.jsonl/.parquet")
+    p.add_argument("--text-col", help="text column of a table file (default: text)")
+    p.add_argument("--model", help="run folder of a trained model")
+    p.add_argument("--embeddings", help=".npz with 'prefix' and 'full' arrays, or .npy full vectors")
+    p.add_argument("--prefix-dim", type=int, default=64, help="shortlist prefix dims (default 64)")
+    p.add_argument("--backend", default="embedded", choices=["embedded", "faiss", "qdrant"])
+    p.add_argument("--url", help="Qdrant server URL (default: Qdrant local mode in the folder)")
+    p.add_argument("--out", required=True, help="index folder")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="search an index folder with a text query",
+                       description="Multi-stage by default: shortlist with the short prefix, rerank "
+                                   "with the full vector. --exact ranks every document by the full "
+                                   "vector.")
+    p.add_argument("index", help="index folder written by `steer index`")
+    p.add_argument("query", help="query text")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--shortlist", type=int, default=100, help="prefix shortlist size (default 100)")
+    p.add_argument("--exact", action="store_true", help="exact full-vector search")
+    p.add_argument("--adaptive", type=float, metavar="MARGIN",
+                   help="answer from the prefix alone when its top-1 similarity beats its top-2 by "
+                        "at least MARGIN (e.g. 0.02); rerank otherwise")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("encode", help="embed a (large) text file at a chosen granularity",
+                       description="Stream a text file (one text a line, or a column of CSV / JSON "
+                                   "Lines / Parquet) through a trained model and write the embeddings "
+                                   "to .npy or .parquet, chunk by chunk: memory stays flat however long "
+                                   "the file, and an interrupted run resumes where it stopped.")
+    p.add_argument("input", help=".txt, .csv, .tsv, .jsonl(.gz) or .parquet")
+    p.add_argument("--model", required=True, help="run folder written by `steer train`")
+    p.add_argument("--out", required=True, help="output .npy or .parquet")
+    p.add_argument("--dim", type=int, help="prefix dims (default: full)")
+    p.add_argument("--level", help="a level name, or coarse / fine, instead of --dim")
+    p.add_argument("--dial", type=float,
+                   help="for a model trained with --method dial: 0 = MRL-like prefix, 1 = pure coarse code")
+    p.add_argument("--text-col", help="text column of a table file (default: text)")
+    p.add_argument("--chunk-size", type=int, default=4096, help="texts per chunk (default 4096)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser("export", help="export a run as a sentence-transformers model (and ONNX head)",
+                       description="Write a folder that sentence_transformers.SentenceTransformer(path) "
+                                   "loads offline (backbone + head), with steerable.json declaring the "
+                                   "prefix dims and the level each serves; --onnx adds the head alone "
+                                   "as ONNX (input: pooled backbone vector).")
+    p.add_argument("run", help="run folder written by `steer train`")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--onnx", action="store_true", help="also write head.onnx")
+    p.add_argument("--onnx-dim", type=int, help="ONNX output dim (default: full)")
+    p.set_defaults(func=cmd_export)
