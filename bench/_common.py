@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 OUT_DIR = Path(__file__).resolve().parent / "out"
 
 
@@ -24,8 +26,6 @@ def cpu_model() -> str:
 
 
 def machine() -> dict:
-    import torch
-
     return {
         "cpu_model": cpu_model(),
         "cores": os.cpu_count(),

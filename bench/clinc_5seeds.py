@@ -1,7 +1,7 @@
 """Wall time of the 5-seed CLINC comparison: V5 + MRL x seeds 42 123 456 789 1024 (10 runs).
 
 Starts from an EMPTY vector cache (a fresh temporary folder), so backbone encoding is included, and
-runs through the real sweep machinery (`steerable.sweep.run_sweep`) with the paper's caps
+runs through the real sweep machinery (`steerable.runs.run_sweep`) with the paper's caps
 (10,000 train / 2,000 test). Target on the 2-core machine: under 10 minutes.
 
     python bench/clinc_5seeds.py [--head mlp|fractal|linear] [--precision fp32] [--workers 1]
@@ -16,10 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
+from steerable.heads import DEFAULT_HEAD
+from steerable.runs import LocalExecutor, RunSpec, run_sweep
+
 TARGET_S = 600
-
-
-from steerable.heads import DEFAULT_HEAD  # noqa: E402
 
 
 def main() -> None:
@@ -33,10 +35,6 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="steer-bench-"))
     os.environ["STEER_CACHE_DIR"] = str(tmp / "cache")  # empty: encoding is part of the timing
 
-    import torch
-
-    from steerable.sweep import LocalExecutor, RunSpec, run_sweep
-
     seeds = [int(s) for s in args.seeds.split(",")]
     runs = [RunSpec("clinc150", m, s, head=args.head, precision=args.precision,
                     max_train=10_000, max_test=2_000) for m in ("v5", "mrl") for s in seeds]
@@ -44,13 +42,13 @@ def main() -> None:
     records = run_sweep(runs, tmp / "results", executor=LocalExecutor(args.workers), progress=True)
     wall = time.perf_counter() - t0
 
-    train_s = sorted(r["seconds"]["train"] for r in records)
+    train_s = sorted(r.seconds["train"] for r in records)
     out = {
         "runs": len(records), "head": args.head, "precision": args.precision, "workers": args.workers,
         "torch_threads": torch.get_num_threads(), "cores": os.cpu_count(),
         "wall_s": wall, "target_s": TARGET_S, "meets_target": wall < TARGET_S,
         "median_train_s": train_s[len(train_s) // 2],
-        "S": {m: {p: [r["metrics"][p]["steerability_score"] for r in records if r["method"] == m]
+        "S": {m: {p: [r.metrics[p]["steerability_score"] for r in records if r.method == m]
                   for p in ("paper", "standard")} for m in ("v5", "mrl")},
     }
     print(json.dumps(out, indent=2))

@@ -15,26 +15,29 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
+import torch
+
+from _common import finish, machine, print_machine
+from steerable.backbone import Backbone, SplitVectors, split_vectors
+from steerable.data import Hierarchy, load_dataset
+from steerable.methods import preset
+from steerable.metrics import evaluate, probe_prefix, standard_protocol
+from steerable.model import SteerableModel
+from steerable.train import TrainConfig, train
 
 
 def load_vectors(args):
-    from steerable.data import Hierarchy
-    from steerable.experiment import SplitVectors
-
     if args.vectors:
         z = np.load(args.vectors)
         vecs = SplitVectors(*(z[k] for k in ("train", "validation", "test", "y_train", "y_validation",
                                                "y_test")))
         return vecs, Hierarchy.from_dict(json.loads(str(z["hierarchy"])))
-    from steerable.backbone import Backbone
-    from steerable.data import load_dataset
-    from steerable.experiment import split_vectors
-
     ds = load_dataset(args.dataset)
     vecs = split_vectors(ds, Backbone(), max_train=args.max_train, max_test=args.max_test, seed=42,
                          progress=False)
@@ -42,26 +45,21 @@ def load_vectors(args):
 
 
 def one_run(job: dict) -> dict:
-    import torch
-
     torch.set_num_threads(job["threads"])
-    from steerable.evaluate import standard_protocol
-    from steerable.experiment import evaluate_model, probe_prefix
-    from steerable.model import SteerableModel
-    from steerable.methods import preset
-    from steerable.train import TrainConfig, train
-
     args = argparse.Namespace(**job["args"])
     vecs, h = load_vectors(args)
     sch = preset(job["method"], h.num_levels)
     cfg = TrainConfig.for_schedule(sch, seed=job["seed"], epochs=args.epochs)
     torch.manual_seed(job["seed"])
-    model = SteerableModel.build(job["head"], vecs.train.shape[1], h, "bench", sch.head_options)
+    model = SteerableModel.for_schedule(sch, job["head"], vecs.train.shape[1], h, "bench")
     t0 = time.perf_counter()
     train(model, sch, vecs.train, vecs.y_train, vecs.validation, vecs.y_validation, cfg, progress=False)
     seconds = time.perf_counter() - t0
-    m = evaluate_model(model, vecs, h.level_names, [standard_protocol()])["standard"]
-    probe = probe_prefix(model, vecs, h.level_names, seed=job["seed"])["accuracy"][h.level_names[-1]]
+    m = evaluate(model, vecs, h.level_names, [standard_protocol()])["standard"]
+    train_prefix = model.embed_vectors(vecs.train, model.dims[:1])[0]  # the shortest prefix
+    test_prefix = model.embed_vectors(vecs.test, model.dims[:1])[0]
+    probe = probe_prefix(train_prefix, vecs.y_train, test_prefix, vecs.y_test, h.level_names,
+                         seed=job["seed"])["accuracy"][h.level_names[-1]]
     row = {"head": job["head"], "seed": job["seed"], "train_s": seconds, "fine_probe": probe,
            **{k: m[k] for k in ("steerability_score", "short_coarse", "full_fine")}}
     print(row, flush=True)
@@ -90,15 +88,11 @@ def main() -> None:
                  hierarchy=json.dumps(h.to_dict()))
         print(f"wrote {args.export_vectors}")
         return
-    from _common import finish, machine, print_machine
-
     m = machine()
     print_machine(m)
     jobs = [{"head": head, "seed": int(s), "method": args.method, "threads": args.threads, "args": vars(args)}
             for head in args.heads.split(",") for s in args.seeds.split(",")]
     if args.workers > 1:
-        import multiprocessing as mp
-
         with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool:
             rows = list(pool.map(one_run, jobs))
     else:

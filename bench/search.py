@@ -2,7 +2,7 @@
 
 (a) Every text of every data set under STEER_DATA_DIR (about 97,000) goes through a trained V5, a
 trained MRL and a trained MRL-distill head (MRL whose 64-d prefix also learns to rank each batch as
-its full vector does, ``steerable.schedule.mrl_distill``); ``--queries`` random texts are held out
+its full vector does, ``steerable.methods.mrl_distill``); ``--queries`` random texts are held out
 as queries. By default the heads are trained on one taxonomy over all the data sets
 (``steerable.data.combine_datasets``: coarse classes ``<data set>/l0``, fine classes
 ``<data set>/<finest level>``), so that every text of the collection is in the heads' domain; ``--head-data clinc150`` trains them on CLINC alone (then most of the
@@ -22,11 +22,11 @@ same thread count and measured after a warm-up, on the whole query batch:
   the others by the HNSW funnel with K = 200;
 - hnsw-256: HNSW on the full vectors.
 
-The rerank is ``steerable.index.rerank`` (FAISS, one pass over the candidate rows). Reported:
-recall@10 against exact-256's top 10, queries per second over the batch, the median latency of
-single queries (one at a time, ``latency_ms``: what a server answering queries as they come sees;
-for the exact scans the faster of FAISS's flat index and a numpy matrix-vector product), index
-memory; and the prefix's ceiling: the share of exact-256's top 10 inside the exact 64-d top K,
+The rerank is ``steerable.search.ranking.rerank`` (FAISS scores the candidate rows in place).
+Reported: recall@10 against exact-256's top 10, queries per second over the batch, the median
+latency of single queries (one at a time, ``latency_ms``: what a server answering queries as they
+come sees; for the exact scans the faster of FAISS's flat index and a numpy matrix-vector product),
+index memory; and the prefix's ceiling: the share of exact-256's top 10 inside the exact 64-d top K,
 which no 64-d shortlist index can beat.
 Targets: the funnel at least 3x exact-256's throughput while keeping >= 0.99 of its top 10, and
 faster than hnsw-256 at equal recall.
@@ -42,11 +42,16 @@ from __future__ import annotations
 import argparse
 import time
 
+import faiss
 import numpy as np
+import torch
 
 from _common import finish, machine, print_machine, timed, write_json
-
-from steerable.index import rerank as rerank_candidates
+from steerable.backbone import Backbone, VectorCache
+from steerable.data import combine_datasets, list_datasets, load_dataset
+from steerable.metrics import standard_protocol
+from steerable.runs import run
+from steerable.search.ranking import rerank, top_k
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -77,18 +82,15 @@ def overlap(a: np.ndarray, b: np.ndarray) -> float:
 
 def exact_latency(index, vectors: np.ndarray, queries: np.ndarray, k: int) -> dict:
     """Single-query latency of an exact scan two ways, FAISS's flat index and a numpy matrix-vector
-    product with a partial sort; ``latency_ms`` is the faster, so the baseline is not a straw man."""
-    from steerable.index import _topk
-
+    product with ``steerable.search.ranking.top_k``; ``latency_ms`` is the faster, so the baseline is
+    not a straw man."""
     fa = latency_ms(lambda i: index.search(queries[i:i + 1], k))
-    npy = latency_ms(lambda i: _topk(queries[i:i + 1] @ vectors.T, k))
+    npy = latency_ms(lambda i: top_k(queries[i:i + 1] @ vectors.T, k))
     return {"latency_ms": min(fa, npy), "latency_ms_faiss": fa, "latency_ms_numpy": npy}
 
 
 def build_hnsw(vectors: np.ndarray, m: int = 32, ef_construction: int = 80):
     """(inner-product HNSW index, build seconds, serialized size in MiB)."""
-    import faiss
-
     index = faiss.IndexHNSWFlat(vectors.shape[1], m, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = ef_construction
     t0 = time.perf_counter()
@@ -102,8 +104,6 @@ IVF_CODECS = {"funnel-ivf": "Flat", "funnel-ivf-sq8": "SQ8", "funnel-ivf-pq4fs":
 def build_ivf(vectors: np.ndarray, nlist: int, codec: str = "Flat"):
     """(inner-product IVF index over ``nlist`` k-means cells whose lists store the vectors as
     ``codec`` (a FAISS factory string: Flat, SQ8, PQ32x4fs), build seconds, serialized MiB)."""
-    import faiss
-
     index = faiss.index_factory(vectors.shape[1], f"IVF{nlist},{codec}", faiss.METRIC_INNER_PRODUCT)
     faiss.extract_index_ivf(index).cp.seed = 0
     t0 = time.perf_counter()
@@ -115,8 +115,6 @@ def build_ivf(vectors: np.ndarray, nlist: int, codec: str = "Flat"):
 def prefix_ceiling(prefix: np.ndarray, full: np.ndarray, q_prefix: np.ndarray, q_full: np.ndarray,
                    shortlists: list[int], k: int = 10) -> list[dict]:
     """Share of the exact full-vector top k inside the exact prefix top K, for each K."""
-    import faiss
-
     truth = faiss.knn(q_full, full, k, metric=faiss.METRIC_INNER_PRODUCT)[1]
     top = faiss.knn(q_prefix, prefix, max(shortlists), metric=faiss.METRIC_INNER_PRODUCT)[1]
     return [{"shortlist": K, "recall@10": float(np.mean([len(set(t) & set(c[:K])) / k
@@ -127,8 +125,6 @@ def prefix_ceiling(prefix: np.ndarray, full: np.ndarray, q_prefix: np.ndarray, q
 def contenders(prefix: np.ndarray, full: np.ndarray, q_prefix: np.ndarray, q_full: np.ndarray,
                shortlists: list[int], efs: list[int], k: int = 10, nprobes: tuple[int, ...] = (16, 64),
                nlist: int | None = None) -> list[dict]:
-    import faiss
-
     nlist = nlist or max(4, min(256, len(full) // 100))
 
     out = []
@@ -141,7 +137,7 @@ def contenders(prefix: np.ndarray, full: np.ndarray, q_prefix: np.ndarray, q_ful
                 **exact_latency(flat, full, q_full, k), "memory_mb": full.nbytes / 2**20})
 
     def rerank_rows(cand, q):
-        return rerank_candidates(q, full, cand, k)[0]
+        return rerank(q, full, cand, k)[0]
 
     flat64 = faiss.IndexFlatIP(prefix.shape[1])
     flat64.add(prefix)
@@ -179,7 +175,7 @@ def contenders(prefix: np.ndarray, full: np.ndarray, q_prefix: np.ndarray, q_ful
     def measure_funnel(index, K: int, **extra) -> dict:
         """One funnel setting: batch throughput, single-query latency, recall."""
         def f(qp, qf):
-            return rerank_candidates(qf, full, index.search(qp, K)[1], k)[0]
+            return rerank(qf, full, index.search(qp, K)[1], k)[0]
 
         t = best_of(lambda: f(q_prefix, q_full))
         return {"shortlist": K, **extra, "recall@10": overlap(f(q_prefix, q_full), truth),
@@ -214,8 +210,6 @@ HEADS = ("v5", "mrl", "mrl_distill")  # mrl_distill: MRL whose prefix learns to 
 
 def head_data(datasets: list, name: str):
     """The data set the bench's heads are trained on: ``all`` = one taxonomy over every data set."""
-    from steerable.data import combine_datasets
-
     if name == "all":
         return combine_datasets(datasets, name="all")
     by_name = {ds.name: ds for ds in datasets}
@@ -225,11 +219,6 @@ def head_data(datasets: list, name: str):
 
 
 def real_embeddings(args) -> dict:
-    from steerable.backbone import Backbone, VectorCache
-    from steerable.data import list_datasets, load_dataset
-    from steerable.evaluate import standard_protocol
-    from steerable.experiment import run
-
     datasets = [load_dataset(name) for name in list_datasets()]
     texts: dict[str, None] = {}
     for ds in datasets:
@@ -299,9 +288,6 @@ def main() -> None:
     args.shortlists = [int(x) for x in args.shortlists.split(",")]
     args.efs = [int(x) for x in args.efs.split(",")]
     args.ceiling = [int(x) for x in args.ceiling.split(",")]
-
-    import faiss
-    import torch
 
     torch.set_num_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)

@@ -1,11 +1,12 @@
 """Wall time of one CLINC150 training run on cached backbone vectors, and of its evaluation.
 
-Loads clinc150, fetches every split's vectors with ``steerable.experiment.split_vectors`` (pre-warms
+Loads clinc150, fetches every split's vectors with ``steerable.backbone.split_vectors`` (pre-warms
 the cache first; that fetch is reported but excluded from the timing), then times
-``steerable.train.train`` (default: method v5, the default head, 5 epochs, all 15,000 training examples,
-batch 32; includes the per-epoch validation k-NN) and, separately, ``evaluate_model`` under both
-default protocols (paper, standard). Prints the steerability score under both protocols as a sanity
-check. ms/step is reported both as train time / steps and with the per-epoch validation removed.
+``steerable.train.train`` (default: method v5, the default head, 5 epochs, all 15,000 training
+examples, batch 32; includes the per-epoch validation k-NN) and, separately,
+``steerable.metrics.evaluate`` under both default protocols (paper, standard). Prints the
+steerability score under both protocols as a sanity check. ms/step is reported both as train time /
+steps and with the per-epoch validation removed.
 
 Target: one run (train) under 60 s once vectors are cached.
 
@@ -23,12 +24,12 @@ import time
 import torch
 
 from _common import finish, machine, print_machine, summary, timed, write_json
-from steerable.backbone import Backbone, VectorCache
+from steerable.backbone import Backbone, VectorCache, split_vectors
 from steerable.data import load_dataset
-from steerable.experiment import default_protocols, evaluate_model, split_vectors
 from steerable.heads import DEFAULT_HEAD, HEADS
-from steerable.model import SteerableModel
 from steerable.methods import METHODS, preset
+from steerable.metrics import default_protocols, evaluate
+from steerable.model import SteerableModel
 from steerable.train import TrainConfig, train, validation_accuracy
 
 TARGET_TRAIN_S = 60.0
@@ -36,7 +37,7 @@ TARGET_TRAIN_S = 60.0
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--method", default="v5", choices=[m for m, entry in METHODS.items() if m != "dial" and preset(m).trains])
+    ap.add_argument("--method", default="v5", choices=[m for m in METHODS if m != "dial" and preset(m).trains])
     ap.add_argument("--head", default=DEFAULT_HEAD, choices=sorted(HEADS))
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=32)
@@ -68,7 +69,7 @@ def main() -> None:
     runs = []
     for r in range(args.repeats):
         torch.manual_seed(cfg.seed)
-        model = SteerableModel(HEADS[args.head](vecs.train.shape[1]), h, backbone.name)
+        model = SteerableModel.for_schedule(schedule, args.head, vecs.train.shape[1], h, backbone.name)
         t0 = time.perf_counter()
         history = train(model, schedule, vecs.train, vecs.y_train, vecs.validation, vecs.y_validation,
                         cfg, progress=False)
@@ -77,7 +78,7 @@ def main() -> None:
         val_s = statistics.median(timed(lambda: validation_accuracy(
             model, vecs.train, vecs.y_train, vecs.validation, vecs.y_validation), 3))
         t0 = time.perf_counter()
-        metrics = evaluate_model(model, vecs, h.level_names, protocols)
+        metrics = evaluate(model, vecs, h.level_names, protocols)
         eval_s = time.perf_counter() - t0
         run = {
             "train_s": train_s, "eval_s": eval_s, "validation_per_epoch_s": val_s,

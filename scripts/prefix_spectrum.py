@@ -1,7 +1,7 @@
 """How many directions does a method's 64-d prefix use? Train each method on each data set (one
 seed, the standard caps) and print, for the test-set prefixes: S (standard protocol), the numerical
 rank (singular values above 1e-3 of the largest), the effective rank (participation ratio of the
-singular values squared; ``steerable.evaluate.effective_rank``) and the number of coarse classes.
+singular values squared; ``steerable.metrics.effective_rank``) and the number of coarse classes.
 
 A prefix can be full-rank and still put almost all its variance in a few directions; this script
 tells the two apart, e.g. for HEAL against the adversarial prefix:
@@ -15,6 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 
+import torch
+
+from steerable.data import load_dataset
+from steerable.methods import preset
+from steerable.metrics import standard_protocol
+from steerable.runs import run
+from steerable.train import TrainConfig
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -23,14 +31,6 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-
-    import torch
-
-    from steerable.data import load_dataset
-    from steerable.evaluate import standard_protocol
-    from steerable.experiment import run
-    from steerable.methods import preset
-    from steerable.train import TrainConfig
 
     torch.set_num_threads(args.threads)
     for name in args.datasets.split(","):

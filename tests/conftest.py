@@ -31,6 +31,18 @@ def synthetic_hierarchy(k0: int = 4, branching: int = 4, per_fine: int = 40, dim
     return x.astype(np.float32), np.stack([y0, y1], axis=1), h
 
 
+def synthetic_model(head_options=None, seed: int = 0, kind: str = "linear"):
+    """(untrained model with 4 blocks of 8 on :func:`synthetic_hierarchy`, its x, its labels)."""
+    import torch
+
+    from steerable.model import SteerableModel
+
+    x, y, h = synthetic_hierarchy()
+    torch.manual_seed(seed)
+    return SteerableModel.build(kind, x.shape[1], h, "synthetic", {"num_blocks": 4, "block_dim": 8}
+                                | (head_options or {})), x, y
+
+
 def train_synthetic_preset(name: str, **overrides):
     """Preset ``name`` trained (MLP head, 4 blocks of 8, seed 0) on two thirds of a synthetic
     hierarchy; returns (8-d prefixes, 32-d full vectors) of the training part, the same of the
@@ -92,3 +104,23 @@ def tiny_data_dir(tmp_path):
         with gzip.open(folder / f"{name}.jsonl.gz", "wt", encoding="utf-8") as f:
             f.writelines(json.dumps(r) + "\n" for r in part)
     return tmp_path / "data"
+
+
+def tiny_sweep(root, methods, seeds, extra=()):
+    """Run ``methods`` x ``seeds``, and the (method, seed) pairs ``extra``, on the tiny data set (linear
+    head, 2 epochs) into ``root/res``; returns the store's records."""
+    import gzip
+    import json
+
+    from steerable.runs import ResultsStore, RunSpec, run_sweep
+
+    folder = root / "data" / "tiny"
+    folder.mkdir(parents=True)
+    rows = tiny_rows()
+    for name, part in {"train": [r for i, r in enumerate(rows) if i % 4], "test": rows[::4]}.items():
+        with gzip.open(folder / f"{name}.jsonl.gz", "wt") as f:
+            f.writelines(json.dumps(r) + "\n" for r in part)
+    runs = [RunSpec("tiny", m, s, head="linear", epochs=2) for m in methods for s in seeds]
+    runs += [RunSpec("tiny", m, s, head="linear", epochs=2) for m, s in extra]
+    run_sweep(runs, root / "res", data_dir=str(root / "data"), progress=False, log=lambda _: None)
+    return ResultsStore(root / "res").records()

@@ -7,7 +7,7 @@ import torch
 from steerable.heads import FractalHead
 from steerable.model import SteerableModel
 from steerable.methods import preset
-from steerable.train import PositiveSampler, TrainConfig, train
+from steerable.train import BalancedBatches, PositiveSampler, TrainConfig, train
 
 from conftest import synthetic_hierarchy
 
@@ -58,3 +58,10 @@ def test_mismatched_schedule_is_refused():
         train(model, preset("v5", num_levels=3), x, y, x, y, TrainConfig(epochs=1), progress=False)
     with pytest.raises(ValueError, match="epochs must be at least 1"):
         TrainConfig(epochs=0)
+
+
+def test_balanced_batches_hold_classes_times_four():
+    y = np.repeat(np.arange(30), 7)
+    idx = BalancedBatches(y, 64)(np.random.default_rng(0))
+    counts = np.bincount(y[idx])
+    assert len(idx) == 64 and set(counts[counts > 0]) == {4} and (counts > 0).sum() == 16

@@ -1,0 +1,94 @@
+"""steerable.losses: the per-example losses by hand, and the loss kinds' gradients per block."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from steerable.losses import posterior_nll, similarity_distillation, supcon
+from steerable.schedule import Schedule, Term
+from steerable.train import PositiveSampler, TrainConfig, schedule_loss
+
+from conftest import synthetic_model
+
+
+def _unit(x):
+    return torch.nn.functional.normalize(x, dim=-1)
+
+
+def test_supcon_matches_a_hand_computed_value():
+    e = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]]), dim=-1)
+    y = torch.tensor([0, 0, 1])
+    loss = supcon(e, y, temperature=1.0)
+    s = (e @ e.T).numpy()
+    want0 = -(s[0, 1] - math.log(math.exp(s[0, 1]) + math.exp(s[0, 2])))
+    assert loss[0].item() == pytest.approx(want0, rel=1e-5)
+    assert loss[2].item() == 0.0  # no positive in the batch
+
+
+def test_supcon_within_drops_other_parents_from_the_denominator_and_siblings_weigh_more():
+    e = torch.nn.functional.normalize(torch.randn(8, 4, generator=torch.Generator().manual_seed(0)), dim=-1)
+    fine = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    coarse = fine // 2
+    plain = supcon(e, fine, 0.5)
+    within = supcon(e, fine, 0.5, within=coarse)
+    assert (within < plain).all()  # fewer terms in every denominator
+    hard = supcon(e, fine, 0.5, siblings=coarse, sibling_weight=1.3)
+    assert (hard > plain).all()
+
+
+def test_posterior_nll_sums_children_and_reduces_to_cross_entropy():
+    logits = torch.randn(5, 6, generator=torch.Generator().manual_seed(1))
+    y = torch.tensor([0, 1, 2, 3, 5])
+    ident = torch.arange(6)
+    ce = torch.nn.functional.cross_entropy(logits, y, reduction="none")
+    assert torch.allclose(posterior_nll(logits, ident, y), ce, atol=1e-6)
+    parents = torch.tensor([0, 0, 0, 1, 1, 1])
+    p = logits.softmax(-1)
+    want = -torch.log(torch.stack([p[:, :3].sum(1), p[:, 3:].sum(1)], 1))[torch.arange(5), y // 3]
+    assert torch.allclose(posterior_nll(logits, parents, y // 3), want, atol=1e-6)
+
+
+def test_distillation_is_zero_for_the_teachers_own_ranking_and_trains_only_the_student():
+    g = torch.Generator().manual_seed(0)
+    teacher = _unit(torch.randn(12, 8, generator=g))
+    assert torch.allclose(similarity_distillation(teacher, teacher, 0.1), torch.zeros(12), atol=1e-5)
+    student = _unit(torch.randn(12, 4, generator=g)).requires_grad_()
+    teacher = teacher.clone().requires_grad_()
+    loss = similarity_distillation(student, teacher, 0.1)
+    assert (loss > 0).all()
+    loss.sum().backward()
+    assert student.grad.abs().sum() > 0 and teacher.grad is None
+
+
+def test_grad_scale_zero_keeps_a_terms_gradient_off_the_first_block():
+    model, x, y = synthetic_model()
+    fine_full = Term((0, 0, 0, 1), ((0, 1),) * 4, loss="supcon", temperature=0.1, ce_weight=0.0,
+                     grad=(0, 1, 1, 1))
+    sch = Schedule("t", (fine_full,))
+    idx = np.arange(64)
+    rng = np.random.default_rng(0)
+    pos = {1: PositiveSampler(y[:, 1])(idx, rng)}
+    schedule_loss(model, sch, torch.from_numpy(x), y, idx, pos, rng, TrainConfig().loss).backward()
+    g = model.head.proj.weight.grad
+    assert g[:8].abs().max() == 0 and g[8:].abs().max() > 0
+
+
+def test_a_negative_grad_scale_reverses_the_gradient_on_that_block_only():
+    def grad(scale):
+        model, x, y = synthetic_model()
+        term = Term((0, 0, 0, 1), ((0, 1),) * 4, loss="supcon", temperature=0.1, ce_weight=0.0,
+                    grad=(scale, 1, 1, 1))
+        idx, rng = np.arange(64), np.random.default_rng(0)
+        pos = {1: PositiveSampler(y[:, 1])(idx, rng)}
+        schedule_loss(model, Schedule("t", (term,)), torch.from_numpy(x), y, idx, pos, rng,
+                      TrainConfig().loss).backward()
+        return model.head.proj.weight.grad
+
+    plain, reversed_ = grad(1.0), grad(-0.5)
+    assert plain[:8].abs().max() > 0
+    assert torch.allclose(reversed_[:8], -0.5 * plain[:8], atol=1e-6)  # block 1: scaled and flipped
+    assert torch.allclose(reversed_[8:], plain[8:], atol=1e-6)  # the other blocks: untouched
