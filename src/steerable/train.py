@@ -8,11 +8,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-
 from tqdm.auto import tqdm
 
-from .evaluate import knn_accuracy
 from .losses import LOSS_KINDS, LossConfig, Step
+from .metrics import knn_accuracy
 from .model import SteerableModel
 from .schedule import Schedule
 
