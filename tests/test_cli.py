@@ -33,6 +33,7 @@ def test_train_writes_a_run_folder_that_evaluates_the_same(csv_file, tmp_path, c
     assert _train(csv_file, out, "--method", "v5") == 0
     printed = capsys.readouterr().out
     assert "steerability_score=" in printed and "[paper]" in printed and "[standard]" in printed
+    assert "head mlp" in printed
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "metrics.json", "model.safetensors",
                                                      "probe.json", "retrieval.json"]
     retrieval = json.loads((out / "retrieval.json").read_text())
@@ -71,12 +72,31 @@ def test_bad_input_exits_with_a_one_line_error(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("command", ["datasets", "train", "evaluate"])
+@pytest.mark.parametrize("command", ["datasets", "train", "evaluate", "sweep", "report", "index", "search",
+                                     "encode", "export"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as e:
         main([command, "--help"])
     assert e.value.code == 0
     assert "usage: steer" in capsys.readouterr().out
+
+
+def test_reproduce_runs_the_paper_of_a_source_checkout(tmp_path, monkeypatch, capsys):
+    """From the repository root `steer reproduce` passes its arguments to paper/; elsewhere it says
+    where to run it."""
+    with pytest.raises(SystemExit) as e:
+        main(["reproduce", "--help"])
+    assert e.value.code == 0 and "usage: python -m paper" in capsys.readouterr().out
+    monkeypatch.chdir(tmp_path)
+    assert main(["reproduce", "--quick"]) == 2
+    assert "no paper/ folder here; steer reproduce runs the paper's reproduction from the repository root" in \
+        capsys.readouterr().err
+
+
+def test_unknown_arguments_are_refused(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["datasets", "--nope"])
+    assert e.value.code == 2 and "unrecognized arguments: --nope" in capsys.readouterr().err
 
 
 def test_head_shape_is_a_setting(csv_file, tmp_path):
@@ -106,3 +126,14 @@ def test_index_and_search_with_both_backends(csv_file, tmp_path, capsys):
         answers[backend] = lines[1:]
     assert [l.split("]")[0] for l in answers["embedded"]] == [l.split("]")[0] for l in answers["qdrant"]]
     assert any("card" in line for line in answers["embedded"])
+
+
+def test_flat_is_a_run_like_any_other(csv_file, tmp_path, capsys):
+    out = tmp_path / "flat"
+    assert _train(csv_file, out, "--method", "flat", "--protocol", "standard") == 0
+    printed = capsys.readouterr().out
+    assert "head identity" in printed and "best epoch" not in printed  # nothing trained
+    config = json.loads((out / "config.json").read_text())
+    assert config["head"]["kind"] == "identity" and config["run"]["history"] == {}
+    assert json.loads((out / "metrics.json").read_text())["standard"]["dims"] == [64, 128, 192, 384]
+    assert main(["evaluate", str(out), "--quiet", "--protocol", "standard"]) == 0

@@ -295,7 +295,7 @@ _ENTRIES = (
     Method("adversarial_mrl", "Adversarial (MRL recipe)", adversarial_mrl,
            "Adversarial's prefix on a model otherwise trained as MRL", "Adversarial-MRL"),
     Method("bottleneck", "Bottleneck", bottleneck, "the prefix is the coarse posterior (rank <= coarse classes)"),
-    Method("dial", "Dial", lambda num_levels=2, num_blocks=4: dial(DIAL_TRAIN_MIX, num_levels, num_blocks),
+    Method("dial", "Dial", partial(dial, DIAL_TRAIN_MIX),
            "one model, its prefix set after training from MRL-like (0) to the bottleneck (1): dial@VALUE"),
     Method("mrl_distill", "MRL-distill", mrl_distill,
            "MRL whose prefix learns to shortlist for its own full vector (multi-stage search)"),
@@ -322,16 +322,12 @@ def method(name: str) -> Method:
     """The registry entry of ``name``; ``dial@x`` is the dial's entry at setting ``x``."""
     value = parse_dial(name)
     if value is not None:
-        return Method(dial_name(value), f"Dial {value:g}", partial(_dial_at, value), METHODS["dial"].about)
+        return Method(dial_name(value), f"Dial {value:g}", partial(dial, value), METHODS["dial"].about)
     key = name.lower().replace("-", "_")
     if key not in METHODS or key == "dial":
         raise ValueError(f"unknown method {name!r}; choose from {', '.join(m for m in METHODS if m != 'dial')} "
                          f"(the dial as dial@0.5)")
     return METHODS[key]
-
-
-def _dial_at(value: float, num_levels: int = 2, num_blocks: int = 4) -> Schedule:
-    return dial(value, num_levels, num_blocks)
 
 
 def preset(name: str, num_levels: int = 2, num_blocks: int = 4) -> Schedule:

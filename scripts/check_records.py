@@ -1,0 +1,97 @@
+"""Rerun stored runs in this process and compare what they measure with their records.
+
+Reads records from a results store, reruns each chosen run from its spec (same data, method, seed,
+settings) into a temporary store, and compares every measured field: metrics, retrieval, probe, cost
+and the training history (per-epoch loss and validation accuracies; wall times are not compared). Prints
+one line per run and the largest difference per field; exits 1 if any run differs beyond ``--atol``.
+
+    python scripts/check_records.py results/paper --runs clinc150__v5__s42__74af32f0,trec__heal__s7__74af32f0
+    python scripts/check_records.py results/paper --sample 5 --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from steerable.runs import ResultsStore, RunRecord, execute_run
+
+FIELDS = ("metrics", "retrieval", "probe", "cost", "history")
+TIMES = {"seconds"}  # measured wall times differ run to run
+
+
+def leaves(x, path: str = ""):
+    """(path, value) of every leaf of nested dicts and lists, wall times left out."""
+    if isinstance(x, dict):
+        for k, v in x.items():
+            if k not in TIMES:
+                yield from leaves(v, f"{path}/{k}")
+    elif isinstance(x, list):
+        for i, v in enumerate(x):
+            yield from leaves(v, f"{path}[{i}]")
+    else:
+        yield path, x
+
+
+def compare(old: RunRecord, new: RunRecord) -> dict[str, tuple[int, float, list[str]]]:
+    """Per field: (leaves compared, largest absolute difference, paths that differ at all)."""
+    out = {}
+    for name in FIELDS:
+        a, b = dict(leaves(getattr(old, name))), dict(leaves(getattr(new, name)))
+        diffs, largest = [], 0.0
+        for path in sorted(set(a) | set(b)):
+            x, y = a.get(path), b.get(path)
+            if isinstance(x, (int, float)) and isinstance(y, (int, float)) and not isinstance(x, bool):
+                d = abs(float(x) - float(y)) if not (np.isnan(x) and np.isnan(y)) else 0.0
+                largest = max(largest, d)
+                if d:
+                    diffs.append(path)
+            elif x != y:
+                diffs.append(path)
+                largest = float("inf")
+        out[name] = (len(a), largest, diffs)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("results", help="results store folder")
+    ap.add_argument("--runs", help="comma-separated run ids")
+    ap.add_argument("--sample", type=int, help="this many run ids drawn (seeded) from the store")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data-dir", help="folder of canonical data sets (default: $STEER_DATA_DIR)")
+    ap.add_argument("--threads", type=int, help="torch threads")
+    ap.add_argument("--atol", type=float, default=0.0, help="tolerated absolute difference (default: none)")
+    args = ap.parse_args()
+    store = ResultsStore(args.results)
+    if args.runs:
+        ids = args.runs.split(",")
+    else:
+        every = sorted(r.run_id for r in store.records())
+        ids = list(np.random.default_rng(args.seed).choice(every, size=min(args.sample or 3, len(every)),
+                                                           replace=False))
+    failed = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for run_id in ids:
+            old = store.get(run_id)
+            t0 = time.perf_counter()
+            new = RunRecord.from_dict(execute_run(old.spec, tmp, args.data_dir, threads=args.threads))
+            result = compare(old, new)
+            worst = max(largest for _, largest, _ in result.values())
+            ok = worst <= args.atol
+            failed += not ok
+            detail = "; ".join(f"{name} {n} values, max |diff| {largest:.2g}" + (f" at {diffs[:3]}" if diffs else "")
+                               for name, (n, largest, diffs) in result.items())
+            print(f"{'same' if ok else 'DIFFERENT'}  {run_id}  ({time.perf_counter() - t0:.0f} s): {detail}",
+                  flush=True)
+    print(f"{len(ids) - failed} of {len(ids)} runs reproduce their records"
+          + (f" within {args.atol:g}" if args.atol else " exactly"))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
