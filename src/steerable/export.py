@@ -131,6 +131,10 @@ def export_sentence_transformer(model: SteerableModel, out: str | Path) -> Path:
 
 def export_onnx(model: SteerableModel, path: str | Path, dim: int | None = None) -> Path:
     """The head alone as ONNX: input ``pooled`` (batch, input_dim) -> ``embedding`` (batch, dim)."""
+    try:
+        import onnx  # noqa: F401  (an optional extra; torch's exporter needs it)
+    except ImportError:
+        raise ImportError("exporting ONNX needs the 'onnx' extra: pip install 'steerable[onnx]'") from None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     head = model.head.eval()
