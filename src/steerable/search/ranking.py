@@ -12,7 +12,7 @@ import faiss
 import numpy as np
 import torch
 
-_RERANK_BUDGET = 1 << 22  # candidate scores held at once while reranking
+_RERANK_BUDGET = 1 << 22  # candidate scores held at once while reranking tied queries
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:
@@ -72,32 +72,38 @@ def rank(queries: np.ndarray, docs: np.ndarray, k: int, *, exclude_self: bool = 
 def rerank(queries: np.ndarray, docs: np.ndarray, candidates: np.ndarray, k: int
            ) -> tuple[np.ndarray, np.ndarray]:
     """(rows, similarities), each (n_queries, min(k, width)): the k candidates of each query most
-    similar to it by ``docs``, best first. Candidates are row positions into ``docs``; -1 marks a
-    missing one (an approximate index that found fewer), returned only when nothing else is left,
-    as row -1 with similarity -inf.
+    similar to it by ``docs``, best first, ties to the lower row. Candidates are row positions into
+    ``docs``; -1 marks a missing one (an approximate index that found fewer), returned only when
+    nothing else is left, as row -1 with similarity -inf.
 
-    FAISS scores the candidate rows in place (no copy of the gathered vectors), a bounded number of
-    queries at a time; :func:`top_k` orders them.
+    FAISS scores the candidate rows in place (no copy of the gathered vectors) and keeps the best
+    k + 1 in a heap, which leaves the order of equal scores open: the few queries with a tie among
+    them are ranked again by the rule (:func:`top_k` over every candidate's score).
     """
-    cand = np.sort(np.asarray(candidates, dtype=np.int64), axis=1)  # column order == row order
+    cand = np.ascontiguousarray(candidates, dtype=np.int64)
     nq, width = cand.shape
     q = np.ascontiguousarray(queries, dtype=np.float32)
     docs = np.ascontiguousarray(docs, dtype=np.float32)
     if q.shape != (nq, docs.shape[1]):
         raise ValueError(f"queries must have shape ({nq}, {docs.shape[1]}), got {q.shape}")
     k = min(k, width)
-    rows, sims = np.empty((nq, k), dtype=np.int64), np.empty((nq, k), dtype=np.float32)
-    step = max(1, _RERANK_BUDGET // max(1, width))
-    for s in range(0, nq, step):
-        c = cand[s:s + step]
+    kk = min(k + 1, width)
+    sims, rows = np.empty((nq, kk), dtype=np.float32), np.empty((nq, kk), dtype=np.int64)
+    ptr = faiss.swig_ptr
+    faiss.knn_inner_products_by_idx(ptr(q), ptr(docs), ptr(cand), docs.shape[1], nq, len(docs), width, kk,
+                                    ptr(sims), ptr(rows), width)
+    sims[rows < 0] = -np.inf
+    tied = np.flatnonzero((sims[:, 1:] == sims[:, :-1]).any(axis=1))  # (consecutive misses tie too)
+    rows, sims = rows[:, :k], sims[:, :k]
+    for s in range(0, len(tied), _RERANK_BUDGET // max(1, width)):
+        t = tied[s:s + _RERANK_BUDGET // max(1, width)]
+        c = np.sort(cand[t], axis=1)  # column order == row order, for the tie rule
+        qt, ids = q[t], np.maximum(c, 0)  # named: FAISS reads them through raw pointers
         scores = np.empty(c.shape, dtype=np.float32)
-        ids = np.ascontiguousarray(np.maximum(c, 0))
-        faiss.fvec_inner_products_by_idx(faiss.swig_ptr(scores), faiss.swig_ptr(q[s:s + step]),
-                                         faiss.swig_ptr(docs), faiss.swig_ptr(ids), docs.shape[1],
-                                         len(c), width)
+        faiss.fvec_inner_products_by_idx(ptr(scores), ptr(qt), ptr(docs), ptr(ids), docs.shape[1], len(t), width)
         scores[c < 0] = -np.inf
-        cols, sims[s:s + step] = top_k(scores, k)
-        rows[s:s + step] = np.take_along_axis(c, cols, axis=1)
+        cols, sims[t] = top_k(scores, k)
+        rows[t] = np.take_along_axis(c, cols, axis=1)
     return rows, sims
 
 
