@@ -175,9 +175,9 @@ def _acc_ok(res: Results, ds: str, m: str, ref: str, protocol: str) -> tuple[boo
 
 def beyond_claims(res: Results, protocol: str = "standard", confirm: Results | None = None
                   ) -> list[tuple[str, str, str]]:
-    """(claim, verdict, evidence) for issue 6's must-shows, each by the rule stated in the claim.
+    """(claim, verdict, evidence) for the coarse-only methods' claims, each by the rule stated in the claim.
 
-    ``confirm``: the fresh-seed confirmation runs (``report_beyond.split_confirmation``).
+    ``confirm``: the fresh-seed confirmation runs (the confirmation grid's records).
     """
     if protocol not in res.protocols:
         return []
