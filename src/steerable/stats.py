@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 from scipy import stats
 
+
 @dataclass(frozen=True)
 class Summary:
     n: int
