@@ -1,4 +1,6 @@
-"""Statistics over seeds: summaries with bootstrap CIs, paired tests, effect sizes, Holm correction."""
+"""Statistics over seeds: summaries with confidence intervals (Student t over a handful of seeds,
+bootstrap over many), paired tests and effect sizes, paired equivalence (two one-sided tests), and
+Holm's correction."""
 
 from __future__ import annotations
 
@@ -39,11 +41,24 @@ def bootstrap_ci(values: Sequence[float], level: float = 0.95, resamples: int = 
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
 
 
+BOOTSTRAP_FROM = 30  # below this many values the interval is Student's t, not the bootstrap
+
+
+def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """Student-t confidence interval of the mean: mean ± t(level, n - 1) · sd / sqrt(n)."""
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return (float(x.mean()), float(x.mean())) if len(x) else (math.nan, math.nan)
+    half = stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+    return float(x.mean() - half), float(x.mean() + half)
+
+
 def summarize(values: Sequence[float], seed: int = 0) -> Summary:
-    """Mean, sample sd and 95 % bootstrap CI."""
+    """Mean, sample sd and a 95 % CI of the mean: Student's t over fewer than
+    :data:`BOOTSTRAP_FROM` values (a handful of seeds), the seeded percentile bootstrap over more."""
     x = np.asarray(values, dtype=float)
     sd = float(x.std(ddof=1)) if len(x) > 1 else 0.0
-    lo, hi = bootstrap_ci(x, seed=seed)
+    lo, hi = t_interval(x) if len(x) < BOOTSTRAP_FROM else bootstrap_ci(x, seed=seed)
     return Summary(len(x), float(x.mean()) if len(x) else math.nan, sd, lo, hi)
 
 
@@ -78,6 +93,51 @@ def paired_test(a: Sequence[float], b: Sequence[float]) -> PairedTest:
     t = mean / (sd / math.sqrt(n))
     p = float(2 * stats.t.sf(abs(t), df=n - 1))
     return PairedTest(n, mean, float(t), p, float(mean / sd))
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    """Two one-sided paired tests (TOST) that ``a - b`` lies within ``(-margin, +margin)``."""
+
+    n: int
+    mean_diff: float
+    margin: float
+    p_lower: float  # H0: diff <= -margin
+    p_upper: float  # H0: diff >= +margin
+    ci_low: float  # the (1 - 2 alpha) interval of the difference: inside the margins iff p < alpha
+    ci_high: float
+
+    @property
+    def p(self) -> float:
+        """The TOST p-value: the larger of the two one-sided ones."""
+        return max(self.p_lower, self.p_upper)
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"p": self.p}
+
+
+def equivalence_test(a: Sequence[float], b: Sequence[float], margin: float, alpha: float = 0.05) -> Equivalence:
+    """Paired TOST over matched seeds: equivalence of ``a`` and ``b`` within ``margin`` is shown when
+    both one-sided t-tests reject (``p < alpha``), i.e. the 90 % interval of the mean difference lies
+    inside ``(-margin, margin)``. A non-significant difference test shows nothing of the kind."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples need equal lengths, got {len(a)} and {len(b)}")
+    if margin <= 0:
+        raise ValueError(f"the equivalence margin must be positive, got {margin}")
+    diff = a - b
+    n, mean = len(diff), float(diff.mean()) if len(diff) else math.nan
+    if n < 2:
+        return Equivalence(n, mean, margin, math.nan, math.nan, math.nan, math.nan)
+    se = diff.std(ddof=1) / math.sqrt(n)
+    if se == 0:
+        inside = -margin < mean < margin
+        p = 0.0 if inside else 1.0
+        return Equivalence(n, mean, margin, p, p, mean, mean)
+    p_lower = float(stats.t.sf((mean + margin) / se, n - 1))
+    p_upper = float(stats.t.cdf((mean - margin) / se, n - 1))
+    half = stats.t.ppf(1 - alpha, n - 1) * se
+    return Equivalence(n, mean, margin, p_lower, p_upper, mean - half, mean + half)
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
