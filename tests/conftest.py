@@ -57,7 +57,7 @@ def train_synthetic_preset(name: str, **overrides):
     tr, te = np.arange(len(y)) % 3 != 0, np.arange(len(y)) % 3 == 0
     sch = preset(name)
     torch.manual_seed(0)
-    model = SteerableModel.build("mlp", x.shape[1], h, "synthetic", {"num_blocks": 4, "block_dim": 8})
+    model = SteerableModel.for_schedule(sch, "mlp", x.shape[1], h, "synthetic", {"num_blocks": 4, "block_dim": 8})
     train(model, sch, x[tr], y[tr], x[te], y[te], TrainConfig.for_schedule(sch, seed=0, **overrides),
           progress=False)
     return model.embed_vectors(x[tr], [8, 32]), model.embed_vectors(x[te], [8, 32]), y[tr], y[te]

@@ -20,11 +20,13 @@ def _model(kind: str) -> SteerableModel:
     return SteerableModel(HEADS[kind](384), h, "sentence-transformers/all-MiniLM-L6-v2").eval()
 
 
-@pytest.mark.parametrize("kind", ["mlp", "linear", "identity"])
+@pytest.mark.parametrize("kind", ["mlp", "linear", "identity", "pca"])
 def test_sentence_transformers_loads_the_export_offline(kind, tmp_path):
     from sentence_transformers import SentenceTransformer
 
     model = _model(kind)
+    if kind == "pca":
+        model.head.fit(torch.from_numpy(np.random.default_rng(1).normal(size=(500, 384)).astype(np.float32)))
     export_sentence_transformer(model, tmp_path / "st")
     ours = SteerableEncoder(model)
     st = SentenceTransformer(str(tmp_path / "st"))  # no trust_remote_code: only native modules
@@ -33,7 +35,7 @@ def test_sentence_transformers_loads_the_export_offline(kind, tmp_path):
     np.testing.assert_allclose(st64.encode(TEXTS, normalize_embeddings=True),
                                ours.encode(TEXTS, dim=64), atol=1e-5)
     meta = json.loads((tmp_path / "st" / "steerable.json").read_text())
-    assert meta["matryoshka_dims"] == model.dims == ([64, 128, 192, 384] if kind == "identity" else
+    assert meta["matryoshka_dims"] == model.dims == ([64, 128, 192, 384] if kind in ("identity", "pca") else
                                                      [64, 128, 192, 256])
     assert meta["levels"] == {"domain": 64, "intent": model.dims[-1]} and not meta["trust_remote_code"]
 

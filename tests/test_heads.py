@@ -18,11 +18,11 @@ INPUT_DIM, BLOCK = 40, 8  # the identity head needs more input dims than its fir
 
 def _combos():
     """(head kind, method) pairs a run can build: a method that needs a head kind gets only that one,
-    and the identity head (nothing to train) serves only the method that trains nothing."""
+    and a head with nothing to train (identity, PCA) serves only the methods that train nothing."""
     for kind in sorted(HEADS):
         for name in METHOD_NAMES:
             s = preset(name)
-            if (s.head or kind) == kind and (kind != "identity" or not s.trains):
+            if (s.head or kind) == kind and (HEADS[kind].trainable or not s.trains):
                 yield kind, name
 
 
@@ -94,7 +94,7 @@ def test_every_head_and_method_is_in_the_matrix():
     combos = set(_combos())
     assert {k for k, _ in combos} == set(HEADS)
     assert {m for _, m in combos} == set(METHOD_NAMES)
-    assert ("identity", "flat") in combos and ("mlp", "flat") not in combos
+    assert ("identity", "flat") in combos and ("mlp", "flat") not in combos and ("pca", "flat_pca") in combos
 
 
 def test_flat_is_the_identity_head_on_the_raw_vector():
@@ -138,3 +138,26 @@ def test_level_dims_map_prefixes_to_levels():
     _, _, h = synthetic_hierarchy()
     model = SteerableModel(HEADS["linear"](16, num_blocks=4, block_dim=8), h, "synthetic")
     assert model.level_dims() == {"l0": 8, "l1": 32}
+
+
+def test_pca_head_prefix_is_the_top_principal_components():
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(300, INPUT_DIM)) * np.linspace(3, 0.1, INPUT_DIM)).astype(np.float32)
+    x = x @ np.linalg.qr(rng.normal(size=(INPUT_DIM, INPUT_DIM)))[0].astype(np.float32) + 5.0  # rotated, shifted
+    head = HEADS["pca"](INPUT_DIM, block_dim=BLOCK)
+    head.fit(torch.from_numpy(x))
+    with torch.no_grad():
+        z = head.blocks(torch.from_numpy(x)).numpy()
+    var = z.var(axis=0, ddof=1)
+    assert (np.diff(var) <= 1e-3).all()  # largest variance first
+    np.testing.assert_allclose(z.mean(0), 0, atol=1e-3)
+    centred = x - x.mean(0)
+    np.testing.assert_allclose(var[:8].sum(), np.linalg.svd(centred, compute_uv=False)[:8] @ np.linalg.svd(
+        centred, compute_uv=False)[:8] / (len(x) - 1), rtol=1e-3)
+
+
+def test_coarse_onehot_prefix_is_one_prototype_per_predicted_class(data):
+    x, y, h = data
+    model = _model("mlp", "coarse_onehot", data)
+    prefix = model.embed_vectors(x, [BLOCK])[0]
+    assert len(np.unique(prefix.round(5), axis=0)) <= h.num_classes(0)  # one vector per coarse class

@@ -73,11 +73,22 @@ def test_bad_method_settings_are_refused():
         dial(1.5)
 
 
-def test_flat_is_a_value_that_trains_nothing():
-    flat = preset("flat")
+def test_the_raw_backbone_methods_are_values_that_train_nothing():
+    flat, pca = preset("flat"), preset("flat_pca")
     assert not flat.trains and flat.head == "identity" and flat.terms == ()
-    assert all(preset(m).trains for m in NAMES if m != "flat")
+    assert not pca.trains and pca.head == "pca"
+    assert all(preset(m).trains for m in NAMES if m not in ("flat", "flat_pca"))
     assert Schedule.from_dict(flat.to_dict()) == flat
+
+
+def test_the_classifier_floor_trains_a_hard_coarse_prefix_and_an_mrl_suffix():
+    s = preset("coarse_onehot")
+    assert s.head_options == {"segments": [1, 3], "posterior": {"mix": 1.0, "hard": True}}
+    classifier, full, suffix = s.terms
+    assert classifier.loss == "posterior" and classifier.levels[0] == (1.0, 1.0)
+    assert full.probs == (0, 0, 0, 1) and full.levels[3] == (0, 1)
+    assert suffix.start == 1 and suffix.probs[0] == 0 and all(row == (0, 1) for row in suffix.levels)
+    assert mrl_reference("coarse_onehot") == "mrl"
 
 
 def test_the_registry_names_labels_and_orders_every_method():
@@ -154,6 +165,16 @@ def test_the_adversarial_prefix_learns_less_of_the_fine_label_than_separated():
     adv, sep = (_synthetic_accuracy(name, epochs=8)[:, 0] for name in ("adversarial", "separated"))
     assert adv[0] > 0.9  # coarse kept
     assert adv[1] < sep[1] - 0.1  # fine neighbourhoods broken up
+
+
+def test_the_classifier_floor_knows_the_coarse_class_and_nothing_finer():
+    """Trained on the synthetic hierarchy (4 coarse classes of 4 children): the one-hot prefix gets
+    the coarse class right, and inside it no better than a guess among the 4 children (every prefix
+    of a predicted class is the same vector), while the full vector learns the fine label."""
+    acc = _synthetic_accuracy("coarse_onehot", epochs=10, lr=1e-3)
+    assert acc[0, 0] > 0.9
+    assert acc[1, 0] < 0.25 + 0.1
+    assert acc[1, 1] > 0.6
 
 
 def test_adversarial_in_the_mrl_recipe_steers_the_prefix_and_keeps_mrls_full_vector():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from steerable.metrics import (METRIC_NAMES, accuracy_table, coarse_only_accuracy, effective_rank,
-                               knn_accuracy, linear_probe, numerical_rank, paper_protocol, probe_prefix, standard_protocol,
+                               knn_accuracy, knn_predict, linear_probe, numerical_rank, paper_protocol, probe_prefix, standard_protocol,
                                steerability, vote)
 
 
@@ -80,11 +80,25 @@ def test_effective_rank_counts_the_directions_that_carry_variance():
     assert effective_rank(np.ones((5, 3))) == 0.0
 
 
-def test_knn_breaks_ties_between_equal_neighbours_by_the_lower_row():
-    ref = _unit([[1, 0], [1, 0], [0, 1]])  # two identical reference rows with different fine labels
-    y_ref = np.array([[0, 1], [0, 0], [1, 2]])
-    acc = knn_accuracy(_unit([[1, 0.01]]), np.array([[0, 1]]), ref, y_ref, k=1)
-    assert acc.tolist() == [1.0, 1.0]  # row 0 (label 1) before its twin row 1 (label 0)
+def test_knn_votes_on_every_neighbour_tied_with_the_kth_as_a_group():
+    # three identical reference rows (a duplicated text, or a one-hot prefix) with fine labels 1, 0, 0;
+    # whichever row order, the tied group votes: 2/3 for label 0
+    ref = _unit([[1, 0], [1, 0], [1, 0], [0, 1]])
+    y_ref = np.array([[0, 1], [0, 0], [0, 0], [1, 2]])
+    q = _unit([[1, 0.01]])
+    assert knn_accuracy(q, np.array([[0, 0]]), ref, y_ref, k=1).tolist() == [1.0, 1.0]
+    assert knn_accuracy(q, np.array([[0, 0]]), ref[::-1].copy(), y_ref[::-1].copy(), k=1).tolist() == [1.0, 1.0]
+    # k = 2 with one strictly nearer row (label 2) and the tied group sharing the second vote
+    ref2 = _unit([[1, 0.001], [0.9, 0.1], [0.9, 0.1], [0.9, 0.1]])
+    y2 = np.array([[0, 2], [0, 1], [0, 0], [0, 0]])
+    pred = knn_predict(_unit([[1, 0]]), ref2, y2, k=2)
+    assert pred.tolist() == [[0, 2]]  # 1 (+ the nearest's tie-breaker) for label 2 against 2/3 for label 0
+    # leave-one-out: a row is never its own tied neighbour
+    e = _unit([[1, 0], [1, 0], [1, 0], [0, 1], [0.1, 1]])
+    y = np.array([[0, 0], [0, 1], [0, 1], [1, 2], [1, 2]])
+    # row 0 sees rows 1, 2 (label 1: wrong); rows 1 and 2 each see labels 0 and 1, an even split that goes to
+    # the lower class (0: wrong); rows 3 and 4 see each other (right)
+    assert knn_accuracy(e, y, k=1).tolist() == [1.0, 0.4]
 
 
 def test_probe_reads_the_coarse_label_off_a_coarse_prefix():

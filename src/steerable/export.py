@@ -23,7 +23,7 @@ from sentence_transformers.base.modules.normalize import Normalize
 from sentence_transformers.sentence_transformer.modules.layer_norm import LayerNorm
 
 from .backbone import resolve_model_path
-from .heads import IdentityHead, LinearHead, MLPHead, build_head
+from .heads import IdentityHead, LinearHead, MLPHead, PCAHead, build_head
 from .io import atomic_write_json
 from .model import SteerableModel
 
@@ -68,7 +68,7 @@ def _native_modules(head) -> list | None:
     activation. Returns None for heads with no such form (the fractal head, and any head with the
 ``segments`` or ``posterior`` option).
     """
-    if isinstance(head, IdentityHead):  # the raw backbone: nothing between the pooling and Normalize
+    if type(head) is IdentityHead:  # the raw backbone: nothing between the pooling and Normalize
         return []
     if head.segments or head.posterior:  # per-segment normalising / the posterior have no ST form
         return None
@@ -89,6 +89,12 @@ def _native_modules(head) -> list | None:
         m.norm.load_state_dict(ln.state_dict())
         return m
 
+    if isinstance(head, PCAHead):  # (x - mean) C^T as one affine map
+        rotation = torch.nn.Linear(head.input_dim, head.input_dim)
+        with torch.no_grad():
+            rotation.weight.copy_(head.components)
+            rotation.bias.copy_(-head.components @ head.mean)
+        return [dense(rotation, 0, torch.nn.Identity())]
     if isinstance(head, LinearHead):
         return [dense(head.proj, 0, torch.nn.Identity())]
     if isinstance(head, MLPHead):

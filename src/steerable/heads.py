@@ -34,6 +34,7 @@ class Head(nn.Module):
 
     kind: str = ""
     prefix_is_truncation: bool = True
+    trainable: bool = True  # False: a head with nothing to train (it may be fitted, see fit)
 
     feature_dim: int = 0  # width of the features the posterior classifier reads
 
@@ -46,6 +47,10 @@ class Head(nn.Module):
         self.input_dim, self.num_blocks, self.block_dim = input_dim, num_blocks, block_dim
         self.segments: tuple[int, ...] | None = None
         self.posterior: dict | None = None
+
+    def fit(self, x: torch.Tensor) -> None:
+        """Set what the head computes from the training vectors, before any training (a no-op but for
+        heads that are fitted rather than trained)."""
 
     def set_options(self, segments=None, posterior: dict | None = None) -> "Head":
         """Turn on the ``segments`` and/or ``posterior`` options (module docstring); returns self."""
@@ -65,6 +70,8 @@ class Head(nn.Module):
                         raise ValueError(f"posterior {key} must be in [0, 1], got {v}")
                     self.posterior[key] = v
             self.posterior["scales"] = [float(v) for v in posterior.get("scales", (1.0, 1.0))]
+            if posterior.get("hard"):
+                self.posterior["hard"] = True
             n_coarse = int(parents.max()) + 1
             self.register_buffer("parents", parents, persistent=False)
             self.fine_classifier = nn.Linear(self.feature_dim, len(parents))
@@ -114,6 +121,8 @@ class Head(nn.Module):
         p = torch.softmax(logits.float(), dim=-1)
         coarse = torch.zeros(len(p), len(self.prototypes), dtype=p.dtype, device=p.device)
         coarse = coarse.index_add(1, self.parents, p)  # p_c = sum of the children's probabilities
+        if self.posterior.get("hard"):  # the predicted coarse class alone, one-hot
+            coarse = F.one_hot(coarse.argmax(-1), len(self.prototypes)).to(p.dtype)
         return F.normalize(coarse @ self.prototypes.float(), dim=-1), logits
 
     @torch.no_grad()
@@ -198,6 +207,7 @@ class IdentityHead(Head):
     """
 
     kind = "identity"
+    trainable = False
 
     def __init__(self, input_dim: int, num_blocks: int = 4, block_dim: int = 64):
         super().__init__(input_dim, num_blocks, block_dim)
@@ -239,7 +249,39 @@ class IdentityHead(Head):
 
     def forward(self, x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
         d = self.dim if dim is None else dim
-        return self.embed(x, self.blocks_for_dim(d))[:, :d]
+        return self.embed(self.blocks(x), self.blocks_for_dim(d))[:, :d]
+
+
+class PCAHead(IdentityHead):
+    """The raw backbone vector on its principal axes, fitted on the training vectors (not trained).
+
+    The embedding is the centred vector rotated onto the principal components, largest variance
+    first, so prefix ``j`` is the renormalised projection onto the first ``j * block_dim`` components
+    (PCA-64 for the shortest): the fair short view of the raw backbone, where plain truncation keeps
+    whatever the first dims happen to hold.
+    """
+
+    kind = "pca"
+
+    def __init__(self, input_dim: int, num_blocks: int = 4, block_dim: int = 64):
+        super().__init__(input_dim, num_blocks, block_dim)
+        self.register_buffer("mean", torch.zeros(input_dim))
+        self.register_buffer("components", torch.eye(input_dim))  # rows: principal axes
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor) -> None:
+        """Principal axes of ``x`` (float64 SVD), each signed so that its largest loading is positive."""
+        x = x.double()
+        mean = x.mean(0)
+        _, _, vt = torch.linalg.svd(x - mean, full_matrices=False)
+        vt = vt * torch.sign(vt.gather(1, vt.abs().argmax(1, keepdim=True)))
+        axes = torch.zeros(self.input_dim, self.input_dim, dtype=torch.float64)
+        axes[:len(vt)] = vt  # fewer vectors than dims: the remaining axes stay zero
+        self.mean.copy_(mean.float())
+        self.components.copy_(axes.float())
+
+    def blocks(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) @ self.components.T
 
 
 class _SharedBlock(nn.Module):
@@ -344,7 +386,8 @@ class MLPHead(Head):
         return h, self.proj(h).reshape(-1, self.num_blocks, self.block_dim)
 
 
-HEADS: dict[str, type[Head]] = {cls.kind: cls for cls in (FractalHead, IdentityHead, LinearHead, MLPHead)}
+HEADS: dict[str, type[Head]] = {cls.kind: cls for cls in (FractalHead, IdentityHead, LinearHead, MLPHead,
+                                                            PCAHead)}
 
 # The default head, by measurement (docs/results.md, "Which head"): as steerable as the fractal head,
 # slightly more accurate and several times faster to train.

@@ -2,8 +2,9 @@
 
 A method is a :class:`~steerable.schedule.Schedule` built for a number of levels and blocks. V5, MRL,
 the ablations (Inverted, No-prefix, UHMT), the raw backbone (Flat: an identity head, nothing
-trained), the coarse-only prefixes (HEAL, Separated, Successive, Adversarial, Bottleneck, the dial)
-and MRL-distill are all entries of :data:`METHODS`; :func:`preset` builds one by name, :func:`label`
+trained; Flat (PCA): its principal axes), the coarse-only prefixes (HEAL, Separated, Successive,
+Adversarial, Bottleneck, the dial), the classifier floor (Coarse one-hot) and MRL-distill are all
+entries of :data:`METHODS`; :func:`preset` builds one by name, :func:`label`
 names it for people and :func:`display_order` sorts names as every table and figure lists them.
 """
 
@@ -250,6 +251,30 @@ def flat(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
     return Schedule("flat", (), head="identity")
 
 
+def flat_pca(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
+    """The raw backbone on its principal axes, fitted on the training vectors: the prefix is PCA-64,
+    the fair short view of the raw backbone (a floor for every steerability claim)."""
+    return Schedule("flat_pca", (), head="pca")
+
+
+def coarse_onehot(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
+    """A floor built from a classifier: the 64-d prefix is the one-hot of a trained coarse classifier's
+    prediction (its predicted coarse class's fixed prototype), the rest is trained as MRL.
+
+    The classifier is the head's fine posterior, summed up to the coarse level and trained on both
+    levels' labels; the suffix learns the finest level at every suffix length and the full vector
+    the finest level, in the paper's loss and recipe. What a prefix that is a coarse classifier
+    scores, for any steerability claim to be compared with.
+    """
+    L, nb = num_levels, num_blocks
+    fine = tuple(onehot(L - 1, L) for _ in range(nb))
+    classifier = Term(onehot(0, nb), tuple((1.0,) * L for _ in range(nb)), loss="posterior")
+    full = Term(onehot(nb - 1, nb), fine, FULL_WEIGHT, block_dropout=True)
+    suffix = Term((0.0,) + prefix_probs(nb - 1), fine, PREFIX_WEIGHT, sample=True, start=1)
+    return Schedule("coarse_onehot", (classifier, full, suffix), block_keep(nb),
+                    head_options={"segments": [1, nb - 1], "posterior": {"mix": 1.0, "hard": True}})
+
+
 def mrl_reference(name: str, num_levels: int = 2) -> str:
     """The MRL trained the way method ``name`` is: ``mrl_supcon`` for the coarse-only family's recipe
     (SupCon, 20 epochs, batch 64, lr 1e-3, cosine), else the paper's ``mrl``."""
@@ -277,6 +302,7 @@ class Method:
 
 _ENTRIES = (
     Method("flat", "Flat", flat, "the raw backbone, truncated (no training)"),
+    Method("flat_pca", "Flat (PCA)", flat_pca, "the raw backbone on its principal axes: a PCA-64 prefix (no training)"),
     Method("mrl", "MRL", mrl, "Matryoshka: every prefix on the finest level"),
     Method("v5", "V5", v5, "hierarchy-aligned: the short prefix on the coarse level, the full vector on the finest"),
     Method("inverted", "Inverted", inverted, "ablation: V5 with the levels swapped"),
@@ -295,6 +321,8 @@ _ENTRIES = (
     Method("adversarial_mrl", "Adversarial (MRL recipe)", adversarial_mrl,
            "Adversarial's prefix on a model otherwise trained as MRL", "Adversarial-MRL"),
     Method("bottleneck", "Bottleneck", bottleneck, "the prefix is the coarse posterior (rank <= coarse classes)"),
+    Method("coarse_onehot", "Coarse one-hot", coarse_onehot,
+           "a floor: the prefix is a coarse classifier's one-hot prediction, the rest MRL"),
     Method("dial", "Dial", partial(dial, DIAL_TRAIN_MIX),
            "one model, its prefix set after training from MRL-like (0) to the bottleneck (1): dial@VALUE"),
     Method("mrl_distill", "MRL-distill", mrl_distill,

@@ -48,27 +48,64 @@ def standard_protocol(k: int = 5) -> Protocol:
     return Protocol("standard", k=k)
 
 
+def _rank_weights(k: int) -> np.ndarray:
+    """One vote per neighbour, plus tie-breakers: the nearest outweighs all farther ones."""
+    return 1.0 + 1e-3 * 0.5 ** np.arange(k)
+
+
 def vote(neighbour_labels: np.ndarray, num_classes: int) -> np.ndarray:
     """Majority vote over neighbours (nearest first); ties go to the class of the nearer neighbour."""
     nq, k = neighbour_labels.shape
-    weights = 1.0 + 1e-3 * 0.5 ** np.arange(k)  # tie-breakers: the nearest outweighs all farther ones
     scores = np.zeros((nq, num_classes))
-    np.add.at(scores, (np.repeat(np.arange(nq), k), neighbour_labels.ravel()), np.tile(weights, nq))
+    np.add.at(scores, (np.repeat(np.arange(nq), k), neighbour_labels.ravel()), np.tile(_rank_weights(k), nq))
     return scores.argmax(1)
+
+
+def knn_predict(query: np.ndarray, ref: np.ndarray | None, ref_labels: np.ndarray, k: int = 5,
+                chunk: int = 2048) -> np.ndarray:
+    """k-NN predictions (n_queries, levels) by cosine; leave-one-out within ``query`` when ``ref`` is
+    None (``ref_labels`` are then the queries' own).
+
+    Every reference row tied with the k-th neighbour takes part in the vote: the rows strictly nearer
+    vote once each (the nearest slightly more, to break even totals), and the rows at the k-th
+    similarity share the remaining votes equally. So duplicates, or a prefix that is the same vector
+    for a whole class (a one-hot code), are voted on as a group, not by their row order.
+    """
+    loo = ref is None
+    ref = query if loo else ref
+    idx, sims = rank(query, ref, k + 1, exclude_self=loo, chunk=chunk)
+    k = min(k, idx.shape[1])
+    num = [int(ref_labels[:, lvl].max()) + 1 for lvl in range(ref_labels.shape[1])]
+    preds = np.stack([vote(ref_labels[idx[:, :k], lvl], n) for lvl, n in enumerate(num)], axis=1)
+    if idx.shape[1] <= k:  # every reference row is a neighbour: no tie at the boundary
+        return preds
+    tied = np.flatnonzero(sims[:, k] == sims[:, k - 1])
+    q, r = torch.from_numpy(np.ascontiguousarray(query)), torch.from_numpy(np.ascontiguousarray(ref))
+    onehots = [torch.from_numpy(np.eye(n)[ref_labels[:, lvl]]) for lvl, n in enumerate(num)]
+    for s in range(0, len(tied), chunk):
+        rows = tied[s:s + chunk]
+        full = (q[rows] @ r.T).double()
+        if loo:
+            full[torch.arange(len(rows)), torch.from_numpy(rows)] = -torch.inf
+        thr = torch.from_numpy(sims[rows, k - 1]).double()[:, None]
+        above = full > thr
+        equal = full == thr
+        share = (k - above.sum(1, keepdim=True)) / equal.sum(1, keepdim=True)  # votes per tied row
+        weights = above.double() * 1.0 + equal.double() * share
+        for lvl, onehot in enumerate(onehots):
+            scores = (weights @ onehot).numpy()
+            n_above = above.sum(1).numpy()
+            for i, a in enumerate(n_above):  # the nearest-first tie-breakers of the rows strictly above
+                np.add.at(scores[i], ref_labels[idx[rows[i], :a], lvl], _rank_weights(a) - 1.0)
+            preds[rows, lvl] = scores.argmax(1)
+    return preds
 
 
 def knn_accuracy(query: np.ndarray, query_labels: np.ndarray, ref: np.ndarray | None = None,
                  ref_labels: np.ndarray | None = None, k: int = 5) -> np.ndarray:
     """Accuracy per level; leave-one-out within ``query`` when no reference set is given."""
-    loo = ref is None
-    ref, ref_labels = (query, query_labels) if loo else (ref, ref_labels)
-    nn_idx, _ = rank(query, ref, k, exclude_self=loo, chunk=2048)
-    accs = []
-    for lvl in range(query_labels.shape[1]):
-        num = int(max(query_labels[:, lvl].max(), ref_labels[:, lvl].max())) + 1
-        pred = vote(ref_labels[nn_idx, lvl], num)
-        accs.append(float((pred == query_labels[:, lvl]).mean()))
-    return np.array(accs)
+    pred = knn_predict(query, ref, query_labels if ref is None else ref_labels, k)
+    return (pred == query_labels).mean(axis=0)
 
 
 def accuracy_table(test: Sequence[np.ndarray], y_test: np.ndarray, protocol: Protocol,

@@ -125,9 +125,11 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
           x_val: np.ndarray, y_val: np.ndarray, cfg: TrainConfig, *, progress: bool = True) -> dict:
     """Train ``model`` in place; keep the epoch with the best validation k-NN (coarse + fine, full dim).
 
-    Returns the training history: per-epoch loss, validation accuracies, seconds, and the best epoch;
-    empty for a schedule with no terms (nothing to train).
+    A head that is fitted rather than trained (PCA) is fitted on ``x_train`` first. Returns the training
+    history: per-epoch loss, validation accuracies, seconds, and the best epoch; empty for a schedule
+    with no terms (nothing to train).
     """
+    model.head.fit(torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32)))
     if not schedule.trains:
         model.eval()
         return {}
