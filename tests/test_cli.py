@@ -137,3 +137,16 @@ def test_flat_is_a_run_like_any_other(csv_file, tmp_path, capsys):
     assert config["head"]["kind"] == "identity" and config["run"]["history"] == {}
     assert json.loads((out / "metrics.json").read_text())["standard"]["dims"] == [64, 128, 192, 384]
     assert main(["evaluate", str(out), "--quiet", "--protocol", "standard"]) == 0
+
+
+def test_unseen_classes_are_measured_open_set_and_evaluate_again_the_same(csv_file, tmp_path, capsys):
+    out = tmp_path / "open"
+    assert _train(csv_file, out, "--unseen", "fine:0.5", "--protocol", "standard") == 0
+    assert "[open set] 5-NN leave-one-out, unseen fine:0.5:" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"standard", "open_set"} and metrics["open_set"]["queries"] > 0
+    assert main(["evaluate", str(out), "--quiet", "--protocol", "standard", "--write"]) == 0
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    assert main(["train", "--train", str(csv_file), "--text-col", "title", "--levels", "category,subcategory",
+                 "--unseen", "leaf:2", "--out", str(tmp_path / "bad")]) == 2
+    assert "bad unseen classes 'leaf:2'" in capsys.readouterr().err

@@ -391,3 +391,4 @@ def combine_datasets(datasets: Sequence[HierarchicalDataset], name: str = "combi
     parts = {s: LabelledTexts(t, np.concatenate(y).astype(np.int64)) for s, (t, y) in splits.items()}
     return HierarchicalDataset(name, hierarchy, parts["train"], parts["validation"], parts["test"],
                                [f"combined from {', '.join(names)}"])
+

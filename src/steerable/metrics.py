@@ -169,17 +169,24 @@ def evaluate(model: SteerableModel, vectors: SplitVectors, level_names: Sequence
 
 
 def format_metrics(metrics: dict) -> str:
-    """A compact human-readable table of a ``metrics.json`` dict."""
+    """A compact human-readable table of a ``metrics.json`` dict (its protocols, and its open-set
+    section when the run held classes out)."""
     lines = []
     for name, block in metrics.items():
-        p = block["protocol"]
-        extra = f", n={p['n']}, seed={p['seed']}" if p["name"] == "paper" else ""
-        lines.append(f"[{name}] {p['k']}-NN{extra}")
+        if name == "open_set":
+            extra = f"unseen {block['unseen']}: {block['queries']} held-out texts queried in a pool of {block['pool']}"
+            lines.append(f"[open set] {block['k']}-NN leave-one-out, {extra}")
+        else:
+            p = block["protocol"]
+            extra = f", n={p['n']}, seed={p['seed']}" if p["name"] == "paper" else ""
+            lines.append(f"[{name}] {p['k']}-NN{extra}")
         dims = block["dims"]
         lines.append("  level  " + "".join(f"{d:>8}" for d in dims))
         for lvl, row in block["accuracy"].items():
             lines.append(f"  {lvl:<6} " + "".join(f"{row[str(d)]:>8.4f}" for d in dims))
         lines.append("  " + "  ".join(f"{m}={block[m]:+.4f}" for m in METRIC_NAMES))
+        for what, c in block.get("clustering", {}).items():
+            lines.append(f"  k-means on {what}: ARI {c['ari']:.4f}, V-measure {c['v_measure']:.4f} ({c['clusters']} clusters)")
     return "\n".join(lines)
 
 

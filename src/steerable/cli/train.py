@@ -14,6 +14,7 @@ from ..heads import DEFAULT_HEAD, HEADS
 from ..io import atomic_write_json, read_json
 from ..methods import METHODS, dial_name, preset
 from ..metrics import evaluate, format_metrics
+from ..openset import Unseen, hold_out, open_set_metrics, split_held_out
 from ..runs import load_run, run, run_dataset
 from ..schedule import Schedule
 from ..train import TrainConfig
@@ -72,13 +73,13 @@ def cmd_train(args) -> int:
                                                                 "block_dim": args.block_dim},
                  backbone=backbone, train_config=cfg, max_train=args.max_train, max_test=args.max_test,
                  protocols=protocols(args, args.seed), out=out, dataset_source=source,
-                 progress=not args.quiet)
+                 progress=not args.quiet, unseen=Unseen.parse(args.unseen) if args.unseen else None)
     print(f"{dataset.name} · {result.config['method']} · head {result.model.head.kind} · seed {args.seed} · "
           f"backbone {backbone.name}")
     if result.history:
         print(f"best epoch {result.history['best_epoch']} of {cfg.epochs}; "
               f"training {result.config['seconds']['train']:.1f} s")
-    print(format_metrics(result.metrics))
+    print(format_metrics(result.metrics | ({"open_set": result.open_set} if result.open_set else {})))
     print(f"run folder: {out}")
     return 0
 
@@ -96,9 +97,17 @@ def cmd_evaluate(args) -> int:
     if dataset.hierarchy.classes != model.hierarchy.classes:
         raise ValueError(f"the run at {args.run} was trained on another label set than {dataset.name}; "
                          "evaluate it on data with the same hierarchy")
+    unseen = Unseen.parse(ds_cfg["unseen"]) if ds_cfg.get("unseen") else None
+    held = None
+    if unseen is not None:  # the classes the run held out: seen ones closed-set, these open-set
+        dataset, held = hold_out(dataset, unseen, seed)
     vectors = split_vectors(dataset, Backbone(config["run"]["backbone"]["name"]), max_train=args.max_train,
                             max_test=args.max_test, seed=seed, progress=not args.quiet)
-    metrics = evaluate(model, vectors, dataset.hierarchy.level_names, protocols(args, seed))
+    seen, mask = split_held_out(vectors, held)
+    metrics = evaluate(model, seen, dataset.hierarchy.level_names, protocols(args, seed))
+    if unseen is not None:
+        metrics["open_set"] = open_set_metrics(model.embed_vectors(vectors.test), model.dims, vectors.y_test,
+                                               mask, dataset.hierarchy.level_names, unseen, seed)
     print(format_metrics(metrics))
     if args.write:
         atomic_write_json(Path(args.run) / "metrics.json", metrics)
@@ -133,6 +142,9 @@ def register(sub) -> None:
     g.add_argument("--block-dim", type=int, default=64, help="dims per block (default 64)")
     g.add_argument("--backbone", default=DEFAULT_BACKBONE, help=DEFAULT_BACKBONE_HELP)
     g.add_argument("--max-length", type=int, help="backbone maximum tokens (default: the model's)")
+    g.add_argument("--unseen", metavar="fine:F|coarse:K",
+                   help="hold classes out of training to measure them open-set: a fraction F of the fine "
+                        "classes under each coarse class, or K whole coarse classes (seeded by --seed)")
     g.add_argument("--seed", type=int, default=42)
     g.add_argument("--epochs", type=int, help="default: the method's recipe (5 for v5/mrl, 20 for heal...)")
     g.add_argument("--batch-size", type=int, help="default: the method's recipe (32 / 64)")

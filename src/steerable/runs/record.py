@@ -2,14 +2,14 @@
 
 A record is written once, as JSON, when its run finishes; every reader (the store's long table, the
 reports) goes through :class:`RunRecord`. ``schema_version`` names the shape; a record without one
-was written before the field existed and has the shape of version 1.
+was written before the field existed and has the shape of version 1. Version 2 added ``open_set``.
 """
 
 from __future__ import annotations
 
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: open_set (runs with classes held out of training); 1 reads as 2 with none
 
 
 @dataclass
@@ -32,6 +32,7 @@ class RunRecord:
     history: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
     cost: dict = field(default_factory=dict)
+    open_set: dict = field(default_factory=dict)  # steerable.openset.open_set_metrics; {} for closed-set runs
     schema_version: int = SCHEMA_VERSION
 
     @classmethod
@@ -67,6 +68,11 @@ class RunRecord:
 
     def dims(self, protocol: str | None = None) -> list[int]:
         return self.metrics[protocol or self.protocols[0]]["dims"]
+
+    @property
+    def unseen(self) -> str | None:
+        """The classes the run held out of training (``fine:F`` / ``coarse:K``), None for a closed-set run."""
+        return self.spec.get("unseen")
 
     @property
     def n_test(self) -> int:

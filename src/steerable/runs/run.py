@@ -25,6 +25,7 @@ from ..io import atomic_write_json, read_json
 from ..methods import preset
 from ..metrics import Protocol, default_protocols, evaluate_embeddings, probe_prefix
 from ..model import SteerableModel
+from ..openset import Unseen, hold_out, open_set_metrics, split_held_out
 from ..schedule import Schedule
 from ..search.metrics import evaluate_retrieval
 from ..train import TrainConfig, train
@@ -40,6 +41,7 @@ class RunResult:
     history: dict = field(default_factory=dict)
     retrieval: dict = field(default_factory=dict)
     probe: dict = field(default_factory=dict)
+    open_set: dict = field(default_factory=dict)  # steerable.openset.open_set_metrics, with unseen classes
 
 
 def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: str = DEFAULT_HEAD,
@@ -48,12 +50,16 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
         max_test: int | None = None, protocols: Sequence[Protocol] | None = None,
         cache: VectorCache | None = None, out: str | Path | None = None,
         dataset_source: dict | None = None, retrieval: bool = True,
-        progress: bool = True, model_cache: str | Path | None = None) -> RunResult:
+        progress: bool = True, model_cache: str | Path | None = None, unseen: Unseen | None = None
+        ) -> RunResult:
     """Train (a method with no terms, such as Flat, trains nothing) and evaluate; write a run folder
     when ``out`` is given.
 
     ``model_cache``: a folder where models whose encoding can change after training (the dial) are
     kept by what determined their training, so each dial setting of a sweep trains once.
+    ``unseen``: classes held out of training and validation (drawn for the run's seed); the closed-set
+    metrics, probe and retrieval are then measured on the test texts of the seen classes, and
+    ``metrics["open_set"]`` on the held-out ones (:mod:`steerable.openset`).
     """
     backbone = backbone or Backbone()
     h = dataset.hierarchy
@@ -64,6 +70,9 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
         raise ValueError(f"unknown head {head!r}; choose from {sorted(HEADS)}")
     cfg = train_config or TrainConfig.for_schedule(schedule)
     protocols = list(protocols) if protocols is not None else default_protocols(cfg.seed)
+    held = None
+    if unseen is not None:
+        dataset, held = hold_out(dataset, unseen, cfg.seed)
     t0 = time.perf_counter()
     vecs = split_vectors(dataset, backbone, cache=cache, max_train=max_train, max_test=max_test,
                          seed=cfg.seed, progress=progress)
@@ -86,11 +95,15 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
                     model, schedule, vecs.train, vecs.y_train, cfg.batch_size),
                 "encode_flops_per_text": encoding_flops_per_text(model)}
     # each split is embedded once, shared by classification, the probe and retrieval
-    test_embs, train_embs = model.embed_vectors(vecs.test), model.embed_vectors(vecs.train)
-    metrics = evaluate_embeddings(test_embs, vecs.y_test, train_embs, vecs.y_train, model.dims,
-                                  h.level_names, protocols)
-    probe = probe_prefix(train_embs[0], vecs.y_train, test_embs[0], vecs.y_test, h.level_names, seed=cfg.seed)
-    retrieval_metrics = (evaluate_retrieval(test_embs, model.dims, vecs.y_test, h.level_names, cfg.seed)
+    all_test, train_embs = model.embed_vectors(vecs.test), model.embed_vectors(vecs.train)
+    seen, unseen_mask = split_held_out(vecs, held)
+    test_embs, y_test = [e[~unseen_mask] for e in all_test], seen.y_test  # the seen classes'
+    metrics = evaluate_embeddings(test_embs, y_test, train_embs, vecs.y_train, model.dims, h.level_names,
+                                  protocols)
+    open_set = (open_set_metrics(all_test, model.dims, vecs.y_test, unseen_mask, h.level_names, unseen,
+                                 cfg.seed) if unseen is not None else {})
+    probe = probe_prefix(train_embs[0], vecs.y_train, test_embs[0], y_test, h.level_names, seed=cfg.seed)
+    retrieval_metrics = (evaluate_retrieval(test_embs, model.dims, y_test, h.level_names, cfg.seed)
                          if retrieval else {})
 
     config = {
@@ -100,7 +113,7 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
                     "max_test": max_test, "sizes": {"train": len(vecs.y_train),
                                                     "validation": len(vecs.y_validation),
                                                     "test": len(vecs.y_test)},
-                    "notes": dataset.notes},
+                    "notes": dataset.notes, "unseen": str(unseen) if unseen else None},
         "backbone": {"name": backbone.name, "fingerprint": backbone.fingerprint()},
         "schedule": schedule.to_dict(),
         "train": cfg.to_dict(),
@@ -109,7 +122,7 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
         "seconds": {"encode": t_encode, "train": t_train},
         "cost": cost,
     }
-    result = RunResult(config, metrics, model, history, retrieval_metrics, probe)
+    result = RunResult(config, metrics, model, history, retrieval_metrics, probe, open_set)
     if out is not None:
         save_run(result, out)
     return result
@@ -148,7 +161,8 @@ def _save_trained(model: SteerableModel, cache: str | Path | None, key: str | No
 
 
 def save_run(result: RunResult, out: str | Path) -> None:
-    """Write the run folder; ``metrics.json`` last, so its presence marks a finished run."""
+    """Write the run folder; ``metrics.json`` last, so its presence marks a finished run. It holds a
+    block per protocol, and the ``open_set`` section of a run with unseen classes."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / METRICS).unlink(missing_ok=True)
@@ -157,7 +171,7 @@ def save_run(result: RunResult, out: str | Path) -> None:
         atomic_write_json(out / "retrieval.json", result.retrieval)
     if result.probe:
         atomic_write_json(out / "probe.json", result.probe)
-    atomic_write_json(out / METRICS, result.metrics)
+    atomic_write_json(out / METRICS, result.metrics | ({"open_set": result.open_set} if result.open_set else {}))
 
 
 def load_run(directory: str | Path) -> tuple[dict, SteerableModel, dict | None]:

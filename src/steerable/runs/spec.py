@@ -17,6 +17,7 @@ from typing import Sequence
 from ..backbone import DEFAULT_BACKBONE
 from ..heads import DEFAULT_HEAD
 from ..methods import preset
+from ..openset import Unseen
 from ..train import recipe_value
 
 
@@ -36,6 +37,7 @@ class RunSpec:
     lr: float | None = None
     precision: str = "fp32"
     paper_n: int = 500
+    unseen: str | None = None  # classes held out of training: "fine:F" or "coarse:K" (steerable.openset)
 
     def __post_init__(self):
         # Pin the training settings the method would use, so the run id names what actually ran.
@@ -44,12 +46,16 @@ class RunSpec:
         for key in ("epochs", "batch_size", "lr"):
             if getattr(self, key) is None:
                 object.__setattr__(self, key, recipe_value(schedule, key))
+        if self.unseen is not None:
+            object.__setattr__(self, "unseen", str(Unseen.parse(self.unseen)))  # validated, canonical
 
     @property
     def run_id(self) -> str:
         settings = asdict(self)
         for k in ("dataset", "method", "seed"):
             settings.pop(k)
+        if settings["unseen"] is None:  # closed-set runs keep the ids they had before the field existed
+            settings.pop("unseen")
         digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
         return f"{self.dataset}__{self.method}__s{self.seed}__{digest}"
 

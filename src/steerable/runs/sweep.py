@@ -16,6 +16,7 @@ from ..backbone import Backbone, VectorCache
 from ..data import load_dataset
 from ..methods import preset
 from ..metrics import default_protocols
+from ..openset import Unseen
 from ..train import TrainConfig
 from .executors import LocalExecutor
 from .record import RunRecord
@@ -38,13 +39,15 @@ def execute_run(spec: dict, store_root: str, data_dir: str | None = None, thread
     t0 = time.perf_counter()
     result = run(dataset, schedule, head=s.head, backbone=Backbone(s.backbone), train_config=cfg,
                  max_train=s.max_train, max_test=s.max_test, protocols=default_protocols(s.seed, s.paper_n),
-                 progress=False, model_cache=Path(store_root) / "models")
+                 progress=False, model_cache=Path(store_root) / "models",
+                 unseen=Unseen.parse(s.unseen) if s.unseen else None)
     record = RunRecord(
         run_id=s.run_id, dataset=s.dataset, method=s.method, seed=s.seed, backbone=s.backbone,
         head=s.head, spec=s.to_dict(), dataset_stats=dataset.stats(),
         level_names=list(dataset.hierarchy.level_names), metrics=result.metrics,
         retrieval=result.retrieval, probe=result.probe, history=result.history,
-        seconds=result.config["seconds"] | {"total": time.perf_counter() - t0}, cost=result.config["cost"])
+        seconds=result.config["seconds"] | {"total": time.perf_counter() - t0}, cost=result.config["cost"],
+        open_set=result.open_set)
     ResultsStore(store_root).add(record)
     return record.to_dict()
 
@@ -88,7 +91,8 @@ def run_sweep(runs: Sequence[RunSpec], store_root: str | Path, *, executor=None,
         s = "  ".join(f"S[{p}]={b['steerability_score']:+.3f}" for p, b in record.metrics.items())
         elapsed = time.perf_counter() - t0 - t_vectors
         eta = elapsed / i * (len(todo) - i)
-        log(f"[{done + i}/{len(runs)}] {record.dataset} {record.method} seed {record.seed}: "
+        log(f"[{done + i}/{len(runs)}] {record.dataset} {record.method} seed {record.seed}"
+            + (f" unseen {record.unseen}" if record.unseen else "") + ": "
             f"{s}  ({record.seconds['total']:.0f} s; eta {eta / 60:.1f} min)")
     store.log_invocation({"started": started, "seconds": time.perf_counter() - t0,
                           "vector_seconds": t_vectors, "texts_encoded": encoded, "runs": len(new)})
