@@ -17,12 +17,12 @@ from ..io import atomic_write_json, atomic_write_text
 from ..methods import label
 from ..runs.record import RunRecord
 from ..runs.store import ResultsStore
-from .figures import funnel_curves, prefix_curves
+from .figures import funnel_curves, open_set_bars, prefix_curves
 from .mteb import write_mteb
 from .results import Results
 from .table import Table
 from .tables import (STEER_METRICS, accuracy_table, adaptive_table, efficiency_table, funnel_table,
-                     hierarchy_table, retrieval_table, steerability_table, steerability_tests)
+                     hierarchy_table, open_set_table, retrieval_table, steerability_table, steerability_tests)
 
 __all__ = ["Results", "Table", "write_report", "write_mteb", "load_records", "header", "protocol_means"]
 
@@ -63,7 +63,7 @@ def write_report(records: Sequence[RunRecord], out: str | Path, formats: Sequenc
     out.mkdir(parents=True, exist_ok=True)
     res = Results(records)
     methods = res.listed_methods()
-    reference = reference or ("mrl" if "mrl" in methods else methods[0])
+    reference = reference or ("mrl" if "mrl" in methods or not methods else methods[0])
     summary: dict = {"protocols": {}, "datasets": res.datasets, "methods": res.methods, "seeds": res.seeds,
                      "backbones": res.backbones, "heads": res.heads, "runs": len(res.records)}
     md = header(res)
@@ -84,6 +84,11 @@ def write_report(records: Sequence[RunRecord], out: str | Path, formats: Sequenc
                            (adaptive_table(res), "table5b_adaptive"), (efficiency_table(res), "table6_efficiency")])
         if funnel_curves(res, out / "fig4_multistage.png", curves):
             md += ["![Figure 4: multi-stage search](fig4_multistage.png)", ""]
+    if res.open_set:
+        md += ["## Open set: classes never seen in training", ""]
+        _section(md, out, [(open_set_table(res), "table9_open_set")])
+        if open_set_bars(res, out / "fig7_open_set.png"):
+            md += ["![Figure 7: open set](fig7_open_set.png)", ""]
     atomic_write_text(out / "report.md", "\n".join(md) + "\n")
     atomic_write_json(out / "summary.json", summary)
     if "mteb" in formats:

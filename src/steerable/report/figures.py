@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..io import atomic_write  # noqa: E402
-from ..methods import label  # noqa: E402
+from ..methods import display_order, label, short_label  # noqa: E402
 from .results import Results  # noqa: E402
 from .tables import funnel_shortlists, retrieval_dims  # noqa: E402
 
@@ -85,5 +85,33 @@ def funnel_curves(res: Results, path: Path, methods: Sequence[str] = ("v5", "mrl
     axes[0][0].set_ylabel("overlap with exact top 10")
     axes[0][-1].legend(fontsize=7)
     fig.suptitle("Figure 4: multi-stage search, recall vs cost (labels: shortlist K)", fontsize=10)
+    save(fig, path)
+    return True
+
+
+def open_set_bars(res: Results, path: Path, methods: Sequence[str] | None = None) -> bool:
+    """Figure 7: coarse k-NN accuracy of unseen classes at the shortest prefix, per method, one panel
+    per data set and kind of held-out class; False when no run held classes out."""
+    keys = sorted({(ds, u) for ds, _, u in res.open_set})
+    if not keys:
+        return False
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.6), squeeze=False)
+    for ax, (ds, unseen) in zip(axes[0], keys):
+        coarse = res.levels[ds][0]
+        present = display_order(m for d, m, u in res.open_set if (d, u) == (ds, unseen))
+        shown = [m for m in (methods or present) if m in present]
+        vals = [[o["accuracy"][coarse][str(o["dims"][0])] for o in res.open_set[(ds, m, unseen)].values()]
+                for m in shown]
+        ax.bar([short_label(m) for m in shown], [np.mean(v) for v in vals],
+               yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in vals], capsize=3,
+               color=[color(m, i) for i, m in enumerate(shown)])
+        queries = np.mean([o["queries"] for m in shown for o in res.open_set[(ds, m, unseen)].values()])
+        ax.set_title(f"{ds}, unseen {unseen} ({queries:.0f} queries)", fontsize=9)
+        ax.set_ylim(0, 1)
+        ax.tick_params(axis="x", labelsize=7, rotation=40)
+        for t in ax.get_xticklabels():
+            t.set_ha("right")
+    axes[0][0].set_ylabel("coarse k-NN accuracy of unseen classes\nat the shortest prefix")
+    fig.suptitle("Figure 7: open set, classes held out of training (mean ± sd over seeds)", fontsize=10)
     save(fig, path)
     return True

@@ -13,12 +13,19 @@ PROTOCOL_ORDER = ["paper", "standard"]
 
 class Results:
     """Records grouped for tables: ``blocks[(dataset, method, protocol)][seed]`` = metrics block,
-    ``retrieval[(dataset, method)][seed]`` = retrieval metrics; methods in registry order."""
+    ``retrieval[(dataset, method)][seed]`` = retrieval metrics, of the closed-set runs;
+    ``open_set[(dataset, method, unseen)][seed]`` = the open-set section of the runs that held classes
+    out; methods in registry order."""
 
     def __init__(self, records: Sequence[RunRecord]):
         if not records:
             raise ValueError("no results to report: the store holds no finished runs")
-        self.records = list(records)
+        self.open_set: dict[tuple, dict[int, dict]] = defaultdict(dict)
+        for r in records:
+            if r.unseen:
+                self.open_set[(r.dataset, r.method, r.unseen)][r.seed] = r.open_set
+        self.open_set_records = [r for r in records if r.unseen]
+        self.records = [r for r in records if not r.unseen]
         self.blocks: dict[tuple, dict[int, dict]] = defaultdict(dict)
         self.retrieval: dict[tuple, dict[int, dict]] = defaultdict(dict)
         self.cost: dict[str, list[dict]] = defaultdict(list)
@@ -26,22 +33,23 @@ class Results:
         self.levels: dict[str, list[str]] = {}
         self.n_docs: dict[str, int] = {}  # documents in each run's retrieval split
         self.protocol_desc: dict[str, dict] = {}
+        for r in records:
+            self.stats.setdefault(r.dataset, r.dataset_stats)
+            self.levels.setdefault(r.dataset, r.level_names)
         for r in self.records:
             for protocol, block in r.metrics.items():
                 self.blocks[(r.dataset, r.method, protocol)][r.seed] = block
                 self.protocol_desc.setdefault(protocol, block["protocol"])
-            self.stats[r.dataset] = r.dataset_stats
-            self.levels[r.dataset] = r.level_names
             if r.retrieval:
                 self.retrieval[(r.dataset, r.method)][r.seed] = r.retrieval
                 self.n_docs[r.dataset] = r.n_test - r.n_test // 2
             if r.cost:
                 self.cost[r.method].append(r.cost | {"train_s": r.seconds["train"], "dataset": r.dataset})
-        self.datasets = sorted(self.stats)
+        self.datasets = sorted({r.dataset for r in self.records})
         self.protocols = sorted({k[2] for k in self.blocks}, key=PROTOCOL_ORDER.index)
         self.methods = display_order(r.method for r in self.records)
-        self.backbones = sorted({r.backbone for r in self.records})
-        self.heads = sorted({r.head for r in self.records})
+        self.backbones = sorted({r.backbone for r in records})
+        self.heads = sorted({r.head for r in records})
         self.seeds = sorted({r.seed for r in self.records})
 
     def values(self, dataset: str, method: str, protocol: str, metric: str) -> dict[int, float]:

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from ..efficiency import bytes_per_document
-from ..methods import label
+from ..methods import display_order, label
 from ..stats import holm, paired_test, summarize
 from .results import Results
 from .table import Table, fmt, fmt_p
@@ -203,3 +203,42 @@ def efficiency_table(res: Results, methods: Sequence[str] | None = None) -> Tabl
                  "positives included) and a forward pass; training time measured on this machine, median "
                  "over the runs of each method (all data sets). The backbone's cost is the same for every "
                  "method and is not included.")
+
+
+def open_set_values(res: Results, ds: str, m: str, unseen: str, what: str) -> dict[int, float]:
+    """Seed -> one open-set figure: ``accuracy/<level>/<dim index>`` (-1: full), ``clustering/<i>/<ari or
+    v_measure>`` (0: coarse at the shortest prefix, 1: finest at the full vector), ``queries`` or a
+    steerability metric."""
+    out = {}
+    for seed, o in res.open_set.get((ds, m, unseen), {}).items():
+        parts = what.split("/")
+        if parts[0] == "accuracy":
+            out[seed] = o["accuracy"][parts[1]][str(o["dims"][int(parts[2])])]
+        elif parts[0] == "clustering":
+            out[seed] = list(o["clustering"].values())[int(parts[1])][parts[2]]
+        else:
+            out[seed] = o[what]
+    return out
+
+
+def open_set_table(res: Results, methods: Sequence[str] | None = None) -> Table:
+    """Table 9: classes never seen in training, queried against a pool of every class."""
+    cols = ["data set", "unseen", "method", "queries", "coarse @ shortest (%)", "coarse @ full (%)",
+            "fine @ full (%)", "S", "k-means ARI, coarse @ shortest", "k-means ARI, fine @ full"]
+    rows = []
+    keys = sorted({(ds, u) for ds, _, u in res.open_set})
+    present = display_order(m for _, m, _ in res.open_set)
+    for ds, unseen in keys:
+        coarse, fine = res.levels[ds][0], res.levels[ds][-1]
+        for m in [m for m in (methods or present) if (ds, m, unseen) in res.open_set]:
+            v = lambda what: open_set_values(res, ds, m, unseen, what)
+            rows.append([ds, unseen, label(m), f"{np.mean(list(v('queries').values())):.0f}",
+                         fmt(v(f"accuracy/{coarse}/0"), pct=True), fmt(v(f"accuracy/{coarse}/-1"), pct=True),
+                         fmt(v(f"accuracy/{fine}/-1"), pct=True), fmt(v("steerability_score")),
+                         fmt(v("clustering/0/ari")), fmt(v("clustering/1/ari"))])
+    return Table("Table 9: open set: classes held out of training, mean ± sd over seeds", cols, rows,
+                 "Each run holds classes out of training and validation (unseen fine:F: a fraction F of the "
+                 "fine classes under each coarse class; coarse:K: K whole coarse classes), drawn per seed. "
+                 "Their test texts are queried by leave-one-out 5-NN against a seeded pool of test texts of "
+                 "every class (queries: the held-out texts, mean over seeds), so folding an unseen class into "
+                 "a seen one costs. k-means with as many clusters as labels, on the queries.")
