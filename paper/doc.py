@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Sequence
 
@@ -13,9 +14,9 @@ from steerable.methods import label
 from steerable.report import Results
 from steerable.runs import RunRecord
 
-from .claims import _mean, _pct, _s, beyond_claims, claims
 from .published import NOT_TESTABLE, PUBLISHED_ABLATIONS_CLINC, PUBLISHED_CLINC_ACC, PUBLISHED_S
 from .search_targets import search_targets
+from .verdicts import CLAIMS_FILE, NOT_RUN, Verdict, confirm, judge, load_claims, mean_over_seeds, pct, signed
 
 def esc(text: str) -> str:
     """Escape pipes for a Markdown table cell."""
@@ -59,14 +60,16 @@ def write_doc(records: Sequence[RunRecord], path: str | Path, command: str,
         f"{len(records)} runs; data sets {', '.join(res.datasets)}; methods "
         f"{', '.join(label(m) for m in res.methods)}; seeds {', '.join(map(str, res.seeds))}; "
         f"backbone {', '.join(res.backbones)} (the published figures used bge-small-en-v1.5); head "
-        f"{', '.join(res.heads)}." + (f" Plus {len(confirm)} confirmation runs on fresh seeds "
-                                      f"({', '.join(map(str, sorted({r.seed for r in confirm})))})."
+        f"{', '.join(res.heads)}." + (f" Plus {len(confirm)} runs on fresh seeds "
+                                      f"({', '.join(map(str, sorted({r.seed for r in confirm})))}), a measure "
+                                      "of seed variance (report Table 7b), not a confirmation."
                                       if confirm else "") + _timing(invocations),
         "",
         "The published figures came from the original code, which cut every prefix in a batch at the "
         "batch's most common length (fixed here: lengths are per example), and used the first 500 "
-        "test examples in file order (here a seeded shuffle). Verdict rules are stated beside each "
-        "claim; they are applied to the numbers below, not chosen after seeing them.",
+        "test examples in file order (here a seeded shuffle). Each claim's rule is an entry of "
+        "`paper/claims.json`; a rule changed after its numbers were seen keeps its earlier rule and "
+        "verdict beside the new one, with the reason.",
         "",
         "## Steerability S, ours vs published",
         "",
@@ -93,34 +96,20 @@ def write_doc(records: Sequence[RunRecord], path: str | Path, command: str,
         for m in ("v5", "mrl", "flat"):
             for protocol in res.protocols:
                 lv = res.levels["clinc150"]
-                l0 = _mean(res.accuracy("clinc150", m, protocol, lv[0], -1))
-                l1 = _mean(res.accuracy("clinc150", m, protocol, lv[-1], -1))
+                l0 = mean_over_seeds(res.accuracy("clinc150", m, protocol, lv[0], -1))
+                l1 = mean_over_seeds(res.accuracy("clinc150", m, protocol, lv[-1], -1))
                 pub = PUBLISHED_CLINC_ACC.get(m)
-                lines.append(f"| {label(m)} | {protocol} | {_pct(l0)} | {_pct(l1)} | "
-                             f"{_pct(pub[0])} / {_pct(pub[1])} |")
+                lines.append(f"| {label(m)} | {protocol} | {pct(l0)} | {pct(l1)} | "
+                             f"{pct(pub[0])} / {pct(pub[1])} |")
         lines += [""]
         lines += ["## CLINC ablations, ours vs published", "",
                   "| method | " + " | ".join(f"S ({p})" for p in res.protocols) + " | published (2,000-example protocol) |",
                   "|---|" + "---|" * len(res.protocols) + "---|"]
         for m, pub in PUBLISHED_ABLATIONS_CLINC.items():
-            vals = [_s(_mean(res.values("clinc150", m, p, "steerability_score"))) for p in res.protocols]
+            vals = [signed(mean_over_seeds(res.values("clinc150", m, p, "steerability_score"))) for p in res.protocols]
             lines.append(f"| {label(m)} | " + " | ".join(vals) + f" | {pub:+.3f} |")
         lines += [""]
-    lines += ["## The outline's claims", ""]
-    for protocol in res.protocols:
-        lines += [f"### Protocol `{protocol}`", "", res.describe(protocol), "",
-                  "| claim | verdict | evidence |", "|---|---|---|"]
-        lines += [f"| {esc(c)} | **{v}** | {esc(e)} |" for c, v, e in claims(res, protocol)]
-        lines += [""]
-    extra = beyond_claims(res, confirm=Results(confirm) if confirm else None)
-    if extra:
-        lines += ["## Beyond V5", "",
-                  "HEAL, the new methods and the steerability dial, in the same harness: same seeds, "
-                  "caps, backbone and statistics. " + res.describe("standard"), "",
-                  "| claim | verdict | evidence |", "|---|---|---|"]
-        lines += [f"| {esc(c)} | **{v}** | {esc(e)} |" for c, v, e in extra]
-        lines += ["", "Tables 7 and 8 of the report hold every method's numbers; Figure 5 is the dial's "
-                  "Pareto curve, Figure 6 the prefix leakage.", ""]
+    lines += claims_section(res, load_claims())
     if bench and bench.get("real"):
         table, verdicts = search_targets(bench)
         m = bench.get("machine", {})
@@ -136,3 +125,47 @@ def write_doc(records: Sequence[RunRecord], path: str | Path, command: str,
     atomic_write_text(path, text)
     return text
 
+
+
+def _commit(path: Path) -> str:
+    """The last commit that touched ``path``, and whether it has changed since."""
+    try:
+        run = lambda *a: subprocess.run(["git", *a], cwd=path.parent, capture_output=True, text=True, check=True)
+        commit = run("log", "-1", "--format=%h %cs", "--", path.name).stdout.strip() or "never committed"
+        dirty = run("status", "--porcelain", "--", path.name).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "outside a git checkout"
+    return f"commit {commit}" + (", with uncommitted changes" if dirty else "")
+
+
+def claims_section(res: Results, claims: dict) -> list[str]:
+    """Every claim of the claims file with its verdicts, confirmations and earlier verdicts."""
+    lines = ["## The claims", "",
+             f"Fixed in `paper/claims.json` ({_commit(CLAIMS_FILE)}), declared {claims['declared']}. Selection "
+             f"data sets: {', '.join(claims['selection_datasets'])}; confirmation data sets, which no selection "
+             f"step reads: {', '.join(claims['confirmation_datasets'])}. Significance level {claims['alpha']:g}; "
+             "Holm runs over every comparison a claim makes.", ""]
+    for section in dict.fromkeys(c["section"] for c in claims["claims"]):
+        lines += [f"### {section[0].upper() + section[1:]} claims", "",
+                  "| claim | protocol | verdict | evidence | on the confirmation data sets | earlier |",
+                  "|---|---|---|---|---|---|"]
+        for claim in [c for c in claims["claims"] if c["section"] == section]:
+            for protocol in [p for p in claim["protocols"] if p in res.protocols] or claim["protocols"][:1]:
+                verdicts = judge(claim, res, claims, protocol) if protocol in res.protocols else \
+                    [Verdict(NOT_RUN, f"no runs under the {protocol} protocol")]
+                confirmed = confirm(claim, verdicts, res, claims, protocol)
+                conf = "; ".join(f"{v.where}: **{v.verdict}** ({v.evidence})" for v in confirmed) or (
+                    "–" if not claim.get("confirm_on") else "nothing held to confirm")
+                earlier = "; ".join(f"until {h['until']}: {h['rule']}: **{_earlier(h['verdict'], protocol)}** "
+                                    f"(changed: {h['reason']})" for h in claim["history"]) or "–"
+                for v in verdicts:
+                    text = f"{v.where}: {claim['text']}" if v.where else claim["text"]
+                    lines.append(f"| {esc(text)} (rule: {esc(claim['explain'])}) | {protocol} | **{v.verdict}** | "
+                                 f"{esc(v.evidence)} | {esc(conf)} | {esc(earlier)} |")
+        lines += [""]
+    return lines
+
+
+def _earlier(verdict: dict, protocol: str) -> str:
+    """An earlier verdict, as recorded: per protocol, or per data set."""
+    return verdict.get(protocol) or ", ".join(f"{k} {v}" for k, v in verdict.items())

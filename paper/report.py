@@ -15,7 +15,7 @@ from steerable.report.tables import (accuracy_table, adaptive_table, efficiency_
 from steerable.runs import RunRecord
 
 from .beyond import write_section
-from .claims import recall_loss, recall_loss_verdict
+from .verdicts import recall_loss, recall_loss_verdict
 from .figures import figure2, figure3
 from .search_targets import latency_table, search_targets
 from .tables import ablation_summary, complexity_fit, table3

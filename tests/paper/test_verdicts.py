@@ -1,0 +1,183 @@
+"""paper/verdicts.py: every rule of paper/claims.json, on records made by hand, where it holds and where
+it fails; a missing run is "not run" or "not confirmed", never replaced."""
+
+import numpy as np
+import pytest
+
+from paper.verdicts import FAILS, HOLDS, NOT_RUN, PARTLY, RULES, confirm, judge, load_claims
+from steerable.report import Results
+from steerable.runs import RunRecord
+
+SEEDS = (1, 2, 3, 4, 5)
+CLAIMS = load_claims()
+BY_ID = {c["id"]: c for c in CLAIMS["claims"]}
+
+
+def record(ds, method, seed, *, s=0.0, sc=0.9, ff=0.8, rank=64, probe=0.5, unseen=None, coarse_open=None,
+           recall=(0.5, 0.5), h=2.0, protocol="standard"):
+    """A run record with the given S, ShortCoarse, FullFine, prefix rank, fine probe, retrieval recall at
+    (64, 256) and, with ``unseen``, an open-set coarse accuracy at 64 dims."""
+    block = {"protocol": {"name": protocol}, "dims": [64, 256],
+             "accuracy": {"l0": {"64": sc, "256": sc}, "l1": {"64": ff, "256": ff}},
+             "steerability_score": s, "short_coarse": sc, "full_fine": ff}
+    open_set = {}
+    if unseen:
+        open_set = {"dims": [64, 256], "queries": 300, "accuracy": {"l0": {"64": coarse_open, "256": 0.5},
+                                                                   "l1": {"64": 0.1, "256": 0.3}}}
+    return RunRecord(f"{ds}/{method}/{seed}/{unseen}", ds, method, seed, "m", "mlp",
+                     {"max_test": 2000, "unseen": unseen}, {"test": 2000, "H1|0": h, "branching1": 3.0},
+                     ["l0", "l1"], {protocol: block}, probe={"rank": rank, "dim": 64, "accuracy": {"l1": probe}},
+                     retrieval={"recall@10/l1/64": recall[0], "recall@10/l1/256": recall[1], "ndcg@10/64": 0.5,
+                                "ndcg@10/256": 0.5},
+                     open_set=open_set)
+
+
+def runs(ds, method, values, **kw):
+    """One record per seed; ``values`` maps a field to a number or to a list over the seeds."""
+    return [record(ds, method, seed, **{k: (v[i] if isinstance(v, (list, tuple)) and k != "recall" else v)
+                                        for k, v in values.items()}, **kw) for i, seed in enumerate(SEEDS)]
+
+
+JITTER = [0.0, 0.001, -0.001, 0.0005, -0.0005]
+
+
+def _shift(base, d):
+    return [base + d + j for j in JITTER]
+
+
+def verdict(claim_id, recs, protocol="standard", **overrides):
+    claim = BY_ID[claim_id] | overrides
+    return judge(claim, Results(recs), CLAIMS, protocol)
+
+
+def test_every_rule_of_the_claims_file_exists_and_every_rule_is_used():
+    assert {c["rule"] for c in CLAIMS["claims"]} == set(RULES)
+    assert set(CLAIMS["selection_datasets"]).isdisjoint(CLAIMS["confirmation_datasets"])
+
+
+def test_equivalence_holds_within_the_margin_and_fails_outside_or_when_noisy():
+    base = runs("clinc150", "mrl", {"ff": _shift(0.90, 0)})
+    assert verdict("v5_accuracy", base + runs("clinc150", "v5", {"ff": _shift(0.90, 0.0005)}))[0].verdict == HOLDS
+    assert verdict("v5_accuracy", base + runs("clinc150", "v5", {"ff": _shift(0.90, -0.006)}))[0].verdict == FAILS
+    noisy = [0.90, 0.92, 0.88, 0.91, 0.89]  # no significant difference, and no evidence of equivalence either
+    assert verdict("v5_accuracy", base + runs("clinc150", "v5", {"ff": noisy}))[0].verdict == FAILS
+    assert verdict("v5_accuracy", base)[0].verdict == NOT_RUN
+
+
+def test_beats_needs_every_method_above_every_reference():
+    recs = (runs("trec", "v5", {"ff": 0.8}) + runs("trec", "mrl", {"ff": 0.81}) + runs("trec", "flat", {"ff": 0.7})
+            + runs("trec", "flat_pca", {"ff": 0.75}))
+    assert verdict("beat_raw_backbone", recs)[0].verdict == HOLDS
+    worse = recs[:10] + runs("trec", "flat", {"ff": 0.7}) + runs("trec", "flat_pca", {"ff": 0.805})
+    assert verdict("beat_raw_backbone", worse)[0].verdict == FAILS
+
+
+def test_greater_is_a_paired_test_holm_corrected_and_names_the_floors():
+    recs = (runs("clinc150", "v5", {"s": _shift(0.05, 0)}) + runs("clinc150", "mrl", {"s": _shift(0.0, 0)})
+            + runs("clinc150", "flat", {"s": 0.02}) + runs("clinc150", "coarse_onehot", {"s": 0.8}))
+    v = verdict("v5_more_steerable", recs)[0]
+    assert v.verdict == HOLDS and "floors' S: Flat +0.020, Coarse one-hot +0.800" in v.evidence
+    behind = runs("clinc150", "v5", {"s": _shift(0.0, -0.01)}) + recs[5:]
+    assert verdict("v5_more_steerable", behind)[0].verdict == FAILS
+    flat_ahead = runs("clinc150", "v5", {"s": _shift(0.05, 0)}) + runs("clinc150", "flat", {"s": 0.06}) + \
+        runs("clinc150", "flat_pca", {"s": 0.01})
+    assert verdict("v5_above_raw_backbone", flat_ahead)[0].verdict == FAILS
+
+
+@pytest.mark.parametrize("v5,mrl,expected", [(0.12, 0.01, HOLDS), (0.05, 0.0, PARTLY), (0.01, 0.0, FAILS)])
+def test_magnitude(v5, mrl, expected):
+    recs = runs("clinc150", "v5", {"s": v5}) + runs("clinc150", "mrl", {"s": mrl})
+    assert verdict("clinc_magnitude", recs)[0].verdict == expected
+
+
+def test_thresholds_per_data_set():
+    recs = runs("clinc150", "inverted", {"s": -0.08}) + runs("trec", "inverted", {"s": -0.01})
+    clinc, trec = verdict("inverted_flips", recs)
+    assert (clinc.where, clinc.verdict, trec.where, trec.verdict) == ("clinc150", HOLDS, "trec", PARTLY)
+    assert verdict("no_prefix_zero", runs("trec", "no_prefix", {"s": 0.03}))[0].verdict == FAILS
+    assert verdict("clinc_short_coarse", runs("clinc150", "v5", {"sc": 0.95}))[0].verdict == PARTLY
+
+
+def test_recall_loss_and_complexity():
+    recs = runs("trec", "v5", {"recall": (0.9, 1.0)}) + runs("trec", "mrl", {"recall": (0.8, 1.0)})
+    assert verdict("recall_loss", recs)[0].verdict == HOLDS
+    recs = runs("trec", "v5", {"recall": (0.7, 1.0)}) + runs("trec", "mrl", {"recall": (0.8, 1.0)})
+    assert verdict("recall_loss", recs)[0].verdict == FAILS
+    def complexity(gains):
+        out = []
+        for i, (ds, gain) in enumerate(zip("abcde", gains)):  # data set i has H(L1|L0) = i
+            out += runs(ds, "v5", {"s": gain}, h=float(i)) + runs(ds, "mrl", {"s": 0.0}, h=float(i))
+        return out
+    assert verdict("complexity", complexity([0, 0.01, 0.02, 0.03, 0.04]))[0].verdict == HOLDS  # ρ = 1
+    assert verdict("complexity", complexity([0, 0.03, 0.01, 0.02, 0.04]))[0].verdict == PARTLY  # ρ = 0.7, p = 0.19
+    falling = []
+    for i, ds in enumerate(("a", "b", "c")):
+        falling += runs(ds, "v5", {"s": -0.01 * i}, h=float(i)) + runs(ds, "mrl", {"s": 0.0}, h=float(i))
+    assert verdict("complexity", falling)[0].verdict == FAILS
+
+
+def _bounded(s, ff_gap, ds="clinc150", method="adversarial", recipe_mrl="mrl_supcon"):
+    return (runs(ds, method, {"s": s, "sc": _shift(0.95, 0), "ff": _shift(0.90, ff_gap)})
+            + runs(ds, "mrl", {"sc": _shift(0.95, 0), "ff": _shift(0.90, 0)})
+            + runs(ds, recipe_mrl, {"sc": _shift(0.95, 0), "ff": _shift(0.90, 0)})
+            + runs(ds, "heal", {"s": 0.1}) + runs(ds, "coarse_onehot", {"s": 0.85}))
+
+
+def test_steerable_within_bounds_needs_s_and_non_inferior_accuracies():
+    v = verdict("clinc_s_075", _bounded(0.8, 0.0))[0]
+    assert v.verdict == HOLDS and v.chosen == ["adversarial"] and "Coarse one-hot +0.850" in v.evidence
+    assert verdict("clinc_s_075", _bounded(0.8, -0.01))[0].verdict == FAILS  # FullFine 1 pt below MRL's
+    assert verdict("clinc_s_075", _bounded(0.7, 0.0))[0].verdict == FAILS  # S under 0.75
+    twice = verdict("s_twice_heal", _bounded(0.25, 0.0, "trec") + _bounded(0.15, 0.0, "20newsgroups"))
+    assert [(v.where, v.verdict) for v in twice] == [("trec", HOLDS), ("20newsgroups", FAILS)]
+
+
+def test_a_claim_is_confirmed_on_the_confirmation_data_sets_for_the_method_it_held_for():
+    claim = BY_ID["clinc_s_075"]
+    recs = _bounded(0.8, 0.0) + _bounded(0.8, 0.0, "goemotions") + _bounded(0.5, 0.0, "dbpedia_classes_partial")
+    res = Results(recs)
+    verdicts = judge(claim, res, CLAIMS, "standard")
+    confirmed = confirm(claim, verdicts, res, CLAIMS, "standard")
+    assert [(v.where, v.verdict) for v in confirmed] == [("goemotions", HOLDS), ("dbpedia_classes_partial", FAILS)]
+    missing = confirm(claim, verdicts, Results(_bounded(0.8, 0.0)), CLAIMS, "standard")
+    assert [v.verdict for v in missing] == ["not confirmed", "not confirmed"]
+
+
+def test_full_rank_beats_counts_only_measured_full_rank_prefixes():
+    def recs(gap, rank=64):
+        out = []
+        for ds in ("clinc150", "trec", "20newsgroups"):
+            out += runs(ds, "heal", {"s": _shift(0.1, 0)}) + runs(ds, "adversarial", {"s": _shift(0.1, gap)}, rank=rank)
+        return out
+    assert verdict("full_rank_beats_heal", recs(0.1))[0].verdict == HOLDS
+    assert verdict("full_rank_beats_heal", recs(-0.1))[0].verdict == FAILS
+    low = verdict("full_rank_beats_heal", recs(0.1, rank=6))[0]
+    assert low.verdict == NOT_RUN and "Adversarial (rank 6–6)" in low.evidence
+
+
+def test_the_dial_must_rise():
+    def recs(slope):
+        out = []
+        for ds in ("clinc150", "trec"):
+            for v in (0.0, 0.25, 0.5, 0.75, 1.0):
+                out += runs(ds, f"dial@{v:g}", {"s": slope * v})
+        return out
+    assert verdict("dial_pareto", recs(0.5))[0].verdict == HOLDS
+    assert verdict("dial_pareto", recs(-0.5))[0].verdict == FAILS
+
+
+def test_the_open_set_goal():
+    def recs(gain, probe=0.3, ff_gap=0.0):
+        out = []
+        for ds in ("clinc150", "trec", "20newsgroups"):
+            kw = {"unseen": "coarse:2"}
+            out += runs(ds, "adversarial", {"coarse_open": _shift(0.8, gain)}, **kw)
+            for ref in ("flat_pca", "mrl", "heal"):
+                out += runs(ds, ref, {"coarse_open": _shift(0.8, 0)}, **kw)
+            out += runs(ds, "adversarial", {"ff": _shift(0.9, ff_gap)}, probe=probe)
+            out += runs(ds, "mrl", {"ff": _shift(0.9, 0)}) + runs(ds, "heal", {}, probe=0.5)
+        return out
+    assert verdict("open_set_goal", recs(0.05))[0].verdict == HOLDS
+    assert verdict("open_set_goal", recs(-0.05))[0].verdict == FAILS
+    assert verdict("open_set_goal", recs(0.05, probe=0.6))[0].verdict == FAILS  # leaks more than HEAL
+    assert verdict("open_set_goal", recs(0.05, ff_gap=-0.01))[0].verdict == FAILS  # not MRL's accuracy
