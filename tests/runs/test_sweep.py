@@ -102,3 +102,22 @@ def test_a_run_with_unseen_classes_records_them_apart(tiny_data_dir, tmp_path):
     assert o["held_out"] == {"l0": 3, "l1": 3} and o["queries"] == 9 and o["pool"] == 27
     assert set(o["accuracy"]) == {"l0", "l1"} and set(o["clustering"]) == {"l0@64", "l1@256"}
     assert ResultsStore(tmp_path / "res").get(held.run_id).open_set == o
+
+
+def test_a_selection_run_is_measured_on_the_validation_split(tiny_data_dir, tmp_path, monkeypatch):
+    from steerable.data import load_dataset
+    from steerable.report import Results
+
+    spec = RunSpec("tiny", "v5", 1, head="linear", epochs=1, split="validation")
+    assert spec.run_id != RunSpec("tiny", "v5", 1, head="linear", epochs=1).run_id
+    (record,) = run_sweep([spec], tmp_path / "res", data_dir=str(tiny_data_dir), progress=False, log=lambda _: None)
+    n_val = len(load_dataset("tiny", tiny_data_dir).validation)
+    assert record.split == "validation" and record.metrics["paper"]["protocol"]["n"] == 500
+    assert record.retrieval and record.probe["dim"] == 64
+    # measured on the 9 validation texts, not the 27 test texts: 5 retrieval documents, too few for a
+    # shortlist of 10 (the test split's 14 have one)
+    assert n_val == 9 and "funnel/overlap@10/10" not in record.retrieval and "recall@10/l1/64" in record.retrieval
+    with pytest.raises(ValueError, match="no results to report"):
+        Results([record])  # selection runs are not reported
+    with pytest.raises(ValueError, match="measured on the test or the validation split, not 'train'"):
+        RunSpec("tiny", "v5", 1, split="train")

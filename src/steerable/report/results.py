@@ -15,9 +15,10 @@ class Results:
     """Records grouped for tables: ``blocks[(dataset, method, protocol)][seed]`` = metrics block,
     ``retrieval[(dataset, method)][seed]`` = retrieval metrics, of the closed-set runs;
     ``open_set[(dataset, method, unseen)][seed]`` = the open-set section of the runs that held classes
-    out; methods in registry order."""
+    out; methods in registry order. Runs measured on the validation split are left out."""
 
     def __init__(self, records: Sequence[RunRecord]):
+        records = [r for r in records if r.split == "test"]  # selection runs (validation) are not reported
         if not records:
             raise ValueError("no results to report: the store holds no finished runs")
         self.open_set: dict[tuple, dict[int, dict]] = defaultdict(dict)

@@ -75,6 +75,11 @@ class RunRecord:
         return self.spec.get("unseen")
 
     @property
+    def split(self) -> str:
+        """The split the run was measured on: test, or validation for a selection run."""
+        return self.spec.get("split", "test")
+
+    @property
     def n_test(self) -> int:
         """Test examples the run used (the data set's test split, capped)."""
         cap = self.spec.get("max_test")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -50,8 +50,8 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
         max_test: int | None = None, protocols: Sequence[Protocol] | None = None,
         cache: VectorCache | None = None, out: str | Path | None = None,
         dataset_source: dict | None = None, retrieval: bool = True,
-        progress: bool = True, model_cache: str | Path | None = None, unseen: Unseen | None = None
-        ) -> RunResult:
+        progress: bool = True, model_cache: str | Path | None = None, unseen: Unseen | None = None,
+        split: str = "test") -> RunResult:
     """Train (a method with no terms, such as Flat, trains nothing) and evaluate; write a run folder
     when ``out`` is given.
 
@@ -60,7 +60,11 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
     ``unseen``: classes held out of training and validation (drawn for the run's seed); the closed-set
     metrics, probe and retrieval are then measured on the test texts of the seen classes, and
     ``metrics["open_set"]`` on the held-out ones (:mod:`steerable.openset`).
+    ``split="validation"``: every measurement is made on the validation split instead of the test
+    split (which is then never read): the runs a selection step compares candidates with.
     """
+    if split not in ("test", "validation"):
+        raise ValueError(f"a run is measured on the test or the validation split, not {split!r}")
     backbone = backbone or Backbone()
     h = dataset.hierarchy
     head_options = dict(head_options or {})
@@ -76,6 +80,8 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
     t0 = time.perf_counter()
     vecs = split_vectors(dataset, backbone, cache=cache, max_train=max_train, max_test=max_test,
                          seed=cfg.seed, progress=progress)
+    if split == "validation":  # measured on the validation split: the test split plays no part
+        vecs = replace(vecs, test=vecs.validation, y_test=vecs.y_validation)
     t_encode = time.perf_counter() - t0
 
     t1 = time.perf_counter()
@@ -113,7 +119,7 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
                     "max_test": max_test, "sizes": {"train": len(vecs.y_train),
                                                     "validation": len(vecs.y_validation),
                                                     "test": len(vecs.y_test)},
-                    "notes": dataset.notes, "unseen": str(unseen) if unseen else None},
+                    "notes": dataset.notes, "unseen": str(unseen) if unseen else None, "measured_on": split},
         "backbone": {"name": backbone.name, "fingerprint": backbone.fingerprint()},
         "schedule": schedule.to_dict(),
         "train": cfg.to_dict(),

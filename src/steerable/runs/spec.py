@@ -38,6 +38,7 @@ class RunSpec:
     precision: str = "fp32"
     paper_n: int = 500
     unseen: str | None = None  # classes held out of training: "fine:F" or "coarse:K" (steerable.openset)
+    split: str = "test"  # the split every measurement is made on; "validation" for selection runs
 
     def __post_init__(self):
         # Pin the training settings the method would use, so the run id names what actually ran.
@@ -48,14 +49,17 @@ class RunSpec:
                 object.__setattr__(self, key, recipe_value(schedule, key))
         if self.unseen is not None:
             object.__setattr__(self, "unseen", str(Unseen.parse(self.unseen)))  # validated, canonical
+        if self.split not in ("test", "validation"):
+            raise ValueError(f"a run is measured on the test or the validation split, not {self.split!r}")
 
     @property
     def run_id(self) -> str:
         settings = asdict(self)
         for k in ("dataset", "method", "seed"):
             settings.pop(k)
-        if settings["unseen"] is None:  # closed-set runs keep the ids they had before the field existed
-            settings.pop("unseen")
+        for key, default in (("unseen", None), ("split", "test")):
+            if settings[key] == default:  # runs with the defaults keep the ids they had before these fields
+                settings.pop(key)
         digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
         return f"{self.dataset}__{self.method}__s{self.seed}__{digest}"
 

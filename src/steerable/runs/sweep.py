@@ -40,7 +40,7 @@ def execute_run(spec: dict, store_root: str, data_dir: str | None = None, thread
     result = run(dataset, schedule, head=s.head, backbone=Backbone(s.backbone), train_config=cfg,
                  max_train=s.max_train, max_test=s.max_test, protocols=default_protocols(s.seed, s.paper_n),
                  progress=False, model_cache=Path(store_root) / "models",
-                 unseen=Unseen.parse(s.unseen) if s.unseen else None)
+                 unseen=Unseen.parse(s.unseen) if s.unseen else None, split=s.split)
     record = RunRecord(
         run_id=s.run_id, dataset=s.dataset, method=s.method, seed=s.seed, backbone=s.backbone,
         head=s.head, spec=s.to_dict(), dataset_stats=dataset.stats(),
