@@ -66,6 +66,20 @@ def test_prefix_probs_generalise():
     assert sum(prefix_probs(6)) == pytest.approx(1.0)
 
 
+def test_a_method_with_a_setting_is_named_by_it():
+    assert preset("adversarial@0.1").name == "adversarial@0.1" and preset("adversarial@0.3").name == "adversarial"
+    weak, strong = preset("adversarial@0.1"), preset("adversarial@1")
+    assert weak.terms[-1].grad[0] == -0.1 and strong.terms[-1].grad[0] == -1.0
+    assert preset("adversarial_mrl@1").terms[-1].grad[0] == -1.0
+    assert label("adversarial@0.1") == "Adversarial 0.1" and label("dial=0.25") == "Dial 0.25"
+    assert display_order(["dial@1", "adversarial@1", "adversarial", "adversarial@0.1", "heal"]) == [
+        "heal", "adversarial", "adversarial@0.1", "adversarial@1", "dial@1"]
+    with pytest.raises(ValueError, match="unknown method 'heal@2'.*with a setting: adversarial@X, adversarial_mrl@X, dial@X"):
+        preset("heal@2")
+    with pytest.raises(ValueError, match="bad setting in method 'adversarial@strong'; write it as adversarial@0.5"):
+        preset("adversarial@strong")
+
+
 def test_bad_method_settings_are_refused():
     with pytest.raises(ValueError, match="strength"):
         adversarial(strength=0.0)

@@ -164,6 +164,11 @@ def successive(num_levels: int = 2, num_blocks: int = 4, balanced: bool = False)
 ADVERSARIAL_STRENGTH = 0.3
 
 
+def _named(name: str, value: float, default: float) -> str:
+    """A method's name at a setting: the bare name at its default, ``name@value`` otherwise."""
+    return name if value == default else f"{name}@{value:g}"
+
+
 def _prefix_against_fine(L: int, nb: int, strength: float) -> Term:
     """Within-coarse SupCon on the finest level, on the prefix, with its gradient reversed (scaled by
     ``-strength``): the prefix is trained to make its neighbours inside a coarse class *not* share
@@ -179,7 +184,7 @@ def adversarial(num_levels: int = 2, num_blocks: int = 4, strength: float = ADVE
     if not 0 < strength <= 1:
         raise ValueError(f"the adversary's strength must be in (0, 1], got {strength}")
     L, nb = num_levels, num_blocks
-    return Schedule("adversarial", (_prefix_coarse(L, nb), _full_fine(L, nb, prefix_grad=0.0),
+    return Schedule(_named("adversarial", strength, ADVERSARIAL_STRENGTH), (_prefix_coarse(L, nb), _full_fine(L, nb, prefix_grad=0.0),
                                     _prefix_against_fine(L, nb, strength)), recipe=dict(BEYOND_RECIPE))
 
 
@@ -200,7 +205,7 @@ def adversarial_mrl(num_levels: int = 2, num_blocks: int = 4, strength: float = 
     full = Term(onehot(nb - 1, nb), fine, FULL_WEIGHT, block_dropout=True, grad=(0.0,) + (1.0,) * (nb - 1))
     prefix = Term(onehot(0, nb), tuple(onehot(0, L) for _ in range(nb)), PREFIX_WEIGHT)
     suffix = Term((0.0,) + prefix_probs(nb - 1), fine, PREFIX_WEIGHT, sample=True, start=1)
-    return Schedule("adversarial_mrl", (full, prefix, suffix, _prefix_against_fine(L, nb, strength)),
+    return Schedule(_named("adversarial_mrl", strength, ADVERSARIAL_STRENGTH), (full, prefix, suffix, _prefix_against_fine(L, nb, strength)),
                     block_keep(nb))
 
 
@@ -294,6 +299,7 @@ class Method:
     build: Callable[[int, int], Schedule]  # (num_levels, num_blocks) -> Schedule
     about: str
     short_label: str = ""  # for tight figure axes; the label when empty
+    at: Callable[[float], Callable[[int, int], Schedule]] | None = None  # the builder at a setting (name@x)
 
     @property
     def short(self) -> str:
@@ -317,14 +323,17 @@ _ENTRIES = (
     Method("successive_balanced", "Successive (balanced)", partial(successive, balanced=True),
            "Successive with class-balanced batches", "Successive-bal"),
     Method("adversarial", "Adversarial", adversarial,
-           "Separated, plus a reversed within-coarse fine contrast on the prefix"),
+           "Separated, plus a reversed within-coarse fine contrast on the prefix (adversarial@STRENGTH)",
+           at=lambda v: partial(adversarial, strength=v)),
     Method("adversarial_mrl", "Adversarial (MRL recipe)", adversarial_mrl,
-           "Adversarial's prefix on a model otherwise trained as MRL", "Adversarial-MRL"),
+           "Adversarial's prefix on a model otherwise trained as MRL (adversarial_mrl@STRENGTH)", "Adversarial-MRL",
+           at=lambda v: partial(adversarial_mrl, strength=v)),
     Method("bottleneck", "Bottleneck", bottleneck, "the prefix is the coarse posterior (rank <= coarse classes)"),
     Method("coarse_onehot", "Coarse one-hot", coarse_onehot,
            "a floor: the prefix is a coarse classifier's one-hot prediction, the rest MRL"),
     Method("dial", "Dial", partial(dial, DIAL_TRAIN_MIX),
-           "one model, its prefix set after training from MRL-like (0) to the bottleneck (1): dial@VALUE"),
+           "one model, its prefix set after training from MRL-like (0) to the bottleneck (1): dial@VALUE",
+           at=lambda v: partial(dial, v)),
     Method("mrl_distill", "MRL-distill", mrl_distill,
            "MRL whose prefix learns to shortlist for its own full vector (multi-stage search)"),
 )
@@ -335,27 +344,40 @@ def dial_name(value: float) -> str:
     return f"dial@{value:g}"
 
 
-def parse_dial(name: str) -> float | None:
-    """The dial value in a method name such as ``dial@0.5`` (also ``dial0.5``, ``dial=0.5``), else None."""
-    key = name.lower()
-    if not key.startswith("dial") or key == "dial":
-        return None
+def parse_setting(name: str) -> tuple[str, float | None]:
+    """(method, setting) of a name such as ``adversarial@0.1`` or ``dial@0.5`` (also ``dial0.5``,
+    ``dial=0.5``); the setting is None for a bare name."""
+    key = name.lower().replace("-", "_")
+    base, sep, value = key.partition("@")
+    if not sep and key.startswith("dial") and key != "dial":
+        base, value, sep = "dial", key[4:].lstrip("=_:"), "@"
+    if not sep:
+        return key, None
     try:
-        return float(key[4:].lstrip("@=_-:"))
+        return base, float(value)
     except ValueError:
-        raise ValueError(f"bad dial setting in method {name!r}; write it as dial@0.5") from None
+        raise ValueError(f"bad setting in method {name!r}; write it as {base}@0.5") from None
+
+
+def parse_dial(name: str) -> float | None:
+    """The dial value in a method name such as ``dial@0.5``, else None."""
+    base, value = parse_setting(name)
+    return value if base == "dial" else None
 
 
 def method(name: str) -> Method:
-    """The registry entry of ``name``; ``dial@x`` is the dial's entry at setting ``x``."""
-    value = parse_dial(name)
-    if value is not None:
-        return Method(dial_name(value), f"Dial {value:g}", partial(dial, value), METHODS["dial"].about)
-    key = name.lower().replace("-", "_")
-    if key not in METHODS or key == "dial":
+    """The registry entry of ``name``; ``name@x`` is a method with a setting (the dial's value, the
+    adversary's strength) at ``x``."""
+    base, value = parse_setting(name)
+    entry = METHODS.get(base)
+    if entry is None or (value is None and base == "dial") or (value is not None and entry.at is None):
+        with_settings = ", ".join(f"{m}@X" for m, e in METHODS.items() if e.at)
         raise ValueError(f"unknown method {name!r}; choose from {', '.join(m for m in METHODS if m != 'dial')} "
-                         f"(the dial as dial@0.5)")
-    return METHODS[key]
+                         f"(with a setting: {with_settings})")
+    if value is None:
+        return entry
+    build = entry.at(value)
+    return Method(build().name, f"{entry.label} {value:g}", build, entry.about, f"{entry.short} {value:g}")
 
 
 def preset(name: str, num_levels: int = 2, num_blocks: int = 4) -> Schedule:
@@ -379,13 +401,15 @@ def short_label(name: str) -> str:
 
 
 def display_order(names: Iterable[str]) -> list[str]:
-    """``names`` in registry order (dial settings by value, at the dial's place); unknown names last,
+    """``names`` in registry order (settings by value, at their method's place); unknown names last,
     alphabetically."""
     order = list(METHODS)
 
     def key(name: str) -> tuple:
-        value = parse_dial(name)
-        base = "dial" if value is not None else name
-        return (0, order.index(base), value or 0.0, "") if base in METHODS else (1, 0, 0.0, name)
+        try:
+            base, value = parse_setting(name)
+        except ValueError:
+            base, value = name, None
+        return (0, order.index(base), value if value is not None else -1.0, "") if base in METHODS else (1, 0, 0.0, name)
 
     return sorted(dict.fromkeys(names), key=key)
