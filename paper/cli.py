@@ -1,4 +1,5 @@
-"""``python -m paper`` (also ``steer reproduce``): the paper's sweeps, report and reproduction page.
+"""``python -m paper`` (also ``steer reproduce``): the paper's sweeps, report and reproduction page;
+``python -m paper select NAME``: a selection step on the validation split (:mod:`paper.select`).
 
 Resumable: finished runs are records in the results store and are not run again, so a second call
 with everything recorded rebuilds the report and the page from the records alone.
@@ -19,6 +20,7 @@ from steerable.runs import ResultsStore, RunSpec, run_sweep
 from .doc import write_doc
 from .grids import beyond_sweep, confirm_sweep, paper_sweep
 from .report import write_report
+from .select import SELECTIONS, describe, select
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,10 +89,29 @@ def reproduce(args, command: str) -> int:
     return 0
 
 
+def select_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m paper select",
+        description="A selection step: run its candidates measured on the validation split of the selection "
+                    "data sets, choose by its stated objective, and record the outcome in "
+                    "paper/selections/NAME.json. " + "; ".join(f"{n}: {s.setting}" for n, s in SELECTIONS.items()))
+    p.add_argument("name", choices=sorted(SELECTIONS))
+    p.add_argument("--results", default="results/select", help="results store (default results/select)")
+    add_sweep_args(p)
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
     try:
+        if argv[:1] == ["select"]:
+            args = select_parser().parse_args(argv[1:])
+            outcome = select(args.name, args.results, executor=executor(args), data_dir=args.data_dir,
+                             progress=not args.quiet, settings=sweep_settings(args),
+                             command=" ".join(["python -m paper", *argv]))
+            print(describe(outcome))
+            return 0
+        args = build_parser().parse_args(argv)
         return reproduce(args, " ".join(["steer reproduce", *argv]))
     except (DataError, FileNotFoundError, ValueError, ImportError) as e:
         print(f"reproduce: error: {e}", file=sys.stderr)
