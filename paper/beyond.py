@@ -22,8 +22,8 @@ from steerable.report.tables import steerability_tests
 
 from .grids import CONFIRM_METHODS
 
-BEYOND_ORDER = ["flat", "mrl", "v5", "mrl_supcon", "heal", "separated", "successive", "successive_balanced",
-                "adversarial", "adversarial_mrl", "bottleneck"]
+BEYOND_ORDER = ["flat", "flat_pca", "coarse_onehot", "mrl", "v5", "mrl_supcon", "heal", "separated", "successive",
+                "successive_balanced", "adversarial", "adversarial_mrl", "bottleneck"]
 BASELINES = ("heal", "v5")
 DIAL_MIDPOINT = "dial@0.5"  # listed with the methods: both prefix parts vary equally within a class
 LISTED = BEYOND_ORDER + [DIAL_MIDPOINT]

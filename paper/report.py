@@ -9,19 +9,22 @@ from typing import Sequence
 
 from steerable.io import atomic_write_json, atomic_write_text
 from steerable.report import Results, header, protocol_means, write_mteb
-from steerable.report.figures import funnel_curves, prefix_curves
+from steerable.report.figures import funnel_curves, open_set_bars, prefix_curves
 from steerable.report.tables import (accuracy_table, adaptive_table, efficiency_table, funnel_table,
-                                     hierarchy_table, retrieval_table, steerability_table, steerability_tests)
+                                     hierarchy_table, open_set_table, retrieval_table, steerability_table,
+                                     steerability_tests)
 from steerable.runs import RunRecord
 
 from .beyond import write_section
 from .verdicts import recall_loss, recall_loss_verdict
 from .figures import figure2, figure3
+from .grids import OPEN_SET_METHODS
 from .search_targets import latency_table, search_targets
 from .tables import ablation_summary, complexity_fit, table3
 
-PAPER_METHODS = ("flat", "mrl", "v5", "inverted", "no_prefix", "uhmt")  # Table 1's columns
-COMPARED = ("v5", "mrl")  # Table 2, Table 5 and Figures 1 and 4
+PAPER_METHODS = ("flat", "flat_pca", "coarse_onehot", "mrl", "v5", "inverted", "no_prefix", "uhmt")  # Table 1
+COMPARED = ("v5", "mrl")  # Table 5 and Figures 1 and 4
+STEERABILITY = ("v5", "mrl", "flat", "flat_pca", "coarse_onehot")  # Table 2: V5 and MRL beside the floors
 
 
 def _write(md: list[str], out: Path, table, stem: str) -> None:
@@ -54,7 +57,7 @@ def write_report(records: Sequence[RunRecord], out: str | Path, formats: Sequenc
         abl = ablation_summary(res, protocol)
         fit = complexity_fit(res, protocol)
         _write(md, out, accuracy_table(res, protocol, PAPER_METHODS), f"table1_accuracy_{protocol}")
-        _write(md, out, steerability_table(res, protocol, COMPARED, "mrl", {"v5": tests}),
+        _write(md, out, steerability_table(res, protocol, STEERABILITY, "mrl", {"v5": tests}),
                f"table2_steerability_{protocol}")
         _write(md, out, table3(res, protocol, abl), f"table3_ablations_{protocol}")
         figs = []
@@ -100,6 +103,11 @@ def write_report(records: Sequence[RunRecord], out: str | Path, formats: Sequenc
     md += beyond_md
     if beyond_summary:
         summary["beyond"] = beyond_summary
+    if res.open_set:
+        md += ["## Open set: classes never seen in training", ""]
+        _write(md, out, open_set_table(res, OPEN_SET_METHODS), "table9_open_set")
+        if open_set_bars(res, out / "fig7_open_set.png", OPEN_SET_METHODS):
+            md += ["![Figure 7: open set](fig7_open_set.png)", ""]
     atomic_write_text(out / "report.md", "\n".join(md) + "\n")
     atomic_write_json(out / "summary.json", summary)
     if "mteb" in formats:

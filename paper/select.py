@@ -21,7 +21,7 @@ from steerable.io import atomic_write_json
 from steerable.runs import ResultsStore, RunRecord, RunSpec, run_sweep
 
 from .grids import CAPS
-from .verdicts import load_claims
+from .claims import load_claims
 
 SELECTIONS_DIR = Path(__file__).with_name("selections")
 OBJECTIVE = ("the highest mean validation S (standard protocol) over the data sets and seeds, among the "

@@ -9,9 +9,7 @@ the confirmation data sets, each on its own, for the method(s) it held for on th
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -23,9 +21,9 @@ from steerable.report.tables import open_set_values, retrieval_dims, retrieval_m
 from steerable.stats import equivalence_test, holm, paired_test
 
 from .beyond import dial_settings, prefix_ranks
+from .claims import CLAIMS_FILE, load_claims  # noqa: F401  (re-exported for the page and the tests)
 from .tables import complexity_fit
 
-CLAIMS_FILE = Path(__file__).with_name("claims.json")
 HOLDS, PARTLY, FAILS, NOT_RUN = "holds", "partly", "does not hold", "not run"
 
 
@@ -35,10 +33,6 @@ class Verdict:
     evidence: str
     where: str = ""  # the data set a per-data-set claim was judged on
     chosen: list[str] = field(default_factory=list)  # the method(s) it held for, to confirm elsewhere
-
-
-def load_claims(path: str | Path = CLAIMS_FILE) -> dict:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def mean_over_seeds(values: dict) -> float | None:
