@@ -17,16 +17,17 @@ RECORD = {
 }
 
 
-def test_a_record_without_a_schema_version_reads_as_version_1_and_round_trips(tmp_path):
-    r = RunRecord.from_dict(RECORD)
-    assert r.schema_version == SCHEMA_VERSION == 1 and r.probe == {} and r.cost == {}
+def test_a_record_without_a_schema_version_reads_as_the_current_one_and_round_trips(tmp_path):
+    r = RunRecord.from_dict(RECORD)  # version 1: no open_set, which version 2 added
+    assert r.schema_version == SCHEMA_VERSION == 2 and r.probe == {} and r.cost == {} and r.open_set == {}
+    assert r.unseen is None and r.split == "test"
     assert r.value("standard", "steerability_score") == 0.3 and r.value("paper", "x") is None
     assert r.accuracy("standard", "l1") == 0.7 and r.accuracy("standard", "l0", 0) == 0.9
     assert r.n_test == 20 and r.dims() == [8, 16]
     store = ResultsStore(tmp_path)
     store.add(r)
     on_disk = json.loads((tmp_path / "records" / f"{r.run_id}.json").read_text())
-    assert on_disk == RECORD | {"probe": {}, "cost": {}, "schema_version": 1}
+    assert on_disk == RECORD | {"probe": {}, "cost": {}, "open_set": {}, "schema_version": 2}
     assert store.records() == [r] and store.get(r.run_id) == r
     assert store.has(r.run_id) and not store.has(r.run_id, require=("probe",))
 
@@ -34,5 +35,5 @@ def test_a_record_without_a_schema_version_reads_as_version_1_and_round_trips(tm
 def test_bad_records_are_refused_with_their_source():
     with pytest.raises(ValueError, match=r"^x.json: not a run record \(missing metrics\)$"):
         RunRecord.from_dict({k: v for k, v in RECORD.items() if k != "metrics"}, source="x.json")
-    with pytest.raises(ValueError, match="schema version 2 is newer than this steerable reads"):
-        RunRecord.from_dict(RECORD | {"schema_version": 2}, source="x.json")
+    with pytest.raises(ValueError, match="schema version 3 is newer than this steerable reads"):
+        RunRecord.from_dict(RECORD | {"schema_version": 3}, source="x.json")

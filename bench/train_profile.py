@@ -1,0 +1,120 @@
+"""Where training time goes: a CLINC run, phase by phase, on cached vectors.
+
+Replays ``steerable.train.train``'s loop for a method with a timer around each phase of every step:
+sampling the batch and its positives, gathering the rows, the head's forward pass, building the loss
+(every term's loss kind), backward, gradient clipping, the optimiser step; and per epoch, the
+validation k-NN. Prints seconds per phase and their share; ``--torch-profile`` adds torch's own
+operator table for one epoch. The replay trains the same model as ``train`` (same RNG draws).
+
+    python bench/train_profile.py --method v5 --threads 2            # the paper's recipe
+    python bench/train_profile.py --method heal --epochs 2 --threads 2   # the coarse-only recipe
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+
+import numpy as np
+import torch
+
+from _common import finish, machine, print_machine, write_json
+from steerable.backbone import Backbone, split_vectors
+from steerable.data import load_dataset
+from steerable.losses import LOSS_KINDS, Step
+from steerable.methods import preset
+from steerable.model import SteerableModel
+from steerable.train import BalancedBatches, PositiveSampler, TrainConfig, validation_accuracy
+
+
+def profile(model, schedule, vecs, cfg: TrainConfig, torch_profile: bool = False) -> dict:
+    """Seconds per phase over ``cfg.epochs`` epochs of the training loop."""
+    t = defaultdict(float)
+    rng = np.random.default_rng(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    x = torch.from_numpy(np.ascontiguousarray(vecs.train, dtype=np.float32))
+    y = vecs.y_train
+    samplers = {k: PositiveSampler(y[:, k]) for k in schedule.supervised_levels()}
+    params = list(model.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = (len(x) + cfg.batch_size - 1) // cfg.batch_size
+    balanced = BalancedBatches(y[:, -1], cfg.batch_size) if cfg.sampler == "balanced" else None
+    prof = None
+    for epoch in range(cfg.epochs):
+        if torch_profile and epoch == 0:
+            prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+            prof.__enter__()
+        model.train()
+        perm = rng.permutation(len(x))
+        for s in range(steps):
+            c = time.perf_counter()
+            idx = balanced(rng) if balanced else perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+            positives = {k: sampler(idx, rng) for k, sampler in samplers.items()}
+            levels = sorted(positives)
+            rows = np.concatenate([idx, *(positives[k] for k in levels)])
+            c1 = time.perf_counter(); t["sample"] += c1 - c
+            xb = x[torch.from_numpy(rows)]
+            yb = torch.from_numpy(y[rows])
+            c2 = time.perf_counter(); t["gather"] += c2 - c1
+            blocks, fine_logits = model.head.outputs(xb)
+            c3 = time.perf_counter(); t["forward"] += c3 - c2
+            step = Step(model, blocks.float(), fine_logits, yb, len(idx), levels, rng, cfg.loss, schedule.block_keep)
+            total = step.blocks.new_zeros(())
+            for term in schedule.terms:
+                for part in LOSS_KINDS[term.loss](step, term):
+                    total = total + part
+            c4 = time.perf_counter(); t["loss"] += c4 - c3
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            c5 = time.perf_counter(); t["backward"] += c5 - c4
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            c6 = time.perf_counter(); t["clip"] += c6 - c5
+            opt.step()
+            c7 = time.perf_counter(); t["optimiser"] += c7 - c6
+            total.item()
+            t["item"] += time.perf_counter() - c7
+        c = time.perf_counter()
+        validation_accuracy(model, vecs.train, y, vecs.validation, vecs.y_validation)
+        t["validation"] += time.perf_counter() - c
+        if prof is not None:
+            prof.__exit__(None, None, None)
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
+            prof = None
+    return dict(t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dataset", default="clinc150")
+    ap.add_argument("--method", default="v5")
+    ap.add_argument("--head", default="mlp")
+    ap.add_argument("--epochs", type=int, help="default: the method's recipe")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--torch-profile", action="store_true", help="also print torch's operator table (epoch 1)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    m = machine()
+    print_machine(m)
+    ds = load_dataset(args.dataset)
+    vecs = split_vectors(ds, Backbone(), seed=42, progress=False)
+    schedule = preset(args.method, ds.hierarchy.num_levels)
+    cfg = TrainConfig.for_schedule(schedule, seed=42, epochs=args.epochs)
+    torch.manual_seed(cfg.seed)
+    model = SteerableModel.for_schedule(schedule, args.head, vecs.train.shape[1], ds.hierarchy, "bench")
+    t0 = time.perf_counter()
+    phases = profile(model, schedule, vecs, cfg, args.torch_profile)
+    wall = time.perf_counter() - t0
+    steps = cfg.epochs * ((len(vecs.train) + cfg.batch_size - 1) // cfg.batch_size)
+    print(f"{args.dataset} {args.method}: {cfg.epochs} epochs, batch {cfg.batch_size}, {steps} steps, "
+          f"{wall:.1f} s ({1000 * wall / steps:.2f} ms per step)")
+    for name, sec in sorted(phases.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<11} {sec:7.2f} s  {100 * sec / wall:5.1f} %  {1000 * sec / steps:6.3f} ms/step")
+    finish(m)
+    write_json(f"train_profile_{args.dataset}_{args.method}",
+               {"machine": m, "method": args.method, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
+                "steps": steps, "wall_s": wall, "phases_s": phases, "threads": args.threads})
+
+
+if __name__ == "__main__":
+    main()
