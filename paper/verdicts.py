@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy.stats import spearmanr
 
-from steerable.methods import label, mrl_reference, parse_dial
+from steerable.methods import label, mrl_reference
 from steerable.report import Results
 from steerable.report.tables import open_set_values, retrieval_dims, retrieval_mean
 from steerable.stats import equivalence_test, holm, paired_test
@@ -57,9 +57,10 @@ def _count(ok: int, total: int) -> str:
 
 
 def _floors(res: Results, claim: dict, ds: str, protocol: str) -> str:
-    floors = [f for f in claim.get("floors", []) if res.values(ds, f, protocol, "steerability_score")]
-    return ("; floors' S: " + ", ".join(f"{label(f)} {signed(mean_over_seeds(res.values(ds, f, protocol, 'steerability_score')))}"
-                                        for f in floors)) if floors else ""
+    """The floors' mean S on a data set, named beside a steerability verdict."""
+    s = {f: mean_over_seeds(res.values(ds, f, protocol, "steerability_score")) for f in claim.get("floors", [])}
+    named = [f"{label(f)} {signed(v)}" for f, v in s.items() if v is not None]
+    return "; floors' S: " + ", ".join(named) if named else ""
 
 
 # ------------------------------------------------------------------------------------------ rules
