@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from steerable.io import atomic_write_json, atomic_write_text
-from steerable.report import Results, header, protocol_means, write_mteb
-from steerable.report.figures import funnel_curves, open_set_bars, prefix_curves
+from steerable.report import Results, finish_report, header, protocol_means
+from steerable.report.figures import funnel_curves, prefix_curves
 from steerable.report.tables import (accuracy_table, adaptive_table, efficiency_table, funnel_table,
-                                     hierarchy_table, open_set_table, retrieval_table, steerability_table,
+                                     hierarchy_table, retrieval_table, steerability_table,
                                      steerability_tests)
 from steerable.runs import RunRecord
 
@@ -103,13 +102,4 @@ def write_report(records: Sequence[RunRecord], out: str | Path, formats: Sequenc
     md += beyond_md
     if beyond_summary:
         summary["beyond"] = beyond_summary
-    if res.open_set:
-        md += ["## Open set: classes never seen in training", ""]
-        _write(md, out, open_set_table(res, OPEN_SET_METHODS), "table9_open_set")
-        if open_set_bars(res, out / "fig7_open_set.png", OPEN_SET_METHODS):
-            md += ["![Figure 7: open set](fig7_open_set.png)", ""]
-    atomic_write_text(out / "report.md", "\n".join(md) + "\n")
-    atomic_write_json(out / "summary.json", summary)
-    if "mteb" in formats:
-        write_mteb(res, out / "mteb")
-    return summary
+    return finish_report(md, out, res, summary, formats, OPEN_SET_METHODS)

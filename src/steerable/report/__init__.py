@@ -84,10 +84,17 @@ def write_report(records: Sequence[RunRecord], out: str | Path, formats: Sequenc
                            (adaptive_table(res), "table5b_adaptive"), (efficiency_table(res), "table6_efficiency")])
         if funnel_curves(res, out / "fig4_multistage.png", curves):
             md += ["![Figure 4: multi-stage search](fig4_multistage.png)", ""]
+    return finish_report(md, out, res, summary, formats)
+
+
+def finish_report(md: list[str], out: Path, res: Results, summary: dict, formats: Sequence[str],
+                  open_set_methods: Sequence[str] | None = None) -> dict:
+    """Append the open-set section (when a run held classes out), then write ``report.md``,
+    ``summary.json`` and, when asked, the MTEB files; returns ``summary``."""
     if res.open_set:
         md += ["## Open set: classes never seen in training", ""]
-        _section(md, out, [(open_set_table(res), "table9_open_set")])
-        if open_set_bars(res, out / "fig7_open_set.png"):
+        _section(md, out, [(open_set_table(res, open_set_methods), "table9_open_set")])
+        if open_set_bars(res, out / "fig7_open_set.png", open_set_methods):
             md += ["![Figure 7: open set](fig7_open_set.png)", ""]
     atomic_write_text(out / "report.md", "\n".join(md) + "\n")
     atomic_write_json(out / "summary.json", summary)
