@@ -28,7 +28,7 @@ from steerable.model import SteerableModel
 from steerable.train import BalancedBatches, PositiveSampler, TrainConfig, validation_accuracy
 
 
-def profile(model, schedule, vecs, cfg: TrainConfig, torch_profile: bool = False) -> dict:
+def profile(model, schedule, vecs, cfg: TrainConfig, torch_profile: bool = False, fused: bool = False) -> dict:
     """Seconds per phase over ``cfg.epochs`` epochs of the training loop."""
     t = defaultdict(float)
     rng = np.random.default_rng(cfg.seed)
@@ -37,7 +37,8 @@ def profile(model, schedule, vecs, cfg: TrainConfig, torch_profile: bool = False
     y = vecs.y_train
     samplers = {k: PositiveSampler(y[:, k]) for k in schedule.supervised_levels()}
     params = list(model.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                            **({"fused": True} if fused else {"foreach": True}))
     steps = (len(x) + cfg.batch_size - 1) // cfg.batch_size
     balanced = BalancedBatches(y[:, -1], cfg.batch_size) if cfg.sampler == "balanced" else None
     prof = None
@@ -68,7 +69,7 @@ def profile(model, schedule, vecs, cfg: TrainConfig, torch_profile: bool = False
             opt.zero_grad(set_to_none=True)
             total.backward()
             c5 = time.perf_counter(); t["backward"] += c5 - c4
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
             c6 = time.perf_counter(); t["clip"] += c6 - c5
             opt.step()
             c7 = time.perf_counter(); t["optimiser"] += c7 - c6
@@ -84,6 +85,27 @@ def profile(model, schedule, vecs, cfg: TrainConfig, torch_profile: bool = False
     return dict(t)
 
 
+def gemm_floor(model, rows: int, repeats: int = 50) -> tuple[float, float]:
+    """(seconds, FLOP) per step of the head's own matrix products: each linear layer's forward, input
+    gradient and weight gradient on ``rows`` rows, timed alone at the current threads. A lower bound:
+    the classifiers, similarity matrices, element-wise work and the optimiser come on top."""
+    seconds = flop = 0.0
+    for layer in model.head.modules():
+        if not isinstance(layer, torch.nn.Linear):
+            continue
+        n_in, n_out = layer.in_features, layer.out_features
+        x, w, g = torch.randn(rows, n_in), torch.randn(n_out, n_in), torch.randn(rows, n_out)
+        for a, b in ((x, w.T), (g, w), (g.T, x)):  # forward, grad input, grad weight
+            for _ in range(5):
+                a @ b
+            t = time.perf_counter()
+            for _ in range(repeats):
+                a @ b
+            seconds += (time.perf_counter() - t) / repeats
+            flop += 2 * a.shape[0] * a.shape[1] * b.shape[1]
+    return seconds, flop
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", default="clinc150")
@@ -92,6 +114,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, help="default: the method's recipe")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--torch-profile", action="store_true", help="also print torch's operator table (epoch 1)")
+    ap.add_argument("--fused", action="store_true",
+                    help="fused AdamW (faster, not bit-identical to the default; not what steerable trains with)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     m = machine()
@@ -103,17 +127,24 @@ def main() -> None:
     torch.manual_seed(cfg.seed)
     model = SteerableModel.for_schedule(schedule, args.head, vecs.train.shape[1], ds.hierarchy, "bench")
     t0 = time.perf_counter()
-    phases = profile(model, schedule, vecs, cfg, args.torch_profile)
+    phases = profile(model, schedule, vecs, cfg, args.torch_profile, args.fused)
     wall = time.perf_counter() - t0
     steps = cfg.epochs * ((len(vecs.train) + cfg.batch_size - 1) // cfg.batch_size)
+    rows = cfg.batch_size * (1 + len(schedule.supervised_levels()))  # anchors and one positive per level
+    floor_s, floor_flop = gemm_floor(model, rows)
     print(f"{args.dataset} {args.method}: {cfg.epochs} epochs, batch {cfg.batch_size}, {steps} steps, "
           f"{wall:.1f} s ({1000 * wall / steps:.2f} ms per step)")
     for name, sec in sorted(phases.items(), key=lambda kv: -kv[1]):
         print(f"  {name:<11} {sec:7.2f} s  {100 * sec / wall:5.1f} %  {1000 * sec / steps:6.3f} ms/step")
+    print(f"  the head's matrix products alone ({rows} rows, {floor_flop / 1e6:.0f} MFLOP per step): "
+          f"{1000 * floor_s:.2f} ms/step = {floor_s * steps:.1f} s for these steps "
+          f"({floor_flop / floor_s / 1e9:.0f} GFLOP/s)")
     finish(m)
-    write_json(f"train_profile_{args.dataset}_{args.method}",
+    write_json(f"train_profile_{args.dataset}_{args.method}" + ("_fused" if args.fused else ""),
                {"machine": m, "method": args.method, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
-                "steps": steps, "wall_s": wall, "phases_s": phases, "threads": args.threads})
+                "steps": steps, "wall_s": wall, "phases_s": phases, "threads": args.threads,
+                "optimizer": "adamw-fused" if args.fused else "adamw-foreach",
+                "gemm_floor": {"rows": rows, "flop_per_step": floor_flop, "seconds_per_step": floor_s}})
 
 
 if __name__ == "__main__":

@@ -143,7 +143,8 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
     x = torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32))
     samplers = {k: PositiveSampler(y_train[:, k]) for k in schedule.supervised_levels()}
     params = list(model.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # foreach: one call per operation for all tensors; the same arithmetic as the per-tensor loop
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
     history: dict = {"epochs": [], "best_epoch": None}
     best_score, best_state = -np.inf, None
     steps = (len(x) + cfg.batch_size - 1) // cfg.batch_size
@@ -165,7 +166,7 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
                                  bf16=cfg.precision == "bf16")
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
             opt.step()
             if sched is not None:
                 sched.step()
