@@ -47,11 +47,71 @@ TARGET_RECALL, TARGET_SPEEDUP = 0.99, 3.0
 
 
 def search_targets(bench: dict) -> tuple[Table, list[str]]:
-    """Issue-4 targets per head on the real embeddings, for a batch of queries (queries/s over the
-    batch) and for queries answered one at a time (1 / median single-query latency): the prefix's
-    ceiling; the funnel's best speed-up over exact search while keeping >= 0.99 of its top 10; at
-    that setting, the funnel vs the fastest HNSW-256 setting with at least its recall; and the
-    funnel's best ratio over HNSW-256 at any recall."""
+    """The search targets per head on the real embeddings, for a batch of queries (queries/s over
+    the batch) and for queries answered one at a time (1 / median single-query latency).
+
+    With settings chosen on selection queries (``real.chosen``, out-of-sample bench output), each
+    target is judged on the disjoint evaluation queries at the chosen setting: the funnel >= 3x exact
+    search with >= 0.99 of its top 10, and faster than the HNSW-256 setting chosen for at least the
+    funnel's selection recall. Older output without ``chosen`` is judged as it was then, by picking
+    settings on the very queries reported (said in the table's note)."""
+    real = bench.get("real", {})
+    if not real.get("chosen"):
+        return _targets_picked_on_reported_queries(bench)
+    cols = ["head", "queries", "prefix ceiling: K for 0.99", "chosen funnel (selection queries)",
+            "its recall@10 / speed-up over exact (evaluation queries)",
+            "chosen HNSW-256 (selection queries)", "funnel vs that HNSW-256 (evaluation queries)"]
+    rows, verdicts = [], []
+    for m in bench_heads(bench):
+        verdict = []
+        for mode, pick in real["chosen"].get(m, {}).items():
+            f, h = pick["funnel"], pick.get("hnsw-256") or {}
+            ev = f.get("evaluation")
+            if ev is None:
+                rows.append([label(m), mode, _ceiling(real, m), f"none of {f['candidates']} reaches "
+                             f"{TARGET_RECALL} on the selection queries", "–", "–", "–"])
+                verdict.append(f"{mode}: **not met** (no funnel setting reaches {TARGET_RECALL} recall)")
+                continue
+            ratio = (pick.get("funnel_over_hnsw-256") or {}).get("evaluation")
+            hs = h.get("setting")
+            rows.append([label(m), mode, _ceiling(real, m),
+                         f"{_setting(f['setting'])} (of {f['candidates']})",
+                         f"{ev['recall@10']:.3f} / {ev['speedup']:.2f}x",
+                         f"efSearch {hs['ef_search']:g} (of {h['candidates']})" if hs else "none reaches it",
+                         f"{ratio:.2f}x" if ratio is not None else "–"])
+            met_speed = ev["recall@10"] >= TARGET_RECALL and ev["speedup"] >= TARGET_SPEEDUP
+            met_hnsw = ratio is not None and ratio > 1
+            verdict.append(f"{mode}: funnel >= {TARGET_SPEEDUP:g}x exact at >= {TARGET_RECALL} recall "
+                           f"{'**met**' if met_speed else '**not met**'} (evaluation recall "
+                           f"{ev['recall@10']:.3f}, {ev['speedup']:.2f}x), faster than HNSW-256 at equal "
+                           f"recall {'**met**' if met_hnsw else '**not met**'}")
+        if verdict:
+            verdicts.append(f"{label(m)}: " + "; ".join(verdict) + ".")
+    table = Table("Table 6c: the search targets on real embeddings, settings chosen out of sample", cols, rows,
+                  f"Settings are chosen on {real.get('selection_queries', '?'):,} selection queries and reported "
+                  f"on {real.get('evaluation_queries', '?'):,} disjoint evaluation queries; the collection "
+                  "holds no text the heads trained on. Chosen funnel: the fastest setting (any funnel kind, "
+                  "shortlist and nprobe) whose selection recall@10 against exact 256-d search is >= 0.99. "
+                  "Chosen HNSW-256: the fastest efSearch whose selection recall@10 is at least that "
+                  "funnel's. Prefix ceiling (evaluation queries): the smallest shortlist K whose exact 64-d "
+                  "top K holds >= 0.99 of the exact 256-d top 10. From bench/search.py, heads trained on "
+                  + _head_data(bench) + ".")
+    return table, verdicts
+
+
+def _ceiling(real: dict, m: str) -> str:
+    ceiling = real.get("ceiling", {}).get(m, [])
+    reach = [c["shortlist"] for c in ceiling if c["recall@10"] >= TARGET_RECALL]
+    if reach:
+        return f"K = {min(reach):,}"
+    if ceiling:
+        return f"> {max(c['shortlist'] for c in ceiling):,} ({ceiling[-1]['recall@10']:.3f} at the largest)"
+    return "–"
+
+
+def _targets_picked_on_reported_queries(bench: dict) -> tuple[Table, list[str]]:
+    """Older bench output (no selection queries): the best setting is picked on the queries it is
+    reported on, which flatters every contender; kept so old output still renders."""
     real = bench.get("real", {})
     cols = ["head", "queries", "prefix ceiling: K for 0.99", "funnel at >= 0.99: speed-up over exact",
             "same setting vs HNSW-256 at equal recall", "funnel vs HNSW-256, best ratio at any recall"]
@@ -63,11 +123,7 @@ def search_targets(bench: dict) -> tuple[Table, list[str]]:
         return "–" if ratio is None or c is None else f"{ratio:.2f}x ({_setting(c)}, recall {c['recall@10']:.3f})"
 
     for m in bench_heads(bench):
-        ceiling = real.get("ceiling", {}).get(m, [])
-        reach = [c["shortlist"] for c in ceiling if c["recall@10"] >= TARGET_RECALL]
-        ceil_txt = (f"K = {min(reach):,}" if reach else
-                    f"> {max(c['shortlist'] for c in ceiling):,} ({ceiling[-1]['recall@10']:.3f} at the largest)"
-                    if ceiling else "–")
+        ceil_txt = _ceiling(real, m)
         verdict = []
         for mode, rate in modes.items():
             exact = next((rate(c) for c in real[m] if c["contender"] == "exact-256"), None)
@@ -95,12 +151,11 @@ def search_targets(bench: dict) -> tuple[Table, list[str]]:
         if verdict:
             verdicts.append(f"{label(m)}: " + "; ".join(verdict) + ".")
     table = Table("Table 6c: the search targets on real embeddings", cols, rows,
-                  "Queries: a batch (queries/s over the batch) or one at a time (1 / median single-query "
-                  "latency). Prefix ceiling: the smallest shortlist K whose exact 64-d top K holds >= 0.99 of "
-                  "the exact 256-d top 10 (no 64-d shortlist index can do better). Speed-up: over exact "
-                  "256-d search, for the fastest funnel setting that keeps >= 0.99 of its top 10. Equal "
-                  "recall: the funnel's rate over that of the fastest HNSW-256 setting with at least the "
-                  "funnel's recall. From bench/search.py, heads trained on " + _head_data(bench) + ".")
+                  "Older bench output without selection queries: each setting is picked on the queries it is "
+                  "reported on, which flatters it. Queries: a batch (queries/s over the batch) or one at a time "
+                  "(1 / median single-query latency). Prefix ceiling: the smallest shortlist K whose exact 64-d "
+                  "top K holds >= 0.99 of the exact 256-d top 10. From bench/search.py, heads trained on "
+                  + _head_data(bench) + ".")
     return table, verdicts
 
 
