@@ -79,7 +79,8 @@ def main() -> int:
         for run_id in ids:
             old = store.get(run_id)
             t0 = time.perf_counter()
-            new = RunRecord.from_dict(execute_run(old.spec, tmp, args.data_dir, threads=args.threads))
+            new = RunRecord.from_dict(execute_run(old.spec, data_dir=args.data_dir, threads=args.threads,
+                                                    model_cache=tmp))
             result = compare(old, new)
             worst = max(largest for _, largest, _ in result.values())
             ok = worst <= args.atol

@@ -246,6 +246,22 @@ class VectorCache:
             out[i] = self._shards[s][row]
         return out
 
+    def add(self, texts: Sequence[str], vectors: np.ndarray) -> int:
+        """Store vectors computed elsewhere (another machine's cache of the same backbone) for the
+        texts that are not cached yet; returns how many were added."""
+        if self._index is None:
+            self._load()
+        if len(texts) != len(vectors):
+            raise ValueError(f"{len(texts)} texts but {len(vectors)} vectors")
+        new: dict[bytes, int] = {}
+        for i, t in enumerate(texts):
+            k = text_key(t)
+            if k not in self._index and k not in new:
+                new[k] = i
+        if new:
+            self._write_shard(list(new), np.asarray(vectors)[list(new.values())])
+        return len(new)
+
     def _encode_missing(self, missing: dict[bytes, str], *, progress: bool, desc: str) -> None:
         # Similar lengths share a batch: less padding, much faster on long-tailed corpora.
         items = sorted(missing.items(), key=lambda kv: len(kv[1]))

@@ -1,11 +1,17 @@
-"""Where the runs of a sweep execute: local worker processes, or Ray tasks."""
+"""Where the runs of a sweep execute: local worker processes, or Ray tasks (on a cluster or locally).
+
+An executor maps a function over job dicts and yields the results as they finish. Keyword arguments
+go to every call; ``inputs`` (a function of the job), where given, is a large per-job argument that
+an executor whose workers may be on other machines ships once per distinct value (``ships_inputs``).
+"""
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
 
 
 class LocalExecutor:
@@ -13,6 +19,8 @@ class LocalExecutor:
 
     Each worker gets ``threads`` torch threads (default: the cores shared out among the workers).
     """
+
+    ships_inputs = False  # the workers share this machine's disk
 
     def __init__(self, workers: int = 1, threads: int | None = None):
         self.workers = max(1, workers)
@@ -31,22 +39,42 @@ class LocalExecutor:
 
 
 class RayExecutor:
-    """Runs as Ray tasks: on a cluster (``address``) or a local Ray instance (``address=None``)."""
+    """Runs as Ray tasks: on a cluster (``address``) or a local Ray instance (``address=None``).
 
-    def __init__(self, address: str | None = None, num_cpus_per_run: int = 1):
+    Workers may be other machines: each job's ``inputs`` go into Ray's object store once per distinct
+    value, and results come back to the caller. Joining a cluster, this package's own code is shipped
+    with the job (``runtime_env={"py_modules": [...]}``), so workers run the caller's version of
+    steerable; its dependencies (torch, ...) must be installed on the workers.
+    """
+
+    ships_inputs = True
+
+    def __init__(self, address: str | None = None, num_cpus_per_run: int = 1, runtime_env: dict | None = None):
         try:
             import ray  # an optional extra
         except ImportError:
             raise ImportError("the Ray executor needs the 'ray' extra: pip install 'steerable[ray]'") from None
         self.ray = ray
         if not ray.is_initialized():
+            if runtime_env is None and address is not None:
+                runtime_env = {"py_modules": [str(Path(__file__).resolve().parents[1])]}
             ray.init(address=address, ignore_reinit_error=True, include_dashboard=False,
-                     log_to_driver=False)
+                     log_to_driver=False, runtime_env=runtime_env)
         self.num_cpus = num_cpus_per_run
 
-    def map(self, fn: Callable, jobs: Sequence[dict], **kwargs) -> Iterable:
+    def map(self, fn: Callable, jobs: Sequence[dict], inputs: Callable[[dict], Any] | None = None,
+            **kwargs) -> Iterable:
         remote = self.ray.remote(num_cpus=self.num_cpus)(fn)
-        pending = [remote.remote(job, threads=self.num_cpus, **kwargs) for job in jobs]
+        shipped: dict[int, Any] = {}  # id of an inputs value -> its object ref
+
+        def ref(job):
+            value = inputs(job)
+            if id(value) not in shipped:
+                shipped[id(value)] = self.ray.put(value)
+            return shipped[id(value)]
+
+        pending = [remote.remote(job, *([ref(job)] if inputs else []), threads=self.num_cpus, **kwargs)
+                   for job in jobs]
         while pending:
             done, pending = self.ray.wait(pending, num_returns=1)
             yield self.ray.get(done[0])
