@@ -42,11 +42,13 @@ class Selection:
     datasets: tuple[str, ...] = field(default_factory=lambda: tuple(load_claims()["selection_datasets"]))
 
 
+# Candidates name every value explicitly (never the bare name, whose meaning is the current default):
+# a store's records are keyed by the name, so a bare name would outlive the value it stood for.
 SELECTIONS = {
     "adversarial_strength": Selection("ADVERSARIAL_STRENGTH (preset adversarial)",
-                                      ("adversarial@0.1", "adversarial", "adversarial@1"), "mrl_supcon"),
+                                      ("adversarial@0.1", "adversarial@0.3", "adversarial@1"), "mrl_supcon"),
     "adversarial_mrl_strength": Selection("the strength of preset adversarial_mrl",
-                                          ("adversarial_mrl@0.1", "adversarial_mrl", "adversarial_mrl@1"), "mrl"),
+                                          ("adversarial_mrl@0.1", "adversarial_mrl@0.3", "adversarial_mrl@1"), "mrl"),
     "dial_setting": Selection("the dial setting recommended in the README",
                               ("dial@0.1", "dial@0.25", "dial@0.5", "dial@0.75", "dial@1"), "mrl_supcon"),
 }

@@ -161,7 +161,9 @@ def successive(num_levels: int = 2, num_blocks: int = 4, balanced: bool = False)
                     head_options={"segments": [1, nb - 1]}, recipe=recipe)
 
 
+# Chosen settings of the adversarial prefix; how each was chosen is recorded in paper/selections.md.
 ADVERSARIAL_STRENGTH = 0.3
+ADVERSARIAL_MRL_STRENGTH = 0.1
 
 
 def _named(name: str, value: float, default: float) -> str:
@@ -188,7 +190,7 @@ def adversarial(num_levels: int = 2, num_blocks: int = 4, strength: float = ADVE
                                     _prefix_against_fine(L, nb, strength)), recipe=dict(BEYOND_RECIPE))
 
 
-def adversarial_mrl(num_levels: int = 2, num_blocks: int = 4, strength: float = ADVERSARIAL_STRENGTH
+def adversarial_mrl(num_levels: int = 2, num_blocks: int = 4, strength: float = ADVERSARIAL_MRL_STRENGTH
                     ) -> Schedule:
     """Adversarial in the paper's loss and recipe, with a Matryoshka suffix.
 
@@ -205,7 +207,7 @@ def adversarial_mrl(num_levels: int = 2, num_blocks: int = 4, strength: float = 
     full = Term(onehot(nb - 1, nb), fine, FULL_WEIGHT, block_dropout=True, grad=(0.0,) + (1.0,) * (nb - 1))
     prefix = Term(onehot(0, nb), tuple(onehot(0, L) for _ in range(nb)), PREFIX_WEIGHT)
     suffix = Term((0.0,) + prefix_probs(nb - 1), fine, PREFIX_WEIGHT, sample=True, start=1)
-    return Schedule(_named("adversarial_mrl", strength, ADVERSARIAL_STRENGTH), (full, prefix, suffix, _prefix_against_fine(L, nb, strength)),
+    return Schedule(_named("adversarial_mrl", strength, ADVERSARIAL_MRL_STRENGTH), (full, prefix, suffix, _prefix_against_fine(L, nb, strength)),
                     block_keep(nb))
 
 
