@@ -93,6 +93,8 @@ def _export(st, out: Path) -> None:
         # The tracer warns about shape checks it freezes; they hold for every batch (mask given).
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message=".*aten::index.*")
+        # The TorchScript exporter, on purpose: the torch.export one needs onnxscript besides onnx.
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(model, tuple(sample[n] for n in inputs), str(out / "model.onnx"),
                           input_names=inputs, output_names=["sentence_embedding"], dynamic_axes=axes,
                           opset_version=OPSET, dynamo=False)
