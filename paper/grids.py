@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from steerable.backbone import DEFAULT_BACKBONE
 from steerable.data import load_dataset
 from steerable.methods import dial_name, mrl_reference
 from steerable.runs import RunSpec, SweepSpec
@@ -29,11 +30,12 @@ def paper_sweep(datasets: Sequence[str], *, quick: bool = False, seeds: Sequence
     """The paper's grid: V5, MRL, Flat and the floors everywhere; ablations on CLINC and TREC; 5 seeds;
     caps."""
     base = CAPS | (settings or {})
+    backbones = [base.pop("backbone", DEFAULT_BACKBONE)]  # a grid takes its backbone apart from the settings
     if quick:
         ds = [d for d in datasets if d == "clinc150"] or list(datasets)[:1]
-        return SweepSpec(ds, MAIN_METHODS, seeds or PAPER_SEEDS[:2], ablations=ABLATIONS,
+        return SweepSpec(ds, MAIN_METHODS, seeds or PAPER_SEEDS[:2], backbones, ablations=ABLATIONS,
                          ablation_datasets=ds, settings=base)
-    return SweepSpec(datasets, MAIN_METHODS, seeds or PAPER_SEEDS, ablations=ABLATIONS,
+    return SweepSpec(datasets, MAIN_METHODS, seeds or PAPER_SEEDS, backbones, ablations=ABLATIONS,
                      ablation_datasets=[d for d in ("clinc150", "trec") if d in datasets],
                      settings=base)
 

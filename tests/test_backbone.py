@@ -62,3 +62,90 @@ def test_corrupt_shard_is_detected_and_rebuilt(backbone, tmp_path, caplog, damag
 def test_the_key_follows_what_determines_the_vectors():
     assert Backbone().key == Backbone().key
     assert Backbone(max_length=32).key != Backbone().key
+
+
+# -- settings in the name, runtimes ----------------------------------------------------------------
+from steerable.backbone import DEFAULT_BACKBONE, backbone_spec, parse_backbone  # noqa: E402
+from steerable.onnx_backbone import OnnxEncoder, ensure_export  # noqa: E402
+
+VARIED = TEXTS + ["", "ok", "Where is my package?? #4411 (ordered 3 weeks ago)",
+                  " ".join(["a much longer text about flights, hotels and the weather in lima"] * 40)]
+
+
+def test_settings_travel_in_the_name_and_the_key():
+    assert parse_backbone("all-MiniLM-L6-v2") == ("all-MiniLM-L6-v2", {})
+    spec = "all-MiniLM-L6-v2@runtime=onnx-int8,max_seq_length=64"
+    assert parse_backbone(spec) == ("all-MiniLM-L6-v2", {"runtime": "onnx-int8", "max_seq_length": 64})
+    assert backbone_spec("all-MiniLM-L6-v2", "onnx-int8", 64) == spec
+    assert backbone_spec("all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"
+    b = Backbone(DEFAULT_BACKBONE + "@runtime=onnx,max_seq_length=64")
+    assert (b.runtime, b.max_length, b.model_name) == ("onnx", 64, DEFAULT_BACKBONE)
+    assert Backbone(b.name).key == b.key  # the name alone rebuilds the backbone
+    assert Backbone(b.name, runtime="torch").runtime == "torch"  # keywords override the name
+    torch_fp = Backbone().fingerprint()
+    assert "runtime" not in torch_fp and Backbone().name == DEFAULT_BACKBONE  # torch keys unchanged
+    keys = {Backbone(runtime=r).key for r in ("torch", "onnx", "onnx-int8")}
+    assert len(keys) == 3  # vectors of different runtimes never share a cache folder
+    assert Backbone(max_length=64).key == Backbone(DEFAULT_BACKBONE + "@max_seq_length=64").key
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("all-MiniLM-L6-v2@runtime=tensorrt", "bad setting 'runtime=tensorrt'"),
+    ("all-MiniLM-L6-v2@max_seq_length=0", "bad setting 'max_seq_length=0'"),
+    ("all-MiniLM-L6-v2@fast", "bad setting 'fast'"),
+])
+def test_bad_settings_are_refused(spec, message):
+    with pytest.raises(ValueError, match=message):
+        parse_backbone(spec)
+
+
+def test_onnx_runs_on_the_cpu_only():
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        Backbone(runtime="onnx", device="cuda")
+
+
+@pytest.fixture(scope="module")
+def onnx_backbones(tmp_path_factory):
+    pytest.importorskip("onnxruntime")
+    with pytest.MonkeyPatch.context() as mp:  # one cache folder: fp32 exported once, int8 from it
+        mp.setenv("STEER_CACHE_DIR", str(tmp_path_factory.mktemp("onnx-cache")))
+        out = {r: Backbone(runtime=r) for r in ("onnx", "onnx-int8")}
+        for b in out.values():
+            b.onnx  # noqa: B018  (exports now, inside the temporary cache folder)
+    return out
+
+
+def _cosines(a, b):
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+# Measured with bench/encode_throughput.py on 1000 CLINC texts: fp32 cosine 1.00000 (mean and min);
+# int8 (per-channel MatMul weights) mean 0.9916, min 0.960. The int8 bounds below leave room for
+# these few texts.
+@pytest.mark.parametrize("runtime, mean_at_least, min_at_least", [("onnx", 0.999, 0.999),
+                                                                   ("onnx-int8", 0.98, 0.93)])
+def test_onnx_vectors_agree_with_torch(backbone, onnx_backbones, runtime, mean_at_least, min_at_least):
+    ref = backbone.encode_uncached(VARIED)
+    v = onnx_backbones[runtime].encode_uncached(VARIED)
+    assert v.shape == ref.shape and v.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-4)  # normalised as torch's
+    cos = _cosines(v, ref)
+    assert cos.mean() >= mean_at_least and cos.min() >= min_at_least, (cos.mean(), cos.min())
+
+
+def test_onnx_honours_the_maximum_sequence_length(onnx_backbones):
+    folder = onnx_backbones["onnx"].onnx.folder
+    short = OnnxEncoder(folder, max_length=16).encode(VARIED)
+    ref = Backbone(max_length=16).encode_uncached(VARIED)
+    assert _cosines(short, ref).min() >= 0.999
+    full = onnx_backbones["onnx"].encode_uncached(VARIED)
+    assert _cosines(short, full)[-1] < 0.99  # the long text was cut
+
+
+def test_the_export_is_made_once(onnx_backbones):
+    folder = onnx_backbones["onnx-int8"].onnx.folder
+    key, root = folder.name.rsplit("-", 1)[0], folder.parent.parent
+    for int8 in (False, True):
+        path = ensure_export(lambda: pytest.fail("exported again"), key, root, int8=int8)
+        assert (path / "model.onnx").exists()
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temporary folder left

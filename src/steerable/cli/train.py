@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..backbone import DEFAULT_BACKBONE, Backbone, split_vectors
+from ..backbone import Backbone, split_vectors
 from ..data import data_dir, list_datasets, load_dataset
 from ..heads import DEFAULT_HEAD, HEADS
 from ..io import atomic_write_json, read_json
@@ -18,7 +18,7 @@ from ..openset import Unseen, hold_out, open_set_metrics, split_held_out
 from ..runs import load_run, run, run_dataset
 from ..schedule import Schedule
 from ..train import TrainConfig
-from .common import DEFAULT_BACKBONE_HELP, add_data_args, add_eval_args, load_data, protocols
+from .common import add_backbone_args, add_data_args, add_eval_args, backbone_from_args, load_data, protocols
 
 METHOD_HELP = "\n".join(f"  {name:<20} {m.about}" for name, m in METHODS.items())
 EPILOG_TRAIN = f"""examples:
@@ -68,7 +68,7 @@ def cmd_train(args) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"{dataset.name}-{method.name}-{args.head}-s{args.seed}"
     cfg = TrainConfig.for_schedule(method, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                    seed=args.seed, precision=args.precision)
-    backbone = Backbone(args.backbone, max_length=args.max_length)
+    backbone = backbone_from_args(args)
     result = run(dataset, method, head=args.head, head_options={"num_blocks": args.blocks,
                                                                 "block_dim": args.block_dim},
                  backbone=backbone, train_config=cfg, max_train=args.max_train, max_test=args.max_test,
@@ -140,8 +140,7 @@ def register(sub) -> None:
                         "original code's head; linear: the paper text's single projection")
     g.add_argument("--blocks", type=int, default=4, help="number of prefix blocks (default 4)")
     g.add_argument("--block-dim", type=int, default=64, help="dims per block (default 64)")
-    g.add_argument("--backbone", default=DEFAULT_BACKBONE, help=DEFAULT_BACKBONE_HELP)
-    g.add_argument("--max-length", type=int, help="backbone maximum tokens (default: the model's)")
+    add_backbone_args(g)
     g.add_argument("--unseen", metavar="fine:F|coarse:K",
                    help="hold classes out of training to measure them open-set: a fraction F of the fine "
                         "classes under each coarse class, or K whole coarse classes (seeded by --seed)")

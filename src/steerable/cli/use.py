@@ -12,6 +12,7 @@ from ..model import SteerableModel
 from ..search import open_index_folder, write_index_folder
 from ..search.ranking import truncate
 from ..stream import encode_file
+from .common import add_backbone_args, backbone_options
 
 
 def read_texts(path: str, text_col: str | None) -> list[str]:
@@ -44,7 +45,7 @@ def cmd_index(args) -> int:
     else:
         if not args.model:
             raise ValueError("give --model RUN_FOLDER (or --embeddings FILE)")
-        enc = SteerableEncoder.from_pretrained(args.model)
+        enc = SteerableEncoder.from_pretrained(args.model, **backbone_options(args))
         prefix = enc.encode(texts, dim=args.prefix_dim or enc.dims[0], progress=not args.quiet)
         full = enc.encode(texts, progress=False)
         model = str(Path(args.model).resolve())
@@ -82,7 +83,7 @@ def cmd_search(args) -> int:
 
 
 def cmd_encode(args) -> int:
-    enc = SteerableEncoder.from_pretrained(args.model, cache=False)
+    enc = SteerableEncoder.from_pretrained(args.model, cache=False, **backbone_options(args))
     if args.dial is not None:
         enc.set_dial(args.dial)
     dim = enc.resolve_dim(args.dim, args.level)
@@ -124,6 +125,7 @@ def register(sub) -> None:
     p.add_argument("--url", help="Qdrant server URL (default: Qdrant local mode in the folder)")
     p.add_argument("--out", required=True, help="index folder")
     p.add_argument("--quiet", action="store_true")
+    add_backbone_args(p.add_argument_group("backbone (default: as the model was trained)"), name=False)
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", help="search an index folder with a text query",
@@ -155,6 +157,7 @@ def register(sub) -> None:
     p.add_argument("--text-col", help="text column of a table file (default: text)")
     p.add_argument("--chunk-size", type=int, default=4096, help="texts per chunk (default 4096)")
     p.add_argument("--quiet", action="store_true")
+    add_backbone_args(p.add_argument_group("backbone (default: as the model was trained)"), name=False)
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("export", help="export a run as a sentence-transformers model (and ONNX head)",

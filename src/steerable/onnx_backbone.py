@@ -1,0 +1,175 @@
+"""The backbone under onnxruntime: exported to ONNX once per model, cached, optionally int8.
+
+The exported graph is the sentence-transformers pipeline after tokenisation (the transformer, then
+the model's own pooling and normalisation modules), so it returns the same pooled vector as the
+torch model. Exports live in the cache folder under ``onnx/<key>-fp32`` and ``onnx/<key>-int8``
+(``key``: the model's weights and modules), each folder written beside its final place and renamed
+into it, so a reader sees a whole export or none. int8 is onnxruntime's dynamic quantisation of the
+fp32 export's matrix products (weights int8 per output channel, activations quantised on the fly);
+per-channel weights keep the vectors much closer to fp32 than one scale per tensor.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .io import atomic_write_json, read_json
+
+RUNTIMES = ("torch", "onnx", "onnx-int8")
+OPSET = 17
+_META = "steerable-onnx.json"
+
+
+def _require_onnx() -> None:
+    try:
+        import onnx  # noqa: F401  (torch's exporter needs it)
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise ImportError("the onnx runtimes need the 'onnx' extra: pip install 'steerable[onnx]'") from None
+
+
+def _atomic_dir(target: Path, build: Callable[[Path], None]) -> Path:
+    """Build a folder in a temporary sibling, then rename it to ``target`` (unless another process
+    got there first: its folder is as good as ours)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        build(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not (target / _META).exists():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _dim(st) -> int:
+    """A SentenceTransformer's output dimension (the method's name changed across versions)."""
+    get = getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension
+    return int(get())
+
+
+def _export(st, out: Path) -> None:
+    """Write ``model.onnx`` (input ids, mask[, token types] -> pooled vector), the tokenizer and
+    the tokenisation settings of a loaded SentenceTransformer."""
+    import torch
+
+    first, rest = st[0], list(st)[1:]
+    if not hasattr(first, "auto_model") or not hasattr(first, "tokenizer"):
+        raise ValueError(f"the onnx runtimes export a transformer backbone; {type(first).__name__} is not one")
+    tokenizer = first.tokenizer
+    inputs = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tokenizer.model_input_names]
+
+    class Pipeline(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.transformer = first.auto_model
+            self.rest = torch.nn.ModuleList(rest)
+
+        def forward(self, *args):
+            kw = dict(zip(inputs, args))
+            hidden = self.transformer(**kw, return_dict=True).last_hidden_state
+            features = {"token_embeddings": hidden, "attention_mask": kw["attention_mask"]}
+            for module in self.rest:
+                features = module(features)
+            return features["sentence_embedding"]
+
+    sample = tokenizer(["a short text", "and a somewhat longer second text to pad the first"],
+                       padding=True, return_tensors="pt")
+    axes = {n: {0: "batch", 1: "tokens"} for n in inputs} | {"sentence_embedding": {0: "batch"}}
+    model = Pipeline().eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        # The tracer warns about shape checks it freezes; they hold for every batch (mask given).
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=".*aten::index.*")
+        # The TorchScript exporter, on purpose: the torch.export one needs onnxscript besides onnx.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model, tuple(sample[n] for n in inputs), str(out / "model.onnx"),
+                          input_names=inputs, output_names=["sentence_embedding"], dynamic_axes=axes,
+                          opset_version=OPSET, dynamo=False)
+    tokenizer.save_pretrained(str(out))
+    atomic_write_json(out / _META, {"inputs": inputs, "max_seq_length": st.max_seq_length,
+                                    "do_lower_case": bool(getattr(first, "do_lower_case", False)),
+                                    "dim": _dim(st), "opset": OPSET,
+                                    "int8": False, "torch": torch.__version__})
+
+
+def _quantize(fp32: Path, out: Path) -> None:
+    """Dynamic int8 quantisation of an fp32 export (its tokenizer and settings copied along)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    for f in fp32.iterdir():
+        if f.name != "model.onnx":
+            shutil.copy2(f, out / f.name)
+    quantize_dynamic(str(fp32 / "model.onnx"), str(out / "model.onnx"), weight_type=QuantType.QInt8,
+                     per_channel=True, op_types_to_quantize=["MatMul"])
+    atomic_write_json(out / _META, read_json(fp32 / _META) | {"int8": True})
+
+
+def ensure_export(load_model: Callable[[], object], key: str, root: Path, *, int8: bool = False) -> Path:
+    """The export folder of a model (made on first use): ``load_model()`` returns its
+    SentenceTransformer, called only when the fp32 export does not exist yet."""
+    _require_onnx()
+    base = Path(root) / "onnx"
+    fp32 = base / f"{key}-fp32"
+    if not (fp32 / _META).exists():
+        _atomic_dir(fp32, lambda tmp: _export(load_model(), tmp))
+    if not int8:
+        return fp32
+    q = base / f"{key}-int8"
+    if not (q / _META).exists():
+        _atomic_dir(q, lambda tmp: _quantize(fp32, tmp))
+    return q
+
+
+class OnnxEncoder:
+    """Pooled vectors from an export folder, with onnxruntime on the CPU.
+
+    Texts are sorted by length and batched, so a batch pads to similar lengths; vectors come back in
+    the input order. ``max_length`` overrides the model's maximum sequence length.
+    """
+
+    def __init__(self, folder: str | Path, *, max_length: int | None = None, threads: int | None = None):
+        _require_onnx()
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        self.folder = Path(folder)
+        self.meta = read_json(self.folder / _META)
+        self.max_length = max_length or self.meta["max_seq_length"]
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder))
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(self.folder / "model.onnx"), opts,
+                                            providers=["CPUExecutionProvider"])
+
+    @property
+    def dim(self) -> int:
+        return int(self.meta["dim"])
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        texts = [t.lower() for t in texts] if self.meta.get("do_lower_case") else list(texts)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation="longest_first",
+                                 max_length=self.max_length, return_tensors="np")
+            feed = {n: enc[n].astype(np.int64) for n in self.meta["inputs"]}
+            (vectors,) = self.session.run(["sentence_embedding"], feed)
+            out[idx] = vectors
+        return out
