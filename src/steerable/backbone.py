@@ -25,7 +25,7 @@ from safetensors.numpy import save_file
 from tqdm.auto import tqdm
 
 from .data import HierarchicalDataset
-from .io import atomic_write_json
+from .io import atomic_write, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -213,9 +213,8 @@ class VectorCache:
         k = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), 16).copy()
         v = np.ascontiguousarray(vectors, dtype=np.float32)
         name = f"shard-{uuid.uuid4().hex}.safetensors"
-        tmp = self.dir / f".{name}.tmp"
-        save_file({"keys": k, "vectors": v}, str(tmp), metadata={"checksum": self._checksum(k, v)})
-        os.replace(tmp, self.dir / name)
+        atomic_write(self.dir / name, lambda p: save_file({"keys": k, "vectors": v}, str(p),
+                                                         metadata={"checksum": self._checksum(k, v)}))
         s = len(self._shards)
         self._shards.append(v)
         for row, key in enumerate(keys):
