@@ -12,6 +12,7 @@ from ..model import SteerableModel
 from ..search import open_index_folder, write_index_folder
 from ..search.ranking import truncate
 from ..stream import encode_file
+from .common import non_negative_float, positive_int, unit_interval
 
 
 def read_texts(path: str, text_col: str | None) -> list[str]:
@@ -119,7 +120,7 @@ def register(sub) -> None:
     p.add_argument("--text-col", help="text column of a table file (default: text)")
     p.add_argument("--model", help="run folder of a trained model")
     p.add_argument("--embeddings", help=".npz with 'prefix' and 'full' arrays, or .npy full vectors")
-    p.add_argument("--prefix-dim", type=int, default=64, help="shortlist prefix dims (default 64)")
+    p.add_argument("--prefix-dim", type=positive_int, default=64, help="shortlist prefix dims (default 64)")
     p.add_argument("--backend", default="embedded", choices=["embedded", "faiss", "qdrant"])
     p.add_argument("--url", help="Qdrant server URL (default: Qdrant local mode in the folder)")
     p.add_argument("--out", required=True, help="index folder")
@@ -132,10 +133,10 @@ def register(sub) -> None:
                                    "vector.")
     p.add_argument("index", help="index folder written by `steer index`")
     p.add_argument("query", help="query text")
-    p.add_argument("--k", type=int, default=10)
-    p.add_argument("--shortlist", type=int, default=100, help="prefix shortlist size (default 100)")
+    p.add_argument("--k", type=positive_int, default=10)
+    p.add_argument("--shortlist", type=positive_int, default=100, help="prefix shortlist size (default 100)")
     p.add_argument("--exact", action="store_true", help="exact full-vector search")
-    p.add_argument("--adaptive", type=float, metavar="MARGIN",
+    p.add_argument("--adaptive", type=non_negative_float, metavar="MARGIN",
                    help="answer from the prefix alone when its top-1 similarity beats its top-2 by "
                         "at least MARGIN (e.g. 0.02); rerank otherwise")
     p.set_defaults(func=cmd_search)
@@ -148,12 +149,12 @@ def register(sub) -> None:
     p.add_argument("input", help=".txt, .csv, .tsv, .jsonl(.gz) or .parquet")
     p.add_argument("--model", required=True, help="run folder written by `steer train`")
     p.add_argument("--out", required=True, help="output .npy or .parquet")
-    p.add_argument("--dim", type=int, help="prefix dims (default: full)")
+    p.add_argument("--dim", type=positive_int, help="prefix dims (default: full)")
     p.add_argument("--level", help="a level name, or coarse / fine, instead of --dim")
-    p.add_argument("--dial", type=float,
+    p.add_argument("--dial", type=unit_interval,
                    help="for a model trained with --method dial: 0 = MRL-like prefix, 1 = pure coarse code")
     p.add_argument("--text-col", help="text column of a table file (default: text)")
-    p.add_argument("--chunk-size", type=int, default=4096, help="texts per chunk (default 4096)")
+    p.add_argument("--chunk-size", type=positive_int, default=4096, help="texts per chunk (default 4096)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_encode)
 
@@ -165,5 +166,5 @@ def register(sub) -> None:
     p.add_argument("run", help="run folder written by `steer train`")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--onnx", action="store_true", help="also write head.onnx")
-    p.add_argument("--onnx-dim", type=int, help="ONNX output dim (default: full)")
+    p.add_argument("--onnx-dim", type=positive_int, help="ONNX output dim (default: full)")
     p.set_defaults(func=cmd_export)
