@@ -178,6 +178,7 @@ def test_unseen_classes_are_measured_open_set_and_evaluate_again_the_same(csv_fi
     (["search", "idx", "q", "--adaptive", "-0.1"], "argument --adaptive: must be a number of at least 0, got '-0.1'"),
     (["encode", "t", "--model", "m", "--out", "o.npy", "--chunk-size", "0"], "argument --chunk-size: must be a whole number of at least 1, got '0'"),
     (["encode", "t", "--model", "m", "--out", "o.npy", "--dim", "-64"], "argument --dim: must be a whole number of at least 1, got '-64'"),
+    (["encode", "t", "--model", "m", "--out", "o.npy", "--threads", "0"], "argument --threads: must be a whole number of at least 1, got '0'"),
     (["export", "run", "--out", "o", "--onnx-dim", "0"], "argument --onnx-dim: must be a whole number of at least 1, got '0'"),
 ], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
 def test_numeric_options_are_checked(argv, message, capsys):

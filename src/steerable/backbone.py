@@ -82,12 +82,24 @@ class Backbone:
 
     @property
     def model(self):
+        return self.load()
+
+    def load(self, progress: bool = True):
+        """The sentence-transformers model, loaded on first use (``progress``: its loading bars)."""
         if self._model is None:
             # Imported here, not at the top: sentence-transformers takes seconds to import, and most
             # work (training on cached vectors, reports, search) never runs the backbone.
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
 
-            self._model = SentenceTransformer(self.path, device=self.device)
+            shown = hf_logging.is_progress_bar_enabled()
+            if not progress:
+                hf_logging.disable_progress_bar()
+            try:
+                self._model = SentenceTransformer(self.path, device=self.device)
+            finally:
+                if shown:
+                    hf_logging.enable_progress_bar()
             if self.max_length is not None:
                 self._model.max_seq_length = self.max_length
             self._model.eval()
@@ -150,11 +162,12 @@ class Backbone:
         d = pooling.get("word_embedding_dimension") or self.fingerprint().get("dim")
         return int(d) if d else int(self.model.get_sentence_embedding_dimension())
 
-    def encode_uncached(self, texts: Sequence[str]) -> np.ndarray:
-        """Pooled vectors straight from the model (float32, shape (n, dim))."""
+    def encode_uncached(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """Pooled vectors straight from the model (float32, shape (n, dim)); ``progress``: the model's
+        loading bar, if this call loads it."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        out = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+        out = self.load(progress).encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
                                 show_progress_bar=False)
         return np.asarray(out, dtype=np.float32)
 
@@ -252,7 +265,7 @@ class VectorCache:
                    disable=not progress)
         for start in range(0, len(items), SHARD_ROWS):
             chunk = items[start:start + SHARD_ROWS]
-            vectors = self.backbone.encode_uncached([t for _, t in chunk])
+            vectors = self.backbone.encode_uncached([t for _, t in chunk], progress=progress)
             self._write_shard([k for k, _ in chunk], vectors)
             self.encoded_count += len(chunk)
             bar.update(len(chunk))

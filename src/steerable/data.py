@@ -162,15 +162,23 @@ def check_utf8(path: str | Path) -> None:
 
 
 @contextmanager
-def csv_errors(path: Path):
-    """Turn pandas' errors reading a CSV / TSV file into one-line :class:`DataError` naming it."""
+def utf8_errors(path: Path):
+    """Turn a UnicodeDecodeError while reading ``path`` into a :class:`DataError` naming its line."""
     try:
         yield
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: file is empty") from None
     except UnicodeDecodeError:
         check_utf8(path)  # names the line
         raise DataError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+
+
+@contextmanager
+def csv_errors(path: Path):
+    """Turn pandas' errors reading a CSV / TSV file into one-line :class:`DataError` naming it."""
+    try:
+        with utf8_errors(path):
+            yield
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: file is empty") from None
     except pd.errors.ParserError as e:
         quote = re.search(r"EOF inside string starting at row (\d+)", str(e))
         if quote:  # pandas counts the header as row 0, so this is the 1-based data row

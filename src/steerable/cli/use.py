@@ -5,31 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from ..data import DataError, read_table
 from ..encoder import SteerableEncoder
 from ..model import SteerableModel
 from ..search import open_index_folder, write_index_folder
 from ..search.ranking import truncate
-from ..stream import encode_file
+from ..stream import encode_file, iter_text_chunks
 from .common import non_negative_float, positive_int, unit_interval
 
 
 def read_texts(path: str, text_col: str | None) -> list[str]:
-    """One text a line (.txt), or a column of a CSV / JSON Lines / Parquet file."""
-    if path.endswith(".txt"):
-        with open(path, encoding="utf-8") as f:
-            return [line.rstrip("\n") for line in f if line.strip()]
-    rows, columns, numbers = read_table(path)
-    col = text_col or "text"
-    if col not in columns:
-        raise DataError(f"{path}: no column {col!r} (columns: {', '.join(columns)})")
-    out = []
-    for i, row in zip(numbers, rows):
-        if row.get(col) is None or not str(row[col]).strip():
-            raise DataError(f"{path}: row {i}: missing text in column {col!r}")
-        out.append(str(row[col]))
-    return out
+    """One text a line (.txt), or a column of a CSV / JSON Lines / Parquet file; read as `steer
+    encode` reads it (a blank line or empty cell is the empty text), so document i is line or row i."""
+    return [text for chunk in iter_text_chunks(path, 65536, text_col) for text in chunk]
 
 
 def cmd_index(args) -> int:
@@ -83,6 +72,8 @@ def cmd_search(args) -> int:
 
 
 def cmd_encode(args) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
     enc = SteerableEncoder.from_pretrained(args.model, cache=False)
     if args.dial is not None:
         enc.set_dial(args.dial)
@@ -155,6 +146,7 @@ def register(sub) -> None:
                    help="for a model trained with --method dial: 0 = MRL-like prefix, 1 = pure coarse code")
     p.add_argument("--text-col", help="text column of a table file (default: text)")
     p.add_argument("--chunk-size", type=positive_int, default=4096, help="texts per chunk (default 4096)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: all cores)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_encode)
 
