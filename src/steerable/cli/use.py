@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..encoder import SteerableEncoder
+from ..io import read_json
 from ..model import SteerableModel
 from ..search import open_index_folder, write_index_folder
 from ..search.ranking import truncate
@@ -93,7 +94,10 @@ def cmd_export(args) -> int:
     from ..export import export_onnx, export_sentence_transformer
 
     model = SteerableModel.load(args.run)
-    out = export_sentence_transformer(model, args.out)
+    run = Path(args.run)
+    metrics = read_json(run / "metrics.json") if (run / "metrics.json").exists() else None
+    method = read_json(run / "config.json").get("run", {}).get("method")
+    out = export_sentence_transformer(model, args.out, metrics=metrics, method=method)
     print(f"sentence-transformers model -> {out} (SentenceTransformer({str(out)!r}))")
     if args.onnx:
         path = export_onnx(model, Path(args.out) / "head.onnx", dim=args.onnx_dim)
