@@ -257,3 +257,5 @@ def test_overwrite_replaces_the_whole_run_folder(csv_file, tmp_path, capsys):
     assert json.loads((out / "config.json").read_text())["head"]["kind"] == "identity"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
     assert main(["export", str(out), "--out", str(tmp_path / "st")]) == 0
+    card = (tmp_path / "st" / "README.md").read_text()  # the run's own method and metrics
+    assert "(method `flat`)" in card and "**standard** (5-NN accuracy on the test split)" in card
