@@ -38,7 +38,7 @@ class _Backbone:
     def fingerprint(self) -> dict:
         return {"model": "stub"}
 
-    def encode_uncached(self, texts):
+    def encode_uncached(self, texts, progress=False):
         return np.ones((len(texts), 2), np.float32)
 
 
