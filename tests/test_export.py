@@ -60,3 +60,45 @@ def test_onnx_head_matches(kind, tmp_path):
         path = export_onnx(model, tmp_path / f"head{dim}.onnx", dim=dim)
         out = ort.InferenceSession(str(path)).run(None, {"pooled": x})[0]
         np.testing.assert_allclose(out, model.embed_vectors(x, [dim])[0], atol=1e-5)
+
+
+def test_the_export_has_a_model_card(tmp_path):
+    model = _model("linear")
+    metrics = {"standard": {"protocol": {"name": "standard", "k": 5}, "dims": model.dims,
+                            "accuracy": {"domain": {str(d): 0.9 for d in model.dims},
+                                         "intent": {str(d): 0.5 + d / 1000 for d in model.dims}},
+                            "steerability_score": 0.125}}
+    export_sentence_transformer(model, tmp_path / "st", metrics=metrics, method="v5")
+    card = (tmp_path / "st" / "README.md").read_text()
+    assert "This model trained" not in card  # not sentence-transformers' generic card
+    for part in ["base_model: sentence-transformers/all-MiniLM-L6-v2", "license: apache-2.0",
+                 "Apache-2.0, following the base model sentence-transformers/all-MiniLM-L6-v2",
+                 "method `v5`", "| domain | 2 | first 64 dims |", "| intent | 3 | the full vector |",
+                 "truncate_dim=64", "normalize_embeddings=True", "no longer unit length",
+                 'SentenceTransformer("path/to/this/folder")', "## Metrics",
+                 "| intent | 0.5640 | 0.6280 | 0.6920 | 0.7560 |", "steerability_score +0.1250"]:
+        assert part in card, part
+
+
+def test_the_card_of_a_head_whose_prefix_is_no_truncation_says_so(tmp_path):
+    model = _model("fractal")
+    model.backbone = "BAAI/bge-small-en-v1.5"
+    from steerable.export import model_card
+
+    card = model_card(model, trust_remote_code=True)
+    assert "truncate_dim` does not give the domain prefix" in card and "trust_remote_code=True" in card
+    assert "license:" not in card and "follow the license of the base model, BAAI/bge-small-en-v1.5" in card
+    assert "## Metrics" not in card
+
+
+def test_the_sentence_transformers_floor_is_the_version_the_export_needs():
+    """The export imports Normalize from sentence_transformers.base.modules, where it is since 6.0."""
+    import re
+    from importlib.metadata import version
+    from pathlib import Path
+
+    from packaging.specifiers import SpecifierSet
+
+    pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    (spec,) = re.findall(r'^\s*"sentence-transformers([^"]*)"', pyproject, flags=re.M)
+    assert spec == ">=6.0" and version("sentence-transformers") in SpecifierSet(spec)

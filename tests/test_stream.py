@@ -9,7 +9,7 @@ from steerable import SteerableEncoder, SteerableModel
 from steerable.cli import main
 from steerable.data import DataError, Hierarchy
 from steerable.heads import MLPHead
-from steerable.stream import encode_file
+from steerable.stream import encode_file, iter_text_chunks
 
 TEXTS = [f"please book a table for {i} people at {i % 12} pm" for i in range(50)]
 
@@ -71,3 +71,65 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
         encode_file(src, tmp_path / "o.npy", encode_fn, settings={"dim": 128}, progress=False)
     with pytest.raises(DataError, match="output must end in .npy or .parquet"):
         encode_file(src, tmp_path / "o.csv", encode_fn, progress=False)
+
+
+def test_quiet_encoding_prints_nothing_and_threads_is_a_setting(run_dir, tmp_path, capfd):
+    """--quiet silences every bar, the weights-loading one of transformers included."""
+    src = tmp_path / "texts.txt"
+    src.write_text("\n".join(TEXTS[:3]) + "\n")
+    threads = torch.get_num_threads()
+    try:
+        assert main(["encode", str(src), "--model", str(run_dir), "--out", str(tmp_path / "e.npy"), "--quiet",
+                     "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    assert capfd.readouterr().err == ""
+
+
+def test_a_blank_line_is_an_empty_text_for_encode_and_index(tmp_path):
+    """Row i of what encode writes, and document i of an index, is line or row i of the input."""
+    from steerable.cli.use import read_texts
+
+    files = {"t.txt": "one\n\nthree\n   \nfive\n",
+             "t.csv": 'text\none\n""\nthree\n   \nfive\n',  # a blank CSV line is no row
+             "t.jsonl": '{"text": "one"}\n{"text": ""}\n{"text": "three"}\n{"text": "   "}\n{"text": null}\n'}
+    expected = {"t.txt": ["one", "", "three", "   ", "five"], "t.csv": ["one", "", "three", "five"],
+                "t.jsonl": ["one", "", "three", "   ", ""]}
+    for name, content in files.items():
+        (tmp_path / name).write_text(content)
+        streamed = [t for chunk in iter_text_chunks(tmp_path / name, 2) for t in chunk]
+        assert streamed == read_texts(str(tmp_path / name), None) == expected[name]
+    vectors = np.eye(5, 8, dtype=np.float32)
+    np.save(tmp_path / "v.npy", vectors)
+    assert main(["index", "--texts", str(tmp_path / "t.txt"), "--embeddings", str(tmp_path / "v.npy"),
+                 "--prefix-dim", "4", "--out", str(tmp_path / "idx"), "--quiet"]) == 0
+
+
+def test_a_parts_folder_not_left_by_encode_is_refused(tmp_path):
+    src = tmp_path / "texts.txt"
+    src.write_text("\n".join(TEXTS))
+    (tmp_path / "o.npy.parts").mkdir()
+    (tmp_path / "o.npy.parts" / "thesis.tex").write_text("mine")
+    with pytest.raises(DataError) as e:
+        encode_file(src, tmp_path / "o.npy", lambda t: np.zeros((len(t), 2), np.float32), progress=False)
+    assert str(e.value) == (f"{tmp_path}/o.npy.parts: a folder that `steer encode` did not leave (no "
+                            "manifest.json); move it away or choose another output name")
+    assert (tmp_path / "o.npy.parts" / "thesis.tex").read_text() == "mine"
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("t.txt", b"ok\nbad \xe9\n", "line 2: not UTF-8 text (byte 0xe9 at position 5); save the file as UTF-8"),
+    ("t.csv", b"text\nok\nbad \xe9\n", "line 3: not UTF-8 text (byte 0xe9 at position 5); save the file as UTF-8"),
+    ("t.jsonl", b'{"text": "ok"}\n{"text": "\xff"}\n',
+     "line 2: not UTF-8 text (byte 0xff at position 11); save the file as UTF-8"),
+    ("t.csv", b'text\nok\n"never closed\n', "row 2: a quoted field is never closed (unterminated quote)"),
+    ("t.jsonl", b'{"text": "ok"}\n{"text": \n', "row 2: not valid JSON (Expecting value)"),
+    ("nope.txt", None, "no such file"),
+])
+def test_bad_input_files_are_named(tmp_path, name, content, message):
+    if content is not None:
+        (tmp_path / name).write_bytes(content)
+    with pytest.raises(DataError) as e:
+        list(iter_text_chunks(tmp_path / name, 2))
+    assert str(e.value) == f"{tmp_path / name}: {message}"

@@ -30,7 +30,7 @@ from safetensors.numpy import save_file
 from tqdm.auto import tqdm
 
 from .data import HierarchicalDataset
-from .io import atomic_write_json
+from .io import atomic_write, atomic_write_json
 from .onnx_backbone import OPSET, RUNTIMES, OnnxEncoder, ensure_export
 from .packaged import SPLIT_MODELS, unpack_split_model
 
@@ -135,16 +135,28 @@ class Backbone:
 
     @property
     def model(self):
+        return self.load()
+
+    def load(self, progress: bool = True):
+        """The sentence-transformers model, loaded on first use (``progress``: its loading bars)."""
         if self._model is None:
             # Imported here, not at the top: sentence-transformers takes seconds to import, and most
             # work (training on cached vectors, reports, search) never runs the backbone.
-            self._model = self._load(self.max_length)
+            self._model = self._load(self.max_length, progress)
         return self._model
 
-    def _load(self, max_length: int | None):
+    def _load(self, max_length: int | None, progress: bool = True):
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
 
-        model = SentenceTransformer(self.path, device=self.device)
+        shown = hf_logging.is_progress_bar_enabled()
+        if not progress:
+            hf_logging.disable_progress_bar()
+        try:
+            model = SentenceTransformer(self.path, device=self.device)
+        finally:
+            if shown:
+                hf_logging.enable_progress_bar()
         if max_length is not None:
             model.max_seq_length = max_length
         return model.eval()
@@ -224,14 +236,15 @@ class Backbone:
         d = pooling.get("word_embedding_dimension") or self.fingerprint().get("dim")
         return int(d) if d else int(self.model.get_sentence_embedding_dimension())
 
-    def encode_uncached(self, texts: Sequence[str]) -> np.ndarray:
-        """Pooled vectors straight from the model (float32, shape (n, dim))."""
+    def encode_uncached(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """Pooled vectors straight from the model (float32, shape (n, dim)); ``progress``: the model's
+        loading bar, if this call loads it."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         if self.runtime != "torch":
             return self.onnx.encode(list(texts), batch_size=self.batch_size)
         # sentence-transformers sorts the texts by length before batching, so a batch pads little.
-        out = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+        out = self.load(progress).encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
                                 show_progress_bar=False)
         return np.asarray(out, dtype=np.float32)
 
@@ -290,9 +303,8 @@ class VectorCache:
         k = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), 16).copy()
         v = np.ascontiguousarray(vectors, dtype=np.float32)
         name = f"shard-{uuid.uuid4().hex}.safetensors"
-        tmp = self.dir / f".{name}.tmp"
-        save_file({"keys": k, "vectors": v}, str(tmp), metadata={"checksum": self._checksum(k, v)})
-        os.replace(tmp, self.dir / name)
+        atomic_write(self.dir / name, lambda p: save_file({"keys": k, "vectors": v}, str(p),
+                                                         metadata={"checksum": self._checksum(k, v)}))
         s = len(self._shards)
         self._shards.append(v)
         for row, key in enumerate(keys):
@@ -346,7 +358,7 @@ class VectorCache:
                    disable=not progress)
         for start in range(0, len(items), SHARD_ROWS):
             chunk = items[start:start + SHARD_ROWS]
-            vectors = self.backbone.encode_uncached([t for _, t in chunk])
+            vectors = self.backbone.encode_uncached([t for _, t in chunk], progress=progress)
             self._write_shard([k for k, _ in chunk], vectors)
             self.encoded_count += len(chunk)
             bar.update(len(chunk))

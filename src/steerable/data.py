@@ -11,6 +11,9 @@ import gzip
 import json
 import math
 import os
+import re
+from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -21,6 +24,9 @@ import pandas as pd
 SPLITS = ("train", "validation", "test")
 VALIDATION_FRACTION = 0.15
 VALIDATION_SEED = 42
+# Label cells spelled like this are missing values in every format (pandas' default spellings).
+MISSING_LABELS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+                            "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
 
 
 class DataError(ValueError):
@@ -138,12 +144,56 @@ def _entropy(y: np.ndarray) -> float:
 
 # ---------------------------------------------------------------------------------------- reading
 
+def _decode_line(path: Path, line_number: int, raw: bytes) -> str:
+    """A line of a text file as UTF-8, or a :class:`DataError` naming the file and line."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: line {line_number}: not UTF-8 text (byte 0x{raw[e.start]:02x} at "
+                        f"position {e.start + 1}); save the file as UTF-8") from None
+
+
+def check_utf8(path: str | Path) -> None:
+    """Raise a :class:`DataError` naming the first line of ``path`` that is not UTF-8."""
+    path = Path(path)
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+        for i, raw in enumerate(f, start=1):
+            _decode_line(path, i, raw)
+
+
+@contextmanager
+def utf8_errors(path: Path):
+    """Turn a UnicodeDecodeError while reading ``path`` into a :class:`DataError` naming its line."""
+    try:
+        yield
+    except UnicodeDecodeError:
+        check_utf8(path)  # names the line
+        raise DataError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+
+
+@contextmanager
+def csv_errors(path: Path):
+    """Turn pandas' errors reading a CSV / TSV file into one-line :class:`DataError` naming it."""
+    try:
+        with utf8_errors(path):
+            yield
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: file is empty") from None
+    except pd.errors.ParserError as e:
+        quote = re.search(r"EOF inside string starting at row (\d+)", str(e))
+        if quote:  # pandas counts the header as row 0, so this is the 1-based data row
+            raise DataError(f"{path}: row {quote.group(1)}: a quoted field is never closed "
+                            "(unterminated quote)") from None
+        raise DataError(f"{path}: not valid CSV ({str(e).strip()})") from None
+
+
 def _read_jsonl_gz(path: Path) -> tuple[list[dict], list[int]]:
     """Rows of a JSON Lines file and their line numbers (blank lines are skipped)."""
     rows, numbers = [], []
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for i, line in enumerate(f, start=1):
+    with opener(path, "rb") as f:
+        for i, raw in enumerate(f, start=1):
+            line = _decode_line(path, i, raw)
             if not line.strip():
                 continue
             try:
@@ -170,17 +220,14 @@ def read_table(path: str | Path) -> tuple[list[dict], list[str], list[int]]:
         rows, numbers = _read_jsonl_gz(path)
         columns = list(dict.fromkeys(k for r in rows for k in r))
         return rows, columns, numbers
-    try:
-        if name.endswith((".csv", ".csv.gz")):
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-        elif name.endswith(".tsv"):
-            df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=[""])
-        elif name.endswith(".parquet"):
-            df = pd.read_parquet(path)
-        else:
-            raise DataError(f"{path}: unknown file type; use .csv, .tsv, .jsonl(.gz) or .parquet")
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: file is empty") from None
+    if name.endswith((".csv", ".csv.gz", ".tsv")):
+        with csv_errors(path):
+            df = pd.read_csv(path, sep="\t" if name.endswith(".tsv") else ",", dtype=str,
+                             keep_default_na=False, na_values=[""])
+    elif name.endswith(".parquet"):
+        df = pd.read_parquet(path)
+    else:
+        raise DataError(f"{path}: unknown file type; use .csv, .tsv, .jsonl(.gz) or .parquet")
     df = df.astype(object).where(df.notna(), None)
     return df.to_dict("records"), [str(c) for c in df.columns], list(range(1, len(df) + 1))
 
@@ -201,6 +248,9 @@ def _column_values(path, rows, columns, numbers, text_col, level_cols):
             v = row.get(col)
             if v is None or (isinstance(v, float) and math.isnan(v)) or str(v).strip() == "":
                 raise DataError(f"{path}: row {i}: missing label in column {col!r}")
+            if str(v).strip() in MISSING_LABELS:
+                raise DataError(f"{path}: row {i}: missing label in column {col!r} "
+                                f"({str(v).strip()!r} is read as a missing value)")
             ls.append(str(v))
         texts.append(str(t))
         labels.append(ls)
@@ -290,15 +340,29 @@ def stratified_split(labels: np.ndarray, fraction: float = VALIDATION_FRACTION,
     return keep, held_out
 
 
+def _too_small(train: _RawSplit, fine_col: str, part: str, held_parts: int) -> None:
+    """Raise the error for a split that cannot be held out of ``train``: no class is large enough."""
+    largest = max(Counter(ls[-1] for ls in train.labels).values())
+    held = "a test and a validation split" if held_parts == 2 else f"a {part} split"
+    raise DataError(f"{train.path}: too few rows to hold out {held}: the largest class in column "
+                    f"{fine_col!r} has {largest} row{'s' if largest > 1 else ''}, and a class needs at "
+                    f"least {held_parts + 1} to keep one for training; give a {part} file or more rows")
+
+
 def load_files(train: str | Path, test: str | Path | None = None, validation: str | Path | None = None,
                *, text_col: str = "text", level_cols: Sequence[str] = ("l0", "l1"),
                name: str | None = None) -> HierarchicalDataset:
     """Load a user's own CSV / JSON Lines / Parquet files with named text and level columns.
 
     Without a test file, 15 % of the training file (stratified, seed 42) becomes the test split;
-    without a validation file, 15 % of what remains becomes the validation split.
+    without a validation file, 15 % of what remains becomes the validation split. A split that
+    would be empty (no class has enough rows to give one away) is an error, raised before any work.
     """
     level_cols = tuple(level_cols)
+    repeated = sorted({c for c in level_cols if level_cols.count(c) > 1})
+    if repeated:
+        raise DataError(f"level columns must be distinct, got {list(level_cols)} "
+                        f"({', '.join(map(repr, repeated))} repeated)")
     raw_train = _read_split(train, text_col, level_cols)
     raw_test = _read_split(test, text_col, level_cols) if test else None
     raw_val = _read_split(validation, text_col, level_cols) if validation else None
@@ -317,6 +381,9 @@ def load_files(train: str | Path, test: str | Path | None = None, validation: st
         notes.append("validation: 15 % of the training split, stratified, seed 42")
     else:
         val_split = _encode_labels(raw_val, h)
+    for part, split in (("test", test_split), ("validation", val_split)):
+        if len(split) == 0:
+            _too_small(raw_train, level_cols[-1], part, held_parts=1 + (part == "validation" and raw_test is None))
     return HierarchicalDataset(name or Path(train).name.split(".")[0], h, full_train, val_split,
                                test_split, notes)
 

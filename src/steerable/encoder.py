@@ -132,6 +132,6 @@ class SteerableEncoder:
         if self._cache is not None:
             vectors = self._cache.get_or_encode(texts, progress=progress)
         else:
-            vectors = self.backbone.encode_uncached(texts)
+            vectors = self.backbone.encode_uncached(texts, progress=progress)
         (out,) = self.model.embed_vectors(vectors, [d])
         return out[0] if single else out

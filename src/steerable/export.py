@@ -24,7 +24,8 @@ from sentence_transformers.sentence_transformer.modules.layer_norm import LayerN
 
 from .backbone import resolve_model_path
 from .heads import IdentityHead, LinearHead, MLPHead, PCAHead, build_head
-from .io import atomic_write_json
+from .io import atomic_write_json, atomic_write_text
+from .metrics import METRIC_NAMES
 from .model import SteerableModel
 
 
@@ -105,13 +106,96 @@ def _native_modules(head) -> list | None:
     return None
 
 
-def export_sentence_transformer(model: SteerableModel, out: str | Path) -> Path:
+# Licenses of backbones whose license is known here; any other backbone's card points to its own.
+BACKBONE_LICENSES = {"sentence-transformers/all-MiniLM-L6-v2": "apache-2.0"}
+
+
+def _metrics_section(metrics: dict) -> list[str]:
+    """Markdown tables of a run's ``metrics.json``: k-NN accuracy per level at every prefix, and the
+    steerability metrics, per protocol."""
+    lines = []
+    for name, block in metrics.items():
+        if not isinstance(block, dict) or "accuracy" not in block:
+            continue
+        dims = block["dims"]
+        k = block.get("protocol", {}).get("k", block.get("k"))
+        lines += ["", f"**{name}**" + (f" ({k}-NN accuracy on the test split)" if k else ""), "",
+                  "| level | " + " | ".join(f"{d}-d" for d in dims) + " |",
+                  "|---|" + "---|" * len(dims)]
+        lines += [f"| {level} | " + " | ".join(f"{row[str(d)]:.4f}" for d in dims) + " |"
+                  for level, row in block["accuracy"].items()]
+        scalars = [f"{m} {block[m]:+.4f}" for m in METRIC_NAMES if isinstance(block.get(m), (int, float))]
+        if scalars:
+            lines += ["", "Steerability: " + ", ".join(scalars) + "."]
+    return lines
+
+
+def model_card(model: SteerableModel, *, metrics: dict | None = None, method: str | None = None,
+               trust_remote_code: bool = False) -> str:
+    """The exported folder's README.md: base model, levels and the prefix serving each, the run's
+    metrics, license, and how to load and truncate it."""
+    backbone = model.backbone
+    license_id = BACKBONE_LICENSES.get(backbone if "/" in backbone else f"sentence-transformers/{backbone}")
+    levels = model.level_dims()
+    h = model.hierarchy
+    full = model.dims[-1]
+    coarse_name, coarse_dim = next(iter(levels.items()))
+    front = ["---", "library_name: sentence-transformers", "pipeline_tag: sentence-similarity",
+             f"base_model: {backbone}", *([f"license: {license_id}"] if license_id else []),
+             "tags:", "- sentence-transformers", "- feature-extraction",
+             *(["- matryoshka"] if model.head.prefix_is_truncation else []), "- steerable", "---"]
+    trust = ", trust_remote_code=True" if trust_remote_code else ""
+    lines = [
+        *front, "",
+        f"# Steerable embeddings on {backbone}", "",
+        f"A frozen [{backbone}](https://huggingface.co/{backbone}) with a trained `{model.head.kind}` head"
+        + (f" (method `{method}`)" if method else "") + f": {full}-d unit vectors whose prefixes serve the "
+        "coarse labels of a hierarchy and whose full vector serves the finest.", "",
+        "## Levels", "",
+        "| level | classes | prefix |", "|---|---|---|",
+        *[f"| {name} | {h.num_classes(h.level_names.index(name))} | "
+          f"{'the full vector' if dim == full else f'first {dim} dims'} |" for name, dim in levels.items()], "",
+        f"Prefix lengths: {', '.join(map(str, model.dims))}. `steerable.json` beside this card declares "
+        "the same.", "",
+        "## Use", "",
+        "```python", "from sentence_transformers import SentenceTransformer", "",
+        f'model = SentenceTransformer("path/to/this/folder"{trust})',
+        f"fine = model.encode(texts)  # (len(texts), {full}), unit length: the {h.level_names[-1]} level",
+        "```", "",
+    ]
+    if model.head.prefix_is_truncation:
+        lines += [
+            f"The {coarse_dim}-d prefix ({coarse_name}) is the first {coarse_dim} dims, re-normalised: a "
+            "truncated unit vector is no longer unit length, so normalise after truncating:", "",
+            "```python",
+            f'coarse_model = SentenceTransformer("path/to/this/folder", truncate_dim={coarse_dim}{trust})',
+            f"coarse = coarse_model.encode(texts, normalize_embeddings=True)  # (len(texts), {coarse_dim}): {coarse_name}",
+            "```", ""]
+    else:
+        lines += [f"This head's prefixes are not truncations of its full vector: `truncate_dim` does not "
+                  f"give the {coarse_name} prefix; use `steerable.SteerableEncoder` with `level=` for it.", ""]
+    lines += ["With `steerable` installed, the run folder also loads as "
+              "`steerable.SteerableEncoder.from_pretrained(run).encode(texts, level=...)`.", ""]
+    if metrics:
+        lines += ["## Metrics", "", "Measured when the model was trained (k-NN accuracy of each level "
+                  "at each prefix length):", *_metrics_section(metrics), ""]
+    lines += ["## License", "",
+              (f"{license_id.replace('apache-2.0', 'Apache-2.0')}, following the base model "
+               f"{backbone}, whose weights this folder contains." if license_id else
+               f"The weights follow the license of the base model, {backbone}: check its model card "
+               "before you share or use this folder."), ""]
+    return "\n".join(lines)
+
+
+def export_sentence_transformer(model: SteerableModel, out: str | Path, *, metrics: dict | None = None,
+                                method: str | None = None) -> Path:
     """Write a folder that ``SentenceTransformer(out)`` loads offline: backbone, head, Normalize.
 
     The MLP and linear heads are written as sentence-transformers' own modules, so loading needs
     nothing from this package. The fractal head has no such form: it is written as
     :class:`SteerableHeadModule`, which loads with ``trust_remote_code=True`` where ``steerable`` is
-    installed.
+    installed. ``README.md`` is a model card (:func:`model_card`) with the run's ``metrics`` and
+    ``method`` where given.
     """
     out = Path(out)
     model = model.eval()
@@ -123,12 +207,15 @@ def export_sentence_transformer(model: SteerableModel, out: str | Path) -> Path:
         head_modules = [custom]
     exported = SentenceTransformer(modules=list(st) + head_modules + [Normalize()], device="cpu")
     exported.save(str(out))
+    trust_remote_code = any(isinstance(m, SteerableHeadModule) for m in head_modules)
+    atomic_write_text(out / "README.md", model_card(model, metrics=metrics, method=method,
+                                                    trust_remote_code=trust_remote_code))
     atomic_write_json(out / "steerable.json", {
         "prefix_dims": model.dims,
         "levels": model.level_dims(),
         "prefix_is_truncation": model.head.prefix_is_truncation,
         "matryoshka_dims": model.dims if model.head.prefix_is_truncation else [model.dims[-1]],
-        "trust_remote_code": any(isinstance(m, SteerableHeadModule) for m in head_modules),
+        "trust_remote_code": trust_remote_code,
         "backbone": model.backbone,
         "level_names": list(model.hierarchy.level_names),
     })

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from .data import DataError
+from .data import DataError, csv_errors, utf8_errors
 from .io import atomic_write, atomic_write_json, read_json
 
 
@@ -37,11 +37,18 @@ def _batched(items: Iterator[str], size: int) -> Iterator[list[str]]:
 
 def iter_text_chunks(path: str | Path, chunk_size: int, text_col: str | None = None
                      ) -> Iterator[list[str]]:
-    """Chunks of texts from a .txt file (one text a line), or a column of .csv/.jsonl/.parquet."""
+    """Chunks of texts from a .txt file (one text a line), or a column of .csv/.jsonl/.parquet.
+
+    One text per line or row, in order, so that row i of the output is line or row i of the input:
+    a blank line of a .txt file or an empty (or null) cell is the empty text ``""``. Blank lines of
+    a CSV or JSON Lines file are not rows there, and are skipped.
+    """
     path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
     name = path.name.lower()
     if name.endswith(".txt"):
-        with open(path, encoding="utf-8") as f:
+        with utf8_errors(path), open(path, encoding="utf-8") as f:
             yield from _batched((line.rstrip("\n") for line in f), chunk_size)
         return
     col = text_col or "text"
@@ -54,23 +61,26 @@ def iter_text_chunks(path: str | Path, chunk_size: int, text_col: str | None = N
         return
     if name.endswith((".csv", ".tsv")):
         sep = "\t" if name.endswith(".tsv") else ","
-        reader = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, chunksize=chunk_size)
-        for df in reader:
-            if col not in df.columns:
-                raise DataError(f"{path}: no column {col!r} (columns: {', '.join(map(str, df.columns))})")
-            yield df[col].tolist()
+        with csv_errors(path):
+            for df in pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, chunksize=chunk_size):
+                if col not in df.columns:
+                    raise DataError(f"{path}: no column {col!r} (columns: {', '.join(map(str, df.columns))})")
+                yield df[col].tolist()
         return
     if name.endswith((".jsonl", ".jsonl.gz")):
         def texts(f):
             for i, line in enumerate(f, start=1):
                 if line.strip():
-                    row = json.loads(line)
-                    if col not in row:
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError as e:
+                        raise DataError(f"{path}: row {i}: not valid JSON ({e.msg})") from None
+                    if not isinstance(row, dict) or col not in row:
                         raise DataError(f"{path}: row {i}: no key {col!r}")
-                    yield str(row[col])
+                    yield "" if row[col] is None else str(row[col])
 
         opener = gzip.open if name.endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8") as f:
+        with utf8_errors(path), opener(path, "rt", encoding="utf-8") as f:
             yield from _batched(texts(f), chunk_size)
         return
     raise DataError(f"{path}: unknown file type; use .txt, .csv, .tsv, .jsonl(.gz) or .parquet")
@@ -88,6 +98,9 @@ def encode_file(path: str | Path, out: str | Path, encode: Callable[[list[str]],
     if out.suffix not in (".npy", ".parquet"):
         raise DataError(f"{out}: output must end in .npy or .parquet")
     parts = out.with_name(out.name + ".parts")
+    if parts.is_dir() and any(parts.iterdir()) and not (parts / "manifest.json").exists():
+        raise DataError(f"{parts}: a folder that `steer encode` did not leave (no manifest.json); "
+                        "move it away or choose another output name")
     parts.mkdir(parents=True, exist_ok=True)
     stat = path.stat()
     manifest = {"input": str(path.resolve()), "size": stat.st_size, "mtime": stat.st_mtime,

@@ -11,10 +11,11 @@ import sys
 
 from ..data import DataError
 from . import runs, train, use
+from .common import Parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="steer",
         description="Steerable embeddings: train a small head on a frozen sentence encoder so that "
                     "the short prefix of each vector encodes the coarse label and the full vector "
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return args.func(args, rest) if getattr(args, "passes_rest", False) else args.func(args)
-    except (DataError, FileNotFoundError, ValueError, ImportError) as e:  # bad input: one line, no traceback
+    except (DataError, FileNotFoundError, FileExistsError, ValueError, ImportError) as e:  # bad input: one line, no traceback
         print(f"steer: error: {e}", file=sys.stderr)
         return 2
 

@@ -11,6 +11,59 @@ from ..metrics import Protocol, paper_protocol, standard_protocol
 from ..runs import LocalExecutor, RayExecutor
 
 
+def _number(kind: type, test, what: str):
+    """An argparse ``type`` that reads a ``kind`` and accepts it only where ``test`` holds."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value != value or not test(value):  # value != value: NaN
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+    parse.__name__ = what  # argparse names the type by it in its own messages
+    return parse
+
+
+positive_int = _number(int, lambda v: v >= 1, "a whole number of at least 1")
+non_negative_int = _number(int, lambda v: v >= 0, "a whole number of at least 0")
+positive_float = _number(float, lambda v: 0 < v < float("inf"), "a number above 0")
+non_negative_float = _number(float, lambda v: 0 <= v < float("inf"), "a number of at least 0")
+unit_interval = _number(float, lambda v: 0 <= v <= 1, "a number from 0 to 1")
+
+
+def at_least(n: int):
+    return _number(int, lambda v: v >= n, f"a whole number of at least {n}")
+
+
+def seed_list(value: str | None) -> list[int]:
+    """The seeds of a comma-separated option: whole numbers of at least 0."""
+    seeds = []
+    for item in csv_list(value):
+        try:
+            seeds.append(non_negative_int(item))
+        except argparse.ArgumentTypeError as e:
+            raise ValueError(f"--seeds: {e}") from None
+    return seeds
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse, before any work, an output folder that is a file or holds files (unless ``overwrite``)."""
+    for parent in (out, *out.parents):
+        if parent.exists() and not parent.is_dir():
+            raise FileExistsError(f"--out {out}: {parent} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"--out {out}: the folder exists and is not empty; give --overwrite to "
+                              "replace it, or another --out")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (the usage stays behind --help)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def csv_list(value: str | None) -> list[str]:
     """The items of a comma-separated option (empty when not given)."""
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
@@ -25,8 +78,8 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--validation", dest="validation_file", help="your validation file (default: 15%% of train)")
     g.add_argument("--text-col", default="text", help="text column of your files (default: text)")
     g.add_argument("--levels", help="level columns, coarsest first, comma-separated (default: l0,l1[,l2])")
-    g.add_argument("--max-train", type=int, help="cap on training examples (seeded subsample)")
-    g.add_argument("--max-test", type=int, help="cap on test examples (seeded subsample)")
+    g.add_argument("--max-train", type=positive_int, help="cap on training examples (seeded subsample)")
+    g.add_argument("--max-test", type=positive_int, help="cap on test examples (seeded subsample)")
 
 
 def add_eval_args(p: argparse.ArgumentParser) -> None:
@@ -34,8 +87,9 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--protocol", default="paper,standard",
                    help="comma-separated: paper (leave-one-out k-NN within --paper-n seeded test "
                         "examples) and/or standard (training split as reference, whole test split)")
-    g.add_argument("--paper-n", type=int, default=500, help="test examples in the paper protocol (500)")
-    g.add_argument("--k", type=int, default=5, help="neighbours in k-NN (5)")
+    g.add_argument("--paper-n", type=at_least(2), default=500,
+                   help="test examples in the paper protocol (500)")
+    g.add_argument("--k", type=positive_int, default=5, help="neighbours in k-NN (5)")
 
 
 def add_backbone_args(g, *, name: bool = True, device: bool = True) -> None:
@@ -46,7 +100,7 @@ def add_backbone_args(g, *, name: bool = True, device: bool = True) -> None:
                    help="backbone runtime: torch (default); onnx (the model exported to ONNX once, cached, "
                         "run by onnxruntime); onnx-int8 (that export with int8 weights: faster, vectors "
                         "about 0.99 cosine from torch's). Part of the vector cache key")
-    g.add_argument("--max-seq-length", "--max-length", dest="max_seq_length", type=int, metavar="TOKENS",
+    g.add_argument("--max-seq-length", "--max-length", dest="max_seq_length", type=positive_int, metavar="TOKENS",
                    help="backbone maximum sequence length; longer texts are truncated (default: the "
                         "model's, 256 for all-MiniLM-L6-v2). Part of the vector cache key")
     if device:
@@ -106,20 +160,21 @@ def add_sweep_args(p: argparse.ArgumentParser) -> None:
     """Run settings shared by every run of a sweep, and where the runs execute."""
     g = p.add_argument_group("runs")
     g.add_argument("--head", choices=sorted(HEADS), help="head (default: mlp)")
-    g.add_argument("--max-train", type=int, help="training cap per run (seeded)")
-    g.add_argument("--max-test", type=int, help="test cap per run (seeded)")
-    g.add_argument("--epochs", type=int)
-    g.add_argument("--batch-size", type=int)
-    g.add_argument("--lr", type=float)
+    g.add_argument("--max-train", type=positive_int, help="training cap per run (seeded)")
+    g.add_argument("--max-test", type=positive_int, help="test cap per run (seeded)")
+    g.add_argument("--epochs", type=positive_int)
+    g.add_argument("--batch-size", type=positive_int)
+    g.add_argument("--lr", type=positive_float)
     g.add_argument("--precision", choices=["fp32", "bf16"])
-    g.add_argument("--paper-n", type=int, help="test examples in the paper protocol (500)")
+    g.add_argument("--paper-n", type=at_least(2), help="test examples in the paper protocol (500)")
     g.add_argument("--data-dir", help="folder of canonical data sets (default: $STEER_DATA_DIR)")
     add_backbone_args(g, name=False, device=False)
     g = p.add_argument_group("execution")
     g.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local worker processes (default) or Ray tasks")
-    g.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
-    g.add_argument("--threads", type=int, help="torch threads per local worker (default: cores / workers)")
+    g.add_argument("--workers", type=positive_int, default=1, help="local worker processes (default 1)")
+    g.add_argument("--threads", type=positive_int,
+                   help="torch threads per local worker (default: cores / workers)")
     g.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray instance)")
     g.add_argument("--quiet", action="store_true", help="no encoding progress bars")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..backbone import DEFAULT_BACKBONE
 from ..report import load_records, write_report
 from ..runs import ResultsStore, SweepSpec, run_sweep
-from .common import add_sweep_args, backbone_names, csv_list, executor, sweep_settings
+from .common import add_sweep_args, backbone_names, csv_list, executor, seed_list, sweep_settings
 
 
 def cmd_sweep(args) -> int:
@@ -23,7 +23,7 @@ def cmd_sweep(args) -> int:
         if not args.datasets:
             raise ValueError("give --datasets (or --config FILE)")
         spec = SweepSpec(csv_list(args.datasets), csv_list(args.methods) or ["v5", "mrl"],
-                         [int(s) for s in csv_list(args.seeds)] or [42],
+                         seed_list(args.seeds) or [42],
                          csv_list(args.backbones) or [DEFAULT_BACKBONE], settings=settings)
     spec.backbones = backbone_names(spec.backbones, args)
     run_sweep(spec.runs(), args.results, executor=executor(args), data_dir=args.data_dir,

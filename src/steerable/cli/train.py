@@ -18,7 +18,8 @@ from ..openset import Unseen, hold_out, open_set_metrics, split_held_out
 from ..runs import load_run, run, run_dataset
 from ..schedule import Schedule
 from ..train import TrainConfig
-from .common import add_backbone_args, add_data_args, add_eval_args, backbone_from_args, load_data, protocols
+from .common import (add_backbone_args, add_data_args, add_eval_args, at_least, backbone_from_args, check_out,
+                     load_data, non_negative_int, positive_float, positive_int, protocols, unit_interval)
 
 METHOD_HELP = "\n".join(f"  {name:<20} {m.about}" for name, m in METHODS.items())
 EPILOG_TRAIN = f"""examples:
@@ -56,16 +57,30 @@ def cmd_datasets(args) -> int:
     return 0
 
 
+def read_schedule(path: str) -> Schedule:
+    try:
+        return Schedule.from_dict(read_json(path))
+    except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a schedule ({type(e).__name__}: {e}); print one with "
+                         "`python -c \"import json, steerable; print(json.dumps(steerable.preset('v5').to_dict()))\"`"
+                         ) from None
+
+
 def cmd_train(args) -> int:
+    if args.out:
+        check_out(Path(args.out), args.overwrite)
+    if args.method == "dial" and args.dial is None and not args.schedule:
+        raise ValueError("--method dial needs --dial VALUE (0 to 1)")
     dataset, source = load_data(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.schedule:
-        method = Schedule.from_dict(read_json(args.schedule))
+        method = read_schedule(args.schedule)
     else:
         name = dial_name(args.dial) if args.method == "dial" and args.dial is not None else args.method
         method = preset(name, dataset.hierarchy.num_levels, args.blocks)
     out = Path(args.out) if args.out else Path("runs") / f"{dataset.name}-{method.name}-{args.head}-s{args.seed}"
+    check_out(out, args.overwrite)
     cfg = TrainConfig.for_schedule(method, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                    seed=args.seed, precision=args.precision)
     backbone = backbone_from_args(args)
@@ -131,28 +146,30 @@ def register(sub) -> None:
     add_data_args(p)
     g = p.add_argument_group("model and training")
     g.add_argument("--method", default="v5", metavar="METHOD", help="a method (listed below); default v5")
-    g.add_argument("--dial", type=float,
+    g.add_argument("--dial", type=unit_interval,
                    help="with --method dial: 0 = MRL-like prefix (keeps fine information), "
                         "1 = pure coarse prefix (the bottleneck)")
     g.add_argument("--schedule", help="a schedule JSON file (overrides --method)")
     g.add_argument("--head", default=DEFAULT_HEAD, choices=sorted(k for k in HEADS if k != "identity"),
                    help="mlp: an MLP trunk (default, fastest and most accurate here); fractal: the "
                         "original code's head; linear: the paper text's single projection")
-    g.add_argument("--blocks", type=int, default=4, help="number of prefix blocks (default 4)")
-    g.add_argument("--block-dim", type=int, default=64, help="dims per block (default 64)")
+    g.add_argument("--blocks", type=at_least(2), default=4, help="number of prefix blocks (default 4)")
+    g.add_argument("--block-dim", type=positive_int, default=64, help="dims per block (default 64)")
     add_backbone_args(g)
     g.add_argument("--unseen", metavar="fine:F|coarse:K",
                    help="hold classes out of training to measure them open-set: a fraction F of the fine "
                         "classes under each coarse class, or K whole coarse classes (seeded by --seed)")
-    g.add_argument("--seed", type=int, default=42)
-    g.add_argument("--epochs", type=int, help="default: the method's recipe (5 for v5/mrl, 20 for heal...)")
-    g.add_argument("--batch-size", type=int, help="default: the method's recipe (32 / 64)")
-    g.add_argument("--lr", type=float, help="default: the method's recipe (1e-4 / 1e-3)")
+    g.add_argument("--seed", type=non_negative_int, default=42)
+    g.add_argument("--epochs", type=positive_int, help="default: the method's recipe (5 for v5/mrl, 20 for heal...)")
+    g.add_argument("--batch-size", type=positive_int, help="default: the method's recipe (32 / 64)")
+    g.add_argument("--lr", type=positive_float, help="default: the method's recipe (1e-4 / 1e-3)")
     g.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                    help="bf16: the head's forward pass in bfloat16 autocast (faster on CPUs with "
                         "native bf16; losses stay fp32)")
-    g.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
-    g.add_argument("--out", help="run folder (default: runs/<data>-<method>-<head>-s<seed>)")
+    g.add_argument("--threads", type=positive_int, help="torch CPU threads (default: all cores)")
+    g.add_argument("--out", help="run folder (default: runs/<data>-<method>-<head>-s<seed>); written "
+                                 "whole when the run has finished")
+    g.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     add_eval_args(p)
     p.set_defaults(func=cmd_train)
@@ -164,7 +181,7 @@ def register(sub) -> None:
     p.add_argument("run", help="run folder written by `steer train`")
     add_data_args(p)
     add_eval_args(p)
-    p.add_argument("--seed", type=int, help="seed for the paper protocol's sample (default: the run's)")
+    p.add_argument("--seed", type=non_negative_int, help="seed for the paper protocol's sample (default: the run's)")
     p.add_argument("--write", action="store_true", help="write metrics.json into the run folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_evaluate)

@@ -5,31 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from ..data import DataError, read_table
 from ..encoder import SteerableEncoder
+from ..io import read_json
 from ..model import SteerableModel
 from ..search import open_index_folder, write_index_folder
 from ..search.ranking import truncate
-from ..stream import encode_file
-from .common import add_backbone_args, backbone_options
+from ..stream import encode_file, iter_text_chunks
+from .common import add_backbone_args, backbone_options, non_negative_float, positive_int, unit_interval
 
 
 def read_texts(path: str, text_col: str | None) -> list[str]:
-    """One text a line (.txt), or a column of a CSV / JSON Lines / Parquet file."""
-    if path.endswith(".txt"):
-        with open(path, encoding="utf-8") as f:
-            return [line.rstrip("\n") for line in f if line.strip()]
-    rows, columns, numbers = read_table(path)
-    col = text_col or "text"
-    if col not in columns:
-        raise DataError(f"{path}: no column {col!r} (columns: {', '.join(columns)})")
-    out = []
-    for i, row in zip(numbers, rows):
-        if row.get(col) is None or not str(row[col]).strip():
-            raise DataError(f"{path}: row {i}: missing text in column {col!r}")
-        out.append(str(row[col]))
-    return out
+    """One text a line (.txt), or a column of a CSV / JSON Lines / Parquet file; read as `steer
+    encode` reads it (a blank line or empty cell is the empty text), so document i is line or row i."""
+    return [text for chunk in iter_text_chunks(path, 65536, text_col) for text in chunk]
 
 
 def cmd_index(args) -> int:
@@ -83,6 +73,8 @@ def cmd_search(args) -> int:
 
 
 def cmd_encode(args) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
     enc = SteerableEncoder.from_pretrained(args.model, cache=False, **backbone_options(args))
     if args.dial is not None:
         enc.set_dial(args.dial)
@@ -102,7 +94,10 @@ def cmd_export(args) -> int:
     from ..export import export_onnx, export_sentence_transformer
 
     model = SteerableModel.load(args.run)
-    out = export_sentence_transformer(model, args.out)
+    run = Path(args.run)
+    metrics = read_json(run / "metrics.json") if (run / "metrics.json").exists() else None
+    method = read_json(run / "config.json").get("run", {}).get("method")
+    out = export_sentence_transformer(model, args.out, metrics=metrics, method=method)
     print(f"sentence-transformers model -> {out} (SentenceTransformer({str(out)!r}))")
     if args.onnx:
         path = export_onnx(model, Path(args.out) / "head.onnx", dim=args.onnx_dim)
@@ -120,7 +115,7 @@ def register(sub) -> None:
     p.add_argument("--text-col", help="text column of a table file (default: text)")
     p.add_argument("--model", help="run folder of a trained model")
     p.add_argument("--embeddings", help=".npz with 'prefix' and 'full' arrays, or .npy full vectors")
-    p.add_argument("--prefix-dim", type=int, default=64, help="shortlist prefix dims (default 64)")
+    p.add_argument("--prefix-dim", type=positive_int, default=64, help="shortlist prefix dims (default 64)")
     p.add_argument("--backend", default="embedded", choices=["embedded", "faiss", "qdrant"])
     p.add_argument("--url", help="Qdrant server URL (default: Qdrant local mode in the folder)")
     p.add_argument("--out", required=True, help="index folder")
@@ -134,10 +129,10 @@ def register(sub) -> None:
                                    "vector.")
     p.add_argument("index", help="index folder written by `steer index`")
     p.add_argument("query", help="query text")
-    p.add_argument("--k", type=int, default=10)
-    p.add_argument("--shortlist", type=int, default=100, help="prefix shortlist size (default 100)")
+    p.add_argument("--k", type=positive_int, default=10)
+    p.add_argument("--shortlist", type=positive_int, default=100, help="prefix shortlist size (default 100)")
     p.add_argument("--exact", action="store_true", help="exact full-vector search")
-    p.add_argument("--adaptive", type=float, metavar="MARGIN",
+    p.add_argument("--adaptive", type=non_negative_float, metavar="MARGIN",
                    help="answer from the prefix alone when its top-1 similarity beats its top-2 by "
                         "at least MARGIN (e.g. 0.02); rerank otherwise")
     p.set_defaults(func=cmd_search)
@@ -150,12 +145,13 @@ def register(sub) -> None:
     p.add_argument("input", help=".txt, .csv, .tsv, .jsonl(.gz) or .parquet")
     p.add_argument("--model", required=True, help="run folder written by `steer train`")
     p.add_argument("--out", required=True, help="output .npy or .parquet")
-    p.add_argument("--dim", type=int, help="prefix dims (default: full)")
+    p.add_argument("--dim", type=positive_int, help="prefix dims (default: full)")
     p.add_argument("--level", help="a level name, or coarse / fine, instead of --dim")
-    p.add_argument("--dial", type=float,
+    p.add_argument("--dial", type=unit_interval,
                    help="for a model trained with --method dial: 0 = MRL-like prefix, 1 = pure coarse code")
     p.add_argument("--text-col", help="text column of a table file (default: text)")
-    p.add_argument("--chunk-size", type=int, default=4096, help="texts per chunk (default 4096)")
+    p.add_argument("--chunk-size", type=positive_int, default=4096, help="texts per chunk (default 4096)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: all cores)")
     p.add_argument("--quiet", action="store_true")
     add_backbone_args(p.add_argument_group("backbone (default: as the model was trained)"), name=False)
     p.set_defaults(func=cmd_encode)
@@ -168,5 +164,5 @@ def register(sub) -> None:
     p.add_argument("run", help="run folder written by `steer train`")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--onnx", action="store_true", help="also write head.onnx")
-    p.add_argument("--onnx-dim", type=int, help="ONNX output dim (default: full)")
+    p.add_argument("--onnx-dim", type=positive_int, help="ONNX output dim (default: full)")
     p.set_defaults(func=cmd_export)

@@ -21,7 +21,7 @@ from ..backbone import Backbone, SplitVectors, VectorCache, split_vectors
 from ..data import HierarchicalDataset, load_dataset, load_files
 from ..efficiency import encoding_flops_per_text, head_parameters, training_flops_per_example
 from ..heads import DEFAULT_HEAD, HEADS
-from ..io import atomic_write_json, read_json
+from ..io import atomic_folder, atomic_write_json, read_json
 from ..methods import preset
 from ..metrics import Protocol, default_protocols, evaluate_embeddings, probe_prefix
 from ..model import SteerableModel
@@ -167,17 +167,16 @@ def _save_trained(model: SteerableModel, cache: str | Path | None, key: str | No
 
 
 def save_run(result: RunResult, out: str | Path) -> None:
-    """Write the run folder; ``metrics.json`` last, so its presence marks a finished run. It holds a
-    block per protocol, and the ``open_set`` section of a run with unseen classes."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / METRICS).unlink(missing_ok=True)
-    result.model.save(out, extra_config={"run": result.config})
-    if result.retrieval:
-        atomic_write_json(out / "retrieval.json", result.retrieval)
-    if result.probe:
-        atomic_write_json(out / "probe.json", result.probe)
-    atomic_write_json(out / METRICS, result.metrics | ({"open_set": result.open_set} if result.open_set else {}))
+    """Write the run folder whole: filled beside ``out`` and renamed into place, so ``out`` holds this
+    run's files and nothing older (an existing folder is replaced). ``metrics.json`` holds a block per
+    protocol, and the ``open_set`` section of a run with unseen classes."""
+    with atomic_folder(out) as tmp:
+        result.model.save(tmp, extra_config={"run": result.config})
+        if result.retrieval:
+            atomic_write_json(tmp / "retrieval.json", result.retrieval)
+        if result.probe:
+            atomic_write_json(tmp / "probe.json", result.probe)
+        atomic_write_json(tmp / METRICS, result.metrics | ({"open_set": result.open_set} if result.open_set else {}))
 
 
 def load_run(directory: str | Path) -> tuple[dict, SteerableModel, dict | None]:
