@@ -221,7 +221,7 @@ def test_a_missing_mpnet_part_is_one_line_naming_the_extra(csv_file, tmp_path, m
     (["train", "--dataset", "d", "--block-dim", "0"], "argument --block-dim: must be a whole number of at least 1, got '0'"),
     (["train", "--dataset", "d", "--threads", "0"], "argument --threads: must be a whole number of at least 1, got '0'"),
     (["train", "--dataset", "d", "--max-train", "0"], "argument --max-train: must be a whole number of at least 1, got '0'"),
-    (["train", "--dataset", "d", "--max-length", "0"], "argument --max-length: must be a whole number of at least 1, got '0'"),
+    (["train", "--dataset", "d", "--max-length", "0"], "argument --max-seq-length/--max-length: must be a whole number of at least 1, got '0'"),
     (["train", "--dataset", "d", "--paper-n", "1"], "argument --paper-n: must be a whole number of at least 2, got '1'"),
     (["train", "--dataset", "d", "--dial", "1.5"], "argument --dial: must be a number from 0 to 1, got '1.5'"),
     (["evaluate", "run", "--k", "0"], "argument --k: must be a whole number of at least 1, got '0'"),
