@@ -137,22 +137,42 @@ class EmbeddedIndex:
             out["hnsw_prefix"] = self.prefix.nbytes()
         return out
 
-    # -- persistence: safetensors + JSON (the graph is rebuilt on load) -------------------------
+    # -- persistence: safetensors + JSON, and the HNSW graph in FAISS's own format -------------
+    GRAPH_FILE = "prefix.faiss"
+
     def save(self, directory: str | Path) -> None:
+        """Write ``vectors.safetensors``, ``index.json`` and, with ``hnsw=True``, the graph as
+        ``prefix.faiss`` (``faiss.write_index``), each file atomically, ``index.json`` last."""
         directory = Path(directory)
         tensors = {"prefix": self.prefix.vectors, "full": self.full.vectors, "ids": self.ids}
         atomic_write(directory / "vectors.safetensors", lambda p: save_file(tensors, str(p)))
+        if isinstance(self.prefix, HNSW):
+            graph = self.prefix.graph
+            atomic_write(directory / self.GRAPH_FILE, lambda p: faiss.write_index(graph, str(p)))
         atomic_write_json(directory / "index.json", {
             "backend": self.backend, "prefix_dim": self.prefix_dim, "full_dim": self.full_dim,
             "hnsw": self.hnsw, "hnsw_m": self.hnsw_m, "count": len(self)})
 
     @classmethod
     def load(cls, directory: str | Path) -> "EmbeddedIndex":
+        """The index :meth:`save` wrote. The HNSW graph is read back as saved (not rebuilt), so the
+        answers are the saved index's; a folder without ``prefix.faiss`` has its graph rebuilt."""
         directory = Path(directory)
         meta = read_json(directory / "index.json")
         index = cls(meta["prefix_dim"], meta["full_dim"], hnsw=meta["hnsw"], hnsw_m=meta["hnsw_m"])
         t = load_file(str(directory / "vectors.safetensors"))
-        index.add(t["prefix"], t["full"], t["ids"])
+        graph_file = directory / cls.GRAPH_FILE
+        if not (meta["hnsw"] and graph_file.exists()):
+            index.add(t["prefix"], t["full"], t["ids"])
+            return index
+        graph = faiss.read_index(str(graph_file))
+        if graph.ntotal != len(t["prefix"]) or graph.d != meta["prefix_dim"]:
+            raise ValueError(f"{graph_file}: a graph of {graph.ntotal} {graph.d}-d vectors, but the folder "
+                             f"holds {len(t['prefix'])} {meta['prefix_dim']}-d prefixes; rebuild the index")
+        index.prefix.graph = graph
+        index.prefix.vectors = np.ascontiguousarray(t["prefix"], dtype=np.float32)
+        index.full.vectors = np.ascontiguousarray(t["full"], dtype=np.float32)
+        index.ids = t["ids"].astype(np.int64)
         return index
 
 
