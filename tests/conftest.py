@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import importlib
+import os
+
 import numpy as np
 import pytest
 
 from steerable.data import Hierarchy
+
+
+def require(module: str, extra: str):
+    """``module`` imported; without it the test is skipped, except under CI (``CI`` set), which
+    installs every extra and so fails instead of skipping silently."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"{module} is not installed (pip install 'steerable[{extra}]')")
 
 
 def synthetic_hierarchy(k0: int = 4, branching: int = 4, per_fine: int = 40, dim: int = 16,
