@@ -10,8 +10,9 @@ after the first rows are loaded. The funnel is a single statement::
 
 (the inner query walks the HNSW index; the outer one reranks the shortlist by the full vector, ties
 to the lower id). ``hnsw.ef_search`` is ``max(ef_search, shortlist)`` (pgvector caps it at 1000;
-longer shortlists continue with pgvector's strict-order iterative scan). ``exact=True`` turns index
-scans off, so every ranking is an exact scan of the table.
+longer shortlists continue with pgvector's strict-order iterative scan), and sequential scans are
+off so that the index serves the shortlist even where the planner would scan a small table.
+``exact=True`` turns index scans off instead, so every ranking is an exact scan of the table.
 """
 
 from __future__ import annotations
@@ -149,6 +150,7 @@ class PgvectorIndex:
                                 "WITH (m = {}, ef_construction = {})").format(
                 sql.Identifier(f"{self.table}_prefix_hnsw"), t, sql.Literal(self.hnsw_m),
                 sql.Literal(self.ef_construction)))
+            cur.execute(sql.SQL("ANALYZE {}").format(t))
         self.conn.commit()
 
     # -- queries ---------------------------------------------------------------------------------
@@ -156,7 +158,10 @@ class PgvectorIndex:
         ef = min(_MAX_EF, max(self.ef_search, width))
         cur.execute(f"SET hnsw.ef_search = {int(ef)}")
         cur.execute(f"SET hnsw.iterative_scan = {'strict_order' if width > ef else 'off'}")
+        # the HNSW index serves every shortlist (on a small table the planner would rather scan it);
+        # exact: no index scans, every ranking scans the table
         cur.execute(f"SET enable_indexscan = {'off' if self.exact else 'on'}")
+        cur.execute(f"SET enable_seqscan = {'on' if self.exact else 'off'}")
 
     def _many(self, statement, params: list, width: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids, scores) of one statement run for each parameter set (one query each), padded with
@@ -233,8 +238,10 @@ class PgvectorIndex:
         return "\n".join(r[0] for r in rows)
 
     def close(self) -> None:
-        self.conn.commit()
-        self.conn.close()
+        """Commit what is pending and close the connection (again: nothing)."""
+        if not self.conn.closed:
+            self.conn.commit()
+            self.conn.close()
 
 
 def _first_line(e: Exception) -> str:
