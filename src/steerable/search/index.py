@@ -43,6 +43,8 @@ class SearchIndex(Protocol):
 
     def __len__(self) -> int: ...
 
+    def close(self) -> None: ...
+
 
 class HNSW:
     """A FAISS HNSW graph (inner product) over vectors: an approximate first stage."""
@@ -127,6 +129,9 @@ class EmbeddedIndex:
         rows, scores, extended = adaptive(self.prefix, self.full, _check("query prefix", q_prefix, self.prefix_dim),
                                           _check("query full", q_full, self.full_dim), k, shortlist, margin)
         return self._ids(rows), scores, extended
+
+    def close(self) -> None:
+        """Nothing to release: the index lives in memory."""
 
     def memory_bytes(self) -> dict[str, int]:
         out = {"prefix": self.prefix.vectors.nbytes, "full": self.full.vectors.nbytes}
@@ -246,8 +251,7 @@ def write_index_folder(directory: str | Path, prefix: np.ndarray, full: np.ndarr
         index.add(prefix, full)
     if isinstance(index, EmbeddedIndex):
         index.save(directory)
-    else:
-        index.close()
+    index.close()
     atomic_write(directory / "texts.jsonl", lambda p: p.write_text(
         "".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts)), encoding="utf-8"))
     remote = backend in ("qdrant", "pgvector") and url
