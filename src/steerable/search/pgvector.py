@@ -78,9 +78,10 @@ class _Stage:
 class PgvectorIndex:
     """A table in PostgreSQL (pgvector >= 0.8) at ``url``.
 
-    ``create=True`` makes the table (refused if it exists, unless ``overwrite=True``, which drops it
-    in the same transaction); ``create=False`` opens an existing one. Nothing is committed until
-    :meth:`add` (or :meth:`close`) commits it, so a build that fails leaves the database as it was.
+    ``create=True`` makes the table (refused if it exists, unless ``overwrite=True``, which drops it);
+    ``create=False`` opens an existing one. The table is made by the first :meth:`add` (or by
+    :meth:`close`), in the transaction that copies the rows in and builds the index, so a build that
+    fails leaves the database as it was. Queries run outside transactions (autocommit).
     """
 
     backend = "pgvector"
@@ -92,8 +93,10 @@ class PgvectorIndex:
         self.prefix_dim, self.full_dim = prefix_dim, full_dim
         self.table, self.url = _check_table(table), safe_url(url)
         self.hnsw_m, self.ef_construction, self.ef_search, self.exact = hnsw_m, ef_construction, ef_search, exact
+        self._applied: tuple | None = None  # the session settings last sent
+        self._to_create: str | None = None  # "create" / "replace": done by the first add
         try:
-            self.conn = psycopg.connect(url)
+            self.conn = psycopg.connect(url, autocommit=True)
         except psycopg.Error as e:
             raise ValueError(f"cannot connect to PostgreSQL at {self.url}: {_first_line(e)}") from None
         try:
@@ -111,38 +114,47 @@ class PgvectorIndex:
             if tuple(int(x) for x in version.split(".")[:2]) < MIN_PGVECTOR:
                 raise ValueError(f"PostgreSQL at {self.url}: pgvector {version}; the pgvector backend needs 0.8 or newer")
             exists = cur.execute("SELECT to_regclass(%s) IS NOT NULL", [self.table]).fetchone()[0]
-            if not create:
-                if not exists:
-                    raise ValueError(f"PostgreSQL at {self.url}: no table {self.table!r}")
-                dims = cur.execute(sql.SQL("SELECT vector_dims(prefix), vector_dims(embedding) FROM {} LIMIT 1")
-                                   .format(t)).fetchone()
-                if dims is not None and tuple(dims) != (self.prefix_dim, self.full_dim):
-                    raise ValueError(f"PostgreSQL at {self.url}: table {self.table!r} holds {dims[0]}-d prefixes "
-                                     f"and {dims[1]}-d vectors, not {self.prefix_dim} and {self.full_dim}")
-                self.conn.commit()
+            if create:
+                if exists and not overwrite:
+                    raise ValueError(f"PostgreSQL at {self.url}: table {self.table!r} already exists; pass "
+                                     f"--overwrite to replace it")
+                self._to_create = "replace" if exists else "create"
                 return
-            if exists and not overwrite:
-                raise ValueError(f"PostgreSQL at {self.url}: table {self.table!r} already exists; pass --overwrite "
-                                 f"to replace it")
+            if not exists:
+                raise ValueError(f"PostgreSQL at {self.url}: no table {self.table!r}")
+            dims = cur.execute(sql.SQL("SELECT vector_dims(prefix), vector_dims(embedding) FROM {} LIMIT 1")
+                               .format(t)).fetchone()
+            if dims is not None and tuple(dims) != (self.prefix_dim, self.full_dim):
+                raise ValueError(f"PostgreSQL at {self.url}: table {self.table!r} holds {dims[0]}-d prefixes "
+                                 f"and {dims[1]}-d vectors, not {self.prefix_dim} and {self.full_dim}")
+
+    def _create(self, cur) -> None:
+        sql, t = self.sql, self.sql.Identifier(self.table)
+        if self._to_create == "replace":
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(t))
-            cur.execute(sql.SQL("CREATE TABLE {} (id bigint PRIMARY KEY, prefix vector({}) NOT NULL, "
-                                "embedding vector({}) NOT NULL)").format(
-                t, sql.Literal(self.prefix_dim), sql.Literal(self.full_dim)))
+        cur.execute(sql.SQL("CREATE TABLE {} (id bigint PRIMARY KEY, prefix vector({}) NOT NULL, "
+                            "embedding vector({}) NOT NULL)").format(
+            t, sql.Literal(self.prefix_dim), sql.Literal(self.full_dim)))
 
     def __len__(self) -> int:
+        if self._to_create:
+            return 0
         with self.conn.cursor() as cur:
             n = cur.execute(self.sql.SQL("SELECT count(*) FROM {}").format(self.sql.Identifier(self.table))).fetchone()[0]
         return int(n)
 
     def add(self, prefix: np.ndarray, full: np.ndarray, ids: Sequence[int] | None = None) -> None:
-        """Copy the rows in, build the HNSW index on the prefix if there is none yet, commit."""
+        """In one transaction: make the table if it is new, copy the rows in, build the HNSW index on
+        the prefix if there is none yet."""
         sql, t = self.sql, self.sql.Identifier(self.table)
         prefix, full = _check("prefix", prefix, self.prefix_dim), _check("full", full, self.full_dim)
         if len(prefix) != len(full):
             raise ValueError(f"prefix and full have {len(prefix)} and {len(full)} rows")
         start = len(self)
         ids = range(start, start + len(prefix)) if ids is None else [int(i) for i in ids]
-        with self.conn.cursor() as cur:
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            if self._to_create:
+                self._create(cur)
             with cur.copy(sql.SQL("COPY {} (id, prefix, embedding) FROM STDIN").format(t)) as copy:
                 for i, p, f in zip(ids, prefix, full):
                     copy.write_row((i, vector_text(p), vector_text(f)))
@@ -151,35 +163,42 @@ class PgvectorIndex:
                 sql.Identifier(f"{self.table}_prefix_hnsw"), t, sql.Literal(self.hnsw_m),
                 sql.Literal(self.ef_construction)))
             cur.execute(sql.SQL("ANALYZE {}").format(t))
-        self.conn.commit()
+        self._to_create = None
 
     # -- queries ---------------------------------------------------------------------------------
     def _settings(self, cur, width: int) -> None:
+        """Send the session settings for a ranking of ``width`` rows, where they changed."""
         ef = min(_MAX_EF, max(self.ef_search, width))
+        settings = (ef, width > ef, self.exact)
+        if settings == self._applied:
+            return
         cur.execute(f"SET hnsw.ef_search = {int(ef)}")
         cur.execute(f"SET hnsw.iterative_scan = {'strict_order' if width > ef else 'off'}")
         # the HNSW index serves every shortlist (on a small table the planner would rather scan it);
         # exact: no index scans, every ranking scans the table
         cur.execute(f"SET enable_indexscan = {'off' if self.exact else 'on'}")
         cur.execute(f"SET enable_seqscan = {'on' if self.exact else 'off'}")
+        self._applied = settings
 
     def _many(self, statement, params: list, width: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids, scores) of one statement run for each parameter set (one query each), padded with
-        -1 / -inf; the statements go to the server in one pipeline."""
+        -1 / -inf; several statements go to the server in one pipeline."""
         ids = np.full((len(params), k), -1, np.int64)
         scores = np.full((len(params), k), -np.inf, np.float32)
         if not params:
             return ids, scores
         with self.conn.cursor() as cur:
             self._settings(cur, width)
-            cur.executemany(statement, params, returning=True)
+            if len(params) == 1:
+                cur.execute(statement, params[0])
+            else:
+                cur.executemany(statement, params, returning=True)
             for i in range(len(params)):
                 rows = cur.fetchall()
                 if rows:
                     ids[i, :len(rows)] = [r[0] for r in rows]
                     scores[i, :len(rows)] = [r[1] for r in rows]
                 cur.nextset()
-        self.conn.commit()
         return ids, scores
 
     def ranked(self, column: str, queries: np.ndarray, k: int, candidates: np.ndarray | None = None
@@ -234,14 +253,18 @@ class PgvectorIndex:
                 "EXPLAIN SELECT id FROM (SELECT id, embedding FROM {t} ORDER BY prefix <#> %(p)s::vector "
                 "LIMIT %(s)s) AS shortlist ORDER BY embedding <#> %(f)s::vector, id LIMIT %(k)s").format(t=t),
                 {"p": vector_text(q_prefix[0]), "f": vector_text(q_full[0]), "s": shortlist, "k": k}).fetchall()
-        self.conn.commit()
         return "\n".join(r[0] for r in rows)
 
     def close(self) -> None:
-        """Commit what is pending and close the connection (again: nothing)."""
-        if not self.conn.closed:
-            self.conn.commit()
-            self.conn.close()
+        """Make the table if it is still to be made (empty), and close the connection (again:
+        nothing)."""
+        if self.conn.closed:
+            return
+        if self._to_create:
+            with self.conn.transaction(), self.conn.cursor() as cur:
+                self._create(cur)
+            self._to_create = None
+        self.conn.close()
 
 
 def _first_line(e: Exception) -> str:
