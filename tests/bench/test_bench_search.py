@@ -105,3 +105,19 @@ def test_settings_are_chosen_on_selection_recall_and_reported_on_evaluation_reca
 def test_the_hnsw_256_sweep_is_fine_enough_for_equal_recall():
     efs = bench_search.parse_args([]).efs
     assert len(set(efs)) >= 8 and min(efs) == 16 and max(efs) == 512 and efs == sorted(efs)
+
+
+def test_the_real_engines_run_the_funnel_beside_faiss(postgres_url):
+    """engine-* rows: the funnel in Qdrant Edge and pgvector through the library's backends, on the
+    same documents and queries as the FAISS rows, and outside the chosen funnel's candidates."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(30, 256))
+    full, q, sel = clustered(rng, centres, 1500), clustered(rng, centres, 20), clustered(rng, centres, 20)
+    rows = contenders(unit(full[:, :64]), full, unit(q[:, :64]), q, [1500], [16], selection=(unit(sel[:, :64]), sel),
+                      engines=("qdrant-edge", "pgvector"), threads=2, pg_url=postgres_url)
+    by = {r["contender"]: r for r in rows if r.get("shortlist") == 1500}
+    for name in ("engine-qdrant-edge", "engine-pgvector"):
+        r = by[name]
+        assert r["recall@10"] == r["selection_recall@10"] == by["funnel-flat"]["recall@10"] == 1.0  # every doc reranked
+        assert r["qps"] > 0 and r["latency_ms"] > 0 and r["build_s"] > 0 and r["memory_mb"] > 0
+    assert choose(rows)["batch"]["funnel"]["candidates"] == sum(r["contender"].startswith("funnel") for r in rows)
