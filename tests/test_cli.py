@@ -111,21 +111,45 @@ def test_head_shape_is_a_setting(csv_file, tmp_path):
     assert len(config["run"]["schedule"]["terms"][0]["probs"]) == 3
 
 
-def test_index_and_search_with_both_backends(csv_file, tmp_path, capsys):
+def test_index_and_search_with_every_backend(csv_file, tmp_path, capsys, request):
     run = tmp_path / "run"
     assert _train(csv_file, run, "--head", "linear") == 0
     answers = {}
-    for backend in ("embedded", "qdrant"):
+    for backend in ("embedded", "faiss", "qdrant", "qdrant-edge", "pgvector"):
         idx = tmp_path / f"idx-{backend}"
+        server = ["--url", request.getfixturevalue("postgres_url")] if backend == "pgvector" else []
         assert main(["index", "--texts", str(csv_file), "--text-col", "title", "--model", str(run),
-                     "--backend", backend, "--out", str(idx), "--quiet"]) == 0
+                     "--backend", backend, *server, "--collection", "intents", "--out", str(idx), "--quiet"]) == 0
         capsys.readouterr()
         assert main(["search", str(idx), "i lost my card, block it", "--k", "3", "--shortlist", "20"]) == 0
         lines = capsys.readouterr().out.splitlines()
         assert lines[0].startswith("64-d shortlist of 20, 256-d rerank search over 108 documents")
         answers[backend] = lines[1:]
-    assert [l.split("]")[0] for l in answers["embedded"]] == [l.split("]")[0] for l in answers["qdrant"]]
+        # the same folder, collection or table again: refused before any work, kept as it was
+        assert main(["index", "--texts", str(csv_file), "--text-col", "title", "--model", str(run),
+                     "--backend", backend, *server, "--collection", "intents", "--out", str(idx)]) == 2
+        assert capsys.readouterr().err.strip() == \
+            f"steer: error: {idx}: already an index folder; pass --overwrite to replace it"
+        if backend == "pgvector":  # a new folder, but the server's table exists
+            assert main(["index", "--texts", str(csv_file), "--text-col", "title", "--model", str(run),
+                         "--backend", backend, *server, "--collection", "intents", "--out",
+                         str(tmp_path / "other"), "--quiet"]) == 2
+            assert "table 'intents' already exists; pass --overwrite to replace it" in capsys.readouterr().err
+        assert main(["index", "--texts", str(csv_file), "--text-col", "title", "--model", str(run),
+                     "--backend", backend, *server, "--collection", "intents", "--out", str(idx),
+                     "--overwrite", "--quiet"]) == 0
+    ranks = {backend: [line.split("]")[0] for line in lines] for backend, lines in answers.items()}
+    assert all(r == ranks["embedded"] for r in ranks.values()), ranks
     assert any("card" in line for line in answers["embedded"])
+
+
+def test_index_options_are_checked_before_any_work(tmp_path, capsys):
+    texts = tmp_path / "docs.txt"
+    texts.write_text("a\nb\n")
+    assert main(["index", "--texts", str(texts), "--model", str(tmp_path / "no-run"), "--backend", "pgvector",
+                 "--out", str(tmp_path / "idx")]) == 2
+    assert capsys.readouterr().err.strip() == "steer: error: the pgvector backend needs --url postgresql://..."
+    assert not (tmp_path / "idx").exists()
 
 
 def test_flat_is_a_run_like_any_other(csv_file, tmp_path, capsys):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from steerable.search.index import EmbeddedIndex, QdrantIndex, build_index
+from steerable.search.index import HNSW, EmbeddedIndex, QdrantIndex, build_index
 
 
 def _unit(x):
@@ -95,6 +95,37 @@ def test_save_and_load(data, tmp_path):
     for shortlist in (None, 50):
         np.testing.assert_array_equal(index.search(pq, fq, shortlist=shortlist)[0],
                                       again.search(pq, fq, shortlist=shortlist)[0])
+
+
+def test_the_hnsw_graph_is_saved_and_read_back_not_rebuilt(data, tmp_path, monkeypatch):
+    pd, fd, pq, fq = data
+    index = EmbeddedIndex(8, 32, hnsw=True)
+    index.add(pd, fd, ids=np.arange(600) + 7)
+    index.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.json", "prefix.faiss", "vectors.safetensors"]
+    monkeypatch.setattr(HNSW, "add", lambda *a: pytest.fail("the graph was rebuilt"))
+    again = EmbeddedIndex.load(tmp_path)
+    assert again.prefix.graph.ntotal == len(again) == 600
+    assert again.memory_bytes() == index.memory_bytes()
+    for shortlist in (None, 50):
+        a, sa = index.search(pq, fq, shortlist=shortlist)
+        b, sb = again.search(pq, fq, shortlist=shortlist)
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(sa, sb)
+    np.testing.assert_array_equal(index.adaptive(pq, fq, shortlist=40)[0], again.adaptive(pq, fq, shortlist=40)[0])
+
+
+def test_a_graph_that_does_not_match_the_vectors_is_refused(data, tmp_path):
+    pd, fd, _, _ = data
+    small = EmbeddedIndex(8, 32, hnsw=True)
+    small.add(pd[:10], fd[:10])
+    small.save(tmp_path / "small")
+    index = EmbeddedIndex(8, 32, hnsw=True)
+    index.add(pd, fd)
+    index.save(tmp_path)
+    (tmp_path / "small" / "prefix.faiss").replace(tmp_path / "prefix.faiss")
+    with pytest.raises(ValueError, match=r"prefix.faiss: a graph of 10 8-d vectors, but the folder holds 600"):
+        EmbeddedIndex.load(tmp_path)
 
 
 def test_bad_shapes_are_refused():

@@ -10,7 +10,8 @@ import torch
 from ..encoder import SteerableEncoder
 from ..io import read_json
 from ..model import SteerableModel
-from ..search import open_index_folder, write_index_folder
+from ..search import BACKENDS, open_index_folder, write_index_folder
+from ..search.qdrant import DEFAULT_COLLECTION
 from ..search.ranking import truncate
 from ..stream import encode_file, iter_text_chunks
 from .common import add_backbone_args, backbone_options, non_negative_float, positive_int, unit_interval
@@ -23,6 +24,11 @@ def read_texts(path: str, text_col: str | None) -> list[str]:
 
 
 def cmd_index(args) -> int:
+    out = Path(args.out)
+    if (out / "meta.json").exists() and not args.overwrite:  # before any encoding
+        raise ValueError(f"{out}: already an index folder; pass --overwrite to replace it")
+    if args.backend == "pgvector" and not args.url:
+        raise ValueError("the pgvector backend needs --url postgresql://...")
     texts = read_texts(args.texts, args.text_col)
     if args.embeddings:
         data = np.load(args.embeddings)
@@ -41,14 +47,23 @@ def cmd_index(args) -> int:
         model = str(Path(args.model).resolve())
     if len(prefix) != len(texts):
         raise ValueError(f"{len(texts)} texts but {len(prefix)} embeddings")
-    write_index_folder(args.out, prefix, full, texts, backend=args.backend, model=model, url=args.url)
+    write_index_folder(args.out, prefix, full, texts, backend=args.backend, model=model, url=args.url,
+                       collection=args.collection, overwrite=args.overwrite)
+    where = f" (collection {args.collection!r})" if args.backend in ("qdrant", "qdrant-edge", "pgvector") else ""
     print(f"index: {len(texts)} documents, prefix {prefix.shape[1]}-d + full {full.shape[1]}-d, "
-          f"backend {args.backend} -> {args.out}")
+          f"backend {args.backend}{where} -> {args.out}")
     return 0
 
 
 def cmd_search(args) -> int:
-    index, meta, texts = open_index_folder(args.index)
+    index, meta, texts = open_index_folder(args.index, url=args.url)
+    try:
+        return _search(index, meta, texts, args)
+    finally:
+        index.close()
+
+
+def _search(index, meta: dict, texts: list[str], args) -> int:
     if not meta.get("model"):
         raise ValueError("this index was built from an embeddings file; it has no model to encode a "
                          "text query with")
@@ -109,15 +124,22 @@ def register(sub) -> None:
     p = sub.add_parser("index", help="build a search index of texts (or of an embeddings file)",
                        description="Encode texts with a trained model (short prefix + full vector) "
                                    "and store them in a search index folder: embedded (numpy), "
-                                   "faiss (HNSW graph on the prefix) or qdrant (local files, or a "
-                                   "server with --url).")
+                                   "faiss (HNSW graph on the prefix, saved in the folder), qdrant "
+                                   "(qdrant-client local mode in the folder, or a server with --url), "
+                                   "qdrant-edge (Qdrant's engine in process, in the folder) or pgvector "
+                                   "(a PostgreSQL table at --url).")
     p.add_argument("--texts", required=True, help=".txt (one text a line), or .csv/.jsonl/.parquet")
     p.add_argument("--text-col", help="text column of a table file (default: text)")
     p.add_argument("--model", help="run folder of a trained model")
     p.add_argument("--embeddings", help=".npz with 'prefix' and 'full' arrays, or .npy full vectors")
     p.add_argument("--prefix-dim", type=positive_int, default=64, help="shortlist prefix dims (default 64)")
-    p.add_argument("--backend", default="embedded", choices=["embedded", "faiss", "qdrant"])
-    p.add_argument("--url", help="Qdrant server URL (default: Qdrant local mode in the folder)")
+    p.add_argument("--backend", default="embedded", choices=list(BACKENDS))
+    p.add_argument("--url", help="pgvector: postgresql://... (required; its password is not stored); qdrant: a "
+                                 "server URL (default: local mode in the folder)")
+    p.add_argument("--collection", default=DEFAULT_COLLECTION,
+                   help=f"Qdrant collection or PostgreSQL table (default {DEFAULT_COLLECTION})")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing index folder, collection or table (refused otherwise)")
     p.add_argument("--out", required=True, help="index folder")
     p.add_argument("--quiet", action="store_true")
     add_backbone_args(p.add_argument_group("backbone (default: as the model was trained)"), name=False)
@@ -129,6 +151,7 @@ def register(sub) -> None:
                                    "vector.")
     p.add_argument("index", help="index folder written by `steer index`")
     p.add_argument("query", help="query text")
+    p.add_argument("--url", help="server URL instead of the one the index was built with (e.g. with a password)")
     p.add_argument("--k", type=positive_int, default=10)
     p.add_argument("--shortlist", type=positive_int, default=100, help="prefix shortlist size (default 100)")
     p.add_argument("--exact", action="store_true", help="exact full-vector search")

@@ -49,6 +49,14 @@ class Exact:
         return rerank(queries, self.vectors, candidates, k)
 
 
+def checked(name: str, x: np.ndarray, dim: int) -> np.ndarray:
+    """``x`` as a contiguous float32 (n, dim) array, or a ValueError naming it."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise ValueError(f"{name} must have shape (n, {dim}), got {x.shape}")
+    return x
+
+
 def _check_shortlist(shortlist: int, k: int, n_docs: int) -> int:
     shortlist = min(shortlist, n_docs)
     if shortlist < min(k, n_docs):

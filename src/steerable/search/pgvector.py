@@ -1,0 +1,271 @@
+"""PostgreSQL with pgvector: one table, an HNSW index on the prefix, the funnel as one SQL statement.
+
+The table ``<table>(id bigint primary key, prefix vector(P), embedding vector(F))`` holds the unit-
+length prefix and full vector of each document; an HNSW index (inner product) is built on ``prefix``
+after the first rows are loaded. The funnel is a single statement::
+
+    SELECT id, -(embedding <#> :full) FROM
+      (SELECT id, embedding FROM <table> ORDER BY prefix <#> :prefix LIMIT :shortlist) AS shortlist
+    ORDER BY embedding <#> :full, id LIMIT :k
+
+(the inner query walks the HNSW index; the outer one reranks the shortlist by the full vector, ties
+to the lower id). ``hnsw.ef_search`` is ``max(ef_search, shortlist)`` (pgvector caps it at 1000;
+longer shortlists continue with pgvector's strict-order iterative scan), and sequential scans are
+off so that the index serves the shortlist even where the planner would scan a small table.
+``exact=True`` turns index scans off instead, so every ranking is an exact scan of the table.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+
+from .funnel import adaptive
+from .funnel import checked as _check
+
+MIN_PGVECTOR = (0, 8)  # subvector, l2_normalize and the iterative index scans
+_MAX_EF = 1000  # pgvector's ceiling for hnsw.ef_search
+
+
+def _psycopg():
+    try:
+        import psycopg
+        from psycopg import sql
+    except ImportError:
+        raise ImportError("the pgvector backend needs the 'pgvector' extra: pip install 'steerable[pgvector]'") from None
+    return psycopg, sql
+
+
+def safe_url(url: str) -> str:
+    """``url`` without its password (libpq then reads it from PGPASSWORD or ~/.pgpass)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}@{host}"))
+
+
+def vector_text(v: np.ndarray) -> str:
+    """pgvector's text form of a float32 vector; every float32 reads back exactly."""
+    return "[" + ",".join(map(repr, v.tolist())) + "]"
+
+
+def _check_table(name: str) -> str:
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+        raise ValueError(f"pgvector table name {name!r}: use lower-case letters, digits and _ (at most 63)")
+    return name
+
+
+class _Stage:
+    """The prefix or the full vector of the table as a :class:`~steerable.search.funnel.Stage`."""
+
+    def __init__(self, index: "PgvectorIndex", column: str):
+        self.index, self.column = index, column
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.index.ranked(self.column, queries, k)
+
+    def rerank(self, queries: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.index.ranked(self.column, queries, k, candidates=candidates)
+
+
+class PgvectorIndex:
+    """A table in PostgreSQL (pgvector >= 0.8) at ``url``.
+
+    ``create=True`` makes the table (refused if it exists, unless ``overwrite=True``, which drops it);
+    ``create=False`` opens an existing one. The table is made by the first :meth:`add` (or by
+    :meth:`close`), in the transaction that copies the rows in and builds the index, so a build that
+    fails leaves the database as it was. Queries run outside transactions (autocommit).
+    """
+
+    backend = "pgvector"
+
+    def __init__(self, prefix_dim: int, full_dim: int, *, url: str, table: str = "steerable",
+                 create: bool = True, overwrite: bool = False, hnsw_m: int = 32, ef_construction: int = 80,
+                 ef_search: int = 128, exact: bool = False):
+        psycopg, self.sql = _psycopg()
+        self.prefix_dim, self.full_dim = prefix_dim, full_dim
+        self.table, self.url = _check_table(table), safe_url(url)
+        self.hnsw_m, self.ef_construction, self.ef_search, self.exact = hnsw_m, ef_construction, ef_search, exact
+        self._applied: tuple | None = None  # the session settings last sent
+        self._to_create: str | None = None  # "create" / "replace": done by the first add
+        try:
+            self.conn = psycopg.connect(url, autocommit=True)
+        except psycopg.Error as e:
+            raise ValueError(f"cannot connect to PostgreSQL at {self.url}: {_first_line(e)}") from None
+        try:
+            self._prepare(create, overwrite)
+        except BaseException:
+            self.conn.close()
+            raise
+        self.prefix, self.full = _Stage(self, "prefix"), _Stage(self, "embedding")
+
+    def _prepare(self, create: bool, overwrite: bool) -> None:
+        sql, t = self.sql, self.sql.Identifier(self.table)
+        with self.conn.cursor() as cur:
+            cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            version = cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
+            if tuple(int(x) for x in version.split(".")[:2]) < MIN_PGVECTOR:
+                raise ValueError(f"PostgreSQL at {self.url}: pgvector {version}; the pgvector backend needs 0.8 or newer")
+            exists = cur.execute("SELECT to_regclass(%s) IS NOT NULL", [self.table]).fetchone()[0]
+            if create:
+                if exists and not overwrite:
+                    raise ValueError(f"PostgreSQL at {self.url}: table {self.table!r} already exists; pass "
+                                     f"--overwrite to replace it")
+                self._to_create = "replace" if exists else "create"
+                return
+            if not exists:
+                raise ValueError(f"PostgreSQL at {self.url}: no table {self.table!r}")
+            dims = cur.execute(sql.SQL("SELECT vector_dims(prefix), vector_dims(embedding) FROM {} LIMIT 1")
+                               .format(t)).fetchone()
+            if dims is not None and tuple(dims) != (self.prefix_dim, self.full_dim):
+                raise ValueError(f"PostgreSQL at {self.url}: table {self.table!r} holds {dims[0]}-d prefixes "
+                                 f"and {dims[1]}-d vectors, not {self.prefix_dim} and {self.full_dim}")
+
+    def _create(self, cur) -> None:
+        sql, t = self.sql, self.sql.Identifier(self.table)
+        if self._to_create == "replace":
+            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(t))
+        cur.execute(sql.SQL("CREATE TABLE {} (id bigint PRIMARY KEY, prefix vector({}) NOT NULL, "
+                            "embedding vector({}) NOT NULL)").format(
+            t, sql.Literal(self.prefix_dim), sql.Literal(self.full_dim)))
+
+    def __len__(self) -> int:
+        if self._to_create:
+            return 0
+        with self.conn.cursor() as cur:
+            n = cur.execute(self.sql.SQL("SELECT count(*) FROM {}").format(self.sql.Identifier(self.table))).fetchone()[0]
+        return int(n)
+
+    def add(self, prefix: np.ndarray, full: np.ndarray, ids: Sequence[int] | None = None) -> None:
+        """In one transaction: make the table if it is new, copy the rows in, build the HNSW index on
+        the prefix if there is none yet."""
+        sql, t = self.sql, self.sql.Identifier(self.table)
+        prefix, full = _check("prefix", prefix, self.prefix_dim), _check("full", full, self.full_dim)
+        if len(prefix) != len(full):
+            raise ValueError(f"prefix and full have {len(prefix)} and {len(full)} rows")
+        start = len(self)
+        ids = range(start, start + len(prefix)) if ids is None else [int(i) for i in ids]
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            if self._to_create:
+                self._create(cur)
+            with cur.copy(sql.SQL("COPY {} (id, prefix, embedding) FROM STDIN").format(t)) as copy:
+                for i, p, f in zip(ids, prefix, full):
+                    copy.write_row((i, vector_text(p), vector_text(f)))
+            cur.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (prefix vector_ip_ops) "
+                                "WITH (m = {}, ef_construction = {})").format(
+                sql.Identifier(f"{self.table}_prefix_hnsw"), t, sql.Literal(self.hnsw_m),
+                sql.Literal(self.ef_construction)))
+            cur.execute(sql.SQL("ANALYZE {}").format(t))
+        self._to_create = None
+
+    # -- queries ---------------------------------------------------------------------------------
+    def _settings(self, cur, width: int) -> None:
+        """Send the session settings for a ranking of ``width`` rows, where they changed."""
+        ef = min(_MAX_EF, max(self.ef_search, width))
+        settings = (ef, width > ef, self.exact)
+        if settings == self._applied:
+            return
+        cur.execute(f"SET hnsw.ef_search = {int(ef)}")
+        cur.execute(f"SET hnsw.iterative_scan = {'strict_order' if width > ef else 'off'}")
+        # the HNSW index serves every shortlist (on a small table the planner would rather scan it);
+        # exact: no index scans, every ranking scans the table
+        cur.execute(f"SET enable_indexscan = {'off' if self.exact else 'on'}")
+        cur.execute(f"SET enable_seqscan = {'on' if self.exact else 'off'}")
+        self._applied = settings
+
+    def _many(self, statement, params: list, width: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, scores) of one statement run for each parameter set (one query each), padded with
+        -1 / -inf; several statements go to the server in one pipeline."""
+        ids = np.full((len(params), k), -1, np.int64)
+        scores = np.full((len(params), k), -np.inf, np.float32)
+        if not params:
+            return ids, scores
+        with self.conn.cursor() as cur:
+            self._settings(cur, width)
+            if len(params) == 1:
+                cur.execute(statement, params[0])
+            else:
+                cur.executemany(statement, params, returning=True)
+            for i in range(len(params)):
+                rows = cur.fetchall()
+                if rows:
+                    ids[i, :len(rows)] = [r[0] for r in rows]
+                    scores[i, :len(rows)] = [r[1] for r in rows]
+                cur.nextset()
+        return ids, scores
+
+    def ranked(self, column: str, queries: np.ndarray, k: int, candidates: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, scores): each query's ``k`` nearest rows by ``column`` (best first, ties to the
+        lower id), among its ``candidates`` ids when given."""
+        sql, t, c = self.sql, self.sql.Identifier(self.table), self.sql.Identifier(column)
+        where = sql.SQL("WHERE id = ANY(%(ids)s) ") if candidates is not None else sql.SQL("")
+        # ties to the lower id, except where the HNSW index serves the ORDER BY (distance alone)
+        tie = sql.SQL("") if column == "prefix" and candidates is None else sql.SQL(", id")
+        statement = sql.SQL("SELECT id, -({c} <#> %(q)s::vector) FROM {t} {where}"
+                            "ORDER BY {c} <#> %(q)s::vector{tie} LIMIT %(k)s").format(c=c, t=t, where=where, tie=tie)
+        params = [{"q": vector_text(q), "k": k} for q in queries]
+        if candidates is not None:
+            for p, cand in zip(params, candidates):
+                p["ids"] = [int(i) for i in cand if i >= 0]
+        return self._many(statement, params, k, k)
+
+    def search(self, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10,
+               shortlist: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, scores): exact by the full vector, or the funnel with ``shortlist``, one statement
+        a query."""
+        q_prefix = _check("query prefix", q_prefix, self.prefix_dim)
+        q_full = _check("query full", q_full, self.full_dim)
+        if shortlist is None:
+            return self.ranked("embedding", q_full, k)
+        shortlist = max(shortlist, k)
+        sql, t = self.sql, self.sql.Identifier(self.table)
+        statement = sql.SQL(
+            "SELECT id, -(embedding <#> %(f)s::vector) FROM "
+            "(SELECT id, embedding FROM {t} ORDER BY prefix <#> %(p)s::vector LIMIT %(shortlist)s) AS shortlist "
+            "ORDER BY embedding <#> %(f)s::vector, id LIMIT %(k)s").format(t=t)
+        params = [{"p": vector_text(qp), "f": vector_text(qf), "shortlist": shortlist, "k": k}
+                  for qp, qf in zip(q_prefix, q_full)]
+        return self._many(statement, params, shortlist, k)
+
+    def search_prefix(self, q_prefix: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        return self.ranked("prefix", _check("query prefix", q_prefix, self.prefix_dim), k)
+
+    def adaptive(self, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10, shortlist: int = 100,
+                 margin: float = 0.02) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ids, scores, extended): :func:`steerable.search.funnel.adaptive` over this table."""
+        return adaptive(self.prefix, self.full, _check("query prefix", q_prefix, self.prefix_dim),
+                        _check("query full", q_full, self.full_dim), k, shortlist, margin)
+
+    def explain(self, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10, shortlist: int = 100) -> str:
+        """PostgreSQL's plan of the funnel statement for one query (to check the HNSW index is used)."""
+        sql, t = self.sql, self.sql.Identifier(self.table)
+        with self.conn.cursor() as cur:
+            self._settings(cur, shortlist)
+            rows = cur.execute(sql.SQL(
+                "EXPLAIN SELECT id FROM (SELECT id, embedding FROM {t} ORDER BY prefix <#> %(p)s::vector "
+                "LIMIT %(s)s) AS shortlist ORDER BY embedding <#> %(f)s::vector, id LIMIT %(k)s").format(t=t),
+                {"p": vector_text(q_prefix[0]), "f": vector_text(q_full[0]), "s": shortlist, "k": k}).fetchall()
+        return "\n".join(r[0] for r in rows)
+
+    def close(self) -> None:
+        """Make the table if it is still to be made (empty), and close the connection (again:
+        nothing)."""
+        if self.conn.closed:
+            return
+        if self._to_create:
+            with self.conn.transaction(), self.conn.cursor() as cur:
+                self._create(cur)
+            self._to_create = None
+        self.conn.close()
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]

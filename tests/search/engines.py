@@ -1,0 +1,44 @@
+"""Shared data of the engine tests: a few thousand clustered documents and their queries."""
+
+import numpy as np
+
+
+def unit(x):
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def clustered(n_docs=3000, n_queries=50, seed=0):
+    """(doc prefixes 64-d, doc full vectors 256-d, query prefixes, query full vectors): clusters that
+    show in the first 64 dims, so the prefix shortlists well but not perfectly."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(40, 256))
+    centres[:, 64:] *= 0.3
+
+    def sample(n):
+        return unit(centres[rng.integers(0, 40, n)] + 0.6 * rng.normal(size=(n, 256)))
+    docs, queries = sample(n_docs), sample(n_queries)
+    return unit(docs[:, :64]), docs, unit(queries[:, :64]), queries
+
+
+def adaptive_margin(embedded, q_prefix):
+    """A margin halfway between two queries' prefix top-1/top-2 gaps, so no query sits on it."""
+    gaps = np.sort(-np.diff(embedded.search_prefix(q_prefix, 2)[1], axis=1)[:, 0])
+    mid = len(gaps) // 2
+    return float(gaps[mid - 1] + gaps[mid]) / 2
+
+
+def assert_same_answers(embedded, other, pq, fq, shortlist=100):
+    """The same top 10 (and scores to float rounding) for exact, funnel, prefix-alone and adaptive
+    search as the embedded backend."""
+    for sl in (None, shortlist):
+        a, sa = embedded.search(pq, fq, k=10, shortlist=sl)
+        b, sb = other.search(pq, fq, k=10, shortlist=sl)
+        np.testing.assert_array_equal(b, a)
+        np.testing.assert_allclose(sb, sa, atol=1e-5)
+    np.testing.assert_array_equal(other.search_prefix(pq, 10)[0], embedded.search_prefix(pq, 10)[0])
+    margin = adaptive_margin(embedded, pq)
+    a, _, ea = embedded.adaptive(pq, fq, k=10, shortlist=shortlist, margin=margin)
+    b, _, eb = other.adaptive(pq, fq, k=10, shortlist=shortlist, margin=margin)
+    assert 0 < ea.sum() < len(ea)
+    np.testing.assert_array_equal(eb, ea)
+    np.testing.assert_array_equal(b, a)

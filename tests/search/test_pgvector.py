@@ -1,0 +1,126 @@
+"""steerable.search.pgvector against a real PostgreSQL server with pgvector, started by the tests
+(``postgres_url`` in conftest)."""
+
+import numpy as np
+import pytest
+
+from conftest import require
+from engines import assert_same_answers, clustered
+from steerable.search import EmbeddedIndex, PgvectorIndex, open_index_folder, write_index_folder
+from steerable.search.pgvector import safe_url
+
+require("psycopg", "pgvector")
+
+
+@pytest.fixture(scope="module")
+def url(postgres_url):
+    return postgres_url
+
+
+@pytest.fixture(scope="module")
+def data():
+    return clustered()
+
+
+@pytest.fixture(scope="module")
+def embedded(data):
+    pd, fd, _, _ = data
+    index = EmbeddedIndex(64, 256)
+    index.add(pd, fd)
+    return index
+
+
+@pytest.fixture(scope="module")
+def table(url, data):
+    pd, fd, _, _ = data
+    index = PgvectorIndex(64, 256, url=url, table="docs", ef_search=1000)
+    index.add(pd, fd)
+    yield index
+    index.close()
+
+
+def test_the_funnel_is_one_statement_that_walks_the_hnsw_index(table, data):
+    _, _, pq, fq = data
+    assert len(table) == 3000
+    plan = table.explain(pq, fq, shortlist=100)
+    assert "Index Scan using docs_prefix_hnsw on docs" in plan
+    table.exact = True
+    try:
+        assert "Index Scan" not in table.explain(pq, fq, shortlist=100)
+    finally:
+        table.exact = False
+
+
+@pytest.mark.parametrize("exact", [False, True], ids=["hnsw ef_search 1000", "exact scan"])
+def test_pgvector_returns_the_embedded_top_10(table, embedded, data, exact):
+    """HNSW searched with ef_search 1000 over 3,000 documents finds the exact prefix shortlist here;
+    ``exact=True`` turns index scans off, so PostgreSQL scans the table."""
+    _, _, pq, fq = data
+    table.exact = exact
+    try:
+        assert_same_answers(embedded, table, pq, fq)
+    finally:
+        table.exact = False
+
+
+def test_shortlists_longer_than_ef_search_are_complete(table, embedded, data):
+    _, _, pq, fq = data
+    table.ef_search = 40
+    try:
+        ids, _ = table.prefix.search(pq[:5], 1500)  # past pgvector's ef_search ceiling of 1000
+    finally:
+        table.ef_search = 1000
+    assert (ids >= 0).all() and all(len(set(row)) == 1500 for row in ids)
+
+
+def test_an_existing_table_is_refused_unless_overwritten(url, data):
+    pd, fd, _, _ = data
+    PgvectorIndex(64, 256, url=url, table="kept").close()
+    with pytest.raises(ValueError, match=r"^PostgreSQL at .*: table 'kept' already exists; pass --overwrite"):
+        PgvectorIndex(64, 256, url=url, table="kept")
+    with pytest.raises(ValueError, match=r"^PostgreSQL at .*: no table 'missing'$"):
+        PgvectorIndex(64, 256, url=url, table="missing", create=False)
+    with pytest.raises(ValueError, match=r"table 'docs' holds 64-d prefixes and 256-d vectors, not 32 and 256"):
+        PgvectorIndex(32, 256, url=url, table="docs", create=False)
+    with pytest.raises(ValueError, match=r"pgvector table name 'Bad-Name'"):
+        PgvectorIndex(64, 256, url=url, table="Bad-Name")
+    index = PgvectorIndex(64, 256, url=url, table="kept", overwrite=True)
+    index.add(pd[:10], fd[:10])
+    index.close()
+    assert len(PgvectorIndex(64, 256, url=url, table="kept", create=False)) == 10
+
+
+def test_a_failed_build_leaves_the_database_as_it_was(url, data):
+    pd, fd, _, _ = data
+    index = PgvectorIndex(64, 256, url=url, table="half")
+    with pytest.raises(Exception):
+        index.add(pd[:10], fd[:10], ids=[1] * 10)  # duplicate ids: the copy fails
+    index.conn.close()
+    with pytest.raises(ValueError, match="no table 'half'"):
+        PgvectorIndex(64, 256, url=url, table="half", create=False)
+
+
+def test_a_server_that_is_not_there_is_one_line(tmp_path):
+    with pytest.raises(ValueError, match=r"^cannot connect to PostgreSQL at postgresql://u@/db\?host=.*nowhere: "):
+        PgvectorIndex(64, 256, url=f"postgresql://u:secret@/db?host={tmp_path}/nowhere")
+
+
+def test_index_folders_on_pgvector(url, data, embedded, tmp_path):
+    pd, fd, pq, fq = data
+    texts = [f"doc {i}" for i in range(len(pd))]
+    with pytest.raises(ValueError, match="the pgvector backend needs --url"):
+        write_index_folder(tmp_path / "idx", pd, fd, texts, backend="pgvector")
+    write_index_folder(tmp_path / "idx", pd, fd, texts, backend="pgvector", url=url, collection="news").close()
+    index, meta, again = open_index_folder(tmp_path / "idx")
+    assert (meta["backend"], meta["collection"], meta["url"], again) == ("pgvector", "news", safe_url(url), texts)
+    index.ef_search = 1000
+    np.testing.assert_array_equal(index.search(pq, fq, shortlist=100)[0], embedded.search(pq, fq, shortlist=100)[0])
+    index.close()
+    with pytest.raises(ValueError, match="table 'news' already exists; pass --overwrite"):
+        write_index_folder(tmp_path / "other", pd, fd, texts, backend="pgvector", url=url, collection="news")
+
+
+def test_a_password_is_not_stored():
+    assert safe_url("postgresql://me:s3cret@db.example:5433/app?sslmode=require") == \
+        "postgresql://me@db.example:5433/app?sslmode=require"
+    assert safe_url("postgresql://me@db/app") == "postgresql://me@db/app"
