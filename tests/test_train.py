@@ -99,3 +99,49 @@ def test_training_matches_the_plain_per_tensor_loop_bit_for_bit():
             opt.step()
     for (name, a), b in zip(fast.state_dict().items(), plain.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_a_killed_training_resumes_from_its_checkpoint_with_the_same_numbers(tmp_path, monkeypatch):
+    import steerable.train as train_module
+
+    x, y, h = synthetic_hierarchy(per_fine=10)
+    sch = preset("v5")
+    cfg = TrainConfig(epochs=3, batch_size=16, lr=1e-3, seed=5, lr_schedule="cosine")
+
+    def fresh():
+        torch.manual_seed(5)
+        return SteerableModel.for_schedule(sch, "mlp", 16, h, "synthetic", {"block_dim": 8})
+
+    whole = fresh()
+    hist = train(whole, sch, x, y, x[:40], y[:40], cfg, progress=False)
+
+    ckpt = tmp_path / "run.checkpoint.safetensors"
+    real, calls = train_module.validation_accuracy, []
+
+    def killed_in_epoch_two(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(train_module, "validation_accuracy", killed_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(fresh(), sch, x, y, x[:40], y[:40], cfg, progress=False, checkpoint=ckpt)
+    monkeypatch.setattr(train_module, "validation_accuracy", real)
+    assert ckpt.exists()  # written after epoch 1
+    torch.manual_seed(123)  # the resumed run restores its own random streams
+    resumed = fresh()
+    hist2 = train(resumed, sch, x, y, x[:40], y[:40], cfg, progress=False, checkpoint=ckpt)
+    assert not ckpt.exists()
+    assert hist2["epochs"] == [e | {"seconds": e2["seconds"]} for e, e2 in zip(hist["epochs"], hist2["epochs"])]
+    assert hist2["best_epoch"] == hist["best_epoch"]
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    # a checkpoint of another training (other seed) is ignored
+    other = fresh()
+    train_module._save_checkpoint(ckpt, "another", 2, other, torch.optim.AdamW(other.parameters()), None,
+                                  np.random.default_rng(0), {"epochs": [], "best_epoch": None}, 0.0, None)
+    again = fresh()
+    train(again, sch, x, y, x[:40], y[:40], cfg, progress=False, checkpoint=ckpt)
+    for a, b in zip(whole.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
+from .io import atomic_write
 from .losses import LOSS_KINDS, LossConfig, Step
 from .metrics import knn_accuracy
 from .model import SteerableModel
@@ -122,12 +128,18 @@ def schedule_loss(model: SteerableModel, schedule: Schedule, x: torch.Tensor, y:
 
 
 def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_train: np.ndarray,
-          x_val: np.ndarray, y_val: np.ndarray, cfg: TrainConfig, *, progress: bool = True) -> dict:
+          x_val: np.ndarray, y_val: np.ndarray, cfg: TrainConfig, *, progress: bool = True,
+          checkpoint: str | Path | None = None) -> dict:
     """Train ``model`` in place; keep the epoch with the best validation k-NN (coarse + fine, full dim).
 
     A head that is fitted rather than trained (PCA) is fitted on ``x_train`` first. Returns the training
     history: per-epoch loss, validation accuracies, seconds, and the best epoch; empty for a schedule
     with no terms (nothing to train).
+
+    ``checkpoint``: a file written (atomically) after every epoch with everything the next epoch
+    depends on (weights, optimiser, random streams, history). A training of the same model, schedule,
+    settings and data that finds it continues after its epoch, with the numbers of an uninterrupted
+    run; a checkpoint of any other training is ignored and overwritten. Removed when training ends.
     """
     model.head.fit(torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32)))
     if not schedule.trains:
@@ -154,8 +166,16 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda t: 0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * min(t, total_steps) / total_steps)))
     balanced = BalancedBatches(y_train[:, -1], cfg.batch_size) if cfg.sampler == "balanced" else None
-    bar = tqdm(total=cfg.epochs * steps, desc=f"train {schedule.name}", unit="step", disable=not progress)
-    for epoch in range(1, cfg.epochs + 1):
+    first = 1
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        key = _training_digest(model, schedule, cfg, x_train, y_train)
+        resumed = _load_checkpoint(checkpoint, key, model, opt, sched, rng)
+        if resumed is not None:
+            first, history, best_score, best_state = resumed
+    bar = tqdm(total=cfg.epochs * steps, initial=(first - 1) * steps, desc=f"train {schedule.name}", unit="step",
+               disable=not progress)
+    for epoch in range(first, cfg.epochs + 1):
         model.train()
         t0, losses = time.perf_counter(), []
         perm = rng.permutation(len(x))
@@ -180,12 +200,63 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
         if score > best_score or not cfg.select_best:
             best_score, best_state = score, copy.deepcopy(model.state_dict())
             history["best_epoch"] = epoch
+        if checkpoint is not None and epoch < cfg.epochs:
+            _save_checkpoint(checkpoint, key, epoch, model, opt, sched, rng, history, best_score, best_state)
     bar.close()
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
     model.load_state_dict(best_state)
     if model.head.posterior and "train_mix" in model.head.posterior:
         history["posterior_scales"] = model.head.calibrate(x, y_train[:, 0])
     model.eval()
     return history
+
+
+def _training_digest(model: SteerableModel, schedule: Schedule, cfg: TrainConfig, x: np.ndarray,
+                     y: np.ndarray) -> str:
+    """What determines a training: the model's configuration, schedule, settings and data."""
+    h = hashlib.sha1(json.dumps({"model": model.get_config_dict(), "schedule": schedule.to_dict(),
+                                 "train": cfg.to_dict()}, sort_keys=True, default=str).encode())
+    h.update(np.ascontiguousarray(x, dtype=np.float32).tobytes())
+    h.update(np.ascontiguousarray(y).tobytes())
+    return h.hexdigest()
+
+
+def _save_checkpoint(path: Path, key: str, epoch: int, model: SteerableModel, opt, sched, rng, history: dict,
+                     best_score: float, best_state: dict | None) -> None:
+    tensors = {f"model.{k}": v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    tensors |= {f"best.{k}": v.clone().contiguous() for k, v in (best_state or {}).items()}
+    state = opt.state_dict()
+    for i, per_param in state["state"].items():
+        tensors |= {f"opt.{i}.{name}": v.clone().contiguous() for name, v in per_param.items()}
+    tensors["rng.torch"] = torch.get_rng_state()
+    meta = {"key": key, "epoch": epoch, "history": history, "best_score": best_score,
+            "numpy_rng": rng.bit_generator.state, "param_groups": state["param_groups"],
+            "lr_schedule": {k: v for k, v in sched.state_dict().items() if k != "lr_lambdas"} if sched else None}
+    atomic_write(path, lambda p: save_file(tensors, str(p), metadata={"state": json.dumps(meta)}))
+
+
+def _load_checkpoint(path: Path, key: str, model: SteerableModel, opt, sched, rng):
+    """(next epoch, history, best score, best state) from a checkpoint of this training, else None."""
+    if not path.exists():
+        return None
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads((f.metadata() or {}).get("state", "{}"))
+        if meta.get("key") != key:
+            return None
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    part = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}  # noqa: E731
+    model.load_state_dict(part("model."))
+    per_param: dict[int, dict] = {}
+    for name, v in part("opt.").items():
+        i, field_name = name.split(".", 1)
+        per_param.setdefault(int(i), {})[field_name] = v
+    opt.load_state_dict({"state": per_param, "param_groups": meta["param_groups"]})
+    if sched is not None:
+        sched.load_state_dict(meta["lr_schedule"] | {"lr_lambdas": [None]})
+    torch.set_rng_state(tensors["rng.torch"])
+    rng.bit_generator.state = meta["numpy_rng"]
+    return meta["epoch"] + 1, meta["history"], meta["best_score"], part("best.") or None
 
 
 def validation_accuracy(model: SteerableModel, x_train: np.ndarray, y_train: np.ndarray,

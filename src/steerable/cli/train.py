@@ -88,7 +88,8 @@ def cmd_train(args) -> int:
                                                                 "block_dim": args.block_dim},
                  backbone=backbone, train_config=cfg, max_train=args.max_train, max_test=args.max_test,
                  protocols=protocols(args, args.seed), out=out, dataset_source=source,
-                 progress=not args.quiet, unseen=Unseen.parse(args.unseen) if args.unseen else None)
+                 progress=not args.quiet, unseen=Unseen.parse(args.unseen) if args.unseen else None,
+                 checkpoint=out.parent / f".{out.name}.checkpoint.safetensors")
     print(f"{dataset.name} · {result.config['method']} · head {result.model.head.kind} · seed {args.seed} · "
           f"backbone {backbone.name}")
     if result.history:

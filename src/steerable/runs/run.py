@@ -51,7 +51,7 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
         cache: VectorCache | None = None, out: str | Path | None = None,
         dataset_source: dict | None = None, retrieval: bool = True,
         progress: bool = True, model_cache: str | Path | None = None, unseen: Unseen | None = None,
-        split: str = "test") -> RunResult:
+        split: str = "test", checkpoint: str | Path | None = None) -> RunResult:
     """Train (a method with no terms, such as Flat, trains nothing) and evaluate; write a run folder
     when ``out`` is given.
 
@@ -62,6 +62,8 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
     ``metrics["open_set"]`` on the held-out ones (:mod:`steerable.openset`).
     ``split="validation"``: every measurement is made on the validation split instead of the test
     split (which is then never read): the runs a selection step compares candidates with.
+    ``checkpoint``: a file the training writes after each epoch and resumes from when the same run is
+    started again (:func:`~steerable.train.train`).
     """
     if split not in ("test", "validation"):
         raise ValueError(f"a run is measured on the test or the validation split, not {split!r}")
@@ -91,7 +93,7 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
     history = _load_trained(model, model_cache, key)
     if history is None:
         history = train(model, schedule, vecs.train, vecs.y_train, vecs.validation,
-                        vecs.y_validation, cfg, progress=progress)
+                        vecs.y_validation, cfg, progress=progress, checkpoint=checkpoint)
         _save_trained(model, model_cache, key, history)
     t_train = time.perf_counter() - t1
     cost = {}
