@@ -118,3 +118,24 @@ def test_linear_probe_reads_a_linearly_coded_label_and_not_noise():
     assert linear_probe(signal[:400], y[:400], signal[400:], y[400:]) > 0.95
     noise = rng.normal(size=(600, 5))
     assert linear_probe(noise[:400], y[:400], noise[400:], y[400:]) < 0.4
+
+
+def test_tied_votes_do_not_depend_on_the_last_bit_of_the_ranking(monkeypatch):
+    """The tie rule reads the k-th similarity off its own product: a ranking whose similarities are
+    rounded one ulp differently (a product of other shapes) neither crashes it nor changes a vote."""
+    import steerable.metrics as metrics
+
+    rng = np.random.default_rng(0)
+    codes = np.eye(3, 8, dtype=np.float32)
+    ref = np.repeat(codes, 10, axis=0)  # ten identical rows per class: every query ties at the k-th
+    labels = np.repeat(np.arange(3), 10)[:, None]
+    query = codes[rng.integers(0, 3, 40)] + 0.3 * rng.random((40, 8), dtype=np.float32)
+    expected = knn_predict(query, ref, labels, k=5)
+    real = metrics.rank
+
+    def rounded_otherwise(*args, **kwargs):
+        idx, sims = real(*args, **kwargs)
+        return idx, np.nextafter(sims, -np.inf)
+
+    monkeypatch.setattr(metrics, "rank", rounded_otherwise)
+    np.testing.assert_array_equal(knn_predict(query, ref, labels, k=5), expected)

@@ -87,7 +87,10 @@ def knn_predict(query: np.ndarray, ref: np.ndarray | None, ref_labels: np.ndarra
         full = (q[rows] @ r.T).double()
         if loo:
             full[torch.arange(len(rows)), torch.from_numpy(rows)] = -torch.inf
-        thr = torch.from_numpy(sims[rows, k - 1]).double()[:, None]
+        # the k-th similarity and the nearest-first order are read off this product itself: rank()'s
+        # product, of other shapes, may round the last bit differently
+        top, order = torch.sort(full, dim=1, descending=True, stable=True)
+        thr = top[:, k - 1:k]
         above = full > thr
         equal = full == thr
         share = (k - above.sum(1, keepdim=True)) / equal.sum(1, keepdim=True)  # votes per tied row
@@ -96,7 +99,7 @@ def knn_predict(query: np.ndarray, ref: np.ndarray | None, ref_labels: np.ndarra
             scores = (weights @ onehot).numpy()
             n_above = above.sum(1).numpy()
             for i, a in enumerate(n_above):  # the nearest-first tie-breakers of the rows strictly above
-                np.add.at(scores[i], ref_labels[idx[rows[i], :a], lvl], _rank_weights(a) - 1.0)
+                np.add.at(scores[i], ref_labels[order[i, :a].numpy(), lvl], _rank_weights(a) - 1.0)
             preds[rows, lvl] = scores.argmax(1)
     return preds
 
