@@ -42,8 +42,9 @@ class Selection:
     datasets: tuple[str, ...] = field(default_factory=lambda: tuple(load_claims()["selection_datasets"]))
 
 
-# Candidates name every value explicitly (never the bare name, whose meaning is the current default):
-# a store's records are keyed by the name, so a bare name would outlive the value it stood for.
+# Candidates name every value explicitly, so this table says what was compared. Note that a run's id
+# still uses the canonical name (RunSpec: the bare name at the current default), so a store's records
+# of the default's value are found under the bare name whatever the default was when they ran.
 SELECTIONS = {
     "adversarial_strength": Selection("ADVERSARIAL_STRENGTH (preset adversarial)",
                                       ("adversarial@0.1", "adversarial@0.3", "adversarial@1"), "mrl_supcon"),
