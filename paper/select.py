@@ -42,12 +42,11 @@ class Selection:
     datasets: tuple[str, ...] = field(default_factory=lambda: tuple(load_claims()["selection_datasets"]))
 
 
-# Candidates name every value explicitly, so this table says what was compared. Note that a run's id
-# still uses the canonical name (RunSpec: the bare name at the current default), so a store's records
-# of the default's value are found under the bare name whatever the default was when they ran.
+# A bare name is the method at its current default: a run's id uses the canonical name (RunSpec), so
+# candidates are named as their records are.
 SELECTIONS = {
     "adversarial_strength": Selection("ADVERSARIAL_STRENGTH (preset adversarial)",
-                                      ("adversarial@0.1", "adversarial@0.3", "adversarial@1"), "mrl_supcon"),
+                                      ("adversarial@0.1", "adversarial", "adversarial@1"), "mrl_supcon"),
     "adversarial_mrl_strength": Selection("the strength of preset adversarial_mrl",
                                           ("adversarial_mrl@0.1", "adversarial_mrl@0.3", "adversarial_mrl@1"), "mrl"),
     "dial_setting": Selection("the dial setting recommended in the README",
