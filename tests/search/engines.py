@@ -1,6 +1,9 @@
 """Shared data of the engine tests: a few thousand clustered documents and their queries."""
 
 import numpy as np
+import pytest
+
+from steerable.search import EmbeddedIndex
 
 
 def unit(x):
@@ -42,3 +45,17 @@ def assert_same_answers(embedded, other, pq, fq, shortlist=100):
     assert 0 < ea.sum() < len(ea)
     np.testing.assert_array_equal(eb, ea)
     np.testing.assert_array_equal(b, a)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return clustered()
+
+
+@pytest.fixture(scope="module")
+def embedded(data):
+    """The embedded index of ``data``'s documents, the answers every engine is compared with."""
+    pd, fd, _, _ = data
+    index = EmbeddedIndex(64, 256)
+    index.add(pd, fd)
+    return index

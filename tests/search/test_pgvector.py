@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import require
-from engines import assert_same_answers, clustered
+from engines import assert_same_answers, clustered, data, embedded  # noqa: F401 (fixtures)
 from steerable.search import EmbeddedIndex, PgvectorIndex, open_index_folder, write_index_folder
 from steerable.search.pgvector import safe_url
 
@@ -15,19 +15,6 @@ require("psycopg", "pgvector")
 @pytest.fixture(scope="module")
 def url(postgres_url):
     return postgres_url
-
-
-@pytest.fixture(scope="module")
-def data():
-    return clustered()
-
-
-@pytest.fixture(scope="module")
-def embedded(data):
-    pd, fd, _, _ = data
-    index = EmbeddedIndex(64, 256)
-    index.add(pd, fd)
-    return index
 
 
 @pytest.fixture(scope="module")

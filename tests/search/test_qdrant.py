@@ -5,23 +5,10 @@ import numpy as np
 import pytest
 
 from conftest import require
-from engines import assert_same_answers, clustered
+from engines import assert_same_answers, clustered, data, embedded  # noqa: F401 (fixtures)
 from steerable.search import EmbeddedIndex, QdrantEdgeIndex, QdrantIndex, open_index_folder, write_index_folder
 
 require("qdrant_edge", "search")
-
-
-@pytest.fixture(scope="module")
-def data():
-    return clustered()
-
-
-@pytest.fixture(scope="module")
-def embedded(data):
-    pd, fd, _, _ = data
-    index = EmbeddedIndex(64, 256)
-    index.add(pd, fd)
-    return index
 
 
 @pytest.fixture(scope="module")
