@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from steerable.io import atomic_write_json
+from steerable.methods import canonical
 from steerable.runs import ResultsStore, RunRecord, RunSpec, run_sweep
 
 from .grids import CAPS
@@ -42,11 +43,10 @@ class Selection:
     datasets: tuple[str, ...] = field(default_factory=lambda: tuple(load_claims()["selection_datasets"]))
 
 
-# A bare name is the method at its current default: a run's id uses the canonical name (RunSpec), so
-# candidates are named as their records are.
+# Candidates name their settings explicitly: a bare name would change meaning with the default.
 SELECTIONS = {
     "adversarial_strength": Selection("ADVERSARIAL_STRENGTH (preset adversarial)",
-                                      ("adversarial@0.1", "adversarial", "adversarial@1"), "mrl_supcon"),
+                                      ("adversarial@0.1", "adversarial@0.3", "adversarial@1"), "mrl_supcon"),
     "adversarial_mrl_strength": Selection("the strength of preset adversarial_mrl",
                                           ("adversarial_mrl@0.1", "adversarial_mrl@0.3", "adversarial_mrl@1"), "mrl"),
     "dial_setting": Selection("the dial setting recommended in the README",
@@ -66,10 +66,11 @@ def selection_runs(sel: Selection, settings: dict | None = None) -> list[RunSpec
 def choose(sel: Selection, records: Sequence[RunRecord]) -> dict:
     """The selection's outcome from its validation runs: every candidate's scores, the eligible ones,
     the chosen one."""
-    by = {(r.dataset, r.method, r.seed): r.metrics["standard"] for r in records if r.split == "validation"}
+    by = {(r.dataset, canonical(r.method), r.seed): r.metrics["standard"] for r in records if r.split == "validation"}
 
     def mean(ds: str, m: str, metric: str) -> float | None:
-        vals = [by[(ds, m, s)][metric] for s in sel.seeds if (ds, m, s) in by]
+        key = canonical(m)  # records name a setting at its default bare
+        vals = [by[(ds, key, s)][metric] for s in sel.seeds if (ds, key, s) in by]
         return float(np.mean(vals)) if len(vals) == len(sel.seeds) else None
 
     scores = {m: {ds: {"S": mean(ds, m, "steerability_score"), "FullFine": mean(ds, m, "full_fine")}

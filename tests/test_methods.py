@@ -67,7 +67,7 @@ def test_prefix_probs_generalise():
 
 
 def test_a_method_with_a_setting_is_named_by_it():
-    assert preset("adversarial@0.1").name == "adversarial@0.1" and preset("adversarial@0.3").name == "adversarial"
+    assert preset("adversarial@0.1").name == "adversarial@0.1" and preset("adversarial@1").name == "adversarial"
     weak, strong = preset("adversarial@0.1"), preset("adversarial@1")
     assert weak.terms[-1].grad[0] == -0.1 and strong.terms[-1].grad[0] == -1.0
     assert preset("adversarial_mrl@1").terms[-1].grad[0] == -1.0

@@ -162,13 +162,21 @@ def successive(num_levels: int = 2, num_blocks: int = 4, balanced: bool = False)
 
 
 # Chosen settings of the adversarial prefix; how each was chosen is recorded in paper/selections.md.
-ADVERSARIAL_STRENGTH = 0.3
+# A run's id holds the setting a bare name ran at (steerable.runs.RunSpec), so changing one of these
+# never lets an old record stand for the new value.
+ADVERSARIAL_STRENGTH = 1.0
 ADVERSARIAL_MRL_STRENGTH = 0.1
 
 
-def _named(name: str, value: float, default: float) -> str:
+def default_setting(name: str) -> float | None:
+    """The setting the bare method ``name`` runs at now (None for a method without one, or without a
+    default, such as the dial)."""
+    return {"adversarial": ADVERSARIAL_STRENGTH, "adversarial_mrl": ADVERSARIAL_MRL_STRENGTH}.get(name)
+
+
+def _named(name: str, value: float) -> str:
     """A method's name at a setting: the bare name at its default, ``name@value`` otherwise."""
-    return name if value == default else f"{name}@{value:g}"
+    return name if value == default_setting(name) else f"{name}@{value:g}"
 
 
 def _prefix_against_fine(L: int, nb: int, strength: float) -> Term:
@@ -179,19 +187,19 @@ def _prefix_against_fine(L: int, nb: int, strength: float) -> Term:
                 temperature=0.1, ce_weight=0.0, within=0, grad=(-strength,) + (1.0,) * (nb - 1))
 
 
-def adversarial(num_levels: int = 2, num_blocks: int = 4, strength: float = ADVERSARIAL_STRENGTH) -> Schedule:
+def adversarial(num_levels: int = 2, num_blocks: int = 4, strength: float | None = None) -> Schedule:
     """Separated, plus an adversary on the prefix: the within-coarse fine contrast with its gradient
     reversed. The prefix stays a free, full-rank 64-d block (no posterior code), but inside a coarse
-    class its neighbourhoods stop following the fine label."""
+    class its neighbourhoods stop following the fine label. ``strength``: ADVERSARIAL_STRENGTH when None."""
+    strength = ADVERSARIAL_STRENGTH if strength is None else strength
     if not 0 < strength <= 1:
         raise ValueError(f"the adversary's strength must be in (0, 1], got {strength}")
     L, nb = num_levels, num_blocks
-    return Schedule(_named("adversarial", strength, ADVERSARIAL_STRENGTH), (_prefix_coarse(L, nb), _full_fine(L, nb, prefix_grad=0.0),
+    return Schedule(_named("adversarial", strength), (_prefix_coarse(L, nb), _full_fine(L, nb, prefix_grad=0.0),
                                     _prefix_against_fine(L, nb, strength)), recipe=dict(BEYOND_RECIPE))
 
 
-def adversarial_mrl(num_levels: int = 2, num_blocks: int = 4, strength: float = ADVERSARIAL_MRL_STRENGTH
-                    ) -> Schedule:
+def adversarial_mrl(num_levels: int = 2, num_blocks: int = 4, strength: float | None = None) -> Schedule:
     """Adversarial in the paper's loss and recipe, with a Matryoshka suffix.
 
     The 64-d prefix learns the coarse level only (the seed loss) plus the same reversed within-coarse
@@ -199,7 +207,9 @@ def adversarial_mrl(num_levels: int = 2, num_blocks: int = 4, strength: float = 
     off from it; and the suffix learns the finest level at every suffix length (blocks 2..j, weighted
     as MRL weighs its prefixes). Everything else is as MRL trains (the seed loss, 5 epochs, batch 32,
     lr 1e-4), so its accuracy is bounded by the paper's MRL rather than by the SupCon recipe's.
+    ``strength``: ADVERSARIAL_MRL_STRENGTH when None.
     """
+    strength = ADVERSARIAL_MRL_STRENGTH if strength is None else strength
     if not 0 < strength <= 1:
         raise ValueError(f"the adversary's strength must be in (0, 1], got {strength}")
     L, nb = num_levels, num_blocks
@@ -207,7 +217,7 @@ def adversarial_mrl(num_levels: int = 2, num_blocks: int = 4, strength: float = 
     full = Term(onehot(nb - 1, nb), fine, FULL_WEIGHT, block_dropout=True, grad=(0.0,) + (1.0,) * (nb - 1))
     prefix = Term(onehot(0, nb), tuple(onehot(0, L) for _ in range(nb)), PREFIX_WEIGHT)
     suffix = Term((0.0,) + prefix_probs(nb - 1), fine, PREFIX_WEIGHT, sample=True, start=1)
-    return Schedule(_named("adversarial_mrl", strength, ADVERSARIAL_MRL_STRENGTH), (full, prefix, suffix, _prefix_against_fine(L, nb, strength)),
+    return Schedule(_named("adversarial_mrl", strength), (full, prefix, suffix, _prefix_against_fine(L, nb, strength)),
                     block_keep(nb))
 
 
@@ -385,6 +395,15 @@ def method(name: str) -> Method:
 def preset(name: str, num_levels: int = 2, num_blocks: int = 4) -> Schedule:
     """The schedule of method ``name`` (``dial@x``: the dial at ``x``)."""
     return method(name).build(num_levels, num_blocks)
+
+
+def canonical(name: str) -> str:
+    """How runs and records name method ``name``: ``dial0.5`` -> ``dial@0.5``, a setting at its current
+    default -> the bare name; an unregistered name is returned as it is."""
+    try:
+        return preset(name).name
+    except ValueError:
+        return name
 
 
 def label(name: str) -> str:

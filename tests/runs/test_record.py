@@ -37,3 +37,11 @@ def test_bad_records_are_refused_with_their_source():
         RunRecord.from_dict({k: v for k, v in RECORD.items() if k != "metrics"}, source="x.json")
     with pytest.raises(ValueError, match="schema version 3 is newer than this steerable reads"):
         RunRecord.from_dict(RECORD | {"schema_version": 3}, source="x.json")
+
+
+def test_a_record_names_its_method_as_runs_do_now():
+    """A setting written out when it was not the default reads bare once it is (the run id keeps it)."""
+    r = RunRecord.from_dict(RECORD | {"run_id": "tiny__adversarial@1__s1__abcd1234", "method": "adversarial@1"})
+    assert r.method == "adversarial" and r.run_id == "tiny__adversarial@1__s1__abcd1234"
+    assert RunRecord.from_dict(RECORD | {"method": "dial0.5"}).method == "dial@0.5"
+    assert RunRecord.from_dict(RECORD | {"method": "my_method"}).method == "my_method"

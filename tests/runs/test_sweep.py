@@ -29,6 +29,19 @@ def test_grid_and_run_ids():
     assert RunSpec("clinc150", "v5", 42, max_train=10_000, max_test=2_000).run_id == "clinc150__v5__s42__74af32f0"
 
 
+def test_a_run_id_names_the_setting_a_bare_method_ran_at(monkeypatch):
+    """Changing a method's default setting must not let a record of the old default stand for the new."""
+    from steerable import methods
+
+    old = RunSpec("a", "adversarial", 1)
+    assert old.method == "adversarial" and old.run_id == RunSpec("a", f"adversarial@{methods.ADVERSARIAL_STRENGTH:g}", 1).run_id
+    monkeypatch.setattr(methods, "ADVERSARIAL_STRENGTH", 0.5)
+    new = RunSpec("a", "adversarial", 1)
+    assert new.method == "adversarial" and new.run_id != old.run_id and new.run_id.startswith("a__adversarial@0.5__")
+    assert methods.preset("adversarial").terms[-1].grad[0] == -0.5  # and the bare name trains at it
+    assert RunSpec("a", "adversarial@1", 1).method == "adversarial@1"  # no longer the default: spelled out
+
+
 def test_sweep_records_a_long_table_and_skips_finished_runs(tiny_data_dir, tmp_path):
     runs = [RunSpec("tiny", m, 1, head="linear", epochs=1) for m in ("v5", "flat")]
     logs = []

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
+from ..methods import canonical
+
 SCHEMA_VERSION = 2  # 2: open_set (runs with classes held out of training); 1 reads as 2 with none
 
 
@@ -47,7 +49,10 @@ class RunRecord:
         missing = [name for name in required if name not in d]
         if missing:
             raise ValueError(f"{source}: not a run record (missing {', '.join(missing)})")
-        return cls(**{k: v for k, v in d.items() if k in names} | {"schema_version": SCHEMA_VERSION})
+        # a record names its method as runs do now (an old "adversarial@1" is "adversarial" once 1 is the
+        # default); its run id keeps the setting it ran at
+        return cls(**{k: v for k, v in d.items() if k in names}
+                   | {"method": canonical(d["method"]), "schema_version": SCHEMA_VERSION})
 
     def to_dict(self) -> dict:
         return asdict(self)

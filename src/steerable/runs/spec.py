@@ -2,8 +2,10 @@
 
 A :class:`RunSpec` names a run's data set, method, seed, backbone, head, caps and training settings;
 its ``run_id`` (data set, method, seed and a digest of the rest) keys the run's record in a results
-store. A :class:`SweepSpec` is a grid: data sets x methods x seeds x backbones, with extra methods
-(ablations) on some data sets.
+store. A method with a setting is named bare at its current default (``adversarial``), but its run id
+always names the setting it ran at (``adversarial@1``), so changing a default never lets an old record
+stand for the new value. A :class:`SweepSpec` is a grid: data sets x methods x seeds x backbones,
+with extra methods (ablations) on some data sets.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Sequence
 
 from ..backbone import DEFAULT_BACKBONE
 from ..heads import DEFAULT_HEAD
-from ..methods import preset
+from ..methods import default_setting, parse_setting, preset
 from ..openset import Unseen
 from ..train import recipe_value
 
@@ -44,6 +46,10 @@ class RunSpec:
         # Pin the training settings the method would use, so the run id names what actually ran.
         schedule = preset(self.method)
         object.__setattr__(self, "method", schedule.name)  # canonical: "dial0.5" -> "dial@0.5"
+        base, value = parse_setting(self.method)
+        default = default_setting(base)  # pinned now: the setting this spec means, whatever the default later
+        object.__setattr__(self, "_explicit", f"{base}@{default:g}" if value is None and default is not None
+                           else self.method)
         for key in ("epochs", "batch_size", "lr"):
             if getattr(self, key) is None:
                 object.__setattr__(self, key, recipe_value(schedule, key))
@@ -61,7 +67,12 @@ class RunSpec:
             if settings[key] == default:  # runs with the defaults keep the ids they had before these fields
                 settings.pop(key)
         digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
-        return f"{self.dataset}__{self.method}__s{self.seed}__{digest}"
+        return f"{self.dataset}__{self.explicit_method}__s{self.seed}__{digest}"
+
+    @property
+    def explicit_method(self) -> str:
+        """The method with the setting it runs at spelled out (``adversarial`` -> ``adversarial@1``)."""
+        return self._explicit
 
     def to_dict(self) -> dict:
         return asdict(self)
