@@ -13,6 +13,7 @@ step and per seed-step; a stacked trainer is worth building only where ``stacked
 well below ``solo``.
 
     python bench/train_grouped.py --threads 1 --seeds 5 --steps 100
+    python bench/train_grouped.py --device cuda --seeds 5 --steps 100     # on a GPU
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def time_steps(models, schedule, x, y, steps: int, batch_size: int) -> float:
     rng = np.random.default_rng(0)
     samplers = {k: PositiveSampler(y[:, k]) for k in schedule.supervised_levels()}
     loss_cfg = TrainConfig().loss
+    yt = torch.from_numpy(y).to(x.device)
     for m in models:
         m.train()
     if len(models) == 1:
@@ -46,7 +48,7 @@ def time_steps(models, schedule, x, y, steps: int, batch_size: int) -> float:
         params = list(model.parameters())
 
         def loss_of(idx, pos):
-            return schedule_loss(model, schedule, x, y, idx, pos, rng, loss_cfg)
+            return schedule_loss(model, schedule, x, yt, idx, pos, rng, loss_cfg)
     else:
         stacked, buffers = stack_module_state(models)
         params = list(stacked.values())
@@ -54,7 +56,7 @@ def time_steps(models, schedule, x, y, steps: int, batch_size: int) -> float:
 
         def one(p, b, idx, pos):
             with _reparametrize_module(shell, {**p, **b}):
-                return schedule_loss(shell, schedule, x, y, idx, pos, rng, loss_cfg)
+                return schedule_loss(shell, schedule, x, yt, idx, pos, rng, loss_cfg)
 
         def loss_of(idx, pos):
             return vmap(lambda p, b: one(p, b, idx, pos), randomness="different")(stacked, buffers).sum()
@@ -70,6 +72,8 @@ def time_steps(models, schedule, x, y, steps: int, batch_size: int) -> float:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
         opt.step()
+        if x.is_cuda:
+            torch.cuda.synchronize()
         if s >= 5:
             t += time.perf_counter() - c
     return t / steps
@@ -81,18 +85,19 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=3, help="median over this many timings")
+    ap.add_argument("--device", default="cpu", help="where the models train (cpu; cuda on a GPU)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     m = machine()
     print_machine(m)
     ds = load_dataset("clinc150")
     vecs = split_vectors(ds, Backbone(), seed=42, progress=False)
-    x = torch.from_numpy(np.ascontiguousarray(vecs.train, dtype=np.float32))
+    x = torch.from_numpy(np.ascontiguousarray(vecs.train, dtype=np.float32)).to(args.device)
     schedule = preset("v5", ds.hierarchy.num_levels)
 
     def build(seed):
         torch.manual_seed(seed)
-        return SteerableModel.for_schedule(schedule, "mlp", x.shape[1], ds.hierarchy, "bench")
+        return SteerableModel.for_schedule(schedule, "mlp", x.shape[1], ds.hierarchy, "bench").to(args.device)
 
     out = {}
     for label, n in (("solo", 1), (f"stacked {args.seeds}", args.seeds)):
@@ -102,8 +107,8 @@ def main() -> None:
         out[label] = {"seeds": n, "ms_per_step": 1000 * per_step, "ms_per_seed_step": 1000 * per_step / n}
         print(f"{label:<10} {1000 * per_step:7.1f} ms/step  {1000 * per_step / n:6.1f} ms per seed-step")
     finish(m)
-    write_json("train_grouped_clinc150_v5", {"machine": m, "threads": args.threads, "steps": args.steps,
-                                              "results": out})
+    write_json(f"train_grouped_clinc150_v5{'' if args.device == 'cpu' else '_' + args.device}",
+               {"machine": m, "threads": args.threads, "device": args.device, "steps": args.steps, "results": out})
 
 
 if __name__ == "__main__":

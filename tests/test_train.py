@@ -1,5 +1,7 @@
 """Training: positives are right, the same seed gives the same numbers, bad settings are refused."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -99,6 +101,24 @@ def test_training_matches_the_plain_per_tensor_loop_bit_for_bit():
             opt.step()
     for (name, a), b in zip(fast.state_dict().items(), plain.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["v5", "mrl", "heal", "adversarial", "bottleneck", "dial@0.5", "mrl_distill"])
+def test_a_head_trains_on_a_gpu_as_on_the_cpu(name):
+    """Every loss kind runs on the device; the same batches give the same weights up to the kernels'
+    rounding (no dropout: the two devices draw different masks), and the model comes back on the CPU."""
+    x, y, h = synthetic_hierarchy(per_fine=10)
+    sch = preset(name)
+    cfg = TrainConfig.for_schedule(sch, epochs=2, batch_size=16, seed=3, select_best=False)
+    torch.manual_seed(3)
+    cpu = SteerableModel.for_schedule(sch, "mlp", 16, h, "synthetic", {"block_dim": 8, "dropout": 0.0})
+    gpu = copy.deepcopy(cpu)
+    train(cpu, sch, x, y, x[:40], y[:40], cfg, progress=False)
+    history = train(gpu, sch, x, y, x[:40], y[:40], cfg, progress=False, device="cuda")
+    assert all(t.device.type == "cpu" for t in gpu.state_dict().values()) and len(history["epochs"]) == 2
+    for (key, a), b in zip(cpu.state_dict().items(), gpu.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-3), key
 
 
 def test_a_killed_training_resumes_from_its_checkpoint_with_the_same_numbers(tmp_path, monkeypatch):

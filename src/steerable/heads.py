@@ -137,11 +137,11 @@ class Head(nn.Module):
             feats, blocks = self.features_and_blocks(xb)
             parts[0].append(self._posterior_block(feats)[0])
             parts[1].append(F.normalize(blocks[:, 0].float(), dim=-1))
-        y = torch.from_numpy(np.asarray(coarse, dtype=np.int64))
+        y = torch.from_numpy(np.asarray(coarse, dtype=np.int64)).to(x.device)
         scales = []
         for chunks in parts:
             v = torch.cat(chunks)
-            means = torch.zeros(int(y.max()) + 1, v.shape[1]).index_add(0, y, v)
+            means = torch.zeros(int(y.max()) + 1, v.shape[1], device=v.device).index_add(0, y, v)
             means = means / torch.bincount(y, minlength=len(means)).clamp_min(1)[:, None].float()
             scales.append(max(float((v - means[y]).norm(dim=1).median()), 1e-6))
         self.posterior["scales"] = scales

@@ -96,7 +96,7 @@ def posterior_nll(fine_logits: torch.Tensor, to_level: torch.Tensor, labels: tor
     log_p = torch.log_softmax(fine_logits, dim=-1)
     k = int(to_level.max()) + 1
     # log sum_{f in c} p_f, by logsumexp over each class's members
-    masked = log_p[:, None, :].masked_fill(to_level[None, None, :] != torch.arange(k)[None, :, None],
+    masked = log_p[:, None, :].masked_fill(to_level[None, None, :] != torch.arange(k, device=log_p.device)[None, :, None],
                                            float("-inf"))
     log_pc = torch.logsumexp(masked, dim=-1)
     return -log_pc.gather(1, labels[:, None]).squeeze(1)
@@ -146,7 +146,7 @@ def scale_grad(blocks: torch.Tensor, scale: tuple[float, ...]) -> torch.Tensor:
     """Same values; the gradient reaching block i is multiplied by ``scale[i]``."""
     if not scale or all(g == 1.0 for g in scale):
         return blocks
-    g = torch.tensor(scale, dtype=blocks.dtype)[None, :, None]
+    g = torch.tensor(scale, dtype=blocks.dtype, device=blocks.device)[None, :, None]
     return blocks * g + blocks.detach() * (1 - g)
 
 
@@ -155,8 +155,9 @@ def span_embed(head, blocks: torch.Tensor, j, start: int = 0) -> torch.Tensor:
     if start == 0:
         return head.embed(blocks, j)
     b, n, d = blocks.shape
-    jt = torch.full((b,), j) if isinstance(j, int) else j
-    keep = (torch.arange(n)[None, :] < jt[:, None]) & (torch.arange(n)[None, :] >= start)
+    jt = torch.full((b,), j, device=blocks.device) if isinstance(j, int) else j
+    at = torch.arange(n, device=blocks.device)[None, :]
+    keep = (at < jt[:, None]) & (at >= start)
     return F.normalize((blocks * keep[..., None].to(blocks.dtype)).reshape(b, n * d), dim=-1)
 
 
@@ -167,11 +168,11 @@ def _term_paths(step: Step, term: "Term") -> tuple[torch.Tensor, list]:
     tb = scale_grad(step.blocks, term.grad)
     if term.block_dropout and step.block_keep:
         keep = step.rng.random((len(tb), nb)) < np.asarray(step.block_keep)
-        tb = tb * torch.from_numpy(keep.astype(np.float32))[..., None]
-    table = torch.tensor(term.levels, dtype=step.blocks.dtype)  # (nb, L)
+        tb = tb * torch.from_numpy(keep.astype(np.float32)).to(tb.device)[..., None]
+    table = torch.tensor(term.levels, dtype=step.blocks.dtype, device=tb.device)  # (nb, L)
     if term.sample:
-        j = step.rng.choice(nb, size=B, p=np.asarray(term.probs)) + 1
-        return tb, [(torch.from_numpy(j), table[torch.from_numpy(j - 1)], 1.0)]
+        j = torch.from_numpy(step.rng.choice(nb, size=B, p=np.asarray(term.probs)) + 1).to(tb.device)
+        return tb, [(j, table[j - 1], 1.0)]
     return tb, [(j, table[j - 1].expand(B, -1), p) for j, p in enumerate(term.probs, start=1) if p > 0]
 
 
@@ -227,7 +228,8 @@ def posterior_term(step: Step, term: "Term") -> Iterator[torch.Tensor]:
     weights = torch.tensor(term.levels[0])
     for k in step.levels:
         if weights[k] > 0:
-            nll = posterior_nll(step.fine_logits[:B].float(), step.model.level_map(k), step.labels[:B, k])
+            to_level = step.model.level_map(k).to(step.labels.device)
+            nll = posterior_nll(step.fine_logits[:B].float(), to_level, step.labels[:B, k])
             yield term.weight * weights[k] * nll.mean()
 
 

@@ -74,12 +74,13 @@ class SteerableModel(nn.Module):
         was_training = self.training
         self.eval()
         outs: list[list[np.ndarray]] = [[] for _ in dims]
+        device = next(self.parameters(), torch.empty(0)).device
         for s in range(0, len(vectors), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(vectors[s:s + batch_size], dtype=np.float32))
+            x = torch.from_numpy(np.ascontiguousarray(vectors[s:s + batch_size], dtype=np.float32)).to(device)
             blocks = self.head.blocks(x)
             for i, d in enumerate(dims):
                 j = self.head.blocks_for_dim(d)
-                outs[i].append(self.head.embed(blocks, j)[:, :d].numpy())
+                outs[i].append(self.head.embed(blocks, j)[:, :d].cpu().numpy())
         self.train(was_training)
         return [np.concatenate(o) if o else np.zeros((0, d), np.float32) for o, d in zip(outs, dims)]
 

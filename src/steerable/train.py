@@ -33,7 +33,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 42
     select_best: bool = True  # keep the epoch with the best validation k-NN, else the last
-    precision: str = "fp32"  # "bf16": the head's forward pass under CPU bfloat16 autocast
+    precision: str = "fp32"  # "bf16": the head's forward pass under bfloat16 autocast
     lr_schedule: str = "constant"  # or "cosine": decay to 1 % of lr over the run
     sampler: str = "random"  # or "balanced": batches of batch_size / 4 classes x 4 examples
     loss: LossConfig = field(default_factory=LossConfig)
@@ -109,16 +109,18 @@ def _seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def schedule_loss(model: SteerableModel, schedule: Schedule, x: torch.Tensor, y: np.ndarray,
+def schedule_loss(model: SteerableModel, schedule: Schedule, x: torch.Tensor, y: torch.Tensor | np.ndarray,
                   idx: np.ndarray, positives: dict[int, np.ndarray], rng: np.random.Generator,
                   cfg: LossConfig, bf16: bool = False) -> torch.Tensor:
     """The schedule's total loss on one batch of anchors ``idx`` and their per-level positives: one
-    forward pass, then each term's loss kind (:data:`~steerable.losses.LOSS_KINDS`) in order."""
+    forward pass, then each term's loss kind (:data:`~steerable.losses.LOSS_KINDS`) in order. ``x`` is on
+    the model's device (the labels ``y`` best too); the indices come from numpy's random stream."""
     levels = sorted(positives)
-    rows = np.concatenate([idx, *(positives[k] for k in levels)])
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        blocks, fine_logits = model.head.outputs(x[torch.from_numpy(rows)])
-    step = Step(model, blocks.float(), fine_logits, torch.from_numpy(y[rows]), len(idx), levels, rng, cfg,
+    y = torch.as_tensor(y, device=x.device)
+    rows = torch.from_numpy(np.concatenate([idx, *(positives[k] for k in levels)])).to(x.device)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        blocks, fine_logits = model.head.outputs(x[rows])
+    step = Step(model, blocks.float(), fine_logits, y[rows], len(idx), levels, rng, cfg,
                 schedule.block_keep)  # losses and normalisation in full precision
     total = step.blocks.new_zeros(())
     for term in schedule.terms:
@@ -129,7 +131,7 @@ def schedule_loss(model: SteerableModel, schedule: Schedule, x: torch.Tensor, y:
 
 def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_train: np.ndarray,
           x_val: np.ndarray, y_val: np.ndarray, cfg: TrainConfig, *, progress: bool = True,
-          checkpoint: str | Path | None = None) -> dict:
+          checkpoint: str | Path | None = None, device: str | torch.device | None = None) -> dict:
     """Train ``model`` in place; keep the epoch with the best validation k-NN (coarse + fine, full dim).
 
     A head that is fitted rather than trained (PCA) is fitted on ``x_train`` first. Returns the training
@@ -140,6 +142,11 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
     depends on (weights, optimiser, random streams, history). A training of the same model, schedule,
     settings and data that finds it continues after its epoch, with the numbers of an uninterrupted
     run; a checkpoint of any other training is ignored and overwritten. Removed when training ends.
+
+    ``device``: where the head trains (default the CPU; ``"cuda"`` on a GPU). The batches are drawn
+    on the CPU from the same random stream either way; the model comes back on the CPU. Numbers on
+    another device differ from the CPU's in the last bits (other kernels), and a checkpoint resumes
+    exactly on the CPU only.
     """
     model.head.fit(torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32)))
     if not schedule.trains:
@@ -152,7 +159,10 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
         raise ValueError(f"schedule {schedule.name!r} is for {schedule.num_blocks} blocks, "
                          f"the head has {model.head.num_blocks}")
     rng = _seed_everything(cfg.seed)
-    x = torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32))
+    device = torch.device(device or "cpu")
+    model.to(device)
+    x = torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32)).to(device)
+    y = torch.from_numpy(np.ascontiguousarray(y_train)).to(device)
     samplers = {k: PositiveSampler(y_train[:, k]) for k in schedule.supervised_levels()}
     params = list(model.parameters())
     # foreach: one call per operation for all tensors; the same arithmetic as the per-tensor loop
@@ -182,7 +192,7 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
         for s in range(steps):
             idx = balanced(rng) if balanced else perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
             positives = {k: sampler(idx, rng) for k, sampler in samplers.items()}
-            loss = schedule_loss(model, schedule, x, y_train, idx, positives, rng, cfg.loss,
+            loss = schedule_loss(model, schedule, x, y, idx, positives, rng, cfg.loss,
                                  bf16=cfg.precision == "bf16")
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -190,11 +200,11 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
             opt.step()
             if sched is not None:
                 sched.step()
-            losses.append(loss.item())
+            losses.append(loss.detach())  # no per-step wait for the device
             bar.update(1)
         acc = validation_accuracy(model, x_train, y_train, x_val, y_val)
         score = float(acc[0] + acc[-1])
-        history["epochs"].append({"epoch": epoch, "loss": float(np.mean(losses)),
+        history["epochs"].append({"epoch": epoch, "loss": float(np.mean(torch.stack(losses).double().cpu().numpy())),
                                   "val_accuracy": acc.tolist(), "seconds": time.perf_counter() - t0})
         bar.set_postfix(epoch=epoch, val_coarse=f"{acc[0]:.3f}", val_fine=f"{acc[-1]:.3f}")
         if score > best_score or not cfg.select_best:
@@ -208,6 +218,7 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
     model.load_state_dict(best_state)
     if model.head.posterior and "train_mix" in model.head.posterior:
         history["posterior_scales"] = model.head.calibrate(x, y_train[:, 0])
+    model.to("cpu")
     model.eval()
     return history
 

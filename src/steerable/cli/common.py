@@ -104,8 +104,8 @@ def add_backbone_args(g, *, name: bool = True, device: bool = True) -> None:
                    help="backbone maximum sequence length; longer texts are truncated (default: the "
                         "model's, 256 for all-MiniLM-L6-v2). Part of the vector cache key")
     if device:
-        g.add_argument("--device", help="device the backbone encodes on: cpu (default), cuda, ... "
-                                        "(torch runtime)")
+        g.add_argument("--device", help="device the backbone encodes on (torch runtime) and, in steer train, "
+                                        "the head trains on: cpu (default), cuda, ...")
 
 
 def backbone_options(args) -> dict:

@@ -89,7 +89,7 @@ def cmd_train(args) -> int:
                  backbone=backbone, train_config=cfg, max_train=args.max_train, max_test=args.max_test,
                  protocols=protocols(args, args.seed), out=out, dataset_source=source,
                  progress=not args.quiet, unseen=Unseen.parse(args.unseen) if args.unseen else None,
-                 checkpoint=out.parent / f".{out.name}.checkpoint.safetensors")
+                 checkpoint=out.parent / f".{out.name}.checkpoint.safetensors", device=args.device)
     print(f"{dataset.name} · {result.config['method']} · head {result.model.head.kind} · seed {args.seed} · "
           f"backbone {backbone.name}")
     if result.history:

@@ -51,7 +51,7 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
         cache: VectorCache | None = None, out: str | Path | None = None,
         dataset_source: dict | None = None, retrieval: bool = True,
         progress: bool = True, model_cache: str | Path | None = None, unseen: Unseen | None = None,
-        split: str = "test", checkpoint: str | Path | None = None) -> RunResult:
+        split: str = "test", checkpoint: str | Path | None = None, device: str | None = None) -> RunResult:
     """Train (a method with no terms, such as Flat, trains nothing) and evaluate; write a run folder
     when ``out`` is given.
 
@@ -64,6 +64,8 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
     split (which is then never read): the runs a selection step compares candidates with.
     ``checkpoint``: a file the training writes after each epoch and resumes from when the same run is
     started again (:func:`~steerable.train.train`).
+    ``device``: where the head trains (:func:`~steerable.train.train`; default the CPU). Evaluation
+    runs on the CPU.
     """
     if split not in ("test", "validation"):
         raise ValueError(f"a run is measured on the test or the validation split, not {split!r}")
@@ -89,11 +91,11 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
     t1 = time.perf_counter()
     torch.manual_seed(cfg.seed)
     model = SteerableModel.for_schedule(schedule, head, vecs.train.shape[1], h, backbone.name, head_options)
-    key = _training_key(schedule, cfg, head, head_options, dataset.name, backbone, vecs)
+    key = _training_key(schedule, cfg, head, head_options, dataset.name, backbone, vecs, device)
     history = _load_trained(model, model_cache, key)
     if history is None:
         history = train(model, schedule, vecs.train, vecs.y_train, vecs.validation,
-                        vecs.y_validation, cfg, progress=progress, checkpoint=checkpoint)
+                        vecs.y_validation, cfg, progress=progress, checkpoint=checkpoint, device=device)
         _save_trained(model, model_cache, key, history)
     t_train = time.perf_counter() - t1
     cost = {}
@@ -124,7 +126,7 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
                     "notes": dataset.notes, "unseen": str(unseen) if unseen else None, "measured_on": split},
         "backbone": {"name": backbone.name, "fingerprint": backbone.fingerprint()},
         "schedule": schedule.to_dict(),
-        "train": cfg.to_dict(),
+        "train": cfg.to_dict() | ({"device": str(device)} if device not in (None, "cpu") else {}),
         "protocols": [p.describe() for p in protocols],
         "history": history,
         "seconds": {"encode": t_encode, "train": t_train},
@@ -137,7 +139,7 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
 
 
 def _training_key(schedule: Schedule, cfg: TrainConfig, head: str, head_options: dict, dataset: str,
-                  backbone: Backbone, vecs: SplitVectors) -> str | None:
+                  backbone: Backbone, vecs: SplitVectors, device: str | None = None) -> str | None:
     """What determined a trained model whose encoding mix is set after training, else None."""
     post = schedule.head_options.get("posterior") or {}
     if "train_mix" not in post:
@@ -147,7 +149,8 @@ def _training_key(schedule: Schedule, cfg: TrainConfig, head: str, head_options:
     sch["head_options"] = dict(sch["head_options"], posterior={k: v for k, v in post.items() if k != "mix"})
     blob = json.dumps({"schedule": sch, "train": cfg.to_dict(), "head": head, "options": head_options,
                        "dataset": dataset, "backbone": backbone.fingerprint(),
-                       "data": hashlib.sha1(vecs.train.tobytes() + vecs.y_train.tobytes()).hexdigest()},
+                       "data": hashlib.sha1(vecs.train.tobytes() + vecs.y_train.tobytes()).hexdigest()}
+                      | ({"device": str(device)} if device not in (None, "cpu") else {}),  # other kernels, other bits
                       sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
