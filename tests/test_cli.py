@@ -338,3 +338,7 @@ def test_overwrite_replaces_the_whole_run_folder(csv_file, tmp_path, capsys):
     assert main(["export", str(out), "--out", str(tmp_path / "st")]) == 0
     card = (tmp_path / "st" / "README.md").read_text()  # the run's own method and metrics
     assert "(method `flat`)" in card and "**standard** (5-NN accuracy on the test split)" in card
+    capsys.readouterr()
+    assert main(["export", str(out), "--out", str(tmp_path / "st")]) == 2  # an export is not written over
+    assert "the folder exists and is not empty; give --overwrite" in capsys.readouterr().err
+    assert main(["export", str(out), "--out", str(tmp_path / "st"), "--overwrite"]) == 0

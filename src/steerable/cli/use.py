@@ -10,11 +10,11 @@ import torch
 from ..encoder import SteerableEncoder
 from ..io import read_json
 from ..model import SteerableModel
-from ..search import BACKENDS, open_index_folder, write_index_folder
+from ..search import BACKENDS, check_index_target, open_index_folder, write_index_folder
 from ..search.qdrant import DEFAULT_COLLECTION
 from ..search.ranking import truncate
 from ..stream import encode_file, iter_text_chunks
-from .common import add_backbone_args, backbone_options, non_negative_float, positive_int, unit_interval
+from .common import add_backbone_args, backbone_options, check_out, non_negative_float, positive_int, unit_interval
 
 
 def read_texts(path: str, text_col: str | None) -> list[str]:
@@ -24,11 +24,11 @@ def read_texts(path: str, text_col: str | None) -> list[str]:
 
 
 def cmd_index(args) -> int:
-    out = Path(args.out)
-    if (out / "meta.json").exists() and not args.overwrite:  # before any encoding
-        raise ValueError(f"{out}: already an index folder; pass --overwrite to replace it")
-    if args.backend == "pgvector" and not args.url:
-        raise ValueError("the pgvector backend needs --url postgresql://...")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    # before any encoding: an existing folder, collection or table, a missing URL, a silent server
+    check_index_target(args.out, backend=args.backend, url=args.url, collection=args.collection,
+                       overwrite=args.overwrite)
     texts = read_texts(args.texts, args.text_col)
     if args.embeddings:
         data = np.load(args.embeddings)
@@ -108,6 +108,7 @@ def cmd_export(args) -> int:
     # seconds, and no other command needs it.
     from ..export import export_onnx, export_sentence_transformer
 
+    check_out(Path(args.out), args.overwrite)
     model = SteerableModel.load(args.run)
     run = Path(args.run)
     metrics = read_json(run / "metrics.json") if (run / "metrics.json").exists() else None
@@ -141,6 +142,7 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing index folder, collection or table (refused otherwise)")
     p.add_argument("--out", required=True, help="index folder")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: all cores)")
     p.add_argument("--quiet", action="store_true")
     add_backbone_args(p.add_argument_group("backbone (default: as the model was trained)"), name=False)
     p.set_defaults(func=cmd_index)
@@ -185,7 +187,8 @@ def register(sub) -> None:
                                    "prefix dims and the level each serves; --onnx adds the head alone "
                                    "as ONNX (input: pooled backbone vector).")
     p.add_argument("run", help="run folder written by `steer train`")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, help="output folder (refused if it holds files, unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="write into a folder that holds files")
     p.add_argument("--onnx", action="store_true", help="also write head.onnx")
     p.add_argument("--onnx-dim", type=positive_int, help="ONNX output dim (default: full)")
     p.set_defaults(func=cmd_export)

@@ -15,15 +15,14 @@ import shutil
 from pathlib import Path
 from typing import Protocol, Sequence
 
-import faiss
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from ..io import atomic_write, atomic_write_json, read_json
 from .funnel import Exact, adaptive, funnel
 from .funnel import checked as _check
-from .pgvector import PgvectorIndex, safe_url
-from .qdrant import DEFAULT_COLLECTION, QdrantEdgeIndex, QdrantIndex, check_name
+from .pgvector import PgvectorIndex, safe_url, table_exists
+from .qdrant import DEFAULT_COLLECTION, QdrantEdgeIndex, QdrantIndex, check_name, qdrant_collection_exists
 from .ranking import rerank
 
 
@@ -50,6 +49,8 @@ class HNSW:
     """A FAISS HNSW graph (inner product) over vectors: an approximate first stage."""
 
     def __init__(self, dim: int, m: int = 32, ef_construction: int = 80, ef_search: int = 128):
+        import faiss  # imported where used: training and encoding never load it
+
         self.graph = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
         self.graph.hnsw.efConstruction = ef_construction
         self.ef_search = ef_search
@@ -71,6 +72,8 @@ class HNSW:
         return rerank(queries, self.vectors, candidates, k)
 
     def nbytes(self) -> int:
+        import faiss
+
         return int(faiss.serialize_index(self.graph).nbytes)
 
 
@@ -149,6 +152,8 @@ class EmbeddedIndex:
         tensors = {"prefix": self.prefix.vectors, "full": self.full.vectors, "ids": self.ids}
         atomic_write(directory / "vectors.safetensors", lambda p: save_file(tensors, str(p)))
         if isinstance(self.prefix, HNSW):
+            import faiss
+
             graph = self.prefix.graph
             atomic_write(directory / self.GRAPH_FILE, lambda p: faiss.write_index(graph, str(p)))
         atomic_write_json(directory / "index.json", {
@@ -167,6 +172,8 @@ class EmbeddedIndex:
         if not (meta["hnsw"] and graph_file.exists()):
             index.add(t["prefix"], t["full"], t["ids"])
             return index
+        import faiss
+
         graph = faiss.read_index(str(graph_file))
         if graph.ntotal != len(t["prefix"]) or graph.d != meta["prefix_dim"]:
             raise ValueError(f"{graph_file}: a graph of {graph.ntotal} {graph.d}-d vectors, but the folder "
@@ -220,12 +227,11 @@ def _build_edge(path: Path, prefix: np.ndarray, full: np.ndarray, overwrite: boo
     return QdrantEdgeIndex(prefix.shape[1], full.shape[1], path=path, create=False)
 
 
-def write_index_folder(directory: str | Path, prefix: np.ndarray, full: np.ndarray, texts: list[str],
-                       *, backend: str = "embedded", model: str | None = None, url: str | None = None,
-                       collection: str = DEFAULT_COLLECTION, overwrite: bool = False) -> SearchIndex:
-    """Build an index folder: ``meta.json``, ``texts.jsonl`` and the backend's own storage (files in
-    the folder, or a collection / table on the server at ``url``). An existing index folder, or an
-    existing collection of the same name, is replaced only with ``overwrite=True``."""
+def check_index_target(directory: str | Path, *, backend: str = "embedded", url: str | None = None,
+                       collection: str = DEFAULT_COLLECTION, overwrite: bool = False) -> None:
+    """Refuse, before anything is encoded, what :func:`write_index_folder` would refuse: an unknown
+    backend, a folder that is a file, an existing index folder, collection or table (unless
+    ``overwrite``), pgvector without a URL, a server that does not answer."""
     directory = Path(directory)
     if backend not in BACKENDS and backend != "numpy":
         raise ValueError(f"unknown backend {backend!r}; choose {', '.join(BACKENDS)}")
@@ -235,6 +241,27 @@ def write_index_folder(directory: str | Path, prefix: np.ndarray, full: np.ndarr
         raise ValueError(f"{directory}: already an index folder; pass --overwrite to replace it")
     if backend == "pgvector" and not url:
         raise ValueError("the pgvector backend needs --url postgresql://...")
+    if overwrite:
+        return
+    if backend == "pgvector" and table_exists(url, collection):
+        raise ValueError(f"PostgreSQL at {safe_url(url)}: table {collection!r} already exists; pass --overwrite "
+                         "to replace it")
+    if backend == "qdrant" and url and qdrant_collection_exists(url, collection):
+        raise ValueError(f"Qdrant at {url}: collection {collection!r} already exists; pass --overwrite to replace it")
+    if backend == "qdrant-edge" and _edge_path(directory, check_name("Qdrant collection", collection)).exists():
+        raise ValueError(f"{_edge_path(directory, collection)}: Qdrant Edge collection already exists; pass "
+                         "--overwrite to replace it")
+
+
+def write_index_folder(directory: str | Path, prefix: np.ndarray, full: np.ndarray, texts: list[str],
+                       *, backend: str = "embedded", model: str | None = None, url: str | None = None,
+                       collection: str = DEFAULT_COLLECTION, overwrite: bool = False) -> SearchIndex:
+    """Build an index folder: ``meta.json``, ``texts.jsonl`` and the backend's own storage (files in
+    the folder, or a collection / table on the server at ``url``). An existing index folder, or an
+    existing collection of the same name, is replaced only with ``overwrite=True``
+    (:func:`check_index_target` says so before any work)."""
+    directory = Path(directory)
+    check_index_target(directory, backend=backend, url=url, collection=collection, overwrite=overwrite)
     directory.mkdir(parents=True, exist_ok=True)
     dims = (prefix.shape[1], full.shape[1])
     if backend == "qdrant-edge":

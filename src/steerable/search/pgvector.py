@@ -59,6 +59,16 @@ def _check_table(name: str) -> str:
     return name
 
 
+def table_exists(url: str, table: str) -> bool:
+    """Whether ``table`` exists in the database at ``url`` (asked before any encoding)."""
+    psycopg, _ = _psycopg()
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            return bool(conn.execute("SELECT to_regclass(%s) IS NOT NULL", [_check_table(table)]).fetchone()[0])
+    except psycopg.Error as e:
+        raise ValueError(f"cannot connect to PostgreSQL at {safe_url(url)}: {_first_line(e)}") from None
+
+
 class _Stage:
     """The prefix or the full vector of the table as a :class:`~steerable.search.funnel.Stage`."""
 

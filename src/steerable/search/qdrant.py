@@ -114,6 +114,18 @@ def _client():
     return QdrantClient, models
 
 
+def qdrant_collection_exists(url: str, collection: str) -> bool:
+    """Whether the Qdrant server at ``url`` holds ``collection`` (asked before any encoding)."""
+    QdrantClient, _ = _client()
+    client = QdrantClient(url=url)
+    try:
+        return client.collection_exists(check_name("Qdrant collection", collection))
+    except Exception as e:  # the client raises transport errors of several libraries
+        raise ValueError(f"cannot reach Qdrant at {url}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    finally:
+        client.close()
+
+
 class QdrantIndex(_Qdrant):
     """Qdrant through ``qdrant-client``: ``url=...`` talks to a server, ``path=...`` or
     ``location=":memory:"`` (the default) run the client's local mode in this process.

@@ -8,7 +8,6 @@ a time.
 
 from __future__ import annotations
 
-import faiss
 import numpy as np
 import torch
 
@@ -89,6 +88,8 @@ def rerank(queries: np.ndarray, docs: np.ndarray, candidates: np.ndarray, k: int
     k = min(k, width)
     kk = min(k + 1, width)
     sims, rows = np.empty((nq, kk), dtype=np.float32), np.empty((nq, kk), dtype=np.int64)
+    import faiss  # imported where used: training and encoding never load it
+
     ptr = faiss.swig_ptr
     faiss.knn_inner_products_by_idx(ptr(q), ptr(docs), ptr(cand), docs.shape[1], nq, len(docs), width, kk,
                                     ptr(sims), ptr(rows), width)
