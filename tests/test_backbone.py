@@ -1,5 +1,6 @@
 """The vector cache with the real default backbone: texts are encoded once; corruption is rebuilt."""
 
+import json
 import logging
 
 import numpy as np
@@ -66,7 +67,7 @@ def test_the_key_follows_what_determines_the_vectors():
 
 # -- settings in the name, runtimes ----------------------------------------------------------------
 from steerable.backbone import DEFAULT_BACKBONE, backbone_spec, parse_backbone  # noqa: E402
-from steerable.onnx_backbone import OnnxEncoder, ensure_export  # noqa: E402
+from steerable.onnx_backbone import INT8_RECIPE, OnnxEncoder, ensure_export  # noqa: E402
 
 VARIED = TEXTS + ["", "ok", "Where is my package?? #4411 (ordered 3 weeks ago)",
                   " ".join(["a much longer text about flights, hotels and the weather in lima"] * 40)]
@@ -142,9 +143,15 @@ def test_onnx_honours_the_maximum_sequence_length(onnx_backbones):
     assert _cosines(short, full)[-1] < 0.99  # the long text was cut
 
 
+def test_the_int8_export_runs_fused_attention(onnx_backbones):
+    meta = json.loads((onnx_backbones["onnx-int8"].onnx.folder / "steerable-onnx.json").read_text())
+    assert meta["int8"] and meta["recipe"] == INT8_RECIPE
+    assert meta["fusions"]["Attention"] == 6 and meta["fusions"]["SkipLayerNormalization"] == 12  # 6 layers
+
+
 def test_the_export_is_made_once(onnx_backbones):
     folder = onnx_backbones["onnx-int8"].onnx.folder
-    key, root = folder.name.rsplit("-", 1)[0], folder.parent.parent
+    key, root = folder.name.removesuffix(f"-int8-{INT8_RECIPE}"), folder.parent.parent
     for int8 in (False, True):
         path = ensure_export(lambda: pytest.fail("exported again"), key, root, int8=int8)
         assert (path / "model.onnx").exists()

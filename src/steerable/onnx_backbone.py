@@ -2,11 +2,18 @@
 
 The exported graph is the sentence-transformers pipeline after tokenisation (the transformer, then
 the model's own pooling and normalisation modules), so it returns the same pooled vector as the
-torch model. Exports live in the cache folder under ``onnx/<key>-fp32`` and ``onnx/<key>-int8``
-(``key``: the model's weights and modules), each folder written beside its final place and renamed
-into it, so a reader sees a whole export or none. int8 is onnxruntime's dynamic quantisation of the
-fp32 export's matrix products (weights int8 per output channel, activations quantised on the fly);
-per-channel weights keep the vectors much closer to fp32 than one scale per tensor.
+torch model. Exports live in the cache folder under ``onnx/<key>-fp32`` and
+``onnx/<key>-int8-<INT8_RECIPE>`` (``key``: the model's weights and modules), each folder written
+beside its final place and renamed into it, so a reader sees a whole export or none.
+
+int8 starts from a second export with the attention written out (eager, not fused by torch), which
+onnxruntime's transformer optimiser fuses into its own ``Attention``, ``SkipLayerNormalization`` and
+``BiasGelu`` operators; then dynamic quantisation of the matrix products and attention (weights int8
+per output channel, activations quantised on the fly). The fusions let the quantised attention run
+as one operator, about 1.3x faster than quantising the unfused graph; per-channel weights keep the
+vectors much closer to fp32 than one scale per tensor. A model whose graph the optimiser does not
+recognise is quantised unfused. ``INT8_RECIPE`` names this recipe in the cache keys of the export
+and of the vectors, so vectors of another recipe are never reused.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from .io import atomic_write_json, read_json
 
 RUNTIMES = ("torch", "onnx", "onnx-int8")
 OPSET = 17
+INT8_RECIPE = "fused2"  # eager export, transformer fusions, MatMul + Attention quantised per channel
 _META = "steerable-onnx.json"
 
 
@@ -60,14 +68,17 @@ def _dim(st) -> int:
     return int(get())
 
 
-def _export(st, out: Path) -> None:
+def _export(st, out: Path, *, eager: bool = False) -> None:
     """Write ``model.onnx`` (input ids, mask[, token types] -> pooled vector), the tokenizer and
-    the tokenisation settings of a loaded SentenceTransformer."""
+    the tokenisation settings of a loaded SentenceTransformer. ``eager``: attention written out as
+    matrix products and a softmax, the form onnxruntime's optimiser fuses."""
     import torch
 
     first, rest = st[0], list(st)[1:]
     if not hasattr(first, "auto_model") or not hasattr(first, "tokenizer"):
         raise ValueError(f"the onnx runtimes export a transformer backbone; {type(first).__name__} is not one")
+    if eager:
+        first.auto_model.set_attn_implementation("eager")
     tokenizer = first.tokenizer
     inputs = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tokenizer.model_input_names]
 
@@ -99,22 +110,40 @@ def _export(st, out: Path) -> None:
                           input_names=inputs, output_names=["sentence_embedding"], dynamic_axes=axes,
                           opset_version=OPSET, dynamo=False)
     tokenizer.save_pretrained(str(out))
+    config = first.auto_model.config
     atomic_write_json(out / _META, {"inputs": inputs, "max_seq_length": st.max_seq_length,
                                     "do_lower_case": bool(getattr(first, "do_lower_case", False)),
-                                    "dim": _dim(st), "opset": OPSET,
+                                    "dim": _dim(st), "opset": OPSET, "eager": eager,
+                                    "model_type": config.model_type,
+                                    "num_heads": getattr(config, "num_attention_heads", 0),
+                                    "hidden_size": getattr(config, "hidden_size", 0),
                                     "int8": False, "torch": torch.__version__})
 
 
 def _quantize(fp32: Path, out: Path) -> None:
-    """Dynamic int8 quantisation of an fp32 export (its tokenizer and settings copied along)."""
+    """Fuse an eager fp32 export with onnxruntime's transformer optimiser, then quantise it to int8
+    (its tokenizer and settings copied along)."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.optimizer import optimize_model
 
+    meta = read_json(fp32 / _META)
     for f in fp32.iterdir():
         if f.name != "model.onnx":
             shutil.copy2(f, out / f.name)
-    quantize_dynamic(str(fp32 / "model.onnx"), str(out / "model.onnx"), weight_type=QuantType.QInt8,
-                     per_channel=True, op_types_to_quantize=["MatMul"])
-    atomic_write_json(out / _META, read_json(fp32 / _META) | {"int8": True})
+    fused = out / "fused.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        optimized = optimize_model(str(fp32 / "model.onnx"), model_type="bert", num_heads=meta["num_heads"],
+                                   hidden_size=meta["hidden_size"], opt_level=1)
+    fusions = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
+    optimized.save_model_to_file(str(fused))
+    # the fused operators are onnxruntime's own, which the quantiser cannot type: they output float
+    quantize_dynamic(str(fused), str(out / "model.onnx"), weight_type=QuantType.QInt8, per_channel=True,
+                     op_types_to_quantize=["MatMul", "Attention"],
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    fused.unlink()
+    atomic_write_json(out / _META, meta | {"int8": True, "recipe": INT8_RECIPE, "fusions": fusions})
 
 
 def ensure_export(load_model: Callable[[], object], key: str, root: Path, *, int8: bool = False) -> Path:
@@ -122,14 +151,15 @@ def ensure_export(load_model: Callable[[], object], key: str, root: Path, *, int
     SentenceTransformer, called only when the fp32 export does not exist yet."""
     _require_onnx()
     base = Path(root) / "onnx"
-    fp32 = base / f"{key}-fp32"
+    q = base / f"{key}-int8-{INT8_RECIPE}"
+    if int8 and (q / _META).exists():
+        return q
+    fp32 = base / (f"{key}-eager-fp32" if int8 else f"{key}-fp32")
     if not (fp32 / _META).exists():
-        _atomic_dir(fp32, lambda tmp: _export(load_model(), tmp))
+        _atomic_dir(fp32, lambda tmp: _export(load_model(), tmp, eager=int8))
     if not int8:
         return fp32
-    q = base / f"{key}-int8"
-    if not (q / _META).exists():
-        _atomic_dir(q, lambda tmp: _quantize(fp32, tmp))
+    _atomic_dir(q, lambda tmp: _quantize(fp32, tmp))
     return q
 
 
