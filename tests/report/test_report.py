@@ -1,15 +1,19 @@
 """steerable.report: the report of any results store, every number traceable to the records."""
 
 import json
+import subprocess
+import sys
 
 import matplotlib.image as mpimg
 import pytest
 
-from steerable.report import Results, write_report
+import steerable
+from steerable.report import Results, write_mteb, write_report
+from steerable.report.mteb import model_name, mteb_task, task_name
 from steerable.runs import ResultsStore, RunSpec, run_sweep
 from steerable.stats import paired_test
 
-from conftest import tiny_sweep
+from conftest import require, tiny_sweep
 
 METHODS = ("v5", "mrl", "flat", "heal")
 
@@ -56,16 +60,83 @@ def test_every_method_is_tested_against_the_reference(records, tmp_path):
         "flat", "mrl", "v5"}
 
 
+def _expected_mteb_scores(records) -> dict:
+    """(mteb model, task) -> seed -> k-NN accuracy, straight from the records."""
+    expected: dict = {}
+    for r in records:
+        for protocol, block in r.metrics.items():
+            for dim in block["dims"]:
+                for level in r.level_names:
+                    key = (model_name(r.method, protocol, dim), task_name(r.dataset, level))
+                    expected.setdefault(key, {})[r.seed] = block["accuracy"][level][str(dim)]
+    return expected
+
+
 def test_mteb_results_have_per_seed_scores(records, tmp_path):
+    require("mteb", "mteb")
+    from mteb.results import TaskResult
+
     write_report(records, tmp_path, ["md", "mteb"])
-    files = sorted((tmp_path / "mteb").glob("*/no_revision_available/*.json"))
-    models = {f.parts[-3] for f in files}
-    assert "steerable-v5-prefix1" in models and "steerable-mrl-prefix4" in models
-    doc = json.loads(files[0].read_text())
-    (score,) = doc["scores"]["test"]
-    assert [e["seed"] for e in score["scores_per_experiment"]] == [1, 2, 3]
-    assert score["main_score"] == pytest.approx(
-        sum(e["accuracy"] for e in score["scores_per_experiment"]) / 3)
+    files = sorted((tmp_path / "mteb" / "results").glob("*/no_revision_available/*.json"))
+    files = [f for f in files if f.name != "model_meta.json"]
+    expected = _expected_mteb_scores(records)
+    assert ("steerable/v5-standard-64d", "SteerableTinyL0KNN") in expected
+    assert ("steerable/flat-paper-384d", "SteerableTinyL1KNN") in expected  # Flat's full vector is the backbone's
+    got = {}
+    for f in files:
+        model = json.loads((f.parent / "model_meta.json").read_text())["name"]
+        got[(model, f.stem)] = TaskResult.from_disk(f)
+    assert got.keys() == expected.keys()  # 2 protocols x 16 (method, prefix) models x 2 levels
+    for key, result in got.items():
+        (score,) = result.scores["test"]
+        per_seed = {e["seed"]: e["accuracy"] for e in score["scores_per_experiment"]}
+        assert per_seed == pytest.approx(expected[key], abs=1e-6)  # to_disk rounds to 6 places
+        assert list(per_seed) == [1, 2, 3]
+        mean = sum(expected[key].values()) / 3
+        assert result.get_score() == pytest.approx(mean, abs=1e-6)
+        assert score["accuracy"] == score["main_score"]
+
+
+def test_mtebs_result_cache_loads_every_model_with_what_it_measured(records, tmp_path):
+    mteb = require("mteb", "mteb")
+
+    written = write_mteb(Results(records), tmp_path)
+    expected = _expected_mteb_scores(records)
+    assert len(written) == len(expected) == 64
+    results = mteb.ResultCache(tmp_path).load_results(include_remote=False)
+    assert {(m.model_name, t.task_name) for m in results.model_results for t in m.task_results} == expected.keys()
+    for model in results.model_results:
+        method, protocol, dim = model.model_name.removeprefix("steerable/").rsplit("-", 2)
+        assert model.model_revision == "no_revision_available"
+        assert model.model_meta.embed_dim == int(dim.removesuffix("d"))
+        assert model.model_meta.adapted_from == "sentence-transformers/all-MiniLM-L6-v2"
+        for result in model.task_results:
+            assert result.mteb_version == mteb.__version__
+            (score,) = result.scores["test"]
+            level = "l0" if result.task_name == "SteerableTinyL0KNN" else "l1"
+            assert score["steerable"] == {
+                "method": method, "protocol": protocol, "k": 5, "prefix_dim": model.model_meta.embed_dim,
+                "dataset": "tiny", "level": level, "backbone": "sentence-transformers/all-MiniLM-L6-v2",
+                "head": "linear", "steerable_version": steerable.__version__}
+            mean = sum(expected[(model.model_name, result.task_name)].values()) / 3
+            assert result.get_score() == pytest.approx(mean, abs=1e-6)
+    # the tasks are not in mteb's registry; mteb validates a result against the task object instead
+    result = results.model_results[0].task_results[0]
+    task = mteb_task("tiny", result.scores["test"][0]["steerable"]["level"])
+    assert result.validate_and_filter_scores(task=task).get_score() == result.get_score()
+
+
+def test_without_mteb_no_results_are_written_and_a_note_says_why(records, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "mteb", None)  # import mteb raises ImportError
+    notes = []
+    assert write_mteb(Results(records), tmp_path / "mteb", log=notes.append) == []
+    assert notes == ["mteb results not written: mteb is not installed (pip install 'steerable[mteb]')"]
+    assert not (tmp_path / "mteb").exists()
+
+
+def test_steerable_imports_without_importing_mteb():
+    code = "import sys, steerable, steerable.report, steerable.cli; assert 'mteb' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_an_empty_store_is_refused(tmp_path):

@@ -70,8 +70,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("report", help="tables and figures from a results store",
                        description="Write Markdown, CSV and LaTeX tables and PNG figures (per "
-                                   "protocol) from a results store; --format mteb adds MTEB-style "
-                                   "result JSON.")
+                                   "protocol) from a results store; --format mteb adds mteb's own "
+                                   "result files (TaskResult JSON; needs the mteb extra).")
     p.add_argument("results", help="results store folder")
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--format", default="md", help="comma-separated: md (always), mteb")

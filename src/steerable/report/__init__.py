@@ -1,4 +1,4 @@
-"""Reports from a results store: tables (Markdown, CSV, LaTeX), figures (PNG), MTEB-style JSON.
+"""Reports from a results store: tables (Markdown, CSV, LaTeX), figures (PNG), mteb results.
 
 :func:`write_report` is the report of any sweep: the hierarchy, then per protocol the accuracy and
 steerability tables (each method tested against a reference method) with the prefix curves, then
@@ -90,7 +90,8 @@ def write_report(records: Sequence[RunRecord], out: str | Path, formats: Sequenc
 def finish_report(md: list[str], out: Path, res: Results, summary: dict, formats: Sequence[str],
                   open_set_methods: Sequence[str] | None = None) -> dict:
     """Append the open-set section (when a run held classes out), then write ``report.md``,
-    ``summary.json`` and, when asked, the MTEB files; returns ``summary``."""
+    ``summary.json`` and, when asked, the mteb results (skipped with a note without mteb); returns
+    ``summary``."""
     if res.open_set:
         md += ["## Open set: classes never seen in training", ""]
         _section(md, out, [(open_set_table(res, open_set_methods), "table9_open_set")])
