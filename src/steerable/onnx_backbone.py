@@ -6,14 +6,17 @@ torch model. Exports live in the cache folder under ``onnx/<key>-fp32`` and
 ``onnx/<key>-int8-<INT8_RECIPE>`` (``key``: the model's weights and modules), each folder written
 beside its final place and renamed into it, so a reader sees a whole export or none.
 
-int8 starts from a second export with the attention written out (eager, not fused by torch), which
-onnxruntime's transformer optimiser fuses into its own ``Attention``, ``SkipLayerNormalization`` and
-``BiasGelu`` operators; then dynamic quantisation of the matrix products and attention (weights int8
-per output channel, activations quantised on the fly). The fusions let the quantised attention run
-as one operator, about 1.3x faster than quantising the unfused graph; per-channel weights keep the
-vectors much closer to fp32 than one scale per tensor. A model whose graph the optimiser does not
-recognise is quantised unfused. ``INT8_RECIPE`` names this recipe in the cache keys of the export
-and of the vectors, so vectors of another recipe are never reused.
+int8 starts from a second export with the attention written out (eager, not fused by torch). For a
+BERT-type model onnxruntime's transformer optimiser fuses it into its own ``Attention``,
+``SkipLayerNormalization`` and ``BiasGelu`` operators; then the matrix products and attention are
+quantised dynamically (weights int8 per output channel, activations quantised on the fly). The
+fusions let the quantised attention run as one operator, about 1.3x faster than quantising the
+unfused graph; per-channel weights keep the vectors much closer to fp32 than one scale per tensor.
+Other models are quantised unfused. Either way the int8 graph's vectors must agree with fp32's on a
+few probe texts (mean cosine at least ``MIN_AGREEMENT``), else the export is refused with a one-line
+error: dynamic int8 of all-mpnet-base-v2's matrix products gives vectors unrelated to fp32's, fused
+or not, per channel or not. ``INT8_RECIPE`` names this recipe in the cache keys of the export and of
+the vectors, so vectors of another recipe are never reused.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from .io import atomic_write_json, read_json
 
 RUNTIMES = ("torch", "onnx", "onnx-int8")
 OPSET = 17
-INT8_RECIPE = "fused2"  # eager export, transformer fusions, MatMul + Attention quantised per channel
+INT8_RECIPE = "fused2"  # eager export, BERT fusions where they hold, MatMul (+ Attention) int8 per channel
 _META = "steerable-onnx.json"
 
 
@@ -120,9 +123,29 @@ def _export(st, out: Path, *, eager: bool = False) -> None:
                                     "int8": False, "torch": torch.__version__})
 
 
+FUSED_MODEL_TYPES = ("bert",)  # the graphs onnxruntime's BERT fusions are known to read correctly
+_PROBE = ["how do i reset my password", "book a table for two at an italian place tonight",
+          "The committee will meet again next week to review the budget and the hiring plan."]
+MIN_AGREEMENT = 0.98  # mean cosine with the fp32 export on _PROBE: below it, fusion is not used, and
+# an unfused int8 graph below it is refused
+
+
+def _agreement(reference: Path, candidate: Path, folder: Path, meta: dict) -> float:
+    """Mean cosine between two graphs' vectors for a few probe texts."""
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
+
+    enc = AutoTokenizer.from_pretrained(str(folder))(_PROBE, padding=True, return_tensors="np")
+    feed = {n: enc[n].astype(np.int64) for n in meta["inputs"]}
+    a, b = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+            for p in (reference, candidate))
+    return float(np.mean((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)))
+
+
 def _quantize(fp32: Path, out: Path) -> None:
-    """Fuse an eager fp32 export with onnxruntime's transformer optimiser, then quantise it to int8
-    (its tokenizer and settings copied along)."""
+    """int8 of an eager fp32 export (its tokenizer and settings copied along): fused by onnxruntime's
+    transformer optimiser, then quantised, for the model types in FUSED_MODEL_TYPES whose fused
+    result agrees with fp32 on probe texts; the unfused graph's matrix products quantised otherwise."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers.optimizer import optimize_model
@@ -131,19 +154,31 @@ def _quantize(fp32: Path, out: Path) -> None:
     for f in fp32.iterdir():
         if f.name != "model.onnx":
             shutil.copy2(f, out / f.name)
-    fused = out / "fused.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        optimized = optimize_model(str(fp32 / "model.onnx"), model_type="bert", num_heads=meta["num_heads"],
-                                   hidden_size=meta["hidden_size"], opt_level=1)
-    fusions = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
-    optimized.save_model_to_file(str(fused))
-    # the fused operators are onnxruntime's own, which the quantiser cannot type: they output float
-    quantize_dynamic(str(fused), str(out / "model.onnx"), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=["MatMul", "Attention"],
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-    fused.unlink()
-    atomic_write_json(out / _META, meta | {"int8": True, "recipe": INT8_RECIPE, "fusions": fusions})
+    target, fusions = out / "model.onnx", {}
+    if meta["model_type"] in FUSED_MODEL_TYPES:
+        fused = out / "fused.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            optimized = optimize_model(str(fp32 / "model.onnx"), model_type="bert", num_heads=meta["num_heads"],
+                                       hidden_size=meta["hidden_size"], opt_level=1)
+        fusions = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
+        optimized.save_model_to_file(str(fused))
+        # the fused operators are onnxruntime's own, which the quantiser cannot type: they output float
+        quantize_dynamic(str(fused), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul", "Attention"],
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        fused.unlink()
+        if _agreement(fp32 / "model.onnx", target, out, meta) < MIN_AGREEMENT:
+            fusions = {}
+    if not fusions:
+        quantize_dynamic(str(fp32 / "model.onnx"), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul"])
+    agreement = _agreement(fp32 / "model.onnx", target, out, meta)
+    if agreement < MIN_AGREEMENT:
+        raise ValueError(f"onnx-int8: dynamic int8 quantisation breaks this {meta['model_type']} model (its vectors' "
+                         f"mean cosine with fp32's is {agreement:.2f} on probe texts); use --runtime onnx")
+    atomic_write_json(out / _META, meta | {"int8": True, "recipe": INT8_RECIPE, "fusions": fusions,
+                                           "agreement": agreement})
 
 
 def ensure_export(load_model: Callable[[], object], key: str, root: Path, *, int8: bool = False) -> Path:
