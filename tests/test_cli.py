@@ -150,6 +150,10 @@ def test_index_options_are_checked_before_any_work(tmp_path, capsys):
                  "--out", str(tmp_path / "idx")]) == 2
     assert capsys.readouterr().err.strip() == "steer: error: the pgvector backend needs --url postgresql://..."
     assert not (tmp_path / "idx").exists()
+    pytest.importorskip("qdrant_client")
+    assert main(["index", "--texts", str(texts), "--model", str(tmp_path / "no-run"), "--backend", "qdrant",
+                 "--url", "http://127.0.0.1:9", "--out", str(tmp_path / "idx")]) == 2  # nothing listens there
+    assert "steer: error: cannot reach Qdrant at http://127.0.0.1:9: " in capsys.readouterr().err
 
 
 def test_flat_is_a_run_like_any_other(csv_file, tmp_path, capsys):

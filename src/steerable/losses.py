@@ -96,8 +96,8 @@ def posterior_nll(fine_logits: torch.Tensor, to_level: torch.Tensor, labels: tor
     log_p = torch.log_softmax(fine_logits, dim=-1)
     k = int(to_level.max()) + 1
     # log sum_{f in c} p_f, by logsumexp over each class's members
-    masked = log_p[:, None, :].masked_fill(to_level[None, None, :] != torch.arange(k, device=log_p.device)[None, :, None],
-                                           float("-inf"))
+    classes = torch.arange(k, device=log_p.device)
+    masked = log_p[:, None, :].masked_fill(to_level[None, None, :] != classes[None, :, None], float("-inf"))
     log_pc = torch.logsumexp(masked, dim=-1)
     return -log_pc.gather(1, labels[:, None]).squeeze(1)
 

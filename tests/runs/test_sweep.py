@@ -34,7 +34,8 @@ def test_a_run_id_names_the_setting_a_bare_method_ran_at(monkeypatch):
     from steerable import methods
 
     old = RunSpec("a", "adversarial", 1)
-    assert old.method == "adversarial" and old.run_id == RunSpec("a", f"adversarial@{methods.ADVERSARIAL_STRENGTH:g}", 1).run_id
+    explicit = RunSpec("a", f"adversarial@{methods.ADVERSARIAL_STRENGTH:g}", 1)
+    assert old.method == "adversarial" and old.run_id == explicit.run_id
     monkeypatch.setattr(methods, "ADVERSARIAL_STRENGTH", 0.5)
     new = RunSpec("a", "adversarial", 1)
     assert new.method == "adversarial" and new.run_id != old.run_id and new.run_id.startswith("a__adversarial@0.5__")

@@ -117,11 +117,13 @@ def _client():
 def qdrant_collection_exists(url: str, collection: str) -> bool:
     """Whether the Qdrant server at ``url`` holds ``collection`` (asked before any encoding)."""
     QdrantClient, _ = _client()
+    name = check_name("Qdrant collection", collection)
     client = QdrantClient(url=url)
     try:
-        return client.collection_exists(check_name("Qdrant collection", collection))
+        return client.collection_exists(name)
     except Exception as e:  # the client raises transport errors of several libraries
-        raise ValueError(f"cannot reach Qdrant at {url}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(f"cannot reach Qdrant at {url}: {why}") from None
     finally:
         client.close()
 
