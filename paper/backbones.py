@@ -94,7 +94,7 @@ def write_backbones(records: Sequence[RunRecord], out: str | Path, protocol: str
                     claims: dict | None = None) -> Path:
     """``<out>/backbones.md``: the comparison table and the claims' verdicts on each backbone."""
     claims = claims or load_claims()
-    names = sorted({r.backbone for r in records})
+    names = sorted({r.backbone for r in records}, key=lambda b: (b != DEFAULT_BACKBONE, b))  # the default first
     if len(names) < 2:
         raise ValueError(f"the backbone comparison needs runs on two backbones; the store has {', '.join(names)}")
     by_backbone = {b: Results([r for r in records if r.backbone == b]) for b in names}
