@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results/paper", help="results store (default results/paper)")
     p.add_argument("--out", default="reports/paper", help="report folder (default reports/paper)")
     p.add_argument("--doc", help="also write the reproduction page here (e.g. docs/reproduction.md)")
+    p.add_argument("--report-only", action="store_true",
+                   help="run nothing: report the runs already in the results store (a grid not yet finished "
+                        "shows what it has, with the number of seeds of each figure)")
     p.add_argument("--bench", default="bench/out/search.json",
                    help="bench/search.py result whose query latencies join the efficiency tables, if "
                         "the file exists (default bench/out/search.json)")
@@ -63,6 +66,8 @@ def reproduce(args, command: str) -> int:
     settings = sweep_settings(args)
 
     def sweep(runs: list[RunSpec], **kwargs) -> None:
+        if args.report_only:
+            return
         run_sweep(runs, args.results, executor=executor(args), data_dir=args.data_dir,
                   progress=not args.quiet, **kwargs)
 
@@ -70,8 +75,10 @@ def reproduce(args, command: str) -> int:
         runs = backbone_sweep(datasets, quick=args.quick, seeds=seeds, settings=settings).runs()
         sweep(runs)
         ids = {r.run_id for r in runs}
-        path = write_backbones([r for r in ResultsStore(args.results).records() if r.run_id in ids], args.out)
-        print(f"reproduce: {len(runs)} runs compared in {(time.perf_counter() - t0) / 60:.1f} min -> {path}")
+        records = [r for r in ResultsStore(args.results).records() if r.run_id in ids]
+        path = write_backbones(records, args.out)
+        print(f"reproduce: {len(records)} of {len(runs)} runs compared in {(time.perf_counter() - t0) / 60:.1f} min "
+              f"-> {path}")
         return 0
 
     main: list[RunSpec] = []

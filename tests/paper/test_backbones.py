@@ -38,3 +38,28 @@ def test_a_claim_that_holds_on_one_backbone_only_is_marked(tmp_path):
 def test_one_backbone_is_refused():
     with pytest.raises(ValueError, match="needs runs on two backbones; the store has m"):
         write_backbones(runs("trec", "v5", {}), "unused")
+
+
+def test_report_only_reports_what_the_store_holds_and_runs_nothing(tmp_path, capsys):
+    """Half the grid recorded (the default backbone's): --report-only reports it and runs nothing."""
+    from paper.cli import main
+    from steerable.runs import ResultsStore
+    from test_verdicts import record
+
+    store = ResultsStore(tmp_path / "store")
+    grid = backbone_sweep(["trec"]).runs()
+    for spec in grid:
+        if spec.backbone == DEFAULT_BACKBONE:
+            store.add(replace(record("trec", spec.method, spec.seed), run_id=spec.run_id, backbone=spec.backbone))
+    store.add(replace(record("trec", "v5", 42), run_id="elsewhere", backbone="other"))  # not this grid's
+    args = ["--part", "backbones", "--datasets", "trec", "--results", str(tmp_path / "store"),
+            "--out", str(tmp_path / "out"), "--report-only"]
+    assert main(args) == 2  # one backbone recorded: nothing to compare, and nothing was run
+    assert "needs runs on two backbones" in capsys.readouterr().err
+    for spec in [s for s in grid if s.backbone == SECOND_BACKBONE][:2]:  # Flat, two seeds
+        store.add(replace(record("trec", spec.method, spec.seed), run_id=spec.run_id, backbone=spec.backbone))
+    assert main(args) == 0
+    assert f"reproduce: {len(grid) // 2 + 2} of {len(grid)} runs compared" in capsys.readouterr().out
+    text = (tmp_path / "out" / "backbones.md").read_text()
+    assert "| trec | Flat | 90.0 | 80.0 | +0.000 | 50.0 | 3 | 90.0 | 80.0 | +0.000 | 50.0 | 2 |" in text
+    assert "| trec | V5 | 90.0 | 80.0 | +0.000 | 50.0 | 3 | - | - | - | - | 0 |" in text
