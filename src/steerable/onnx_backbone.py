@@ -154,7 +154,7 @@ def _quantize(fp32: Path, out: Path) -> None:
     for f in fp32.iterdir():
         if f.name != "model.onnx":
             shutil.copy2(f, out / f.name)
-    target, fusions = out / "model.onnx", {}
+    target, fusions, agreement = out / "model.onnx", {}, None
     if meta["model_type"] in FUSED_MODEL_TYPES:
         fused = out / "fused.onnx"
         with warnings.catch_warnings():
@@ -168,12 +168,13 @@ def _quantize(fp32: Path, out: Path) -> None:
                          op_types_to_quantize=["MatMul", "Attention"],
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         fused.unlink()
-        if _agreement(fp32 / "model.onnx", target, out, meta) < MIN_AGREEMENT:
+        agreement = _agreement(fp32 / "model.onnx", target, out, meta)
+        if agreement < MIN_AGREEMENT:
             fusions = {}
     if not fusions:
         quantize_dynamic(str(fp32 / "model.onnx"), str(target), weight_type=QuantType.QInt8, per_channel=True,
                          op_types_to_quantize=["MatMul"])
-    agreement = _agreement(fp32 / "model.onnx", target, out, meta)
+        agreement = _agreement(fp32 / "model.onnx", target, out, meta)
     if agreement < MIN_AGREEMENT:
         raise ValueError(f"onnx-int8: dynamic int8 quantisation breaks this {meta['model_type']} model (its vectors' "
                          f"mean cosine with fp32's is {agreement:.2f} on probe texts); use --runtime onnx")
