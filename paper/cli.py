@@ -15,6 +15,7 @@ from pathlib import Path
 
 from steerable.cli.common import add_sweep_args, csv_list, executor, sweep_settings
 from steerable.data import DataError, list_datasets
+from steerable.methods import canonical
 from steerable.runs import ResultsStore, RunSpec, run_sweep
 
 from .backbones import backbone_sweep, write_backbones
@@ -44,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "OUT/backbones.md with every claim judged on each")
     p.add_argument("--datasets", help="comma-separated (default: every data set found)")
     p.add_argument("--seeds", help="comma-separated (default: the paper's five)")
+    p.add_argument("--methods", help="comma-separated: only these methods of each grid (a partial grid; the report "
+                                     "and the claims then see only their runs)")
     p.add_argument("--results", default="results/paper", help="results store (default results/paper)")
     p.add_argument("--out", default="reports/paper", help="report folder (default reports/paper)")
     p.add_argument("--doc", help="also write the reproduction page here (e.g. docs/reproduction.md)")
@@ -57,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def only_methods(runs, methods: list[str]) -> list[RunSpec]:
+    """The runs of ``methods`` (any spelling of a setting: ``adversarial`` is ``adversarial@1``), or all
+    of them when none are named."""
+    wanted = {canonical(m) for m in methods}
+    return [r for r in runs if canonical(r.method) in wanted] if wanted else list(runs)
+
+
 def reproduce(args, command: str) -> int:
     t0 = time.perf_counter()
     datasets = csv_list(args.datasets) or list_datasets(args.data_dir)
@@ -64,6 +74,10 @@ def reproduce(args, command: str) -> int:
         raise DataError("no data sets found; set STEER_DATA_DIR")
     seeds = [int(s) for s in csv_list(args.seeds)] or None
     settings = sweep_settings(args)
+    methods = csv_list(args.methods)
+
+    def keep(runs) -> list[RunSpec]:
+        return only_methods(runs, methods)
 
     def sweep(runs: list[RunSpec], **kwargs) -> None:
         if args.report_only:
@@ -72,7 +86,7 @@ def reproduce(args, command: str) -> int:
                   progress=not args.quiet, **kwargs)
 
     if args.part == "backbones":
-        runs = backbone_sweep(datasets, quick=args.quick, seeds=seeds, settings=settings).runs()
+        runs = keep(backbone_sweep(datasets, quick=args.quick, seeds=seeds, settings=settings).runs())
         sweep(runs)
         ids = {r.run_id for r in runs}
         records = [r for r in ResultsStore(args.results).records() if r.run_id in ids]
@@ -84,17 +98,18 @@ def reproduce(args, command: str) -> int:
     main: list[RunSpec] = []
     confirm: list[RunSpec] = []
     if args.part in ("all", "paper"):
-        main += paper_sweep(datasets, quick=args.quick, seeds=seeds, settings=settings).runs()
+        main += keep(paper_sweep(datasets, quick=args.quick, seeds=seeds, settings=settings).runs())
         sweep(main)
     if args.part in ("all", "beyond"):
-        beyond = beyond_sweep(datasets, quick=args.quick, seeds=seeds, settings=settings)
+        beyond = keep(beyond_sweep(datasets, quick=args.quick, seeds=seeds, settings=settings))
         # the leakage figure needs every run's prefix probe: older records without one run again
         sweep(beyond, require=("probe",))
         main += beyond
-        confirm = confirm_sweep(datasets, quick=args.quick, settings=settings)
+        confirm = keep(confirm_sweep(datasets, quick=args.quick, settings=settings))
         sweep(confirm)
     if args.part in ("all", "open"):
-        open_set = open_set_sweep(datasets, quick=args.quick, seeds=seeds, settings=settings, data_dir=args.data_dir)
+        open_set = keep(open_set_sweep(datasets, quick=args.quick, seeds=seeds, settings=settings,
+                                       data_dir=args.data_dir))
         sweep(open_set)
         main += open_set
     store = ResultsStore(args.results)

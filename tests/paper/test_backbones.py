@@ -63,3 +63,14 @@ def test_report_only_reports_what_the_store_holds_and_runs_nothing(tmp_path, cap
     text = (tmp_path / "out" / "backbones.md").read_text()
     assert "| trec | Flat | 90.0 | 80.0 | +0.000 | 50.0 | 3 | 90.0 | 80.0 | +0.000 | 50.0 | 2 |" in text
     assert "| trec | V5 | 90.0 | 80.0 | +0.000 | 50.0 | 3 | - | - | - | - | 0 |" in text
+
+
+def test_methods_narrow_a_grid_to_their_runs():
+    from paper.cli import only_methods
+    from paper.grids import open_set_sweep
+
+    grid = open_set_sweep(["trec"])
+    kept = only_methods(grid, ["v5", "adversarial@1"])  # adversarial's default setting, spelled out
+    assert {r.method for r in kept} == {"v5", "adversarial"} and {r.unseen for r in kept} == {"coarse:1", "fine:0.2"}
+    assert len(kept) == 2 * 2 * 5 and kept == [r for r in grid if r in kept]
+    assert only_methods(grid, []) == grid
