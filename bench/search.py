@@ -41,6 +41,11 @@ SELECTION recall@10 is >= 0.99, and for "equal recall" the fastest HNSW-256 efSe
 recall@10 is >= that funnel's; each with its rule, the number of candidates, and its numbers on both
 query sets. The prefix's ceiling (the share of exact-256's top 10 inside the exact 64-d top K, which no
 64-d shortlist index can beat) is measured on the evaluation queries.
+``--select-distill``: MRL-distill's (weight, temperature) is chosen here as well, out of sample: each
+candidate head is trained on the training split and measured on the validation split (FullFine,
+standard protocol), and the prefix's ceiling at K = 50 is measured on the SELECTION queries; the
+chosen setting has the highest ceiling among those whose validation FullFine is no more than 0.5 pt
+below MRL's (``real.distill_selection``), and is the MRL-distill head the rows are measured with.
 Targets (judged by ``paper/search_targets.py``): the funnel at >= 3x exact-256's speed while keeping
 >= 0.99 of its top 10, and faster than HNSW-256 at equal recall.
 
@@ -51,6 +56,7 @@ queries (``synthetic`` rows, ``synthetic_chosen``). No heads: nothing in it was 
     STEER_DATA_DIR=../shared/datasets python bench/search.py [--threads 2] [--synthetic 1000000]
     python bench/search.py --skip-real --synthetic 20000 --threads 1   # the generated part alone
     python bench/search.py ... --engines ''   # without the real engines' rows
+    python bench/search.py --select-distill --synthetic 0   # MRL-distill's setting chosen out of sample
 """
 
 from __future__ import annotations
@@ -66,12 +72,17 @@ from _common import finish, machine, print_machine, write_json
 from search_lib import ENGINES, choose, contenders, out_of_sample, prefix_ceiling, split_queries, unit
 from steerable.backbone import Backbone, VectorCache
 from steerable.data import combine_datasets, list_datasets, load_dataset
+from steerable.methods import mrl, prefix_distillation
 from steerable.metrics import standard_protocol
 from steerable.runs import run
+from steerable.schedule import Schedule
 
 HEADS = ("v5", "mrl", "mrl_distill")  # mrl_distill: MRL whose prefix learns to shortlist for its full vector
 HELD_OUT_SPLITS = ("validation", "test")
 QUERY_SEED = 0
+DISTILL_CANDIDATES = ((1.0, 0.05), (3.0, 0.05), (1.0, 0.02), (3.0, 0.02))  # (weight, temperature)
+DISTILL_SHORTLIST = 50  # the prefix ceiling that chooses MRL-distill's setting: share of the top 10 in the top 50
+DISTILL_MARGIN = 0.005  # a candidate's validation FullFine may be at most 0.5 pt below MRL's
 
 
 def head_data(datasets: list, name: str):
@@ -95,17 +106,53 @@ def collection(datasets: list) -> tuple[list[str], dict]:
     return texts, counts
 
 
-def train_head(train_on, method: str, cache: VectorCache):
-    """A head trained on ``train_on``'s training split; (model, what to record of it)."""
+def train_head(train_on, method, cache: VectorCache, split: str = "test"):
+    """A head trained on ``train_on``'s training split, measured on ``split``; (model, what to record of
+    it)."""
     t0 = time.perf_counter()
     result = run(train_on, method, cache=cache, progress=False, max_test=2000, retrieval=False,
-                 protocols=[standard_protocol()])
+                 protocols=[standard_protocol()], split=split)
     (block,) = result.metrics.values()
     return result.model, {"train_and_eval_s": time.perf_counter() - t0,
                           "train_examples": len(train_on.train),
                           "coarse_classes": train_on.hierarchy.num_classes(0),
                           "fine_classes": train_on.hierarchy.num_classes(1),
+                          "measured_on": split,
                           "standard_protocol": {k: v for k, v in block.items() if k != "protocol"}}
+
+
+def distill_schedule(weight: float, temperature: float, num_levels: int) -> Schedule:
+    """MRL-distill (``steerable.methods.mrl_distill``) at a (weight, temperature)."""
+    base = mrl(num_levels)
+    return Schedule(f"mrl_distill@w{weight:g},t{temperature:g}",
+                    base.terms + (prefix_distillation(num_levels, 4, weight, temperature),), base.block_keep)
+
+
+def select_distill(train_on, cache: VectorCache, vectors: np.ndarray, docs: np.ndarray,
+                   selection: np.ndarray) -> dict:
+    """MRL-distill's (weight, temperature) chosen out of sample (module docstring): every candidate's
+    validation FullFine and prefix ceiling on the selection queries, MRL's validation FullFine, the
+    eligible candidates and the chosen one."""
+    _, ref = train_head(train_on, "mrl", cache, split="validation")
+    bound = ref["standard_protocol"]["full_fine"] - DISTILL_MARGIN
+    rows = []
+    for weight, temperature in DISTILL_CANDIDATES:
+        model, info = train_head(train_on, distill_schedule(weight, temperature, train_on.hierarchy.num_levels),
+                                 cache, split="validation")
+        prefix, full = model.embed_vectors(vectors, [64, model.dims[-1]])
+        (ceiling,) = prefix_ceiling(*take(prefix, full, docs), *take(prefix, full, selection), [DISTILL_SHORTLIST])
+        full_fine = info["standard_protocol"]["full_fine"]
+        rows.append({"weight": weight, "temperature": temperature, "validation_full_fine": full_fine,
+                     "selection_ceiling": ceiling["recall@10"], "eligible": full_fine >= bound,
+                     "train_and_eval_s": info["train_and_eval_s"]})
+        print("mrl_distill candidate", rows[-1])
+    eligible = [r for r in rows if r["eligible"]]
+    chosen = max(eligible, key=lambda r: r["selection_ceiling"]) if eligible else None
+    return {"objective": f"the highest share of the full vector's top 10 inside the prefix's top "
+                         f"{DISTILL_SHORTLIST} on the selection queries, among the candidates whose validation "
+                         f"FullFine is no more than {100 * DISTILL_MARGIN:g} pt below MRL's",
+            "mrl_validation_full_fine": ref["standard_protocol"]["full_fine"], "candidates": rows,
+            "chosen": None if chosen is None else {"weight": chosen["weight"], "temperature": chosen["temperature"]}}
 
 
 def take(prefix: np.ndarray, full: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -139,8 +186,18 @@ def real_embeddings(args) -> dict:
     out = {"collection": counts, "documents": len(docs), "queries": len(ev), "evaluation_queries": len(ev),
            "selection_queries": len(sel), "query_seed": args.query_seed, "head_data": args.head_data,
            "heads": {}, "ceiling": {}, "chosen": {}}
-    for method in HEADS:
-        model, out["heads"][method] = train_head(train_on, method, cache)
+    heads = {m: m for m in HEADS}
+    if args.select_distill:
+        out["distill_selection"] = select_distill(train_on, cache, vectors, docs, sel)
+        print("mrl_distill selection", out["distill_selection"]["chosen"])
+        chosen = out["distill_selection"]["chosen"]
+        if chosen is None:
+            heads.pop("mrl_distill")  # no setting kept MRL's accuracy: nothing to bench
+        else:
+            heads["mrl_distill"] = distill_schedule(chosen["weight"], chosen["temperature"],
+                                                    train_on.hierarchy.num_levels)
+    for method, schedule in heads.items():
+        model, out["heads"][method] = train_head(train_on, schedule, cache)
         print(method, "head", out["heads"][method])
         prefix, full = model.embed_vectors(vectors, [64, model.dims[-1]])
         d, e, s = (take(prefix, full, idx) for idx in (docs, ev, sel))
@@ -185,6 +242,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="the engines on the generated collection too (default: on the real one only)")
     ap.add_argument("--pg-url", help="PostgreSQL server with pgvector for engine-pgvector (default: start one)")
     ap.add_argument("--skip-real", action="store_true")
+    ap.add_argument("--select-distill", action="store_true",
+                    help="choose MRL-distill's (weight, temperature) on the validation split and the selection "
+                         "queries first, and bench the chosen one")
     args = ap.parse_args(argv)
     args.shortlists = [int(x) for x in args.shortlists.split(",")]
     args.efs = [int(x) for x in args.efs.split(",")]

@@ -112,8 +112,7 @@ def open_set_sweep(datasets: Sequence[str], *, quick: bool = False, seeds: Seque
     base = CAPS | (settings or {})
     seeds = list(seeds or (PAPER_SEEDS[:2] if quick else PAPER_SEEDS))
     dss = [d for d in BEYOND_DATASETS if d in datasets][: 1 if quick else None]
-    runs = []
-    for ds in dss:
-        for unseen in (f"coarse:{coarse_held_out(ds, data_dir)}", f"fine:{OPEN_SET_FINE:g}"):  # the goal's first
-            runs += [RunSpec(ds, m, s, unseen=unseen, **base) for m in OPEN_SET_METHODS for s in seeds]
-    return runs
+    held_out = {ds: (f"coarse:{coarse_held_out(ds, data_dir)}", f"fine:{OPEN_SET_FINE:g}") for ds in dss}
+    # unseen coarse classes (the goal's setting) on every data set first, then unseen fine classes
+    return [RunSpec(ds, m, s, unseen=held_out[ds][kind], **base)
+            for kind in (0, 1) for ds in dss for m in OPEN_SET_METHODS for s in seeds]
