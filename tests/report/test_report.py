@@ -180,3 +180,21 @@ def test_open_set_runs_get_their_own_table_and_figure_and_stay_out_of_the_closed
     assert table[1].startswith("tiny,fine:0.4,Flat,9,") and table[2].startswith("tiny,fine:0.4,V5,9,")
     assert mpimg.imread(tmp_path / "out" / "fig7_open_set.png").shape[0] > 200
     assert "## Open set" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_runs_of_two_backbones_in_one_cell_are_refused_and_steer_report_picks_one(records, tmp_path):
+    """The same grid on two backbones would overwrite each other's seeds in every table."""
+    from dataclasses import replace
+
+    other = [replace(r, run_id=f"other-{r.run_id}", backbone="org/other-model") for r in records]
+    with pytest.raises(ValueError, match=r"backbones .* and org/other-model: report one at a time"):
+        Results(records + other)
+    store = ResultsStore(tmp_path / "store")
+    for r in records + other:
+        store.add(r)
+    cli = [sys.executable, "-m", "steerable.cli", "report", str(tmp_path / "store"), "--out", str(tmp_path / "out")]
+    refused = subprocess.run(cli, capture_output=True, text=True)
+    assert refused.returncode == 2 and "report one at a time" in refused.stderr and not (tmp_path / "out").exists()
+    done = subprocess.run(cli + ["--backbone", "other-model"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"report: {len(records)} runs" in done.stdout

@@ -33,6 +33,10 @@ def cmd_sweep(args) -> int:
 
 def cmd_report(args) -> int:
     records = load_records(args.results)
+    if args.backbone:
+        records = [r for r in records if args.backbone in (r.backbone, r.backbone.split("/")[-1])]
+        if not records:
+            raise ValueError(f"{args.results}: no runs with backbone {args.backbone!r}")
     write_report(records, args.out, csv_list(args.format) or ["md"], reference=args.reference)
     ResultsStore(args.results).write_parquet(Path(args.out) / "results.parquet")
     print(f"report: {len(records)} runs -> {args.out}/report.md")
@@ -76,6 +80,8 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--format", default="md", help="comma-separated: md (always), mteb")
     p.add_argument("--reference", help="the method every other one is tested against (default: mrl)")
+    p.add_argument("--backbone", help="only the runs of this backbone (a store may hold several; a report "
+                                      "covers one)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("reproduce", add_help=False, help="the paper's sweeps and report (from a source checkout)",

@@ -60,8 +60,8 @@ def write_report(records: Sequence[RunRecord], out: str | Path, formats: Sequenc
     saved as ``summary.json``. ``reference``: the method every other one is tested against in the
     steerability table (default: MRL when present, else the first method)."""
     out = Path(out)
+    res = Results(records)  # refuses what it cannot report before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    res = Results(records)
     methods = res.listed_methods()
     reference = reference or ("mrl" if "mrl" in methods or not methods else methods[0])
     summary: dict = {"protocols": {}, "datasets": res.datasets, "methods": res.methods, "seeds": res.seeds,

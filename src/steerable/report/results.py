@@ -11,6 +11,23 @@ from ..runs.record import RunRecord
 PROTOCOL_ORDER = ["paper", "standard"]
 
 
+def _refuse_collisions(records: Sequence[RunRecord]) -> None:
+    """Two runs that would fill the same cell (data set, method, held-out classes, seed) are of
+    different settings (a backbone, a head, a cap): averaging or overwriting them would mix those
+    settings silently, so the report refuses and names them."""
+    seen: dict[tuple, RunRecord] = {}
+    for r in records:
+        key = (r.dataset, r.method, r.unseen, r.seed)
+        other = seen.setdefault(key, r)
+        if other is r:
+            continue
+        hint = (f"backbones {other.backbone} and {r.backbone}: report one at a time (steer report --backbone), "
+                "or side by side with python -m paper --part backbones" if other.backbone != r.backbone
+                else "report them from separate stores")
+        raise ValueError(f"runs {other.run_id} and {r.run_id} both give {r.dataset} {r.method} seed {r.seed} "
+                         f"with different settings; {hint}")
+
+
 class Results:
     """Records grouped for tables: ``blocks[(dataset, method, protocol)][seed]`` = metrics block,
     ``retrieval[(dataset, method)][seed]`` = retrieval metrics, of the closed-set runs;
@@ -21,6 +38,7 @@ class Results:
         records = [r for r in records if r.split == "test"]  # selection runs (validation) are not reported
         if not records:
             raise ValueError("no results to report: the store holds no finished runs")
+        _refuse_collisions(records)
         self.open_set: dict[tuple, dict[int, dict]] = defaultdict(dict)
         for r in records:
             if r.unseen:
