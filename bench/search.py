@@ -134,24 +134,29 @@ def select_distill(train_on, cache: VectorCache, vectors: np.ndarray, docs: np.n
     validation FullFine and prefix ceiling on the selection queries, MRL's validation FullFine, the
     eligible candidates and the chosen one."""
     _, ref = train_head(train_on, "mrl", cache, split="validation")
-    bound = ref["standard_protocol"]["full_fine"] - DISTILL_MARGIN
     rows = []
     for weight, temperature in DISTILL_CANDIDATES:
         model, info = train_head(train_on, distill_schedule(weight, temperature, train_on.hierarchy.num_levels),
                                  cache, split="validation")
         prefix, full = model.embed_vectors(vectors, [64, model.dims[-1]])
         (ceiling,) = prefix_ceiling(*take(prefix, full, docs), *take(prefix, full, selection), [DISTILL_SHORTLIST])
-        full_fine = info["standard_protocol"]["full_fine"]
-        rows.append({"weight": weight, "temperature": temperature, "validation_full_fine": full_fine,
-                     "selection_ceiling": ceiling["recall@10"], "eligible": full_fine >= bound,
-                     "train_and_eval_s": info["train_and_eval_s"]})
+        rows.append({"weight": weight, "temperature": temperature,
+                     "validation_full_fine": info["standard_protocol"]["full_fine"],
+                     "selection_ceiling": ceiling["recall@10"], "train_and_eval_s": info["train_and_eval_s"]})
         print("mrl_distill candidate", rows[-1])
+    return choose_distill(rows, ref["standard_protocol"]["full_fine"])
+
+
+def choose_distill(rows: list[dict], mrl_full_fine: float) -> dict:
+    """The selection's outcome from its candidates' ``validation_full_fine`` and ``selection_ceiling``:
+    each marked eligible or not, and the chosen (weight, temperature), or None."""
+    rows = [r | {"eligible": r["validation_full_fine"] >= mrl_full_fine - DISTILL_MARGIN} for r in rows]
     eligible = [r for r in rows if r["eligible"]]
     chosen = max(eligible, key=lambda r: r["selection_ceiling"]) if eligible else None
     return {"objective": f"the highest share of the full vector's top 10 inside the prefix's top "
                          f"{DISTILL_SHORTLIST} on the selection queries, among the candidates whose validation "
                          f"FullFine is no more than {100 * DISTILL_MARGIN:g} pt below MRL's",
-            "mrl_validation_full_fine": ref["standard_protocol"]["full_fine"], "candidates": rows,
+            "mrl_validation_full_fine": mrl_full_fine, "candidates": rows,
             "chosen": None if chosen is None else {"weight": chosen["weight"], "temperature": chosen["temperature"]}}
 
 

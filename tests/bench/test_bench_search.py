@@ -141,3 +141,13 @@ def test_the_real_engines_run_the_funnel_beside_faiss(postgres_url):
         assert r["recall@10"] == r["selection_recall@10"] == by["funnel-flat"]["recall@10"] == 1.0  # every doc reranked
         assert r["qps"] > 0 and r["latency_ms"] > 0 and r["build_s"] > 0 and r["memory_mb"] > 0
     assert choose(rows)["batch"]["funnel"]["candidates"] == sum(r["contender"].startswith("funnel") for r in rows)
+
+
+def test_mrl_distills_setting_is_the_best_ceiling_that_keeps_mrls_validation_accuracy():
+    rows = [{"weight": 1.0, "temperature": 0.05, "validation_full_fine": 0.700, "selection_ceiling": 0.980},
+            {"weight": 3.0, "temperature": 0.05, "validation_full_fine": 0.696, "selection_ceiling": 0.990},
+            {"weight": 3.0, "temperature": 0.02, "validation_full_fine": 0.690, "selection_ceiling": 0.999}]
+    out = bench_search.choose_distill(rows, mrl_full_fine=0.7005)  # the bound: 0.6955
+    assert [r["eligible"] for r in out["candidates"]] == [True, True, False]
+    assert out["chosen"] == {"weight": 3.0, "temperature": 0.05}  # 0.999 is out of bounds
+    assert bench_search.choose_distill(rows, mrl_full_fine=0.72)["chosen"] is None
