@@ -138,6 +138,15 @@ def _commit(path: Path) -> str:
     return f"commit {commit}" + (", with uncommitted changes" if dirty else "")
 
 
+def judged_protocols(res: Results, claim: dict) -> set[str]:
+    """The protocols a claim can be judged under: those of the closed-set runs, and for an open-set claim
+    those of the open-set runs too."""
+    have = set(res.protocols)
+    if claim.get("unseen_kind"):
+        have |= {p for r in res.open_set_records for p in r.metrics}
+    return have
+
+
 def claims_section(res: Results, claims: dict) -> list[str]:
     """Every claim of the claims file with its verdicts, confirmations and earlier verdicts."""
     lines = ["## The claims", "",
@@ -150,8 +159,9 @@ def claims_section(res: Results, claims: dict) -> list[str]:
                   "| claim | protocol | verdict | evidence | on the confirmation data sets | earlier |",
                   "|---|---|---|---|---|---|"]
         for claim in [c for c in claims["claims"] if c["section"] == section]:
-            for protocol in [p for p in claim["protocols"] if p in res.protocols] or claim["protocols"][:1]:
-                verdicts = judge(claim, res, claims, protocol) if protocol in res.protocols else \
+            have = judged_protocols(res, claim)
+            for protocol in [p for p in claim["protocols"] if p in have] or claim["protocols"][:1]:
+                verdicts = judge(claim, res, claims, protocol) if protocol in have else \
                     [Verdict(NOT_RUN, f"no runs under the {protocol} protocol")]
                 confirmed = confirm(claim, verdicts, res, claims, protocol)
                 conf = "; ".join(f"{v.where}: **{v.verdict}** ({v.evidence})" for v in confirmed) or (

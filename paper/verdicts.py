@@ -292,7 +292,7 @@ def open_set_goal(res: Results, claim: dict, protocol: str, datasets: Sequence[s
                 continue
             coarse = res.levels[ds][0]
             acc = open_set_values(res, ds, m, unseen[0], f"accuracy/{coarse}/0")
-            for ref in claim["references"]:
+            for ref in [r for r in claim["references"] if r != m]:  # MRL is a candidate and a reference
                 a, b = _paired(acc, open_set_values(res, ds, ref, unseen[0], f"accuracy/{coarse}/0"))
                 if len(a) >= 2:
                     tests[(m, ds, ref)] = paired_test(a, b)

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from ..io import atomic_write_json, atomic_write_text
-from ..methods import label
+from ..methods import display_order, label
 from ..runs.record import RunRecord
 from ..runs.store import ResultsStore
 from .figures import funnel_curves, open_set_bars, prefix_curves
@@ -34,10 +34,17 @@ def load_records(source: str | Path) -> list[RunRecord]:
 
 def header(res: Results, title: str = "# Steerable embeddings: results") -> list[str]:
     """The report's first lines: what the records cover."""
-    return [title, "",
-            f"{len(res.records)} runs; data sets {', '.join(res.datasets)}; methods "
-            f"{', '.join(label(m) for m in res.methods)}; seeds {', '.join(map(str, res.seeds))}; "
-            f"backbone {', '.join(res.backbones)}; head {', '.join(res.heads)}.", ""]
+    lines = [title, ""]
+    if res.records:
+        lines.append(f"{len(res.records)} runs; data sets {', '.join(res.datasets)}; methods "
+                     f"{', '.join(label(m) for m in res.methods)}; seeds {', '.join(map(str, res.seeds))}.")
+    if res.open_set_records:
+        o = res.open_set_records
+        lines.append(f"{len(o)} open-set runs (classes held out of training); data sets "
+                     f"{', '.join(sorted({r.dataset for r in o}))}; methods "
+                     f"{', '.join(label(m) for m in display_order(r.method for r in o))}; seeds "
+                     f"{', '.join(map(str, sorted({r.seed for r in o})))}.")
+    return lines + [f"Backbone {', '.join(res.backbones)}; head {', '.join(res.heads)}.", ""]
 
 
 def protocol_means(res: Results, protocol: str) -> dict:

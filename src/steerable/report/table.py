@@ -57,8 +57,9 @@ class Table:
 
 
 def fmt(values: dict[int, float], digits: int = 3, pct: bool = False) -> str:
-    """Mean ± sample sd over seeds (a signed score, or a percentage with ``pct``); – when empty."""
-    if not values:
+    """Mean ± sample sd over seeds (a signed score, or a percentage with ``pct``); – when empty or
+    undefined (nan) for every seed."""
+    if not values or all(math.isnan(v) for v in values.values()):
         return "–"
     x = np.array(list(values.values())) * (100 if pct else 1)
     d = 1 if pct else digits

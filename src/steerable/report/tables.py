@@ -241,4 +241,5 @@ def open_set_table(res: Results, methods: Sequence[str] | None = None) -> Table:
                  "fine classes under each coarse class; coarse:K: K whole coarse classes), drawn per seed. "
                  "Their test texts are queried by leave-one-out 5-NN against a seeded pool of test texts of "
                  "every class (queries: the held-out texts, mean over seeds), so folding an unseen class into "
-                 "a seen one costs. k-means with as many clusters as labels, on the queries.")
+                 "a seen one costs. k-means with as many clusters as labels, on the queries (– where the queries "
+                 "hold a single coarse class: no coarse grouping to score).")
