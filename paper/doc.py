@@ -11,7 +11,7 @@ import numpy as np
 
 from steerable.io import atomic_write_text
 from steerable.methods import label
-from steerable.report import Results
+from steerable.report import Results, coverage
 from steerable.runs import RunRecord
 
 from .published import NOT_TESTABLE, PUBLISHED_ABLATIONS_CLINC, PUBLISHED_CLINC_ACC, PUBLISHED_S
@@ -57,7 +57,7 @@ def write_doc(records: Sequence[RunRecord], path: str | Path, command: str,
         "",
         f"```bash\n{command}\n```",
         "",
-        f"{_what(res, len(records))}; "
+        f"{'; '.join(coverage(res))}; "
         f"backbone {', '.join(res.backbones)} (the published figures used bge-small-en-v1.5); head "
         f"{', '.join(res.heads)}." + (f" Plus {len(confirm)} runs on fresh seeds "
                                       f"({', '.join(map(str, sorted({r.seed for r in confirm})))}), a measure "
@@ -144,20 +144,6 @@ def judged_protocols(res: Results, claim: dict) -> set[str]:
     if claim.get("unseen_kind"):
         have |= {p for r in res.open_set_records for p in r.metrics}
     return have
-
-
-def _what(res: Results, n: int) -> str:
-    """What the records cover: the closed-set grid, and the open-set runs apart."""
-    parts = []
-    if res.records:
-        parts.append(f"data sets {', '.join(res.datasets)}; methods {', '.join(label(m) for m in res.methods)}; "
-                     f"seeds {', '.join(map(str, res.seeds))}")
-    if res.open_set_records:
-        o = res.open_set_records
-        parts.append(f"{len(o)} of them open-set runs (classes held out of training) on "
-                     f"{', '.join(sorted({r.dataset for r in o}))}, seeds "
-                     f"{', '.join(map(str, sorted({r.seed for r in o})))}")
-    return f"{n} runs; " + "; ".join(parts)
 
 
 def claims_section(res: Results, claims: dict) -> list[str]:

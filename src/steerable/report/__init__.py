@@ -32,19 +32,25 @@ def load_records(source: str | Path) -> list[RunRecord]:
     return ResultsStore(source).records()
 
 
-def header(res: Results, title: str = "# Steerable embeddings: results") -> list[str]:
-    """The report's first lines: what the records cover."""
-    lines = [title, ""]
+def coverage(res: Results) -> list[str]:
+    """What the records cover, one clause per kind of run: the closed-set grid, the open-set runs."""
+    parts = []
     if res.records:
-        lines.append(f"{len(res.records)} runs; data sets {', '.join(res.datasets)}; methods "
-                     f"{', '.join(label(m) for m in res.methods)}; seeds {', '.join(map(str, res.seeds))}.")
+        parts.append(f"{len(res.records)} runs; data sets {', '.join(res.datasets)}; methods "
+                     f"{', '.join(label(m) for m in res.methods)}; seeds {', '.join(map(str, res.seeds))}")
     if res.open_set_records:
         o = res.open_set_records
-        lines.append(f"{len(o)} open-set runs (classes held out of training); data sets "
+        parts.append(f"{len(o)} open-set runs (classes held out of training); data sets "
                      f"{', '.join(sorted({r.dataset for r in o}))}; methods "
                      f"{', '.join(label(m) for m in display_order(r.method for r in o))}; seeds "
-                     f"{', '.join(map(str, sorted({r.seed for r in o})))}.")
-    return lines + [f"Backbone {', '.join(res.backbones)}; head {', '.join(res.heads)}.", ""]
+                     f"{', '.join(map(str, sorted({r.seed for r in o})))}")
+    return parts
+
+
+def header(res: Results, title: str = "# Steerable embeddings: results") -> list[str]:
+    """The report's first lines: what the records cover."""
+    return [title, "", *(f"{part}." for part in coverage(res)),
+            f"Backbone {', '.join(res.backbones)}; head {', '.join(res.heads)}.", ""]
 
 
 def protocol_means(res: Results, protocol: str) -> dict:
