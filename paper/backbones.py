@@ -90,26 +90,38 @@ def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(r) + " |" for r in rows)]
 
 
-def write_backbones(records: Sequence[RunRecord], out: str | Path, protocol: str = "standard",
-                    claims: dict | None = None) -> Path:
-    """``<out>/backbones.md``: the comparison table and the claims' verdicts on each backbone."""
+def backbones_section(records: Sequence[RunRecord], protocol: str = "standard", claims: dict | None = None,
+                      level: int = 2) -> list[str]:
+    """Markdown lines: the comparison table and the claims' verdicts on each backbone, under a heading of
+    ``level``; empty when the records hold fewer than two backbones."""
     claims = claims or load_claims()
     names = sorted({r.backbone for r in records}, key=lambda b: (b != DEFAULT_BACKBONE, b))  # the default first
     if len(names) < 2:
-        raise ValueError(f"the backbone comparison needs runs on two backbones; the store has {', '.join(names)}")
+        return []
     by_backbone = {b: Results([r for r in records if r.backbone == b]) for b in names}
     short = {b: b.rsplit("/", 1)[-1] for b in names}
-    md = [f"# Two backbones: {' and '.join(short.values())}", "",
+    h = "#" * level
+    md = [f"{h} Two backbones: {' and '.join(short.values())}", "",
           f"Protocol `{protocol}`; mean over seeds ({', '.join(map(str, sorted({r.seed for r in records})))}); "
           "ShortCoarse and FullFine in %, S, and the leakage probe (a linear probe's fine-label accuracy on "
           "the 64-d prefix, %); n = seeds.", ""]
     cols = [f"{c} ({short[b]})" for b in names for c in ("ShortCoarse", "FullFine", "S", "leakage", "n")]
     md += _markdown(["data set", "method", *cols], comparison_rows(by_backbone, protocol)) + [""]
-    md += ["## The claims on each backbone", "",
+    md += [f"{h}# The claims on each backbone", "",
            "Each claim of `paper/claims.json` judged on one backbone's runs alone (claims about methods "
            "or data sets outside this grid: not run).", ""]
     md += _markdown(["claim", "protocol", *(short[b] for b in names), "same verdict"],
                     verdict_rows(by_backbone, claims)) + [""]
+    return md
+
+
+def write_backbones(records: Sequence[RunRecord], out: str | Path, protocol: str = "standard",
+                    claims: dict | None = None) -> Path:
+    """``<out>/backbones.md``: :func:`backbones_section` as a page of its own."""
+    md = backbones_section(records, protocol, claims, level=1)
+    if not md:
+        names = sorted({r.backbone for r in records})
+        raise ValueError(f"the backbone comparison needs runs on two backbones; the store has {', '.join(names)}")
     path = Path(out) / "backbones.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda p: p.write_text("\n".join(md), encoding="utf-8"))

@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "held out of training); all: these grids (default); backbones (not in all; needs the "
                         "mpnet extra): Flat, MRL, V5, HEAL, Adversarial, Bottleneck on the selection data sets, "
                         "seeds 42 123 456, on the default backbone and all-mpnet-base-v2, side by side in "
-                        "OUT/backbones.md with every claim judged on each")
+                        "OUT/backbones.md with every claim judged on each (and in the main report and page "
+                        "of the same results store)")
     p.add_argument("--datasets", help="comma-separated (default: every data set found)")
     p.add_argument("--seeds", help="comma-separated (default: the paper's five)")
     p.add_argument("--methods", help="comma-separated: only these methods of each grid (a partial grid; the report "
@@ -113,17 +114,20 @@ def reproduce(args, command: str) -> int:
         sweep(open_set)
         main += open_set
     store = ResultsStore(args.results)
+    # the two-backbone grid is run apart (--part backbones); its runs, where the store has them, join
+    two = {r.run_id for r in keep(backbone_sweep(datasets, quick=args.quick, seeds=seeds, settings=settings).runs())}
     main_ids, confirm_ids = {r.run_id for r in main}, {r.run_id for r in confirm}
     records = store.records()
     main_records = [r for r in records if r.run_id in main_ids]
     confirm_records = [r for r in records if r.run_id in confirm_ids]
+    backbone_records = [r for r in records if r.run_id in two]
     write_report(main_records, args.out, ["md", "mteb"], bench=args.bench, data_dir=args.data_dir,
-                 confirm=confirm_records)
+                 confirm=confirm_records, backbones=backbone_records)
     store.write_parquet(Path(args.out) / "results.parquet")
     bench = json.loads(Path(args.bench).read_text()) if args.bench and Path(args.bench).exists() else None
     for path in [Path(args.out) / "reproduction.md"] + ([Path(args.doc)] if args.doc else []):
         write_doc(main_records, path, command, store.invocations(), report_dir=args.out, bench=bench,
-                  confirm=confirm_records)
+                  confirm=confirm_records, backbones=backbone_records)
     minutes = (time.perf_counter() - t0) / 60
     print(f"reproduce: {len(main_records) + len(confirm_records)} runs reported in {minutes:.1f} min "
           f"-> {args.out}/report.md")

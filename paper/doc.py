@@ -14,6 +14,7 @@ from steerable.methods import label
 from steerable.report import Results, coverage
 from steerable.runs import RunRecord
 
+from .backbones import backbones_section
 from .published import NOT_TESTABLE, PUBLISHED_ABLATIONS_CLINC, PUBLISHED_CLINC_ACC, PUBLISHED_S
 from .search_targets import search_targets
 from .verdicts import CLAIMS_FILE, NOT_RUN, Verdict, confirm, judge, load_claims, mean_over_seeds, pct, signed
@@ -38,10 +39,12 @@ def _timing(invocations: list[dict] | None) -> str:
 
 def write_doc(records: Sequence[RunRecord], path: str | Path, command: str,
               invocations: list[dict] | None = None, report_dir: str | Path | None = None,
-              bench: dict | None = None, confirm: Sequence[RunRecord] = ()) -> str:
+              bench: dict | None = None, confirm: Sequence[RunRecord] = (),
+              backbones: Sequence[RunRecord] = ()) -> str:
     """Write the reproduction page from the main grids' records (and the confirmation grid's); with
     ``report_dir``, its figures are copied beside the page; with ``bench`` (``bench/search.py``'s
-    JSON), the search targets' verdicts join it."""
+    JSON), the search targets' verdicts join it; with ``backbones`` (the two-backbone grid's runs), the
+    claims are also judged on each backbone."""
     res = Results(records)
     figures = []
     if report_dir is not None:
@@ -109,6 +112,7 @@ def write_doc(records: Sequence[RunRecord], path: str | Path, command: str,
             lines.append(f"| {label(m)} | " + " | ".join(vals) + f" | {pub:+.3f} |")
         lines += [""]
     lines += claims_section(res, load_claims())
+    lines += backbones_section(backbones)
     if bench and bench.get("real"):
         table, verdicts = search_targets(bench)
         m = bench.get("machine", {})

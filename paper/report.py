@@ -14,6 +14,7 @@ from steerable.report.tables import (accuracy_table, adaptive_table, efficiency_
                                      steerability_tests)
 from steerable.runs import RunRecord
 
+from .backbones import backbones_section
 from .beyond import write_section
 from .verdicts import recall_loss, recall_loss_verdict
 from .figures import figure2, figure3
@@ -34,13 +35,15 @@ def _write(md: list[str], out: Path, table, stem: str) -> None:
 
 def write_report(records: Sequence[RunRecord], out: str | Path, formats: Sequence[str] = ("md",),
                  bench: str | Path | None = None, data_dir: str | None = None,
-                 confirm: Sequence[RunRecord] = ()) -> dict:
+                 confirm: Sequence[RunRecord] = (), backbones: Sequence[RunRecord] = ()) -> dict:
     """Write every table and figure into ``out``; returns the summary also saved as summary.json.
 
     ``records``: the main grids' runs; ``confirm``: the confirmation grid's (fresh seeds), kept apart
     so that no table averages them with the main seeds. ``bench``: a ``bench/search.py`` result JSON
     whose latency figures and search targets join the efficiency tables. ``data_dir``: where the data
     sets are, for the leakage figure's coarse-label reference when the records do not hold it.
+    ``backbones``: the two-backbone grid's runs (``--part backbones``); with runs on two backbones, the
+    report shows them side by side, each claim judged on each.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -102,4 +105,5 @@ def write_report(records: Sequence[RunRecord], out: str | Path, formats: Sequenc
     md += beyond_md
     if beyond_summary:
         summary["beyond"] = beyond_summary
+    md += backbones_section(backbones)
     return finish_report(md, out, res, summary, formats, OPEN_SET_METHODS)

@@ -159,3 +159,20 @@ def test_the_page_judges_every_claim_of_the_claims_file_with_its_history(records
     assert "| trec: Inverted flips the sign" not in text  # no TREC runs: that data set is not judged
     open_set = next(l for l in text.splitlines() if l.startswith("| A method with a continuous 64-d prefix"))
     assert "**not run**" in open_set
+
+
+def test_the_report_and_page_show_two_backbones_side_by_side_when_given_their_runs(records, tmp_path):
+    """The two-backbone grid's runs (``--part backbones`` into the same store) join the main report and
+    the reproduction page; runs on one backbone add nothing."""
+    from test_backbones import _on
+    from test_verdicts import runs
+
+    one = runs("trec", "v5", {"ff": 0.8})
+    two = _on("org/small", one) + _on("org/large", runs("trec", "v5", {"ff": 0.85}))
+    for backbones, shown in ((one, False), (two, True)):
+        write_report(records, tmp_path / "out", backbones=backbones)
+        page = write_doc(records, tmp_path / "page.md", "steer reproduce", backbones=backbones)
+        for text in ((tmp_path / "out" / "report.md").read_text(), page):
+            assert ("## Two backbones: large and small" in text) is shown
+            assert ("| trec | V5 | 90.0 | 85.0 | +0.000 | 50.0 | 5 | 90.0 | 80.0 | +0.000 | 50.0 | 5 |" in text) is shown
+            assert ("### The claims on each backbone" in text) is shown
