@@ -59,11 +59,14 @@ def main() -> None:
     for row in table:
         print(f"{row['method']:<6} {row['level']:<6} {row['dim']:>4} {row['torch']:7.2f} "
               f"{row[args.runtime]:10.2f} {row['diff_pt']:+6.2f}")
-    verdict = "met" if worst <= TARGET_PT else "NOT met"
+    # accuracies are counts over the test texts: a difference of exactly 0.3 pt must not fail on the
+    # floating-point sum (18 of 6,000 predictions is 0.30000000000001 pt)
+    met = round(worst, 9) <= TARGET_PT
+    verdict = "met" if met else "NOT met"
     print(f"largest |difference| {worst:.2f} pt: target (within {TARGET_PT} pt) {verdict}")
     write_json(f"runtime_accuracy_{args.dataset}_{args.runtime}",
                {"dataset": args.dataset, "runtime": args.runtime, "seeds": seeds, "caps": CAPS, "rows": table,
-                "largest_abs_diff_pt": worst, "target_pt": TARGET_PT, "met": worst <= TARGET_PT})
+                "largest_abs_diff_pt": worst, "target_pt": TARGET_PT, "met": met})
 
 
 if __name__ == "__main__":

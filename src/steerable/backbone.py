@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from .data import HierarchicalDataset
 from .io import atomic_write, atomic_write_json
-from .onnx_backbone import INT8_RECIPE, OPSET, RUNTIMES, OnnxEncoder, ensure_export
+from .onnx_backbone import BATCH_TOKENS, INT8_RECIPE, OPSET, RUNTIMES, OnnxEncoder, ensure_export
 from .packaged import SPLIT_MODELS, unpack_split_model
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,8 @@ class Backbone:
 
             # The export does not depend on the maximum length (the graph takes any length) nor on
             # the runtime; it does on everything else that determines the vectors.
-            fp = {k: v for k, v in self.fingerprint().items() if k not in ("max_length", "runtime", "int8_recipe")}
+            fp = {k: v for k, v in self.fingerprint().items() if k not in ("max_length", "runtime", "int8_recipe",
+                                                                             "int8_batch_tokens")}
             key = hashlib.sha256(json.dumps(fp | {"opset": OPSET}, sort_keys=True).encode()).hexdigest()[:20]
             folder = ensure_export(lambda: self._load(None), key, cache_dir(),
                                    int8=self.runtime == "onnx-int8")
@@ -188,7 +189,9 @@ class Backbone:
             if self.runtime != "torch":
                 self._fingerprint["runtime"] = self.runtime
             if self.runtime == "onnx-int8":
+                # int8 activations share one scale per batch, so the batching is part of the vectors
                 self._fingerprint["int8_recipe"] = INT8_RECIPE
+                self._fingerprint["int8_batch_tokens"] = BATCH_TOKENS
         return self._fingerprint
 
     def _fingerprint_from_files(self, root: Path) -> dict:
