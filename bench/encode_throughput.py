@@ -6,7 +6,9 @@ Measures, on N texts (default 2000) drawn by a seeded shuffle from a data set's 
 - backbone: ``Backbone.encode_uncached`` (no cache) after one warm-up batch; median of repeats, texts/s,
   with ``--backbone`` and ``--runtime`` (torch, onnx, onnx-int8; the ONNX export is made, or found in
   the cache, before timing); for an ONNX runtime also torch's texts/s on the same texts and the cosine
-  of each vector with torch's (mean, min);
+  of each vector with torch's (mean, min); and sentence-transformers' own ``encode`` on the same texts
+  (one batch of 64 at a time on every thread: how the torch runtime batched before
+  :mod:`steerable.batching`);
 - heads: ``SteerableModel.embed_vectors`` (eval mode, every prefix dim) of a freshly initialised
   fractal / linear / mlp head on the same N pooled vectors; median of repeats, as % of backbone time;
 - cache: ``VectorCache.get_or_encode`` in a temporary cache folder -- once cold (encode + write), then
@@ -96,6 +98,22 @@ def main() -> None:
         print(f"torch on the same texts: {len(texts) / ref_t['median_s']:.1f} texts/s; {backbone.runtime} is "
               f"{speedup:.2f}x torch; cosine with torch's vectors mean {cos.mean():.5f}, min {cos.min():.5f}")
 
+    # -- sentence-transformers' own encode (one batch of 64 at a time on every thread) ----------
+    st_model = (ref_backbone if versus is not None else backbone).load(progress=False)
+    st_vectors = None
+
+    def encode_st():
+        nonlocal st_vectors
+        st_vectors = st_model.encode(texts, batch_size=backbone.batch_size, show_progress_bar=False)
+
+    st_model.encode(texts[:backbone.batch_size], show_progress_bar=False)
+    st_t = summary(timed(encode_st, args.repeats))
+    st = st_t | {"texts_per_s": len(texts) / st_t["median_s"], "speedup": st_t["median_s"] / enc["median_s"]}
+    if versus is None:
+        st["max_abs_diff"] = float(np.abs(st_vectors - vectors).max())
+    print(f"sentence-transformers' encode on the same texts: {st['texts_per_s']:.1f} texts/s; {backbone.runtime} "
+          f"is {st['speedup']:.2f}x that" + (f" (vectors equal to {st['max_abs_diff']:.1e})" if versus is None else ""))
+
     # -- heads on the same number of pooled vectors ---------------------------------------------
     heads = {}
     for kind in [h.strip() for h in args.heads.split(",") if h.strip()]:
@@ -149,6 +167,7 @@ def main() -> None:
                    "threads": torch.get_num_threads(), "backbone_batch_size": backbone.batch_size},
         "backbone": enc,
         "versus_torch": versus,
+        "versus_sentence_transformers": st,
         "heads": heads,
         "cache": cache_res,
         "target": {"head_pct_max": TARGET_HEAD_PCT, "fractal_pct": fractal_pct, "met": meets,

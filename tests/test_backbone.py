@@ -37,6 +37,24 @@ def test_only_new_texts_reach_the_backbone(backbone, tmp_path):
     assert cache.encoded_count == len(TEXTS) - 5
 
 
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_torch_on_the_cpu_gives_sentence_transformers_vectors_in_order(backbone, threads):
+    """With threads, batches run side by side, one torch thread each; the vectors are what
+    sentence-transformers' own encode gives, in the input order, and the thread setting comes back."""
+    import torch
+
+    texts = TEXTS + ["", "ok", " ".join(["a long text about flights and hotels in lima"] * 60)]
+    ref = backbone.model.encode(texts, batch_size=64)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        got = backbone.encode_uncached(texts)
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+
 @pytest.mark.parametrize("damage", ["truncate", "flip", "empty"])
 def test_corrupt_shard_is_detected_and_rebuilt(backbone, tmp_path, caplog, damage):
     v1 = VectorCache(backbone, root=tmp_path).get_or_encode(TEXTS, progress=False)

@@ -31,7 +31,8 @@ from tqdm.auto import tqdm
 
 from .data import HierarchicalDataset
 from .io import atomic_write, atomic_write_json
-from .onnx_backbone import BATCH_TOKENS, INT8_RECIPE, OPSET, RUNTIMES, OnnxEncoder, ensure_export
+from .batching import BATCH_TOKENS, WINDOW, side_by_side, token_batches
+from .onnx_backbone import INT8_RECIPE, OPSET, RUNTIMES, OnnxEncoder, ensure_export
 from .packaged import SPLIT_MODELS, unpack_split_model
 
 log = logging.getLogger(__name__)
@@ -248,10 +249,42 @@ class Backbone:
             return np.zeros((0, self.dim), dtype=np.float32)
         if self.runtime != "torch":
             return self.onnx.encode(list(texts), batch_size=self.batch_size)
+        import torch
+
+        model, threads = self.load(progress), torch.get_num_threads()
+        if self.device == "cpu" and threads > 1:
+            return self._encode_side_by_side(model, list(texts), threads)
         # sentence-transformers sorts the texts by length before batching, so a batch pads little.
-        out = self.load(progress).encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
-                                show_progress_bar=False)
+        out = model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(out, dtype=np.float32)
+
+    def _encode_side_by_side(self, model, texts: list[str], threads: int) -> np.ndarray:
+        """torch on the CPU, batched as :mod:`steerable.batching` says: ``threads`` batches at once,
+        one torch thread each (the vectors are sentence-transformers' own to float rounding). The
+        tokeniser runs on this thread only: it is not safe to call from several at once."""
+        import torch
+
+        out = np.empty((len(texts), model.get_sentence_embedding_dimension()), dtype=np.float32)
+
+        def job(rows: np.ndarray, features: dict):
+            def run() -> None:
+                with torch.inference_mode():
+                    out[rows] = model(features)["sentence_embedding"].float().numpy()
+            return run
+
+        def jobs():
+            for w in range(0, len(texts), WINDOW):
+                window = texts[w:w + WINDOW]
+                ids = model.tokenizer(window, truncation=True, max_length=model.max_seq_length)["input_ids"]
+                for rows in token_batches(np.array([len(x) for x in ids]), self.batch_size):
+                    yield job(w + rows, model.tokenize([window[i] for i in rows]))
+
+        torch.set_num_threads(1)
+        try:
+            side_by_side(jobs(), threads)
+        finally:
+            torch.set_num_threads(threads)
+        return out
 
     def encode(self, texts: Sequence[str], *, cache: "VectorCache | None" = None,
                progress: bool = True, desc: str = "encoding") -> np.ndarray:

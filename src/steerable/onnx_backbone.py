@@ -37,14 +37,13 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .batching import BATCH_TOKENS, WINDOW, side_by_side, token_batches
 from .io import atomic_write_json, read_json
 
 RUNTIMES = ("torch", "onnx", "onnx-int8")
 OPSET = 17
 INT8_RECIPE = "fused2"  # eager export, BERT fusions where they hold, MatMul (+ Attention) int8 per channel
 _META = "steerable-onnx.json"
-ENCODE_WINDOW = 8192  # texts tokenised, sorted and batched together
-BATCH_TOKENS = 256  # padded tokens per batch at most (a longer text runs alone): fastest on 2 cores for short and long texts
 
 
 def _require_onnx() -> None:
@@ -211,11 +210,10 @@ def ensure_export(load_model: Callable[[], object], key: str, root: Path, *, int
 class OnnxEncoder:
     """Pooled vectors from an export folder, with onnxruntime on the CPU.
 
-    Texts are sorted by length and batched, so a batch pads to similar lengths; vectors come back in
-    the input order. ``max_length`` overrides the model's maximum sequence length. With ``threads``
-    (> 1), that many batches run at once, each on one thread of its own (one session, run
-    concurrently; the main thread tokenises ahead): on a short-text batch most operators are too small
-    to split well across threads, and whole batches side by side keep every core busy.
+    Batched as :mod:`steerable.batching` says: by token count, and with ``threads`` (> 1) that many
+    batches at once, one thread each (one session, run concurrently; the main thread tokenises
+    ahead). Vectors come back in the input order. ``max_length`` overrides the model's maximum
+    sequence length.
     """
 
     def __init__(self, folder: str | Path, *, max_length: int | None = None, threads: int | None = None):
@@ -231,7 +229,7 @@ class OnnxEncoder:
         self.batch_tokens = BATCH_TOKENS
         opts = ort.SessionOptions()
         if threads:
-            opts.intra_op_num_threads = 1  # the parallelism is across batches (see above)
+            opts.intra_op_num_threads = 1  # the parallelism is across batches
             opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(self.folder / "model.onnx"), opts,
@@ -242,39 +240,23 @@ class OnnxEncoder:
         return int(self.meta["dim"])
 
     def batches(self, texts: Sequence[str], batch_size: int = 64):
-        """``(rows, feed)`` pairs covering ``texts``: tokenised a window at a time, sorted by token
-        count (longest first), and cut into batches of at most ``batch_size`` texts and
-        ``batch_tokens`` padded tokens (a long text alone, short ones many together)."""
-        for w in range(0, len(texts), ENCODE_WINDOW):
-            window = texts[w:w + ENCODE_WINDOW]
-            ids = self.tokenizer(window, truncation="longest_first", max_length=self.max_length)
+        """``(rows, feed)`` pairs covering ``texts``, batched as :mod:`steerable.batching` says."""
+        for w in range(0, len(texts), WINDOW):
+            ids = self.tokenizer(texts[w:w + WINDOW], truncation="longest_first", max_length=self.max_length)
             lengths = np.array([len(x) for x in ids["input_ids"]])
-            order = np.argsort(-lengths, kind="stable")
-            start = 0
-            while start < len(order):
-                # sorted longest first: the batch pads to its first text's length
-                n = max(1, min(batch_size, self.batch_tokens // int(lengths[order[start]])))
-                rows = order[start:start + n]
+            for rows in token_batches(lengths, batch_size, self.batch_tokens):
                 padded = self.tokenizer.pad({k: [ids[k][i] for i in rows] for k in ids.keys()},
                                             return_tensors="np")
                 yield w + rows, {k: padded[k].astype(np.int64) for k in self.meta["inputs"]}
-                start += n
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        from concurrent.futures import ThreadPoolExecutor
-
         texts = [t.lower() for t in texts] if self.meta.get("do_lower_case") else list(texts)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
 
-        def run(rows: np.ndarray, feed: dict) -> None:  # onnxruntime releases the GIL while it runs
-            out[rows] = self.session.run(["sentence_embedding"], feed)[0]
+        def job(rows: np.ndarray, feed: dict):
+            def run() -> None:
+                out[rows] = self.session.run(["sentence_embedding"], feed)[0]
+            return run
 
-        with ThreadPoolExecutor(self.workers) as pool:
-            pending: list = []
-            for rows, feed in self.batches(texts, batch_size):
-                pending.append(pool.submit(run, rows, feed))
-                if len(pending) >= 2 * self.workers:  # a bounded window: memory stays flat on long inputs
-                    pending.pop(0).result()
-            for f in pending:
-                f.result()
+        side_by_side((job(rows, feed) for rows, feed in self.batches(texts, batch_size)), self.workers)
         return out
