@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from .data import HierarchicalDataset
 from .io import atomic_write, atomic_write_json
 from .batching import BATCH_TOKENS, WINDOW, side_by_side, token_batches
-from .onnx_backbone import INT8_RECIPE, OPSET, RUNTIMES, OnnxEncoder, ensure_export
+from .onnx_backbone import INT8_RECIPE, OPSET, RUNTIMES, OnnxEncoder, embedding_dim, ensure_export
 from .packaged import SPLIT_MODELS, unpack_split_model
 
 log = logging.getLogger(__name__)
@@ -228,7 +228,7 @@ class Backbone:
             "modules": [type(module).__name__ for module in m],
             "pooling": pooling,
             "max_length": m.max_seq_length,
-            "dim": m.get_sentence_embedding_dimension(),
+            "dim": embedding_dim(m),
         }
 
     @property
@@ -240,7 +240,7 @@ class Backbone:
     def dim(self) -> int:
         pooling = self.fingerprint().get("pooling") or {}
         d = pooling.get("word_embedding_dimension") or self.fingerprint().get("dim")
-        return int(d) if d else int(self.model.get_sentence_embedding_dimension())
+        return int(d) if d else embedding_dim(self.model)
 
     def encode_uncached(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """Pooled vectors straight from the model (float32, shape (n, dim)); ``progress``: the model's
@@ -264,7 +264,7 @@ class Backbone:
         tokeniser runs on this thread only: it is not safe to call from several at once."""
         import torch
 
-        out = np.empty((len(texts), model.get_sentence_embedding_dimension()), dtype=np.float32)
+        out = np.empty((len(texts), embedding_dim(model)), dtype=np.float32)
 
         def job(rows: np.ndarray, features: dict):
             def run() -> None:
@@ -272,12 +272,14 @@ class Backbone:
                     out[rows] = model(features)["sentence_embedding"].float().numpy()
             return run
 
+        preprocess = getattr(model, "preprocess", None) or model.tokenize  # renamed in sentence-transformers 6.1
+
         def jobs():
             for w in range(0, len(texts), WINDOW):
                 window = texts[w:w + WINDOW]
                 ids = model.tokenizer(window, truncation=True, max_length=model.max_seq_length)["input_ids"]
                 for rows in token_batches(np.array([len(x) for x in ids]), self.batch_size):
-                    yield job(w + rows, model.tokenize([window[i] for i in rows]))
+                    yield job(w + rows, preprocess([window[i] for i in rows]))
 
         torch.set_num_threads(1)
         try:

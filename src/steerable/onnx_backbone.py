@@ -73,7 +73,7 @@ def _atomic_dir(target: Path, build: Callable[[Path], None]) -> Path:
     return target
 
 
-def _dim(st) -> int:
+def embedding_dim(st) -> int:
     """A SentenceTransformer's output dimension (the method's name changed across versions)."""
     get = getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension
     return int(get())
@@ -124,7 +124,7 @@ def _export(st, out: Path, *, eager: bool = False) -> None:
     config = first.auto_model.config
     atomic_write_json(out / _META, {"inputs": inputs, "max_seq_length": st.max_seq_length,
                                     "do_lower_case": bool(getattr(first, "do_lower_case", False)),
-                                    "dim": _dim(st), "opset": OPSET, "eager": eager,
+                                    "dim": embedding_dim(st), "opset": OPSET, "eager": eager,
                                     "model_type": config.model_type,
                                     "num_heads": getattr(config, "num_attention_heads", 0),
                                     "hidden_size": getattr(config, "hidden_size", 0),
