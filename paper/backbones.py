@@ -90,10 +90,10 @@ def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(r) + " |" for r in rows)]
 
 
-def backbones_section(records: Sequence[RunRecord], protocol: str = "standard", claims: dict | None = None,
-                      level: int = 2) -> list[str]:
-    """Markdown lines: the comparison table and the claims' verdicts on each backbone, under a heading of
-    ``level``; empty when the records hold fewer than two backbones."""
+def backbones_section(records: Sequence[RunRecord], protocols: Sequence[str] = ("standard", "paper"),
+                      claims: dict | None = None, level: int = 2) -> list[str]:
+    """Markdown lines: one comparison table per protocol the runs measured, and the claims' verdicts on
+    each backbone, under a heading of ``level``; empty when the records hold fewer than two backbones."""
     claims = claims or load_claims()
     names = sorted({r.backbone for r in records}, key=lambda b: (b != DEFAULT_BACKBONE, b))  # the default first
     if len(names) < 2:
@@ -101,12 +101,14 @@ def backbones_section(records: Sequence[RunRecord], protocol: str = "standard", 
     by_backbone = {b: Results([r for r in records if r.backbone == b]) for b in names}
     short = {b: b.rsplit("/", 1)[-1] for b in names}
     h = "#" * level
+    seeds = ", ".join(map(str, sorted({r.seed for r in records})))
     md = [f"{h} Two backbones: {' and '.join(short.values())}", "",
-          f"Protocol `{protocol}`; mean over seeds ({', '.join(map(str, sorted({r.seed for r in records})))}); "
-          "ShortCoarse and FullFine in %, S, and the leakage probe (a linear probe's fine-label accuracy on "
-          "the 64-d prefix, %); n = seeds.", ""]
+          f"Mean over seeds ({seeds}); ShortCoarse and FullFine in %, S, and the leakage probe (a linear "
+          "probe's fine-label accuracy on the 64-d prefix, %, the same under either protocol); n = seeds.", ""]
     cols = [f"{c} ({short[b]})" for b in names for c in ("ShortCoarse", "FullFine", "S", "leakage", "n")]
-    md += _markdown(["data set", "method", *cols], comparison_rows(by_backbone, protocol)) + [""]
+    for protocol in [p for p in protocols if any(p in res.protocols for res in by_backbone.values())]:
+        md += [f"{h}# Protocol `{protocol}`", ""]
+        md += _markdown(["data set", "method", *cols], comparison_rows(by_backbone, protocol)) + [""]
     md += [f"{h}# The claims on each backbone", "",
            "Each claim of `paper/claims.json` judged on one backbone's runs alone (claims about methods "
            "or data sets outside this grid: not run).", ""]
@@ -115,10 +117,9 @@ def backbones_section(records: Sequence[RunRecord], protocol: str = "standard", 
     return md
 
 
-def write_backbones(records: Sequence[RunRecord], out: str | Path, protocol: str = "standard",
-                    claims: dict | None = None) -> Path:
+def write_backbones(records: Sequence[RunRecord], out: str | Path, claims: dict | None = None) -> Path:
     """``<out>/backbones.md``: :func:`backbones_section` as a page of its own."""
-    md = backbones_section(records, protocol, claims, level=1)
+    md = backbones_section(records, claims=claims, level=1)
     if not md:
         names = sorted({r.backbone for r in records})
         raise ValueError(f"the backbone comparison needs runs on two backbones; the store has {', '.join(names)}")

@@ -35,6 +35,23 @@ def test_a_claim_that_holds_on_one_backbone_only_is_marked(tmp_path):
     assert "ShortCoarse (a)" in text  # a backbone is named by its last part
 
 
+def test_each_protocol_gets_its_own_side_by_side_table(tmp_path):
+    """Runs measured under both protocols: one table per protocol, each with that protocol's S."""
+    def both(method, s_standard, s_paper):
+        standard = runs("trec", method, {"s": s_standard})
+        paper = runs("trec", method, {"s": s_paper}, protocol="paper")
+        return [replace(r, metrics=r.metrics | p.metrics) for r, p in zip(standard, paper)]
+
+    a, b = both("v5", 0.1, 0.3), both("v5", 0.2, 0.4)
+    text = write_backbones(_on("org/a", a) + _on("org/b", b), tmp_path).read_text()
+    standard, paper = text.split("## Protocol `standard`")[1].split("## Protocol `paper`")
+    assert "| trec | V5 | 90.0 | 80.0 | +0.100 | 50.0 | 5 | 90.0 | 80.0 | +0.200 | 50.0 | 5 |" in standard
+    assert "| trec | V5 | 90.0 | 80.0 | +0.300 | 50.0 | 5 | 90.0 | 80.0 | +0.400 | 50.0 | 5 |" in paper.split("##")[0]
+    one = write_backbones(_on("org/a", runs("trec", "v5", {})) + _on("org/b", runs("trec", "v5", {})),
+                          tmp_path / "one").read_text()
+    assert "Protocol `standard`" in one and "Protocol `paper`" not in one  # a protocol not measured: no table
+
+
 def test_one_backbone_is_refused():
     with pytest.raises(ValueError, match="needs runs on two backbones; the store has m"):
         write_backbones(runs("trec", "v5", {}), "unused")
