@@ -54,7 +54,7 @@ Targets (judged by ``paper/search_targets.py``): the funnel at >= 3x exact-256's
 queries (``synthetic`` rows, ``synthetic_chosen``). No heads: nothing in it was trained on.
 
     STEER_DATA_DIR=../shared/datasets python bench/search.py [--threads 2] [--synthetic 1000000]
-    python bench/search.py --skip-real --synthetic 20000 --threads 1   # the generated part alone
+    python bench/search.py --skip-real --synthetic 20000 --threads 1   # the generated part alone (search_synthetic.json)
     python bench/search.py ... --engines ''   # without the real engines' rows
     python bench/search.py --select-distill --synthetic 0   # MRL-distill's setting chosen out of sample
 """
@@ -270,7 +270,9 @@ def main() -> None:
     if args.synthetic:
         result["synthetic"], result["synthetic_chosen"] = synthetic(args)
     finish(m)
-    write_json("search", result)
+    # The generated part alone goes to a file of its own, so it never replaces the real part's results
+    # (which the paper's report reads from search.json).
+    write_json("search" if "real" in result else "search_synthetic", result)
 
 
 if __name__ == "__main__":

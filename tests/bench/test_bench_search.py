@@ -151,3 +151,20 @@ def test_mrl_distills_setting_is_the_best_ceiling_that_keeps_mrls_validation_acc
     assert [r["eligible"] for r in out["candidates"]] == [True, True, False]
     assert out["chosen"] == {"weight": 3.0, "temperature": 0.05}  # 0.999 is out of bounds
     assert bench_search.choose_distill(rows, mrl_full_fine=0.72)["chosen"] is None
+
+
+def test_the_generated_part_alone_never_replaces_the_real_results(tmp_path, monkeypatch):
+    """--skip-real writes search_synthetic.json; search.json (the real part, read by the paper's report)
+    is left as it was."""
+    import _common
+
+    monkeypatch.setattr(_common, "OUT_DIR", tmp_path)
+    (tmp_path / "search.json").write_text('{"real": "kept"}')
+    monkeypatch.setattr(sys, "argv", ["search.py", "--skip-real", "--synthetic", "2000", "--queries", "20",
+                                      "--threads", "1", "--engines", "", "--shortlists", "50,200",
+                                      "--efs", "16,64", "--ceiling", "10,50"])
+    bench_search.main()
+    assert (tmp_path / "search.json").read_text() == '{"real": "kept"}'
+    import json
+    result = json.loads((tmp_path / "search_synthetic.json").read_text())
+    assert "real" not in result and {r["contender"] for r in result["synthetic"]} >= {"exact-256", "hnsw-256"}
