@@ -24,25 +24,25 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from _common import finish, machine, print_machine, write_json
 from steerable.backbone import DEFAULT_BACKBONE, Backbone
 from steerable.data import load_dataset
-from steerable.onnx_backbone import _META, OnnxEncoder
-from steerable.io import read_json
+from steerable.onnx_backbone import OnnxEncoder
 
 PRODUCTS = {"MatMul", "Attention", "DynamicQuantizeMatMul", "QAttention", "MatMulInteger"}
 
 
-def fused_fp32(int8_folder: Path, out: Path) -> Path:
-    """The int8 graph's fused fp32 twin: its eager fp32 export through the same optimiser settings."""
+def fused_fp32(int8: OnnxEncoder, out: Path) -> Path:
+    """The int8 graph's fused fp32 twin: its eager fp32 export (the int8 folder's sibling) through the
+    same optimiser settings."""
     from onnxruntime.transformers.optimizer import optimize_model
 
-    key = int8_folder.name.split("-int8-")[0]
-    eager = int8_folder.parent / f"{key}-eager-fp32"
-    meta = read_json(int8_folder / _META)
+    meta = int8.meta
+    eager = int8.folder.parent / f"{int8.folder.name.split('-int8-')[0]}-eager-fp32"
     if not meta.get("fusions"):
-        raise SystemExit(f"{int8_folder}: this int8 export is not fused; nothing to compare operator by operator")
+        raise SystemExit(f"{int8.folder}: this int8 export is not fused; nothing to compare operator by operator")
     for f in eager.iterdir():
         if f.name != "model.onnx":
             shutil.copy2(f, out / f.name)
@@ -85,22 +85,25 @@ def main() -> None:
     ap.add_argument("--backbone", default=DEFAULT_BACKBONE, help="backbone name or path (default MiniLM)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)  # so the machine record and the load check count our threads
 
     m = machine()
     print_machine(m)
     pool = load_dataset(args.dataset).train.texts
     texts = [pool[i] for i in np.random.default_rng(args.seed).permutation(len(pool))[:args.n]]
-    int8 = Backbone(args.backbone, runtime="onnx-int8").onnx.folder
-    feeds = [feed for _, feed in OnnxEncoder(int8).batches(texts)]  # the runtime's own batching
+    int8 = Backbone(args.backbone, runtime="onnx-int8").onnx
+    feeds = [feed for _, feed in int8.batches(texts)]  # the runtime's own batching
     with tempfile.TemporaryDirectory(prefix="steer-bench-ops-") as tmp:
         fp32 = fused_fp32(int8, Path(tmp))
         prof = Path(tmp) / "profiles"
         prof.mkdir()
-        runs = {name: profile(folder, feeds, args.threads, prof) for name, folder in (("fp32", fp32), ("int8", int8))}
+        runs = {name: profile(folder, feeds, args.threads, prof)
+                for name, folder in (("fp32", fp32), ("int8", int8.folder))}
 
     print(f"{len(texts)} texts from {args.dataset}/train in {len(feeds)} batches, {args.threads} thread(s)")
     print(f"{'operator':<26}{'fp32 s':>9}{'int8 s':>9}")
-    ops = sorted(set(runs["fp32"][1]) | set(runs["int8"][1]), key=lambda o: -max(r[1].get(o, 0) for r in runs.values()))
+    ops = sorted(set(runs["fp32"][1]) | set(runs["int8"][1]),
+                 key=lambda o: -max(r[1].get(o, 0) for r in runs.values()))
     for op in ops:
         a, b = runs["fp32"][1].get(op, 0.0), runs["int8"][1].get(op, 0.0)
         if max(a, b) >= 0.005:
