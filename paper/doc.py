@@ -111,7 +111,9 @@ def write_doc(records: Sequence[RunRecord], path: str | Path, command: str,
             vals = [signed(mean_over_seeds(res.values("clinc150", m, p, "steerability_score"))) for p in res.protocols]
             lines.append(f"| {label(m)} | " + " | ".join(vals) + f" | {pub:+.3f} |")
         lines += [""]
-    lines += claims_section(res, load_claims())
+    claims = load_claims()
+    lines += claims_section(res, claims)
+    lines += changes_section(res, claims)
     lines += backbones_section(backbones)
     if bench and bench.get("real"):
         table, verdicts = search_targets(bench)
@@ -176,6 +178,46 @@ def claims_section(res: Results, claims: dict) -> list[str]:
                     lines.append(f"| {esc(text)} (rule: {esc(claim['explain'])}) | {protocol} | **{v.verdict}** | "
                                  f"{esc(v.evidence)} | {esc(conf)} | {esc(earlier)} |")
         lines += [""]
+    return lines
+
+
+def changes_section(res: Results, claims: dict) -> list[str]:
+    """Every verdict that differs from the one the previous page gave (``claims["previous_page"]``, as
+    published there), and why: a rule changed since (its recorded reason), or the same rule read
+    other runs. Claims that page did not have are listed as new."""
+    prev = claims.get("previous_page")
+    if not prev:
+        return []
+    rows = []
+    for claim in claims["claims"]:
+        before = prev["verdicts"].get(claim["id"])
+        if before is None:
+            rows.append([claim["id"], "–", "–", "new claim", "not on the previous page"])
+            continue
+        changed_rule = [h for h in claim["history"] if h["until"] >= prev["date"]]
+        why = "; ".join(f"rule changed: {h['reason']}" for h in changed_rule) or "same rule, other runs"
+        have = judged_protocols(res, claim)
+        for protocol in sorted(set(before) | set(claim["protocols"])):
+            if protocol not in claim["protocols"]:
+                was = before[protocol]
+                was = was if isinstance(was, str) else ", ".join(f"{k} {v}" for k, v in was.items())
+                rows.append([claim["id"], protocol, was, "no longer judged",
+                             f"judged under {', '.join(claim['protocols'])} only"])
+                continue
+            verdicts = judge(claim, res, claims, protocol) if protocol in have else [Verdict(NOT_RUN, "")]
+            for v in verdicts:
+                old = before.get(protocol)
+                old = old.get(v.where) if isinstance(old, dict) else old
+                if old != v.verdict and (old is not None or v.verdict != NOT_RUN):
+                    where = f"{protocol}: {v.where}" if v.where else protocol
+                    rows.append([claim["id"], where, old or "–", v.verdict,
+                                 "its runs are not in this store yet" if v.verdict == NOT_RUN else why])
+    lines = ["## What changed since the previous page", "",
+             f"Against the page of {prev['commit']} ({prev['date']}): every verdict that differs from the one "
+             "it gave, and why." + ("" if rows else " None does."), ""]
+    if rows:
+        lines += ["| claim | protocol | was | now | why |", "|---|---|---|---|---|"]
+        lines += [f"| {' | '.join(esc(c) for c in row)} |" for row in rows] + [""]
     return lines
 
 

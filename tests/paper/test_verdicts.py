@@ -195,3 +195,29 @@ def test_the_open_set_goal_is_judged_from_open_set_runs_alone():
     line = next(x for x in claims_section(Results(recs), CLAIMS) if "unseen coarse classes beats" in x)
     assert "| standard | **does not hold** |" in line
     assert "Holm across 15 comparisons" in line  # MRL: 2 references, V5: 3, on 3 data sets
+
+
+def test_the_page_lists_each_verdict_that_changed_since_the_previous_page_and_why():
+    """Against a previous page: a verdict that moved under a changed rule gives the rule's recorded
+    reason, one that moved under the same rule says so, an unchanged one is not listed, a claim the page
+    did not have is new, and a protocol no longer judged says so."""
+    from paper.doc import changes_section
+
+    claims = dict(CLAIMS, claims=[BY_ID[i] for i in ("v5_accuracy", "clinc_short_coarse", "no_prefix_zero",
+                                                     "recall_loss", "open_set_goal")],
+                  previous_page={"commit": "abc1234", "date": "2026-11-28", "verdicts": {
+                      "v5_accuracy": {"standard": "partly"},  # rule changed 2026-11-29: now holds
+                      "clinc_short_coarse": {"standard": "partly"},  # same rule: now holds
+                      "no_prefix_zero": {"standard": {"clinc150": "holds"}},  # unchanged
+                      "recall_loss": {"paper": "does not hold", "standard": "does not hold"}}})
+    recs = (runs("clinc150", "mrl", {"ff": _shift(0.90, 0)}) + runs("clinc150", "no_prefix", {"s": 0.0})
+            + runs("clinc150", "v5", {"ff": _shift(0.90, 0.0005), "sc": 0.97}))
+    lines = changes_section(Results(recs), claims)
+    rows = [x for x in lines if x.startswith("| ") and not x.startswith("| claim")]
+    assert "Against the page of abc1234 (2026-11-28)" in lines[2]
+    assert rows[0].startswith("| v5_accuracy | standard | partly | holds | rule changed: a non-significant t-test")
+    assert rows[1] == "| clinc_short_coarse | standard: clinc150 | partly | holds | same rule, other runs |"
+    assert rows[2] == "| recall_loss | paper | does not hold | no longer judged | judged under standard only |"
+    assert rows[3] == "| open_set_goal | – | – | new claim | not on the previous page |"
+    assert len(rows) == 4 and not any("no_prefix_zero" in r for r in rows)
+    assert changes_section(Results(recs), dict(CLAIMS, previous_page=None)) == []
