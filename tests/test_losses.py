@@ -52,6 +52,25 @@ def test_posterior_nll_sums_children_and_reduces_to_cross_entropy():
     assert torch.allclose(posterior_nll(logits, parents, y // 3), want, atol=1e-6)
 
 
+def test_posterior_nll_on_the_identity_map_gives_the_summed_form_bit_for_bit():
+    """The identity map skips the (n, F, F) logsumexp; its loss and gradients are the same numbers."""
+    def summed(logits, to_level, labels):  # the general path, written out
+        log_p = torch.log_softmax(logits, dim=-1)
+        classes = torch.arange(int(to_level.max()) + 1)
+        masked = log_p[:, None, :].masked_fill(to_level[None, None, :] != classes[None, :, None], float("-inf"))
+        return -torch.logsumexp(masked, dim=-1).gather(1, labels[:, None]).squeeze(1)
+
+    g = torch.Generator().manual_seed(3)
+    for n, f in ((64, 150), (7, 2), (192, 77)):
+        logits = (5 * torch.randn(n, f, generator=g)).requires_grad_()
+        y = torch.randint(0, f, (n,), generator=g)
+        fast, slow = posterior_nll(logits, torch.arange(f), y), summed(logits, torch.arange(f), y)
+        assert torch.equal(fast, slow)
+        w = torch.rand(n, generator=g)
+        assert torch.equal(torch.autograd.grad((fast * w).sum(), logits)[0],
+                           torch.autograd.grad((slow * w).sum(), logits)[0])
+
+
 def test_distillation_is_zero_for_the_teachers_own_ranking_and_trains_only_the_student():
     g = torch.Generator().manual_seed(0)
     teacher = _unit(torch.randn(12, 8, generator=g))
