@@ -7,6 +7,9 @@ one line per run and the largest difference per field; exits 1 if any run differ
 
     python scripts/check_records.py results/paper --runs clinc150__v5__s42__74af32f0,trec__heal__s7__74af32f0
     python scripts/check_records.py results/paper --sample 5 --seed 0
+
+Each run reruns at the torch thread count its record kept (``--threads`` overrides; older records kept
+none), since the last digits of a run depend on it.
 """
 
 from __future__ import annotations
@@ -64,7 +67,9 @@ def main() -> int:
     ap.add_argument("--sample", type=int, help="this many run ids drawn (seeded) from the store")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-dir", help="folder of canonical data sets (default: $STEER_DATA_DIR)")
-    ap.add_argument("--threads", type=int, help="torch threads")
+    ap.add_argument("--threads", type=int,
+                    help="torch threads (default: each record's own, where it kept them; a run's float sums, "
+                         "and so its last digits, depend on them)")
     ap.add_argument("--atol", type=float, default=0.0, help="tolerated absolute difference (default: none)")
     args = ap.parse_args()
     store = ResultsStore(args.results)
@@ -79,7 +84,8 @@ def main() -> int:
         for run_id in ids:
             old = store.get(run_id)
             t0 = time.perf_counter()
-            new = RunRecord.from_dict(execute_run(old.spec, data_dir=args.data_dir, threads=args.threads,
+            threads = args.threads or old.environment.get("torch_threads")
+            new = RunRecord.from_dict(execute_run(old.spec, data_dir=args.data_dir, threads=threads,
                                                     model_cache=tmp))
             result = compare(old, new)
             worst = max(largest for _, largest, _ in result.values())

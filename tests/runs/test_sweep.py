@@ -88,9 +88,11 @@ def test_killed_sweep_resumes_with_only_the_rest(tiny_data_dir, tmp_path):
 
 def test_local_executor_runs_in_worker_processes(tiny_data_dir, tmp_path):
     runs = [RunSpec("tiny", "flat", s) for s in (1, 2)]
-    new = run_sweep(runs, tmp_path / "res", executor=LocalExecutor(workers=2),
+    new = run_sweep(runs, tmp_path / "res", executor=LocalExecutor(workers=2, threads=1),
                     data_dir=str(tiny_data_dir), progress=False, log=lambda _: None)
     assert sorted(r.seed for r in new) == [1, 2]
+    import torch  # each record keeps the thread count its worker ran at, which its last digits depend on
+    assert all(r.environment == {"torch_threads": 1, "torch": torch.__version__} for r in new)
 
 
 def test_ray_executor_against_a_local_instance(tiny_data_dir, tmp_path):

@@ -3,6 +3,8 @@
 A record is written once, as JSON, when its run finishes; every reader (the store's long table, the
 reports) goes through :class:`RunRecord`. ``schema_version`` names the shape; a record without one
 was written before the field existed and has the shape of version 1. Version 2 added ``open_set``.
+``environment`` (the torch thread count and version a run ran with) is optional and reads as ``{}``
+where absent, so it needs no new version.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ class RunRecord:
     seconds: dict = field(default_factory=dict)
     cost: dict = field(default_factory=dict)
     open_set: dict = field(default_factory=dict)  # steerable.openset.open_set_metrics; {} for closed-set runs
+    # what the numbers also depend on beyond the spec: {"torch_threads": n, "torch": version} (float sums
+    # are ordered by the thread count); {} for records written before it was kept
+    environment: dict = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     @classmethod

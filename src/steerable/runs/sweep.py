@@ -77,7 +77,8 @@ def execute_run(spec: dict, inputs: RunInputs | None = None, *, data_dir: str | 
         level_names=list(dataset.hierarchy.level_names), metrics=result.metrics,
         retrieval=result.retrieval, probe=result.probe, history=result.history,
         seconds=result.config["seconds"] | {"total": time.perf_counter() - t0}, cost=result.config["cost"],
-        open_set=result.open_set)
+        open_set=result.open_set,
+        environment={"torch_threads": torch.get_num_threads(), "torch": torch.__version__})
     return record.to_dict()
 
 
