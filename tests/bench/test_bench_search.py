@@ -4,6 +4,7 @@ on selection recall and reported on evaluation recall, the efSearch sweep, and t
 table built from the rows."""
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -165,6 +166,5 @@ def test_the_generated_part_alone_never_replaces_the_real_results(tmp_path, monk
                                       "--efs", "16,64", "--ceiling", "10,50"])
     bench_search.main()
     assert (tmp_path / "search.json").read_text() == '{"real": "kept"}'
-    import json
     result = json.loads((tmp_path / "search_synthetic.json").read_text())
     assert "real" not in result and {r["contender"] for r in result["synthetic"]} >= {"exact-256", "hnsw-256"}

@@ -10,6 +10,7 @@ import time
 
 import pandas as pd
 import pytest
+import torch
 
 from steerable.runs import LocalExecutor, RayExecutor, ResultsStore, RunSpec, SweepSpec, run_sweep
 from steerable.runs.store import COLUMNS
@@ -91,7 +92,7 @@ def test_local_executor_runs_in_worker_processes(tiny_data_dir, tmp_path):
     new = run_sweep(runs, tmp_path / "res", executor=LocalExecutor(workers=2, threads=1),
                     data_dir=str(tiny_data_dir), progress=False, log=lambda _: None)
     assert sorted(r.seed for r in new) == [1, 2]
-    import torch  # each record keeps the thread count its worker ran at, which its last digits depend on
+    # each record keeps the thread count its worker ran at, which its last digits depend on
     assert all(r.environment == {"torch_threads": 1, "torch": torch.__version__} for r in new)
 
 
