@@ -52,19 +52,21 @@ def test_posterior_nll_sums_children_and_reduces_to_cross_entropy():
     assert torch.allclose(posterior_nll(logits, parents, y // 3), want, atol=1e-6)
 
 
-def test_posterior_nll_on_the_identity_map_gives_the_summed_form_bit_for_bit():
-    """The identity map skips the (n, F, F) logsumexp; its loss and gradients are the same numbers."""
-    def summed(logits, to_level, labels):  # the general path, written out
+def test_posterior_nll_gives_the_every_class_form_bit_for_bit():
+    """Only each example's own class is summed (an (n, F) logsumexp, not (n, classes, F) for every
+    class); its loss and gradients are the same numbers, on the identity map and on coarser ones."""
+    def every_class(logits, to_level, labels):  # the sum into every class, then the label's picked
         log_p = torch.log_softmax(logits, dim=-1)
         classes = torch.arange(int(to_level.max()) + 1)
         masked = log_p[:, None, :].masked_fill(to_level[None, None, :] != classes[None, :, None], float("-inf"))
         return -torch.logsumexp(masked, dim=-1).gather(1, labels[:, None]).squeeze(1)
 
     g = torch.Generator().manual_seed(3)
-    for n, f in ((64, 150), (7, 2), (192, 77)):
+    for n, f, k in ((64, 150, 150), (64, 150, 10), (7, 2, 2), (192, 77, 5), (64, 219, 70)):
+        to_level = torch.cat([torch.arange(k), torch.randint(0, k, (f - k,), generator=g)])  # k == f: identity
         logits = (5 * torch.randn(n, f, generator=g)).requires_grad_()
-        y = torch.randint(0, f, (n,), generator=g)
-        fast, slow = posterior_nll(logits, torch.arange(f), y), summed(logits, torch.arange(f), y)
+        y = to_level[torch.randint(0, f, (n,), generator=g)]
+        fast, slow = posterior_nll(logits, to_level, y), every_class(logits, to_level, y)
         assert torch.equal(fast, slow)
         w = torch.rand(n, generator=g)
         assert torch.equal(torch.autograd.grad((fast * w).sum(), logits)[0],

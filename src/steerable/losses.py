@@ -94,16 +94,9 @@ def posterior_nll(fine_logits: torch.Tensor, to_level: torch.Tensor, labels: tor
     cross-entropy on the fine classes.
     """
     log_p = torch.log_softmax(fine_logits, dim=-1)
-    k = int(to_level.max()) + 1
-    if k == log_p.shape[-1] and torch.equal(to_level, torch.arange(k, device=to_level.device)):
-        # The identity map: each class is one fine class. The logsumexp below would then add exact
-        # zeros to each log p_f (forward and backward: the same numbers) over an (n, F, F) tensor.
-        return -log_p.gather(1, labels[:, None]).squeeze(1)
-    # log sum_{f in c} p_f, by logsumexp over each class's members
-    classes = torch.arange(k, device=log_p.device)
-    masked = log_p[:, None, :].masked_fill(to_level[None, None, :] != classes[None, :, None], float("-inf"))
-    log_pc = torch.logsumexp(masked, dim=-1)
-    return -log_pc.gather(1, labels[:, None]).squeeze(1)
+    # log sum_{f in c} p_f for each example's own class c only: a logsumexp over its members, (n, F)
+    own = to_level[None, :] == labels[:, None]
+    return -torch.logsumexp(log_p.masked_fill(~own, float("-inf")), dim=-1)
 
 
 def similarity_distillation(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
