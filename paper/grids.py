@@ -41,7 +41,7 @@ def paper_sweep(datasets: Sequence[str], *, quick: bool = False, seeds: Sequence
 
 
 BEYOND_METHODS = ("flat", *FLOORS, "mrl", "v5", "mrl_supcon", "heal", "separated", "successive_balanced",
-                  "adversarial", "adversarial_mrl", "bottleneck")
+                  "adversarial", "adversarial_mrl", "anchored", "bottleneck")
 SELECTION_DATASETS = tuple(load_claims()["selection_datasets"])
 CONFIRMATION_DATASETS = tuple(load_claims()["confirmation_datasets"])
 BEYOND_DATASETS = SELECTION_DATASETS + CONFIRMATION_DATASETS
@@ -95,7 +95,8 @@ def beyond_sweep(datasets: Sequence[str], *, quick: bool = False, seeds: Sequenc
 
 
 
-OPEN_SET_METHODS = ("flat", *FLOORS, "mrl", "v5", "heal", "separated", "adversarial", "adversarial_mrl", "bottleneck")
+OPEN_SET_METHODS = ("flat", *FLOORS, "mrl", "v5", "heal", "separated", "adversarial", "adversarial_mrl", "anchored",
+                    "bottleneck")
 OPEN_SET_FINE = 0.2  # the fraction of the fine classes under each coarse class held out
 
 

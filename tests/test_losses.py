@@ -85,6 +85,19 @@ def test_distillation_is_zero_for_the_teachers_own_ranking_and_trains_only_the_s
     assert student.grad.abs().sum() > 0 and teacher.grad is None
 
 
+def test_a_backbone_teacher_is_the_heads_normalised_input():
+    model, x, y = synthetic_model()
+    idx, rng = np.arange(32), np.random.default_rng(0)
+    term = Term((1, 0, 0, 0), ((0, 0),) * 4, loss="distill", temperature=0.1, teacher="backbone")
+    got = schedule_loss(model, Schedule("t", (term,)), torch.from_numpy(x), y, idx, {}, rng, TrainConfig().loss)
+    prefix = model.head.embed(model.head.outputs(torch.from_numpy(x[idx]))[0], 1)
+    want = similarity_distillation(prefix, _unit(torch.from_numpy(x[idx])), 0.1).mean()
+    assert torch.allclose(got, want, atol=1e-6)
+    own = Term((1, 0, 0, 0), ((0, 0),) * 4, loss="distill", temperature=0.1)
+    assert not torch.allclose(got, schedule_loss(model, Schedule("t", (own,)), torch.from_numpy(x), y, idx, {},
+                                                 rng, TrainConfig().loss))
+
+
 def test_grad_scale_zero_keeps_a_terms_gradient_off_the_first_block():
     model, x, y = synthetic_model()
     fine_full = Term((0, 0, 0, 1), ((0, 1),) * 4, loss="supcon", temperature=0.1, ce_weight=0.0,

@@ -277,6 +277,22 @@ def _shortlist_recall(name: str, K: int = 10) -> float:
     return float(np.mean([len(set(t) & set(s)) / 10 for t, s in zip(truth, short)]))
 
 
+def _backbone_agreement(name: str) -> float:
+    """Share of the backbone's top 10 (held-out third vs the rest) inside the prefix's top 10."""
+    (p_doc, _), (p_q, _), _, _ = train_synthetic_preset(name, epochs=8, lr=1e-3)
+    x, _, _ = synthetic_hierarchy(per_fine=60, seed=3)  # train_synthetic_preset's data
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    doc, q = x[np.arange(len(x)) % 3 != 0], x[np.arange(len(x)) % 3 == 0]
+    truth = np.argsort(-(q @ doc.T), axis=1)[:, :10]
+    short = np.argsort(-(p_q @ p_doc.T), axis=1)[:, :10]
+    return float(np.mean([len(set(t) & set(s)) / 10 for t, s in zip(truth, short)]))
+
+
+def test_an_anchored_prefix_keeps_the_backbones_neighbours_where_the_adversarial_one_loses_them():
+    plain, anchored = _backbone_agreement("adversarial_mrl"), _backbone_agreement("anchored")
+    assert anchored > plain + 0.05, (plain, anchored)
+
+
 def test_a_distilled_prefix_shortlists_its_full_vectors_neighbours_better_than_mrls():
     mrl, distilled = _shortlist_recall("mrl"), _shortlist_recall("mrl_distill")
     assert distilled > mrl + 0.04  # top 10 of the prefix vs top 10 of the full vector (0.82 vs 0.76)

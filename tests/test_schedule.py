@@ -40,3 +40,13 @@ def test_the_distillation_term_round_trips_and_needs_no_labels():
     assert term.loss == "distill" and term.probs[0] == 1.0 and not any(w for r in term.levels for w in r)
     with pytest.raises(ValueError, match="unknown loss"):
         Term((1.0,), ((0.0,),), loss="distil")
+
+
+def test_a_distill_terms_teacher_round_trips_and_the_default_stays_out_of_configs():
+    s = preset("anchored")
+    assert s.terms[-1].teacher == "backbone" and Schedule.from_dict(s.to_dict()) == s
+    assert "teacher" not in preset("mrl_distill").to_dict()["terms"][-1]  # configs as they were
+    with pytest.raises(ValueError, match="unknown teacher 'input'"):
+        Term((1.0,), ((0.0,),), loss="distill", teacher="input")
+    with pytest.raises(ValueError, match="a teacher is for a distill term"):
+        Term((1.0,), ((1.0,),), loss="supcon", teacher="backbone")

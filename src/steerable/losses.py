@@ -133,6 +133,7 @@ class Step:
     rng: np.random.Generator
     config: LossConfig
     block_keep: tuple[float, ...]
+    inputs: torch.Tensor | None = None  # (rows, backbone dim): the head's input, for a backbone teacher
 
     def group(self, x: torch.Tensor, i: int) -> torch.Tensor:
         """Rows of positive group ``i`` (0 = the first supervised level's)."""
@@ -230,11 +231,20 @@ def posterior_term(step: Step, term: "Term") -> Iterator[torch.Tensor]:
             yield term.weight * weights[k] * nll.mean()
 
 
+TEACHERS = ("full", "backbone")
+
+
 def distill_term(step: Step, term: "Term") -> Iterator[torch.Tensor]:
-    """Each path's prefix learns the in-batch neighbour ranking of the whole, intact full vector."""
+    """Each path's prefix learns the in-batch neighbour ranking of its teacher: the whole, intact full
+    vector, or the backbone's own vector (what the head was given)."""
     head, B = step.model.head, step.anchors
     tb, paths = _term_paths(step, term)
-    teacher = head.embed(step.blocks.detach(), term.num_blocks)
+    if term.teacher == "backbone":
+        if step.inputs is None:
+            raise ValueError("a distill term with the backbone as teacher needs the batch's inputs")
+        teacher = F.normalize(step.inputs.detach().float(), dim=-1)
+    else:
+        teacher = head.embed(step.blocks.detach(), term.num_blocks)
     temperature = term.temperature if term.temperature is not None else step.config.temperature
     for j, _, p in paths:  # every row of the batch; positives share their anchor's length
         rows_j = j if isinstance(j, int) else j.repeat(len(tb) // B)

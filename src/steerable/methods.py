@@ -221,6 +221,27 @@ def adversarial_mrl(num_levels: int = 2, num_blocks: int = 4, strength: float | 
                     block_keep(nb))
 
 
+# Fixed before any run of the method, not chosen on results: the anchor weighs as the terms it joins,
+# at the temperature of the prefix distillation above.
+ANCHOR_WEIGHT, ANCHOR_TEMPERATURE = 1.0, DISTILL_TEMPERATURE
+
+
+def anchored(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
+    """Adversarial (MRL recipe) whose 64-d prefix is also anchored to the backbone: it learns to rank
+    each batch as the backbone's own vectors do (a distill term with the backbone as teacher).
+
+    The coarse term and the adversary make the prefix coarse on the classes trained on; the anchor
+    keeps the backbone's neighbourhoods, which are what holds for classes never seen in training
+    (a trained prefix otherwise folds them into seen ones). Everything else is as
+    :func:`adversarial_mrl` at its strength.
+    """
+    L, nb = num_levels, num_blocks
+    base = adversarial_mrl(L, nb, ADVERSARIAL_MRL_STRENGTH)
+    anchor = Term(onehot(0, nb), tuple((0.0,) * L for _ in range(nb)), ANCHOR_WEIGHT, loss="distill",
+                  temperature=ANCHOR_TEMPERATURE, teacher="backbone")
+    return Schedule("anchored", base.terms + (anchor,), base.block_keep)
+
+
 DIAL_TRAIN_MIX = 0.5
 
 
@@ -340,6 +361,8 @@ _ENTRIES = (
     Method("adversarial_mrl", "Adversarial (MRL recipe)", adversarial_mrl,
            "Adversarial's prefix on a model otherwise trained as MRL (adversarial_mrl@STRENGTH)", "Adversarial-MRL",
            at=lambda v: partial(adversarial_mrl, strength=v)),
+    Method("anchored", "Anchored", anchored,
+           "Adversarial (MRL recipe) whose prefix also keeps the backbone's neighbourhoods (classes never seen)"),
     Method("bottleneck", "Bottleneck", bottleneck, "the prefix is the coarse posterior (rank <= coarse classes)"),
     Method("coarse_onehot", "Coarse one-hot", coarse_onehot,
            "a floor: the prefix is a coarse classifier's one-hot prediction, the rest MRL"),

@@ -13,7 +13,9 @@ Beyond which prefix serves which level, a term can say *how* it is trained:
   cross-entropy, as the original code), ``"supcon"`` (supervised contrastive + cross-entropy),
   ``"posterior"`` (negative log-likelihood of each level under the head's fine posterior summed up
   the hierarchy; needs a head with the posterior option) or ``"distill"`` (the prefix learns to rank
-  the batch as the full vector does; no labels, so ``levels`` is unused).
+  the batch as a teacher does; no labels, so ``levels`` is unused). ``teacher`` names the teacher:
+  ``"full"`` (the head's own intact full vector) or ``"backbone"`` (the backbone's vector, the head's
+  input: the prefix keeps the backbone's neighbourhoods, which hold for classes never trained on).
 - ``start``: the term embeds blocks ``start .. j-1`` only (a suffix window; 0 = the whole prefix).
 - ``grad``: a gradient scale per block (0 = the term's gradient does not reach that block, as a
   stop-gradient; 1 = untouched; negative = gradient reversal: that block is trained to *raise* the
@@ -34,7 +36,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .losses import LOSS_KINDS
+from .losses import LOSS_KINDS, TEACHERS
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class Term:
     sibling_weight: float = 1.0
     temperature: float | None = None  # None: the training config's
     ce_weight: float | None = None  # None: the training config's
+    teacher: str = "full"  # a distill term's teacher: "full" (the intact full vector) or "backbone"
 
     def __post_init__(self):
         object.__setattr__(self, "probs", tuple(float(p) for p in self.probs))
@@ -60,6 +63,10 @@ class Term:
         object.__setattr__(self, "grad", tuple(float(g) for g in self.grad))
         if self.loss not in LOSS_KINDS:
             raise ValueError(f"unknown loss {self.loss!r}; choose from {', '.join(LOSS_KINDS)}")
+        if self.teacher not in TEACHERS:
+            raise ValueError(f"unknown teacher {self.teacher!r}; choose from {', '.join(TEACHERS)}")
+        if self.teacher != "full" and self.loss != "distill":
+            raise ValueError(f"a teacher is for a distill term, not a {self.loss!r} one")
         if self.grad and len(self.grad) != len(self.probs):
             raise ValueError(f"grad needs one scale per block ({len(self.probs)}), got {len(self.grad)}")
         if any(not -1 <= g <= 1 for g in self.grad):
@@ -124,6 +131,9 @@ class Schedule:
         out = asdict(self)
         if out["head"] is None:  # the common case: any head; kept out of older configs' shape
             del out["head"]
+        for term in out["terms"]:  # likewise the default teacher
+            if term["teacher"] == "full":
+                del term["teacher"]
         return out
 
     @classmethod

@@ -118,10 +118,11 @@ def schedule_loss(model: SteerableModel, schedule: Schedule, x: torch.Tensor, y:
     levels = sorted(positives)
     y = torch.as_tensor(y, device=x.device)
     rows = torch.from_numpy(np.concatenate([idx, *(positives[k] for k in levels)])).to(x.device)
+    inputs = x[rows]
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-        blocks, fine_logits = model.head.outputs(x[rows])
+        blocks, fine_logits = model.head.outputs(inputs)
     step = Step(model, blocks.float(), fine_logits, y[rows], len(idx), levels, rng, cfg,
-                schedule.block_keep)  # losses and normalisation in full precision
+                schedule.block_keep, inputs)  # losses and normalisation in full precision
     total = step.blocks.new_zeros(())
     for term in schedule.terms:
         for part in LOSS_KINDS[term.loss](step, term):
