@@ -23,7 +23,7 @@ from steerable.report.tables import steerability_tests
 from .grids import CONFIRM_METHODS
 
 BEYOND_ORDER = ["flat", "flat_pca", "coarse_onehot", "mrl", "v5", "mrl_supcon", "heal", "separated", "successive",
-                "successive_balanced", "adversarial", "adversarial_mrl", "bottleneck"]
+                "successive_balanced", "adversarial", "adversarial_mrl", "anchored", "bottleneck"]
 BASELINES = ("heal", "v5")
 DIAL_MIDPOINT = "dial@0.5"  # listed with the methods: both prefix parts vary equally within a class
 LISTED = BEYOND_ORDER + [DIAL_MIDPOINT]
@@ -123,7 +123,7 @@ def figure5(res: Results, protocol: str, path: Path) -> bool:
             ax.annotate(f"{v:g}", p, fontsize=7, xytext=(4, 2), textcoords="offset points")
         for m, marker in (("mrl", "s"), ("v5", "^"), ("mrl_supcon", "X"), ("heal", "D"), ("separated", "v"),
                           ("successive_balanced", "P"), ("adversarial", "h"), ("adversarial_mrl", "H"),
-                          ("bottleneck", "*")):
+                          ("anchored", "8"), ("bottleneck", "*")):
             p = point(m)
             if p:
                 ax.scatter(*p, marker=marker, s=40, label=label(m), zorder=4)

@@ -283,19 +283,48 @@ def rises(res: Results, claim: dict, protocol: str, datasets: Sequence[str], alp
     return Verdict(verdict, "; ".join(ev) + ".")
 
 
+def _unseen_coarse_accuracy(res: Results, ds: str, m: str, kind: str, ref: str) -> tuple[list[float], list[float]]:
+    """Coarse k-NN accuracy at the shortest prefix of the held-out texts of ``m``'s and ``ref``'s open-set
+    runs of ``kind`` (``coarse`` or ``fine``) on ``ds``, paired by seed (empty where either has none)."""
+    unseen = sorted(u for d, mm, u in res.open_set if d == ds and mm == m and u.startswith(kind))
+    if not unseen:
+        return [], []
+    what = f"accuracy/{res.levels[ds][0]}/0"
+    return _paired(open_set_values(res, ds, m, unseen[0], what), open_set_values(res, ds, ref, unseen[0], what))
+
+
+def open_set_greater(res: Results, claim: dict, protocol: str, datasets: Sequence[str], alpha: float) -> Verdict:
+    """A method's coarse accuracy at the shortest prefix on held-out classes above each reference's."""
+    m, refs = claim["method"], claim["references"]
+    tests = {}
+    for ds in datasets:
+        for ref in refs:
+            a, b = _unseen_coarse_accuracy(res, ds, m, claim["unseen_kind"], ref)
+            if len(a) >= 2:
+                tests[(ds, ref)] = paired_test(a, b)
+    if not tests:
+        return Verdict(NOT_RUN, f"no open-set runs of {label(m)} and its references with unseen {claim['unseen_kind']} classes")
+    p_holm = dict(zip(tests, holm([t.p for t in tests.values()])))
+    dss = sorted({ds for ds, _ in tests})
+    sig = [ds for ds in dss if all((ds, r) in tests and tests[(ds, r)].mean_diff > 0 and p_holm[(ds, r)] < alpha
+                                   for r in refs)]
+    ahead = [ds for ds in dss if all((ds, r) in tests and tests[(ds, r)].mean_diff > 0 for r in refs)]
+    verdict = HOLDS if len(sig) == len(dss) else PARTLY if ahead else FAILS
+    ev = "; ".join(f"{ds} vs {label(r)} Δ {100 * t.mean_diff:+.1f} pt (n = {t.n}, Holm p = {p_holm[(ds, r)]:.2g})"
+                   for (ds, r), t in tests.items())
+    return Verdict(verdict, f"{label(m)}: {ev}. Significant against every reference on {len(sig)} of {len(dss)}.")
+
+
 def open_set_goal(res: Results, claim: dict, protocol: str, datasets: Sequence[str], alpha: float) -> Verdict:
     tests, side = {}, {}
     for m in claim["candidates"]:
         for ds in datasets:
-            unseen = sorted(u for d, mm, u in res.open_set if d == ds and mm == m and u.startswith(claim["unseen_kind"]))
-            if not unseen:
-                continue
-            coarse = res.levels[ds][0]
-            acc = open_set_values(res, ds, m, unseen[0], f"accuracy/{coarse}/0")
             for ref in [r for r in claim["references"] if r != m]:  # MRL is a candidate and a reference
-                a, b = _paired(acc, open_set_values(res, ds, ref, unseen[0], f"accuracy/{coarse}/0"))
+                a, b = _unseen_coarse_accuracy(res, ds, m, claim["unseen_kind"], ref)
                 if len(a) >= 2:
                     tests[(m, ds, ref)] = paired_test(a, b)
+            if not any(k[:2] == (m, ds) for k in tests):
+                continue
             fine = res.levels[ds][-1]
             eq = _paired(res.values(ds, m, protocol, "full_fine"), res.values(ds, "mrl", protocol, "full_fine"))
             tost = equivalence_test(*eq, claim["margin"]) if len(eq[0]) >= 2 else None
@@ -332,6 +361,7 @@ RULES: dict[str, Callable[..., Verdict]] = {
     "equivalent": equivalent, "beats": beats, "greater": greater, "magnitude": magnitude, "threshold": threshold,
     "recall_loss": recall_loss_rule, "complexity": complexity, "steerable_within_bounds": steerable_within_bounds,
     "full_rank_beats": full_rank_beats, "rises": rises, "open_set_goal": open_set_goal,
+    "open_set_greater": open_set_greater,
 }
 
 

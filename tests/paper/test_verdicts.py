@@ -183,6 +183,21 @@ def test_the_open_set_goal():
     assert verdict("open_set_goal", recs(0.05, ff_gap=-0.01))[0].verdict == FAILS  # not MRL's accuracy
 
 
+def test_open_set_greater_needs_every_reference_beaten_significantly_on_every_data_set():
+    def recs(gain, on=("goemotions", "dbpedia_classes_partial")):
+        out = []
+        for ds in ("goemotions", "dbpedia_classes_partial"):
+            out += runs(ds, "anchored", {"coarse_open": _shift(0.8, gain if ds in on else 0)}, unseen="coarse:2")
+            for ref in ("v5", "mrl"):
+                out += runs(ds, ref, {"coarse_open": _shift(0.8, 0)}, unseen="coarse:2")
+            out += runs(ds, "anchored", {"coarse_open": _shift(0.5, 0.3)}, unseen="fine:0.2")  # another kind
+        return out
+    assert verdict("anchored_reach", recs(0.05))[0].verdict == HOLDS
+    assert verdict("anchored_reach", recs(0.05, on=("goemotions",)))[0].verdict == PARTLY
+    assert verdict("anchored_reach", recs(-0.05))[0].verdict == FAILS
+    assert verdict("anchored_reach", recs(0.05)[:5])[0].verdict == NOT_RUN  # no references
+
+
 def test_the_open_set_goal_is_judged_from_open_set_runs_alone():
     """No closed-set runs: the goal is still judged (here it fails: PCA-64 is ahead), and no candidate
     is compared with itself."""
