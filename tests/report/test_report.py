@@ -198,3 +198,13 @@ def test_runs_of_two_backbones_in_one_cell_are_refused_and_steer_report_picks_on
     done = subprocess.run(cli + ["--backbone", "other-model"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert f"report: {len(records)} runs" in done.stdout
+
+
+def test_a_figure_undefined_for_some_seeds_is_averaged_over_the_others_and_says_so():
+    from steerable.report.table import fmt
+
+    nan = float("nan")
+    assert fmt({1: 0.2, 2: 0.4, 3: 0.3}) == "+0.300 ± 0.100"
+    assert fmt({1: 0.2, 2: nan, 3: 0.4}) == "+0.300 ± 0.141 (2 of 3 seeds)"
+    assert fmt({1: nan, 2: 0.5}, pct=True) == "50.0 (1 of 2 seeds)"
+    assert fmt({1: nan, 2: nan}) == "–"

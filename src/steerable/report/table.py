@@ -58,15 +58,18 @@ class Table:
 
 def fmt(values: dict[int, float], digits: int = 3, pct: bool = False) -> str:
     """Mean ± sample sd over seeds (a signed score, or a percentage with ``pct``); – when empty or
-    undefined (nan) for every seed."""
-    if not values or all(math.isnan(v) for v in values.values()):
+    undefined (nan) for every seed; over the seeds where it is defined, saying how many, when only
+    some are."""
+    defined = [v for v in values.values() if not math.isnan(v)]
+    if not defined:
         return "–"
-    x = np.array(list(values.values())) * (100 if pct else 1)
+    x = np.array(defined) * (100 if pct else 1)
     d = 1 if pct else digits
+    some = f" ({len(defined)} of {len(values)} seeds)" if len(defined) < len(values) else ""
     if len(x) == 1:
-        return f"{x[0]:.{d}f}" if pct else f"{x[0]:+.{d}f}"
+        return (f"{x[0]:.{d}f}" if pct else f"{x[0]:+.{d}f}") + some
     sign = "" if pct else "+"
-    return f"{x.mean():{sign}.{d}f} ± {x.std(ddof=1):.{d}f}"
+    return f"{x.mean():{sign}.{d}f} ± {x.std(ddof=1):.{d}f}" + some
 
 
 def fmt_p(p: float | None) -> str:
