@@ -18,11 +18,13 @@ from .results import Results  # noqa: E402
 from .tables import funnel_shortlists, retrieval_dims  # noqa: E402
 
 COLORS = {"v5": "tab:red", "mrl": "tab:blue", "flat": "tab:gray", "heal": "tab:orange"}
+OTHER_COLORS = ("tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "black")
 
 
 def color(method: str, i: int = 0) -> str:
-    """A method's colour in every figure; others cycle through the default palette."""
-    return COLORS.get(method, f"C{(i + 4) % 10}")
+    """A method's colour in every figure; the ``i``-th of the others takes the next colour none of
+    those uses."""
+    return COLORS.get(method, OTHER_COLORS[i % len(OTHER_COLORS)])
 
 
 def save(fig, path: Path) -> None:
@@ -91,27 +93,35 @@ def funnel_curves(res: Results, path: Path, methods: Sequence[str] = ("v5", "mrl
 
 def open_set_bars(res: Results, path: Path, methods: Sequence[str] | None = None) -> bool:
     """Figure 7: coarse k-NN accuracy of unseen classes at the shortest prefix, per method, one panel
-    per data set and kind of held-out class; False when no run held classes out."""
+    per data set and kind of held-out class (one row per kind); False when no run held classes out."""
     keys = sorted({(ds, u) for ds, _, u in res.open_set})
     if not keys:
         return False
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.6), squeeze=False)
-    for ax, (ds, unseen) in zip(axes[0], keys):
-        coarse = res.levels[ds][0]
-        present = display_order(m for d, m, u in res.open_set if (d, u) == (ds, unseen))
-        shown = [m for m in (methods or present) if m in present]
-        vals = [[o["accuracy"][coarse][str(o["dims"][0])] for o in res.open_set[(ds, m, unseen)].values()]
-                for m in shown]
-        ax.bar([short_label(m) for m in shown], [np.mean(v) for v in vals],
-               yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in vals], capsize=3,
-               color=[color(m, i) for i, m in enumerate(shown)])
-        queries = np.mean([o["queries"] for m in shown for o in res.open_set[(ds, m, unseen)].values()])
-        ax.set_title(f"{ds}, unseen {unseen} ({queries:.0f} queries)", fontsize=9)
-        ax.set_ylim(0, 1)
-        ax.tick_params(axis="x", labelsize=7, rotation=40)
-        for t in ax.get_xticklabels():
-            t.set_ha("right")
-    axes[0][0].set_ylabel("coarse k-NN accuracy of unseen classes\nat the shortest prefix")
+    rows = [[k for k in keys if k[1].split(":")[0] == kind] for kind in sorted({u.split(":")[0] for _, u in keys})]
+    ncols = max(len(r) for r in rows)
+    others = [m for m in display_order(m for _, m, _ in res.open_set) if m not in COLORS]  # one colour each
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(4.2 * ncols, 3.6 * len(rows)), squeeze=False)
+    for ax in axes.flat:
+        ax.set_visible(False)
+    for r, row in enumerate(rows):
+        for ax, (ds, unseen) in zip(axes[r], row):
+            ax.set_visible(True)
+            coarse = res.levels[ds][0]
+            present = display_order(m for d, m, u in res.open_set if (d, u) == (ds, unseen))
+            shown = [m for m in (methods or present) if m in present]
+            vals = [[o["accuracy"][coarse][str(o["dims"][0])] for o in res.open_set[(ds, m, unseen)].values()]
+                    for m in shown]
+            ax.bar([short_label(m) for m in shown], [np.mean(v) for v in vals],
+                   yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in vals], capsize=3,
+                   color=[color(m, others.index(m) if m in others else 0) for m in shown])
+            queries = np.mean([o["queries"] for m in shown for o in res.open_set[(ds, m, unseen)].values()])
+            ax.set_title(f"{ds}, unseen {unseen} ({queries:.0f} queries)", fontsize=9)
+            ax.set_ylim(0, 1)
+            ax.tick_params(axis="x", labelsize=7, rotation=40)
+            for t in ax.get_xticklabels():
+                t.set_ha("right")
+        axes[r][0].set_ylabel("coarse k-NN accuracy of unseen classes\nat the shortest prefix")
     fig.suptitle("Figure 7: open set, classes held out of training (mean ± sd over seeds)", fontsize=10)
+    fig.subplots_adjust(hspace=0.6)
     save(fig, path)
     return True
