@@ -97,22 +97,38 @@ def beats(res: Results, claim: dict, protocol: str, datasets: Sequence[str], alp
     return Verdict(_count(ok, total), f"{metric} (%): {'; '.join(ev)}. Above every reference on {ok} of {total}.")
 
 
-def greater(res: Results, claim: dict, protocol: str, datasets: Sequence[str], alpha: float) -> Verdict:
-    m, refs, metric = claim["method"], claim["references"], claim["metric"]
+def _paired_tests(datasets: Sequence[str], refs: Sequence[str],
+                  pair: Callable[[str, str], tuple[list[float], list[float]]]) -> dict:
+    """(data set, reference) -> paired test of the method against it, where ``pair(ds, ref)`` gives at
+    least two matched seeds."""
     tests = {}
     for ds in datasets:
         for ref in refs:
-            a, b = _paired(res.values(ds, m, protocol, metric), res.values(ds, ref, protocol, metric))
+            a, b = pair(ds, ref)
             if len(a) >= 2:
                 tests[(ds, ref)] = paired_test(a, b)
-    if not tests:
-        return Verdict(NOT_RUN, f"no data set has {label(m)} and its references")
+    return tests
+
+
+def _above_every_reference(tests: dict, refs: Sequence[str], alpha: float) -> tuple[dict, list[str], list[str], str]:
+    """Holm over ``tests``; the data sets tested, those where the method is significantly above every
+    reference, and the verdict: holds if that is every data set, partly if it is ahead of every
+    reference on some."""
     p_holm = dict(zip(tests, holm([t.p for t in tests.values()])))
     dss = sorted({ds for ds, _ in tests})
     sig = [ds for ds in dss if all((ds, r) in tests and tests[(ds, r)].mean_diff > 0 and p_holm[(ds, r)] < alpha
                                    for r in refs)]
     ahead = [ds for ds in dss if all((ds, r) in tests and tests[(ds, r)].mean_diff > 0 for r in refs)]
-    verdict = HOLDS if len(sig) == len(dss) else PARTLY if ahead else FAILS
+    return p_holm, dss, sig, HOLDS if len(sig) == len(dss) else PARTLY if ahead else FAILS
+
+
+def greater(res: Results, claim: dict, protocol: str, datasets: Sequence[str], alpha: float) -> Verdict:
+    m, refs, metric = claim["method"], claim["references"], claim["metric"]
+    tests = _paired_tests(datasets, refs, lambda ds, ref: _paired(res.values(ds, m, protocol, metric),
+                                                                  res.values(ds, ref, protocol, metric)))
+    if not tests:
+        return Verdict(NOT_RUN, f"no data set has {label(m)} and its references")
+    p_holm, dss, sig, verdict = _above_every_reference(tests, refs, alpha)
     ev = "; ".join(f"{ds} vs {label(r)} Δ {t.mean_diff:+.3f} (Holm p = {p_holm[(ds, r)]:.2g}, d = {t.d:.1f})"
                    for (ds, r), t in tests.items())
     floors = "".join(_floors(res, claim, ds, protocol).replace("; floors'", f"; {ds} floors'") for ds in dss)
@@ -295,21 +311,11 @@ def _unseen_coarse_accuracy(res: Results, ds: str, m: str, kind: str, ref: str) 
 
 def open_set_greater(res: Results, claim: dict, protocol: str, datasets: Sequence[str], alpha: float) -> Verdict:
     """A method's coarse accuracy at the shortest prefix on held-out classes above each reference's."""
-    m, refs = claim["method"], claim["references"]
-    tests = {}
-    for ds in datasets:
-        for ref in refs:
-            a, b = _unseen_coarse_accuracy(res, ds, m, claim["unseen_kind"], ref)
-            if len(a) >= 2:
-                tests[(ds, ref)] = paired_test(a, b)
+    m, refs, kind = claim["method"], claim["references"], claim["unseen_kind"]
+    tests = _paired_tests(datasets, refs, lambda ds, ref: _unseen_coarse_accuracy(res, ds, m, kind, ref))
     if not tests:
-        return Verdict(NOT_RUN, f"no open-set runs of {label(m)} and its references with unseen {claim['unseen_kind']} classes")
-    p_holm = dict(zip(tests, holm([t.p for t in tests.values()])))
-    dss = sorted({ds for ds, _ in tests})
-    sig = [ds for ds in dss if all((ds, r) in tests and tests[(ds, r)].mean_diff > 0 and p_holm[(ds, r)] < alpha
-                                   for r in refs)]
-    ahead = [ds for ds in dss if all((ds, r) in tests and tests[(ds, r)].mean_diff > 0 for r in refs)]
-    verdict = HOLDS if len(sig) == len(dss) else PARTLY if ahead else FAILS
+        return Verdict(NOT_RUN, f"no open-set runs of {label(m)} and its references with unseen {kind} classes")
+    p_holm, dss, sig, verdict = _above_every_reference(tests, refs, alpha)
     ev = "; ".join(f"{ds} vs {label(r)} Δ {100 * t.mean_diff:+.1f} pt (n = {t.n}, Holm p = {p_holm[(ds, r)]:.2g})"
                    for (ds, r), t in tests.items())
     return Verdict(verdict, f"{label(m)}: {ev}. Significant against every reference on {len(sig)} of {len(dss)}.")

@@ -237,7 +237,7 @@ def anchored(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
     Everything else is as :func:`adversarial_mrl` at its strength.
     """
     L, nb = num_levels, num_blocks
-    base = adversarial_mrl(L, nb, ADVERSARIAL_MRL_STRENGTH)
+    base = adversarial_mrl(L, nb)
     anchor = Term(onehot(0, nb), tuple((0.0,) * L for _ in range(nb)), ANCHOR_WEIGHT, loss="distill",
                   temperature=ANCHOR_TEMPERATURE, teacher="backbone")
     return Schedule("anchored", base.terms + (anchor,), base.block_keep)
