@@ -1,5 +1,5 @@
 """The coarse-only methods in the report: HEAL and the new methods side by side (Table 7), their
-fresh-seed confirmation (Table 7b), the steerability dial (Table 8, Figure 5: steerability vs
+seed variance on five other seeds (Table 7b), the steerability dial (Table 8, Figure 5: steerability vs
 multi-stage recall) and prefix leakage (Figure 6: what a linear probe reads off the 64-d prefix).
 
 Every number comes from the records of a results store; significance is a paired t-test over
@@ -247,7 +247,7 @@ def write_section(res: Results, out: Path, protocol: str = "standard",
                   data_dir: str | None = None, confirm: Results | None = None) -> tuple[list[str], dict]:
     """Markdown lines and a summary for the report; empty when no beyond-V5 runs are present.
 
-    ``confirm``: the fresh-seed confirmation runs (the confirmation grid's records), for Table 7b.
+    ``confirm``: the seed-variance reruns (:func:`~paper.grids.confirm_sweep`'s records), for Table 7b.
     """
     if protocol not in res.protocols:
         return [], {}
