@@ -269,7 +269,7 @@ def full_rank_beats(res: Results, claim: dict, protocol: str, datasets: Sequence
                                                                                   if low else ""))
     p_holm = dict(zip(tests, holm([t.p for t in tests.values()])))
     wins = {m: [ds for ds in datasets if (m, ds) in tests and tests[(m, ds)].mean_diff > 0
-                and p_holm[(m, ds)] < claim["p_below"]] for m in {m for m, _ in tests}}
+                and p_holm[(m, ds)] < claim["p_below"]] for m in dict.fromkeys(m for m, _ in tests)}
     best = max(wins, key=lambda m: (len(wins[m]), min(tests[(m, ds)].mean_diff for ds in datasets
                                                       if (m, ds) in tests)))
     verdict = HOLDS if len(wins[best]) == len(datasets) else PARTLY if wins[best] else FAILS

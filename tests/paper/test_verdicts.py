@@ -4,6 +4,7 @@ it fails; a missing run is "not run" or "not confirmed", never replaced."""
 import numpy as np
 import pytest
 
+from steerable.methods import label
 from paper.verdicts import FAILS, HOLDS, NOT_RUN, PARTLY, RULES, confirm, judge, load_claims
 from steerable.report import Results
 from steerable.runs import RunRecord
@@ -153,6 +154,18 @@ def test_full_rank_beats_counts_only_measured_full_rank_prefixes():
     assert verdict("full_rank_beats_heal", recs(-0.1))[0].verdict == FAILS
     low = verdict("full_rank_beats_heal", recs(0.1, rank=6))[0]
     assert low.verdict == NOT_RUN and "Adversarial (rank 6–6)" in low.evidence
+
+
+def test_full_rank_beats_lists_the_other_candidates_in_the_claims_order():
+    out = []
+    for ds in ("clinc150", "trec", "20newsgroups"):
+        out += runs(ds, "heal", {"s": _shift(0.1, 0)})
+        out += [r for m, gap in (("separated", 0.01), ("successive_balanced", 0.02), ("adversarial", 0.3),
+                                 ("adversarial_mrl", 0.01)) for r in runs(ds, m, {"s": _shift(0.1, gap)})]
+    evidence = verdict("full_rank_beats_heal", out)[0].evidence
+    others = [label(m) for m in BY_ID["full_rank_beats_heal"]["candidates"] if m != "adversarial"]
+    assert evidence.startswith("Adversarial:")
+    assert evidence.split("Others win on: ")[1].split(". ")[0] == "; ".join(f"{m} on 3" for m in others)
 
 
 def test_the_dial_must_rise():
