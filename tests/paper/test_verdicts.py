@@ -4,8 +4,8 @@ it fails; a missing run is "not run" or "not confirmed", never replaced."""
 import numpy as np
 import pytest
 
-from steerable.methods import label
 from paper.verdicts import FAILS, HOLDS, NOT_RUN, PARTLY, RULES, confirm, judge, load_claims
+from steerable.methods import label
 from steerable.report import Results
 from steerable.runs import RunRecord
 
