@@ -91,6 +91,26 @@ def funnel_curves(res: Results, path: Path, methods: Sequence[str] = ("v5", "mrl
     return True
 
 
+def _open_set_panel(ax, res: Results, ds: str, unseen: str, methods: Sequence[str] | None,
+                    others: list[str]) -> None:
+    """One panel of Figure 7: a bar per method (mean ± sd over seeds), ``others`` fixing the colours of
+    the methods :data:`COLORS` does not name."""
+    coarse = res.levels[ds][0]
+    present = display_order(m for d, m, u in res.open_set if (d, u) == (ds, unseen))
+    shown = [m for m in (methods or present) if m in present]
+    vals = [[o["accuracy"][coarse][str(o["dims"][0])] for o in res.open_set[(ds, m, unseen)].values()]
+            for m in shown]
+    ax.bar([short_label(m) for m in shown], [np.mean(v) for v in vals],
+           yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in vals], capsize=3,
+           color=[color(m, others.index(m) if m in others else 0) for m in shown])
+    queries = np.mean([o["queries"] for m in shown for o in res.open_set[(ds, m, unseen)].values()])
+    ax.set_title(f"{ds}, unseen {unseen} ({queries:.0f} queries)", fontsize=9)
+    ax.set_ylim(0, 1)
+    ax.tick_params(axis="x", labelsize=7, rotation=40)
+    for t in ax.get_xticklabels():
+        t.set_ha("right")
+
+
 def open_set_bars(res: Results, path: Path, methods: Sequence[str] | None = None) -> bool:
     """Figure 7: coarse k-NN accuracy of unseen classes at the shortest prefix, per method, one panel
     per data set and kind of held-out class (one row per kind); False when no run held classes out."""
@@ -101,25 +121,11 @@ def open_set_bars(res: Results, path: Path, methods: Sequence[str] | None = None
     ncols = max(len(r) for r in rows)
     others = [m for m in display_order(m for _, m, _ in res.open_set) if m not in COLORS]  # one colour each
     fig, axes = plt.subplots(len(rows), ncols, figsize=(4.2 * ncols, 3.6 * len(rows)), squeeze=False)
-    for ax in axes.flat:
-        ax.set_visible(False)
     for r, row in enumerate(rows):
         for ax, (ds, unseen) in zip(axes[r], row):
-            ax.set_visible(True)
-            coarse = res.levels[ds][0]
-            present = display_order(m for d, m, u in res.open_set if (d, u) == (ds, unseen))
-            shown = [m for m in (methods or present) if m in present]
-            vals = [[o["accuracy"][coarse][str(o["dims"][0])] for o in res.open_set[(ds, m, unseen)].values()]
-                    for m in shown]
-            ax.bar([short_label(m) for m in shown], [np.mean(v) for v in vals],
-                   yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in vals], capsize=3,
-                   color=[color(m, others.index(m) if m in others else 0) for m in shown])
-            queries = np.mean([o["queries"] for m in shown for o in res.open_set[(ds, m, unseen)].values()])
-            ax.set_title(f"{ds}, unseen {unseen} ({queries:.0f} queries)", fontsize=9)
-            ax.set_ylim(0, 1)
-            ax.tick_params(axis="x", labelsize=7, rotation=40)
-            for t in ax.get_xticklabels():
-                t.set_ha("right")
+            _open_set_panel(ax, res, ds, unseen, methods, others)
+        for ax in axes[r][len(row):]:
+            ax.set_visible(False)
         axes[r][0].set_ylabel("coarse k-NN accuracy of unseen classes\nat the shortest prefix")
     fig.suptitle("Figure 7: open set, classes held out of training (mean ± sd over seeds)", fontsize=10)
     fig.subplots_adjust(hspace=0.6)
