@@ -102,9 +102,14 @@ class Head(nn.Module):
     def outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(blocks, fine logits of the posterior classifier or None)."""
         feats, blocks = self.features_and_blocks(x)
+        return self.finish(blocks, self.fine_classifier(feats) if self.posterior else None)
+
+    def finish(self, blocks: torch.Tensor, logits: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(blocks, logits) with the posterior option applied: the first block becomes (or mixes in)
+        the coarse posterior of the fine ``logits``. Without the option, ``blocks`` as they are."""
         if not self.posterior:
             return blocks, None
-        post, logits = self._posterior_block(feats)
+        post = self._coarse_posterior(logits)
         mix = self.posterior["mix"]
         if self.training:
             mix = self.posterior.get("train_mix", mix)
@@ -115,15 +120,14 @@ class Head(nn.Module):
             first = mix / s_post * post + (1 - mix) / s_free * F.normalize(blocks[:, 0].float(), dim=-1)
         return torch.cat([first[:, None].to(blocks.dtype), blocks[:, 1:]], dim=1), logits
 
-    def _posterior_block(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(n(p_c @ prototypes), fine logits): the coarse posterior through the coarse prototypes."""
-        logits = self.fine_classifier(feats)
+    def _coarse_posterior(self, logits: torch.Tensor) -> torch.Tensor:
+        """n(p_c @ prototypes): the coarse posterior of the fine ``logits`` through the coarse prototypes."""
         p = torch.softmax(logits.float(), dim=-1)
         coarse = torch.zeros(len(p), len(self.prototypes), dtype=p.dtype, device=p.device)
         coarse = coarse.index_add(1, self.parents, p)  # p_c = sum of the children's probabilities
         if self.posterior.get("hard"):  # the predicted coarse class alone, one-hot
             coarse = F.one_hot(coarse.argmax(-1), len(self.prototypes)).to(p.dtype)
-        return F.normalize(coarse @ self.prototypes.float(), dim=-1), logits
+        return F.normalize(coarse @ self.prototypes.float(), dim=-1)
 
     @torch.no_grad()
     def calibrate(self, x: torch.Tensor, coarse: np.ndarray, batch_size: int = 8192) -> list[float]:
@@ -135,7 +139,7 @@ class Head(nn.Module):
         for s in range(0, len(x), batch_size):
             xb = x[s:s + batch_size]
             feats, blocks = self.features_and_blocks(xb)
-            parts[0].append(self._posterior_block(feats)[0])
+            parts[0].append(self._coarse_posterior(self.fine_classifier(feats)))
             parts[1].append(F.normalize(blocks[:, 0].float(), dim=-1))
         y = torch.from_numpy(np.asarray(coarse, dtype=np.int64)).to(x.device)
         scales = []

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import time
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -121,8 +121,13 @@ def schedule_loss(model: SteerableModel, schedule: Schedule, x: torch.Tensor, y:
     inputs = x[rows]
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
         blocks, fine_logits = model.head.outputs(inputs)
-    step = Step(model, blocks.float(), fine_logits, y[rows], len(idx), levels, rng, cfg,
-                schedule.block_keep, inputs)  # losses and normalisation in full precision
+    # losses and normalisation in full precision
+    return terms_loss(Step(model, blocks.float(), fine_logits, y[rows], len(idx), levels, rng, cfg,
+                           schedule.block_keep, inputs), schedule)
+
+
+def terms_loss(step: Step, schedule: Schedule) -> torch.Tensor:
+    """The sum of every term's loss contributions on one step, in the schedule's order."""
     total = step.blocks.new_zeros(())
     for term in schedule.terms:
         for part in LOSS_KINDS[term.loss](step, term):
@@ -153,12 +158,7 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
     if not schedule.trains:
         model.eval()
         return {}
-    if schedule.num_levels != model.hierarchy.num_levels:
-        raise ValueError(f"schedule {schedule.name!r} is for {schedule.num_levels} levels, "
-                         f"the data has {model.hierarchy.num_levels}")
-    if schedule.num_blocks != model.head.num_blocks:
-        raise ValueError(f"schedule {schedule.name!r} is for {schedule.num_blocks} blocks, "
-                         f"the head has {model.head.num_blocks}")
+    check_fits(model, schedule)
     rng = _seed_everything(cfg.seed)
     device = torch.device(device or "cpu")
     model.to(device)
@@ -166,24 +166,17 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
     y = torch.from_numpy(np.ascontiguousarray(y_train)).to(device)
     samplers = {k: PositiveSampler(y_train[:, k]) for k in schedule.supervised_levels()}
     params = list(model.parameters())
-    # foreach: one call per operation for all tensors; the same arithmetic as the per-tensor loop
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
-    history: dict = {"epochs": [], "best_epoch": None}
-    best_score, best_state = -np.inf, None
     steps = (len(x) + cfg.batch_size - 1) // cfg.batch_size
-    total_steps = cfg.epochs * steps
-    sched = None
-    if cfg.lr_schedule == "cosine":  # cosine decay to 1 % of lr over the run
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda t: 0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * min(t, total_steps) / total_steps)))
+    opt, sched = optimiser(params, cfg, cfg.epochs * steps)
     balanced = BalancedBatches(y_train[:, -1], cfg.batch_size) if cfg.sampler == "balanced" else None
+    selection = Selection(cfg.select_best)
     first = 1
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
         key = _training_digest(model, schedule, cfg, x_train, y_train)
         resumed = _load_checkpoint(checkpoint, key, model, opt, sched, rng)
         if resumed is not None:
-            first, history, best_score, best_state = resumed
+            first, selection.history, selection.best_score, selection.best_state = resumed
     bar = tqdm(total=cfg.epochs * steps, initial=(first - 1) * steps, desc=f"train {schedule.name}", unit="step",
                disable=not progress)
     for epoch in range(first, cfg.epochs + 1):
@@ -203,25 +196,76 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
                 sched.step()
             losses.append(loss.detach())  # no per-step wait for the device
             bar.update(1)
-        acc = validation_accuracy(model, x_train, y_train, x_val, y_val)
-        score = float(acc[0] + acc[-1])
-        history["epochs"].append({"epoch": epoch, "loss": float(np.mean(torch.stack(losses).double().cpu().numpy())),
-                                  "val_accuracy": acc.tolist(), "seconds": time.perf_counter() - t0})
+        acc = selection.end_epoch(model, epoch, losses, time.perf_counter() - t0, x_train, y_train, x_val, y_val)
         bar.set_postfix(epoch=epoch, val_coarse=f"{acc[0]:.3f}", val_fine=f"{acc[-1]:.3f}")
-        if score > best_score or not cfg.select_best:
-            best_score, best_state = score, copy.deepcopy(model.state_dict())
-            history["best_epoch"] = epoch
         if checkpoint is not None and epoch < cfg.epochs:
-            _save_checkpoint(checkpoint, key, epoch, model, opt, sched, rng, history, best_score, best_state)
+            _save_checkpoint(checkpoint, key, epoch, model, opt, sched, rng, selection.history,
+                             selection.best_score, selection.best_state)
     bar.close()
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
-    model.load_state_dict(best_state)
-    if model.head.posterior and "train_mix" in model.head.posterior:
-        history["posterior_scales"] = model.head.calibrate(x, y_train[:, 0])
-    model.to("cpu")
-    model.eval()
-    return history
+    return selection.finish(model, x, y_train)
+
+
+def check_fits(model: SteerableModel, schedule: Schedule) -> None:
+    """Raise if the schedule is for another number of levels or blocks than the model has."""
+    if schedule.num_levels != model.hierarchy.num_levels:
+        raise ValueError(f"schedule {schedule.name!r} is for {schedule.num_levels} levels, "
+                         f"the data has {model.hierarchy.num_levels}")
+    if schedule.num_blocks != model.head.num_blocks:
+        raise ValueError(f"schedule {schedule.name!r} is for {schedule.num_blocks} blocks, "
+                         f"the head has {model.head.num_blocks}")
+
+
+def optimiser(params: list[torch.Tensor], cfg: TrainConfig, total_steps: int):
+    """(AdamW, learning-rate scheduler or None) of a training of ``total_steps`` steps."""
+    # foreach: one call per operation for all tensors; the same arithmetic as the per-tensor loop
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+    sched = None
+    if cfg.lr_schedule == "cosine":  # cosine decay to 1 % of lr over the run
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda t: 0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * min(t, total_steps) / total_steps)))
+    return opt, sched
+
+
+class Selection:
+    """One training's history and its best epoch so far (by validation k-NN, coarse + fine)."""
+
+    def __init__(self, select_best: bool = True):
+        self.select_best = select_best
+        self.history: dict = {"epochs": [], "best_epoch": None}
+        self.best_score, self.best_state = -np.inf, None
+
+    def end_epoch(self, model: SteerableModel, epoch: int, losses: list[torch.Tensor], seconds: float,
+                  x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray) -> np.ndarray:
+        """Log the epoch, keep the model's state if it is the best so far; returns the validation accuracies."""
+        acc = validation_accuracy(model, x_train, y_train, x_val, y_val)
+        score = float(acc[0] + acc[-1])
+        self.history["epochs"].append({"epoch": epoch,
+                                       "loss": float(np.mean(torch.stack(losses).double().cpu().numpy())),
+                                       "val_accuracy": acc.tolist(), "seconds": seconds})
+        if score > self.best_score or not self.select_best:
+            self.best_score, self.best_state = score, _copy_state(model.state_dict())
+            self.history["best_epoch"] = epoch
+        return acc
+
+    def finish(self, model: SteerableModel, x: torch.Tensor, y_train: np.ndarray) -> dict:
+        """Load the best state into ``model`` (calibrating a posterior head that needs it), move it to
+        the CPU in evaluation mode; returns the history."""
+        model.load_state_dict(self.best_state)
+        if model.head.posterior and "train_mix" in model.head.posterior:
+            self.history["posterior_scales"] = model.head.calibrate(x, y_train[:, 0])
+        model.to("cpu")
+        model.eval()
+        return self.history
+
+
+def _copy_state(state: dict) -> dict:
+    """A copy of a state dict that owns its tensors (and only them: a weight that is a view of a larger
+    tensor is copied alone)."""
+    out = OrderedDict((k, v.clone()) for k, v in state.items())
+    out._metadata = getattr(state, "_metadata", None)  # the modules' versions, as load_state_dict reads them
+    return out
 
 
 def _training_digest(model: SteerableModel, schedule: Schedule, cfg: TrainConfig, x: np.ndarray,
