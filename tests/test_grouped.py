@@ -1,0 +1,91 @@
+"""Seeds trained together give each seed exactly what training it alone gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from steerable.grouped import can_group, train_group
+from steerable.methods import preset
+from steerable.model import SteerableModel
+from steerable.train import TrainConfig, train
+
+from conftest import synthetic_hierarchy
+
+SEEDS = (3, 11, 42)
+
+
+def _models(sch, head: str, h, input_dim: int, seeds=SEEDS) -> list[SteerableModel]:
+    out = []
+    for seed in seeds:  # as a run builds its model: seeded, then built
+        torch.manual_seed(seed)
+        out.append(SteerableModel.for_schedule(sch, head, input_dim, h, "synthetic", {"block_dim": 8}))
+    return out
+
+
+def _without_timing(history: dict) -> dict:
+    history = dict(history)
+    history["epochs"] = [{k: v for k, v in e.items() if k != "seconds"} for e in history["epochs"]]
+    return history
+
+
+def _assert_same(solo: list[SteerableModel], grouped: list[SteerableModel], solo_h: list[dict],
+                 grouped_h: list[dict]) -> None:
+    for a, b, ha, hb in zip(solo, grouped, solo_h, grouped_h):
+        for (name, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(va, vb), name
+        assert _without_timing(ha) == _without_timing(hb)
+        assert not b.training and next(b.parameters()).device.type == "cpu"
+        if a.head.posterior:
+            assert a.head.posterior == b.head.posterior  # the calibrated scales too
+
+
+@pytest.mark.parametrize("name,head", [("v5", "mlp"), ("mrl", "mlp"), ("v5", "linear"), ("heal", "mlp"),
+                                       ("adversarial", "mlp"), ("successive_balanced", "mlp"),
+                                       ("bottleneck", "mlp"), ("dial@0.5", "mlp"), ("mrl_distill", "mlp")])
+def test_grouped_seeds_equal_their_solo_trainings_bit_for_bit(name, head):
+    """Every weight (torch.equal), every logged loss and validation accuracy, the best epoch and a
+    posterior head's calibration: the same as three separate trainings, across loss kinds, samplers,
+    learning-rate schedules, block dropout, gradient scales and the posterior option."""
+    x, y, h = synthetic_hierarchy(per_fine=10)
+    sch = preset(name)
+    cfgs = [TrainConfig.for_schedule(sch, epochs=3, batch_size=16, lr=1e-3, seed=s) for s in SEEDS]
+    solo, grouped = _models(sch, head, h, x.shape[1]), _models(sch, head, h, x.shape[1])
+    solo_h = [train(m, sch, x, y, x[:40], y[:40], c, progress=False) for m, c in zip(solo, cfgs)]
+    grouped_h = train_group(grouped, sch, [(x, y, x[:40], y[:40])] * len(SEEDS), cfgs, progress=False)
+    _assert_same(solo, grouped, solo_h, grouped_h)
+    # the seeds really differ: a group that shared one stream or one model would fail above or here
+    assert not torch.equal(grouped[0].head.proj.weight, grouped[1].head.proj.weight)
+
+
+def test_each_seed_may_have_its_own_training_data_of_the_same_size():
+    """A run's subsample depends on its seed: seeds with different rows (of one size) still group."""
+    x, y, h = synthetic_hierarchy(per_fine=12)
+    sch = preset("v5")
+    seeds = (5, 6)
+    cfgs = [TrainConfig(epochs=2, batch_size=16, lr=1e-3, seed=s) for s in seeds]
+    data = []
+    for s in seeds:
+        rows = np.random.default_rng(s).permutation(len(x))[:100]
+        data.append((x[rows], y[rows], x[:30], y[:30]))
+    solo, grouped = _models(sch, "mlp", h, x.shape[1], seeds), _models(sch, "mlp", h, x.shape[1], seeds)
+    solo_h = [train(m, sch, *d, c, progress=False) for m, d, c in zip(solo, data, cfgs)]
+    _assert_same(solo, grouped, solo_h, train_group(grouped, sch, data, cfgs, progress=False))
+
+
+def test_what_cannot_group_is_refused_with_the_reason():
+    x, y, h = synthetic_hierarchy(per_fine=10)
+    sch = preset("v5")
+    cfg = TrainConfig(epochs=1, seed=1)
+    mlp = _models(sch, "mlp", h, x.shape[1], (1, 2))
+    assert can_group(mlp, [cfg, TrainConfig(epochs=1, seed=2)], [100, 100]) is None
+    assert "fractal" in can_group(_models(sch, "fractal", h, x.shape[1], (1, 2)), [cfg, cfg], [100, 100])
+    assert "more than the seed" in can_group(mlp, [cfg, TrainConfig(epochs=2, seed=2)], [100, 100])
+    assert "bf16" in can_group(mlp, [TrainConfig(precision="bf16")] * 2, [100, 100])
+    assert "size" in can_group(mlp, [cfg, cfg], [100, 90])
+    mixed = [mlp[0], _models(sch, "mlp", h, x.shape[1], (2,))[0]]
+    mixed[1].head.set_options(segments=[1, 3])
+    assert "more than their weights" in can_group(mixed, [cfg, cfg], [100, 100])
+    with pytest.raises(ValueError, match="size"):
+        train_group(mlp, sch, [(x, y, x, y), (x[:50], y[:50], x, y)], [cfg, cfg], progress=False)
