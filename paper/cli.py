@@ -84,7 +84,7 @@ def reproduce(args, command: str) -> int:
         if args.report_only:
             return
         run_sweep(runs, args.results, executor=executor(args), data_dir=args.data_dir,
-                  progress=not args.quiet, **kwargs)
+                  progress=not args.quiet, group=args.group, **kwargs)
 
     if args.part == "backbones":
         runs = keep(backbone_sweep(datasets, quick=args.quick, seeds=seeds, settings=settings).runs())
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv[:1] == ["select"]:
             args = select_parser().parse_args(argv[1:])
             outcome = select(args.name, args.results, executor=executor(args), data_dir=args.data_dir,
-                             progress=not args.quiet, settings=sweep_settings(args),
+                             progress=not args.quiet, settings=sweep_settings(args), group=args.group,
                              command=" ".join(["python -m paper", *argv]))
             print(describe(outcome))
             return 0

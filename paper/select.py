@@ -20,6 +20,7 @@ import numpy as np
 from steerable.io import atomic_write_json
 from steerable.methods import canonical
 from steerable.runs import ResultsStore, RunRecord, RunSpec, run_sweep
+from steerable.runs.sweep import DEFAULT_GROUP
 
 from .grids import CAPS
 from .claims import load_claims
@@ -90,13 +91,14 @@ def choose(sel: Selection, records: Sequence[RunRecord]) -> dict:
 
 
 def select(name: str, results: str | Path, *, executor=None, data_dir: str | None = None, progress: bool = True,
-           settings: dict | None = None, command: str = "") -> dict:
-    """Run selection ``name`` into the store ``results`` and record its outcome in paper/selections/."""
+           settings: dict | None = None, command: str = "", group: int = DEFAULT_GROUP) -> dict:
+    """Run selection ``name`` into the store ``results`` and record its outcome in paper/selections/
+    (``group``: :func:`~steerable.runs.run_sweep`'s)."""
     if name not in SELECTIONS:
         raise ValueError(f"unknown selection {name!r}; choose from {', '.join(SELECTIONS)}")
     sel = SELECTIONS[name]
     runs = selection_runs(sel, settings)
-    run_sweep(runs, results, executor=executor, data_dir=data_dir, progress=progress)
+    run_sweep(runs, results, executor=executor, data_dir=data_dir, progress=progress, group=group)
     ids = {r.run_id for r in runs}
     outcome = choose(sel, [r for r in ResultsStore(results).records() if r.run_id in ids])
     outcome |= {"name": name, "command": command, "date": datetime.date.today().isoformat()}

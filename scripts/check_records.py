@@ -9,7 +9,13 @@ one line per run and the largest difference per field; exits 1 if any run differ
     python scripts/check_records.py results/paper --sample 5 --seed 0
 
 Each run reruns at the torch thread count its record kept (``--threads`` overrides; older records kept
-none), since the last digits of a run depend on it.
+none), since the last digits of a run depend on it. With ``--group N``, chosen runs that differ only by
+seed (and ran at the same threads) rerun together as a sweep would group them
+(``steerable.runs.execute_runs``: their heads trained as one stacked model), to show that grouped
+training reproduces records made one run at a time.
+
+    python scripts/check_records.py results/paper --group 5 \
+        --runs clinc150__v5__s42__74af32f0,clinc150__v5__s43__74af32f0
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import time
 
 import numpy as np
 
-from steerable.runs import ResultsStore, RunRecord, execute_run
+from steerable.runs import ResultsStore, RunRecord, RunSpec, execute_runs, seed_groups
 
 FIELDS = ("metrics", "retrieval", "probe", "cost", "history")
 TIMES = {"seconds"}  # measured wall times differ run to run
@@ -71,6 +77,8 @@ def main() -> int:
                     help="torch threads (default: each record's own, where it kept them; a run's float sums, "
                          "and so its last digits, depend on them)")
     ap.add_argument("--atol", type=float, default=0.0, help="tolerated absolute difference (default: none)")
+    ap.add_argument("--group", type=int, default=0, metavar="N",
+                    help="rerun up to N runs that differ only by seed together (default 0: each alone)")
     args = ap.parse_args()
     store = ResultsStore(args.results)
     if args.runs:
@@ -79,25 +87,35 @@ def main() -> int:
         every = sorted(r.run_id for r in store.records())
         ids = list(np.random.default_rng(args.seed).choice(every, size=min(args.sample or 3, len(every)),
                                                            replace=False))
+    olds = {run_id: store.get(run_id) for run_id in ids}
+    by_threads: dict = {}  # runs group only with runs of the same thread count
+    for old in olds.values():
+        by_threads.setdefault(args.threads or old.environment.get("torch_threads"), []).append(RunSpec(**old.spec))
+    batches = [(threads, [olds[spec.run_id] for spec in batch]) for threads, specs in by_threads.items()
+               for batch in (seed_groups(specs, args.group) if args.group > 1 else [[spec] for spec in specs])]
     failed = 0
     with tempfile.TemporaryDirectory() as tmp:
-        for run_id in ids:
-            old = store.get(run_id)
+        for threads, batch in batches:
             t0 = time.perf_counter()
-            threads = args.threads or old.environment.get("torch_threads")
-            new = RunRecord.from_dict(execute_run(old.spec, data_dir=args.data_dir, threads=threads,
-                                                    model_cache=tmp))
-            result = compare(old, new)
-            worst = max(largest for _, largest, _ in result.values())
-            ok = worst <= args.atol
-            failed += not ok
-            detail = "; ".join(f"{name} {n} values, max |diff| {largest:.2g}" + (f" at {diffs[:3]}" if diffs else "")
-                               for name, (n, largest, diffs) in result.items())
-            print(f"{'same' if ok else 'DIFFERENT'}  {run_id}  ({time.perf_counter() - t0:.0f} s): {detail}",
-                  flush=True)
+            news = execute_runs([old.spec for old in batch], data_dir=args.data_dir, threads=threads,
+                                model_cache=tmp, group=args.group > 1)
+            for old, new in zip(batch, news):
+                failed += report(old, RunRecord.from_dict(new), args.atol, (time.perf_counter() - t0) / len(batch))
     print(f"{len(ids) - failed} of {len(ids)} runs reproduce their records"
           + (f" within {args.atol:g}" if args.atol else " exactly"))
     return 1 if failed else 0
+
+
+def report(old: RunRecord, new: RunRecord, atol: float, seconds: float) -> bool:
+    """Print how the rerun compares; True if it differs beyond ``atol``."""
+    result = compare(old, new)
+    ok = max(largest for _, largest, _ in result.values()) <= atol
+    detail = "; ".join(f"{name} {n} values, max |diff| {largest:.2g}" + (f" at {diffs[:3]}" if diffs else "")
+                       for name, (n, largest, diffs) in result.items())
+    together = new.environment.get("trained_together")
+    print(f"{'same' if ok else 'DIFFERENT'}  {old.run_id}  ({seconds:.0f} s"
+          + (f", trained with {together - 1} other seeds" if together else "") + f"): {detail}", flush=True)
+    return not ok
 
 
 if __name__ == "__main__":

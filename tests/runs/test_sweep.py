@@ -138,3 +138,46 @@ def test_a_selection_run_is_measured_on_the_validation_split(tiny_data_dir, tmp_
         Results([record])  # selection runs are not reported
     with pytest.raises(ValueError, match="measured on the test or the validation split, not 'train'"):
         RunSpec("tiny", "v5", 1, split="train")
+
+
+def _measured(record) -> dict:
+    """What a run measured (no wall times, no record of how it executed)."""
+    history = dict(record.history, epochs=[{k: v for k, v in e.items() if k != "seconds"}
+                                           for e in record.history.get("epochs", [])])
+    return {"metrics": record.metrics, "retrieval": record.retrieval, "probe": record.probe,
+            "cost": record.cost, "history": history}
+
+
+def test_seeds_trained_together_record_what_each_seed_records_alone(tiny_data_dir, tmp_path):
+    """A sweep groups runs that differ only by seed into one stacked training (by default); every
+    record it writes measures exactly what the run trained alone (--no-group) measures."""
+    runs = [RunSpec("tiny", m, s, head=head, epochs=2)
+            for m, head in (("v5", "mlp"), ("heal", "linear"), ("flat", "mlp")) for s in (1, 2, 3)]
+    kw = dict(data_dir=str(tiny_data_dir), progress=False, log=lambda _: None)
+    grouped = {r.run_id: r for r in run_sweep(runs, tmp_path / "grouped", **kw)}
+    alone = {r.run_id: r for r in run_sweep(runs, tmp_path / "alone", group=0, **kw)}
+    assert set(grouped) == set(alone) == {r.run_id for r in runs}
+    for run_id, record in grouped.items():
+        assert _measured(record) == _measured(alone[run_id]), run_id
+        trains = record.method != "flat"
+        assert record.environment.get("trained_together") == (3 if trains else None), run_id
+        assert "trained_together" not in alone[run_id].environment
+
+
+def test_seed_groups_hold_runs_that_differ_only_by_seed():
+    from steerable.runs import seed_groups
+
+    runs = [RunSpec("a", m, s) for m in ("v5", "mrl") for s in (1, 2, 3)] + [RunSpec("a", "v5", 4, epochs=2)]
+    groups = seed_groups(runs)
+    assert [[r.seed for r in g] for g in groups] == [[1, 2, 3], [1, 2, 3], [4]]
+    assert [[r.seed for r in g] for g in seed_groups(runs, 2)] == [[1, 2], [3], [1, 2], [3], [4]]
+
+
+def test_the_sweep_command_groups_seeds_unless_told_not_to():
+    from steerable.cli import build_parser
+    from steerable.runs.sweep import DEFAULT_GROUP
+
+    def group(*flags):
+        return build_parser().parse_known_args(["sweep", "--results", "r", "--datasets", "x", *flags])[0].group
+
+    assert group() == DEFAULT_GROUP and group("--no-group") == 0 and group("--group", "2") == 2

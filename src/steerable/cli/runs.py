@@ -27,7 +27,7 @@ def cmd_sweep(args) -> int:
                          csv_list(args.backbones) or [DEFAULT_BACKBONE], settings=settings)
     spec.backbones = backbone_names(spec.backbones, args)
     run_sweep(spec.runs(), args.results, executor=executor(args), data_dir=args.data_dir,
-              progress=not args.quiet)
+              progress=not args.quiet, group=args.group)
     return 0
 
 

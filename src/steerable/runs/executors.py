@@ -1,6 +1,7 @@
 """Where the runs of a sweep execute: local worker processes, or Ray tasks (on a cluster or locally).
 
-An executor maps a function over job dicts and yields the results as they finish. Keyword arguments
+An executor maps a function over jobs (a sweep's: lists of run specs as dicts, runs that train together)
+and yields the results as they finish. Keyword arguments
 go to every call; ``inputs`` (a function of the job), where given, is a large per-job argument that
 an executor whose workers may be on other machines ships once per distinct value (``ships_inputs``).
 """

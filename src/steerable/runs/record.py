@@ -3,7 +3,8 @@
 A record is written once, as JSON, when its run finishes; every reader (the store's long table, the
 reports) goes through :class:`RunRecord`. ``schema_version`` names the shape; a record without one
 was written before the field existed and has the shape of version 1. Version 2 added ``open_set``.
-``environment`` (the torch thread count and version a run ran with) is optional and reads as ``{}``
+``environment`` (the torch thread count and version a run ran with, and ``trained_together``: how
+many runs' heads, this one's included, trained as one stacked model) is optional and reads as ``{}``
 where absent, so it needs no new version.
 """
 

@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -28,6 +28,7 @@ from ..model import SteerableModel
 from ..openset import Unseen, hold_out, open_set_metrics, split_held_out
 from ..schedule import Schedule
 from ..search.metrics import evaluate_retrieval
+from ..grouped import can_group, train_group
 from ..train import TrainConfig, train
 
 METRICS = "metrics.json"
@@ -67,75 +68,166 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
     ``device``: where the head trains (:func:`~steerable.train.train`; default the CPU). Evaluation
     runs on the CPU.
     """
-    if split not in ("test", "validation"):
-        raise ValueError(f"a run is measured on the test or the validation split, not {split!r}")
-    backbone = backbone or Backbone()
-    h = dataset.hierarchy
-    head_options = dict(head_options or {})
-    schedule = method if isinstance(method, Schedule) else preset(
-        method, h.num_levels, head_options.get("num_blocks", 4))
-    if (schedule.head or head) not in HEADS:
-        raise ValueError(f"unknown head {head!r}; choose from {sorted(HEADS)}")
-    cfg = train_config or TrainConfig.for_schedule(schedule)
-    protocols = list(protocols) if protocols is not None else default_protocols(cfg.seed)
-    held = None
-    if unseen is not None:
-        dataset, held = hold_out(dataset, unseen, cfg.seed)
-    t0 = time.perf_counter()
-    vecs = split_vectors(dataset, backbone, cache=cache, max_train=max_train, max_test=max_test,
-                         seed=cfg.seed, progress=progress)
-    if split == "validation":  # measured on the validation split: the test split plays no part
-        vecs = replace(vecs, test=vecs.validation, y_test=vecs.y_validation)
-    t_encode = time.perf_counter() - t0
-
-    t1 = time.perf_counter()
-    torch.manual_seed(cfg.seed)
-    model = SteerableModel.for_schedule(schedule, head, vecs.train.shape[1], h, backbone.name, head_options)
-    key = _training_key(schedule, cfg, head, head_options, dataset.name, backbone, vecs, device)
-    history = _load_trained(model, model_cache, key)
-    if history is None:
-        history = train(model, schedule, vecs.train, vecs.y_train, vecs.validation,
-                        vecs.y_validation, cfg, progress=progress, checkpoint=checkpoint, device=device)
-        _save_trained(model, model_cache, key, history)
-    t_train = time.perf_counter() - t1
-    cost = {}
-    if schedule.trains:
-        cost = {"head_parameters": head_parameters(model),
-                "train_flops_per_example": training_flops_per_example(
-                    model, schedule, vecs.train, vecs.y_train, cfg.batch_size),
-                "encode_flops_per_text": encoding_flops_per_text(model)}
-    # each split is embedded once, shared by classification, the probe and retrieval
-    all_test, train_embs = model.embed_vectors(vecs.test), model.embed_vectors(vecs.train)
-    seen, unseen_mask = split_held_out(vecs, held)
-    test_embs, y_test = [e[~unseen_mask] for e in all_test], seen.y_test  # the seen classes'
-    metrics = evaluate_embeddings(test_embs, y_test, train_embs, vecs.y_train, model.dims, h.level_names,
-                                  protocols)
-    open_set = (open_set_metrics(all_test, model.dims, vecs.y_test, unseen_mask, h.level_names, unseen,
-                                 cfg.seed) if unseen is not None else {})
-    probe = probe_prefix(train_embs[0], vecs.y_train, test_embs[0], y_test, h.level_names, seed=cfg.seed)
-    retrieval_metrics = (evaluate_retrieval(test_embs, model.dims, y_test, h.level_names, cfg.seed)
-                         if retrieval else {})
-
-    config = {
-        "steerable_version": __version__,
-        "method": schedule.name,
-        "dataset": {"name": dataset.name, **(dataset_source or {}), "max_train": max_train,
-                    "max_test": max_test, "sizes": {"train": len(vecs.y_train),
-                                                    "validation": len(vecs.y_validation),
-                                                    "test": len(vecs.y_test)},
-                    "notes": dataset.notes, "unseen": str(unseen) if unseen else None, "measured_on": split},
-        "backbone": {"name": backbone.name, "fingerprint": backbone.fingerprint()},
-        "schedule": schedule.to_dict(),
-        "train": cfg.to_dict() | ({"device": str(device)} if device not in (None, "cpu") else {}),
-        "protocols": [p.describe() for p in protocols],
-        "history": history,
-        "seconds": {"encode": t_encode, "train": t_train},
-        "cost": cost,
-    }
-    result = RunResult(config, metrics, model, history, retrieval_metrics, probe, open_set)
+    schedule, cfg = _schedule_and_config(dataset, method, head, head_options, train_config)
+    prepared = _Prepared.make(dataset, schedule, cfg, head, head_options, backbone, max_train, max_test, cache,
+                              progress, model_cache, unseen, split, device)
+    prepared.train(checkpoint)
+    result = prepared.evaluate(protocols if protocols is not None else default_protocols(cfg.seed),
+                               dataset_source, retrieval)
     if out is not None:
         save_run(result, out)
     return result
+
+
+def run_seeds(dataset: HierarchicalDataset, method: str | Schedule, seeds: Sequence[int], *,
+              head: str = DEFAULT_HEAD, head_options: dict | None = None, backbone: Backbone | None = None,
+              train_config: TrainConfig | None = None, max_train: int | None = None,
+              max_test: int | None = None, protocols: Callable[[int], Sequence[Protocol]] | None = None,
+              cache: VectorCache | None = None, dataset_source: dict | None = None, retrieval: bool = True,
+              progress: bool = True, model_cache: str | Path | None = None, unseen: Unseen | None = None,
+              split: str = "test", device: str | None = None, group: bool = True) -> list[RunResult]:
+    """:func:`run` once per seed (``train_config`` with each seed in turn), the results in ``seeds`` order.
+
+    With ``group`` the seeds' heads train together as one stacked model
+    (:func:`steerable.grouped.train_group`), which gives every seed the numbers of its solo run;
+    trainings that cannot group (another head kind, bf16, seeds whose training sets differ in size)
+    train one by one. ``protocols``: the protocols of a seed's run (default
+    :func:`~steerable.metrics.default_protocols`). The other arguments are :func:`run`'s.
+    """
+    schedule, cfg = _schedule_and_config(dataset, method, head, head_options, train_config)
+    runs = [_Prepared.make(dataset, schedule, replace(cfg, seed=seed), head, head_options, backbone, max_train,
+                           max_test, cache, progress, model_cache, unseen, split, device) for seed in seeds]
+    todo = [r for r in runs if r.history is None]  # not already in the model cache
+    if group and len(todo) > 1 and schedule.trains and not can_group(
+            [r.model for r in todo], [r.cfg for r in todo], [len(r.vecs.train) for r in todo]):
+        t0 = time.perf_counter()
+        histories = train_group([r.model for r in todo], schedule,
+                                [(r.vecs.train, r.vecs.y_train, r.vecs.validation, r.vecs.y_validation)
+                                 for r in todo], [r.cfg for r in todo], progress=progress, device=device)
+        share = (time.perf_counter() - t0) / len(todo)  # each run's share of the group's time
+        for r, history in zip(todo, histories):
+            r.trained(history, share, together=len(todo))
+    else:
+        for r in todo:
+            r.train()
+    return [r.evaluate(protocols(r.cfg.seed) if protocols else default_protocols(r.cfg.seed), dataset_source,
+                       retrieval) for r in runs]
+
+
+def _schedule_and_config(dataset: HierarchicalDataset, method: str | Schedule, head: str,
+                         head_options: dict | None, train_config: TrainConfig | None) -> tuple[Schedule, TrainConfig]:
+    schedule = method if isinstance(method, Schedule) else preset(
+        method, dataset.hierarchy.num_levels, (head_options or {}).get("num_blocks", 4))
+    if (schedule.head or head) not in HEADS:
+        raise ValueError(f"unknown head {head!r}; choose from {sorted(HEADS)}")
+    return schedule, train_config or TrainConfig.for_schedule(schedule)
+
+
+@dataclass
+class _Prepared:
+    """One run between its stages: data and model ready (:meth:`make`), trained (:meth:`train`, or
+    :meth:`trained` by a grouped training), then measured (:meth:`evaluate`)."""
+
+    dataset: HierarchicalDataset  # with any unseen classes held out
+    held: object
+    unseen: Unseen | None
+    schedule: Schedule
+    cfg: TrainConfig
+    backbone: Backbone
+    vecs: SplitVectors
+    model: SteerableModel
+    key: str | None
+    model_cache: str | Path | None
+    progress: bool
+    device: str | None
+    max_train: int | None
+    max_test: int | None
+    split: str
+    t_encode: float
+    t_train: float  # so far: building the model (and finding it in the model cache)
+    history: dict | None  # None until trained
+    together: int = 1  # how many runs' heads trained as one stacked model with this one's
+
+    @classmethod
+    def make(cls, dataset, schedule, cfg, head, head_options, backbone, max_train, max_test, cache, progress,
+             model_cache, unseen, split, device) -> "_Prepared":
+        if split not in ("test", "validation"):
+            raise ValueError(f"a run is measured on the test or the validation split, not {split!r}")
+        backbone = backbone or Backbone()
+        head_options = dict(head_options or {})
+        held = None
+        if unseen is not None:
+            dataset, held = hold_out(dataset, unseen, cfg.seed)
+        t0 = time.perf_counter()
+        vecs = split_vectors(dataset, backbone, cache=cache, max_train=max_train, max_test=max_test,
+                             seed=cfg.seed, progress=progress)
+        if split == "validation":  # measured on the validation split: the test split plays no part
+            vecs = replace(vecs, test=vecs.validation, y_test=vecs.y_validation)
+        t_encode = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        torch.manual_seed(cfg.seed)
+        model = SteerableModel.for_schedule(schedule, head, vecs.train.shape[1], dataset.hierarchy, backbone.name,
+                                            head_options)
+        key = _training_key(schedule, cfg, head, head_options, dataset.name, backbone, vecs, device)
+        history = _load_trained(model, model_cache, key)
+        return cls(dataset, held, unseen, schedule, cfg, backbone, vecs, model, key, model_cache, progress, device,
+                   max_train, max_test, split, t_encode, time.perf_counter() - t1, history)
+
+    def train(self, checkpoint: str | Path | None = None) -> None:
+        """Train alone (unless the model cache already held the trained model)."""
+        if self.history is not None:
+            return
+        t0 = time.perf_counter()
+        v = self.vecs
+        history = train(self.model, self.schedule, v.train, v.y_train, v.validation, v.y_validation, self.cfg,
+                        progress=self.progress, checkpoint=checkpoint, device=self.device)
+        self.trained(history, time.perf_counter() - t0)
+
+    def trained(self, history: dict, seconds: float, together: int = 1) -> None:
+        self.history, self.t_train, self.together = history, self.t_train + seconds, together
+        _save_trained(self.model, self.model_cache, self.key, history)
+
+    def evaluate(self, protocols: Sequence[Protocol], dataset_source: dict | None, retrieval: bool) -> RunResult:
+        model, vecs, cfg, schedule, h = self.model, self.vecs, self.cfg, self.schedule, self.dataset.hierarchy
+        protocols = list(protocols)
+        cost = {}
+        if schedule.trains:
+            cost = {"head_parameters": head_parameters(model),
+                    "train_flops_per_example": training_flops_per_example(
+                        model, schedule, vecs.train, vecs.y_train, cfg.batch_size),
+                    "encode_flops_per_text": encoding_flops_per_text(model)}
+        # each split is embedded once, shared by classification, the probe and retrieval
+        all_test, train_embs = model.embed_vectors(vecs.test), model.embed_vectors(vecs.train)
+        seen, unseen_mask = split_held_out(vecs, self.held)
+        test_embs, y_test = [e[~unseen_mask] for e in all_test], seen.y_test  # the seen classes'
+        metrics = evaluate_embeddings(test_embs, y_test, train_embs, vecs.y_train, model.dims, h.level_names,
+                                      protocols)
+        open_set = (open_set_metrics(all_test, model.dims, vecs.y_test, unseen_mask, h.level_names, self.unseen,
+                                     cfg.seed) if self.unseen is not None else {})
+        probe = probe_prefix(train_embs[0], vecs.y_train, test_embs[0], y_test, h.level_names, seed=cfg.seed)
+        retrieval_metrics = (evaluate_retrieval(test_embs, model.dims, y_test, h.level_names, cfg.seed)
+                             if retrieval else {})
+        device, unseen = self.device, self.unseen
+        config = {
+            "steerable_version": __version__,
+            "method": schedule.name,
+            "dataset": {"name": self.dataset.name, **(dataset_source or {}), "max_train": self.max_train,
+                        "max_test": self.max_test, "sizes": {"train": len(vecs.y_train),
+                                                             "validation": len(vecs.y_validation),
+                                                             "test": len(vecs.y_test)},
+                        "notes": self.dataset.notes, "unseen": str(unseen) if unseen else None,
+                        "measured_on": self.split},
+            "backbone": {"name": self.backbone.name, "fingerprint": self.backbone.fingerprint()},
+            "schedule": schedule.to_dict(),
+            "train": cfg.to_dict() | ({"device": str(device)} if device not in (None, "cpu") else {}),
+            "protocols": [p.describe() for p in protocols],
+            "history": self.history,
+            "seconds": {"encode": self.t_encode, "train": self.t_train},
+            "cost": cost,
+        }
+        if self.together > 1:  # "train" seconds are then this run's share of the group's
+            config["trained_together"] = self.together
+        return RunResult(config, metrics, model, self.history, retrieval_metrics, probe, open_set)
 
 
 def _training_key(schedule: Schedule, cfg: TrainConfig, head: str, head_options: dict, dataset: str,

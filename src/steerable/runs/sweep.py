@@ -11,7 +11,7 @@ neither the data folder nor the backbone's vectors of its own.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -26,9 +26,14 @@ from ..openset import Unseen
 from ..train import TrainConfig
 from .executors import LocalExecutor
 from .record import RunRecord
-from .run import run
+from .run import run_seeds
 from .spec import RunSpec
 from .store import ResultsStore
+
+
+# Seeds trained together, at most: the measured gain grows with the group (bench/train_grouped.py) and
+# a group is one job, so larger groups leave fewer jobs to spread over workers.
+DEFAULT_GROUP = 5
 
 
 @dataclass
@@ -44,10 +49,12 @@ class RunInputs:
         return [t for split in ("train", "validation", "test") for t in dataset.split(split).texts]
 
 
-def execute_run(spec: dict, inputs: RunInputs | None = None, *, data_dir: str | None = None,
-                threads: int | None = None, model_cache: str | None = None) -> dict:
-    """Run one spec (in whatever process or machine the executor chose) and return its record as a
-    dict (what crosses process boundaries); the caller stores it.
+def execute_runs(specs: list[dict], inputs: RunInputs | None = None, *, data_dir: str | None = None,
+                 threads: int | None = None, model_cache: str | None = None, group: bool = True) -> list[dict]:
+    """Run specs that differ only by seed (in whatever process or machine the executor chose) and
+    return their records as dicts (what crosses process boundaries), in order; the caller stores them.
+    With ``group``, their heads train together as one stacked model, where they can
+    (:func:`~steerable.runs.run.run_seeds`): every seed gets the numbers of its solo run.
 
     Without ``inputs`` the data set is read from ``data_dir`` and the vectors from this machine's
     cache; with them, the shipped vectors are added to this machine's cache first. ``model_cache``:
@@ -55,7 +62,10 @@ def execute_run(spec: dict, inputs: RunInputs | None = None, *, data_dir: str | 
     """
     if threads:
         torch.set_num_threads(threads)
-    s = RunSpec(**spec)
+    specs = [RunSpec(**spec) for spec in specs]
+    s = specs[0]
+    if any(replace(other, seed=s.seed) != s for other in specs):
+        raise ValueError("runs executed together must differ only by seed")
     backbone = Backbone(s.backbone)
     cache = VectorCache(backbone)
     if inputs is not None:
@@ -67,19 +77,41 @@ def execute_run(spec: dict, inputs: RunInputs | None = None, *, data_dir: str | 
     cfg = TrainConfig.for_schedule(schedule, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr,
                                    seed=s.seed, precision=s.precision)
     t0 = time.perf_counter()
-    result = run(dataset, schedule, head=s.head, backbone=backbone, train_config=cfg, cache=cache,
-                 max_train=s.max_train, max_test=s.max_test, protocols=default_protocols(s.seed, s.paper_n),
-                 progress=False, model_cache=Path(model_cache) if model_cache else cache_dir() / "models",
-                 unseen=Unseen.parse(s.unseen) if s.unseen else None, split=s.split)
-    record = RunRecord(
-        run_id=s.run_id, dataset=s.dataset, method=s.method, seed=s.seed, backbone=s.backbone,
-        head=s.head, spec=s.to_dict(), dataset_stats=dataset.stats(),
+    results = run_seeds(dataset, schedule, [spec.seed for spec in specs], head=s.head, backbone=backbone,
+                        train_config=cfg, cache=cache, max_train=s.max_train, max_test=s.max_test,
+                        protocols=lambda seed: default_protocols(seed, s.paper_n), progress=False,
+                        model_cache=Path(model_cache) if model_cache else cache_dir() / "models",
+                        unseen=Unseen.parse(s.unseen) if s.unseen else None, split=s.split, group=group)
+    share = (time.perf_counter() - t0) / len(specs)  # evaluation runs one by one: each run's share of the whole
+    return [RunRecord(
+        run_id=spec.run_id, dataset=spec.dataset, method=spec.method, seed=spec.seed, backbone=spec.backbone,
+        head=spec.head, spec=spec.to_dict(), dataset_stats=dataset.stats(),
         level_names=list(dataset.hierarchy.level_names), metrics=result.metrics,
         retrieval=result.retrieval, probe=result.probe, history=result.history,
-        seconds=result.config["seconds"] | {"total": time.perf_counter() - t0}, cost=result.config["cost"],
+        seconds=result.config["seconds"] | {"total": share}, cost=result.config["cost"],
         open_set=result.open_set,
-        environment={"torch_threads": torch.get_num_threads(), "torch": torch.__version__})
-    return record.to_dict()
+        environment={"torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+        | ({"trained_together": result.config["trained_together"]} if "trained_together" in result.config
+           else {})).to_dict()
+        for spec, result in zip(specs, results)]
+
+
+def execute_run(spec: dict, inputs: RunInputs | None = None, *, data_dir: str | None = None,
+                threads: int | None = None, model_cache: str | None = None) -> dict:
+    """One spec's record (:func:`execute_runs` of that spec alone)."""
+    return execute_runs([spec], inputs, data_dir=data_dir, threads=threads, model_cache=model_cache)[0]
+
+
+def seed_groups(runs: Sequence[RunSpec], size: int = 0) -> list[list[RunSpec]]:
+    """The runs in groups that differ only by seed (at most ``size`` runs each; 0: no limit), in the
+    order each group's first run comes."""
+    groups: dict[RunSpec, list[list[RunSpec]]] = {}
+    for r in runs:
+        chunks = groups.setdefault(replace(r, seed=0), [[]])
+        if size and len(chunks[-1]) >= size:
+            chunks.append([])
+        chunks[-1].append(r)
+    return [chunk for chunks in groups.values() for chunk in chunks]
 
 
 def prepare_vectors(runs: Sequence[RunSpec], data_dir: str | None, progress: bool = True) -> int:
@@ -111,9 +143,14 @@ def run_inputs(runs: Sequence[RunSpec], data_dir: str | None) -> dict[tuple[str,
 
 def run_sweep(runs: Sequence[RunSpec], store_root: str | Path, *, executor=None,
               data_dir: str | None = None, progress: bool = True,
-              log: Callable[[str], None] = print, require: tuple[str, ...] = ()) -> list[RunRecord]:
+              log: Callable[[str], None] = print, require: tuple[str, ...] = (),
+              group: int = DEFAULT_GROUP) -> list[RunRecord]:
     """Run every spec that has no record yet (or whose record lacks a ``require`` field); returns the
-    new records."""
+    new records.
+
+    ``group``: runs that differ only by seed execute together, up to this many at a time, their heads
+    trained as one stacked model (:func:`steerable.grouped.train_group`: the same numbers as training
+    each alone, in less time); 0 or 1 runs each one by itself."""
     store = ResultsStore(store_root)
     todo = [r for r in runs if not store.has(r.run_id, require)]
     done = len(runs) - len(todo)
@@ -124,14 +161,14 @@ def run_sweep(runs: Sequence[RunSpec], store_root: str | Path, *, executor=None,
     encoded = prepare_vectors(todo, data_dir, progress=progress)
     t_vectors = time.perf_counter() - t0
     executor = executor or LocalExecutor()
-    jobs = [r.to_dict() for r in todo]
+    jobs = [[r.to_dict() for r in chunk] for chunk in (seed_groups(todo, group) if group else [[r] for r in todo])]
     if getattr(executor, "ships_inputs", False):
         inputs = run_inputs(todo, data_dir)
-        results = executor.map(execute_run, jobs, inputs=lambda job: inputs[job["backbone"], job["dataset"]])
+        results = executor.map(execute_runs, jobs, inputs=lambda job: inputs[job[0]["backbone"], job[0]["dataset"]])
     else:
-        results = executor.map(execute_run, jobs, data_dir=data_dir, model_cache=str(store.root / "models"))
-    for i, d in enumerate(results, start=1):
-        record = RunRecord.from_dict(d)
+        results = executor.map(execute_runs, jobs, data_dir=data_dir, model_cache=str(store.root / "models"))
+    records = (RunRecord.from_dict(d) for ds in results for d in ds)
+    for i, record in enumerate(records, start=1):
         store.add(record)  # here, on the machine that holds the store
         new.append(record)
         s = "  ".join(f"S[{p}]={b['steerability_score']:+.3f}" for p, b in record.metrics.items())
