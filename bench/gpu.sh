@@ -10,7 +10,8 @@
 # 2. bench/gpu.py: every CLINC-150 text encoded on cuda into an empty vector cache, a sample on the
 #    CPU (texts/s); V5 and MRL trained on the cached vectors on cuda (fp32, bf16) and on the CPU at
 #    2 threads and at every core, each run's seconds and its test 5-NN accuracy;
-# 3. bench/train_grouped.py on cuda: five seeds stacked under vmap against one model, per seed-step;
+# 3. bench/train_grouped.py on cuda: five seeds trained together against one by one (1 epoch), and
+#    the grouped training's peak GPU memory for 1, 5 and 20 seeds;
 # 4. the training tests on cuda (tests/test_train.py: every loss kind trains there as on the CPU).
 #
 # On a machine with no package registry, bench/gpu_carry.sh prepares what travels and prints the command.
@@ -43,7 +44,7 @@ fi
 (cd bench && timeout 330 "$PY" gpu.py --cpu-threads 2 --cpu-threads "$(nproc)") 2>&1 | tee -a "$LOG"
 
 # -- 3. seeds stacked under vmap, on the GPU -------------------------------------------------------
-(cd bench && timeout 90 "$PY" train_grouped.py --device cuda --seeds 5 --steps 100 --repeats 3) 2>&1 | tee -a "$LOG"
+(cd bench && timeout 150 "$PY" train_grouped.py --device cuda --seeds 5 --epochs 1 --repeats 3 --memory-seeds 1,5,20) 2>&1 | tee -a "$LOG"
 
 # -- 4. the training tests on the GPU --------------------------------------------------------------
 timeout 90 "$PY" -m pytest -q -p no:cacheprovider tests/test_train.py -k gpu 2>&1 | tail -3 | tee -a "$LOG"
