@@ -31,8 +31,8 @@ from .spec import RunSpec
 from .store import ResultsStore
 
 
-# Seeds trained together, at most: the measured gain grows with the group (bench/train_grouped.py) and
-# a group is one job, so larger groups leave fewer jobs to spread over workers.
+# Seeds trained together, at most: the paper's five. Memory allows far more (docs/training_speed.md),
+# but a group is one job, so larger groups leave fewer jobs to spread over workers.
 DEFAULT_GROUP = 5
 
 
