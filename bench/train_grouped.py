@@ -34,16 +34,10 @@ from steerable.model import SteerableModel
 from steerable.train import TrainConfig, train
 
 
-def peak_rss_mib() -> float:
+def status_mib(field: str) -> float:
+    """A memory field of this process's /proc status (VmHWM: peak resident set, VmRSS: now), in MiB."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -65,9 +59,9 @@ def measure_memory(n: int, method: str, device: str) -> dict:
         before = torch.cuda.memory_allocated() / 2 ** 20
         train_group(models, schedule, [data] * n, cfgs, progress=False, device=device)
         return {"seeds": n, "before_mib": before, "peak_mib": torch.cuda.max_memory_allocated() / 2 ** 20}
-    before = rss_mib()
+    before = status_mib("VmRSS")
     train_group(models, schedule, [data] * n, cfgs, progress=False, device=device)
-    return {"seeds": n, "before_mib": before, "peak_mib": peak_rss_mib()}
+    return {"seeds": n, "before_mib": before, "peak_mib": status_mib("VmHWM")}
 
 
 def main() -> None:

@@ -46,7 +46,7 @@ def can_group(models: list[SteerableModel], cfgs: list[TrainConfig], train_sizes
     heads = {m.head.kind for m in models}
     if len(heads) > 1 or not heads <= set(GROUPED_HEADS):
         return f"grouped training supports the {' and '.join(GROUPED_HEADS)} heads, not {sorted(heads)}"
-    configs = {m.get_config_dict().__repr__() for m in models}
+    configs = {repr(m.get_config_dict()) for m in models}
     if len(configs) > 1:
         return "the models differ in more than their weights"
     if len({repr(replace(c, seed=0)) for c in cfgs}) > 1:
