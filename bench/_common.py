@@ -50,13 +50,18 @@ def _busy_seconds() -> float:
     return (sum(f[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-_T0 = (time.perf_counter(), _busy_seconds(), sum(os.times()[:2]))
+def _own_seconds() -> float:
+    """CPU seconds of this process and of the child processes it has waited for."""
+    return sum(os.times()[:4])
+
+
+_T0 = (time.perf_counter(), _busy_seconds(), _own_seconds())
 
 
 def finish(m: dict) -> None:
     """Record CPU used by *other* processes during the run; warn when they competed for the cores."""
     wall = time.perf_counter() - _T0[0]
-    other = max(0.0, (_busy_seconds() - _T0[1]) - (sum(os.times()[:2]) - _T0[2]))
+    other = max(0.0, (_busy_seconds() - _T0[1]) - (_own_seconds() - _T0[2]))
     m["other_cpu"] = {"seconds": other, "wall_s": wall, "mean_cores": other / wall}
     free = (m["cores_usable"] or m["cores"] or 1) - m["torch_threads"]
     if other / wall > free + 0.25:  # others plus our threads oversubscribe the cores

@@ -25,7 +25,7 @@ from steerable.data import load_dataset
 from steerable.losses import LOSS_KINDS, Step
 from steerable.methods import preset
 from steerable.model import SteerableModel
-from steerable.train import BalancedBatches, PositiveSampler, TrainConfig, validation_accuracy
+from steerable.train import BalancedBatches, PositiveSampler, TrainConfig, optimiser, validation_accuracy
 
 
 def profile(model, schedule, vecs, cfg: TrainConfig, torch_profile: bool = False, fused: bool = False) -> dict:
@@ -37,9 +37,11 @@ def profile(model, schedule, vecs, cfg: TrainConfig, torch_profile: bool = False
     y = vecs.y_train
     samplers = {k: PositiveSampler(y[:, k]) for k in schedule.supervised_levels()}
     params = list(model.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                            **({"fused": True} if fused else {"foreach": True}))
     steps = (len(x) + cfg.batch_size - 1) // cfg.batch_size
+    if fused:
+        opt, sched = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True), None
+    else:  # what steerable.train trains with
+        opt, sched = optimiser([params], cfg, cfg.epochs * steps)
     balanced = BalancedBatches(y[:, -1], cfg.batch_size) if cfg.sampler == "balanced" else None
     prof = None
     for epoch in range(cfg.epochs):
@@ -69,9 +71,14 @@ def profile(model, schedule, vecs, cfg: TrainConfig, torch_profile: bool = False
             opt.zero_grad(set_to_none=True)
             total.backward()
             c5 = time.perf_counter(); t["backward"] += c5 - c4
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
+            if fused:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
+            else:
+                opt.clip_grad_norm(cfg.grad_clip)
             c6 = time.perf_counter(); t["clip"] += c6 - c5
             opt.step()
+            if sched is not None:
+                sched.step()
             c7 = time.perf_counter(); t["optimiser"] += c7 - c6
             total.item()
             t["item"] += time.perf_counter() - c7
@@ -143,7 +150,7 @@ def main() -> None:
     write_json(f"train_profile_{args.dataset}_{args.method}" + ("_fused" if args.fused else ""),
                {"machine": m, "method": args.method, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
                 "steps": steps, "wall_s": wall, "phases_s": phases, "threads": args.threads,
-                "optimizer": "adamw-fused" if args.fused else "adamw-foreach",
+                "optimizer": "adamw-fused" if args.fused else "adamw-flat",
                 "gemm_floor": {"rows": rows, "flop_per_step": floor_flop, "seconds_per_step": floor_s}})
 
 

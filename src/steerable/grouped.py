@@ -5,7 +5,9 @@ Runs that differ only by seed (same schedule, recipe and head) are trained in lo
 loss draws, dropout stream, gradient clipping and best epoch; what is shared is the work: the head's
 linear layers are stacked into one ``(seeds, out, in)`` weight each and run as one batched product
 for all seeds (``torch.baddbmm``), the losses are summed into one backward pass, and one optimiser
-step updates every seed.
+step updates every seed (:class:`steerable.optim.FlatAdamW`, a parameter group per seed: each
+operation is one call over every seed's parameters, packed into one buffer seed after seed, of which
+the stacked weights are then strided views).
 
 The result of every seed is the result of training it alone with :func:`steerable.train.train`, bit
 for bit on the CPU at any thread count (``tests/test_grouped.py`` compares every weight with
@@ -143,6 +145,21 @@ class _StackedLinears:
                     layer.weight.grad, layer.bias.grad = w.grad[s], b.grad[s]
             w.grad = b.grad = None
 
+    def follow(self) -> None:
+        """Point the stacked tensors at the memory the seeds' own layers hold now (after the optimiser
+        packed their parameters into one buffer, seed after seed): each stacked tensor becomes a view
+        with one seed's slice every so many elements."""
+        for name, layers in self.layers.items():
+            for leaf, attr in zip(self.stacked[name], ("weight", "bias")):
+                own = [getattr(layer, attr) for layer in layers]
+                first = own[0]
+                gap = own[1].storage_offset() - first.storage_offset() if len(own) > 1 else first.numel()
+                if any(p.untyped_storage().data_ptr() != first.untyped_storage().data_ptr()
+                       or p.storage_offset() != first.storage_offset() + s * gap or not p.is_contiguous()
+                       for s, p in enumerate(own)):
+                    raise RuntimeError(f"the seeds' {name}.{attr} are not evenly spaced in one buffer")
+                leaf.data = first.detach().as_strided(leaf.shape, (gap, *first.stride()), first.storage_offset())
+
     def release(self) -> None:
         for layers in self.layers.values():
             for layer in layers:
@@ -201,6 +218,7 @@ def train_group(models: list[SteerableModel], schedule: Schedule, data: list[tup
             bar.set_postfix(epoch=epoch, val_fine=" ".join(f"{a[-1]:.3f}" for a in accs))
     finally:
         bar.close()
+        group.opt.unpack()
         group.linears.release()  # every model owns its weights again, whatever happened
     return [sel.finish(m, x, d[1]) for sel, m, x, d in zip(group.selections, models, group.xs, data)]
 
@@ -234,9 +252,9 @@ class _Group:
         self.linears = _StackedLinears(self.heads)
         self.params = [list(m.parameters()) for m in models]
         self.steps = (len(self.xs[0]) + self.cfg.batch_size - 1) // self.cfg.batch_size
-        # one optimiser over every seed's parameters: each tensor's arithmetic is its solo run's
-        self.opt, self.sched = optimiser([p for params in self.params for p in params], self.cfg,
-                                         self.cfg.epochs * self.steps)
+        # one optimiser over every seed's parameters, a parameter group per seed (clipped by its own norm):
+        # each element's arithmetic is its solo run's
+        self.opt, self.sched = optimiser(self.params, self.cfg, self.cfg.epochs * self.steps)
         self.selections = [Selection(c.select_best) for c in cfgs]
 
     def epoch(self, epoch: int, bar) -> list[np.ndarray]:
@@ -275,9 +293,11 @@ class _Group:
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         self.linears.hand_out_grads()
-        for c, params in zip(self.cfgs, self.params):
-            torch.nn.utils.clip_grad_norm_(params, c.grad_clip, foreach=True)
+        was_packed = self.opt.packed
+        self.opt.clip_grad_norm(cfg.grad_clip)
         self.opt.step()
+        if self.opt.packed and not was_packed:  # the seeds' weights moved into the optimiser's buffer
+            self.linears.follow()
         if self.sched is not None:
             self.sched.step()
         return losses

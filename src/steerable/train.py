@@ -19,6 +19,7 @@ from .io import atomic_write
 from .losses import LOSS_KINDS, LossConfig, Step
 from .metrics import knn_accuracy
 from .model import SteerableModel
+from .optim import FlatAdamW
 from .schedule import Schedule
 
 
@@ -165,9 +166,8 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
     x = torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32)).to(device)
     y = torch.from_numpy(np.ascontiguousarray(y_train)).to(device)
     samplers = {k: PositiveSampler(y_train[:, k]) for k in schedule.supervised_levels()}
-    params = list(model.parameters())
     steps = (len(x) + cfg.batch_size - 1) // cfg.batch_size
-    opt, sched = optimiser(params, cfg, cfg.epochs * steps)
+    opt, sched = optimiser([list(model.parameters())], cfg, cfg.epochs * steps)
     balanced = BalancedBatches(y_train[:, -1], cfg.batch_size) if cfg.sampler == "balanced" else None
     selection = Selection(cfg.select_best)
     first = 1
@@ -179,29 +179,32 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
             first, selection.history, selection.best_score, selection.best_state = resumed
     bar = tqdm(total=cfg.epochs * steps, initial=(first - 1) * steps, desc=f"train {schedule.name}", unit="step",
                disable=not progress)
-    for epoch in range(first, cfg.epochs + 1):
-        model.train()
-        t0, losses = time.perf_counter(), []
-        perm = rng.permutation(len(x))
-        for s in range(steps):
-            idx = balanced(rng) if balanced else perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
-            positives = {k: sampler(idx, rng) for k, sampler in samplers.items()}
-            loss = schedule_loss(model, schedule, x, y, idx, positives, rng, cfg.loss,
-                                 bf16=cfg.precision == "bf16")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
-            opt.step()
-            if sched is not None:
-                sched.step()
-            losses.append(loss.detach())  # no per-step wait for the device
-            bar.update(1)
-        acc = selection.end_epoch(model, epoch, losses, time.perf_counter() - t0, x_train, y_train, x_val, y_val)
-        bar.set_postfix(epoch=epoch, val_coarse=f"{acc[0]:.3f}", val_fine=f"{acc[-1]:.3f}")
-        if checkpoint is not None and epoch < cfg.epochs:
-            _save_checkpoint(checkpoint, key, epoch, model, opt, sched, rng, selection.history,
-                             selection.best_score, selection.best_state)
-    bar.close()
+    try:
+        for epoch in range(first, cfg.epochs + 1):
+            model.train()
+            t0, losses = time.perf_counter(), []
+            perm = rng.permutation(len(x))
+            for s in range(steps):
+                idx = balanced(rng) if balanced else perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+                positives = {k: sampler(idx, rng) for k, sampler in samplers.items()}
+                loss = schedule_loss(model, schedule, x, y, idx, positives, rng, cfg.loss,
+                                     bf16=cfg.precision == "bf16")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.clip_grad_norm(cfg.grad_clip)
+                opt.step()
+                if sched is not None:
+                    sched.step()
+                losses.append(loss.detach())  # no per-step wait for the device
+                bar.update(1)
+            acc = selection.end_epoch(model, epoch, losses, time.perf_counter() - t0, x_train, y_train, x_val, y_val)
+            bar.set_postfix(epoch=epoch, val_coarse=f"{acc[0]:.3f}", val_fine=f"{acc[-1]:.3f}")
+            if checkpoint is not None and epoch < cfg.epochs:
+                _save_checkpoint(checkpoint, key, epoch, model, opt, sched, rng, selection.history,
+                                 selection.best_score, selection.best_state)
+    finally:
+        bar.close()
+        opt.unpack()  # every parameter owns its memory again, whatever happened
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
     return selection.finish(model, x, y_train)
@@ -217,10 +220,11 @@ def check_fits(model: SteerableModel, schedule: Schedule) -> None:
                          f"the head has {model.head.num_blocks}")
 
 
-def optimiser(params: list[torch.Tensor], cfg: TrainConfig, total_steps: int):
-    """(AdamW, learning-rate scheduler or None) of a training of ``total_steps`` steps."""
-    # foreach: one call per operation for all tensors; the same arithmetic as the per-tensor loop
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+def optimiser(groups: list[list[torch.Tensor]], cfg: TrainConfig, total_steps: int) -> tuple[FlatAdamW, object]:
+    """(AdamW, learning-rate scheduler or None) of a training of ``total_steps`` steps, over parameter
+    ``groups`` that are each clipped by their own norm (one model's parameters each)."""
+    # torch's AdamW arithmetic, each operation one call over every parameter (steerable.optim)
+    opt = FlatAdamW([{"params": g} for g in groups], lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = None
     if cfg.lr_schedule == "cosine":  # cosine decay to 1 % of lr over the run
         sched = torch.optim.lr_scheduler.LambdaLR(
