@@ -4,7 +4,8 @@ Replays ``steerable.train.train``'s loop for a method with a timer around each p
 sampling the batch and its positives, gathering the rows, the head's forward pass, building the loss
 (every term's loss kind), backward, gradient clipping, the optimiser step; and per epoch, the
 validation k-NN. Prints seconds per phase and their share; ``--torch-profile`` adds torch's own
-operator table for one epoch. The replay trains the same model as ``train`` (same RNG draws).
+operator table for one epoch. The replay trains the same model as ``train`` (same RNG draws). It also
+counts the operator calls each phase of one step dispatches (the last step of the first epoch).
 
     python bench/train_profile.py --method v5 --threads 2            # the paper's recipe
     python bench/train_profile.py --method heal --epochs 2 --threads 2   # the coarse-only recipe
@@ -18,6 +19,7 @@ from collections import defaultdict
 
 import numpy as np
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from _common import finish, machine, print_machine, write_json
 from steerable.backbone import Backbone, split_vectors
@@ -28,9 +30,33 @@ from steerable.model import SteerableModel
 from steerable.train import BalancedBatches, PositiveSampler, TrainConfig, optimiser, validation_accuracy
 
 
-def profile(model, schedule, vecs, cfg: TrainConfig, torch_profile: bool = False, fused: bool = False) -> dict:
-    """Seconds per phase over ``cfg.epochs`` epochs of the training loop."""
-    t = defaultdict(float)
+class Laps(TorchDispatchMode):
+    """Seconds per phase of the loop (each :meth:`lap` ends a phase), and, for the steps run with this
+    mode entered, the operator calls each phase dispatched (aten operators, as torch dispatches them)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.ops: dict[str, int] = defaultdict(int)
+        self._calls = 0
+        self._t = time.perf_counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self._calls += 1
+        return func(*args, **(kwargs or {}))
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] += now - self._t
+        self.ops[phase] += self._calls
+        self._t, self._calls = now, 0
+
+
+def profile(model, schedule, vecs, cfg: TrainConfig, torch_profile: bool = False,
+            fused: bool = False) -> tuple[dict, dict]:
+    """(seconds per phase over ``cfg.epochs`` epochs of the training loop, operator calls per phase in
+    the last step of the first epoch)."""
+    laps = Laps()
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     x = torch.from_numpy(np.ascontiguousarray(vecs.train, dtype=np.float32))
@@ -51,45 +77,54 @@ def profile(model, schedule, vecs, cfg: TrainConfig, torch_profile: bool = False
         model.train()
         perm = rng.permutation(len(x))
         for s in range(steps):
-            c = time.perf_counter()
+            counted = epoch == 0 and s == steps - 1
+            if counted:
+                laps.ops.clear()
+                laps.__enter__()
+            laps.lap("other")
             idx = balanced(rng) if balanced else perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
             positives = {k: sampler(idx, rng) for k, sampler in samplers.items()}
             levels = sorted(positives)
             rows = np.concatenate([idx, *(positives[k] for k in levels)])
-            c1 = time.perf_counter(); t["sample"] += c1 - c
+            laps.lap("sample")
             xb = x[torch.from_numpy(rows)]
             yb = torch.from_numpy(y[rows])
-            c2 = time.perf_counter(); t["gather"] += c2 - c1
+            laps.lap("gather")
             blocks, fine_logits = model.head.outputs(xb)
-            c3 = time.perf_counter(); t["forward"] += c3 - c2
+            laps.lap("forward")
             step = Step(model, blocks.float(), fine_logits, yb, len(idx), levels, rng, cfg.loss, schedule.block_keep)
             total = step.blocks.new_zeros(())
             for term in schedule.terms:
                 for part in LOSS_KINDS[term.loss](step, term):
                     total = total + part
-            c4 = time.perf_counter(); t["loss"] += c4 - c3
+            laps.lap("loss")
             opt.zero_grad(set_to_none=True)
             total.backward()
-            c5 = time.perf_counter(); t["backward"] += c5 - c4
+            laps.lap("backward")
             if fused:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
             else:
                 opt.clip_grad_norm(cfg.grad_clip)
-            c6 = time.perf_counter(); t["clip"] += c6 - c5
+            laps.lap("clip")
             opt.step()
             if sched is not None:
                 sched.step()
-            c7 = time.perf_counter(); t["optimiser"] += c7 - c6
+            laps.lap("optimiser")
             total.item()
-            t["item"] += time.perf_counter() - c7
-        c = time.perf_counter()
+            laps.lap("item")
+            if counted:
+                laps.__exit__(None, None, None)
+                ops = dict(laps.ops)
+        laps.lap("other")
         validation_accuracy(model, vecs.train, y, vecs.validation, vecs.y_validation)
-        t["validation"] += time.perf_counter() - c
+        laps.lap("validation")
         if prof is not None:
             prof.__exit__(None, None, None)
             print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
             prof = None
-    return dict(t)
+    laps.seconds.pop("other", None)
+    ops.pop("other", None)
+    return dict(laps.seconds), ops
 
 
 def gemm_floor(model, rows: int, repeats: int = 50) -> tuple[float, float]:
@@ -134,7 +169,7 @@ def main() -> None:
     torch.manual_seed(cfg.seed)
     model = SteerableModel.for_schedule(schedule, args.head, vecs.train.shape[1], ds.hierarchy, "bench")
     t0 = time.perf_counter()
-    phases = profile(model, schedule, vecs, cfg, args.torch_profile, args.fused)
+    phases, ops = profile(model, schedule, vecs, cfg, args.torch_profile, args.fused)
     wall = time.perf_counter() - t0
     steps = cfg.epochs * ((len(vecs.train) + cfg.batch_size - 1) // cfg.batch_size)
     rows = cfg.batch_size * (1 + len(schedule.supervised_levels()))  # anchors and one positive per level
@@ -146,10 +181,12 @@ def main() -> None:
     print(f"  the head's matrix products alone ({rows} rows, {floor_flop / 1e6:.0f} MFLOP per step): "
           f"{1000 * floor_s:.2f} ms/step = {floor_s * steps:.1f} s for these steps "
           f"({floor_flop / floor_s / 1e9:.0f} GFLOP/s)")
+    print(f"  operator calls in one step ({sum(ops.values())}): "
+          + ", ".join(f"{name} {n}" for name, n in sorted(ops.items(), key=lambda kv: -kv[1]) if n))
     finish(m)
     write_json(f"train_profile_{args.dataset}_{args.method}" + ("_fused" if args.fused else ""),
                {"machine": m, "method": args.method, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
-                "steps": steps, "wall_s": wall, "phases_s": phases, "threads": args.threads,
+                "steps": steps, "wall_s": wall, "phases_s": phases, "operator_calls": ops, "threads": args.threads,
                 "optimizer": "adamw-fused" if args.fused else "adamw-flat",
                 "gemm_floor": {"rows": rows, "flop_per_step": floor_flop, "seconds_per_step": floor_s}})
 
