@@ -18,7 +18,6 @@ import os
 import tempfile
 import time
 
-import numpy as np
 import torch
 
 from _common import machine, print_machine, write_json

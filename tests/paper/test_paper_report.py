@@ -10,7 +10,6 @@ from paper.doc import write_doc
 from paper.grids import CONFIRM_METHODS, CONFIRM_SEEDS, confirm_references, paper_sweep
 from paper.report import write_report
 from paper.tables import ablation_verdicts
-from steerable.methods import label
 from steerable.stats import paired_test
 
 from conftest import tiny_sweep

@@ -1,7 +1,6 @@
 """paper/verdicts.py: every rule of paper/claims.json, on records made by hand, where it holds and where
 it fails; a missing run is "not run" or "not confirmed", never replaced."""
 
-import numpy as np
 import pytest
 
 from paper.verdicts import FAILS, HOLDS, NOT_RUN, PARTLY, RULES, confirm, judge, load_claims

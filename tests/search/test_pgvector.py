@@ -6,7 +6,7 @@ import pytest
 
 from conftest import require
 from engines import assert_same_answers, data, embedded  # noqa: F401 (fixtures)
-from steerable.search import EmbeddedIndex, PgvectorIndex, open_index_folder, write_index_folder
+from steerable.search import PgvectorIndex, open_index_folder, write_index_folder
 from steerable.search.pgvector import safe_url
 
 require("psycopg", "pgvector")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..backbone import DEFAULT_BACKBONE, RUNTIMES, Backbone, backbone_spec
 from ..data import DataError, HierarchicalDataset, load_dataset, load_files
