@@ -16,6 +16,12 @@ training reproduces records made one run at a time.
 
     python scripts/check_records.py results/paper --group 5 \
         --runs clinc150__v5__s42__74af32f0,clinc150__v5__s43__74af32f0
+
+``--against OTHER_STORE`` reruns nothing: it compares each record with the record of the same run in
+another store (every run the two share, unless ``--runs`` or ``--sample`` chooses), for instance two
+stores of one grid made with different workers or threads.
+
+    python scripts/check_records.py results/a --against results/b
 """
 
 from __future__ import annotations
@@ -79,14 +85,21 @@ def main() -> int:
     ap.add_argument("--atol", type=float, default=0.0, help="tolerated absolute difference (default: none)")
     ap.add_argument("--group", type=int, default=0, metavar="N",
                     help="rerun up to N runs that differ only by seed together (default 0: each alone)")
+    ap.add_argument("--against", metavar="STORE", help="compare with this store's records instead of rerunning")
     args = ap.parse_args()
     store = ResultsStore(args.results)
+    other = ResultsStore(args.against) if args.against else None
     if args.runs:
         ids = args.runs.split(",")
     else:
-        every = sorted(r.run_id for r in store.records())
+        every = sorted(r.run_id for r in store.records()
+                       if other is None or other.has(r.run_id))
+        if other is not None and not args.sample:
+            return compare_stores(store, other, every, args.atol)
         ids = list(np.random.default_rng(args.seed).choice(every, size=min(args.sample or 3, len(every)),
                                                            replace=False))
+    if other is not None:
+        return compare_stores(store, other, ids, args.atol)
     olds = {run_id: store.get(run_id) for run_id in ids}
     by_threads: dict = {}  # runs group only with runs of the same thread count
     for old in olds.values():
@@ -106,15 +119,25 @@ def main() -> int:
     return 1 if failed else 0
 
 
-def report(old: RunRecord, new: RunRecord, atol: float, seconds: float) -> bool:
+def compare_stores(store: ResultsStore, other: ResultsStore, ids: list[str], atol: float) -> int:
+    """Compare the records ``ids`` of two stores; 1 if any differs beyond ``atol``."""
+    failed = sum(report(store.get(run_id), other.get(run_id), atol) for run_id in ids)
+    print(f"{len(ids) - failed} of {len(ids)} runs have the same record in both stores"
+          + (f" within {atol:g}" if atol else " exactly"))
+    return 1 if failed else 0
+
+
+def report(old: RunRecord, new: RunRecord, atol: float, seconds: float | None = None) -> bool:
     """Print how the rerun compares; True if it differs beyond ``atol``."""
     result = compare(old, new)
     ok = max(largest for _, largest, _ in result.values()) <= atol
     detail = "; ".join(f"{name} {n} values, max |diff| {largest:.2g}" + (f" at {diffs[:3]}" if diffs else "")
                        for name, (n, largest, diffs) in result.items())
     together = new.environment.get("trained_together")
-    print(f"{'same' if ok else 'DIFFERENT'}  {old.run_id}  ({seconds:.0f} s"
-          + (f", trained with {together - 1} other seeds" if together else "") + f"): {detail}", flush=True)
+    how = ", ".join(([f"{seconds:.0f} s"] if seconds is not None else [])
+                    + ([f"trained with {together - 1} other seeds"] if together else []))
+    print(f"{'same' if ok else 'DIFFERENT'}  {old.run_id}" + (f"  ({how})" if how else "") + f": {detail}",
+          flush=True)
     return not ok
 
 
