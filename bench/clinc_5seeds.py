@@ -50,7 +50,10 @@ def main() -> None:
     train_s = sorted(r.seconds["train"] for r in records)
     out = {
         "runs": len(records), "head": args.head, "precision": args.precision, "workers": args.workers, "group": args.group,
-        "torch_threads": torch.get_num_threads(), "cores": os.cpu_count(),
+        # each worker's threads: LocalExecutor shares the cores out among several workers
+        "torch_threads": (torch.get_num_threads() if args.workers == 1
+                          else max(1, (os.cpu_count() or 1) // args.workers)),
+        "cores": os.cpu_count(),
         "wall_s": wall, "target_s": TARGET_S, "meets_target": wall < TARGET_S,
         "median_train_s": train_s[len(train_s) // 2],
         "S": {m: {p: [r.metrics[p]["steerability_score"] for r in records if r.method == m]
