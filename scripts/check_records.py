@@ -94,10 +94,8 @@ def main() -> int:
     else:
         every = sorted(r.run_id for r in store.records()
                        if other is None or other.has(r.run_id))
-        if other is not None and not args.sample:
-            return compare_stores(store, other, every, args.atol)
-        ids = list(np.random.default_rng(args.seed).choice(every, size=min(args.sample or 3, len(every)),
-                                                           replace=False))
+        ids = every if other is not None and not args.sample else list(
+            np.random.default_rng(args.seed).choice(every, size=min(args.sample or 3, len(every)), replace=False))
     if other is not None:
         return compare_stores(store, other, ids, args.atol)
     olds = {run_id: store.get(run_id) for run_id in ids}

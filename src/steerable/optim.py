@@ -59,8 +59,7 @@ class FlatAdamW(torch.optim.AdamW):
             return super().step()
         f = self._flat
         f.steps.add_(torch.tensor(1.0), alpha=1.0)
-        f.count += 1
-        t = float(f.count)
+        t = f.steps[0].item()  # every packed parameter's count (torch reads each one's like this)
         for group, stretch in zip(self.param_groups, f.stretches):
             lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
             p, g, m, v, d = (b[stretch] for b in (f.param, f.grad, f.exp_avg, f.exp_avg_sq, f.scratch))
@@ -119,10 +118,11 @@ class FlatAdamW(torch.optim.AdamW):
 class _Flat:
     """The packed parameters (each group's with a gradient, in order) and the buffers of their layout."""
 
-    def __init__(self, params: list[torch.Tensor], others: list[torch.Tensor], stretches: list[slice],
-                 param: torch.Tensor, steps: torch.Tensor, count: int):
-        self.params, self.others, self.stretches, self.param = params, others, stretches, param
-        self.steps, self.count = steps, count  # one step counter per parameter (torch's state), and its value
+    def __init__(self, params: list[torch.Tensor], others: list[torch.Tensor], param: torch.Tensor,
+                 steps: torch.Tensor):
+        self.params, self.others, self.param = params, others, param
+        self.steps = steps  # one step counter per parameter (torch's state), all equal while in lockstep
+        self.stretches: list[slice] = []  # each parameter group's part of the buffers
         self.grad, self.exp_avg, self.exp_avg_sq, self.scratch = (torch.empty_like(param) for _ in range(4))
         self.grad_views: list[list[torch.Tensor]] = []
 
@@ -141,7 +141,7 @@ class _Flat:
         sizes = [p.numel() for p in params]
         param = torch.empty(sum(sizes), dtype=params[0].dtype, device=params[0].device)
         steps = torch.full((len(params),), counts.pop(), dtype=torch.float32)
-        flat = cls(params, others, [], param, steps, int(steps[0]))
+        flat = cls(params, others, param, steps)
         flat.exp_avg.zero_()
         flat.exp_avg_sq.zero_()
         at, i = 0, 0

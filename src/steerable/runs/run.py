@@ -20,6 +20,7 @@ from .. import __version__
 from ..backbone import Backbone, SplitVectors, VectorCache, split_vectors
 from ..data import HierarchicalDataset, load_dataset, load_files
 from ..efficiency import encoding_flops_per_text, head_parameters, training_flops_per_example
+from ..grouped import can_group, train_group
 from ..heads import DEFAULT_HEAD, HEADS
 from ..io import atomic_folder, atomic_write_json, read_json
 from ..methods import preset
@@ -28,7 +29,6 @@ from ..model import SteerableModel
 from ..openset import Unseen, hold_out, open_set_metrics, split_held_out
 from ..schedule import Schedule
 from ..search.metrics import evaluate_retrieval
-from ..grouped import can_group, train_group
 from ..train import TrainConfig, train
 
 METRICS = "metrics.json"
