@@ -126,3 +126,29 @@ def test_a_negative_grad_scale_reverses_the_gradient_on_that_block_only():
     assert plain[:8].abs().max() > 0
     assert torch.allclose(reversed_[:8], -0.5 * plain[:8], atol=1e-6)  # block 1: scaled and flipped
     assert torch.allclose(reversed_[8:], plain[8:], atol=1e-6)  # the other blocks: untouched
+
+
+@pytest.mark.parametrize("name", ["v5", "mrl", "uhmt", "inverted", "mrl_distill", "anchored"])
+def test_building_a_loss_never_reads_a_value_back_from_the_tensors(name):
+    """Which levels a prefix path trains is decided on the host: on a GPU, reading a tensor's value
+    back (``bool``, ``item``) would wait for the device on every step."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from steerable.methods import preset
+
+    class ReadBacks(TorchDispatchMode):
+        count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            ReadBacks.count += func is torch.ops.aten._local_scalar_dense.default
+            return func(*args, **(kwargs or {}))
+
+    model, x, y = synthetic_model()
+    sch = preset(name)
+    idx, rng = np.arange(32), np.random.default_rng(0)
+    pos = {k: PositiveSampler(y[:, k])(idx, rng) for k in sch.supervised_levels()}
+    xt = torch.from_numpy(x)
+    with ReadBacks():
+        loss = schedule_loss(model, sch, xt, y, idx, pos, rng, TrainConfig().loss)
+    assert ReadBacks.count == 0
+    assert loss.requires_grad and torch.isfinite(loss)

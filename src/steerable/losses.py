@@ -10,7 +10,7 @@ small function that turns one training :class:`Step` into that term's loss contr
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -159,19 +159,38 @@ def span_embed(head, blocks: torch.Tensor, j, start: int = 0) -> torch.Tensor:
     return F.normalize((blocks * keep[..., None].to(blocks.dtype)).reshape(b, n * d), dim=-1)
 
 
-def _term_paths(step: Step, term: "Term") -> tuple[torch.Tensor, list]:
-    """The term's view of the blocks (gradient scales, block dropout) and its prefix paths
-    ``(j, level weights (anchors, levels), probability)``: one sampled path, or every length."""
+class PrefixPath(NamedTuple):
+    """One prefix path of a term: its length ``j`` in blocks (an int, or a tensor of one per anchor),
+    each anchor's weight per level (anchors, levels), the path's probability, and the levels some
+    anchor weights above zero (known on the host, so skipping a level never waits on the device)."""
+
+    j: int | torch.Tensor
+    weights: torch.Tensor
+    prob: float
+    levels: frozenset[int]
+
+
+def _term_paths(step: Step, term: "Term") -> tuple[torch.Tensor, list[PrefixPath]]:
+    """The term's view of the blocks (gradient scales, block dropout) and its prefix paths: one
+    sampled path, or every length with a probability above zero."""
     nb, B = term.num_blocks, step.anchors
     tb = scale_grad(step.blocks, term.grad)
+    device = tb.device
     if term.block_dropout and step.block_keep:
         keep = step.rng.random((len(tb), nb)) < np.asarray(step.block_keep)
-        tb = tb * torch.from_numpy(keep.astype(np.float32)).to(tb.device)[..., None]
-    table = torch.tensor(term.levels, dtype=step.blocks.dtype, device=tb.device)  # (nb, L)
+        tb = tb * torch.from_numpy(keep.astype(np.float32)).to(device)[..., None]
+    table = np.asarray(term.levels, dtype=np.float32)  # (nb, L); the blocks are float32 too
+
+    def path(j: np.ndarray | int, weights: np.ndarray, prob: float) -> PrefixPath:
+        levels = frozenset(np.flatnonzero(np.atleast_2d(weights > 0).any(0)).tolist())
+        w = torch.from_numpy(weights).to(device)
+        return PrefixPath(j if isinstance(j, int) else torch.from_numpy(j).to(device),
+                          w if w.ndim == 2 else w.expand(B, -1), prob, levels)
+
     if term.sample:
-        j = torch.from_numpy(step.rng.choice(nb, size=B, p=np.asarray(term.probs)) + 1).to(tb.device)
-        return tb, [(j, table[j - 1], 1.0)]
-    return tb, [(j, table[j - 1].expand(B, -1), p) for j, p in enumerate(term.probs, start=1) if p > 0]
+        j = step.rng.choice(nb, size=B, p=np.asarray(term.probs)) + 1
+        return tb, [path(j, table[j - 1], 1.0)]
+    return tb, [path(j, table[j - 1], p) for j, p in enumerate(term.probs, start=1) if p > 0]
 
 
 def _contrastive(step: Step, term: "Term", per_example: Callable) -> Iterator[torch.Tensor]:
@@ -179,14 +198,13 @@ def _contrastive(step: Step, term: "Term", per_example: Callable) -> Iterator[to
     head = step.model.head
     tb, paths = _term_paths(step, term)
     anchors = tb[:step.anchors]
-    for j, weights, p in paths:
-        e = span_embed(head, anchors, j, term.start)
+    for path in paths:
+        e = span_embed(head, anchors, path.j, term.start)
         for i, k in enumerate(step.levels):
-            w = weights[:, k]
-            if not bool((w > 0).any()):
+            if k not in path.levels:
                 continue
-            e_pos = span_embed(head, step.group(tb, i), j, term.start)
-            yield term.weight * p * (w * per_example(e, e_pos, i, k)).mean()
+            e_pos = span_embed(head, step.group(tb, i), path.j, term.start)
+            yield term.weight * path.prob * (path.weights[:, k] * per_example(e, e_pos, i, k)).mean()
 
 
 def seed_term(step: Step, term: "Term") -> Iterator[torch.Tensor]:
@@ -246,10 +264,10 @@ def distill_term(step: Step, term: "Term") -> Iterator[torch.Tensor]:
     else:
         teacher = head.embed(step.blocks.detach(), term.num_blocks)
     temperature = term.temperature if term.temperature is not None else step.config.temperature
-    for j, _, p in paths:  # every row of the batch; positives share their anchor's length
-        rows_j = j if isinstance(j, int) else j.repeat(len(tb) // B)
+    for path in paths:  # every row of the batch; positives share their anchor's length
+        rows_j = path.j if isinstance(path.j, int) else path.j.repeat(len(tb) // B)
         e = span_embed(head, tb, rows_j, term.start)
-        yield term.weight * p * similarity_distillation(e, teacher, temperature)[:B].mean()
+        yield term.weight * path.prob * similarity_distillation(e, teacher, temperature)[:B].mean()
 
 
 LOSS_KINDS: dict[str, Callable[[Step, "Term"], Iterator[torch.Tensor]]] = {
