@@ -137,18 +137,19 @@ def test_building_a_loss_never_reads_a_value_back_from_the_tensors(name):
     from steerable.methods import preset
 
     class ReadBacks(TorchDispatchMode):
-        count = 0
+        def __init__(self):
+            super().__init__()
+            self.count = 0
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            ReadBacks.count += func is torch.ops.aten._local_scalar_dense.default
+            self.count += func is torch.ops.aten._local_scalar_dense.default
             return func(*args, **(kwargs or {}))
 
     model, x, y = synthetic_model()
     sch = preset(name)
     idx, rng = np.arange(32), np.random.default_rng(0)
     pos = {k: PositiveSampler(y[:, k])(idx, rng) for k in sch.supervised_levels()}
-    xt = torch.from_numpy(x)
-    with ReadBacks():
-        loss = schedule_loss(model, sch, xt, y, idx, pos, rng, TrainConfig().loss)
-    assert ReadBacks.count == 0
+    with ReadBacks() as reads:
+        loss = schedule_loss(model, sch, torch.from_numpy(x), y, idx, pos, rng, TrainConfig().loss)
+    assert reads.count == 0
     assert loss.requires_grad and torch.isfinite(loss)
