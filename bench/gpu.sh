@@ -43,7 +43,7 @@ fi
 # -- 2. encoding and training, GPU against CPU -----------------------------------------------------
 (cd bench && timeout 330 "$PY" gpu.py --cpu-threads 2 --cpu-threads "$(nproc)") 2>&1 | tee -a "$LOG"
 
-# -- 3. seeds stacked under vmap, on the GPU -------------------------------------------------------
+# -- 3. seeds trained together (stacked weights, batched products), on the GPU -----------------------
 (cd bench && timeout 150 "$PY" train_grouped.py --device cuda --seeds 5 --epochs 1 --repeats 3 --memory-seeds 1,5,20) 2>&1 | tee -a "$LOG"
 
 # -- 4. the training tests on the GPU --------------------------------------------------------------
