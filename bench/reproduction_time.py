@@ -7,8 +7,7 @@ sums the seconds each run recorded (its encoding, its share of a grouped trainin
 A run the store lacks is estimated by the median of the recorded runs of the same data set and
 method, else of the same data set and recipe (epochs, batch size), else of the same method on any
 data set, else of every recorded run; the output says how many runs each rule estimated. Estimates
-are on the high side for open-set runs (they train on fewer classes than the closed-set runs they
-are estimated from) and for the dial's settings after the first of a seed (those re-encode the model
+are on the high side for the dial's settings after the first of a seed (those re-encode the model
 the first one trained). The store's invocations (wall time of
 each ``python -m paper`` or ``steer sweep`` that wrote it) are printed too.
 
