@@ -169,12 +169,24 @@ def test_flat_is_a_run_like_any_other(csv_file, tmp_path, capsys):
 
 def test_unseen_classes_are_measured_open_set_and_evaluate_again_the_same(csv_file, tmp_path, capsys):
     out = tmp_path / "open"
-    assert _train(csv_file, out, "--unseen", "fine:0.5", "--protocol", "standard") == 0
-    assert "[open set] 5-NN leave-one-out, unseen fine:0.5:" in capsys.readouterr().out
+    assert _train(csv_file, out, "--unseen", "fine:0.5", "--min-queries", "5") == 0
+    printed = capsys.readouterr().out
+    assert "[open set] 5-NN leave-one-out, unseen fine:0.5:" in printed and "held out fine:0.5: " in printed
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"standard", "open_set"} and metrics["open_set"]["queries"] > 0
-    assert main(["evaluate", str(out), "--quiet", "--protocol", "standard", "--write"]) == 0
+    assert set(metrics) == {"paper", "standard", "open_set"} and metrics["open_set"]["queries"] >= 5
+    held = json.loads((out / "config.json").read_text())["run"]["dataset"]["held_out"]
+    assert held["queries"] == metrics["open_set"]["queries"] and held["classes"]["subcategory"]
+    assert main(["evaluate", str(out), "--quiet", "--write"]) == 0
     assert json.loads((out / "metrics.json").read_text()) == metrics
+    # another seed moves the paper protocol's sample only: the held-out classes are the run's own
+    assert main(["evaluate", str(out), "--quiet", "--seed", "7", "--write"]) == 0
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["open_set"] == metrics["open_set"] and again["standard"] == metrics["standard"]
+    assert again["paper"]["protocol"]["seed"] == 7
+    capsys.readouterr()
+    assert _train(csv_file, tmp_path / "few", "--unseen", "fine:0.5") == 2  # too few texts for the default minimum
+    assert capsys.readouterr().err.strip().endswith(
+        "no draw of fine:0.5 or more keeps classes seen and holds 200 texts to query (the most any draw held: 12)")
     assert main(["train", "--train", str(csv_file), "--text-col", "title", "--levels", "category,subcategory",
                  "--unseen", "leaf:2", "--out", str(tmp_path / "bad")]) == 2
     assert "bad unseen classes 'leaf:2'" in capsys.readouterr().err

@@ -110,13 +110,15 @@ def test_ray_executor_against_a_local_instance(tiny_data_dir, tmp_path):
 
 
 def test_a_run_with_unseen_classes_records_them_apart(tiny_data_dir, tmp_path):
-    closed, held = (RunSpec("tiny", "v5", 1, head="linear", epochs=1, unseen=u) for u in (None, "fine:0.4"))
+    closed, held = (RunSpec("tiny", "v5", 1, head="linear", epochs=1, unseen=u, min_queries=5)
+                    for u in (None, "fine:0.4"))
     assert closed.run_id != held.run_id and held.unseen == "fine:0.4"
     (record,) = run_sweep([held], tmp_path / "res", data_dir=str(tiny_data_dir), progress=False, log=lambda _: None)
     assert set(record.metrics) == {"paper", "standard"} and record.unseen == "fine:0.4"
     o = record.open_set
     # 3 coarse classes of 3 intents: one intent of each held out, 3 of the 27 test texts each
     assert o["held_out"] == {"l0": 3, "l1": 3} and o["queries"] == 9 and o["pool"] == 27
+    assert o["drawn"] == "fine:0.4" and len(o["held_out_classes"]["l1"]) == 3
     assert set(o["accuracy"]) == {"l0", "l1"} and set(o["clustering"]) == {"l0@64", "l1@256"}
     assert ResultsStore(tmp_path / "res").get(held.run_id).open_set == o
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -14,7 +15,7 @@ from ..heads import DEFAULT_HEAD, HEADS
 from ..io import atomic_write_json, read_json
 from ..methods import METHODS, dial_name, preset
 from ..metrics import evaluate, format_metrics
-from ..openset import Unseen, hold_out, open_set_metrics, split_held_out
+from ..openset import HeldOut, Unseen, hold_out, open_set_metrics, split_held_out
 from ..runs import load_run, run, run_dataset
 from ..schedule import Schedule
 from ..train import TrainConfig
@@ -84,12 +85,15 @@ def cmd_train(args) -> int:
     cfg = TrainConfig.for_schedule(method, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                    seed=args.seed, precision=args.precision)
     backbone = backbone_from_args(args)
+    unseen = replace(Unseen.parse(args.unseen), min_queries=args.min_queries) if args.unseen else None
     result = run(dataset, method, head=args.head, head_options={"num_blocks": args.blocks,
                                                                 "block_dim": args.block_dim},
                  backbone=backbone, train_config=cfg, max_train=args.max_train, max_test=args.max_test,
                  protocols=protocols(args, args.seed), out=out, dataset_source=source,
-                 progress=not args.quiet, unseen=Unseen.parse(args.unseen) if args.unseen else None,
+                 progress=not args.quiet, unseen=unseen,
                  checkpoint=out.parent / f".{out.name}.checkpoint.safetensors", device=args.device)
+    if result.held_out is not None:
+        print(result.held_out.describe())
     print(f"{dataset.name} · {result.config['method']} · head {result.model.head.kind} · seed {args.seed} · "
           f"backbone {backbone.name}")
     if result.history:
@@ -113,17 +117,24 @@ def cmd_evaluate(args) -> int:
     if dataset.hierarchy.classes != model.hierarchy.classes:
         raise ValueError(f"the run at {args.run} was trained on another label set than {dataset.name}; "
                          "evaluate it on data with the same hierarchy")
-    unseen = Unseen.parse(ds_cfg["unseen"]) if ds_cfg.get("unseen") else None
+    # the run's own seed draws its caps and, where the run held classes out, names them; --seed only
+    # moves the paper protocol's sample
+    run_seed = config["run"]["train"]["seed"]
     held = None
-    if unseen is not None:  # the classes the run held out: seen ones closed-set, these open-set
-        dataset, held = hold_out(dataset, unseen, seed)
+    if ds_cfg.get("unseen"):  # the classes the run held out: seen ones closed-set, these open-set
+        recorded = ds_cfg.get("held_out")  # by name; runs written before it was kept draw again
+        what = (HeldOut.from_names(dataset.hierarchy, recorded, dataset.test.cap(args.max_test, run_seed).labels)
+                if recorded else Unseen.parse(ds_cfg["unseen"]))
+        dataset, held = hold_out(dataset, what, run_seed, max_test=args.max_test)
+        if not args.quiet:
+            print(held.describe())
     vectors = split_vectors(dataset, Backbone(config["run"]["backbone"]["name"]), max_train=args.max_train,
-                            max_test=args.max_test, seed=seed, progress=not args.quiet)
+                            max_test=args.max_test, seed=run_seed, progress=not args.quiet)
     seen, mask = split_held_out(vectors, held)
     metrics = evaluate(model, seen, dataset.hierarchy.level_names, protocols(args, seed))
-    if unseen is not None:
+    if held is not None:
         metrics["open_set"] = open_set_metrics(model.embed_vectors(vectors.test), model.dims, vectors.y_test,
-                                               mask, dataset.hierarchy.level_names, unseen, seed)
+                                               mask, dataset.hierarchy.level_names, held, run_seed)
     print(format_metrics(metrics))
     if args.write:
         atomic_write_json(Path(args.run) / "metrics.json", metrics)
@@ -159,7 +170,11 @@ def register(sub) -> None:
     add_backbone_args(g)
     g.add_argument("--unseen", metavar="fine:F|coarse:K",
                    help="hold classes out of training to measure them open-set: a fraction F of the fine "
-                        "classes under each coarse class, or K whole coarse classes (seeded by --seed)")
+                        "classes under each coarse class, or K whole coarse classes (seeded by --seed); the "
+                        "amount grows where no draw holds --min-queries test texts, and the output says so")
+    g.add_argument("--min-queries", type=positive_int, default=200,
+                   help="with --unseen: the held-out classes must hold at least this many test texts (after "
+                        "--max-test) to query (default 200)")
     g.add_argument("--seed", type=non_negative_int, default=42)
     g.add_argument("--epochs", type=positive_int, help="default: the method's recipe (5 for v5/mrl, 20 for heal...)")
     g.add_argument("--batch-size", type=positive_int, help="default: the method's recipe (32 / 64)")

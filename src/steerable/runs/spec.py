@@ -40,6 +40,7 @@ class RunSpec:
     precision: str = "fp32"
     paper_n: int = 500
     unseen: str | None = None  # classes held out of training: "fine:F" or "coarse:K" (steerable.openset)
+    min_queries: int = 200  # with unseen: test texts the held-out classes must hold (steerable.openset.Unseen)
     split: str = "test"  # the split every measurement is made on; "validation" for selection runs
 
     def __post_init__(self):
@@ -55,6 +56,8 @@ class RunSpec:
                 object.__setattr__(self, key, recipe_value(schedule, key))
         if self.unseen is not None:
             object.__setattr__(self, "unseen", str(Unseen.parse(self.unseen)))  # validated, canonical
+        if self.min_queries < 1:
+            raise ValueError(f"min_queries must be at least 1, got {self.min_queries}")
         if self.split not in ("test", "validation"):
             raise ValueError(f"a run is measured on the test or the validation split, not {self.split!r}")
 
@@ -63,7 +66,7 @@ class RunSpec:
         settings = asdict(self)
         for k in ("dataset", "method", "seed"):
             settings.pop(k)
-        for key, default in (("unseen", None), ("split", "test")):
+        for key, default in (("unseen", None), ("split", "test"), ("min_queries", 200)):
             if settings[key] == default:  # runs with the defaults keep the ids they had before these fields
                 settings.pop(key)
         digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
