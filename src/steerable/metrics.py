@@ -177,8 +177,15 @@ def format_metrics(metrics: dict) -> str:
     lines = []
     for name, block in metrics.items():
         if name == "open_set":
-            extra = f"unseen {block['unseen']}: {block['queries']} held-out texts queried in a pool of {block['pool']}"
+            drawn = block.get("drawn", block["unseen"])
+            grew = f", drawn as {drawn} to reach enough texts" if drawn != block["unseen"] else ""
+            extra = (f"unseen {block['unseen']}{grew}: {block['queries']} held-out texts queried in a pool of "
+                     f"{block['pool']}")
             lines.append(f"[open set] {block['k']}-NN leave-one-out, {extra}")
+            named = [(lvl, names) for lvl, names in block.get("held_out_classes", {}).items() if names]
+            if named:
+                lvl, names = named[0]
+                lines.append(f"  held out ({lvl}): " + ", ".join(names[:12]) + (", ..." if len(names) > 12 else ""))
         else:
             p = block["protocol"]
             extra = f", n={p['n']}, seed={p['seed']}" if p["name"] == "paper" else ""
@@ -261,3 +268,44 @@ def probe_prefix(train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_tes
             "accuracy": {lvl: linear_probe(train, y_train[:, k], test, y_test[:, k], seed=seed)
                          for k, lvl in enumerate(level_names)},
             "coarse_only": {lvl: coarse_only_accuracy(y_train, y_test, k) for k, lvl in enumerate(level_names)}}
+
+
+GEOMETRY_TEXTS = 1000  # test texts whose pairs the geometry measures read (seeded): about 500,000 pairs
+
+
+def _pair_cosines(x: np.ndarray, rows: np.ndarray, upper: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    v = np.asarray(x[rows], dtype=np.float64)
+    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    return (v @ v.T)[upper]
+
+
+def tree_distance(labels: np.ndarray, rows: np.ndarray, upper: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Per pair of ``rows``: how many levels the two labels differ at (0: the same finest class; the
+    number of levels: different coarse classes), the height of their lowest common ancestor."""
+    y = labels[rows]
+    return sum((y[:, k][:, None] != y[:, k][None, :])[upper] for k in range(y.shape[1])).astype(np.float64)
+
+
+def geometry(embeddings: Sequence[np.ndarray], dims: Sequence[int], labels: np.ndarray, backbone: np.ndarray,
+             seed: int = 0, texts: int = GEOMETRY_TEXTS) -> dict:
+    """How the embedding's distances follow the label tree and the backbone, at every prefix dim, over
+    every pair of a seeded sample of ``texts`` rows:
+
+    - ``cpcc``: the cophenetic correlation, Pearson's r between cosine distance and the label tree's
+      distance (:func:`tree_distance`): near 1 when distances are ordered as the hierarchy is;
+    - ``backbone_spearman``: Spearman's rank correlation of the pairs' cosines with the backbone's own
+      (``backbone``, the same rows' raw vectors): how much of the backbone's geometry is kept.
+    """
+    from scipy.stats import rankdata
+
+    n = len(labels)
+    rows = np.sort(np.random.default_rng(seed).permutation(n)[:texts])
+    upper = np.triu_indices(len(rows), k=1)
+    tree = tree_distance(labels, rows, upper)
+    reference = rankdata(_pair_cosines(backbone, rows, upper))
+    cpcc, kept = {}, {}
+    for e, d in zip(embeddings, dims):
+        cos = _pair_cosines(e, rows, upper)
+        cpcc[str(d)] = float(np.corrcoef(1.0 - cos, tree)[0, 1]) if tree.std() > 0 else float("nan")
+        kept[str(d)] = float(np.corrcoef(rankdata(cos), reference)[0, 1])
+    return {"texts": int(len(rows)), "pairs": int(len(tree)), "cpcc": cpcc, "backbone_spearman": kept}

@@ -27,7 +27,8 @@ def test_a_record_without_a_schema_version_reads_as_the_current_one_and_round_tr
     store = ResultsStore(tmp_path)
     store.add(r)
     on_disk = json.loads((tmp_path / "records" / f"{r.run_id}.json").read_text())
-    assert on_disk == RECORD | {"probe": {}, "cost": {}, "open_set": {}, "environment": {}, "schema_version": 2}
+    assert on_disk == RECORD | {"probe": {}, "cost": {}, "open_set": {}, "geometry": {}, "environment": {},
+                             "schema_version": 2}
     assert store.records() == [r] and store.get(r.run_id) == r
     assert store.has(r.run_id) and not store.has(r.run_id, require=("probe",))
 

@@ -4,8 +4,9 @@ A record is written once, as JSON, when its run finishes; every reader (the stor
 reports) goes through :class:`RunRecord`. ``schema_version`` names the shape; a record without one
 was written before the field existed and has the shape of version 1. Version 2 added ``open_set``.
 ``environment`` (the torch thread count and version a run ran with, and ``trained_together``: how
-many runs' heads, this one's included, trained as one stacked model) is optional and reads as ``{}``
-where absent, so it needs no new version.
+many runs' heads, this one's included, trained as one stacked model) and ``geometry`` (CPCC and the
+rank correlation with the backbone's cosines) are optional and read as ``{}`` where absent, so they
+need no new version.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class RunRecord:
     seconds: dict = field(default_factory=dict)
     cost: dict = field(default_factory=dict)
     open_set: dict = field(default_factory=dict)  # steerable.openset.open_set_metrics; {} for closed-set runs
+    geometry: dict = field(default_factory=dict)  # steerable.metrics.geometry; {} for records written before it
     # what the numbers also depend on beyond the spec: {"torch_threads": n, "torch": version} (float sums
     # are ordered by the thread count); {} for records written before it was kept
     environment: dict = field(default_factory=dict)

@@ -24,9 +24,9 @@ from ..grouped import can_group, train_group
 from ..heads import DEFAULT_HEAD, HEADS
 from ..io import atomic_folder, atomic_write_json, read_json
 from ..methods import preset
-from ..metrics import Protocol, default_protocols, evaluate_embeddings, probe_prefix
+from ..metrics import Protocol, default_protocols, evaluate_embeddings, geometry, probe_prefix
 from ..model import SteerableModel
-from ..openset import Unseen, hold_out, open_set_metrics, split_held_out
+from ..openset import HeldOut, Unseen, hold_out, open_set_metrics, split_held_out
 from ..schedule import Schedule
 from ..search.metrics import evaluate_retrieval
 from ..train import TrainConfig, train
@@ -43,6 +43,8 @@ class RunResult:
     retrieval: dict = field(default_factory=dict)
     probe: dict = field(default_factory=dict)
     open_set: dict = field(default_factory=dict)  # steerable.openset.open_set_metrics, with unseen classes
+    held_out: HeldOut | None = None  # what the run held out of training, with unseen classes
+    geometry: dict = field(default_factory=dict)  # steerable.metrics.geometry on the (seen) test texts
 
 
 def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: str = DEFAULT_HEAD,
@@ -60,9 +62,11 @@ def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: st
     kept by what determined their training, so each dial setting of a sweep trains once.
     ``unseen``: classes held out of training and validation (drawn for the run's seed); the closed-set
     metrics, probe and retrieval are then measured on the test texts of the seen classes, and
-    ``metrics["open_set"]`` on the held-out ones (:mod:`steerable.openset`).
+    ``metrics["open_set"]`` on the held-out ones (:mod:`steerable.openset`); the config names them.
     ``split="validation"``: every measurement is made on the validation split instead of the test
-    split (which is then never read): the runs a selection step compares candidates with.
+    split (which is then never read): the runs a selection step compares candidates with. With
+    ``unseen`` too, the held-out classes' validation texts are the open-set queries (episodic held-out
+    classes, drawn from the training classes).
     ``checkpoint``: a file the training writes after each epoch and resumes from when the same run is
     started again (:func:`~steerable.train.train`).
     ``device``: where the head trains (:func:`~steerable.train.train`; default the CPU). Evaluation
@@ -129,7 +133,7 @@ class _Prepared:
     :meth:`trained` by a grouped training), then measured (:meth:`evaluate`)."""
 
     dataset: HierarchicalDataset  # with any unseen classes held out
-    held: object
+    held: HeldOut | None
     unseen: Unseen | None
     schedule: Schedule
     cfg: TrainConfig
@@ -154,15 +158,20 @@ class _Prepared:
         if split not in ("test", "validation"):
             raise ValueError(f"a run is measured on the test or the validation split, not {split!r}")
         backbone = backbone or Backbone()
+        cache = cache if cache is not None else VectorCache(backbone)
         head_options = dict(head_options or {})
-        held = None
+        held, whole = None, dataset
         if unseen is not None:
-            dataset, held = hold_out(dataset, unseen, cfg.seed)
+            dataset, held = hold_out(dataset, unseen, cfg.seed, max_test=max_test, measured_on=split)
         t0 = time.perf_counter()
         vecs = split_vectors(dataset, backbone, cache=cache, max_train=max_train, max_test=max_test,
                              seed=cfg.seed, progress=progress)
         if split == "validation":  # measured on the validation split: the test split plays no part
-            vecs = replace(vecs, test=vecs.validation, y_test=vecs.y_validation)
+            # with held-out classes, every validation text is measured (the held-out ones are the
+            # queries: episodic held-out classes); training still sees the seen classes' texts only
+            measured = whole.validation
+            x = cache.get_or_encode(measured.texts, progress=progress, desc=f"{dataset.name}/validation")
+            vecs = replace(vecs, test=x, y_test=measured.labels)
         t_encode = time.perf_counter() - t0
         t1 = time.perf_counter()
         torch.manual_seed(cfg.seed)
@@ -202,9 +211,10 @@ class _Prepared:
         test_embs, y_test = [e[~unseen_mask] for e in all_test], seen.y_test  # the seen classes'
         metrics = evaluate_embeddings(test_embs, y_test, train_embs, vecs.y_train, model.dims, h.level_names,
                                       protocols)
-        open_set = (open_set_metrics(all_test, model.dims, vecs.y_test, unseen_mask, h.level_names, self.unseen,
-                                     cfg.seed) if self.unseen is not None else {})
+        open_set = (open_set_metrics(all_test, model.dims, vecs.y_test, unseen_mask, h.level_names, self.held,
+                                     cfg.seed) if self.held is not None else {})
         probe = probe_prefix(train_embs[0], vecs.y_train, test_embs[0], y_test, h.level_names, seed=cfg.seed)
+        shape = geometry(test_embs, model.dims, y_test, seen.test, seed=cfg.seed)
         retrieval_metrics = (evaluate_retrieval(test_embs, model.dims, y_test, h.level_names, cfg.seed)
                              if retrieval else {})
         device, unseen = self.device, self.unseen
@@ -216,6 +226,7 @@ class _Prepared:
                                                              "validation": len(vecs.y_validation),
                                                              "test": len(vecs.y_test)},
                         "notes": self.dataset.notes, "unseen": str(unseen) if unseen else None,
+                        **({"held_out": self.held.to_dict()} if self.held else {}),
                         "measured_on": self.split},
             "backbone": {"name": self.backbone.name, "fingerprint": self.backbone.fingerprint()},
             "schedule": schedule.to_dict(),
@@ -227,7 +238,8 @@ class _Prepared:
         }
         if self.together > 1:  # "train" seconds are then this run's share of the group's
             config["trained_together"] = self.together
-        return RunResult(config, metrics, model, self.history, retrieval_metrics, probe, open_set)
+        return RunResult(config, metrics, model, self.history, retrieval_metrics, probe, open_set, self.held,
+                         shape)
 
 
 def _training_key(schedule: Schedule, cfg: TrainConfig, head: str, head_options: dict, dataset: str,
@@ -273,6 +285,8 @@ def save_run(result: RunResult, out: str | Path) -> None:
             atomic_write_json(tmp / "retrieval.json", result.retrieval)
         if result.probe:
             atomic_write_json(tmp / "probe.json", result.probe)
+        if result.geometry:
+            atomic_write_json(tmp / "geometry.json", result.geometry)
         atomic_write_json(tmp / METRICS, result.metrics | ({"open_set": result.open_set} if result.open_set else {}))
 
 

@@ -81,7 +81,8 @@ def execute_runs(specs: list[dict], inputs: RunInputs | None = None, *, data_dir
                         train_config=cfg, cache=cache, max_train=s.max_train, max_test=s.max_test,
                         protocols=lambda seed: default_protocols(seed, s.paper_n), progress=False,
                         model_cache=Path(model_cache) if model_cache else cache_dir() / "models",
-                        unseen=Unseen.parse(s.unseen) if s.unseen else None, split=s.split, group=group)
+                        unseen=replace(Unseen.parse(s.unseen), min_queries=s.min_queries) if s.unseen else None,
+                        split=s.split, group=group)
     share = (time.perf_counter() - t0) / len(specs)  # evaluation runs one by one: each run's share of the whole
     return [RunRecord(
         run_id=spec.run_id, dataset=spec.dataset, method=spec.method, seed=spec.seed, backbone=spec.backbone,
@@ -89,7 +90,7 @@ def execute_runs(specs: list[dict], inputs: RunInputs | None = None, *, data_dir
         level_names=list(dataset.hierarchy.level_names), metrics=result.metrics,
         retrieval=result.retrieval, probe=result.probe, history=result.history,
         seconds=result.config["seconds"] | {"total": share}, cost=result.config["cost"],
-        open_set=result.open_set,
+        open_set=result.open_set, geometry=result.geometry,
         environment={"torch_threads": torch.get_num_threads(), "torch": torch.__version__}
         | ({"trained_together": result.config["trained_together"]} if "trained_together" in result.config
            else {})).to_dict()
