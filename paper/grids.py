@@ -19,7 +19,7 @@ from steerable.runs import RunSpec, SweepSpec
 from .claims import load_claims
 
 PAPER_SEEDS = (42, 123, 456, 789, 1024)
-FLOORS = ("flat_pca", "coarse_onehot")  # what the raw backbone's fair view and a coarse classifier score
+FLOORS = ("flat_pca", "flat_random", "coarse_onehot")  # the raw backbone's fair view, any 64 of its dims, a coarse classifier
 MAIN_METHODS = ("v5", "mrl", "flat", *FLOORS)
 ABLATIONS = ("inverted", "no_prefix", "uhmt")
 CAPS = {"max_train": 10_000, "max_test": 2_000}  # the original's caps (seeded subsamples)

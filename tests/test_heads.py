@@ -107,7 +107,7 @@ def test_flat_is_the_identity_head_on_the_raw_vector():
             np.testing.assert_allclose(head(torch.from_numpy(x), dim=d).numpy(), expected, atol=1e-6)
     with pytest.raises(ValueError, match="needs more than 24 input dims, got 24"):
         IdentityHead(24, block_dim=BLOCK)
-    with pytest.raises(ValueError, match="takes no segments or posterior options"):
+    with pytest.raises(ValueError, match="takes no segments, posterior or prefix options"):
         IdentityHead(INPUT_DIM, block_dim=BLOCK).set_options(segments=(1, 3))
     x, y, h = synthetic_hierarchy(dim=INPUT_DIM)
     model = SteerableModel.build("identity", INPUT_DIM, h, "synthetic", {"block_dim": BLOCK})

@@ -91,7 +91,9 @@ def test_the_raw_backbone_methods_are_values_that_train_nothing():
     flat, pca = preset("flat"), preset("flat_pca")
     assert not flat.trains and flat.head == "identity" and flat.terms == ()
     assert not pca.trains and pca.head == "pca"
-    assert all(preset(m).trains for m in NAMES if m not in ("flat", "flat_pca"))
+    fitted = ("flat", "flat_pca", "flat_random", "gep", "nuisance", "lda")
+    assert all(not preset(m).trains and preset(m).head for m in fitted)
+    assert all(preset(m).trains for m in NAMES if m not in fitted)
     assert Schedule.from_dict(flat.to_dict()) == flat
 
 

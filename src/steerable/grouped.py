@@ -48,6 +48,8 @@ def can_group(models: list[SteerableModel], cfgs: list[TrainConfig], train_sizes
     heads = {m.head.kind for m in models}
     if len(heads) > 1 or not heads <= set(GROUPED_HEADS):
         return f"grouped training supports the {' and '.join(GROUPED_HEADS)} heads, not {sorted(heads)}"
+    if any(m.head.prefix for m in models):
+        return "grouped training does not support the prefix option"
     configs = {repr(m.get_config_dict()) for m in models}
     if len(configs) > 1:
         return "the models differ in more than their weights"

@@ -6,7 +6,7 @@ Every head returns raw blocks ``(batch, num_blocks, block_dim)``; :meth:`Head.em
 embedding; the fractal head, as coded in the original, applies a final LayerNorm to the full
 embedding only, so its prefix is not a truncation of its full vector.
 
-Two options work with any head (both are saved in the head's config):
+Three options work with any trainable head (each is saved in the head's config):
 
 - ``segments``: block counts, e.g. ``(1, 3)``. Each segment is L2-normalised on its own and the
   segments weigh equally in the embedding, so the prefix cannot drown the suffix (or vice versa).
@@ -19,6 +19,12 @@ Two options work with any head (both are saved in the head's config):
   the within-coarse-class spreads (median distance to the class mean) of the two parts on the
   training data (:meth:`Head.calibrate`), so that at ``d`` = 0.5 both parts vary equally inside a coarse class. ``train_mix`` (if given) is
   the mix used while training; ``mix`` can then be changed after training (the steerability dial).
+- ``prefix``: ``{"projection": name, "setting": x, "mode": m}``. The first block comes from a
+  closed-form projection of the backbone (:mod:`steerable.projections`), fitted on the training
+  vectors and labels before training (:meth:`Head.fit`). ``fixed``: the block is that projection's
+  prefix and is never trained; ``init``: a linear map of the backbone initialised at it, then trained;
+  ``mix`` (with ``"mix": a``): the block is trained freely, and encoding uses ``a * n(free) + (1 - a)
+  * n(projection)``, so ``a`` can be changed after training.
 """
 
 from __future__ import annotations
@@ -27,6 +33,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .projections import PROJECTIONS, fit_projection
+
+PREFIX_MODES = ("fixed", "init", "mix")
 
 
 class Head(nn.Module):
@@ -47,13 +57,27 @@ class Head(nn.Module):
         self.input_dim, self.num_blocks, self.block_dim = input_dim, num_blocks, block_dim
         self.segments: tuple[int, ...] | None = None
         self.posterior: dict | None = None
+        self.prefix: dict | None = None
 
-    def fit(self, x: torch.Tensor) -> None:
-        """Set what the head computes from the training vectors, before any training (a no-op but for
-        heads that are fitted rather than trained)."""
+    def fit(self, x: torch.Tensor, labels: np.ndarray | None = None) -> None:
+        """Set what the head computes from the training vectors (and their labels, (n, levels)), before
+        any training: the fitted heads' maps and the ``prefix`` option's projection; a no-op otherwise."""
+        if self.prefix:
+            mean, components = fit_projection(self.prefix["projection"], x.double().numpy(), labels,
+                                              self.block_dim, self.prefix.get("setting"))
+            with torch.no_grad():
+                self.prefix_mean.copy_(torch.from_numpy(mean).float())
+                self.prefix_components.copy_(torch.from_numpy(components[:self.block_dim]).float())
+                if self.prefix["mode"] == "init":
+                    self.prefix_map.weight.copy_(self.prefix_components)
+                    self.prefix_map.bias.copy_(-self.prefix_components @ self.prefix_mean)
 
-    def set_options(self, segments=None, posterior: dict | None = None) -> "Head":
-        """Turn on the ``segments`` and/or ``posterior`` options (module docstring); returns self."""
+    def set_options(self, segments=None, posterior: dict | None = None, prefix: dict | None = None) -> "Head":
+        """Turn on the ``segments``, ``posterior`` and/or ``prefix`` options (module docstring); returns self."""
+        if prefix:
+            self._set_prefix(prefix)
+            if posterior:
+                raise ValueError("a head takes the posterior or the prefix option, not both")
         if segments:
             segments = tuple(int(n) for n in segments)
             if sum(segments) != self.num_blocks or min(segments) < 1:
@@ -78,6 +102,40 @@ class Head(nn.Module):
             self.prototypes = nn.Parameter(torch.randn(n_coarse, self.block_dim) / self.block_dim ** 0.5)
         return self
 
+    def _set_prefix(self, prefix: dict) -> None:
+        mode = prefix.get("mode", "fixed")
+        if mode not in PREFIX_MODES:
+            raise ValueError(f"prefix mode must be one of {', '.join(PREFIX_MODES)}, got {mode!r}")
+        if prefix.get("projection") not in PROJECTIONS:
+            raise ValueError(f"prefix projection must be one of {', '.join(PROJECTIONS)}, "
+                             f"got {prefix.get('projection')!r}")
+        self.prefix = {"projection": prefix["projection"], "mode": mode}
+        if prefix.get("setting") is not None:
+            self.prefix["setting"] = float(prefix["setting"])
+        if mode == "mix":
+            mix = float(prefix.get("mix", 1.0))
+            if not 0.0 <= mix <= 1.0:
+                raise ValueError(f"prefix mix must be in [0, 1], got {mix}")
+            self.prefix["mix"] = mix
+        self.register_buffer("prefix_mean", torch.zeros(self.input_dim))
+        self.register_buffer("prefix_components", torch.zeros(self.block_dim, self.input_dim))
+        if mode == "init":
+            self.prefix_map = nn.Linear(self.input_dim, self.block_dim)
+
+    def with_prefix(self, x: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
+        """``blocks`` with the ``prefix`` option applied to the first (``x``: the head's input)."""
+        mode = self.prefix["mode"]
+        if mode == "init":
+            first = self.prefix_map(x)
+        else:
+            first = (x - self.prefix_mean) @ self.prefix_components.T
+            if mode == "mix" and not self.training:  # trained on the free block; mixed when encoding
+                mix = self.prefix["mix"]
+                first = mix * F.normalize(blocks[:, 0], dim=-1) + (1 - mix) * F.normalize(first, dim=-1)
+            elif mode == "mix":
+                first = blocks[:, 0]
+        return torch.cat([first[:, None].to(blocks.dtype), blocks[:, 1:]], dim=1)
+
     @property
     def dim(self) -> int:
         return self.num_blocks * self.block_dim
@@ -93,6 +151,8 @@ class Head(nn.Module):
             out["segments"] = list(self.segments)
         if self.posterior:
             out["posterior"] = dict(self.posterior)
+        if self.prefix:
+            out["prefix"] = dict(self.prefix)
         return out
 
     def features_and_blocks(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,6 +162,8 @@ class Head(nn.Module):
     def outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(blocks, fine logits of the posterior classifier or None)."""
         feats, blocks = self.features_and_blocks(x)
+        if self.prefix:
+            blocks = self.with_prefix(x, blocks)
         return self.finish(blocks, self.fine_classifier(feats) if self.posterior else None)
 
     def finish(self, blocks: torch.Tensor, logits: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -227,9 +289,9 @@ class IdentityHead(Head):
     def prefix_dims(self) -> list[int]:
         return [self.block_dim * j for j in range(1, self.num_blocks)] + [self.input_dim]
 
-    def set_options(self, segments=None, posterior: dict | None = None) -> "Head":
-        if segments or posterior:
-            raise ValueError("the identity head takes no segments or posterior options")
+    def set_options(self, segments=None, posterior: dict | None = None, prefix: dict | None = None) -> "Head":
+        if segments or posterior or prefix:
+            raise ValueError(f"the {self.kind} head takes no segments, posterior or prefix options")
         return self
 
     def features_and_blocks(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -273,7 +335,7 @@ class PCAHead(IdentityHead):
         self.register_buffer("components", torch.eye(input_dim))  # rows: principal axes
 
     @torch.no_grad()
-    def fit(self, x: torch.Tensor) -> None:
+    def fit(self, x: torch.Tensor, labels: np.ndarray | None = None) -> None:
         """Principal axes of ``x`` (float64 SVD), each signed so that its largest loading is positive."""
         x = x.double()
         mean = x.mean(0)
@@ -286,6 +348,48 @@ class PCAHead(IdentityHead):
 
     def blocks(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) @ self.components.T
+
+
+class ProjectionHead(PCAHead):
+    """A closed-form projection of the backbone, fitted on the training vectors and their labels (not
+    trained): the prefix is a coarse view (:mod:`steerable.projections`: ``gep``, ``nuisance``, ``lda``
+    at their ``setting``), the rest the principal axes of what it leaves out, so the full vector is the
+    backbone's fine view. Prefixes are renormalised truncations, as the PCA head's."""
+
+    kind = "projection"
+
+    def __init__(self, input_dim: int, num_blocks: int = 4, block_dim: int = 64, projection: str = "gep",
+                 setting: float | None = None):
+        super().__init__(input_dim, num_blocks, block_dim)
+        if projection not in PROJECTIONS:
+            raise ValueError(f"unknown projection {projection!r}; choose from {', '.join(PROJECTIONS)}")
+        self.projection, self.setting = projection, setting
+
+    def get_config_dict(self) -> dict:
+        return super().get_config_dict() | {"projection": self.projection, "setting": self.setting}
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor, labels: np.ndarray | None = None) -> None:
+        mean, components = fit_projection(self.projection, x.double().numpy(), labels, self.block_dim,
+                                          self.setting)
+        self.mean.copy_(torch.from_numpy(mean).float())
+        self.components.copy_(torch.from_numpy(components).float())
+
+
+class RandomSubsetHead(IdentityHead):
+    """The raw backbone vector with its dims in a random order, drawn when the head is built (from
+    torch's generator, so a seeded run draws the same): prefix ``j`` is a random subset of ``j *
+    block_dim`` of the backbone's dims, renormalised. A floor: what any 64 of the backbone's dims give,
+    with neither PCA's choice nor a trained head's."""
+
+    kind = "random_subset"
+
+    def __init__(self, input_dim: int, num_blocks: int = 4, block_dim: int = 64):
+        super().__init__(input_dim, num_blocks, block_dim)
+        self.register_buffer("order", torch.randperm(input_dim))
+
+    def blocks(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, self.order]
 
 
 class _SharedBlock(nn.Module):
@@ -391,7 +495,7 @@ class MLPHead(Head):
 
 
 HEADS: dict[str, type[Head]] = {cls.kind: cls for cls in (FractalHead, IdentityHead, LinearHead, MLPHead,
-                                                            PCAHead)}
+                                                            PCAHead, ProjectionHead, RandomSubsetHead)}
 
 # The default head, by measurement (docs/results.md, "Which head"): as steerable as the fractal head,
 # slightly more accurate and several times faster to train.
@@ -404,8 +508,8 @@ def build_head(config: dict) -> Head:
     kind = config.pop("kind")
     if kind not in HEADS:
         raise ValueError(f"unknown head {kind!r}; choose from {sorted(HEADS)}")
-    segments, posterior = config.pop("segments", None), config.pop("posterior", None)
-    return HEADS[kind](**config).set_options(segments, posterior)
+    segments, posterior, prefix = config.pop("segments", None), config.pop("posterior", None), config.pop("prefix", None)
+    return HEADS[kind](**config).set_options(segments, posterior, prefix)
 
 
 class Classifier(nn.Module):

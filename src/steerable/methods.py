@@ -171,7 +171,8 @@ ADVERSARIAL_MRL_STRENGTH = 0.1
 def default_setting(name: str) -> float | None:
     """The setting the bare method ``name`` runs at now (None for a method without one, or without a
     default, such as the dial)."""
-    return {"adversarial": ADVERSARIAL_STRENGTH, "adversarial_mrl": ADVERSARIAL_MRL_STRENGTH}.get(name)
+    return {"adversarial": ADVERSARIAL_STRENGTH, "adversarial_mrl": ADVERSARIAL_MRL_STRENGTH,
+            "blend": BLEND_MIX, **PROJECTION_SETTINGS}.get(name)
 
 
 def _named(name: str, value: float) -> str:
@@ -296,6 +297,78 @@ def flat_pca(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
     return Schedule("flat_pca", (), head="pca")
 
 
+# ------------------------------------------------------------------ closed-form projections and hybrids
+#
+# A projection head's prefix is fitted in closed form on the training vectors and labels
+# (steerable.projections); its setting is chosen on validation with episodic held-out classes
+# (paper/selections.md). The hybrids keep a trained head's fine accuracy: the prefix comes from a
+# projection (fixed, a starting point held near the backbone, or mixed with a trained prefix).
+
+PROJECTION_SETTINGS = {"gep": 1.0, "nuisance": 64.0, "lda": 4.0}  # chosen settings (paper/selections.md)
+HYBRID_PROJECTION = ("gep", 1.0)  # the projection the hybrids start from (paper/selections.md)
+BLEND_MIX = 0.5  # the blend's share of the trained prefix (paper/selections.md)
+
+
+def projection(kind: str, setting: float | None = None, num_levels: int = 2, num_blocks: int = 4) -> Schedule:
+    """A closed-form projection head (nothing trained): the prefix is projection ``kind`` at ``setting``
+    (its chosen value when None) of the backbone, the rest the backbone's remaining principal axes."""
+    setting = PROJECTION_SETTINGS[kind] if setting is None else setting
+    if kind == "gep" and setting < 0:
+        raise ValueError(f"gep's λ must be at least 0, got {setting:g}")
+    if kind in ("nuisance", "lda") and (setting < 1 if kind == "nuisance" else setting <= 0):
+        raise ValueError(f"{kind}'s setting must be {'at least 1' if kind == 'nuisance' else 'positive'}, "
+                         f"got {setting:g}")
+    return Schedule(_named(kind, setting), (), head="projection",
+                    head_options={"projection": kind, "setting": float(setting)})
+
+
+def _hybrid_prefix(mode: str) -> dict:
+    kind, setting = HYBRID_PROJECTION
+    return {"projection": kind, "setting": setting, "mode": mode}
+
+
+def proj_mrl(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
+    """The prefix is a fixed projection of the backbone (never trained); the other blocks are trained as
+    MRL trains them, every prefix length on the finest level (the fixed block takes part, as it is)."""
+    base = mrl(num_levels, num_blocks)
+    return Schedule("proj_mrl", base.terms, base.block_keep, head_options={"prefix": _hybrid_prefix("fixed")})
+
+
+def proj_anchored(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
+    """The prefix is a linear map of the backbone initialised at a projection and trained on the coarse
+    level, held near the backbone's neighbourhoods by the anchor (a distill term with the backbone as
+    teacher, as :func:`anchored` has); the full vector learns the finest level with the prefix cut off
+    from it, the suffix every suffix length on the finest level (the paper's loss and recipe)."""
+    L, nb = num_levels, num_blocks
+    fine = tuple(onehot(L - 1, L) for _ in range(nb))
+    full = Term(onehot(nb - 1, nb), fine, FULL_WEIGHT, block_dropout=True, grad=(0.0,) + (1.0,) * (nb - 1))
+    prefix = Term(onehot(0, nb), tuple(onehot(0, L) for _ in range(nb)), PREFIX_WEIGHT)
+    suffix = Term((0.0,) + prefix_probs(nb - 1), fine, PREFIX_WEIGHT, sample=True, start=1)
+    anchor = Term(onehot(0, nb), tuple((0.0,) * L for _ in range(nb)), ANCHOR_WEIGHT, loss="distill",
+                  temperature=ANCHOR_TEMPERATURE, teacher="backbone")
+    return Schedule("proj_anchored", (full, prefix, suffix, anchor), block_keep(nb),
+                    head_options={"prefix": _hybrid_prefix("init")})
+
+
+def blend(value: float | None = None, num_levels: int = 2, num_blocks: int = 4) -> Schedule:
+    """The raw backbone's PCA-64 and a trained steerable prefix, mixed after training (WiSE-FT style):
+    the prefix is ``value * n(trained) + (1 - value) * n(PCA-64)``. The model is trained as
+    :func:`adversarial_mrl` at its strength (its free first block is the trained prefix), once for every
+    ``value``: 0 is PCA-64's prefix, 1 Adversarial-MRL's. ``value``: BLEND_MIX when None."""
+    value = BLEND_MIX if value is None else value
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"the blend must be in [0, 1], got {value:g}")
+    base = adversarial_mrl(num_levels, num_blocks)
+    return Schedule(_named("blend", value), base.terms, base.block_keep,
+                    head_options={"prefix": {"projection": "pca", "mode": "mix", "mix": float(value)}})
+
+
+def flat_random(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
+    """The raw backbone on a seeded random order of its dims: the prefix is a random 64 of them (a floor
+    beside PCA-64: what the backbone gives with no choice of dims at all)."""
+    return Schedule("flat_random", (), head="random_subset")
+
+
 def coarse_onehot(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
     """A floor built from a classifier: the 64-d prefix is the one-hot of a trained coarse classifier's
     prediction (its predicted coarse class's fixed prototype), the rest is trained as MRL.
@@ -343,6 +416,8 @@ class Method:
 _ENTRIES = (
     Method("flat", "Flat", flat, "the raw backbone, truncated (no training)"),
     Method("flat_pca", "Flat (PCA)", flat_pca, "the raw backbone on its principal axes: a PCA-64 prefix (no training)"),
+    Method("flat_random", "Flat (random)", flat_random,
+           "a floor: the raw backbone, a seeded random subset of its dims as the prefix (no training)"),
     Method("mrl", "MRL", mrl, "Matryoshka: every prefix on the finest level"),
     Method("v5", "V5", v5, "hierarchy-aligned: the short prefix on the coarse level, the full vector on the finest"),
     Method("inverted", "Inverted", inverted, "ablation: V5 with the levels swapped"),
@@ -372,6 +447,22 @@ _ENTRIES = (
            at=lambda v: partial(dial, v)),
     Method("mrl_distill", "MRL-distill", mrl_distill,
            "MRL whose prefix learns to shortlist for its own full vector (multi-stage search)"),
+    Method("gep", "GEP projection", lambda L=2, nb=4: projection("gep", None, L, nb),
+           "closed form: coarse separation and variance against fine spread inside a coarse class (gep@LAMBDA)",
+           "GEP", at=lambda v: (lambda L=2, nb=4: projection("gep", v, L, nb))),
+    Method("nuisance", "Nuisance removal", lambda L=2, nb=4: projection("nuisance", None, L, nb),
+           "closed form: PCA after removing the directions fine classes spread along (nuisance@K)",
+           "Nuisance", at=lambda v: (lambda L=2, nb=4: projection("nuisance", v, L, nb))),
+    Method("lda", "Coarse LDA + PCA", lambda L=2, nb=4: projection("lda", None, L, nb),
+           "closed form: coarse discriminant directions weighted W, then PCA (lda@W)", "LDA+PCA",
+           at=lambda v: (lambda L=2, nb=4: projection("lda", v, L, nb))),
+    Method("proj_mrl", "Projection + MRL", proj_mrl,
+           "hybrid: a fixed projection as the prefix, the other blocks trained as MRL", "Proj+MRL"),
+    Method("proj_anchored", "Projection, anchored", proj_anchored,
+           "hybrid: a prefix initialised at a projection, trained coarse, held near the backbone", "Proj-anchored"),
+    Method("blend", "Blend", lambda L=2, nb=4: blend(None, L, nb),
+           "hybrid: PCA-64 and Adversarial-MRL's prefix mixed after training (blend@A)",
+           at=lambda v: (lambda L=2, nb=4: blend(v, L, nb))),
 )
 METHODS: dict[str, Method] = {m.name: m for m in _ENTRIES}
 

@@ -38,15 +38,15 @@ class SteerableModel(nn.Module):
     @classmethod
     def build(cls, head_kind: str, input_dim: int, hierarchy: Hierarchy, backbone: str,
               head_options: dict | None = None) -> "SteerableModel":
-        """A fresh model; ``head_options`` may hold the head's size settings plus ``segments`` and
-        ``posterior`` (whose coarse map is filled in from the hierarchy)."""
+        """A fresh model; ``head_options`` may hold the head's size settings plus ``segments``,
+        ``posterior`` (whose coarse map is filled in from the hierarchy) and ``prefix``."""
         if head_kind not in HEADS:
             raise ValueError(f"unknown head {head_kind!r}; choose from {sorted(HEADS)}")
         options = dict(head_options or {})
-        segments, posterior = options.pop("segments", None), options.pop("posterior", None)
+        segments, posterior, prefix = (options.pop(k, None) for k in ("segments", "posterior", "prefix"))
         if posterior is not None:
             posterior = {"mix": 1.0} | dict(posterior) | {"parents": hierarchy.fine_to_level(0).tolist()}
-        head = HEADS[head_kind](input_dim, **options).set_options(segments, posterior)
+        head = HEADS[head_kind](input_dim, **options).set_options(segments, posterior, prefix)
         return cls(head, hierarchy, backbone)
 
     @classmethod

@@ -141,7 +141,8 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
           checkpoint: str | Path | None = None, device: str | torch.device | None = None) -> dict:
     """Train ``model`` in place; keep the epoch with the best validation k-NN (coarse + fine, full dim).
 
-    A head that is fitted rather than trained (PCA) is fitted on ``x_train`` first. Returns the training
+    A head that is fitted rather than trained (PCA, a projection), or fitted in part (the ``prefix``
+    option), is fitted on ``x_train`` and ``y_train`` first. Returns the training
     history: per-epoch loss, validation accuracies, seconds, and the best epoch; empty for a schedule
     with no terms (nothing to train).
 
@@ -155,7 +156,7 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
     another device differ from the CPU's in the last bits (other kernels), and a checkpoint resumes
     exactly on the CPU only.
     """
-    model.head.fit(torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32)))
+    model.head.fit(torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32)), y_train)
     if not schedule.trains:
         model.eval()
         return {}
