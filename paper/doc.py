@@ -222,5 +222,6 @@ def changes_section(res: Results, claims: dict) -> list[str]:
 
 
 def _earlier(verdict: dict, protocol: str) -> str:
-    """An earlier verdict, as recorded: per protocol, or per data set."""
-    return verdict.get(protocol) or ", ".join(f"{k} {v}" for k, v in verdict.items())
+    """An earlier verdict, as recorded: per protocol, or per data set (or per protocol, then data set)."""
+    v = verdict.get(protocol) or verdict
+    return v if isinstance(v, str) else ", ".join(f"{k} {x}" for k, x in v.items())

@@ -73,3 +73,16 @@ def test_equivalence_by_hand_and_where_it_fails():
     assert paired_test([0.95, 0.97, 0.93, 0.96, 0.94], b).p > 0.05 and noisy.p > 0.05
     with pytest.raises(ValueError, match="margin must be positive"):
         equivalence_test(a, b, margin=0)
+
+
+def test_one_sided_is_the_t_test_above_a_margin_and_its_lower_bound():
+    from steerable.stats import one_sided
+
+    x = [0.1, 0.3, 0.2, 0.25, 0.15]
+    t = one_sided(x, 0.1)
+    se = np.std(x, ddof=1) / np.sqrt(5)
+    assert t.p == pytest.approx(t_dist.sf((0.2 - 0.1) / se, 4))
+    assert t.lower == pytest.approx(0.2 - t_dist.ppf(0.95, 4) * se)
+    assert (t.p < 0.05) == (t.lower > 0.1)
+    assert one_sided([0.3] * 4, 0.1).p == 0.0 and one_sided([0.3] * 4, 0.5).p == 1.0
+    assert np.isnan(one_sided([0.3], 0.1).p)

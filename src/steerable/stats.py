@@ -152,3 +152,31 @@ def holm(pvalues: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p[i]))
         out[i] = running
     return out.tolist()
+
+
+@dataclass(frozen=True)
+class OneSided:
+    """A one-sided t-test that the mean of ``values`` lies above ``margin``, and the matching interval."""
+
+    n: int
+    mean: float
+    margin: float
+    p: float  # H0: mean <= margin
+    lower: float  # the one-sided (1 - alpha) lower confidence bound of the mean: above margin iff p < alpha
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def one_sided(values: Sequence[float], margin: float = 0.0, alpha: float = 0.05) -> OneSided:
+    """One-sided Student t-test of ``mean(values) > margin`` (for a paired comparison, ``values`` are the
+    differences; for "below", negate both). With a zero spread the p-value is 0 or 1."""
+    x = np.asarray(values, dtype=float)
+    n, mean = len(x), float(x.mean()) if len(x) else math.nan
+    if n < 2:
+        return OneSided(n, mean, margin, math.nan, math.nan)
+    se = x.std(ddof=1) / math.sqrt(n)
+    if se == 0:
+        return OneSided(n, mean, margin, 0.0 if mean > margin else 1.0, mean)
+    p = float(stats.t.sf((mean - margin) / se, n - 1))
+    return OneSided(n, mean, margin, p, mean - stats.t.ppf(1 - alpha, n - 1) * se)

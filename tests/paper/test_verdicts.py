@@ -94,7 +94,8 @@ def test_thresholds_per_data_set():
     recs = runs("clinc150", "inverted", {"s": -0.08}) + runs("trec", "inverted", {"s": -0.01})
     clinc, trec = verdict("inverted_flips", recs)
     assert (clinc.where, clinc.verdict, trec.where, trec.verdict) == ("clinc150", HOLDS, "trec", PARTLY)
-    assert verdict("no_prefix_zero", runs("trec", "no_prefix", {"s": 0.03}))[0].verdict == FAILS
+    clinc, trec = verdict("no_prefix_zero", runs("trec", "no_prefix", {"s": 0.03}))
+    assert (clinc.verdict, trec.verdict) == (NOT_RUN, FAILS)  # a named data set without runs reads "not run"
     assert verdict("clinc_short_coarse", runs("clinc150", "v5", {"sc": 0.95}))[0].verdict == PARTLY
 
 
@@ -230,21 +231,117 @@ def test_the_page_lists_each_verdict_that_changed_since_the_previous_page_and_wh
     did not have is new, and a protocol no longer judged says so."""
     from paper.doc import changes_section
 
-    claims = dict(CLAIMS, claims=[BY_ID[i] for i in ("v5_accuracy", "clinc_short_coarse", "no_prefix_zero",
-                                                     "recall_loss", "open_set_goal")],
+    claims = dict(CLAIMS, claims=[BY_ID[i] for i in ("v5_accuracy", "clinc_short_coarse", "v5_more_steerable",
+                                                     "no_prefix_zero", "recall_loss", "open_set_goal")],
                   previous_page={"commit": "abc1234", "date": "2026-11-28", "verdicts": {
                       "v5_accuracy": {"standard": "partly"},  # rule changed 2026-11-29: now holds
-                      "clinc_short_coarse": {"standard": "partly"},  # same rule: now holds
+                      "clinc_short_coarse": {"standard": "partly"},  # rule changed 2026-12-06: now holds
+                      "v5_more_steerable": {"standard": "partly"},  # same rule: now holds
                       "no_prefix_zero": {"standard": {"clinc150": "holds"}},  # unchanged
                       "recall_loss": {"paper": "does not hold", "standard": "does not hold"}}})
     recs = (runs("clinc150", "mrl", {"ff": _shift(0.90, 0)}) + runs("clinc150", "no_prefix", {"s": 0.0})
-            + runs("clinc150", "v5", {"ff": _shift(0.90, 0.0005), "sc": 0.97}))
+            + runs("clinc150", "v5", {"ff": _shift(0.90, 0.0005), "sc": 0.97, "s": _shift(0.05, 0)}))
     lines = changes_section(Results(recs), claims)
     rows = [x for x in lines if x.startswith("| ") and not x.startswith("| claim")]
     assert "Against the page of abc1234 (2026-11-28)" in lines[2]
-    assert rows[0].startswith("| v5_accuracy | standard | partly | holds | rule changed: a non-significant t-test")
-    assert rows[1] == "| clinc_short_coarse | standard: clinc150 | partly | holds | same rule, other runs |"
-    assert rows[2] == "| recall_loss | paper | does not hold | no longer judged | judged under standard only |"
-    assert rows[3] == "| open_set_goal | – | – | new claim | not on the previous page |"
-    assert len(rows) == 4 and not any("no_prefix_zero" in r for r in rows)
+    assert rows[0].startswith("| v5_accuracy | standard | partly | holds | rule changed: Holm runs over every "
+                              "comparison a claim makes, each side of a TOST included; rule changed: a non-significant")
+    assert rows[1] == ("| clinc_short_coarse | standard: clinc150 | partly | holds | rule changed: means are not "
+                       "tests: the interval decides |")
+    assert rows[2] == "| v5_more_steerable | standard | partly | holds | same rule, other runs |"
+    assert rows[3] == "| recall_loss | paper | does not hold | no longer judged | judged under standard only |"
+    assert rows[4] == "| open_set_goal | – | – | new claim | not on the previous page |"
+    assert len(rows) == 5 and not any("no_prefix_zero" in r for r in rows)
     assert changes_section(Results(recs), dict(CLAIMS, previous_page=None)) == []
+
+
+# ------------------------------------------- intervals, not means; Holm over every comparison; not judged
+
+def test_equivalence_runs_holm_over_both_sides_of_the_tost():
+    """Each side alone passes (p 0.027): one TOST at p < 0.05 held under the earlier rule, but Holm over
+    both sides of it does not."""
+    base = runs("clinc150", "mrl", {"ff": 0.9})
+    v = verdict("v5_accuracy", base + runs("clinc150", "v5", {"ff": [0.9 + d for d in
+                                                                     (-0.0052, -0.0026, 0, 0.0026, 0.0052)]}))[0]
+    assert v.verdict == FAILS and "Holm across 2 one-sided tests" in v.evidence
+
+
+def test_beats_needs_the_interval_above_not_the_mean():
+    noisy = [0.80, 0.84, 0.76, 0.83, 0.78]  # mean 0.802, above Flat's 0.79, but not significantly
+    recs = runs("trec", "v5", {"ff": noisy}) + runs("trec", "mrl", {"ff": 0.81})
+    recs += runs("trec", "flat", {"ff": 0.79}) + runs("trec", "flat_pca", {"ff": 0.75})
+    v = verdict("beat_raw_backbone", recs)[0]
+    assert v.verdict == FAILS and "95 % lower bound" in v.evidence
+
+
+def test_thresholds_and_magnitudes_need_the_interval_beyond_the_bar():
+    noisy = [0.96, 0.99, 0.93, 0.98, 0.94]  # mean 0.960 ≥ 0.957, lower bound below it; above 0.90 clearly
+    assert verdict("clinc_short_coarse", runs("clinc150", "v5", {"sc": noisy}))[0].verdict == PARTLY
+    s = [0.12, 0.20, 0.05, 0.16, 0.07]  # mean 0.12 ≥ 0.10, not significantly; 0.1 above MRL's, significantly
+    recs = runs("clinc150", "v5", {"s": s}) + runs("clinc150", "mrl", {"s": _shift(0.01, 0)})
+    v = verdict("clinc_magnitude", recs)[0]
+    assert v.verdict == PARTLY and "Holm across 4 one-sided tests" in v.evidence
+
+
+def test_steerable_within_bounds_needs_s_significantly_above_the_bar():
+    assert verdict("clinc_s_075", _bounded([0.8, 0.95, 0.6, 0.9, 0.75], 0.0))[0].verdict == FAILS  # mean 0.80
+    v = verdict("clinc_s_075", _bounded(0.8, 0.0))[0]
+    assert v.verdict == HOLDS and "Holm across 5 one-sided tests (1 candidates)" in v.evidence
+
+
+def test_holm_covers_the_best_of_choice_among_candidates():
+    """Two candidates whose FullFine bound passes at p ≈ 0.03 each: one alone held, chosen among two it
+    does not (the choice of the best is part of the family)."""
+    ff = [0.9 + d for d in (0.0, -0.0036, 0.0036, -0.0018, 0.0018)]  # non-inferior within 0.5 pt at p ≈ 0.02
+    one = _bounded(0.8, 0.0)
+    one = [r for r in one if r.method != "adversarial"] + runs("clinc150", "adversarial",
+                                                               {"s": 0.8, "sc": 0.95, "ff": ff})
+    alone = verdict("clinc_s_075", one, candidates=["adversarial"])[0]
+    two = one + runs("clinc150", "separated", {"s": 0.8, "sc": 0.95, "ff": ff})
+    both = verdict("clinc_s_075", two, candidates=["adversarial", "separated"])[0]
+    assert alone.verdict == HOLDS and both.verdict != HOLDS
+
+
+def test_a_data_set_without_runs_leaves_the_claim_not_judged():
+    ok = runs("clinc150", "v5", {"ff": 0.8}) + runs("clinc150", "mrl", {"ff": 0.81})
+    ok += runs("clinc150", "flat", {"ff": 0.7}) + runs("clinc150", "flat_pca", {"ff": 0.75})
+    partial = ok + runs("trec", "v5", {"ff": 0.8}) + runs("trec", "mrl", {"ff": 0.81})  # TREC: no Flat runs
+    assert verdict("beat_raw_backbone", ok)[0].verdict == HOLDS
+    v = verdict("beat_raw_backbone", partial)[0]
+    assert v.verdict == "not judged" and "not run: trec" in v.evidence
+    v = verdict("full_rank_beats_heal", runs("clinc150", "heal", {"s": _shift(0.1, 0)})
+                + runs("clinc150", "adversarial", {"s": _shift(0.5, 0)}))[0]
+    assert v.verdict == "not judged" and "not run: trec, 20newsgroups" in v.evidence
+
+
+# ------------------------------------------------------------------------- the goal: steer and generalise
+
+def _goal_runs(ff_gap=0.0, s_gap=0.1, probe=0.3, coarse_gap=-0.01, fine_gap=0.02, datasets=None):
+    """A candidate (GEP) against MRL, HEAL and PCA-64 on the three data sets: closed-set runs and open-set
+    runs of both kinds."""
+    out = []
+    for ds in datasets or ("clinc150", "trec", "20newsgroups"):
+        out += runs(ds, "gep", {"ff": _shift(0.9, ff_gap), "s": _shift(0.1, s_gap)}, probe=probe)
+        out += runs(ds, "mrl", {"ff": _shift(0.9, 0)}) + runs(ds, "heal", {"s": _shift(0.1, 0)}, probe=0.6)
+        for kind, gap in (("coarse:2", coarse_gap), ("fine:0.2", fine_gap)):
+            out += runs(ds, "gep", {"coarse_open": _shift(0.8, gap)}, unseen=kind)
+            out += runs(ds, "flat_pca", {"coarse_open": _shift(0.8, 0)}, unseen=kind)
+    return out
+
+
+@pytest.mark.parametrize("change,condition", [
+    ({}, None), ({"ff_gap": -0.01}, "i"), ({"s_gap": -0.05}, "ii"), ({"probe": 0.7}, "ii"),
+    ({"coarse_gap": -0.05}, "iii"), ({"fine_gap": -0.01}, "iv")])
+def test_the_goal_needs_all_four_conditions_on_every_data_set(change, condition):
+    v = verdict("steer_and_generalise", _goal_runs(**change), candidates=["gep"])[0]
+    assert v.verdict == (HOLDS if condition is None else FAILS)
+    assert v.evidence.startswith("closest: GEP projection") and "(iii) unseen coarse − Flat (PCA)" in v.evidence
+    if condition:  # the evidence says which conditions no candidate met
+        assert f"({condition}) none" in v.evidence
+
+
+def test_the_goal_is_not_judged_without_every_candidate_and_data_set():
+    v = verdict("steer_and_generalise", _goal_runs(datasets=("clinc150", "trec")), candidates=["gep"])[0]
+    assert v.verdict == "not judged" and "not run: 20newsgroups" in v.evidence
+    v = verdict("steer_and_generalise", _goal_runs(), candidates=["gep", "nuisance"])[0]
+    assert v.verdict == "not judged" and "runs of Nuisance removal on clinc150" in v.evidence
