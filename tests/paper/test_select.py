@@ -3,7 +3,7 @@ by its stated objective."""
 
 import pytest
 
-from paper.select import Selection, choose, describe, selection_runs
+from paper.select import EpisodicSelection, Selection, choose, choose_episodic, describe, selection_runs
 from steerable.runs import RunRecord
 
 SEL = Selection("a strength", ("adversarial@0.1", "adversarial@0.3", "adversarial@1"), "mrl_supcon",
@@ -46,3 +46,46 @@ def test_every_selection_run_is_measured_on_validation_and_never_on_a_confirmati
     assert {r.split for r in runs} == {"validation"} and len(runs) == 2 * 4 * 2
     with pytest.raises(ValueError, match="may not read the confirmation data sets"):
         selection_runs(Selection("x", ("adversarial",), "mrl", datasets=("trec", "goemotions")))
+
+
+def _episode(ds, method, seed, s, probe, reach, split="validation", unseen="coarse:2"):
+    block = {"steerability_score": s}
+    return RunRecord(f"{ds}{method}{seed}", ds, method, seed, "m", "mlp", {"split": split, "unseen": unseen}, {},
+                     ["l0", "l1"], {"standard": block}, probe={"accuracy": {"l1": probe}},
+                     open_set={"dims": [64, 256], "accuracy": {"l0": {"64": reach, "256": 0.5}}})
+
+
+EPI = EpisodicSelection("settings", {"gep": ("gep@0.1", "gep@1"), "lda": ("lda@1", "lda@4")}, seeds=(1, 2),
+                        datasets=("trec", "clinc150"))
+
+
+def _episodes(gep1_probe=0.3):
+    out = []
+    for ds in EPI.datasets:
+        for seed in EPI.seeds:
+            out += [_episode(ds, "heal", seed, 0.1, 0.6, 0.5), _episode(ds, "gep@0.1", seed, 0.2, 0.3, 0.7),
+                    _episode(ds, "gep@1", seed, 0.2, gep1_probe, 0.8), _episode(ds, "lda@1", seed, 0.0, 0.9, 0.9),
+                    _episode(ds, "lda@4", seed, 0.05, 0.9, 0.85)]
+    return out
+
+
+def test_an_episodic_selection_reaches_furthest_among_the_steerable_settings_of_each_group():
+    out = choose_episodic(EPI, _episodes())
+    assert out["chosen"] == {"gep": "gep@1", "lda": "lda@1"}  # no lda setting is steerable: the furthest reach
+    assert out["eligible"] == ["gep@0.1", "gep@1"] and out["mean_episodic"]["gep@1"] == pytest.approx(0.8)
+    assert choose_episodic(EPI, _episodes(gep1_probe=0.7))["chosen"]["gep"] == "gep@0.1"  # leaks more than HEAL
+    text = describe(out | {"name": "x"})
+    assert "gep: gep@1: mean episodic 80.0 [chosen]" in text and "lda: lda@4: mean episodic 85.0 [not steerable" in text
+    closed = [r for r in _episodes() if r.method != "gep@1"] + [
+        _episode(ds, "gep@1", s, 0.2, 0.3, 0.8, unseen=None) for ds in EPI.datasets for s in EPI.seeds]
+    with pytest.raises(ValueError, match="selection runs missing for gep@1"):  # closed-set runs do not count
+        choose_episodic(EPI, closed)
+
+
+def test_episodic_selection_runs_hold_coarse_classes_out_of_the_validation_split(monkeypatch):
+    import paper.select as select
+
+    monkeypatch.setattr(select, "coarse_held_out", lambda ds, data_dir=None: 2)
+    runs = selection_runs(EPI)
+    assert {(r.split, r.unseen) for r in runs} == {("validation", "coarse:2")}
+    assert {r.seed for r in runs} == {1, 2} and len(runs) == 2 * 5 * 2

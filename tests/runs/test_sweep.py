@@ -142,6 +142,22 @@ def test_a_selection_run_is_measured_on_the_validation_split(tiny_data_dir, tmp_
         RunSpec("tiny", "v5", 1, split="train")
 
 
+def test_an_episodic_selection_run_queries_the_held_out_classes_validation_texts(tiny_data_dir, tmp_path):
+    """With classes held out and the validation split measured, the held-out classes' validation texts
+    are the queries (episodic held-out classes): the test split is never read, and training never sees
+    the held-out classes."""
+    from steerable.data import load_dataset
+
+    spec = RunSpec("tiny", "gep@1", 1, split="validation", unseen="coarse:1", min_queries=2)
+    (record,) = run_sweep([spec], tmp_path / "res", data_dir=str(tiny_data_dir), progress=False, log=lambda _: None)
+    ds = load_dataset("tiny", tiny_data_dir)
+    (held,) = record.open_set["held_out_classes"]["l0"]
+    coarse = ds.hierarchy.classes[0].index(held)
+    assert record.open_set["queries"] == int((ds.validation.labels[:, 0] == coarse).sum()) >= 2
+    assert record.open_set["pool"] == len(ds.validation)  # every validation text; none of the test split's
+    assert record.dataset_stats["test"] == len(ds.test) != record.open_set["pool"]
+
+
 def _measured(record) -> dict:
     """What a run measured (no wall times, no record of how it executed)."""
     history = dict(record.history, epochs=[{k: v for k, v in e.items() if k != "seconds"}

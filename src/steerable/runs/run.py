@@ -246,11 +246,15 @@ def _training_key(schedule: Schedule, cfg: TrainConfig, head: str, head_options:
                   backbone: Backbone, vecs: SplitVectors, device: str | None = None) -> str | None:
     """What determined a trained model whose encoding mix is set after training, else None."""
     post = schedule.head_options.get("posterior") or {}
-    if "train_mix" not in post:
+    prefix = schedule.head_options.get("prefix") or {}
+    if "train_mix" not in post and prefix.get("mode") != "mix":
         return None
     sch = schedule.to_dict()
     sch.pop("name")
-    sch["head_options"] = dict(sch["head_options"], posterior={k: v for k, v in post.items() if k != "mix"})
+    sch["head_options"] = dict(sch["head_options"])
+    for option, value in (("posterior", post), ("prefix", prefix)):
+        if value:  # the mix used to encode is set after training: the same training for every value
+            sch["head_options"][option] = {k: v for k, v in value.items() if k != "mix"}
     blob = json.dumps({"schedule": sch, "train": cfg.to_dict(), "head": head, "options": head_options,
                        "dataset": dataset, "backbone": backbone.fingerprint(),
                        "data": hashlib.sha1(vecs.train.tobytes() + vecs.y_train.tobytes()).hexdigest()}
@@ -265,7 +269,8 @@ def _load_trained(model: SteerableModel, cache: str | Path | None, key: str | No
         return None
     cached = SteerableModel.load(Path(cache) / key)
     model.load_state_dict(cached.state_dict())
-    model.head.posterior["scales"] = cached.head.posterior["scales"]
+    if model.head.posterior:
+        model.head.posterior["scales"] = cached.head.posterior["scales"]
     model.eval()
     return read_json(Path(cache) / key / "config.json")["history"]
 
