@@ -5,9 +5,10 @@ full vector does, ``steerable.methods.mrl_distill``) are trained, through ``stee
 the TRAINING splits only: by default of one taxonomy over all the data sets under STEER_DATA_DIR
 (``steerable.data.combine_datasets``: coarse classes ``<data set>/l0``, fine classes ``<data set>/<finest
 level>``); ``--head-data clinc150`` trains them on CLINC alone. The search collection is made only of
-texts no head trained on: the validation and test splits of every data set (about 28,500 texts),
-each text once, less every text whose exact string occurs in any data set's training split (the
-JSON's ``real.collection`` records how many texts it holds and how many were dropped so). From it, two
+texts no step read: the test splits of every data set (about 17,800 texts), each text once, less
+every text whose exact string occurs in any data set's training or validation split (the validation
+splits chose the heads' epochs and MRL-distill's setting; the JSON's ``real.collection`` records how
+many texts it holds and how many were dropped so). From it, two
 disjoint seeded query sets of ``--queries`` texts each are drawn, *selection* and *evaluation*
 queries; the rest are the documents.
 
@@ -78,7 +79,7 @@ from steerable.runs import run
 from steerable.schedule import Schedule
 
 HEADS = ("v5", "mrl", "mrl_distill")  # mrl_distill: MRL whose prefix learns to shortlist for its full vector
-HELD_OUT_SPLITS = ("validation", "test")
+HELD_OUT_SPLITS = ("test",)  # the validation splits chose epochs and settings: no text of theirs is searched
 QUERY_SEED = 0
 DISTILL_CANDIDATES = ((1.0, 0.05), (3.0, 0.05), (1.0, 0.02), (3.0, 0.02))  # (weight, temperature)
 DISTILL_SHORTLIST = 50  # the prefix ceiling that chooses MRL-distill's setting: share of the top 10 in the top 50
@@ -96,9 +97,9 @@ def head_data(datasets: list, name: str):
 
 
 def collection(datasets: list) -> tuple[list[str], dict]:
-    """The out-of-sample collection: every data set's validation and test texts, each once, less any
-    whose exact string is in any data set's training split; and its counts."""
-    training = [t for ds in datasets for t in ds.split("train").texts]
+    """The out-of-sample collection: every data set's test texts, each once, less any whose exact string is
+    in any data set's training or validation split (texts a step read); and its counts."""
+    training = [t for ds in datasets for s in ("train", "validation") for t in ds.split(s).texts]
     held = [t for ds in datasets for s in HELD_OUT_SPLITS for t in ds.split(s).texts]
     texts, counts = out_of_sample(training, held)
     counts["splits"] = list(HELD_OUT_SPLITS)
@@ -181,8 +182,8 @@ def bench_rows(docs: tuple, evaluation: tuple, selection: tuple, args, label: st
 def real_embeddings(args) -> dict:
     datasets = [load_dataset(name) for name in list_datasets()]
     texts, counts = collection(datasets)
-    print(f"collection: {counts['texts']:,} texts (validation + test of {len(datasets)} data sets; "
-          f"{counts['dropped_as_training_texts']:,} dropped as exact duplicates of training texts, "
+    print(f"collection: {counts['texts']:,} texts (the test splits of {len(datasets)} data sets; "
+          f"{counts['dropped_as_training_texts']:,} dropped as exact duplicates of training or validation texts, "
           f"{counts['repeated_within']:,} repeats merged)")
     cache = VectorCache(Backbone())
     vectors = cache.get_or_encode(texts, progress=True, desc="search collection")

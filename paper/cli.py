@@ -16,11 +16,14 @@ from pathlib import Path
 from steerable.cli.common import add_sweep_args, csv_list, executor, sweep_settings
 from steerable.data import DataError, list_datasets
 from steerable.methods import canonical
+from steerable.report import Results
 from steerable.runs import ResultsStore, RunSpec, run_sweep
 
 from .backbones import backbone_sweep, write_backbones
+from .claims import load_claims
+from .power import write_power
 from .doc import write_doc
-from .grids import beyond_sweep, confirm_sweep, open_set_sweep, paper_sweep
+from .grids import beyond_sweep, confirm_sweep, goal_sweep, open_set_sweep, paper_sweep, pareto_sweep
 from .report import write_report
 from .select import SELECTIONS, describe, select
 
@@ -36,10 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "caps 10,000 train / 2,000 test. Writes the report and the reproduction page. Resumable: "
                     "rerunning skips finished runs.")
     p.add_argument("--quick", action="store_true", help="CLINC only, two seeds")
-    p.add_argument("--part", default="all", choices=["all", "paper", "beyond", "open", "backbones"],
+    p.add_argument("--part", default="all", choices=["all", "paper", "beyond", "open", "goal", "backbones"],
                    help="paper: the outline's grid; beyond: HEAL, the new methods, the dial, on the selection and "
                         "confirmation data sets, and the seed-variance reruns; open: the open-set grid (classes "
-                        "held out of training); all: these grids (default); backbones (not in all; needs the "
+                        "held out of training); goal: the claim steer_and_generalise's candidates and references, "
+                        "closed-set and open-set, on its seeds, and every setting of the projections and the blend "
+                        "for the Pareto figure; all: these grids (default); backbones (not in all; needs the "
                         "mpnet extra): Flat, MRL, V5, HEAL, Adversarial, Bottleneck on the selection data sets, "
                         "seeds 42 123 456, on the default backbone and all-mpnet-base-v2, side by side in "
                         "OUT/backbones.md with every claim judged on each (and in the main report and page "
@@ -113,6 +118,11 @@ def reproduce(args, command: str) -> int:
                                        data_dir=args.data_dir))
         sweep(open_set)
         main += open_set
+    if args.part in ("all", "goal"):
+        goal = keep(goal_sweep(datasets, quick=args.quick, seeds=seeds, settings=settings, data_dir=args.data_dir))
+        goal += keep(pareto_sweep(datasets, quick=args.quick, seeds=seeds, settings=settings, data_dir=args.data_dir))
+        sweep(goal)
+        main += goal
     store = ResultsStore(args.results)
     # the two-backbone grid is run apart (--part backbones); its runs, where the store has them, join
     two = {r.run_id for r in keep(backbone_sweep(datasets, quick=args.quick, seeds=seeds, settings=settings).runs())}
@@ -146,9 +156,29 @@ def select_parser() -> argparse.ArgumentParser:
     return p
 
 
+def power_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m paper power",
+        description="The power analysis of the open-set claims: from the open-set runs in a store, the spread of "
+                    "paired differences against PCA-64 across seeds, and the seeds a 2-pt non-inferiority and a "
+                    "3-pt superiority need at 80 %% power. Writes OUT and OUT's .json beside it.")
+    p.add_argument("--results", default="results/paper", help="results store (default results/paper)")
+    p.add_argument("--out", default="docs/power.md", help="the page to write (default docs/power.md)")
+    p.add_argument("--datasets", help="comma-separated (default: the claims file's selection data sets)")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        if argv[:1] == ["power"]:
+            args = power_parser().parse_args(argv[1:])
+            datasets = csv_list(args.datasets) or load_claims()["selection_datasets"]
+            records = [r for r in ResultsStore(args.results).records() if r.unseen and r.split == "test"]
+            plan = write_power(Results(records), datasets, args.out, " ".join(["python -m paper", *argv]))
+            print(f"power: {len(plan['differences'])} paired comparisons; the plan asks for {plan['seeds']} seeds "
+                  f"-> {args.out}")
+            return 0
         if argv[:1] == ["select"]:
             args = select_parser().parse_args(argv[1:])
             outcome = select(args.name, args.results, executor=executor(args), data_dir=args.data_dir,

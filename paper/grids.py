@@ -117,3 +117,46 @@ def open_set_sweep(datasets: Sequence[str], *, quick: bool = False, seeds: Seque
     # unseen coarse classes (the goal's setting) on every data set first, then unseen fine classes
     return [RunSpec(ds, m, s, unseen=held_out[ds][kind], **base)
             for kind in (0, 1) for ds in dss for m in OPEN_SET_METHODS for s in seeds]
+
+
+# The goal (claim steer_and_generalise): its candidates on the closed set and on both kinds of unseen
+# classes; MRL and HEAL on the closed set (conditions i and ii), PCA-64 on the unseen classes (iii and
+# iv); on the selection and the confirmation data sets. Seeds: as many as the power analysis asked for
+# before any candidate ran (docs/power.md), the paper's five first.
+GOAL_SEEDS = PAPER_SEEDS + (7, 2718, 16180, 31415, 57721)
+GOAL_CLOSED_REFERENCES = ("mrl", "heal", "flat_pca", "flat_random")
+GOAL_OPEN_REFERENCES = ("flat_pca", "flat_random")
+
+
+def goal_candidates() -> tuple[str, ...]:
+    return tuple(next(c for c in load_claims()["claims"] if c["id"] == "steer_and_generalise")["candidates"])
+
+
+def goal_sweep(datasets: Sequence[str], *, quick: bool = False, seeds: Sequence[int] | None = None,
+               settings: dict | None = None, data_dir: str | None = None) -> list[RunSpec]:
+    """The goal's grid: its candidates and references closed-set, with ``coarse:K`` held out and with
+    ``fine:0.2`` held out; :data:`GOAL_SEEDS`; the paper's caps."""
+    base = CAPS | (settings or {})
+    seeds = list(seeds or (GOAL_SEEDS[:2] if quick else GOAL_SEEDS))
+    dss = [d for d in BEYOND_DATASETS if d in datasets][: 1 if quick else None]
+    cands = goal_candidates()
+    runs = [RunSpec(ds, m, s, **base) for ds in dss for m in (*cands, *GOAL_CLOSED_REFERENCES) for s in seeds]
+    for unseen in (lambda ds: f"coarse:{coarse_held_out(ds, data_dir)}", lambda ds: f"fine:{OPEN_SET_FINE:g}"):
+        runs += [RunSpec(ds, m, s, unseen=unseen(ds), **base) for ds in dss for m in (*cands, *GOAL_OPEN_REFERENCES)
+                 for s in seeds]
+    return runs
+
+
+def pareto_sweep(datasets: Sequence[str], *, quick: bool = False, seeds: Sequence[int] | None = None,
+                 settings: dict | None = None, data_dir: str | None = None) -> list[RunSpec]:
+    """Every candidate setting of the projections and the blend (the selection steps'), closed-set and with
+    whole coarse classes held out, for the Pareto figure of S against reach; the paper's seeds."""
+    from .select import SELECTIONS
+
+    base = CAPS | (settings or {})
+    seeds = list(seeds or (PAPER_SEEDS[:2] if quick else PAPER_SEEDS))
+    dss = [d for d in BEYOND_DATASETS if d in datasets][: 1 if quick else None]
+    methods = [m for name in ("projection_settings", "blend_mix") for m in SELECTIONS[name].candidates]
+    return ([RunSpec(ds, m, s, **base) for ds in dss for m in methods for s in seeds]
+            + [RunSpec(ds, m, s, unseen=f"coarse:{coarse_held_out(ds, data_dir)}", **base)
+               for ds in dss for m in methods for s in seeds])

@@ -53,9 +53,9 @@ def _orthonormal(rows: np.ndarray) -> np.ndarray:
 
 
 def _complement(span: np.ndarray, dim: int) -> np.ndarray:
-    """An orthonormal basis (columns) of the orthogonal complement of the columns of ``span``."""
-    q, _ = np.linalg.qr(np.concatenate([span, np.eye(dim)], axis=1))
-    return q[:, span.shape[1]:dim]
+    """An orthonormal basis (columns) of the orthogonal complement of the columns of ``span`` (orthonormal)."""
+    _, _, vt = np.linalg.svd(span.T, full_matrices=True)
+    return vt[span.shape[1]:dim].T
 
 
 def _principal_axes(total: np.ndarray, basis: np.ndarray, k: int | None = None) -> np.ndarray:
@@ -89,10 +89,13 @@ class Scatter:
 
 
 def _means(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    counts = np.bincount(y).astype(np.float64)
+    """(the mean row of each label, each label's count), for labels 0 .. max(y)."""
+    counts = np.bincount(y)
+    order = np.argsort(y, kind="stable")
+    present = np.flatnonzero(counts)
     sums = np.zeros((len(counts), x.shape[1]))
-    np.add.at(sums, y, x)
-    return sums / np.maximum(counts, 1)[:, None], counts
+    sums[present] = np.add.reduceat(x[order], np.concatenate([[0], np.cumsum(counts[present])[:-1]]), axis=0)
+    return sums / np.maximum(counts, 1)[:, None], counts.astype(np.float64)
 
 
 def _complete(prefix: np.ndarray, s: Scatter) -> np.ndarray:
@@ -119,9 +122,10 @@ def gep(s: Scatter, width: int, setting: float) -> np.ndarray:
 
 
 def nuisance(s: Scatter, width: int, setting: float) -> np.ndarray:
-    rank = int(np.linalg.matrix_rank(s.nuisance, hermitian=True))
+    values, vectors = np.linalg.eigh(s.nuisance)  # ascending
+    rank = int((values > values[-1] * s.dim * np.finfo(float).eps).sum())  # as numpy's matrix_rank counts
     k = min(int(setting), rank, s.dim - width)
-    kept = _complement(_top_eig(s.nuisance, k), s.dim) if k else np.eye(s.dim)
+    kept = _complement(vectors[:, ::-1][:, :k], s.dim) if k else np.eye(s.dim)
     return _complete(_principal_axes(s.total, kept, width), s)
 
 

@@ -168,3 +168,18 @@ def test_the_generated_part_alone_never_replaces_the_real_results(tmp_path, monk
     assert (tmp_path / "search.json").read_text() == '{"real": "kept"}'
     result = json.loads((tmp_path / "search_synthetic.json").read_text())
     assert "real" not in result and {r["contender"] for r in result["synthetic"]} >= {"exact-256", "hnsw-256"}
+
+
+def test_the_collection_is_the_test_splits_less_every_text_a_step_read():
+    """The validation splits chose epochs and settings: none of their texts is searched, and a test text
+    that also occurs in a training or validation split is dropped."""
+    from steerable.data import HierarchicalDataset, Hierarchy, LabelledTexts
+
+    h = Hierarchy(("l0", "l1"), (("a",), ("x",)), (np.zeros(1, dtype=np.int64),))
+
+    def part(texts):
+        return LabelledTexts(list(texts), np.zeros((len(texts), 2), dtype=np.int64))
+    ds = HierarchicalDataset("d", h, part(["t1", "t2"]), part(["v1", "v2"]), part(["q1", "v2", "t1", "q2", "q1"]))
+    texts, counts = bench_search.collection([ds])
+    assert texts == ["q1", "q2"] and counts["splits"] == ["test"]
+    assert counts["dropped_as_training_texts"] == 2 and counts["per_data_set"] == {"d": {"test": 5}}
