@@ -18,6 +18,7 @@ from .backbones import backbones_section
 from .beyond import write_section
 from .verdicts import recall_loss, recall_loss_verdict
 from .figures import figure2, figure3
+from .goal import write_goal_section
 from .grids import OPEN_SET_METHODS
 from .search_targets import latency_table, search_targets
 from .tables import ablation_summary, complexity_fit, table3
@@ -105,5 +106,9 @@ def write_report(records: Sequence[RunRecord], out: str | Path, formats: Sequenc
     md += beyond_md
     if beyond_summary:
         summary["beyond"] = beyond_summary
+    goal_md, goal_summary = write_goal_section(res, out)
+    md += goal_md
+    if goal_summary:
+        summary["goal"] = goal_summary
     md += backbones_section(backbones)
     return finish_report(md, out, res, summary, formats, OPEN_SET_METHODS)

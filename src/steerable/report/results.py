@@ -47,6 +47,7 @@ class Results:
         self.records = [r for r in records if not r.unseen]
         self.blocks: dict[tuple, dict[int, dict]] = defaultdict(dict)
         self.retrieval: dict[tuple, dict[int, dict]] = defaultdict(dict)
+        self.geometry: dict[tuple, dict[int, dict]] = defaultdict(dict)  # (dataset, method) -> seed -> geometry
         self.cost: dict[str, list[dict]] = defaultdict(list)
         self.stats: dict[str, dict] = {}
         self.levels: dict[str, list[str]] = {}
@@ -61,6 +62,8 @@ class Results:
                 self.protocol_desc.setdefault(protocol, block["protocol"])
             if r.retrieval:
                 self.retrieval[(r.dataset, r.method)][r.seed] = r.retrieval
+            if r.geometry:
+                self.geometry[(r.dataset, r.method)][r.seed] = r.geometry
                 self.n_docs[r.dataset] = r.n_test - r.n_test // 2
             if r.cost:
                 self.cost[r.method].append(r.cost | {"train_s": r.seconds["train"], "dataset": r.dataset})
@@ -84,6 +87,15 @@ class Results:
         """Seed -> accuracy of a linear probe for ``level`` on the shortest prefix, where recorded."""
         return {r.seed: r.probe["accuracy"][level] for r in self.records
                 if r.dataset == dataset and r.method == method and r.probe}
+
+    def shape(self, dataset: str, method: str, what: str, which: int = 0) -> dict[int, float]:
+        """Seed -> a geometry figure (``cpcc`` or ``backbone_spearman``) at the ``which``-th prefix dim, where
+        recorded."""
+        out = {}
+        for seed, g in self.geometry.get((dataset, method), {}).items():
+            dims = list(g[what])
+            out[seed] = g[what][dims[which]]
+        return out
 
     def listed_methods(self) -> list[str]:
         """Every method but the dial's settings (which share one trained model per seed)."""
