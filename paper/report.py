@@ -51,7 +51,8 @@ def write_report(records: Sequence[RunRecord], out: str | Path, formats: Sequenc
     res = Results(records)
     summary: dict = {"protocols": {}, "datasets": res.datasets, "methods": res.methods,
                      "seeds": res.seeds, "backbones": res.backbones, "heads": res.heads,
-                     "runs": len(res.records), "confirmation_runs": len(confirm)}
+                     "runs": len(res.records), "open_set_runs": len(res.open_set_records),
+                     "confirmation_runs": len(confirm)}
     md = header(res)
     _write(md, out, hierarchy_table(res), "hierarchy")
     for protocol in res.protocols:

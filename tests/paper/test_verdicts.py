@@ -22,7 +22,8 @@ def record(ds, method, seed, *, s=0.0, sc=0.9, ff=0.8, rank=64, probe=0.5, unsee
              "steerability_score": s, "short_coarse": sc, "full_fine": ff}
     open_set = {}
     if unseen:
-        open_set = {"dims": [64, 256], "queries": 300, "accuracy": {"l0": {"64": coarse_open, "256": 0.5},
+        open_set = {"dims": [64, 256], "queries": 300, "held_out": {"l0": 2, "l1": 6},
+                    "accuracy": {"l0": {"64": coarse_open, "256": 0.5},
                                                                    "l1": {"64": 0.1, "256": 0.3}}}
     return RunRecord(f"{ds}/{method}/{seed}/{unseen}", ds, method, seed, "m", "mlp",
                      {"max_test": 2000, "unseen": unseen}, {"test": 2000, "H1|0": h, "branching1": 3.0},

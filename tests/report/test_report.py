@@ -167,17 +167,18 @@ def test_retrieval_and_costs_are_recorded_per_run(records):
 def test_open_set_runs_get_their_own_table_and_figure_and_stay_out_of_the_closed_set_tables(tmp_path):
     tiny_sweep(tmp_path, ("v5", "flat"), (1, 2))
     # the same runs again with classes held out, into the same store
-    run_sweep([RunSpec("tiny", m, s, head="linear", epochs=2, unseen="fine:0.4") for m in ("v5", "flat")
-               for s in (1, 2)], tmp_path / "res", data_dir=str(tmp_path / "data"), progress=False, log=lambda _: None)
+    run_sweep([RunSpec("tiny", m, s, head="linear", epochs=2, unseen="fine:0.4", min_queries=5)
+               for m in ("v5", "flat") for s in (1, 2)], tmp_path / "res", data_dir=str(tmp_path / "data"),
+              progress=False, log=lambda _: None)
     records = ResultsStore(tmp_path / "res").records()
     assert len(records) == 8
     summary = write_report(records, tmp_path / "out")
-    assert summary["runs"] == 4  # the closed-set runs
+    assert summary["runs"] == 4 and summary["open_set_runs"] == 4  # closed-set and open-set runs apart
     res = Results(records)
     assert set(res.values("tiny", "v5", "standard", "steerability_score")) == {1, 2}
     table = (tmp_path / "out" / "table9_open_set.csv").read_text().splitlines()
     assert table[0].startswith("data set,unseen,method,queries") and len(table) == 3
-    assert table[1].startswith("tiny,fine:0.4,Flat,9,") and table[2].startswith("tiny,fine:0.4,V5,9,")
+    assert table[1].startswith("tiny,fine:0.4,Flat,9,3 l0 / 3 l1,") and table[2].startswith("tiny,fine:0.4,V5,9,")
     assert mpimg.imread(tmp_path / "out" / "fig7_open_set.png").shape[0] > 200
     assert "## Open set" in (tmp_path / "out" / "report.md").read_text()
 

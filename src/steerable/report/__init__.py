@@ -78,7 +78,8 @@ def write_report(records: Sequence[RunRecord], out: str | Path, formats: Sequenc
     methods = res.listed_methods()
     reference = reference or ("mrl" if "mrl" in methods or not methods else methods[0])
     summary: dict = {"protocols": {}, "datasets": res.datasets, "methods": res.methods, "seeds": res.seeds,
-                     "backbones": res.backbones, "heads": res.heads, "runs": len(res.records)}
+                     "backbones": res.backbones, "heads": res.heads, "runs": len(res.records),
+                     "open_set_runs": len(res.open_set_records)}
     md = header(res)
     _section(md, out, [(hierarchy_table(res), "hierarchy")])
     curves = [m for m in methods if m != "flat"][:4]
