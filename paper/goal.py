@@ -3,7 +3,7 @@
 Table 10 puts every method's closed-set figures (S, ShortCoarse, FullFine, the fine probe, CPCC and the
 rank correlation with the backbone's cosines at 64 dims) beside its coarse accuracy at 64 dims on
 unseen coarse classes and on unseen fine classes; Table 11 says what each open-set draw held out and
-how many texts it queried; Figure 10 is the Pareto view, S on the known classes against reach on
+how many texts it queried; Figure 10 (one per data set) is the Pareto view, S on the known classes against reach on
 unseen coarse classes, one point per method and setting, the floors marked.
 """
 
@@ -99,43 +99,48 @@ def draws_table(res: Results) -> Table:
                  "many fine classes, with how many seeds drew them.")
 
 
-def pareto_figure(res: Results, path: Path, protocol: str = "standard") -> bool:
-    """Figure 10: per data set, S on the known classes against coarse accuracy at 64 dims on unseen coarse
-    classes, one point per method and setting (mean ± sd over seeds); a method's settings joined by a line;
-    the floors marked. False when no data set has both kinds of runs for a method."""
-    points: dict[str, list] = {}
-    for ds in sorted({ds for ds, _, _ in res.blocks}):
-        for m in goal_methods(res):
-            s, reach = res.values(ds, m, protocol, "steerability_score"), unseen_accuracy(res, ds, m, "coarse")
-            if s and reach:
-                points.setdefault(ds, []).append((m, s, reach))
-    if not points:
+def pareto_points(res: Results, ds: str, protocol: str = "standard") -> list[tuple[str, dict, dict]]:
+    """(method, seed -> S, seed -> reach) of every method with closed-set runs and runs holding whole
+    coarse classes out on ``ds``."""
+    out = []
+    for m in goal_methods(res):
+        s, reach = res.values(ds, m, protocol, "steerability_score"), unseen_accuracy(res, ds, m, "coarse")
+        if s and reach:
+            out.append((m, s, reach))
+    return out
+
+
+def pareto_figure(res: Results, ds: str, path: Path, protocol: str = "standard") -> bool:
+    """Figure 10 for one data set: S on the known classes against coarse accuracy at 64 dims on unseen
+    coarse classes, one point per method and setting (mean ± sd over seeds); a method's settings joined
+    by a line; the floors in black. False when no method has both kinds of runs there."""
+    pts = pareto_points(res, ds, protocol)
+    if not pts:
         return False
-    fig, axes = plt.subplots(1, len(points), figsize=(4.6 * len(points), 4.0), squeeze=False)
-    for ax, (ds, pts) in zip(axes[0], points.items()):
-        families: dict[str, list] = {}
-        for m, s, reach in pts:
-            families.setdefault(parse_setting(m)[0], []).append((m, s, reach))
-        for i, (base, members) in enumerate(families.items()):
-            xs = [100 * np.mean(list(r.values())) for _, _, r in members]
-            ys = [np.mean(list(s.values())) for _, s, _ in members]
-            c = "black" if base in FLOORS else color(base, i)
-            if len(members) > 1:
-                ax.plot(xs, ys, "-", color=c, lw=0.8, alpha=0.6)
-            for (m, s, r), x, y in zip(members, xs, ys):
-                xe = 100 * np.std(list(r.values()), ddof=1) if len(r) > 1 else 0
-                ye = np.std(list(s.values()), ddof=1) if len(s) > 1 else 0
-                ax.errorbar(x, y, xerr=xe, yerr=ye, fmt=FLOOR_MARKERS.get(base, "o"), color=c, ms=7 if base in FLOORS
-                            else 4, lw=0.6, capsize=2)
-                ax.annotate(short_label(m), (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
-        pca = [reach for m, _, reach in pts if m == "flat_pca"]
-        if pca:
-            ax.axvline(100 * np.mean(list(pca[0].values())), color="gray", ls=":", lw=0.8)
-        ax.set_title(ds, fontsize=10)
-        ax.set_xlabel("unseen coarse classes: coarse accuracy @64 (%)")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"S on the known classes ({protocol})")
-    fig.suptitle("Figure 10: steerability against reach (floors in black; dotted: PCA-64's reach)", fontsize=10)
+    fig, ax = plt.subplots(figsize=(6.0, 4.6))
+    families: dict[str, list] = {}
+    for m, s, reach in pts:
+        families.setdefault(parse_setting(m)[0], []).append((m, s, reach))
+    for i, (base, members) in enumerate(families.items()):
+        xs = [100 * np.mean(list(r.values())) for _, _, r in members]
+        ys = [np.mean(list(s.values())) for _, s, _ in members]
+        c = "black" if base in FLOORS else color(base, i)
+        if len(members) > 1:
+            ax.plot(xs, ys, "-", color=c, lw=0.8, alpha=0.6)
+        for (m, s, r), x, y in zip(members, xs, ys):
+            xe = 100 * np.std(list(r.values()), ddof=1) if len(r) > 1 else 0
+            ye = np.std(list(s.values()), ddof=1) if len(s) > 1 else 0
+            ax.errorbar(x, y, xerr=xe, yerr=ye, fmt=FLOOR_MARKERS.get(base, "o"), color=c,
+                        ms=8 if base in FLOORS else 4, lw=0.6, capsize=2, alpha=0.9)
+            ax.annotate(short_label(m), (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    pca = [reach for m, _, reach in pts if m == "flat_pca"]
+    if pca:
+        ax.axvline(100 * np.mean(list(pca[0].values())), color="gray", ls=":", lw=0.8)
+    ax.set_xlabel("unseen coarse classes: coarse k-NN accuracy @64 (%)")
+    ax.set_ylabel(f"S on the known classes ({protocol} protocol)")
+    ax.set_title(f"Figure 10 ({ds}): steerability against reach\n(mean ± sd over seeds; floors in black; "
+                 "dotted: PCA-64's reach)", fontsize=9)
+    ax.grid(alpha=0.3)
     save(fig, path)
     return True
 
@@ -151,6 +156,7 @@ def write_goal_section(res: Results, out: Path, protocol: str = "standard") -> t
             table.write(out, stem)
             md += [table.markdown(), ""]
             summary[stem] = len(table.rows)
-    if pareto_figure(res, out / "fig10_pareto.png", protocol):
-        md += ["![Figure 10: steerability against reach](fig10_pareto.png)", ""]
+    for ds in sorted({ds for ds, _, _ in res.blocks}):
+        if pareto_figure(res, ds, out / f"fig10_pareto_{ds}.png", protocol):
+            md += [f"![Figure 10 ({ds}): steerability against reach](fig10_pareto_{ds}.png)", ""]
     return md, summary

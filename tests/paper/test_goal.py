@@ -37,7 +37,7 @@ def test_the_draws_table_says_what_each_draw_held_out_and_how_many_texts_it_quer
 
 def test_the_section_writes_its_tables_and_the_pareto_figure(tmp_path):
     md, summary = write_goal_section(Results(_with_draws(_goal_runs())), tmp_path)
-    assert (tmp_path / "fig10_pareto.png").stat().st_size > 10_000
+    assert all((tmp_path / f"fig10_pareto_{ds}.png").stat().st_size > 10_000 for ds in ("clinc150", "trec"))
     assert (tmp_path / "table10_goal.md").exists() and (tmp_path / "table11_draws.csv").exists()
-    assert "![Figure 10: steerability against reach](fig10_pareto.png)" in md
+    assert "![Figure 10 (trec): steerability against reach](fig10_pareto_trec.png)" in md
     assert summary == {"table10_goal": 12, "table11_draws": 6}  # 4 methods x 3 data sets
