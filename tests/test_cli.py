@@ -34,8 +34,8 @@ def test_train_writes_a_run_folder_that_evaluates_the_same(csv_file, tmp_path, c
     printed = capsys.readouterr().out
     assert "steerability_score=" in printed and "[paper]" in printed and "[standard]" in printed
     assert "head mlp" in printed
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "metrics.json", "model.safetensors",
-                                                     "probe.json", "retrieval.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "geometry.json", "metrics.json",
+                                                     "model.safetensors", "probe.json", "retrieval.json"]
     retrieval = json.loads((out / "retrieval.json").read_text())
     assert {"recall@10/subcategory/64", "ndcg@10/256", "mrr/category/64"} <= set(retrieval)
     metrics = json.loads((out / "metrics.json").read_text())
@@ -347,8 +347,8 @@ def test_overwrite_replaces_the_whole_run_folder(csv_file, tmp_path, capsys):
     assert _train(csv_file, out, "--method", "flat", "--protocol", "standard") == 2
     assert "the folder exists and is not empty; give --overwrite" in capsys.readouterr().err
     assert _train(csv_file, out, "--method", "flat", "--protocol", "standard", "--overwrite") == 0
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "metrics.json", "model.safetensors",
-                                                     "probe.json", "retrieval.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "geometry.json", "metrics.json",
+                                                     "model.safetensors", "probe.json", "retrieval.json"]
     assert json.loads((out / "config.json").read_text())["head"]["kind"] == "identity"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
     assert main(["export", str(out), "--out", str(tmp_path / "st")]) == 0
@@ -358,3 +358,54 @@ def test_overwrite_replaces_the_whole_run_folder(csv_file, tmp_path, capsys):
     assert main(["export", str(out), "--out", str(tmp_path / "st")]) == 2  # an export is not written over
     assert "the folder exists and is not empty; give --overwrite" in capsys.readouterr().err
     assert main(["export", str(out), "--out", str(tmp_path / "st"), "--overwrite"]) == 0
+
+
+def test_overwrite_replaces_only_a_folder_steer_wrote(csv_file, tmp_path, monkeypatch, capsys):
+    """--overwrite never deletes what steer did not write: the input data's folder and the working
+    folder are refused by name, before any work, and left as they were."""
+    victim = tmp_path / "victim"
+    (victim / "sub").mkdir(parents=True)
+    (victim / "base.csv").write_text(csv_file.read_text())
+    train = ["train", "--train", str(victim / "base.csv"), "--text-col", "title", "--levels",
+             "category,subcategory", "--epochs", "1", "--quiet", "--overwrite"]
+    assert main([*train, "--out", str(victim)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a run, index or export folder steer wrote (it holds base.csv, sub/)" in err
+    monkeypatch.chdir(victim)
+    assert main([*train, "--out", "."]) == 2
+    assert "--out .: not a run, index or export folder steer wrote" in capsys.readouterr().err
+    assert sorted(p.name for p in victim.iterdir()) == ["base.csv", "sub"]
+
+
+def test_an_export_over_an_export_keeps_nothing_of_it_and_its_files_follow_the_umask(csv_file, tmp_path):
+    import os
+    import stat
+
+    pytest.importorskip("onnx")
+    run, st = tmp_path / "run", tmp_path / "st"
+    assert _train(csv_file, run, "--method", "mrl", "--head", "linear", "--protocol", "standard") == 0
+    old = os.umask(0o022)
+    try:
+        assert main(["export", str(run), "--out", str(st), "--onnx"]) == 0
+        assert (st / "head.onnx").exists()
+        assert main(["export", str(run), "--out", str(st), "--overwrite"]) == 0
+    finally:
+        os.umask(old)
+    assert not (st / "head.onnx").exists()  # the earlier export's ONNX head is gone with it
+    modes = {p.relative_to(st).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in st.rglob("*") if p.is_file()}
+    assert modes and set(modes.values()) == {0o644}, modes  # safetensors included
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_an_index_is_not_written_into_a_folder_of_other_files(tmp_path, capsys):
+    np = pytest.importorskip("numpy")
+    emb = tmp_path / "e.npy"
+    np.save(emb, np.eye(4, 8, dtype=np.float32))
+    (tmp_path / "texts.txt").write_text("a\nb\nc\nd\n")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    for extra in ([], ["--overwrite"]):
+        assert main(["index", "--texts", str(tmp_path / "texts.txt"), "--embeddings", str(emb), "--prefix-dim", "4",
+                     "--out", str(tmp_path / "mine"), *extra]) == 2
+        assert "a folder that holds files and is not an index" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]

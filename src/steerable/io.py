@@ -68,6 +68,16 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def permit(folder: str | Path) -> None:
+    """Give every file under ``folder`` the permissions a new file gets (0666 less the umask), as other
+    libraries' writers do not always (safetensors writes 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, 0o666 & ~mask)
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from ..backbone import DEFAULT_BACKBONE, RUNTIMES, Backbone, backbone_spec
 from ..data import DataError, HierarchicalDataset, load_dataset, load_files
 from ..heads import HEADS
+from ..io import read_json
 from ..metrics import Protocol, paper_protocol, standard_protocol
 from ..runs import LocalExecutor, RayExecutor
 from ..runs.sweep import DEFAULT_GROUP
@@ -49,14 +50,39 @@ def seed_list(value: str | None) -> list[int]:
     return seeds
 
 
+def written_by_steer(folder: Path) -> str | None:
+    """What ``steer`` wrote ``folder`` as: "run" (a run or model folder), "index" or "export"; None for
+    anything else."""
+    try:
+        if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
+            if {"run", "head"} & set(read_json(folder / "config.json")):
+                return "run"
+        if (folder / "meta.json").is_file() and "backend" in read_json(folder / "meta.json"):
+            return "index"
+        if (folder / "steerable.json").is_file() and (folder / "modules.json").is_file():
+            return "export"
+    except (ValueError, OSError, TypeError):  # unreadable or not JSON objects: not ours
+        return None
+    return None
+
+
 def check_out(out: Path, overwrite: bool) -> None:
-    """Refuse, before any work, an output folder that is a file or holds files (unless ``overwrite``)."""
+    """Refuse, before any work, an output folder that is a file or holds files (unless ``overwrite``); with
+    ``overwrite``, a folder that holds files is replaced only if steer wrote it (a run, an index or an
+    export): anything else, the input data or the working folder among them, is refused by name."""
     for parent in (out, *out.parents):
         if parent.exists() and not parent.is_dir():
             raise FileExistsError(f"--out {out}: {parent} is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not overwrite:
         raise FileExistsError(f"--out {out}: the folder exists and is not empty; give --overwrite to "
                               "replace it, or another --out")
+    if written_by_steer(out) is None:
+        names = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir())
+        held = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+        raise FileExistsError(f"--out {out}: not a run, index or export folder steer wrote (it holds {held}); "
+                              "--overwrite replaces only those, so choose another --out")
 
 
 class Parser(argparse.ArgumentParser):

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..encoder import SteerableEncoder
-from ..io import read_json
+from ..io import atomic_folder, permit, read_json
 from ..model import SteerableModel
 from ..search import BACKENDS, check_index_target, open_index_folder, write_index_folder
 from ..search.qdrant import DEFAULT_COLLECTION
@@ -108,16 +108,20 @@ def cmd_export(args) -> int:
     # seconds, and no other command needs it.
     from ..export import export_onnx, export_sentence_transformer
 
-    check_out(Path(args.out), args.overwrite)
+    out = Path(args.out)
+    check_out(out, args.overwrite)
     model = SteerableModel.load(args.run)
     run = Path(args.run)
     metrics = read_json(run / "metrics.json") if (run / "metrics.json").exists() else None
     method = read_json(run / "config.json").get("run", {}).get("method")
-    out = export_sentence_transformer(model, args.out, metrics=metrics, method=method)
+    with atomic_folder(out) as tmp:  # written whole, then swapped in: nothing of an earlier export stays
+        export_sentence_transformer(model, tmp, metrics=metrics, method=method)
+        if args.onnx:
+            export_onnx(model, tmp / "head.onnx", dim=args.onnx_dim)
+        permit(tmp)
     print(f"sentence-transformers model -> {out} (SentenceTransformer({str(out)!r}))")
     if args.onnx:
-        path = export_onnx(model, Path(args.out) / "head.onnx", dim=args.onnx_dim)
-        print(f"ONNX head -> {path}")
+        print(f"ONNX head -> {out / 'head.onnx'}")
     return 0
 
 

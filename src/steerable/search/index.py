@@ -239,6 +239,9 @@ def check_index_target(directory: str | Path, *, backend: str = "embedded", url:
         raise ValueError(f"{directory}: exists and is not a folder")
     if (directory / "meta.json").exists() and not overwrite:
         raise ValueError(f"{directory}: already an index folder; pass --overwrite to replace it")
+    if directory.is_dir() and not (directory / "meta.json").exists() and any(directory.iterdir()):
+        raise ValueError(f"{directory}: a folder that holds files and is not an index; choose a new or empty "
+                         "folder")
     if backend == "pgvector" and not url:
         raise ValueError("the pgvector backend needs --url postgresql://...")
     if overwrite:
