@@ -62,13 +62,19 @@ def test_interrupted_encoding_resumes_with_the_rest(tmp_path):
 def test_resuming_with_other_settings_is_refused(tmp_path):
     src = tmp_path / "texts.txt"
     src.write_text("\n".join(TEXTS))
-    (tmp_path / "o.npy.parts").mkdir()
     encode_fn = lambda t: np.zeros((len(t), 2), np.float32)  # noqa: E731
+    calls = []
+
+    def second_fails(texts):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return encode_fn(texts)
+
     with pytest.raises(KeyboardInterrupt):
-        encode_file(src, tmp_path / "o.npy", lambda t: (_ for _ in ()).throw(KeyboardInterrupt()),
-                    settings={"dim": 64}, progress=False)
-    with pytest.raises(DataError, match="other settings or input; remove it"):
-        encode_file(src, tmp_path / "o.npy", encode_fn, settings={"dim": 128}, progress=False)
+        encode_file(src, tmp_path / "o.npy", second_fails, chunk_size=10, settings={"dim": 64}, progress=False)
+    with pytest.raises(DataError, match="other settings, input or model; remove it"):
+        encode_file(src, tmp_path / "o.npy", encode_fn, chunk_size=10, settings={"dim": 128}, progress=False)
     with pytest.raises(DataError, match="output must end in .npy or .parquet"):
         encode_file(src, tmp_path / "o.csv", encode_fn, progress=False)
 
@@ -133,3 +139,64 @@ def test_bad_input_files_are_named(tmp_path, name, content, message):
     with pytest.raises(DataError) as e:
         list(iter_text_chunks(tmp_path / name, 2))
     assert str(e.value) == f"{tmp_path / name}: {message}"
+
+
+@pytest.mark.parametrize("bad, fixed", [({"text_col": "title"}, {"text_col": "text"}),
+                                        ({"path": "missing.csv"}, {})])
+def test_a_failed_encode_leaves_nothing_and_the_corrected_command_runs(tmp_path, bad, fixed):
+    src = tmp_path / "texts.csv"
+    src.write_text("text\n" + "\n".join(TEXTS) + "\n")
+    encode_fn = lambda t: np.zeros((len(t), 2), np.float32)  # noqa: E731
+    with pytest.raises(DataError):
+        encode_file(tmp_path / bad.get("path", "texts.csv"), tmp_path / "o.npy", encode_fn,
+                    text_col=bad.get("text_col"), progress=False)
+    assert not (tmp_path / "o.npy.parts").exists()
+    summary = encode_file(src, tmp_path / "o.npy", encode_fn, text_col=fixed.get("text_col"), progress=False)
+    assert summary["rows"] == 50
+
+
+def test_a_model_trained_again_into_the_same_folder_is_not_resumed(run_dir, tmp_path, capsys):
+    """The resume record names the model by its contents: parts encoded by the model that was in the
+    folder are not mixed with the rows of the one trained into it since."""
+    import shutil
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(run_dir, model_dir)
+    src = tmp_path / "texts.txt"
+    src.write_text("\n".join(TEXTS) + "\n")
+    enc = SteerableEncoder.from_pretrained(model_dir, cache=False)
+    settings = {"model": str(model_dir.resolve()), "model_fingerprint": enc.model.fingerprint(), "dim": 256,
+                "dial": None}
+    chunks = []
+
+    def first_chunk_only(texts):  # the run is interrupted after its first chunk
+        chunks.append(texts)
+        if len(chunks) > 1:
+            raise KeyboardInterrupt
+        return enc.encode(texts)
+
+    with pytest.raises(KeyboardInterrupt):
+        encode_file(src, tmp_path / "e.npy", first_chunk_only, chunk_size=16, settings=settings, progress=False)
+    torch.manual_seed(1)  # another model trained into the same folder
+    SteerableModel(MLPHead(384), enc.model.hierarchy, enc.model.backbone).save(model_dir)
+    argv = ["encode", str(src), "--model", str(model_dir), "--out", str(tmp_path / "e.npy"), "--chunk-size", "16",
+            "--quiet"]
+    assert main(argv) == 2
+    assert "left by an earlier run with other settings, input or model" in capsys.readouterr().err
+    shutil.rmtree(tmp_path / "e.npy.parts")
+    assert main(argv) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "e.npy"),
+                               SteerableEncoder.from_pretrained(model_dir).encode(TEXTS), atol=1e-6)
+
+
+def test_encode_does_not_replace_an_existing_output_unless_told(run_dir, tmp_path, capsys):
+    src = tmp_path / "texts.txt"
+    src.write_text("\n".join(TEXTS[:5]) + "\n")
+    out = tmp_path / "e.npy"
+    out.write_bytes(b"mine")
+    argv = ["encode", str(src), "--model", str(run_dir), "--out", str(out), "--quiet"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (f"steer: error: --out {out}: the file exists; give --overwrite to replace it, "
+                                       "or another --out\n")
+    assert out.read_bytes() == b"mine"
+    assert main([*argv, "--overwrite"]) == 0 and np.load(out).shape == (5, 256)

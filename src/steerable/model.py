@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +89,14 @@ class SteerableModel(nn.Module):
     def get_config_dict(self) -> dict:
         return {"head": self.head.get_config_dict(), "hierarchy": self.hierarchy.to_dict(),
                 "backbone": self.backbone}
+
+    def fingerprint(self) -> str:
+        """A digest of what the model computes: its configuration and every weight, bit for bit."""
+        h = hashlib.sha1(json.dumps(self.get_config_dict(), sort_keys=True, default=str).encode())
+        for name, tensor in sorted(self.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+        return h.hexdigest()
 
     def save(self, directory: str | Path, extra_config: dict | None = None) -> None:
         """Write ``model.safetensors`` and ``config.json`` atomically into ``directory``."""

@@ -97,35 +97,58 @@ def encode_file(path: str | Path, out: str | Path, encode: Callable[[list[str]],
     path, out = Path(path), Path(out)
     if out.suffix not in (".npy", ".parquet"):
         raise DataError(f"{out}: output must end in .npy or .parquet")
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
     parts = out.with_name(out.name + ".parts")
     if parts.is_dir() and any(parts.iterdir()) and not (parts / "manifest.json").exists():
         raise DataError(f"{parts}: a folder that `steer encode` did not leave (no manifest.json); "
                         "move it away or choose another output name")
-    parts.mkdir(parents=True, exist_ok=True)
     stat = path.stat()
     manifest = {"input": str(path.resolve()), "size": stat.st_size, "mtime": stat.st_mtime,
                 "chunk_size": chunk_size, "text_col": text_col, **(settings or {})}
-    if (parts / "manifest.json").exists():
-        if read_json(parts / "manifest.json") != manifest:
-            raise DataError(f"{parts}: left by an earlier run with other settings or input; remove it")
-    else:
-        atomic_write_json(parts / "manifest.json", manifest)
+    if (parts / "manifest.json").exists() and read_json(parts / "manifest.json") != manifest:
+        if _part_files(parts):
+            raise DataError(f"{parts}: left by an earlier run with other settings, input or model; remove it "
+                            "to start again")
+        shutil.rmtree(parts)  # a manifest and nothing encoded: nothing to lose
+    fresh = not parts.exists()
+    parts.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(parts / "manifest.json", manifest)
     encoded = reused = rows = 0
-    bar = tqdm(desc=f"encoding {path.name}", unit="text", disable=not progress)
-    for i, texts in enumerate(iter_text_chunks(path, chunk_size, text_col)):
-        part = parts / f"part-{i:06d}.npy"
-        rows += len(texts)
-        if part.exists():
-            reused += 1
-        else:
-            vectors = np.ascontiguousarray(encode(texts), dtype=np.float32)
-            atomic_write(part, lambda p: _save_npy(p, vectors))
-            encoded += 1
-        bar.update(len(texts))
-    bar.close()
+    total = _count_rows(path, text_col)
+    bar = tqdm(desc=f"encoding {path.name}", unit="text", total=total, disable=not progress)
+    try:
+        for i, texts in enumerate(iter_text_chunks(path, chunk_size, text_col)):
+            part = parts / f"part-{i:06d}.npy"
+            rows += len(texts)
+            if part.exists():
+                reused += 1
+            else:
+                vectors = np.ascontiguousarray(encode(texts), dtype=np.float32)
+                atomic_write(part, lambda p: _save_npy(p, vectors))
+                encoded += 1
+            bar.update(len(texts))
+    except BaseException:
+        if fresh and not _part_files(parts):  # failed before anything was kept: leave nothing behind
+            shutil.rmtree(parts, ignore_errors=True)
+        raise
+    finally:
+        bar.close()
     _assemble(parts, out)
     shutil.rmtree(parts)
     return {"rows": rows, "chunks_encoded": encoded, "chunks_reused": reused, "out": str(out)}
+
+
+def _count_rows(path: Path, text_col: str | None) -> int | None:
+    """How many texts ``path`` holds, where that is cheap to know (Parquet's metadata, or counting the
+    lines of a text file); None otherwise. For the progress bar's total and time left."""
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        return pq.ParquetFile(path).metadata.num_rows
+    if name.endswith(".txt"):
+        with open(path, "rb") as f:
+            return sum(1 for _ in f)
+    return None
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:

@@ -90,13 +90,18 @@ def _search(index, meta: dict, texts: list[str], args) -> int:
 def cmd_encode(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
+    if Path(args.out).exists() and not args.overwrite:
+        raise FileExistsError(f"--out {args.out}: the file exists; give --overwrite to replace it, or another --out")
     enc = SteerableEncoder.from_pretrained(args.model, cache=False, **backbone_options(args))
     if args.dial is not None:
         enc.set_dial(args.dial)
     dim = enc.resolve_dim(args.dim, args.level)
+    # a resumed run must encode with the same model: the folder's name is not enough (a model trained
+    # again into it is another model), so its weights and configuration are part of the settings
     summary = encode_file(args.input, args.out, lambda texts: enc.encode(texts, dim=dim),
                           chunk_size=args.chunk_size, text_col=args.text_col,
-                          settings={"model": str(Path(args.model).resolve()), "dim": dim, "dial": enc.dial},
+                          settings={"model": str(Path(args.model).resolve()), "model_fingerprint": enc.model.fingerprint(),
+                                    "dim": dim, "dial": enc.dial},
                           progress=not args.quiet)
     print(f"encoded {summary['rows']} texts at {dim} dims -> {summary['out']} "
           f"({summary['chunks_encoded']} chunks encoded, {summary['chunks_reused']} resumed)")
@@ -180,6 +185,7 @@ def register(sub) -> None:
                    help="for a model trained with --method dial: 0 = MRL-like prefix, 1 = pure coarse code")
     p.add_argument("--text-col", help="text column of a table file (default: text)")
     p.add_argument("--chunk-size", type=positive_int, default=4096, help="texts per chunk (default 4096)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: all cores)")
     p.add_argument("--quiet", action="store_true")
     add_backbone_args(p.add_argument_group("backbone (default: as the model was trained)"), name=False)
