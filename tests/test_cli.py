@@ -46,6 +46,8 @@ def test_train_writes_a_run_folder_that_evaluates_the_same(csv_file, tmp_path, c
         assert -2 <= block["steerability_score"] <= 2
     config = json.loads((out / "config.json").read_text())
     assert config["run"]["method"] == "v5" and config["run"]["train"]["seed"] == 42
+    test = config["run"]["dataset"]["sizes"]["test"]
+    assert test < 500 and f"[paper] 5-NN, n={test}, seed=42" in printed  # the texts it read, not the cap
 
     assert main(["evaluate", str(out), "--quiet", "--write"]) == 0
     assert json.loads((out / "metrics.json").read_text()) == metrics
@@ -353,7 +355,8 @@ def test_overwrite_replaces_the_whole_run_folder(csv_file, tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
     assert main(["export", str(out), "--out", str(tmp_path / "st")]) == 0
     card = (tmp_path / "st" / "README.md").read_text()  # the run's own method and metrics
-    assert "(method `flat`)" in card and "**standard** (5-NN accuracy on the test split)" in card
+    assert "(method `flat`)" in card and "**standard** (5-NN with the training split as the reference, over all" in card
+    assert "## Training data" in card and "Trained on the files `intents.csv`" in card
     capsys.readouterr()
     assert main(["export", str(out), "--out", str(tmp_path / "st")]) == 2  # an export is not written over
     assert "the folder exists and is not empty; give --overwrite" in capsys.readouterr().err
@@ -409,3 +412,14 @@ def test_an_index_is_not_written_into_a_folder_of_other_files(tmp_path, capsys):
                      "--out", str(tmp_path / "mine"), *extra]) == 2
         assert "a folder that holds files and is not an index" in capsys.readouterr().err
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+
+
+def test_an_unwritable_out_is_refused_before_any_work_in_one_line(csv_file, tmp_path, monkeypatch, capsys):
+    """/proc takes no new files, even for root: found before the data is read, not after training."""
+    monkeypatch.setenv("STEER_CACHE_DIR", str(tmp_path / "cache"))
+    assert _train(csv_file, "/proc/steer-run") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("steer: error: --out /proc/steer-run: cannot write in /proc") and err.count("\n") == 1
+    assert main(["encode", str(csv_file), "--model", "nowhere", "--out", "/proc/e.npy", "--text-col", "title"]) == 2
+    assert "--out /proc/e.npy: cannot write in /proc" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()

@@ -80,6 +80,25 @@ def test_the_export_has_a_model_card(tmp_path):
         assert part in card, part
 
 
+def test_the_card_says_what_the_model_trained_on_and_how_each_protocol_measured(tmp_path):
+    from steerable.export import model_card
+
+    model = _model("linear")
+    block = lambda name, n=None: {"protocol": {"name": name, "k": 5, **({"n": n} if n else {})},  # noqa: E731
+                                  "dims": model.dims, "accuracy": {"domain": {str(d): 0.9 for d in model.dims}}}
+    data = {"name": "intents", "files": {"train": "/data/intents.csv", "test": None, "validation": None},
+            "sizes": {"train": 140, "validation": 25, "test": 32}, "max_train": None, "max_test": None,
+            "held_out": {"drawn": "coarse:1", "classes": {"domain": ["travel"], "intent": ["flight", "hotel"]}}}
+    card = model_card(model, metrics={"paper": block("paper", 500), "standard": block("standard")}, data=data)
+    for part in ["## Training data", "Trained on the files `intents.csv`: 140 train texts, 25 validation texts, "
+                 "32 test texts (domain: 2 classes; intent: 3 classes).",
+                 "Classes held out of training (coarse:1): domain: travel; intent: flight, hotel.",
+                 "**paper** (5-NN, leave-one-out within 32 test texts drawn by a seeded shuffle)",
+                 "**standard** (5-NN with the training split as the reference, over all 32 test texts)"]:
+        assert part in card, part
+    assert "n=500" not in card and "500 test texts" not in card
+
+
 def test_the_card_of_a_head_whose_prefix_is_no_truncation_says_so(tmp_path):
     model = _model("fractal")
     model.backbone = "BAAI/bge-small-en-v1.5"

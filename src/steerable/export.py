@@ -110,16 +110,29 @@ def _native_modules(head) -> list | None:
 BACKBONE_LICENSES = {"sentence-transformers/all-MiniLM-L6-v2": "apache-2.0"}
 
 
-def _metrics_section(metrics: dict) -> list[str]:
+def _protocol_text(name: str, block: dict, test: int | None) -> str:
+    """How a ``metrics.json`` block was measured, in words, with the number of test texts it read."""
+    p = block.get("protocol", {})
+    k = p.get("k", block.get("k"))
+    if name == "open_set":
+        return (f"{k}-NN, leave-one-out, of the {block['queries']} test texts of the classes held out of "
+                f"training, in a pool of {block['pool']} test texts of every class")
+    if p.get("name") == "paper":
+        n = min(p["n"], test) if test else p["n"]
+        return f"{k}-NN, leave-one-out within {n} test texts drawn by a seeded shuffle"
+    return f"{k}-NN with the training split as the reference, over " + (f"all {test} test texts" if test
+                                                                        else "every test text")
+
+
+def _metrics_section(metrics: dict, test: int | None = None) -> list[str]:
     """Markdown tables of a run's ``metrics.json``: k-NN accuracy per level at every prefix, and the
-    steerability metrics, per protocol."""
+    steerability metrics, per protocol (``test``: the test texts the run measured)."""
     lines = []
     for name, block in metrics.items():
         if not isinstance(block, dict) or "accuracy" not in block:
             continue
         dims = block["dims"]
-        k = block.get("protocol", {}).get("k", block.get("k"))
-        lines += ["", f"**{name}**" + (f" ({k}-NN accuracy on the test split)" if k else ""), "",
+        lines += ["", f"**{name}** ({_protocol_text(name, block, test)})", "",
                   "| level | " + " | ".join(f"{d}-d" for d in dims) + " |",
                   "|---|" + "---|" * len(dims)]
         lines += [f"| {level} | " + " | ".join(f"{row[str(d)]:.4f}" for d in dims) + " |"
@@ -130,10 +143,32 @@ def _metrics_section(metrics: dict) -> list[str]:
     return lines
 
 
+def _data_section(data: dict, model: SteerableModel) -> list[str]:
+    """What the model was trained on, from a run's ``config.json`` data section."""
+    source = (f"the files {', '.join(f'`{Path(f).name}`' for f in data['files'].values() if f)}" if "files" in data
+              else f"the data set `{data['name']}`")
+    sizes = data.get("sizes", {})
+    h = model.hierarchy
+    lines = ["## Training data", "",
+             f"Trained on {source}: " + ", ".join(f"{n:,} {split} texts" for split, n in sizes.items()) + " ("
+             + "; ".join(f"{name}: {h.num_classes(i)} classes" for i, name in enumerate(h.level_names)) + ")."]
+    caps = [f"{what} capped at {data[key]:,}" for key, what in (("max_train", "training"), ("max_test", "test"))
+            if data.get(key)]
+    if caps:
+        lines[-1] += " " + "; ".join(caps).capitalize() + " (seeded subsamples)."
+    if data.get("held_out"):
+        held = data["held_out"]
+        lines[-1] += (f" Classes held out of training ({held['drawn']}): " +
+                      "; ".join(f"{lvl}: {', '.join(names)}" for lvl, names in held["classes"].items() if names)[:400]
+                      + ".")
+    return lines + [""]
+
+
 def model_card(model: SteerableModel, *, metrics: dict | None = None, method: str | None = None,
-               trust_remote_code: bool = False) -> str:
-    """The exported folder's README.md: base model, levels and the prefix serving each, the run's
-    metrics, license, and how to load and truncate it."""
+               trust_remote_code: bool = False, data: dict | None = None) -> str:
+    """The exported folder's README.md: base model, levels and the prefix serving each, what it was trained
+    on (``data``: a run config's data section), the run's metrics, license, and how to load and
+    truncate it."""
     backbone = model.backbone
     license_id = BACKBONE_LICENSES.get(backbone if "/" in backbone else f"sentence-transformers/{backbone}")
     levels = model.level_dims()
@@ -176,9 +211,12 @@ def model_card(model: SteerableModel, *, metrics: dict | None = None, method: st
                   f"give the {coarse_name} prefix; use `steerable.SteerableEncoder` with `level=` for it.", ""]
     lines += ["With `steerable` installed, the run folder also loads as "
               "`steerable.SteerableEncoder.from_pretrained(run).encode(texts, level=...)`.", ""]
+    if data:
+        lines += _data_section(data, model)
     if metrics:
+        test = (data or {}).get("sizes", {}).get("test")
         lines += ["## Metrics", "", "Measured when the model was trained (k-NN accuracy of each level "
-                  "at each prefix length):", *_metrics_section(metrics), ""]
+                  "at each prefix length):", *_metrics_section(metrics, test), ""]
     lines += ["## License", "",
               (f"{license_id.replace('apache-2.0', 'Apache-2.0')}, following the base model "
                f"{backbone}, whose weights this folder contains." if license_id else
@@ -188,14 +226,14 @@ def model_card(model: SteerableModel, *, metrics: dict | None = None, method: st
 
 
 def export_sentence_transformer(model: SteerableModel, out: str | Path, *, metrics: dict | None = None,
-                                method: str | None = None) -> Path:
+                                method: str | None = None, data: dict | None = None) -> Path:
     """Write a folder that ``SentenceTransformer(out)`` loads offline: backbone, head, Normalize.
 
     The MLP and linear heads are written as sentence-transformers' own modules, so loading needs
     nothing from this package. The fractal head has no such form: it is written as
     :class:`SteerableHeadModule`, which loads with ``trust_remote_code=True`` where ``steerable`` is
-    installed. ``README.md`` is a model card (:func:`model_card`) with the run's ``metrics`` and
-    ``method`` where given.
+    installed. ``README.md`` is a model card (:func:`model_card`) with the run's ``metrics``, ``method``
+    and training ``data`` (its config's data section) where given.
     """
     out = Path(out)
     model = model.eval()
@@ -208,7 +246,7 @@ def export_sentence_transformer(model: SteerableModel, out: str | Path, *, metri
     exported = SentenceTransformer(modules=list(st) + head_modules + [Normalize()], device="cpu")
     exported.save(str(out))
     trust_remote_code = any(isinstance(m, SteerableHeadModule) for m in head_modules)
-    atomic_write_text(out / "README.md", model_card(model, metrics=metrics, method=method,
+    atomic_write_text(out / "README.md", model_card(model, metrics=metrics, method=method, data=data,
                                                     trust_remote_code=trust_remote_code))
     atomic_write_json(out / "steerable.json", {
         "prefix_dims": model.dims,

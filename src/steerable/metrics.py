@@ -171,9 +171,10 @@ def evaluate(model: SteerableModel, vectors: SplitVectors, level_names: Sequence
                                level_names, protocols)
 
 
-def format_metrics(metrics: dict) -> str:
+def format_metrics(metrics: dict, test: int | None = None) -> str:
     """A compact human-readable table of a ``metrics.json`` dict (its protocols, and its open-set
-    section when the run held classes out)."""
+    section when the run held classes out); ``test``: the test texts measured, so the paper protocol
+    says how many it read."""
     lines = []
     for name, block in metrics.items():
         if name == "open_set":
@@ -188,7 +189,7 @@ def format_metrics(metrics: dict) -> str:
                 lines.append(f"  held out ({lvl}): " + ", ".join(names[:12]) + (", ..." if len(names) > 12 else ""))
         else:
             p = block["protocol"]
-            extra = f", n={p['n']}, seed={p['seed']}" if p["name"] == "paper" else ""
+            extra = f", n={min(p['n'], test) if test else p['n']}, seed={p['seed']}" if p["name"] == "paper" else ""
             lines.append(f"[{name}] {p['k']}-NN{extra}")
         dims = block["dims"]
         lines.append("  level  " + "".join(f"{d:>8}" for d in dims))

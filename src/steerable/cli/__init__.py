@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return args.func(args, rest) if getattr(args, "passes_rest", False) else args.func(args)
-    except (DataError, FileNotFoundError, FileExistsError, ValueError, ImportError) as e:  # bad input: one line, no traceback
+    except (DataError, FileNotFoundError, FileExistsError, PermissionError, ValueError, ImportError) as e:  # bad input: one line, no traceback
         print(f"steer: error: {e}", file=sys.stderr)
         return 2
 

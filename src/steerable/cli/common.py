@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 from pathlib import Path
 
 from ..backbone import DEFAULT_BACKBONE, RUNTIMES, Backbone, backbone_spec
@@ -73,6 +75,7 @@ def check_out(out: Path, overwrite: bool) -> None:
     for parent in (out, *out.parents):
         if parent.exists() and not parent.is_dir():
             raise FileExistsError(f"--out {out}: {parent} is a file, not a folder")
+    check_writable(out)
     if not out.is_dir() or not any(out.iterdir()):
         return
     if not overwrite:
@@ -83,6 +86,21 @@ def check_out(out: Path, overwrite: bool) -> None:
         held = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
         raise FileExistsError(f"--out {out}: not a run, index or export folder steer wrote (it holds {held}); "
                               "--overwrite replaces only those, so choose another --out")
+
+
+def check_writable(out: Path) -> None:
+    """Refuse, before any work, an output path where nothing can be written: a file is created and removed
+    in the nearest existing folder above it (outputs are written beside themselves and renamed into
+    place), and in ``out`` itself where it is an existing folder."""
+    out = Path(os.path.abspath(out))
+    places = [next(p for p in out.parents if p.exists())] + ([out] if out.is_dir() else [])
+    for place in places:
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".steer-write-check-", dir=place)
+        except OSError as e:
+            raise PermissionError(f"--out {out}: cannot write in {place} ({e.strerror or e})") from None
+        os.close(fd)
+        os.unlink(probe)
 
 
 class Parser(argparse.ArgumentParser):

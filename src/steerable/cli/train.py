@@ -99,7 +99,8 @@ def cmd_train(args) -> int:
     if result.history:
         print(f"best epoch {result.history['best_epoch']} of {cfg.epochs}; "
               f"training {result.config['seconds']['train']:.1f} s")
-    print(format_metrics(result.metrics | ({"open_set": result.open_set} if result.open_set else {})))
+    measured = result.config["dataset"]["sizes"]["test"] - (result.open_set or {}).get("queries", 0)
+    print(format_metrics(result.metrics | ({"open_set": result.open_set} if result.open_set else {}), measured))
     print(f"run folder: {out}")
     return 0
 
@@ -135,7 +136,7 @@ def cmd_evaluate(args) -> int:
     if held is not None:
         metrics["open_set"] = open_set_metrics(model.embed_vectors(vectors.test), model.dims, vectors.y_test,
                                                mask, dataset.hierarchy.level_names, held, run_seed)
-    print(format_metrics(metrics))
+    print(format_metrics(metrics, len(seen.y_test)))
     if args.write:
         atomic_write_json(Path(args.run) / "metrics.json", metrics)
         print(f"wrote {Path(args.run) / 'metrics.json'}")

@@ -14,7 +14,8 @@ from ..search import BACKENDS, check_index_target, open_index_folder, write_inde
 from ..search.qdrant import DEFAULT_COLLECTION
 from ..search.ranking import truncate
 from ..stream import encode_file, iter_text_chunks
-from .common import add_backbone_args, backbone_options, check_out, non_negative_float, positive_int, unit_interval
+from .common import (add_backbone_args, backbone_options, check_out, check_writable, non_negative_float,
+                     positive_int, unit_interval)
 
 
 def read_texts(path: str, text_col: str | None) -> list[str]:
@@ -29,6 +30,7 @@ def cmd_index(args) -> int:
     # before any encoding: an existing folder, collection or table, a missing URL, a silent server
     check_index_target(args.out, backend=args.backend, url=args.url, collection=args.collection,
                        overwrite=args.overwrite)
+    check_writable(Path(args.out))
     texts = read_texts(args.texts, args.text_col)
     if args.embeddings:
         data = np.load(args.embeddings)
@@ -92,6 +94,7 @@ def cmd_encode(args) -> int:
         torch.set_num_threads(args.threads)
     if Path(args.out).exists() and not args.overwrite:
         raise FileExistsError(f"--out {args.out}: the file exists; give --overwrite to replace it, or another --out")
+    check_writable(Path(args.out))
     enc = SteerableEncoder.from_pretrained(args.model, cache=False, **backbone_options(args))
     if args.dial is not None:
         enc.set_dial(args.dial)
@@ -118,9 +121,10 @@ def cmd_export(args) -> int:
     model = SteerableModel.load(args.run)
     run = Path(args.run)
     metrics = read_json(run / "metrics.json") if (run / "metrics.json").exists() else None
-    method = read_json(run / "config.json").get("run", {}).get("method")
+    config = read_json(run / "config.json").get("run", {})
     with atomic_folder(out) as tmp:  # written whole, then swapped in: nothing of an earlier export stays
-        export_sentence_transformer(model, tmp, metrics=metrics, method=method)
+        export_sentence_transformer(model, tmp, metrics=metrics, method=config.get("method"),
+                                    data=config.get("dataset"))
         if args.onnx:
             export_onnx(model, tmp / "head.onnx", dim=args.onnx_dim)
         permit(tmp)
