@@ -98,68 +98,68 @@ NO_TEXT = dict(level_cols=("category", "subcategory"))
 BAD_INPUT = [
     # --- a label under two parents (the message names where the first parent was seen)
     bad("two-parents-one-file", {"train.csv": "text,l0,l1\nt1,A,x\nt2,A,y\nt3,B,x\nt4,B,z\n"},
-        "{tmp}/train.csv: row 3: label 'x' in column 'l1' has parent 'B', but parent 'A' at {tmp}/train.csv row 1"),
+        "{tmp}/train.csv: line 4: label 'x' in column 'l1' has parent 'B', but parent 'A' at {tmp}/train.csv line 2"),
     bad("two-parents-across-files",  # a2 first occurs in train row 5, under A
         {"train.jsonl": canonical_rows(),
          "test.jsonl": '{"text": "ok", "l0": "A", "l1": "a1"}\n{"text": "bad", "l0": "B", "l1": "a2"}\n'},
-        "{tmp}/test.jsonl: row 2: label 'a2' in column 'l1' has parent 'B', but parent 'A' at {tmp}/train.jsonl row 5"),
+        "{tmp}/test.jsonl: line 2: label 'a2' in column 'l1' has parent 'B', but parent 'A' at {tmp}/train.jsonl line 5"),
     bad("two-parents-middle-level",
         {"three.jsonl": '{"text": "1", "l0": "X", "l1": "m", "l2": "m1"}\n'
                         '{"text": "2", "l0": "Y", "l1": "m", "l2": "m2"}\n'},
-        "{tmp}/three.jsonl: row 2: label 'm' in column 'l1' has parent 'Y', but parent 'X' at {tmp}/three.jsonl row 1",
+        "{tmp}/three.jsonl: line 2: label 'm' in column 'l1' has parent 'Y', but parent 'X' at {tmp}/three.jsonl line 1",
         level_cols=("l0", "l1", "l2")),
     # --- a missing label
     bad("missing-label-csv-empty", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,B,\nt3,B,b1\n"},
-        "{tmp}/train.csv: row 2: missing label in column 'l1'"),
+        "{tmp}/train.csv: line 3: missing label in column 'l1'"),
     bad("missing-label-csv-blank", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,B,   \nt3,B,b1\n"},
-        "{tmp}/train.csv: row 2: missing label in column 'l1'"),
+        "{tmp}/train.csv: line 3: missing label in column 'l1'"),
     bad("missing-label-csv-short-row", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,B\nt3,B,b1\n"},
-        "{tmp}/train.csv: row 2: missing label in column 'l1'"),
+        "{tmp}/train.csv: line 3: missing label in column 'l1'"),
     bad("missing-label-jsonl-null", {"train.jsonl": ROW_A1 + '{"text": "t2", "l0": null, "l1": "b1"}\n' + ROW_B1},
-        "{tmp}/train.jsonl: row 2: missing label in column 'l0'"),
+        "{tmp}/train.jsonl: line 2: missing label in column 'l0'"),
     bad("missing-label-jsonl-empty", {"train.jsonl": ROW_A1 + '{"text": "t2", "l0": "", "l1": "b1"}\n' + ROW_B1},
-        "{tmp}/train.jsonl: row 2: missing label in column 'l0'"),
+        "{tmp}/train.jsonl: line 2: missing label in column 'l0'"),
     bad("missing-label-jsonl-absent", {"train.jsonl": ROW_A1 + '{"text": "t2", "l1": "b1"}\n' + ROW_B1},
-        "{tmp}/train.jsonl: row 2: missing label in column 'l0'"),
+        "{tmp}/train.jsonl: line 2: missing label in column 'l0'"),
     bad("missing-label-parquet",
         {"train.parquet": [{"text": "t1", "l0": "A", "l1": "a1"}, {"text": "t2", "l0": "B", "l1": None},
                            {"text": "t3", "l0": "B", "l1": "b1"}]},
         "{tmp}/train.parquet: row 2: missing label in column 'l1'"),
     bad("jsonl-row-is-line-number",  # a blank line still counts, as in 'not valid JSON' below
         {"train.jsonl": ROW_A1 + '\n{"text": "t3", "l0": "B"}\n'},
-        "{tmp}/train.jsonl: row 3: missing label in column 'l1'"),
+        "{tmp}/train.jsonl: line 3: missing label in column 'l1'"),
     # --- a missing value spelled out: the same spellings are missing in every format
     bad("missing-label-csv-nan", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,B,NaN\nt3,B,b1\n"},
-        "{tmp}/train.csv: row 2: missing label in column 'l1' ('NaN' is read as a missing value)"),
+        "{tmp}/train.csv: line 3: missing label in column 'l1' ('NaN' is read as a missing value)"),
     bad("missing-label-csv-na", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,NA,b1\nt3,B,b1\n"},
-        "{tmp}/train.csv: row 2: missing label in column 'l0' ('NA' is read as a missing value)"),
+        "{tmp}/train.csv: line 3: missing label in column 'l0' ('NA' is read as a missing value)"),
     bad("missing-label-csv-null", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,B, null\nt3,B,b1\n"},
-        "{tmp}/train.csv: row 2: missing label in column 'l1' ('null' is read as a missing value)"),
+        "{tmp}/train.csv: line 3: missing label in column 'l1' ('null' is read as a missing value)"),
     bad("missing-label-tsv-none", {"train.tsv": "text\tl0\tl1\nt1\tA\ta1\nt2\tB\tNone\n"},
-        "{tmp}/train.tsv: row 2: missing label in column 'l1' ('None' is read as a missing value)"),
+        "{tmp}/train.tsv: line 3: missing label in column 'l1' ('None' is read as a missing value)"),
     bad("missing-label-jsonl-nan-string", {"train.jsonl": ROW_A1 + '{"text": "t2", "l0": "B", "l1": "NaN"}\n'},
-        "{tmp}/train.jsonl: row 2: missing label in column 'l1' ('NaN' is read as a missing value)"),
+        "{tmp}/train.jsonl: line 2: missing label in column 'l1' ('NaN' is read as a missing value)"),
     bad("missing-label-jsonl-nan-number", {"train.jsonl": ROW_A1 + '{"text": "t2", "l0": "B", "l1": NaN}\n'},
-        "{tmp}/train.jsonl: row 2: missing label in column 'l1'"),
+        "{tmp}/train.jsonl: line 2: missing label in column 'l1'"),
     bad("missing-label-parquet-na-string",
         {"train.parquet": [{"text": "t1", "l0": "A", "l1": "a1"}, {"text": "t2", "l0": "B", "l1": "N/A"}]},
         "{tmp}/train.parquet: row 2: missing label in column 'l1' ('N/A' is read as a missing value)"),
     # --- missing text
     bad("missing-text-csv-empty", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,A,a2\n,B,b1\n"},
-        "{tmp}/train.csv: row 3: missing text in column 'text'"),
+        "{tmp}/train.csv: line 4: missing text in column 'text'"),
     bad("missing-text-csv-blank", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,A,a2\n  ,B,b1\n"},
-        "{tmp}/train.csv: row 3: missing text in column 'text'"),
+        "{tmp}/train.csv: line 4: missing text in column 'text'"),
     bad("missing-text-jsonl-gz-null", {"train.jsonl.gz": ROW_A1 + '{"text": null, "l0": "B", "l1": "b1"}\n'},
-        "{tmp}/train.jsonl.gz: row 2: missing text in column 'text'"),
+        "{tmp}/train.jsonl.gz: line 2: missing text in column 'text'"),
     bad("missing-text-jsonl-gz-empty", {"train.jsonl.gz": ROW_A1 + '{"text": "", "l0": "B", "l1": "b1"}\n'},
-        "{tmp}/train.jsonl.gz: row 2: missing text in column 'text'"),
+        "{tmp}/train.jsonl.gz: line 2: missing text in column 'text'"),
     bad("missing-text-jsonl-gz-blank", {"train.jsonl.gz": ROW_A1 + '{"text": " \\t", "l0": "B", "l1": "b1"}\n'},
-        "{tmp}/train.jsonl.gz: row 2: missing text in column 'text'"),
+        "{tmp}/train.jsonl.gz: line 2: missing text in column 'text'"),
     bad("missing-text-jsonl-gz-absent", {"train.jsonl.gz": ROW_A1 + '{"l0": "B", "l1": "b1"}\n'},
-        "{tmp}/train.jsonl.gz: row 2: missing text in column 'text'"),
+        "{tmp}/train.jsonl.gz: line 2: missing text in column 'text'"),
     bad("missing-text-custom-column",
         {"train.jsonl": '{"title": "t", "c": "A", "s": "a"}\n{"title": null, "c": "B", "s": "b"}\n'},
-        "{tmp}/train.jsonl: row 2: missing text in column 'title'", text_col="title", level_cols=["c", "s"]),
+        "{tmp}/train.jsonl: line 2: missing text in column 'title'", text_col="title", level_cols=["c", "s"]),
     # --- empty files
     bad("empty-csv-no-bytes", {"train.csv": ""}, "{tmp}/train.csv: file is empty"),
     bad("empty-csv-header-only", {"train.csv": "text,l0,l1\n"}, "{tmp}/train.csv: file is empty (no rows)"),
@@ -181,14 +181,14 @@ BAD_INPUT = [
     bad("unseen-test-label-fine",
         {"train.jsonl": canonical_rows(),
          "test.jsonl": '{"text": "ok", "l0": "B", "l1": "b1"}\n{"text": "new", "l0": "A", "l1": "a9"}\n'},
-        "{tmp}/test.jsonl: row 2: label 'a9' in column 'l1' never appears in the training data ({tmp}/train.jsonl)"),
+        "{tmp}/test.jsonl: line 2: label 'a9' in column 'l1' never appears in the training data ({tmp}/train.jsonl)"),
     bad("unseen-test-label-coarse",
         {"train.jsonl": canonical_rows(),
          "test.jsonl": '{"text": "ok", "l0": "B", "l1": "b1"}\n{"text": "new", "l0": "C", "l1": "c1"}\n'},
-        "{tmp}/test.jsonl: row 2: label 'C' in column 'l0' never appears in the training data ({tmp}/train.jsonl)"),
+        "{tmp}/test.jsonl: line 2: label 'C' in column 'l0' never appears in the training data ({tmp}/train.jsonl)"),
     bad("unseen-validation-label",
         {"train.jsonl": canonical_rows(), "test.jsonl": canonical_rows(1), "val.csv": "text,l0,l1\nv1,A,a1\nv2,B,b7\n"},
-        "{tmp}/val.csv: row 2: label 'b7' in column 'l1' never appears in the training data ({tmp}/train.jsonl)"),
+        "{tmp}/val.csv: line 3: label 'b7' in column 'l1' never appears in the training data ({tmp}/train.jsonl)"),
     # --- a column that is not there (the message lists those that are)
     bad("no-level-column-csv", {"user.csv": TITLED_CSV},
         "{tmp}/user.csv: no column 'subcat' (columns: title, category, subcategory)", **NO_SUBCAT),
@@ -204,11 +204,11 @@ BAD_INPUT = [
         "{tmp}/user.parquet: no column 'text' (columns: title, category, subcategory)", **NO_TEXT),
     # --- broken JSON Lines
     bad("invalid-json-line", {"train.jsonl": ROW_A1 + ROW_B1 + '{"text": "t3", "l0": \n'},
-        "{tmp}/train.jsonl: row 3: not valid JSON (Expecting value)"),
+        "{tmp}/train.jsonl: line 3: not valid JSON (Expecting value)"),
     bad("invalid-json-line-gz", {"train.jsonl.gz": ROW_A1 + ROW_B1 + '{"text": "t3", "l0": \n'},
-        "{tmp}/train.jsonl.gz: row 3: not valid JSON (Expecting value)"),
+        "{tmp}/train.jsonl.gz: line 3: not valid JSON (Expecting value)"),
     bad("json-line-not-an-object", {"train.jsonl": ROW_A1 + '["t2", "B", "b1"]\n'},
-        "{tmp}/train.jsonl: row 2: expected a JSON object"),
+        "{tmp}/train.jsonl: line 2: expected a JSON object"),
     # --- text that is not UTF-8, a quote never closed: the file and line or row are named
     bad("not-utf8-csv", {"train.csv": b"text,l0,l1\nt1,A,a1\nt\xe92,B,b1\n"},
         "{tmp}/train.csv: line 3: not UTF-8 text (byte 0xe9 at position 2); save the file as UTF-8"),
@@ -219,7 +219,7 @@ BAD_INPUT = [
     bad("not-utf8-jsonl-gz", {"train.jsonl.gz": ROW_A1.encode() + b'{"text": "\xff", "l0": "B", "l1": "b1"}\n'},
         "{tmp}/train.jsonl.gz: line 2: not UTF-8 text (byte 0xff at position 11); save the file as UTF-8"),
     bad("unterminated-quote-csv", {"train.csv": 'text,l0,l1\nt1,A,a1\n"t2,B,b1\nt3,B,b1\n'},
-        "{tmp}/train.csv: row 2: a quoted field is never closed (unterminated quote)"),
+        "{tmp}/train.csv: line 3: a quoted field is never closed (unterminated quote)"),
     bad("too-many-fields-csv", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,B,b1,x\n"},
         "{tmp}/train.csv: not valid CSV (Error tokenizing data. C error: Expected 3 fields in line 3, saw 4)"),
     # --- level columns named twice
@@ -714,3 +714,17 @@ def test_combine_datasets_one_taxonomy(tmp_path):
         assert names == expect
     with pytest.raises(ValueError, match="distinct"):
         combine_datasets([two, two])
+
+
+def test_messages_count_lines_as_an_editor_does(tmp_path):
+    """A CSV's line numbers count its header, blank lines and line breaks inside quoted fields; a
+    Parquet file's rows are rows."""
+    path = tmp_path / "train.csv"
+    path.write_text('text,l0,l1\n"two\nlines",A,a1\n\nok,A,a2\nbad,,b1\n')
+    with pytest.raises(DataError) as e:
+        load_files(path)
+    assert str(e.value) == f"{path}: line 6: missing label in column 'l0'"
+    pq_path = tmp_path / "train.parquet"
+    pd.DataFrame({"text": ["x", "y"], "l0": ["A", None], "l1": ["a1", "b1"]}).to_parquet(pq_path)
+    with pytest.raises(DataError, match="train.parquet: row 2: missing label in column 'l0'"):
+        load_files(pq_path)

@@ -129,8 +129,8 @@ def test_a_parts_folder_not_left_by_encode_is_refused(tmp_path):
     ("t.csv", b"text\nok\nbad \xe9\n", "line 3: not UTF-8 text (byte 0xe9 at position 5); save the file as UTF-8"),
     ("t.jsonl", b'{"text": "ok"}\n{"text": "\xff"}\n',
      "line 2: not UTF-8 text (byte 0xff at position 11); save the file as UTF-8"),
-    ("t.csv", b'text\nok\n"never closed\n', "row 2: a quoted field is never closed (unterminated quote)"),
-    ("t.jsonl", b'{"text": "ok"}\n{"text": \n', "row 2: not valid JSON (Expecting value)"),
+    ("t.csv", b'text\nok\n"never closed\n', "line 3: a quoted field is never closed (unterminated quote)"),
+    ("t.jsonl", b'{"text": "ok"}\n{"text": \n', "line 2: not valid JSON (Expecting value)"),
     ("nope.txt", None, "no such file"),
 ])
 def test_bad_input_files_are_named(tmp_path, name, content, message):

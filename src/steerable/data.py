@@ -7,6 +7,7 @@ one-line :class:`DataError` naming the file, row, column or label.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import math
@@ -181,10 +182,32 @@ def csv_errors(path: Path):
         raise DataError(f"{path}: file is empty") from None
     except pd.errors.ParserError as e:
         quote = re.search(r"EOF inside string starting at row (\d+)", str(e))
-        if quote:  # pandas counts the header as row 0, so this is the 1-based data row
-            raise DataError(f"{path}: row {quote.group(1)}: a quoted field is never closed "
-                            "(unterminated quote)") from None
+        if quote:  # pandas counts the header as row 0, so this is the 1-based data record
+            record = int(quote.group(1))
+            lines = _csv_lines(path, "\t" if path.name.lower().endswith(".tsv") else ",")
+            line = lines[record - 1] if record <= len(lines) else record + 1
+            raise DataError(f"{path}: line {line}: a quoted field is never closed (unterminated quote)") from None
         raise DataError(f"{path}: not valid CSV ({str(e).strip()})") from None
+
+
+def at(path: str | Path, number: int) -> str:
+    """Where an example of ``path`` is, as an editor counts: "line N" in a text file (CSV counts its header
+    line; JSON Lines its blank lines), "row N" in a Parquet file (1-based)."""
+    return f"row {number}" if str(path).lower().endswith(".parquet") else f"line {number}"
+
+
+def _csv_lines(path: Path, sep: str) -> list[int]:
+    """The line on which each data record of a CSV / TSV file starts (after the header; blank lines are
+    no records, and a quoted field may span lines), as pandas reads the records."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    starts, end = [], 0
+    with opener(path, "rt", encoding="utf-8", newline="") as f:
+        reader = csv.reader(f, delimiter=sep)
+        for record in reader:
+            if record:
+                starts.append(end + 1)
+            end = reader.line_num
+    return starts[1:]
 
 
 def _read_jsonl_gz(path: Path) -> tuple[list[dict], list[int]]:
@@ -199,19 +222,17 @@ def _read_jsonl_gz(path: Path) -> tuple[list[dict], list[int]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataError(f"{path}: row {i}: not valid JSON ({e.msg})") from None
+                raise DataError(f"{path}: line {i}: not valid JSON ({e.msg})") from None
             if not isinstance(row, dict):
-                raise DataError(f"{path}: row {i}: expected a JSON object")
+                raise DataError(f"{path}: line {i}: expected a JSON object")
             rows.append(row)
             numbers.append(i)
     return rows, numbers
 
 
 def read_table(path: str | Path) -> tuple[list[dict], list[str], list[int]]:
-    """Rows (as dicts), column names and row numbers of a CSV, JSON Lines or Parquet file.
-
-    Row numbers are line numbers for JSON Lines and 1-based data-row numbers otherwise.
-    """
+    """Rows (as dicts), column names and where each row is: its line in a CSV or JSON Lines file (as an
+    editor counts), its 1-based row in a Parquet file (:func:`at` says which)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
@@ -229,7 +250,11 @@ def read_table(path: str | Path) -> tuple[list[dict], list[str], list[int]]:
     else:
         raise DataError(f"{path}: unknown file type; use .csv, .tsv, .jsonl(.gz) or .parquet")
     df = df.astype(object).where(df.notna(), None)
-    return df.to_dict("records"), [str(c) for c in df.columns], list(range(1, len(df) + 1))
+    numbers = list(range(1, len(df) + 1))
+    if not name.endswith(".parquet"):
+        lines = _csv_lines(path, "\t" if name.endswith(".tsv") else ",")
+        numbers = lines if len(lines) == len(df) else [n + 1 for n in numbers]  # + 1: the header line
+    return df.to_dict("records"), [str(c) for c in df.columns], numbers
 
 
 def _column_values(path, rows, columns, numbers, text_col, level_cols):
@@ -242,14 +267,14 @@ def _column_values(path, rows, columns, numbers, text_col, level_cols):
     for i, row in zip(numbers, rows):
         t = row.get(text_col)
         if t is None or (isinstance(t, float) and math.isnan(t)) or not str(t).strip():
-            raise DataError(f"{path}: row {i}: missing text in column {text_col!r}")
+            raise DataError(f"{path}: {at(path, i)}: missing text in column {text_col!r}")
         ls = []
         for col in level_cols:
             v = row.get(col)
             if v is None or (isinstance(v, float) and math.isnan(v)) or str(v).strip() == "":
-                raise DataError(f"{path}: row {i}: missing label in column {col!r}")
+                raise DataError(f"{path}: {at(path, i)}: missing label in column {col!r}")
             if str(v).strip() in MISSING_LABELS:
-                raise DataError(f"{path}: row {i}: missing label in column {col!r} "
+                raise DataError(f"{path}: {at(path, i)}: missing label in column {col!r} "
                                 f"({str(v).strip()!r} is read as a missing value)")
             ls.append(str(v))
         texts.append(str(t))
@@ -285,8 +310,8 @@ def _build_hierarchy(train: _RawSplit, others: Sequence[_RawSplit], level_cols) 
                     parent_of[k][ls[k]] = (ls[k - 1], split.path, i)
                 elif seen[0] != ls[k - 1]:
                     raise DataError(
-                        f"{split.path}: row {i}: label {ls[k]!r} in column {level_cols[k]!r} has parent "
-                        f"{ls[k - 1]!r}, but parent {seen[0]!r} at {seen[1]} row {seen[2]}"
+                        f"{split.path}: {at(split.path, i)}: label {ls[k]!r} in column {level_cols[k]!r} has parent "
+                        f"{ls[k - 1]!r}, but parent {seen[0]!r} at {seen[1]} {at(seen[1], seen[2])}"
                     )
     classes = []
     for k in range(n_levels):
@@ -303,7 +328,7 @@ def _build_hierarchy(train: _RawSplit, others: Sequence[_RawSplit], level_cols) 
             for k in range(n_levels):
                 if ls[k] not in known[k]:
                     raise DataError(
-                        f"{split.path}: row {i}: label {ls[k]!r} in column {level_cols[k]!r} "
+                        f"{split.path}: {at(split.path, i)}: label {ls[k]!r} in column {level_cols[k]!r} "
                         f"never appears in the training data ({train.path})"
                     )
     index = [{c: j for j, c in enumerate(cs)} for cs in classes]

@@ -74,9 +74,9 @@ def iter_text_chunks(path: str | Path, chunk_size: int, text_col: str | None = N
                     try:
                         row = json.loads(line)
                     except json.JSONDecodeError as e:
-                        raise DataError(f"{path}: row {i}: not valid JSON ({e.msg})") from None
+                        raise DataError(f"{path}: line {i}: not valid JSON ({e.msg})") from None
                     if not isinstance(row, dict) or col not in row:
-                        raise DataError(f"{path}: row {i}: no key {col!r}")
+                        raise DataError(f"{path}: line {i}: no key {col!r}")
                     yield "" if row[col] is None else str(row[col])
 
         opener = gzip.open if name.endswith(".gz") else open
