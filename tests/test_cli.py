@@ -423,3 +423,50 @@ def test_an_unwritable_out_is_refused_before_any_work_in_one_line(csv_file, tmp_
     assert main(["encode", str(csv_file), "--model", "nowhere", "--out", "/proc/e.npy", "--text-col", "title"]) == 2
     assert "--out /proc/e.npy: cannot write in /proc" in capsys.readouterr().err
     assert not (tmp_path / "cache").exists()
+
+
+def test_misuse_is_refused_in_one_line(csv_file, tmp_path, capsys):
+    """Options that would be accepted and mean nothing: each refused with a line that says why."""
+    import pandas as pd
+
+    table = pd.read_csv(csv_file)
+    ints = tmp_path / "ints.parquet"
+    table.assign(title=range(len(table))).to_parquet(ints)
+    lists = tmp_path / "lists.parquet"
+    table.assign(title=[[1, 2]] * len(table)).to_parquet(lists)
+    cases = [
+        (["--train", str(ints)], "column 'title' holds int values ('0'), not text"),
+        (["--train", str(lists)], "column 'title' holds ndarray values"),
+        (["--train", str(csv_file), "--text-col", "category"], "the text column 'category' is also a level column"),
+        (["--train", str(csv_file), "--method", "v5", "--dial", "0.5"], "--dial is the setting of --method dial; 'v5' has"),
+    ]
+    for extra, message in cases:
+        argv = ["train", "--text-col", "title", "--levels", "category,subcategory", "--out", str(tmp_path / "r"),
+                *extra]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "rep"), "--format", "md,html"]) == 2
+    assert "--format: unknown format 'html'; choose from md, mteb" in capsys.readouterr().err
+
+
+def test_reversed_levels_get_a_hint_and_doubtful_data_a_warning(csv_file, tmp_path):
+    import warnings
+
+    from steerable.data import DataError, DataWarning, load_files
+
+    with pytest.raises(DataError, match="the levels look reversed: 'subcategory' has .* give them coarsest first: "
+                                        "category,subcategory"):
+        load_files(csv_file, text_col="title", level_cols=["subcategory", "category"])
+    rows = [f"text {sub} {i},{sub[0]},{sub}" for sub in ("a1", "a2", "b1", "b2") for i in range(6)]
+    rows += ["text a1 0,a,a2", "only one,b,b3"]  # a text seen as a1 comes again as a2; b3 has one example
+    doubtful = tmp_path / "doubtful.csv"
+    doubtful.write_text("text,l0,l1\n" + "\n".join(rows) + "\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = load_files(doubtful)
+    messages = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+    assert messages == [f"{doubtful}: 1 text(s) occur with conflicting 'l1' labels, e.g. 'text a1 0' as 'a1' "
+                        "(line 2) and 'a2' (line 26)",
+                        f"{doubtful}: 1 class(es) in column 'l1' have a single example: 'b3'"]
+    assert [n for n in ds.notes if n.startswith("warning: ")] == [f"warning: {m}" for m in messages]

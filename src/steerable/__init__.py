@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 
 from .backbone import Backbone, VectorCache  # noqa: E402
 from .data import (  # noqa: E402
-    DataError, HierarchicalDataset, Hierarchy, combine_datasets, load_dataset, load_files,
+    DataError, DataWarning, HierarchicalDataset, Hierarchy, combine_datasets, load_dataset, load_files,
 )
 from .encoder import SteerableEncoder  # noqa: E402
 from .heads import FractalHead, IdentityHead, LinearHead, MLPHead  # noqa: E402
@@ -14,7 +14,7 @@ from .schedule import Schedule, Term  # noqa: E402
 from .train import TrainConfig  # noqa: E402
 
 __all__ = [
-    "Backbone", "VectorCache", "DataError", "HierarchicalDataset", "Hierarchy", "load_dataset",
+    "Backbone", "VectorCache", "DataError", "DataWarning", "HierarchicalDataset", "Hierarchy", "load_dataset",
     "load_files", "combine_datasets", "SteerableEncoder", "FractalHead", "IdentityHead", "LinearHead",
     "MLPHead", "SteerableModel", "Schedule", "Term", "METHODS", "preset", "TrainConfig",
 ]

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import warnings
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -268,6 +269,9 @@ def _column_values(path, rows, columns, numbers, text_col, level_cols):
         t = row.get(text_col)
         if t is None or (isinstance(t, float) and math.isnan(t)) or not str(t).strip():
             raise DataError(f"{path}: {at(path, i)}: missing text in column {text_col!r}")
+        if not isinstance(t, str):
+            raise DataError(f"{path}: {at(path, i)}: column {text_col!r} holds {type(t).__name__} values "
+                            f"({str(t)[:40]!r}), not text; name the column that holds the texts")
         ls = []
         for col in level_cols:
             v = row.get(col)
@@ -312,6 +316,7 @@ def _build_hierarchy(train: _RawSplit, others: Sequence[_RawSplit], level_cols) 
                     raise DataError(
                         f"{split.path}: {at(split.path, i)}: label {ls[k]!r} in column {level_cols[k]!r} has parent "
                         f"{ls[k - 1]!r}, but parent {seen[0]!r} at {seen[1]} {at(seen[1], seen[2])}"
+                        + _reversed_hint(train, level_cols)
                     )
     classes = []
     for k in range(n_levels):
@@ -337,6 +342,15 @@ def _build_hierarchy(train: _RawSplit, others: Sequence[_RawSplit], level_cols) 
         for k in range(1, n_levels)
     )
     return Hierarchy(tuple(level_cols), tuple(classes), parents)
+
+
+def _reversed_hint(train: _RawSplit, level_cols: Sequence[str]) -> str:
+    """A hint where the levels look given finest first: a level with more classes than the next one."""
+    sizes = [len({ls[k] for ls in train.labels}) for k in range(len(level_cols))]
+    if any(a > b for a, b in zip(sizes, sizes[1:])):
+        return (f" (the levels look reversed: {', '.join(f'{c!r} has {n} classes' for c, n in zip(level_cols, sizes))}; "
+                f"give them coarsest first: {','.join(reversed(level_cols))})")
+    return ""
 
 
 def _encode_labels(split: _RawSplit, h: Hierarchy) -> LabelledTexts:
@@ -388,6 +402,9 @@ def load_files(train: str | Path, test: str | Path | None = None, validation: st
     if repeated:
         raise DataError(f"level columns must be distinct, got {list(level_cols)} "
                         f"({', '.join(map(repr, repeated))} repeated)")
+    if text_col in level_cols:
+        raise DataError(f"the text column {text_col!r} is also a level column: the labels would be read as "
+                        "the texts; name the column that holds the texts")
     raw_train = _read_split(train, text_col, level_cols)
     raw_test = _read_split(test, text_col, level_cols) if test else None
     raw_val = _read_split(validation, text_col, level_cols) if validation else None
@@ -409,8 +426,38 @@ def load_files(train: str | Path, test: str | Path | None = None, validation: st
     for part, split in (("test", test_split), ("validation", val_split)):
         if len(split) == 0:
             _too_small(raw_train, level_cols[-1], part, held_parts=1 + (part == "validation" and raw_test is None))
+    for warning in _doubtful(raw_train, level_cols):
+        warnings.warn(warning, DataWarning, stacklevel=2)
+        notes.append(f"warning: {warning}")
     return HierarchicalDataset(name or Path(train).name.split(".")[0], h, full_train, val_split,
                                test_split, notes)
+
+
+class DataWarning(UserWarning):
+    """Data that loads but may not mean what it says: the same text with two labels, a class with one
+    example."""
+
+
+def _doubtful(split: _RawSplit, level_cols: Sequence[str]) -> list[str]:
+    """One-line warnings about the training file: texts that occur with conflicting finest labels, and
+    finest classes with a single example (neither k-NN nor a held-out split can use them)."""
+    out = []
+    first: dict[str, tuple[str, int]] = {}
+    conflicts = []
+    for i, text, ls in zip(split.rows, split.texts, split.labels):
+        seen = first.setdefault(text, (ls[-1], i))
+        if seen[0] != ls[-1]:
+            conflicts.append((text, seen, (ls[-1], i)))
+    if conflicts:
+        text, (a, i), (b, j) = conflicts[0]
+        out.append(f"{split.path}: {len(conflicts)} text(s) occur with conflicting {level_cols[-1]!r} labels, e.g. "
+                   f"{text[:60]!r} as {a!r} ({at(split.path, i)}) and {b!r} ({at(split.path, j)})")
+    counts = Counter(ls[-1] for ls in split.labels)
+    single = sorted(c for c, n in counts.items() if n == 1)
+    if single:
+        out.append(f"{split.path}: {len(single)} class(es) in column {level_cols[-1]!r} have a single example: "
+                   f"{', '.join(map(repr, single[:5]))}{', ...' if len(single) > 5 else ''}")
+    return out
 
 
 def dataset_path(name: str, root: str | Path | None = None) -> Path:

@@ -56,8 +56,12 @@ def iter_text_chunks(path: str | Path, chunk_size: int, text_col: str | None = N
         pf = pq.ParquetFile(path)
         if col not in pf.schema_arrow.names:
             raise DataError(f"{path}: no column {col!r} (columns: {', '.join(pf.schema_arrow.names)})")
+        kind = pf.schema_arrow.field(col).type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            raise DataError(f"{path}: column {col!r} holds {kind} values, not text; name the column that holds "
+                            "the texts")
         for batch in pf.iter_batches(batch_size=chunk_size, columns=[col]):
-            yield [str(t) if t is not None else "" for t in batch.column(0).to_pylist()]
+            yield [t if t is not None else "" for t in batch.column(0).to_pylist()]
         return
     if name.endswith((".csv", ".tsv")):
         sep = "\t" if name.endswith(".tsv") else ","
@@ -77,7 +81,9 @@ def iter_text_chunks(path: str | Path, chunk_size: int, text_col: str | None = N
                         raise DataError(f"{path}: line {i}: not valid JSON ({e.msg})") from None
                     if not isinstance(row, dict) or col not in row:
                         raise DataError(f"{path}: line {i}: no key {col!r}")
-                    yield "" if row[col] is None else str(row[col])
+                    if row[col] is not None and not isinstance(row[col], str):
+                        raise DataError(f"{path}: line {i}: key {col!r} holds a {type(row[col]).__name__}, not text")
+                    yield "" if row[col] is None else row[col]
 
         opener = gzip.open if name.endswith(".gz") else open
         with utf8_errors(path), opener(path, "rt", encoding="utf-8") as f:

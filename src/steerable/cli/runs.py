@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..backbone import DEFAULT_BACKBONE
-from ..report import load_records, write_report
+from ..report import REPORT_FORMATS, load_records, write_report
 from ..runs import ResultsStore, SweepSpec, run_sweep
 from .common import add_sweep_args, backbone_names, csv_list, executor, seed_list, sweep_settings
 
@@ -37,7 +37,12 @@ def cmd_report(args) -> int:
         records = [r for r in records if args.backbone in (r.backbone, r.backbone.split("/")[-1])]
         if not records:
             raise ValueError(f"{args.results}: no runs with backbone {args.backbone!r}")
-    write_report(records, args.out, csv_list(args.format) or ["md"], reference=args.reference)
+    formats = csv_list(args.format) or ["md"]
+    unknown = [f for f in formats if f not in REPORT_FORMATS]
+    if unknown:
+        raise ValueError(f"--format: unknown format {', '.join(map(repr, unknown))}; choose from "
+                         f"{', '.join(REPORT_FORMATS)}")
+    write_report(records, args.out, formats, reference=args.reference)
     ResultsStore(args.results).write_parquet(Path(args.out) / "results.parquet")
     print(f"report: {len(records)} runs -> {args.out}/report.md")
     return 0
@@ -78,7 +83,7 @@ def register(sub) -> None:
                                    "result files (TaskResult JSON; needs the mteb extra).")
     p.add_argument("results", help="results store folder")
     p.add_argument("--out", required=True, help="report folder")
-    p.add_argument("--format", default="md", help="comma-separated: md (always), mteb")
+    p.add_argument("--format", default="md", help=f"comma-separated: {', '.join(REPORT_FORMATS)} (md is always written)")
     p.add_argument("--reference", help="the method every other one is tested against (default: mrl)")
     p.add_argument("--backbone", help="only the runs of this backbone (a store may hold several; a report "
                                       "covers one)")

@@ -72,6 +72,9 @@ def cmd_train(args) -> int:
         check_out(Path(args.out), args.overwrite)
     if args.method == "dial" and args.dial is None and not args.schedule:
         raise ValueError("--method dial needs --dial VALUE (0 to 1)")
+    if args.dial is not None and (args.method != "dial" or args.schedule):
+        raise ValueError(f"--dial is the setting of --method dial; {args.schedule or args.method!r} has no dial "
+                         "(a method with a setting takes it in its name, e.g. blend@0.5)")
     dataset, source = load_data(args)
     if args.threads:
         torch.set_num_threads(args.threads)

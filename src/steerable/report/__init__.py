@@ -24,7 +24,10 @@ from .table import Table
 from .tables import (STEER_METRICS, accuracy_table, adaptive_table, efficiency_table, funnel_table,
                      hierarchy_table, open_set_table, retrieval_table, steerability_table, steerability_tests)
 
-__all__ = ["Results", "Table", "write_report", "write_mteb", "load_records", "header", "protocol_means"]
+__all__ = ["Results", "Table", "write_report", "write_mteb", "load_records", "header", "protocol_means",
+           "REPORT_FORMATS"]
+
+REPORT_FORMATS = ("md", "mteb")  # md: tables (Markdown, CSV, LaTeX), figures, summary; mteb: TaskResult files
 
 
 def load_records(source: str | Path) -> list[RunRecord]:
