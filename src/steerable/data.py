@@ -345,9 +345,9 @@ def _build_hierarchy(train: _RawSplit, others: Sequence[_RawSplit], level_cols) 
 
 
 def _reversed_hint(train: _RawSplit, level_cols: Sequence[str]) -> str:
-    """A hint where the levels look given finest first: a level with more classes than the next one."""
+    """A hint where the levels look given finest first: more classes at the first level than at the last."""
     sizes = [len({ls[k] for ls in train.labels}) for k in range(len(level_cols))]
-    if any(a > b for a, b in zip(sizes, sizes[1:])):
+    if sizes[0] > sizes[-1]:
         return (f" (the levels look reversed: {', '.join(f'{c!r} has {n} classes' for c, n in zip(level_cols, sizes))}; "
                 f"give them coarsest first: {','.join(reversed(level_cols))})")
     return ""
