@@ -470,3 +470,43 @@ def test_reversed_levels_get_a_hint_and_doubtful_data_a_warning(csv_file, tmp_pa
                         "(line 2) and 'a2' (line 26)",
                         f"{doubtful}: 1 class(es) in column 'l1' have a single example: 'b3'"]
     assert [n for n in ds.notes if n.startswith("warning: ")] == [f"warning: {m}" for m in messages]
+
+
+def test_an_interrupted_training_says_where_its_checkpoint_is_and_resumes_saying_so(csv_file, tmp_path, monkeypatch,
+                                                                                     capsys):
+    from steerable import train as train_module
+
+    out = tmp_path / "run"
+    real = train_module.Selection.end_epoch
+    calls = []
+
+    def interrupted_in_epoch_two(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(train_module.Selection, "end_epoch", interrupted_in_epoch_two)
+    argv = ["train", "--train", str(csv_file), "--text-col", "title", "--levels", "category,subcategory",
+            "--epochs", "2", "--protocol", "standard", "--out", str(out)]
+    with pytest.raises(KeyboardInterrupt):
+        main([*argv, "--quiet"])
+    checkpoint = tmp_path / "run.checkpoint.safetensors"
+    assert checkpoint.exists() and f"interrupted: the last finished epoch is kept in {checkpoint}" in \
+        capsys.readouterr().err
+    monkeypatch.setattr(train_module.Selection, "end_epoch", real)
+    assert main(argv) == 0
+    assert f"resuming from epoch 2 of 2 ({checkpoint})" in capsys.readouterr().out
+    assert not checkpoint.exists()
+    config = json.loads((out / "config.json").read_text())
+    assert config["run"]["dataset"]["files"]["train"] == str(csv_file.resolve())  # evaluated from anywhere
+
+
+def test_export_quiet_prints_nothing_and_no_tracer_warnings(csv_file, tmp_path, capfd):
+    pytest.importorskip("onnx")
+    run = tmp_path / "run"
+    assert _train(csv_file, run, "--method", "mrl", "--head", "linear", "--protocol", "standard") == 0
+    capfd.readouterr()
+    assert main(["export", str(run), "--out", str(tmp_path / "st"), "--onnx", "--quiet"]) == 0
+    printed = capfd.readouterr()
+    assert "TracerWarning" not in printed.err and printed.out == ""

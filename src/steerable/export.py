@@ -11,6 +11,7 @@ normalisation gives the 64-d prefix, as Matryoshka-aware serving stacks expect.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -279,8 +280,11 @@ def export_onnx(model: SteerableModel, path: str | Path, dim: int | None = None)
         def forward(self, pooled):
             return self.head(pooled, dim=dim)
 
-    torch.onnx.export(_Wrapped(), (torch.zeros(2, head.input_dim),), str(path),
-                      input_names=["pooled"], output_names=["embedding"],
-                      dynamic_axes={"pooled": {0: "batch"}, "embedding": {0: "batch"}},
-                      opset_version=17, dynamo=False)
+    with warnings.catch_warnings():  # the tracer's notes on Python-side shape logic: the graph is checked
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # against the head in the tests
+        warnings.filterwarnings("ignore", message="Constant folding")
+        torch.onnx.export(_Wrapped(), (torch.zeros(2, head.input_dim),), str(path),
+                          input_names=["pooled"], output_names=["embedding"],
+                          dynamic_axes={"pooled": {0: "batch"}, "embedding": {0: "batch"}},
+                          opset_version=17, dynamo=False)
     return path

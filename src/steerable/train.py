@@ -178,6 +178,8 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
         resumed = _load_checkpoint(checkpoint, key, model, opt, sched, rng)
         if resumed is not None:
             first, selection.history, selection.best_score, selection.best_state = resumed
+            if progress:
+                tqdm.write(f"resuming from epoch {first} of {cfg.epochs} ({checkpoint})")
     bar = tqdm(total=cfg.epochs * steps, initial=(first - 1) * steps, desc=f"train {schedule.name}", unit="step",
                disable=not progress)
     try:

@@ -180,8 +180,9 @@ def load_data(args) -> tuple[HierarchicalDataset, dict]:
             raise DataError("give either --dataset or --train, not both")
         ds = load_files(args.train_file, args.test_file, args.validation_file, text_col=args.text_col,
                         level_cols=levels or ("l0", "l1"))
-        source = {"files": {"train": args.train_file, "test": args.test_file,
-                            "validation": args.validation_file},
+        absolute = lambda f: str(Path(f).resolve()) if f else None  # noqa: E731  (evaluated from anywhere later)
+        source = {"files": {"train": absolute(args.train_file), "test": absolute(args.test_file),
+                            "validation": absolute(args.validation_file)},
                   "text_col": args.text_col, "levels": list(ds.hierarchy.level_names)}
         return ds, source
     if not args.dataset:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -89,12 +90,18 @@ def cmd_train(args) -> int:
                                    seed=args.seed, precision=args.precision)
     backbone = backbone_from_args(args)
     unseen = replace(Unseen.parse(args.unseen), min_queries=args.min_queries) if args.unseen else None
-    result = run(dataset, method, head=args.head, head_options={"num_blocks": args.blocks,
-                                                                "block_dim": args.block_dim},
-                 backbone=backbone, train_config=cfg, max_train=args.max_train, max_test=args.max_test,
-                 protocols=protocols(args, args.seed), out=out, dataset_source=source,
-                 progress=not args.quiet, unseen=unseen,
-                 checkpoint=out.parent / f".{out.name}.checkpoint.safetensors", device=args.device)
+    checkpoint = out.parent / f"{out.name}.checkpoint.safetensors"
+    try:
+        result = run(dataset, method, head=args.head, head_options={"num_blocks": args.blocks,
+                                                                    "block_dim": args.block_dim},
+                     backbone=backbone, train_config=cfg, max_train=args.max_train, max_test=args.max_test,
+                     protocols=protocols(args, args.seed), out=out, dataset_source=source,
+                     progress=not args.quiet, unseen=unseen, checkpoint=checkpoint, device=args.device)
+    except KeyboardInterrupt:
+        if checkpoint.exists():
+            print(f"\ninterrupted: the last finished epoch is kept in {checkpoint}; the same command resumes "
+                  "from it, or delete it to discard the run", file=sys.stderr)
+        raise
     if result.held_out is not None:
         print(result.held_out.describe())
     print(f"{dataset.name} · {result.config['method']} · head {result.model.head.kind} · seed {args.seed} · "

@@ -128,9 +128,10 @@ def cmd_export(args) -> int:
         if args.onnx:
             export_onnx(model, tmp / "head.onnx", dim=args.onnx_dim)
         permit(tmp)
-    print(f"sentence-transformers model -> {out} (SentenceTransformer({str(out)!r}))")
-    if args.onnx:
-        print(f"ONNX head -> {out / 'head.onnx'}")
+    if not args.quiet:
+        print(f"sentence-transformers model -> {out} (SentenceTransformer({str(out)!r}))")
+        if args.onnx:
+            print(f"ONNX head -> {out / 'head.onnx'}")
     return 0
 
 
@@ -205,4 +206,5 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="write into a folder that holds files")
     p.add_argument("--onnx", action="store_true", help="also write head.onnx")
     p.add_argument("--onnx-dim", type=positive_int, help="ONNX output dim (default: full)")
+    p.add_argument("--quiet", action="store_true", help="print nothing")
     p.set_defaults(func=cmd_export)
