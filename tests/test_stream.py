@@ -200,3 +200,15 @@ def test_encode_does_not_replace_an_existing_output_unless_told(run_dir, tmp_pat
                                        "or another --out\n")
     assert out.read_bytes() == b"mine"
     assert main([*argv, "--overwrite"]) == 0 and np.load(out).shape == (5, 256)
+
+
+@pytest.mark.parametrize("name, content, rows", [
+    ("t.txt", "a\n\nb\n", 3), ("t.jsonl", '{"text": "a"}\n\n{"text": "b"}\n', 2),
+    ("t.csv", 'text\n"two\nlines"\nb\n', 2), ("t.csv", "text\n\xe9\n", 1)])
+def test_encode_knows_how_many_texts_are_coming(tmp_path, name, content, rows):
+    """The progress bar's total (and so its time left) is the number of texts the encoding pass reads."""
+    from steerable.stream import _count_rows
+
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    assert _count_rows(path, None) == rows == sum(len(c) for c in iter_text_chunks(path, 2))

@@ -8,6 +8,7 @@ The backbone's vector cache is bypassed: it would hold every vector of the file 
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import shutil
@@ -146,14 +147,25 @@ def encode_file(path: str | Path, out: str | Path, encode: Callable[[list[str]],
 
 
 def _count_rows(path: Path, text_col: str | None) -> int | None:
-    """How many texts ``path`` holds, where that is cheap to know (Parquet's metadata, or counting the
-    lines of a text file); None otherwise. For the progress bar's total and time left."""
+    """How many texts ``path`` holds, for the progress bar's total and time left: Parquet's metadata, or a
+    pass over the file counting lines (.txt), non-blank lines (JSON Lines) or records (CSV); None when
+    the file cannot be read so (its error comes from the encoding pass)."""
     name = path.name.lower()
-    if name.endswith(".parquet"):
-        return pq.ParquetFile(path).metadata.num_rows
-    if name.endswith(".txt"):
-        with open(path, "rb") as f:
-            return sum(1 for _ in f)
+    try:
+        if name.endswith(".parquet"):
+            return pq.ParquetFile(path).metadata.num_rows
+        if name.endswith(".txt"):
+            with open(path, "rb") as f:
+                return sum(1 for _ in f)
+        if name.endswith((".jsonl", ".jsonl.gz")):
+            with (gzip.open if name.endswith(".gz") else open)(path, "rb") as f:
+                return sum(1 for line in f if line.strip())
+        if name.endswith((".csv", ".tsv")):
+            with open(path, encoding="utf-8", newline="") as f:
+                return max(sum(1 for record in csv.reader(f, delimiter="\t" if name.endswith(".tsv") else ",")
+                               if record) - 1, 0)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
     return None
 
 
