@@ -13,6 +13,7 @@ import torch
 from ..backbone import Backbone, split_vectors
 from ..data import data_dir, list_datasets, load_dataset
 from ..heads import DEFAULT_HEAD, HEADS
+from ..importers import IMPORTERS, import_yahoo_answers
 from ..io import atomic_write_json, read_json
 from ..methods import METHODS, dial_name, preset
 from ..metrics import evaluate, format_metrics
@@ -21,7 +22,8 @@ from ..runs import load_run, run, run_dataset
 from ..schedule import Schedule
 from ..train import TrainConfig
 from .common import (add_backbone_args, add_data_args, add_eval_args, at_least, backbone_from_args, check_out,
-                     load_data, non_negative_int, positive_float, positive_int, protocols, unit_interval)
+                     check_writable, load_data, non_negative_int, positive_float, positive_int, protocols,
+                     unit_interval)
 
 METHOD_HELP = "\n".join(f"  {name:<20} {m.about}" for name, m in METHODS.items())
 EPILOG_TRAIN = f"""examples:
@@ -40,6 +42,19 @@ Backbone vectors are cached (STEER_CACHE_DIR, default ~/.cache/steerable): a tex
 
 
 def cmd_datasets(args) -> int:
+    if args.action == "import":
+        if args.importer not in IMPORTERS or not args.source or not args.out:
+            raise ValueError(f"write: steer datasets import {{{','.join(IMPORTERS)}}} FILE_OR_DIR --out DIR")
+        out = Path(args.out)
+        if out.is_dir() and any(out.iterdir()) and not (out / "SOURCE.md").exists():
+            raise FileExistsError(f"--out {out}: the folder holds other files; choose a new folder")
+        check_writable(out)
+        counts = import_yahoo_answers(args.source, out)
+        print(f"yahoo answers: " + ", ".join(f"{n:,} {split}" for split, n in counts.items()) + f" -> {out} "
+              f"(use it with --dataset {out.name} and STEER_DATA_DIR={out.parent})")
+        return 0
+    if args.action is not None:
+        raise ValueError(f"unknown action {args.action!r}; `steer datasets` lists, `steer datasets import ...` imports")
     root = Path(args.data_dir) if args.data_dir else data_dir()
     names = list_datasets(root)
     if not names:
@@ -154,9 +169,17 @@ def cmd_evaluate(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("datasets", help="list the data sets found, with hierarchy statistics",
+    p = sub.add_parser("datasets", help="list the data sets found (or import one), with hierarchy statistics",
                        description="List data sets under STEER_DATA_DIR (or --data-dir) with split "
-                                   "sizes, classes per level, branching, H(L0) and H(L1|L0) in bits.")
+                                   "sizes, classes per level, branching, H(L0) and H(L1|L0) in bits. "
+                                   "`steer datasets import yahoo-answers FILE_OR_DIR --out DIR` writes the Yahoo "
+                                   "Answers topics CSVs (train.csv, test.csv) in the canonical layout, the ten "
+                                   "topics in the original code's four groups.")
+    p.add_argument("action", nargs="?", choices=["import"], help="import: turn a public data set's files into "
+                                                                 "the canonical layout")
+    p.add_argument("importer", nargs="?", metavar="NAME", help=f"with import: {', '.join(IMPORTERS)}")
+    p.add_argument("source", nargs="?", metavar="FILE_OR_DIR", help="with import: the data set's files")
+    p.add_argument("--out", help="with import: the data set's folder to write (e.g. data/yahoo)")
     p.add_argument("--data-dir")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_datasets)
