@@ -165,6 +165,7 @@ def power_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results/paper", help="results store (default results/paper)")
     p.add_argument("--out", default="docs/power.md", help="the page to write (default docs/power.md)")
     p.add_argument("--datasets", help="comma-separated (default: the claims file's selection data sets)")
+    p.add_argument("--seeds-run", type=int, help="the seeds the grid runs: the page adds each test's power at them")
     return p
 
 
@@ -175,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             args = power_parser().parse_args(argv[1:])
             datasets = csv_list(args.datasets) or load_claims()["selection_datasets"]
             records = [r for r in ResultsStore(args.results).records() if r.unseen and r.split == "test"]
-            plan = write_power(Results(records), datasets, args.out, " ".join(["python -m paper", *argv]))
+            plan = write_power(Results(records), datasets, args.out, " ".join(["python -m paper", *argv]),
+                               seeds_run=args.seeds_run)
             print(f"power: {len(plan['differences'])} paired comparisons; the plan asks for {plan['seeds']} seeds "
                   f"-> {args.out}")
             return 0

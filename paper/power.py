@@ -46,6 +46,14 @@ def seeds_needed(sd: float, effect: float, alpha: float, power: float = POWER) -
     return MAX_SEEDS + 1
 
 
+def power_at(n: int, sd: float, effect: float, alpha: float) -> float:
+    """The power of a one-sided paired t-test at ``alpha`` over ``n`` seeds, for a true difference ``effect``
+    beyond the null's boundary and differences of spread ``sd``."""
+    if sd <= 0:
+        return 1.0
+    return float(stats.nct.sf(stats.t.ppf(1 - alpha, n - 1), n - 1, effect * math.sqrt(n) / sd))
+
+
 def differences(res: Results, floor: str = "flat_pca") -> list[dict]:
     """Per (data set, kind of held-out classes, method): the paired differences of coarse accuracy at the
     shortest prefix on the held-out texts, method minus ``floor``, over the seeds both ran."""
@@ -86,9 +94,19 @@ def plan(res: Results, datasets: Sequence[str], margin: float = 0.02, effect: fl
             "effect": effect, "differences": rows, "cells": cells, "seeds": need}
 
 
-def write_power(res: Results, datasets: Sequence[str], out: str | Path, command: str) -> dict:
-    """Write the power analysis as a page (and its JSON beside it); returns the plan."""
+def write_power(res: Results, datasets: Sequence[str], out: str | Path, command: str,
+                seeds_run: int | None = None) -> dict:
+    """Write the power analysis as a page (and its JSON beside it); returns the plan. ``seeds_run``: the
+    seeds the grid can afford, whose power in each cell the page adds (at the largest and the median
+    spread)."""
     p = plan(res, datasets)
+    if seeds_run:
+        for c in p["cells"]:
+            c["power_at_seeds_run"] = {
+                f"{spread} sd, {level}": power_at(seeds_run, c[key], c["size"], a)
+                for spread, key in (("largest", "sd"), ("median", "sd_median"))
+                for level, a in (("alpha", ALPHA), ("planning", ALPHA / PLANNING_TESTS))}
+        p["seeds_run"] = seeds_run
     lines = [
         "# Power: how many seeds the open-set claims need",
         "",
@@ -119,6 +137,14 @@ def write_power(res: Results, datasets: Sequence[str], out: str | Path, command:
         f"Seeds the plan asks for: **{_n(p['seeds'])}** (the largest cell at the planning level).",
         "",
     ]
+    if seeds_run:
+        lines += [f"Power of the same tests at the {seeds_run} seeds the grid runs (largest / median sd; at α and "
+                  f"at α / {PLANNING_TESTS}):", "",
+                  "| data set | held out | test | power, largest sd | power, median sd |", "|---|---|---|---|---|",
+                  *[f"| {c['dataset']} | {c['kind']} | {c['test']} {100 * c['size']:g} pt | "
+                    f"{c['power_at_seeds_run']['largest sd, alpha']:.2f} / {c['power_at_seeds_run']['largest sd, planning']:.2f} | "
+                    f"{c['power_at_seeds_run']['median sd, alpha']:.2f} / {c['power_at_seeds_run']['median sd, planning']:.2f} |"
+                    for c in p["cells"]], ""]
     atomic_write_text(out, "\n".join(lines))
     atomic_write_text(Path(out).with_suffix(".json"), json.dumps(p, indent=2) + "\n")
     return p

@@ -39,3 +39,11 @@ def test_the_plan_takes_the_widest_spread_against_the_floor():
     assert (cell["dataset"], cell["kind"], cell["sd_method"]) == ("clinc150", "coarse", "mrl")  # HEAL's spread is 0
     assert cell["seeds"]["planning"] == seeds_needed(d.std(ddof=1), 0.02, 0.05 / 18)
     assert p["seeds"] == max(c["seeds"]["planning"] for c in p["cells"])
+
+
+def test_power_at_a_number_of_seeds_matches_the_seeds_needed():
+    from paper.power import power_at
+
+    n = seeds_needed(0.03, 0.02, 0.05)
+    assert power_at(n, 0.03, 0.02, 0.05) >= 0.8 > power_at(n - 1, 0.03, 0.02, 0.05)
+    assert power_at(10, 0.0, 0.02, 0.05) == 1.0
