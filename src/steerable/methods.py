@@ -304,9 +304,9 @@ def flat_pca(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
 # (paper/selections.md). The hybrids keep a trained head's fine accuracy: the prefix comes from a
 # projection (fixed, a starting point held near the backbone, or mixed with a trained prefix).
 
-PROJECTION_SETTINGS = {"gep": 1.0, "nuisance": 64.0, "lda": 4.0}  # chosen settings (paper/selections.md)
-HYBRID_PROJECTION = ("gep", 1.0)  # the projection the hybrids start from (paper/selections.md)
-BLEND_MIX = 0.5  # the blend's share of the trained prefix (paper/selections.md)
+PROJECTION_SETTINGS = {"gep": 1.0, "nuisance": 16.0, "lda": 1.0}  # chosen on validation (paper/selections.md)
+HYBRID_PROJECTION = ("nuisance", 16.0)  # the projection the hybrids start from, chosen (paper/selections.md)
+BLEND_MIX = 0.25  # the blend's share of the trained prefix, chosen (paper/selections.md)
 
 
 def projection(kind: str, setting: float | None = None, num_levels: int = 2, num_blocks: int = 4) -> Schedule:
