@@ -145,10 +145,11 @@ def goal_sweep(datasets: Sequence[str], *, quick: bool = False, seeds: Sequence[
         return list(seeds or (GOAL_SEEDS[:2] if quick else GOAL_SEEDS if ds in SELECTION_DATASETS
                               else GOAL_CONFIRM_SEEDS))
     cands = goal_candidates()
+    held_out = {ds: (f"coarse:{coarse_held_out(ds, data_dir)}", f"fine:{OPEN_SET_FINE:g}") for ds in dss}
     runs = [RunSpec(ds, m, s, **base) for ds in dss for m in (*cands, *GOAL_CLOSED_REFERENCES) for s in seeds_of(ds)]
-    for unseen in (lambda ds: f"coarse:{coarse_held_out(ds, data_dir)}", lambda ds: f"fine:{OPEN_SET_FINE:g}"):
-        runs += [RunSpec(ds, m, s, unseen=unseen(ds), **base) for ds in dss for m in (*cands, *GOAL_OPEN_REFERENCES)
-                 for s in seeds_of(ds)]
+    for kind in (0, 1):
+        runs += [RunSpec(ds, m, s, unseen=held_out[ds][kind], **base) for ds in dss
+                 for m in (*cands, *GOAL_OPEN_REFERENCES) for s in seeds_of(ds)]
     return runs
 
 
@@ -163,6 +164,6 @@ def pareto_sweep(datasets: Sequence[str], *, quick: bool = False, seeds: Sequenc
     seeds = list(seeds or (PAPER_SEEDS[:2] if quick else PAPER_SEEDS))
     dss = [d for d in SELECTION_DATASETS if d in datasets][: 1 if quick else None]
     methods = [m for name in ("projection_settings", "blend_mix") for m in SELECTIONS[name].candidates]
+    coarse = {ds: f"coarse:{coarse_held_out(ds, data_dir)}" for ds in dss}
     return ([RunSpec(ds, m, s, **base) for ds in dss for m in methods for s in seeds]
-            + [RunSpec(ds, m, s, unseen=f"coarse:{coarse_held_out(ds, data_dir)}", **base)
-               for ds in dss for m in methods for s in seeds])
+            + [RunSpec(ds, m, s, unseen=coarse[ds], **base) for ds in dss for m in methods for s in seeds])
