@@ -29,11 +29,12 @@ import tempfile
 import numpy as np
 import torch
 
-from _common import finish, machine, print_machine, summary, timed, write_json
 from steerable.backbone import DEFAULT_BACKBONE, RUNTIMES, Backbone, VectorCache
 from steerable.data import load_dataset
 from steerable.heads import HEADS
 from steerable.model import SteerableModel
+
+from _common import finish, machine, print_machine, summary, timed, write_json
 
 TARGET_HEAD_PCT = 5.0
 TARGET_INT8_SPEEDUP = 2.0

@@ -17,11 +17,12 @@ import argparse
 
 import torch
 
-from _common import finish, machine, print_machine, summary, timed, write_json
 from steerable.backbone import Backbone, split_vectors
 from steerable.data import load_dataset
 from steerable.methods import preset
 from steerable.model import SteerableModel
+
+from _common import finish, machine, print_machine, summary, timed, write_json
 
 TARGET_S = 5.0
 METHODS = ("flat_pca", "gep", "nuisance", "lda")

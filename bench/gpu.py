@@ -20,13 +20,14 @@ import time
 
 import torch
 
-from _common import machine, print_machine, write_json
 from steerable.backbone import Backbone, VectorCache, split_vectors
 from steerable.data import load_dataset
 from steerable.methods import preset
 from steerable.metrics import knn_accuracy
 from steerable.model import SteerableModel
-from steerable.train import TrainConfig, train
+from steerable.training import TrainConfig, train
+
+from _common import machine, print_machine, write_json
 
 MAX_TRAIN, MAX_TEST = 10_000, 2_000  # as steer reproduce caps CLINC
 

@@ -23,13 +23,14 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import torch
 
-from _common import finish, machine, print_machine
-from steerable.backbone import Backbone, SplitVectors, split_vectors
-from steerable.data import Hierarchy, load_dataset
+from steerable.backbone import Backbone, split_vectors
+from steerable.data import Hierarchy, SplitVectors, load_dataset
 from steerable.methods import preset
 from steerable.metrics import evaluate, probe_prefix, standard_protocol
 from steerable.model import SteerableModel
-from steerable.train import TrainConfig, train
+from steerable.training import TrainConfig, train
+
+from _common import finish, machine, print_machine
 
 
 def load_vectors(args):

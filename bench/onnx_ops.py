@@ -26,10 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import finish, machine, print_machine, write_json
 from steerable.backbone import DEFAULT_BACKBONE, Backbone
+from steerable.backbone.onnx import OnnxEncoder
 from steerable.data import load_dataset
-from steerable.onnx_backbone import OnnxEncoder
+
+from _common import finish, machine, print_machine, write_json
 
 PRODUCTS = {"MatMul", "Attention", "DynamicQuantizeMatMul", "QAttention", "MatMulInteger"}
 

@@ -17,9 +17,10 @@ import argparse
 
 import numpy as np
 
-from _common import write_json
 from steerable.backbone import DEFAULT_BACKBONE
 from steerable.runs import LocalExecutor, ResultsStore, RunSpec, run_sweep
+
+from _common import write_json
 
 CAPS = {"max_train": 10_000, "max_test": 2_000}
 TARGET_PT = 0.3

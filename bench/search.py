@@ -63,20 +63,22 @@ queries (``synthetic`` rows, ``synthetic_chosen``). No heads: nothing in it was 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import faiss
 import numpy as np
 import torch
 
-from _common import finish, machine, print_machine, write_json
-from search_lib import ENGINES, choose, contenders, out_of_sample, prefix_ceiling, split_queries, unit
 from steerable.backbone import Backbone, VectorCache
 from steerable.data import combine_datasets, list_datasets, load_dataset
-from steerable.methods import mrl, prefix_distillation
-from steerable.metrics import standard_protocol
-from steerable.runs import run
+from steerable.methods import mrl
+from steerable.methods.matryoshka import prefix_distillation
+from steerable.runs import RunSpec, Where, run
 from steerable.schedule import Schedule
+
+from _common import finish, machine, print_machine, write_json
+from search_lib import ENGINES, choose, contenders, out_of_sample, prefix_ceiling, split_queries, unit
 
 HEADS = ("v5", "mrl", "mrl_distill")  # mrl_distill: MRL whose prefix learns to shortlist for its full vector
 HELD_OUT_SPLITS = ("test",)  # the validation splits chose epochs and settings: no text of theirs is searched
@@ -111,8 +113,10 @@ def train_head(train_on, method, cache: VectorCache, split: str = "test"):
     """A head trained on ``train_on``'s training split, measured on ``split``; (model, what to record of
     it)."""
     t0 = time.perf_counter()
-    result = run(train_on, method, cache=cache, progress=False, max_test=2000, retrieval=False,
-                 protocols=[standard_protocol()], split=split)
+    custom = json.dumps(method.to_dict(), sort_keys=True) if isinstance(method, Schedule) else None
+    spec = RunSpec(train_on.name, method.name if custom else method, max_test=2000, retrieval=False,
+                   protocols=("standard",), split=split, schedule=custom)
+    result = run(spec, dataset=train_on, where=Where(cache.backbone, cache, progress=False))
     (block,) = result.metrics.values()
     return result.model, {"train_and_eval_s": time.perf_counter() - t0,
                           "train_examples": len(train_on.train),

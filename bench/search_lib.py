@@ -15,8 +15,9 @@ from typing import Callable, Iterable, Sequence
 import faiss
 import numpy as np
 
-from _common import timed
 from steerable.search.ranking import rerank, top_k
+
+from _common import timed
 
 TARGET_RECALL = 0.99  # the funnel keeps >= 0.99 of exact-256's top 10
 IVF_CODECS = {"funnel-ivf": "Flat", "funnel-ivf-sq8": "SQ8", "funnel-ivf-pq4fs": "PQ32x4fs"}

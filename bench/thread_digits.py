@@ -20,7 +20,8 @@ from steerable.backbone import Backbone, split_vectors
 from steerable.data import load_dataset
 from steerable.methods import preset
 from steerable.model import SteerableModel
-from steerable.train import PositiveSampler, TrainConfig, schedule_loss
+from steerable.training import TrainConfig
+from steerable.training.loop import PositiveSampler, schedule_loss
 
 
 def first_step(threads: int, schedule, vecs, hierarchy, cfg: TrainConfig) -> tuple[torch.Tensor, dict]:

@@ -3,8 +3,8 @@
 Runs each checkout's code (its ``src`` on ``PYTHONPATH``) in a fresh process, in turns (A, B, A, B,
 ...), so that both meet the same machine load. Each process trains, at the same threads, one epoch of
 CLINC V5 (the recipe's batch 32, all 15,000 examples, the per-epoch validation) for seed 42 alone
-(``steerable.train.train``), then for five seeds together where the checkout has
-``steerable.grouped``, and prints the times and a digest of the solo model's weights. The summary
+(``steerable.training.train``), then for five seeds together where the checkout has
+``steerable.training.together``, and prints the times and a digest of the solo model's weights. The summary
 gives each checkout's median times, their ratio, and whether the digests agree (they must, for a
 change that may not move a number).
 
@@ -33,7 +33,7 @@ def one_epoch(threads: int, seeds: int) -> dict:
     from steerable.data import load_dataset
     from steerable.methods import preset
     from steerable.model import SteerableModel
-    from steerable.train import TrainConfig, train
+    from steerable.training import TrainConfig, train
 
     torch.set_num_threads(threads)
     ds = load_dataset("clinc150")
@@ -52,7 +52,7 @@ def one_epoch(threads: int, seeds: int) -> dict:
     out = {"solo_s": time.perf_counter() - t,
            "digest": hashlib.sha1(b"".join(p.numpy().tobytes() for p in solo.state_dict().values())).hexdigest()}
     try:
-        from steerable.grouped import train_group
+        from steerable.training.together import train_group
     except ImportError:  # a checkout from before grouped training
         return out
     models = [model(c.seed) for c in cfgs]

@@ -2,7 +2,7 @@
 
 Loads clinc150, fetches every split's vectors with ``steerable.backbone.split_vectors`` (pre-warms
 the cache first; that fetch is reported but excluded from the timing), then times
-``steerable.train.train`` (default: method v5, the default head, 5 epochs, all 15,000 training
+``steerable.training.train`` (default: method v5, the default head, 5 epochs, all 15,000 training
 examples, batch 32; includes the per-epoch validation k-NN) and, separately,
 ``steerable.metrics.evaluate`` under both default protocols (paper, standard). Prints the
 steerability score under both protocols as a sanity check. ms/step is reported both as train time /
@@ -23,14 +23,16 @@ import time
 
 import torch
 
-from _common import finish, machine, print_machine, summary, timed, write_json
 from steerable.backbone import Backbone, VectorCache, split_vectors
 from steerable.data import load_dataset
 from steerable.heads import DEFAULT_HEAD, HEADS
 from steerable.methods import METHODS, preset
 from steerable.metrics import default_protocols, evaluate
 from steerable.model import SteerableModel
-from steerable.train import TrainConfig, train, validation_accuracy
+from steerable.training import TrainConfig, train
+from steerable.training.loop import validation_accuracy
+
+from _common import finish, machine, print_machine, summary, timed, write_json
 
 TARGET_TRAIN_S = 60.0
 

@@ -1,6 +1,6 @@
 """Does ``torch.compile`` make a training step cheaper on this machine? Eager against compiled.
 
-Trains the same head the same way twice per round, from the same seed: once as ``steerable.train``
+Trains the same head the same way twice per round, from the same seed: once as ``steerable.training``
 does (eager), once with the head's forward pass and the loss construction (every term's loss kind)
 wrapped in one ``torch.compile``d function (inductor; it breaks the graph where a loss draws from
 numpy's random stream). The optimiser, clipping and batches are the real ones. Prints the compile
@@ -21,13 +21,15 @@ import time
 import numpy as np
 import torch
 
-from _common import finish, machine, print_machine, write_json
 from steerable.backbone import Backbone, split_vectors
 from steerable.data import load_dataset
 from steerable.methods import preset
 from steerable.model import SteerableModel
-from steerable.losses import Step
-from steerable.train import PositiveSampler, TrainConfig, optimiser, terms_loss
+from steerable.training import TrainConfig
+from steerable.training.loop import PositiveSampler, optimiser, terms_loss
+from steerable.training.terms import Step
+
+from _common import finish, machine, print_machine, write_json
 
 
 def run(schedule, vecs, hierarchy, cfg: TrainConfig, steps: int, compiled: bool) -> tuple[float, float, torch.Tensor]:

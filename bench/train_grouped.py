@@ -1,8 +1,8 @@
-"""Seeds trained together (``steerable.grouped.train_group``) against the same seeds trained one by one.
+"""Seeds trained together (``steerable.training.together.train_group``) against the same seeds trained one by one.
 
 CLINC150, cached backbone vectors, the method's own recipe (V5: MLP head, batch 32, 5 epochs, all
 15,000 training examples, per-epoch validation k-NN included). Each repeat trains the seeds
-separately with ``steerable.train.train`` and then together, at the same threads; prints the median
+separately with ``steerable.training.train`` and then together, at the same threads; prints the median
 wall time of each, the ratio, and whether every seed's weights came out identical (``torch.equal``)
 both ways. Then the peak memory of a process that trains 1, 2, ... seeds together for one epoch
 (each in a fresh process: peak resident set on the CPU, ``torch.cuda.max_memory_allocated`` on a
@@ -25,13 +25,14 @@ from pathlib import Path
 
 import torch
 
-from _common import finish, machine, print_machine, write_json
 from steerable.backbone import Backbone, split_vectors
 from steerable.data import load_dataset
-from steerable.grouped import train_group
 from steerable.methods import preset
 from steerable.model import SteerableModel
-from steerable.train import TrainConfig, train
+from steerable.training import TrainConfig, train
+from steerable.training.together import train_group
+
+from _common import finish, machine, print_machine, write_json
 
 
 def status_mib(field: str) -> float:

@@ -1,6 +1,6 @@
 """Where training time goes: a CLINC run, phase by phase, on cached vectors.
 
-Replays ``steerable.train.train``'s loop for a method with a timer around each phase of every step:
+Replays ``steerable.training.train``'s loop for a method with a timer around each phase of every step:
 sampling the batch and its positives, gathering the rows, the head's forward pass, building the loss
 (every term's loss kind), backward, gradient clipping, the optimiser step; and per epoch, the
 validation k-NN. Prints seconds per phase and their share; ``--torch-profile`` adds torch's own
@@ -26,13 +26,15 @@ import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from _common import finish, machine, print_machine, write_json
 from steerable.backbone import Backbone, split_vectors
 from steerable.data import load_dataset
-from steerable.losses import LOSS_KINDS, Step
 from steerable.methods import preset
 from steerable.model import SteerableModel
-from steerable.train import BalancedBatches, PositiveSampler, TrainConfig, optimiser, validation_accuracy
+from steerable.training import TrainConfig
+from steerable.training.loop import BalancedBatches, PositiveSampler, optimiser, validation_accuracy
+from steerable.training.terms import LOSS_KINDS, Step
+
+from _common import finish, machine, print_machine, write_json
 
 
 class Laps(TorchDispatchMode):
@@ -71,7 +73,7 @@ def profile(model, schedule, vecs, cfg: TrainConfig, torch_profile: bool = False
     steps = (len(x) + cfg.batch_size - 1) // cfg.batch_size
     if fused:
         opt, sched = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True), None
-    else:  # what steerable.train trains with
+    else:  # what steerable.training trains with
         opt, sched = optimiser([params], cfg, cfg.epochs * steps)
     balanced = BalancedBatches(y[:, -1], cfg.batch_size) if cfg.sampler == "balanced" else None
     prof = None

@@ -14,8 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
+from steerable.atomic import atomic_write
 from steerable.backbone import DEFAULT_BACKBONE
-from steerable.io import atomic_write
 from steerable.methods import label
 from steerable.report import Results
 from steerable.runs import RunRecord, SweepSpec

@@ -17,7 +17,7 @@ from steerable.methods import label, mrl_reference, parse_dial, short_label
 from steerable.metrics import coarse_only_accuracy
 from steerable.report import Results, Table
 from steerable.report.figures import plt, save
-from steerable.report.table import fmt, fmt_p
+from steerable.report.render import fmt, fmt_p
 from steerable.report.tables import steerability_tests
 
 from .grids import CONFIRM_METHODS

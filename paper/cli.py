@@ -21,9 +21,9 @@ from steerable.runs import ResultsStore, RunSpec, run_sweep
 
 from .backbones import backbone_sweep, write_backbones
 from .claims import load_claims
-from .power import write_power
 from .doc import write_doc
 from .grids import beyond_sweep, confirm_sweep, goal_sweep, open_set_sweep, paper_sweep, pareto_sweep
+from .power import write_power
 from .report import write_report
 from .select import SELECTIONS, describe, select
 

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from steerable.io import atomic_write_text
+from steerable.atomic import atomic_write_text
 from steerable.methods import label
 from steerable.report import Results, coverage
 from steerable.runs import RunRecord
@@ -18,6 +18,7 @@ from .backbones import backbones_section
 from .published import NOT_TESTABLE, PUBLISHED_ABLATIONS_CLINC, PUBLISHED_CLINC_ACC, PUBLISHED_S
 from .search_targets import search_targets
 from .verdicts import CLAIMS_FILE, NOT_RUN, Verdict, confirm, judge, load_claims, mean_over_seeds, pct, signed
+
 
 def esc(text: str) -> str:
     """Escape pipes for a Markdown table cell."""

@@ -13,6 +13,7 @@ from steerable.report.figures import plt, save
 
 from .tables import ABLATION_ORDER
 
+
 def figure2(fit: dict, protocol: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(4.8, 3.6))
     pts = fit["points"]

@@ -17,7 +17,7 @@ import numpy as np
 from steerable.methods import display_order, label, parse_setting, short_label
 from steerable.report import Results
 from steerable.report.figures import color, plt, save
-from steerable.report.table import Table, fmt
+from steerable.report.render import Table, fmt
 from steerable.report.tables import open_set_values
 
 FLOORS = ("flat_pca", "flat_random", "flat", "coarse_onehot")

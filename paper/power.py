@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 from scipy import stats
 
-from steerable.io import atomic_write_text
+from steerable.atomic import atomic_write_text
 from steerable.methods import label
 from steerable.report import Results
 from steerable.report.tables import open_set_values

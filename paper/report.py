@@ -9,19 +9,26 @@ from typing import Sequence
 
 from steerable.report import Results, finish_report, header, protocol_means
 from steerable.report.figures import funnel_curves, prefix_curves
-from steerable.report.tables import (accuracy_table, adaptive_table, efficiency_table, funnel_table,
-                                     hierarchy_table, retrieval_table, steerability_table,
-                                     steerability_tests)
+from steerable.report.tables import (
+    accuracy_table,
+    adaptive_table,
+    efficiency_table,
+    funnel_table,
+    hierarchy_table,
+    retrieval_table,
+    steerability_table,
+    steerability_tests,
+)
 from steerable.runs import RunRecord
 
 from .backbones import backbones_section
 from .beyond import write_section
-from .verdicts import recall_loss, recall_loss_verdict
 from .figures import figure2, figure3
 from .goal import write_goal_section
 from .grids import OPEN_SET_METHODS
 from .search_targets import latency_table, search_targets
 from .tables import ablation_summary, complexity_fit, table3
+from .verdicts import recall_loss, recall_loss_verdict
 
 PAPER_METHODS = ("flat", "flat_pca", "coarse_onehot", "mrl", "v5", "inverted", "no_prefix", "uhmt")  # Table 1
 COMPARED = ("v5", "mrl")  # Table 5 and Figures 1 and 4

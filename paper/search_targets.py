@@ -7,6 +7,7 @@ from __future__ import annotations
 from steerable.methods import label
 from steerable.report import Table
 
+
 def latency_table(bench: dict) -> Table:
     """Query cost at 64-d vs 256-d, exact and HNSW, from ``bench/search.py``'s JSON."""
     cols = ["collection", "head", "contender", "setting", "recall@10 vs exact-256", "queries/s (batch)",

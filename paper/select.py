@@ -17,13 +17,13 @@ from typing import Sequence
 
 import numpy as np
 
-from steerable.io import atomic_write_json
+from steerable.atomic import atomic_write_json
 from steerable.methods import canonical
 from steerable.runs import ResultsStore, RunRecord, RunSpec, run_sweep
 from steerable.runs.sweep import DEFAULT_GROUP
 
-from .grids import CAPS, coarse_held_out
 from .claims import load_claims
+from .grids import BLEND_CANDIDATES, CAPS, PROJECTION_CANDIDATES, coarse_held_out
 
 SELECTIONS_DIR = Path(__file__).with_name("selections")
 OBJECTIVE = ("the highest mean validation S (standard protocol) over the data sets and seeds, among the "
@@ -79,15 +79,11 @@ SELECTIONS = {
                                           ("adversarial_mrl@0.1", "adversarial_mrl@0.3", "adversarial_mrl@1"), "mrl"),
     "dial_setting": Selection("the dial setting recommended in the README",
                               ("dial@0.1", "dial@0.25", "dial@0.5", "dial@0.75", "dial@1"), "mrl_supcon"),
-    "projection_settings": EpisodicSelection(
-        "PROJECTION_SETTINGS (presets gep, nuisance, lda)",
-        {"gep": ("gep@0.1", "gep@0.3", "gep@1", "gep@3"),
-         "nuisance": ("nuisance@16", "nuisance@32", "nuisance@64", "nuisance@128"),
-         "lda": ("lda@1", "lda@4", "lda@16")}),
+    "projection_settings": EpisodicSelection("PROJECTION_SETTINGS (presets gep, nuisance, lda)", PROJECTION_CANDIDATES),
     "hybrid_projection": EpisodicSelection(
         "HYBRID_PROJECTION (the prefix the hybrids proj_mrl and proj_anchored start from)",
         {"projection": ("gep", "nuisance", "lda")}),  # each at the setting projection_settings chose
-    "blend_mix": EpisodicSelection("BLEND_MIX (preset blend)", {"blend": ("blend@0.25", "blend@0.5", "blend@0.75")}),
+    "blend_mix": EpisodicSelection("BLEND_MIX (preset blend)", {"blend": BLEND_CANDIDATES}),
 }
 
 

@@ -8,7 +8,7 @@ from scipy.stats import spearmanr
 
 from steerable.methods import label
 from steerable.report import Results, Table
-from steerable.report.table import fmt
+from steerable.report.render import fmt
 
 INVERTED_MAX = -0.05   # outline's pass criterion: Inverted S < -0.05
 

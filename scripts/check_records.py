@@ -1,9 +1,10 @@
 """Rerun stored runs in this process and compare what they measure with their records.
 
 Reads records from a results store, reruns each chosen run from its spec (same data, method, seed,
-settings) into a temporary store, and compares every measured field: metrics, retrieval, probe, cost
-and the training history (per-epoch loss and validation accuracies; wall times are not compared). Prints
-one line per run and the largest difference per field; exits 1 if any run differs beyond ``--atol``.
+settings) into a temporary store, and compares every measured field: metrics, retrieval, probe, cost,
+the training history (per-epoch loss and validation accuracies; wall times are not compared), the open-set
+section and the geometry. Prints one line per run and the largest difference per field; exits 1 if any
+run differs beyond ``--atol``.
 
     python scripts/check_records.py results/paper --runs clinc150__v5__s42__74af32f0,trec__heal__s7__74af32f0
     python scripts/check_records.py results/paper --sample 5 --seed 0
@@ -35,7 +36,7 @@ import numpy as np
 
 from steerable.runs import ResultsStore, RunRecord, RunSpec, execute_runs, seed_groups
 
-FIELDS = ("metrics", "retrieval", "probe", "cost", "history")
+FIELDS = ("metrics", "retrieval", "probe", "cost", "history", "open_set", "geometry")
 TIMES = {"seconds"}  # measured wall times differ run to run
 
 
@@ -101,7 +102,7 @@ def main() -> int:
     olds = {run_id: store.get(run_id) for run_id in ids}
     by_threads: dict = {}  # runs group only with runs of the same thread count
     for old in olds.values():
-        by_threads.setdefault(args.threads or old.environment.get("torch_threads"), []).append(RunSpec(**old.spec))
+        by_threads.setdefault(args.threads or old.environment.get("torch_threads"), []).append(RunSpec.from_dict(old.spec))
     batches = [(threads, [olds[spec.run_id] for spec in batch]) for threads, specs in by_threads.items()
                for batch in (seed_groups(specs, args.group) if args.group > 1 else [[spec] for spec in specs])]
     failed = 0

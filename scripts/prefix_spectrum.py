@@ -18,10 +18,7 @@ import json
 import torch
 
 from steerable.data import load_dataset
-from steerable.methods import preset
-from steerable.metrics import standard_protocol
-from steerable.runs import run
-from steerable.train import TrainConfig
+from steerable.runs import RunSpec, Where, run
 
 
 def main() -> None:
@@ -36,9 +33,9 @@ def main() -> None:
     for name in args.datasets.split(","):
         ds = load_dataset(name)
         for method in args.methods.split(","):
-            cfg = TrainConfig.for_schedule(preset(method, ds.hierarchy.num_levels), seed=args.seed)
-            r = run(ds, method, train_config=cfg, max_train=10_000, max_test=2_000, retrieval=False,
-                    progress=False, protocols=[standard_protocol()])
+            spec = RunSpec(name, method, args.seed, max_train=10_000, max_test=2_000, retrieval=False,
+                           protocols=("standard",))
+            r = run(spec, dataset=ds, where=Where(progress=False))
             (block,) = r.metrics.values()
             print(json.dumps({"dataset": name, "method": method, "seed": args.seed,
                               "S": round(block["steerability_score"], 3), "rank": r.probe["rank"],

@@ -84,9 +84,9 @@ def train_synthetic_preset(name: str, **overrides):
     held-out third, and the labels of each."""
     import torch
 
-    from steerable.model import SteerableModel
     from steerable.methods import preset
-    from steerable.train import TrainConfig, train
+    from steerable.model import SteerableModel
+    from steerable.training import TrainConfig, train
 
     x, y, h = synthetic_hierarchy(per_fine=60, seed=3)
     tr, te = np.arange(len(y)) % 3 != 0, np.arange(len(y)) % 3 == 0

@@ -85,7 +85,7 @@ def test_the_key_follows_what_determines_the_vectors():
 
 # -- settings in the name, runtimes ----------------------------------------------------------------
 from steerable.backbone import DEFAULT_BACKBONE, backbone_spec, parse_backbone  # noqa: E402
-from steerable.onnx_backbone import INT8_RECIPE, OnnxEncoder, ensure_export  # noqa: E402
+from steerable.backbone.onnx import INT8_RECIPE, OnnxEncoder, ensure_export  # noqa: E402
 
 VARIED = TEXTS + ["", "ok", "Where is my package?? #4411 (ordered 3 weeks ago)",
                   " ".join(["a much longer text about flights, hotels and the weather in lima"] * 40)]

@@ -9,6 +9,7 @@ from steerable.cli import main
 
 from conftest import FILLERS, TOPICS
 
+
 @pytest.fixture
 def csv_file(tmp_path):
     path = tmp_path / "intents.csv"
@@ -232,7 +233,7 @@ def test_sweep_and_reproduce_name_the_backbone_with_its_runtime():
 
 
 def test_a_missing_mpnet_part_is_one_line_naming_the_extra(csv_file, tmp_path, monkeypatch, capsys):
-    from steerable import packaged
+    from steerable.backbone import model_parts as packaged
 
     real = packaged.md.distribution
 
@@ -474,7 +475,7 @@ def test_reversed_levels_get_a_hint_and_doubtful_data_a_warning(csv_file, tmp_pa
 
 def test_an_interrupted_training_says_where_its_checkpoint_is_and_resumes_saying_so(csv_file, tmp_path, monkeypatch,
                                                                                      capsys):
-    from steerable import train as train_module
+    from steerable.training import loop as train_module
 
     out = tmp_path / "run"
     real = train_module.Selection.end_epoch

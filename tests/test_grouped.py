@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from steerable.grouped import can_group, train_group
 from steerable.methods import preset
 from steerable.model import SteerableModel
-from steerable.train import TrainConfig, train
+from steerable.training import TrainConfig, train
+from steerable.training.together import train_group, why_not_together
 
 from conftest import synthetic_hierarchy
 
@@ -79,13 +79,13 @@ def test_what_cannot_group_is_refused_with_the_reason():
     sch = preset("v5")
     cfg = TrainConfig(epochs=1, seed=1)
     mlp = _models(sch, "mlp", h, x.shape[1], (1, 2))
-    assert can_group(mlp, [cfg, TrainConfig(epochs=1, seed=2)], [100, 100]) is None
-    assert "fractal" in can_group(_models(sch, "fractal", h, x.shape[1], (1, 2)), [cfg, cfg], [100, 100])
-    assert "more than the seed" in can_group(mlp, [cfg, TrainConfig(epochs=2, seed=2)], [100, 100])
-    assert "bf16" in can_group(mlp, [TrainConfig(precision="bf16")] * 2, [100, 100])
-    assert "size" in can_group(mlp, [cfg, cfg], [100, 90])
+    assert why_not_together(mlp, [cfg, TrainConfig(epochs=1, seed=2)], [100, 100]) is None
+    assert "fractal" in why_not_together(_models(sch, "fractal", h, x.shape[1], (1, 2)), [cfg, cfg], [100, 100])
+    assert "more than the seed" in why_not_together(mlp, [cfg, TrainConfig(epochs=2, seed=2)], [100, 100])
+    assert "bf16" in why_not_together(mlp, [TrainConfig(precision="bf16")] * 2, [100, 100])
+    assert "size" in why_not_together(mlp, [cfg, cfg], [100, 90])
     mixed = [mlp[0], _models(sch, "mlp", h, x.shape[1], (2,))[0]]
     mixed[1].head.set_options(segments=[1, 3])
-    assert "more than their weights" in can_group(mixed, [cfg, cfg], [100, 100])
+    assert "more than their weights" in why_not_together(mixed, [cfg, cfg], [100, 100])
     with pytest.raises(ValueError, match="size"):
         train_group(mlp, sch, [(x, y, x, y), (x[:50], y[:50], x, y)], [cfg, cfg], progress=False)

@@ -8,7 +8,7 @@ import torch
 from steerable.heads import HEADS, FractalHead, IdentityHead, build_head
 from steerable.methods import METHODS, preset
 from steerable.model import SteerableModel
-from steerable.train import TrainConfig, train
+from steerable.training import TrainConfig, train
 
 from conftest import synthetic_hierarchy
 

@@ -8,7 +8,7 @@ import pytest
 
 from steerable.cli import main
 from steerable.data import DataError, list_datasets, load_dataset
-from steerable.importers import YAHOO_GROUPS, YAHOO_TOPICS, import_yahoo_answers
+from steerable.data.importers import YAHOO_GROUPS, YAHOO_TOPICS, import_yahoo_answers
 
 
 def _yahoo(folder, per_topic=12, test_per_topic=3):

@@ -6,7 +6,7 @@ import stat
 import numpy as np
 import pytest
 
-from steerable.io import atomic_folder, atomic_write, atomic_write_json, read_json
+from steerable.atomic import atomic_folder, atomic_write, atomic_write_json, read_json
 
 
 @pytest.fixture(params=[0o022, 0o002, 0o077], ids=["umask022", "umask002", "umask077"])
@@ -45,8 +45,9 @@ class _Backbone:
 def test_what_the_project_writes_follows_the_umask(tmp_path, umask):
     """A model's files, a results record, a cache shard and a streamed encoding."""
     from steerable.backbone import VectorCache
+    from steerable.encoder import write_embeddings
     from steerable.runs import ResultsStore, RunRecord
-    from steerable.stream import encode_file
+
     from conftest import synthetic_model
 
     model, _, _ = synthetic_model()
@@ -55,7 +56,7 @@ def test_what_the_project_writes_follows_the_umask(tmp_path, umask):
     VectorCache(_Backbone(), tmp_path / "cache").get_or_encode(["a", "b"], progress=False)
     src = tmp_path / "texts.txt"
     src.write_text("a\nb\n")
-    encode_file(src, tmp_path / "e.npy", lambda t: np.zeros((len(t), 2), np.float32), progress=False)
+    write_embeddings(src, tmp_path / "e.npy", lambda t: np.zeros((len(t), 2), np.float32), progress=False)
     files = [tmp_path / "run" / "config.json", tmp_path / "run" / "model.safetensors",
              tmp_path / "res" / "records" / "r1.json", tmp_path / "e.npy",
              *sorted((tmp_path / "cache" / "vectors" / "stub").iterdir())]

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from steerable.losses import posterior_nll, similarity_distillation, supcon
 from steerable.schedule import Schedule, Term
-from steerable.train import PositiveSampler, TrainConfig, schedule_loss
+from steerable.training import TrainConfig
+from steerable.training.loop import PositiveSampler, schedule_loss
+from steerable.training.losses import posterior_nll, similarity_distillation, supcon
 
 from conftest import synthetic_model
 

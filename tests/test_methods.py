@@ -13,12 +13,22 @@ import pytest
 import torch
 
 from steerable.heads import LinearHead
-from steerable.methods import (METHODS, adversarial, dial, display_order, label, method, mrl_reference,
-                               parse_dial, prefix_probs, preset)
+from steerable.methods import (
+    METHODS,
+    adversarial,
+    dial,
+    display_order,
+    label,
+    method,
+    mrl_reference,
+    parse_dial,
+    preset,
+)
+from steerable.methods.parts import prefix_probs
 from steerable.metrics import accuracy_table, linear_probe, standard_protocol, steerability
 from steerable.model import SteerableModel
 from steerable.schedule import Schedule
-from steerable.train import TrainConfig, train
+from steerable.training import TrainConfig, train
 
 from conftest import synthetic_hierarchy, synthetic_model, train_synthetic_preset
 

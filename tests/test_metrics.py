@@ -4,9 +4,21 @@ enough to check by hand."""
 import numpy as np
 import pytest
 
-from steerable.metrics import (METRIC_NAMES, accuracy_table, coarse_only_accuracy, effective_rank,
-                               knn_accuracy, knn_predict, linear_probe, numerical_rank, paper_protocol, probe_prefix, standard_protocol,
-                               steerability, vote)
+from steerable.metrics import (
+    METRIC_NAMES,
+    accuracy_table,
+    coarse_only_accuracy,
+    effective_rank,
+    knn_accuracy,
+    knn_predict,
+    linear_probe,
+    numerical_rank,
+    paper_protocol,
+    probe_prefix,
+    standard_protocol,
+    steerability,
+    vote,
+)
 
 
 def test_vote_is_majority_with_nearest_breaking_ties():

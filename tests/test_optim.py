@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from steerable.optim import FlatAdamW
+from steerable.training.adamw import FlatAdamW
 
 
 def _params(seed: int, shapes) -> list[torch.nn.Parameter]:

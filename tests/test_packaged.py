@@ -11,10 +11,16 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from steerable import packaged
+from steerable.backbone import model_parts as packaged
 from steerable.backbone import resolve_model_path
-from steerable.packaged import (MPNET, MissingModel, SplitModel, _record_hash, check_sentence_transformer,
-                                unpack_split_model)
+from steerable.backbone.model_parts import (
+    MPNET,
+    MissingModel,
+    SplitModel,
+    _record_hash,
+    check_sentence_transformer,
+    unpack_split_model,
+)
 
 DIM = 8
 

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from steerable.metrics import knn_accuracy
 from steerable.methods import preset, projection
+from steerable.metrics import knn_accuracy
 from steerable.model import SteerableModel
 from steerable.projections import PROJECTIONS, Scatter, fit_projection
-from steerable.train import TrainConfig, train
+from steerable.training import TrainConfig, train
 
 from conftest import synthetic_hierarchy
 

@@ -7,9 +7,9 @@ import torch
 
 from steerable import SteerableEncoder, SteerableModel
 from steerable.cli import main
-from steerable.data import DataError, Hierarchy
+from steerable.data import DataError, Hierarchy, iter_text_chunks
+from steerable.encoder import write_embeddings
 from steerable.heads import MLPHead
-from steerable.stream import encode_file, iter_text_chunks
 
 TEXTS = [f"please book a table for {i} people at {i % 12} pm" for i in range(50)]
 
@@ -49,10 +49,10 @@ def test_interrupted_encoding_resumes_with_the_rest(tmp_path):
         return np.full((len(texts), 4), float(len(calls)), np.float32)
 
     with pytest.raises(KeyboardInterrupt):
-        encode_file(src, tmp_path / "out.npy", flaky, chunk_size=10, progress=False)
+        write_embeddings(src, tmp_path / "out.npy", flaky, chunk_size=10, progress=False)
     assert len(list((tmp_path / "out.npy.parts").glob("part-*.npy"))) == 2
     assert not (tmp_path / "out.npy").exists()
-    summary = encode_file(src, tmp_path / "out.npy", flaky, chunk_size=10, progress=False)
+    summary = write_embeddings(src, tmp_path / "out.npy", flaky, chunk_size=10, progress=False)
     assert summary == {"rows": 50, "chunks_encoded": 3, "chunks_reused": 2, "out": str(tmp_path / "out.npy")}
     out = np.load(tmp_path / "out.npy")
     assert out.shape == (50, 4)
@@ -72,11 +72,11 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
         return encode_fn(texts)
 
     with pytest.raises(KeyboardInterrupt):
-        encode_file(src, tmp_path / "o.npy", second_fails, chunk_size=10, settings={"dim": 64}, progress=False)
+        write_embeddings(src, tmp_path / "o.npy", second_fails, chunk_size=10, settings={"dim": 64}, progress=False)
     with pytest.raises(DataError, match="other settings, input or model; remove it"):
-        encode_file(src, tmp_path / "o.npy", encode_fn, chunk_size=10, settings={"dim": 128}, progress=False)
+        write_embeddings(src, tmp_path / "o.npy", encode_fn, chunk_size=10, settings={"dim": 128}, progress=False)
     with pytest.raises(DataError, match="output must end in .npy or .parquet"):
-        encode_file(src, tmp_path / "o.csv", encode_fn, progress=False)
+        write_embeddings(src, tmp_path / "o.csv", encode_fn, progress=False)
 
 
 def test_quiet_encoding_prints_nothing_and_threads_is_a_setting(run_dir, tmp_path, capfd):
@@ -118,7 +118,7 @@ def test_a_parts_folder_not_left_by_encode_is_refused(tmp_path):
     (tmp_path / "o.npy.parts").mkdir()
     (tmp_path / "o.npy.parts" / "thesis.tex").write_text("mine")
     with pytest.raises(DataError) as e:
-        encode_file(src, tmp_path / "o.npy", lambda t: np.zeros((len(t), 2), np.float32), progress=False)
+        write_embeddings(src, tmp_path / "o.npy", lambda t: np.zeros((len(t), 2), np.float32), progress=False)
     assert str(e.value) == (f"{tmp_path}/o.npy.parts: a folder that `steer encode` did not leave (no "
                             "manifest.json); move it away or choose another output name")
     assert (tmp_path / "o.npy.parts" / "thesis.tex").read_text() == "mine"
@@ -148,10 +148,10 @@ def test_a_failed_encode_leaves_nothing_and_the_corrected_command_runs(tmp_path,
     src.write_text("text\n" + "\n".join(TEXTS) + "\n")
     encode_fn = lambda t: np.zeros((len(t), 2), np.float32)  # noqa: E731
     with pytest.raises(DataError):
-        encode_file(tmp_path / bad.get("path", "texts.csv"), tmp_path / "o.npy", encode_fn,
+        write_embeddings(tmp_path / bad.get("path", "texts.csv"), tmp_path / "o.npy", encode_fn,
                     text_col=bad.get("text_col"), progress=False)
     assert not (tmp_path / "o.npy.parts").exists()
-    summary = encode_file(src, tmp_path / "o.npy", encode_fn, text_col=fixed.get("text_col"), progress=False)
+    summary = write_embeddings(src, tmp_path / "o.npy", encode_fn, text_col=fixed.get("text_col"), progress=False)
     assert summary["rows"] == 50
 
 
@@ -176,7 +176,7 @@ def test_a_model_trained_again_into_the_same_folder_is_not_resumed(run_dir, tmp_
         return enc.encode(texts)
 
     with pytest.raises(KeyboardInterrupt):
-        encode_file(src, tmp_path / "e.npy", first_chunk_only, chunk_size=16, settings=settings, progress=False)
+        write_embeddings(src, tmp_path / "e.npy", first_chunk_only, chunk_size=16, settings=settings, progress=False)
     torch.manual_seed(1)  # another model trained into the same folder
     SteerableModel(MLPHead(384), enc.model.hierarchy, enc.model.backbone).save(model_dir)
     argv = ["encode", str(src), "--model", str(model_dir), "--out", str(tmp_path / "e.npy"), "--chunk-size", "16",
@@ -207,7 +207,7 @@ def test_encode_does_not_replace_an_existing_output_unless_told(run_dir, tmp_pat
     ("t.csv", 'text\n"two\nlines"\nb\n', 2), ("t.csv", "text\n\xe9\n", 1)])
 def test_encode_knows_how_many_texts_are_coming(tmp_path, name, content, rows):
     """The progress bar's total (and so its time left) is the number of texts the encoding pass reads."""
-    from steerable.stream import _count_rows
+    from steerable.encoder import _count_rows
 
     path = tmp_path / name
     path.write_text(content, encoding="utf-8")

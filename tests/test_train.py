@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from steerable.heads import FractalHead
-from steerable.model import SteerableModel
 from steerable.methods import preset
-from steerable.train import BalancedBatches, PositiveSampler, TrainConfig, train
+from steerable.model import SteerableModel
+from steerable.training import TrainConfig, train
+from steerable.training.loop import BalancedBatches, PositiveSampler
 
 from conftest import synthetic_hierarchy
 
@@ -74,7 +75,7 @@ def test_training_matches_the_plain_per_tensor_loop_bit_for_bit(name):
     """Speed-ups of the loop (the flat optimiser and clipping) may not change a single number: the
     trained weights equal those of the textbook loop (per-tensor AdamW, per-tensor clipping), also where
     a classifier gets no gradient (MRL trains no coarse classifier)."""
-    from steerable.train import schedule_loss
+    from steerable.training.loop import schedule_loss
 
     x, y, h = synthetic_hierarchy(per_fine=10)
     sch, cfg = preset(name), TrainConfig(epochs=2, batch_size=16, lr=1e-3, seed=3, select_best=False)
@@ -124,7 +125,7 @@ def test_a_head_trains_on_a_gpu_as_on_the_cpu(name):
 
 
 def test_a_killed_training_resumes_from_its_checkpoint_with_the_same_numbers(tmp_path, monkeypatch):
-    import steerable.train as train_module
+    import steerable.training.loop as train_module
 
     x, y, h = synthetic_hierarchy(per_fine=10)
     sch = preset("v5")

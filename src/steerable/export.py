@@ -23,9 +23,9 @@ from sentence_transformers.base.modules.module import Module as _STModule
 from sentence_transformers.base.modules.normalize import Normalize
 from sentence_transformers.sentence_transformer.modules.layer_norm import LayerNorm
 
+from .atomic import atomic_write_json, atomic_write_text
 from .backbone import resolve_model_path
 from .heads import IdentityHead, LinearHead, MLPHead, PCAHead, build_head
-from .io import atomic_write_json, atomic_write_text
 from .metrics import METRIC_NAMES
 from .model import SteerableModel
 

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .backbone import SplitVectors
+from .data import SplitVectors
 from .model import SteerableModel
 from .search.ranking import rank
 

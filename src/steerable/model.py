@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .atomic import atomic_write, atomic_write_json, read_json
 from .data import Hierarchy
 from .heads import HEADS, Classifier, Head, build_head
-from .io import atomic_write, atomic_write_json, read_json
 from .schedule import Schedule, prefix_level
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"

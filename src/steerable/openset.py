@@ -18,8 +18,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, v_measure_score
 
-from .backbone import SplitVectors
-from .data import DataError, HierarchicalDataset, Hierarchy, LabelledTexts
+from .data import DataError, HierarchicalDataset, Hierarchy, LabelledTexts, SplitVectors
 from .metrics import knn_predict, steerability
 
 POOL_SIZE = 3000  # test texts in the k-NN pool (every held-out one, the rest seen), seeded

@@ -9,7 +9,7 @@ its probability. The methods (V5, MRL, the ablations, ...) are values of this ty
 
 Beyond which prefix serves which level, a term can say *how* it is trained:
 
-- ``loss``: a loss kind registered in :mod:`steerable.losses`: ``"seed"`` (InfoNCE + margin +
+- ``loss``: a loss kind of :data:`LOSS_NAMES` (implemented in :mod:`steerable.training.terms`): ``"seed"`` (InfoNCE + margin +
   cross-entropy, as the original code), ``"supcon"`` (supervised contrastive + cross-entropy),
   ``"posterior"`` (negative log-likelihood of each level under the head's fine posterior summed up
   the hierarchy; needs a head with the posterior option) or ``"distill"`` (the prefix learns to rank
@@ -36,7 +36,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .losses import LOSS_KINDS, TEACHERS
+# The loss kinds a term may name, and a distill term's teachers: names only, so that reading a schedule
+# (a run record) needs no torch; steerable.training.terms implements each.
+LOSS_NAMES = ("seed", "supcon", "posterior", "distill")
+TEACHERS = ("full", "backbone")
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,8 @@ class Term:
         object.__setattr__(self, "probs", tuple(float(p) for p in self.probs))
         object.__setattr__(self, "levels", tuple(tuple(float(w) for w in r) for r in self.levels))
         object.__setattr__(self, "grad", tuple(float(g) for g in self.grad))
-        if self.loss not in LOSS_KINDS:
-            raise ValueError(f"unknown loss {self.loss!r}; choose from {', '.join(LOSS_KINDS)}")
+        if self.loss not in LOSS_NAMES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose from {', '.join(LOSS_NAMES)}")
         if self.teacher not in TEACHERS:
             raise ValueError(f"unknown teacher {self.teacher!r}; choose from {', '.join(TEACHERS)}")
         if self.teacher != "full" and self.loss != "distill":

@@ -61,6 +61,7 @@ def test_report_only_reports_what_the_store_holds_and_runs_nothing(tmp_path, cap
     """Half the grid recorded (the default backbone's): --report-only reports it and runs nothing."""
     from paper.cli import main
     from steerable.runs import ResultsStore
+
     from test_verdicts import record
 
     store = ResultsStore(tmp_path / "store")

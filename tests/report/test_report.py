@@ -202,7 +202,7 @@ def test_runs_of_two_backbones_in_one_cell_are_refused_and_steer_report_picks_on
 
 
 def test_a_figure_undefined_for_some_seeds_is_averaged_over_the_others_and_says_so():
-    from steerable.report.table import fmt
+    from steerable.report.render import fmt
 
     nan = float("nan")
     assert fmt({1: 0.2, 2: 0.4, 3: 0.3}) == "+0.300 ± 0.100"

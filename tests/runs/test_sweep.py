@@ -35,9 +35,9 @@ def test_a_run_id_names_the_setting_a_bare_method_ran_at(monkeypatch):
     from steerable import methods
 
     old = RunSpec("a", "adversarial", 1)
-    explicit = RunSpec("a", f"adversarial@{methods.ADVERSARIAL_STRENGTH:g}", 1)
+    explicit = RunSpec("a", f"adversarial@{methods.coarse.ADVERSARIAL_STRENGTH:g}", 1)
     assert old.method == "adversarial" and old.run_id == explicit.run_id
-    monkeypatch.setattr(methods, "ADVERSARIAL_STRENGTH", 0.5)
+    monkeypatch.setattr(methods.coarse, "ADVERSARIAL_STRENGTH", 0.5)
     new = RunSpec("a", "adversarial", 1)
     assert new.method == "adversarial" and new.run_id != old.run_id and new.run_id.startswith("a__adversarial@0.5__")
     assert methods.preset("adversarial").terms[-1].grad[0] == -0.5  # and the bare name trains at it

@@ -4,10 +4,11 @@
 import numpy as np
 import pytest
 
-from conftest import require
-from engines import assert_same_answers, data, embedded  # noqa: F401 (fixtures)
 from steerable.search import PgvectorIndex, open_index_folder, write_index_folder
 from steerable.search.pgvector import safe_url
+
+from conftest import require
+from engines import assert_same_answers, data, embedded  # noqa: F401 (fixtures)
 
 require("psycopg", "pgvector")
 

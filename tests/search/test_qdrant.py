@@ -4,9 +4,10 @@ the embedded backend, and collections that are never silently recreated."""
 import numpy as np
 import pytest
 
+from steerable.search import QdrantEdgeIndex, QdrantIndex, open_index_folder, write_index_folder
+
 from conftest import require
 from engines import assert_same_answers, data, embedded  # noqa: F401 (fixtures)
-from steerable.search import QdrantEdgeIndex, QdrantIndex, open_index_folder, write_index_folder
 
 require("qdrant_edge", "search")
 

@@ -3,8 +3,16 @@
 import numpy as np
 import pytest
 
-from steerable.search.metrics import (evaluate_retrieval, mrr, ndcg_at_10, ndcg_at_k, overlap_at_k, recall_at_k,
-                                      retrieval_metrics, split_queries)
+from steerable.search.metrics import (
+    evaluate_retrieval,
+    mrr,
+    ndcg_at_10,
+    ndcg_at_k,
+    overlap_at_k,
+    recall_at_k,
+    retrieval_metrics,
+    split_queries,
+)
 from steerable.search.ranking import rank, truncate
 
 

@@ -7,10 +7,10 @@ import os
 import tempfile
 from pathlib import Path
 
+from ..atomic import read_json
 from ..backbone import DEFAULT_BACKBONE, RUNTIMES, Backbone, backbone_spec
 from ..data import DataError, HierarchicalDataset, load_dataset, load_files
 from ..heads import HEADS
-from ..io import read_json
 from ..metrics import Protocol, paper_protocol, standard_protocol
 from ..runs import LocalExecutor, RayExecutor
 from ..runs.sweep import DEFAULT_GROUP

@@ -5,25 +5,36 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_write_json, read_json
 from ..backbone import Backbone, split_vectors
 from ..data import data_dir, list_datasets, load_dataset
+from ..data.importers import IMPORTERS, import_yahoo_answers
 from ..heads import DEFAULT_HEAD, HEADS
-from ..importers import IMPORTERS, import_yahoo_answers
-from ..io import atomic_write_json, read_json
-from ..methods import METHODS, dial_name, preset
+from ..methods import METHODS, dial_name
 from ..metrics import evaluate, format_metrics
 from ..openset import HeldOut, Unseen, hold_out, open_set_metrics, split_held_out
-from ..runs import load_run, run, run_dataset
+from ..runs import RunSpec, Where, load_run, run, run_dataset
 from ..schedule import Schedule
-from ..train import TrainConfig
-from .common import (add_backbone_args, add_data_args, add_eval_args, at_least, backbone_from_args, check_out,
-                     check_writable, load_data, non_negative_int, positive_float, positive_int, protocols,
-                     unit_interval)
+from .common import (
+    add_backbone_args,
+    add_data_args,
+    add_eval_args,
+    at_least,
+    backbone_from_args,
+    check_out,
+    check_writable,
+    csv_list,
+    load_data,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    protocols,
+    unit_interval,
+)
 
 METHOD_HELP = "\n".join(f"  {name:<20} {m.about}" for name, m in METHODS.items())
 EPILOG_TRAIN = f"""examples:
@@ -50,7 +61,7 @@ def cmd_datasets(args) -> int:
             raise FileExistsError(f"--out {out}: the folder holds other files; choose a new folder")
         check_writable(out)
         counts = import_yahoo_answers(args.source, out)
-        print(f"yahoo answers: " + ", ".join(f"{n:,} {split}" for split, n in counts.items()) + f" -> {out} "
+        print("yahoo answers: " + ", ".join(f"{n:,} {split}" for split, n in counts.items()) + f" -> {out} "
               f"(use it with --dataset {out.name} and STEER_DATA_DIR={out.parent})")
         return 0
     if args.action is not None:
@@ -94,24 +105,20 @@ def cmd_train(args) -> int:
     dataset, source = load_data(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.schedule:
-        method = read_schedule(args.schedule)
-    else:
-        name = dial_name(args.dial) if args.method == "dial" and args.dial is not None else args.method
-        method = preset(name, dataset.hierarchy.num_levels, args.blocks)
-    out = Path(args.out) if args.out else Path("runs") / f"{dataset.name}-{method.name}-{args.head}-s{args.seed}"
-    check_out(out, args.overwrite)
-    cfg = TrainConfig.for_schedule(method, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                   seed=args.seed, precision=args.precision)
+    schedule = read_schedule(args.schedule) if args.schedule else None
+    method = dial_name(args.dial) if args.method == "dial" and args.dial is not None else args.method
     backbone = backbone_from_args(args)
-    unseen = replace(Unseen.parse(args.unseen), min_queries=args.min_queries) if args.unseen else None
+    spec = RunSpec(dataset.name, schedule.name if schedule else method, args.seed, backbone.name, args.head,
+                   args.max_train, args.max_test, args.epochs, args.batch_size, args.lr, args.precision, args.paper_n,
+                   unseen=args.unseen, min_queries=args.min_queries, blocks=args.blocks, block_dim=args.block_dim,
+                   schedule=json.dumps(schedule.to_dict(), sort_keys=True) if schedule else None,
+                   protocols=tuple(csv_list(args.protocol)), k=args.k)
+    out = Path(args.out) if args.out else Path("runs") / f"{dataset.name}-{spec.method}-{args.head}-s{args.seed}"
+    check_out(out, args.overwrite)
     checkpoint = out.parent / f"{out.name}.checkpoint.safetensors"
     try:
-        result = run(dataset, method, head=args.head, head_options={"num_blocks": args.blocks,
-                                                                    "block_dim": args.block_dim},
-                     backbone=backbone, train_config=cfg, max_train=args.max_train, max_test=args.max_test,
-                     protocols=protocols(args, args.seed), out=out, dataset_source=source,
-                     progress=not args.quiet, unseen=unseen, checkpoint=checkpoint, device=args.device)
+        result = run(spec, dataset=dataset, where=Where(backbone, device=args.device, progress=not args.quiet),
+                     out=out, dataset_source=source, checkpoint=checkpoint)
     except KeyboardInterrupt:
         if checkpoint.exists():
             print(f"\ninterrupted: the last finished epoch is kept in {checkpoint}; the same command resumes "
@@ -122,7 +129,7 @@ def cmd_train(args) -> int:
     print(f"{dataset.name} · {result.config['method']} · head {result.model.head.kind} · seed {args.seed} · "
           f"backbone {backbone.name}")
     if result.history:
-        print(f"best epoch {result.history['best_epoch']} of {cfg.epochs}; "
+        print(f"best epoch {result.history['best_epoch']} of {spec.epochs}; "
               f"training {result.config['seconds']['train']:.1f} s")
     measured = result.config["dataset"]["sizes"]["test"] - (result.open_set or {}).get("queries", 0)
     print(format_metrics(result.metrics | ({"open_set": result.open_set} if result.open_set else {}), measured))

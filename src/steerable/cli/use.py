@@ -7,15 +7,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import atomic_folder, permit, read_json
+from ..data import iter_text_chunks
 from ..encoder import SteerableEncoder
-from ..io import atomic_folder, permit, read_json
 from ..model import SteerableModel
 from ..search import BACKENDS, check_index_target, open_index_folder, write_index_folder
 from ..search.qdrant import DEFAULT_COLLECTION
 from ..search.ranking import truncate
-from ..stream import encode_file, iter_text_chunks
-from .common import (add_backbone_args, backbone_options, check_out, check_writable, non_negative_float,
-                     positive_int, unit_interval)
+from .common import (
+    add_backbone_args,
+    backbone_options,
+    check_out,
+    check_writable,
+    non_negative_float,
+    positive_int,
+    unit_interval,
+)
 
 
 def read_texts(path: str, text_col: str | None) -> list[str]:
@@ -99,13 +106,8 @@ def cmd_encode(args) -> int:
     if args.dial is not None:
         enc.set_dial(args.dial)
     dim = enc.resolve_dim(args.dim, args.level)
-    # a resumed run must encode with the same model: the folder's name is not enough (a model trained
-    # again into it is another model), so its weights and configuration are part of the settings
-    summary = encode_file(args.input, args.out, lambda texts: enc.encode(texts, dim=dim),
-                          chunk_size=args.chunk_size, text_col=args.text_col,
-                          settings={"model": str(Path(args.model).resolve()), "model_fingerprint": enc.model.fingerprint(),
-                                    "dim": dim, "dial": enc.dial},
-                          progress=not args.quiet)
+    summary = enc.encode_file(args.input, args.out, dim=dim, text_col=args.text_col, chunk_size=args.chunk_size,
+                              progress=not args.quiet)
     print(f"encoded {summary['rows']} texts at {dim} dims -> {summary['out']} "
           f"({summary['chunks_encoded']} chunks encoded, {summary['chunks_reused']} resumed)")
     return 0

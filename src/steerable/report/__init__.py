@@ -13,16 +13,26 @@ from typing import Sequence
 
 import numpy as np
 
-from ..io import atomic_write_json, atomic_write_text
+from ..atomic import atomic_write_json, atomic_write_text
 from ..methods import display_order, label
 from ..runs.record import RunRecord
 from ..runs.store import ResultsStore
 from .figures import funnel_curves, open_set_bars, prefix_curves
 from .mteb import write_mteb
+from .render import Table
 from .results import Results
-from .table import Table
-from .tables import (STEER_METRICS, accuracy_table, adaptive_table, efficiency_table, funnel_table,
-                     hierarchy_table, open_set_table, retrieval_table, steerability_table, steerability_tests)
+from .tables import (
+    STEER_METRICS,
+    accuracy_table,
+    adaptive_table,
+    efficiency_table,
+    funnel_table,
+    hierarchy_table,
+    open_set_table,
+    retrieval_table,
+    steerability_table,
+    steerability_tests,
+)
 
 __all__ = ["Results", "Table", "write_report", "write_mteb", "load_records", "header", "protocol_means",
            "REPORT_FORMATS"]

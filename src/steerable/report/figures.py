@@ -12,7 +12,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..io import atomic_write  # noqa: E402
+from ..atomic import atomic_write  # noqa: E402
 from ..methods import display_order, label, short_label  # noqa: E402
 from .results import Results  # noqa: E402
 from .tables import funnel_shortlists, retrieval_dims  # noqa: E402

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from .. import __version__
-from ..io import atomic_write_json
+from ..atomic import atomic_write_json
 from .results import Results
 
 REVISION = "no_revision_available"  # mteb's folder name for a model without a hub revision

@@ -12,11 +12,11 @@ from typing import Sequence
 
 import numpy as np
 
-from ..efficiency import bytes_per_document
 from ..methods import display_order, label
 from ..stats import holm, paired_test, summarize
+from ..training.cost import bytes_per_document
+from .render import Table, fmt, fmt_p
 from .results import Results
-from .table import Table, fmt, fmt_p
 
 STEER_METRICS = ["steerability_score", "short_coarse", "full_fine", "specialization_gap", "control_auc"]
 

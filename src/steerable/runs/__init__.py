@@ -2,11 +2,11 @@
 
 from .executors import LocalExecutor, RayExecutor
 from .record import SCHEMA_VERSION, RunRecord
-from .run import RunResult, load_run, run, run_dataset, run_seeds, save_run
+from .run import RunResult, Where, load_run, run, run_dataset, run_seeds, save_run
 from .spec import RunSpec, SweepSpec
 from .store import ResultsStore
 from .sweep import execute_run, execute_runs, prepare_vectors, run_sweep, seed_groups
 
-__all__ = ["LocalExecutor", "RayExecutor", "SCHEMA_VERSION", "RunRecord", "RunResult", "load_run", "run",
+__all__ = ["LocalExecutor", "RayExecutor", "SCHEMA_VERSION", "RunRecord", "RunResult", "Where", "load_run", "run",
            "run_dataset", "run_seeds", "save_run", "RunSpec", "SweepSpec", "ResultsStore", "execute_run",
            "execute_runs", "prepare_vectors", "run_sweep", "seed_groups"]

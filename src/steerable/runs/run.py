@@ -12,24 +12,23 @@ import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 
 from .. import __version__
-from ..backbone import Backbone, SplitVectors, VectorCache, split_vectors
-from ..data import HierarchicalDataset, load_dataset, load_files
-from ..efficiency import encoding_flops_per_text, head_parameters, training_flops_per_example
-from ..grouped import can_group, train_group
-from ..heads import DEFAULT_HEAD, HEADS
-from ..io import atomic_folder, atomic_write_json, read_json
-from ..methods import preset
-from ..metrics import Protocol, default_protocols, evaluate_embeddings, geometry, probe_prefix
+from ..atomic import atomic_folder, atomic_write_json, read_json
+from ..backbone import Backbone, VectorCache, split_vectors
+from ..data import HierarchicalDataset, SplitVectors, load_dataset, load_files
+from ..metrics import Protocol, evaluate_embeddings, geometry, paper_protocol, probe_prefix, standard_protocol
 from ..model import SteerableModel
 from ..openset import HeldOut, Unseen, hold_out, open_set_metrics, split_held_out
 from ..schedule import Schedule
 from ..search.metrics import evaluate_retrieval
-from ..train import TrainConfig, train
+from ..training import TrainConfig, train
+from ..training.cost import encoding_flops_per_text, head_parameters, training_flops_per_example
+from ..training.together import train_group, why_not_together
+from .spec import RunSpec
 
 METRICS = "metrics.json"
 
@@ -47,84 +46,94 @@ class RunResult:
     geometry: dict = field(default_factory=dict)  # steerable.metrics.geometry on the (seen) test texts
 
 
-def run(dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: str = DEFAULT_HEAD,
-        head_options: dict | None = None, backbone: Backbone | None = None,
-        train_config: TrainConfig | None = None, max_train: int | None = None,
-        max_test: int | None = None, protocols: Sequence[Protocol] | None = None,
-        cache: VectorCache | None = None, out: str | Path | None = None,
-        dataset_source: dict | None = None, retrieval: bool = True,
-        progress: bool = True, model_cache: str | Path | None = None, unseen: Unseen | None = None,
-        split: str = "test", checkpoint: str | Path | None = None, device: str | None = None) -> RunResult:
-    """Train (a method with no terms, such as Flat, trains nothing) and evaluate; write a run folder
-    when ``out`` is given.
+@dataclass
+class Where:
+    """Where and how runs execute, which does not change what they measure: the backbone's encoder (its
+    name is the spec's), the vector cache, the model cache (models whose encoding is set after training,
+    such as the dial's, kept by what determined their training, so each setting trains once), the device
+    heads train on, and progress bars."""
 
-    ``model_cache``: a folder where models whose encoding can change after training (the dial) are
-    kept by what determined their training, so each dial setting of a sweep trains once.
-    ``unseen``: classes held out of training and validation (drawn for the run's seed); the closed-set
-    metrics, probe and retrieval are then measured on the test texts of the seen classes, and
-    ``metrics["open_set"]`` on the held-out ones (:mod:`steerable.openset`); the config names them.
-    ``split="validation"``: every measurement is made on the validation split instead of the test
-    split (which is then never read): the runs a selection step compares candidates with. With
-    ``unseen`` too, the held-out classes' validation texts are the open-set queries (episodic held-out
-    classes, drawn from the training classes).
-    ``checkpoint``: a file the training writes after each epoch and resumes from when the same run is
-    started again (:func:`~steerable.train.train`).
-    ``device``: where the head trains (:func:`~steerable.train.train`; default the CPU). Evaluation
-    runs on the CPU.
+    backbone: Backbone | None = None
+    cache: VectorCache | None = None
+    model_cache: str | Path | None = None
+    device: str | None = None
+    progress: bool = True
+
+
+def run(spec: RunSpec, *, dataset: HierarchicalDataset | None = None, data_dir: str | None = None,
+        where: Where | None = None, out: str | Path | None = None, dataset_source: dict | None = None,
+        checkpoint: str | Path | None = None) -> RunResult:
+    """Train the run ``spec`` names (a method with no terms, such as Flat, trains nothing) and measure it;
+    write a run folder when ``out`` is given.
+
+    ``dataset``: the data set ``spec.dataset`` names, given by value (a user's own files, combined data
+    sets); else it is loaded by name from ``data_dir``. ``dataset_source``: where it came from, for the
+    run folder's config. With ``spec.unseen`` the classes it draws are held out of training and
+    validation; the closed-set metrics, probe and retrieval are then measured on the test texts of the
+    seen classes and ``metrics["open_set"]`` on the held-out ones (:mod:`steerable.openset`); the config
+    names them. ``spec.split == "validation"``: every measurement is made on the validation split
+    instead of the test split (which is then never read): the runs a selection step compares candidates
+    with; with ``unseen`` too, the held-out classes' validation texts are the open-set queries (episodic
+    held-out classes). ``checkpoint``: a file the training writes after each epoch and resumes from when
+    the same run is started again (:func:`~steerable.training.train`).
     """
-    schedule, cfg = _schedule_and_config(dataset, method, head, head_options, train_config)
-    prepared = _Prepared.make(dataset, schedule, cfg, head, head_options, backbone, max_train, max_test, cache,
-                              progress, model_cache, unseen, split, device)
-    prepared.train(checkpoint)
-    result = prepared.evaluate(protocols if protocols is not None else default_protocols(cfg.seed),
-                               dataset_source, retrieval)
+    (result,) = run_seeds([spec], dataset=dataset, data_dir=data_dir, where=where, dataset_source=dataset_source,
+                          checkpoint=checkpoint)
     if out is not None:
         save_run(result, out)
     return result
 
 
-def run_seeds(dataset: HierarchicalDataset, method: str | Schedule, seeds: Sequence[int], *,
-              head: str = DEFAULT_HEAD, head_options: dict | None = None, backbone: Backbone | None = None,
-              train_config: TrainConfig | None = None, max_train: int | None = None,
-              max_test: int | None = None, protocols: Callable[[int], Sequence[Protocol]] | None = None,
-              cache: VectorCache | None = None, dataset_source: dict | None = None, retrieval: bool = True,
-              progress: bool = True, model_cache: str | Path | None = None, unseen: Unseen | None = None,
-              split: str = "test", device: str | None = None, group: bool = True) -> list[RunResult]:
-    """:func:`run` once per seed (``train_config`` with each seed in turn), the results in ``seeds`` order.
+def run_seeds(specs: Sequence[RunSpec], *, dataset: HierarchicalDataset | None = None, data_dir: str | None = None,
+              where: Where | None = None, dataset_source: dict | None = None, group: bool = True,
+              checkpoint: str | Path | None = None) -> list[RunResult]:
+    """:func:`run` for each of ``specs``, which must differ only by seed; the results in their order.
 
     With ``group`` the seeds' heads train together as one stacked model
-    (:func:`steerable.grouped.train_group`), which gives every seed the numbers of its solo run;
-    trainings that cannot group (another head kind, bf16, seeds whose training sets differ in size)
-    train one by one. ``protocols``: the protocols of a seed's run (default
-    :func:`~steerable.metrics.default_protocols`). The other arguments are :func:`run`'s.
+    (:func:`steerable.training.together.train_group`), which gives every seed the numbers of its solo run;
+    trainings that cannot train together (another head kind, bf16, training sets of other sizes) train
+    one by one. The other arguments are :func:`run`'s (``checkpoint``: for a single spec only).
     """
-    schedule, cfg = _schedule_and_config(dataset, method, head, head_options, train_config)
-    runs = [_Prepared.make(dataset, schedule, replace(cfg, seed=seed), head, head_options, backbone, max_train,
-                           max_test, cache, progress, model_cache, unseen, split, device) for seed in seeds]
+    if not specs:
+        return []
+    first = specs[0]
+    if any(replace(s, seed=first.seed) != first for s in specs):
+        raise ValueError("runs executed together must differ only by seed")
+    if checkpoint is not None and len(specs) > 1:
+        raise ValueError("a checkpoint is for a single run")
+    where = where or Where()
+    if where.backbone is None:
+        where = replace(where, backbone=Backbone(first.backbone))
+    elif where.backbone.name != first.backbone:
+        raise ValueError(f"the spec's backbone is {first.backbone!r}, the encoder given is {where.backbone.name!r}")
+    if where.cache is None:
+        where = replace(where, cache=VectorCache(where.backbone))
+    if dataset is None:
+        dataset = load_dataset(first.dataset, data_dir)
+    elif dataset.name != first.dataset:
+        raise ValueError(f"the spec names data set {first.dataset!r}, the data set given is {dataset.name!r}")
+    schedule = first.build_schedule(dataset.hierarchy.num_levels)
+    runs = [_Prepared.make(spec, dataset, schedule, where) for spec in specs]
     todo = [r for r in runs if r.history is None]  # not already in the model cache
-    if group and len(todo) > 1 and schedule.trains and not can_group(
-            [r.model for r in todo], [r.cfg for r in todo], [len(r.vecs.train) for r in todo]):
+    if group and len(todo) > 1 and schedule.trains and why_not_together(
+            [r.model for r in todo], [r.cfg for r in todo], [len(r.vecs.train) for r in todo]) is None:
         t0 = time.perf_counter()
         histories = train_group([r.model for r in todo], schedule,
                                 [(r.vecs.train, r.vecs.y_train, r.vecs.validation, r.vecs.y_validation)
-                                 for r in todo], [r.cfg for r in todo], progress=progress, device=device)
+                                 for r in todo], [r.cfg for r in todo], progress=where.progress, device=where.device)
         share = (time.perf_counter() - t0) / len(todo)  # each run's share of the group's time
         for r, history in zip(todo, histories):
             r.trained(history, share, together=len(todo))
     else:
         for r in todo:
-            r.train()
-    return [r.evaluate(protocols(r.cfg.seed) if protocols else default_protocols(r.cfg.seed), dataset_source,
-                       retrieval) for r in runs]
+            r.train(checkpoint)
+    return [r.evaluate(dataset_source) for r in runs]
 
 
-def _schedule_and_config(dataset: HierarchicalDataset, method: str | Schedule, head: str,
-                         head_options: dict | None, train_config: TrainConfig | None) -> tuple[Schedule, TrainConfig]:
-    schedule = method if isinstance(method, Schedule) else preset(
-        method, dataset.hierarchy.num_levels, (head_options or {}).get("num_blocks", 4))
-    if (schedule.head or head) not in HEADS:
-        raise ValueError(f"unknown head {head!r}; choose from {sorted(HEADS)}")
-    return schedule, train_config or TrainConfig.for_schedule(schedule)
+def protocols_of(spec: RunSpec) -> list[Protocol]:
+    """The protocols ``spec`` is measured under, in its order."""
+    return [paper_protocol(spec.paper_n, seed=spec.seed, k=spec.k) if name == "paper" else standard_protocol(k=spec.k)
+            for name in spec.protocols]
 
 
 @dataclass
@@ -132,55 +141,48 @@ class _Prepared:
     """One run between its stages: data and model ready (:meth:`make`), trained (:meth:`train`, or
     :meth:`trained` by a grouped training), then measured (:meth:`evaluate`)."""
 
+    spec: RunSpec
     dataset: HierarchicalDataset  # with any unseen classes held out
     held: HeldOut | None
-    unseen: Unseen | None
     schedule: Schedule
     cfg: TrainConfig
-    backbone: Backbone
+    where: Where
     vecs: SplitVectors
     model: SteerableModel
     key: str | None
-    model_cache: str | Path | None
-    progress: bool
-    device: str | None
-    max_train: int | None
-    max_test: int | None
-    split: str
     t_encode: float
     t_train: float  # so far: building the model (and finding it in the model cache)
     history: dict | None  # None until trained
     together: int = 1  # how many runs' heads trained as one stacked model with this one's
 
     @classmethod
-    def make(cls, dataset, schedule, cfg, head, head_options, backbone, max_train, max_test, cache, progress,
-             model_cache, unseen, split, device) -> "_Prepared":
-        if split not in ("test", "validation"):
-            raise ValueError(f"a run is measured on the test or the validation split, not {split!r}")
-        backbone = backbone or Backbone()
-        cache = cache if cache is not None else VectorCache(backbone)
-        head_options = dict(head_options or {})
+    def make(cls, spec: RunSpec, dataset: HierarchicalDataset, schedule: Schedule, where: Where) -> "_Prepared":
+        cfg = TrainConfig.for_schedule(schedule, epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr,
+                                       seed=spec.seed, precision=spec.precision)
+        head_options = head_shape(spec)
+        backbone, cache = where.backbone, where.cache
         held, whole = None, dataset
-        if unseen is not None:
-            dataset, held = hold_out(dataset, unseen, cfg.seed, max_test=max_test, measured_on=split)
+        if spec.unseen is not None:
+            unseen = replace(Unseen.parse(spec.unseen), min_queries=spec.min_queries)
+            dataset, held = hold_out(dataset, unseen, cfg.seed, max_test=spec.max_test, measured_on=spec.split)
         t0 = time.perf_counter()
-        vecs = split_vectors(dataset, backbone, cache=cache, max_train=max_train, max_test=max_test,
-                             seed=cfg.seed, progress=progress)
-        if split == "validation":  # measured on the validation split: the test split plays no part
+        vecs = split_vectors(dataset, backbone, cache=cache, max_train=spec.max_train, max_test=spec.max_test,
+                             seed=cfg.seed, progress=where.progress)
+        if spec.split == "validation":  # measured on the validation split: the test split plays no part
             # with held-out classes, every validation text is measured (the held-out ones are the
             # queries: episodic held-out classes); training still sees the seen classes' texts only
             measured = whole.validation
-            x = cache.get_or_encode(measured.texts, progress=progress, desc=f"{dataset.name}/validation")
+            x = cache.get_or_encode(measured.texts, progress=where.progress, desc=f"{dataset.name}/validation")
             vecs = replace(vecs, test=x, y_test=measured.labels)
         t_encode = time.perf_counter() - t0
         t1 = time.perf_counter()
         torch.manual_seed(cfg.seed)
-        model = SteerableModel.for_schedule(schedule, head, vecs.train.shape[1], dataset.hierarchy, backbone.name,
+        model = SteerableModel.for_schedule(schedule, spec.head, vecs.train.shape[1], dataset.hierarchy, backbone.name,
                                             head_options)
-        key = _training_key(schedule, cfg, head, head_options, dataset.name, backbone, vecs, device)
-        history = _load_trained(model, model_cache, key)
-        return cls(dataset, held, unseen, schedule, cfg, backbone, vecs, model, key, model_cache, progress, device,
-                   max_train, max_test, split, t_encode, time.perf_counter() - t1, history)
+        key = _training_key(schedule, cfg, spec.head, head_options, dataset.name, backbone, vecs, where.device)
+        history = _load_trained(model, where.model_cache, key)
+        return cls(spec, dataset, held, schedule, cfg, where, vecs, model, key, t_encode, time.perf_counter() - t1,
+                   history)
 
     def train(self, checkpoint: str | Path | None = None) -> None:
         """Train alone (unless the model cache already held the trained model)."""
@@ -189,16 +191,17 @@ class _Prepared:
         t0 = time.perf_counter()
         v = self.vecs
         history = train(self.model, self.schedule, v.train, v.y_train, v.validation, v.y_validation, self.cfg,
-                        progress=self.progress, checkpoint=checkpoint, device=self.device)
+                        progress=self.where.progress, checkpoint=checkpoint, device=self.where.device)
         self.trained(history, time.perf_counter() - t0)
 
     def trained(self, history: dict, seconds: float, together: int = 1) -> None:
         self.history, self.t_train, self.together = history, self.t_train + seconds, together
-        _save_trained(self.model, self.model_cache, self.key, history)
+        _save_trained(self.model, self.where.model_cache, self.key, history)
 
-    def evaluate(self, protocols: Sequence[Protocol], dataset_source: dict | None, retrieval: bool) -> RunResult:
+    def evaluate(self, dataset_source: dict | None) -> RunResult:
         model, vecs, cfg, schedule, h = self.model, self.vecs, self.cfg, self.schedule, self.dataset.hierarchy
-        protocols = list(protocols)
+        spec = self.spec
+        protocols = protocols_of(spec)
         cost = {}
         if schedule.trains:
             cost = {"head_parameters": head_parameters(model),
@@ -216,19 +219,19 @@ class _Prepared:
         probe = probe_prefix(train_embs[0], vecs.y_train, test_embs[0], y_test, h.level_names, seed=cfg.seed)
         shape = geometry(test_embs, model.dims, y_test, seen.test, seed=cfg.seed)
         retrieval_metrics = (evaluate_retrieval(test_embs, model.dims, y_test, h.level_names, cfg.seed)
-                             if retrieval else {})
-        device, unseen = self.device, self.unseen
+                             if spec.retrieval else {})
+        device, unseen, backbone = self.where.device, spec.unseen, self.where.backbone
         config = {
             "steerable_version": __version__,
             "method": schedule.name,
-            "dataset": {"name": self.dataset.name, **(dataset_source or {}), "max_train": self.max_train,
-                        "max_test": self.max_test, "sizes": {"train": len(vecs.y_train),
+            "dataset": {"name": self.dataset.name, **(dataset_source or {}), "max_train": spec.max_train,
+                        "max_test": spec.max_test, "sizes": {"train": len(vecs.y_train),
                                                              "validation": len(vecs.y_validation),
                                                              "test": len(vecs.y_test)},
-                        "notes": self.dataset.notes, "unseen": str(unseen) if unseen else None,
+                        "notes": self.dataset.notes, "unseen": unseen,
                         **({"held_out": self.held.to_dict()} if self.held else {}),
-                        "measured_on": self.split},
-            "backbone": {"name": self.backbone.name, "fingerprint": self.backbone.fingerprint()},
+                        "measured_on": spec.split},
+            "backbone": {"name": backbone.name, "fingerprint": backbone.fingerprint()},
             "schedule": schedule.to_dict(),
             "train": cfg.to_dict() | ({"device": str(device)} if device not in (None, "cpu") else {}),
             "protocols": [p.describe() for p in protocols],
@@ -240,6 +243,11 @@ class _Prepared:
             config["trained_together"] = self.together
         return RunResult(config, metrics, model, self.history, retrieval_metrics, probe, open_set, self.held,
                          shape)
+
+
+def head_shape(spec: RunSpec) -> dict:
+    """The head options of a spec's shape: none at the default four blocks of 64."""
+    return {} if (spec.blocks, spec.block_dim) == (4, 64) else {"num_blocks": spec.blocks, "block_dim": spec.block_dim}
 
 
 def _training_key(schedule: Schedule, cfg: TrainConfig, head: str, head_options: dict, dataset: str,

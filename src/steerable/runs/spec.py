@@ -17,18 +17,32 @@ from pathlib import Path
 from typing import Sequence
 
 from ..backbone import DEFAULT_BACKBONE
-from ..heads import DEFAULT_HEAD
+from ..heads import DEFAULT_HEAD, HEADS
 from ..methods import default_setting, parse_setting, preset
 from ..openset import Unseen
-from ..train import recipe_value
+from ..schedule import Schedule
+from ..training import recipe_value
+
+# Fields added after records were first stored: at these defaults a spec's id and dict are what they were
+# before the field existed, so a results store keeps serving its records.
+LATER_DEFAULTS = {"unseen": None, "split": "test", "min_queries": 200, "blocks": 4, "block_dim": 64,
+                  "schedule": None, "protocols": ("paper", "standard"), "k": 5, "retrieval": True}
+PROTOCOL_NAMES = ("paper", "standard")
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything that determines one run."""
+    """Everything that determines one run, checked when it is made: what :func:`~steerable.runs.run` runs.
+
+    ``dataset`` names the data set (a canonical one under ``STEER_DATA_DIR``, or the name of one given to
+    :func:`~steerable.runs.run` by value); ``method`` a method of :data:`~steerable.methods.METHODS`
+    (``name@setting`` for a setting), or ``schedule`` a custom schedule as JSON (the method is then its
+    name); ``blocks`` x ``block_dim`` the head's shape; ``protocols``, ``k`` and ``paper_n`` how it is
+    measured; ``retrieval``: whether retrieval metrics are measured too.
+    """
 
     dataset: str
-    method: str
+    method: str = "v5"
     seed: int = 42
     backbone: str = DEFAULT_BACKBONE
     head: str = DEFAULT_HEAD
@@ -42,33 +56,57 @@ class RunSpec:
     unseen: str | None = None  # classes held out of training: "fine:F" or "coarse:K" (steerable.openset)
     min_queries: int = 200  # with unseen: test texts the held-out classes must hold (steerable.openset.Unseen)
     split: str = "test"  # the split every measurement is made on; "validation" for selection runs
+    blocks: int = 4
+    block_dim: int = 64
+    schedule: str | None = None  # a custom schedule, as JSON (steerable.schedule.Schedule.to_dict)
+    protocols: tuple[str, ...] = ("paper", "standard")
+    k: int = 5
+    retrieval: bool = True
 
     def __post_init__(self):
+        if not self.dataset:
+            raise ValueError("a run needs a data set")
         # Pin the training settings the method would use, so the run id names what actually ran.
-        schedule = preset(self.method)
+        schedule = self.build_schedule()
         object.__setattr__(self, "method", schedule.name)  # canonical: "dial0.5" -> "dial@0.5"
-        base, value = parse_setting(self.method)
-        default = default_setting(base)  # pinned now: the setting this spec means, whatever the default later
+        base, value = parse_setting(self.method) if self.schedule is None else (self.method, None)
+        default = default_setting(base) if self.schedule is None else None  # pinned now: the setting this spec
         object.__setattr__(self, "_explicit", f"{base}@{default:g}" if value is None and default is not None
-                           else self.method)
+                           else self.method)  # means, whatever the default later
         for key in ("epochs", "batch_size", "lr"):
             if getattr(self, key) is None:
                 object.__setattr__(self, key, recipe_value(schedule, key))
         if self.unseen is not None:
             object.__setattr__(self, "unseen", str(Unseen.parse(self.unseen)))  # validated, canonical
-        if self.min_queries < 1:
-            raise ValueError(f"min_queries must be at least 1, got {self.min_queries}")
-        if self.split not in ("test", "validation"):
-            raise ValueError(f"a run is measured on the test or the validation split, not {self.split!r}")
+        object.__setattr__(self, "protocols", tuple(self.protocols))
+        problems = [
+            (self.min_queries < 1, f"min_queries must be at least 1, got {self.min_queries}"),
+            (self.split not in ("test", "validation"),
+             f"a run is measured on the test or the validation split, not {self.split!r}"),
+            ((schedule.head or self.head) not in HEADS, f"unknown head {self.head!r}; choose from {sorted(HEADS)}"),
+            (self.blocks < 2, f"a head needs at least 2 blocks, got {self.blocks}"),
+            (self.block_dim < 1, f"block_dim must be at least 1, got {self.block_dim}"),
+            (not self.protocols or any(p not in PROTOCOL_NAMES for p in self.protocols),
+             f"protocols must be among {', '.join(PROTOCOL_NAMES)}, got {list(self.protocols)}"),
+            (self.k < 1, f"k must be at least 1, got {self.k}"),
+            (self.paper_n < 2, f"paper_n must be at least 2, got {self.paper_n}"),
+            (self.precision not in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {self.precision!r}"),
+        ]
+        for bad, message in problems:
+            if bad:
+                raise ValueError(message)
+
+    def build_schedule(self, num_levels: int = 2) -> Schedule:
+        """The method's schedule for ``num_levels`` levels and this spec's blocks (or the custom one)."""
+        if self.schedule is not None:
+            return Schedule.from_dict(json.loads(self.schedule))
+        return preset(self.method, num_levels, self.blocks)
 
     @property
     def run_id(self) -> str:
-        settings = asdict(self)
+        settings = self.to_dict()
         for k in ("dataset", "method", "seed"):
             settings.pop(k)
-        for key, default in (("unseen", None), ("split", "test"), ("min_queries", 200)):
-            if settings[key] == default:  # runs with the defaults keep the ids they had before these fields
-                settings.pop(key)
         digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
         return f"{self.dataset}__{self.explicit_method}__s{self.seed}__{digest}"
 
@@ -78,7 +116,21 @@ class RunSpec:
         return self._explicit
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields, less those added later while at their defaults (:data:`LATER_DEFAULTS`)."""
+        out = asdict(self)
+        out["protocols"] = list(out["protocols"])
+        for key, default in LATER_DEFAULTS.items():
+            if out[key] == (list(default) if isinstance(default, tuple) else default):
+                del out[key]
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunSpec":
+        """A spec from :meth:`to_dict` (or a stored record's ``spec``)."""
+        d = dict(d)
+        if "protocols" in d:
+            d["protocols"] = tuple(d["protocols"])
+        return cls(**d)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..io import atomic_write, atomic_write_json, read_json
+from ..atomic import atomic_write, atomic_write_json, read_json
 from .record import RunRecord
 
 COLUMNS = ["run", "dataset", "method", "seed", "backbone", "head", "protocol", "level", "dim",

@@ -20,16 +20,11 @@ import torch
 
 from ..backbone import Backbone, VectorCache, cache_dir
 from ..data import HierarchicalDataset, load_dataset
-from ..methods import preset
-from ..metrics import default_protocols
-from ..openset import Unseen
-from ..train import TrainConfig
 from .executors import LocalExecutor
 from .record import RunRecord
-from .run import run_seeds
+from .run import Where, run_seeds
 from .spec import RunSpec
 from .store import ResultsStore
-
 
 # Seeds trained together, at most: the paper's five. Memory allows far more (docs/training_speed.md),
 # but a group is one job, so larger groups leave fewer jobs to spread over workers.
@@ -62,10 +57,8 @@ def execute_runs(specs: list[dict], inputs: RunInputs | None = None, *, data_dir
     """
     if threads:
         torch.set_num_threads(threads)
-    specs = [RunSpec(**spec) for spec in specs]
+    specs = [RunSpec.from_dict(spec) for spec in specs]
     s = specs[0]
-    if any(replace(other, seed=s.seed) != s for other in specs):
-        raise ValueError("runs executed together must differ only by seed")
     backbone = Backbone(s.backbone)
     cache = VectorCache(backbone)
     if inputs is not None:
@@ -73,16 +66,9 @@ def execute_runs(specs: list[dict], inputs: RunInputs | None = None, *, data_dir
         cache.add(RunInputs.texts(dataset), inputs.vectors)
     else:
         dataset = load_dataset(s.dataset, data_dir)
-    schedule = preset(s.method, dataset.hierarchy.num_levels)
-    cfg = TrainConfig.for_schedule(schedule, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr,
-                                   seed=s.seed, precision=s.precision)
     t0 = time.perf_counter()
-    results = run_seeds(dataset, schedule, [spec.seed for spec in specs], head=s.head, backbone=backbone,
-                        train_config=cfg, cache=cache, max_train=s.max_train, max_test=s.max_test,
-                        protocols=lambda seed: default_protocols(seed, s.paper_n), progress=False,
-                        model_cache=Path(model_cache) if model_cache else cache_dir() / "models",
-                        unseen=replace(Unseen.parse(s.unseen), min_queries=s.min_queries) if s.unseen else None,
-                        split=s.split, group=group)
+    where = Where(backbone, cache, Path(model_cache) if model_cache else cache_dir() / "models", progress=False)
+    results = run_seeds(specs, dataset=dataset, where=where, group=group)
     share = (time.perf_counter() - t0) / len(specs)  # evaluation runs one by one: each run's share of the whole
     return [RunRecord(
         run_id=spec.run_id, dataset=spec.dataset, method=spec.method, seed=spec.seed, backbone=spec.backbone,
@@ -150,7 +136,7 @@ def run_sweep(runs: Sequence[RunSpec], store_root: str | Path, *, executor=None,
     new records.
 
     ``group``: runs that differ only by seed execute together, up to this many at a time, their heads
-    trained as one stacked model (:func:`steerable.grouped.train_group`: the same numbers as training
+    trained as one stacked model (:func:`steerable.training.together.train_group`: the same numbers as training
     each alone, in less time); 0 or 1 runs each one by itself."""
     store = ResultsStore(store_root)
     todo = [r for r in runs if not store.has(r.run_id, require)]

@@ -1,8 +1,15 @@
 """Search: exact ranking, the funnel and adaptive rules, retrieval metrics, and index backends."""
 
 from .funnel import Exact, Stage, adaptive, funnel
-from .index import (BACKENDS, EmbeddedIndex, SearchIndex, build_index, check_index_target, open_index_folder,
-                    write_index_folder)
+from .index import (
+                    BACKENDS,
+                    EmbeddedIndex,
+                    SearchIndex,
+                    build_index,
+                    check_index_target,
+                    open_index_folder,
+                    write_index_folder,
+)
 from .metrics import evaluate_retrieval, mrr, ndcg_at_k, overlap_at_k, recall_at_k, split_queries
 from .pgvector import PgvectorIndex
 from .qdrant import QdrantEdgeIndex, QdrantIndex

@@ -18,7 +18,7 @@ from typing import Protocol, Sequence
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from ..io import atomic_write, atomic_write_json, read_json
+from ..atomic import atomic_write, atomic_write_json, read_json
 from .funnel import Exact, adaptive, funnel
 from .funnel import checked as _check
 from .pgvector import PgvectorIndex, safe_url, table_exists

@@ -5,11 +5,11 @@ Runs that differ only by seed (same schedule, recipe and head) are trained in lo
 loss draws, dropout stream, gradient clipping and best epoch; what is shared is the work: the head's
 linear layers are stacked into one ``(seeds, out, in)`` weight each and run as one batched product
 for all seeds (``torch.baddbmm``), the losses are summed into one backward pass, and one optimiser
-step updates every seed (:class:`steerable.optim.FlatAdamW`, a parameter group per seed: each
+step updates every seed (:class:`steerable.training.adamw.FlatAdamW`, a parameter group per seed: each
 operation is one call over every seed's parameters, packed into one buffer seed after seed, of which
 the stacked weights are then strided views).
 
-The result of every seed is the result of training it alone with :func:`steerable.train.train`, bit
+The result of every seed is the result of training it alone with :func:`steerable.training.train`, bit
 for bit on the CPU at any thread count (``tests/test_grouped.py`` compares every weight with
 ``torch.equal``; ``bench/train_grouped.py`` does on CLINC): each seed's slice of a batched product
 is the product its own ``F.linear`` makes (forward and gradients), the layer norms, dropout and
@@ -19,8 +19,8 @@ another's would be updated (weight decay, moments) where the solo run skips it; 
 feed every seed's loss in every step of the schedules here, and everything else stays per seed.
 
 Supported heads: :data:`GROUPED_HEADS` (the MLP and linear heads, with or without the posterior
-option), in full precision, without checkpoints; :func:`can_group` says whether a set of trainings
-qualifies, and the runs layer trains the others one by one.
+option), in full precision, without checkpoints; :func:`why_not_together` says why a set of trainings
+cannot (None where it can), and the runs layer trains those one by one.
 """
 
 from __future__ import annotations
@@ -34,16 +34,15 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .losses import Step
-from .model import SteerableModel
-from .schedule import Schedule
-from .train import (BalancedBatches, PositiveSampler, Selection, TrainConfig, check_fits, optimiser,
-                    terms_loss)
+from ..model import SteerableModel
+from ..schedule import Schedule
+from .loop import BalancedBatches, PositiveSampler, Selection, TrainConfig, check_fits, optimiser, terms_loss
+from .terms import Step
 
 GROUPED_HEADS = ("mlp", "linear")
 
 
-def can_group(models: list[SteerableModel], cfgs: list[TrainConfig], train_sizes: list[int]) -> str | None:
+def why_not_together(models: list[SteerableModel], cfgs: list[TrainConfig], train_sizes: list[int]) -> str | None:
     """None if these trainings can run as one group, else why not (one line)."""
     heads = {m.head.kind for m in models}
     if len(heads) > 1 or not heads <= set(GROUPED_HEADS):
@@ -195,15 +194,15 @@ def train_group(models: list[SteerableModel], schedule: Schedule, data: list[tup
                 device: str | torch.device | None = None) -> list[dict]:
     """Train ``models`` in place together, each on its ``data`` = (x_train, y_train, x_val, y_val) with
     its ``cfgs`` (settings that differ only by seed); returns each one's training history, as
-    :func:`steerable.train.train` would (each epoch's ``seconds`` are the group's). Raises ValueError
-    where :func:`can_group` says no.
+    :func:`steerable.training.train` would (each epoch's ``seconds`` are the group's). Raises ValueError
+    where :func:`why_not_together` gives a reason.
 
     On a GPU (``device="cuda"``) each seed draws its solo run's dropout masks too, but batched products
     may round differently from single ones there: equal within floating-point tolerance, not bit for bit.
     """
     if not models:
         return []
-    why = can_group(models, cfgs, [len(d[0]) for d in data])
+    why = why_not_together(models, cfgs, [len(d[0]) for d in data])
     if why:
         raise ValueError(why)
     for m in models:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from .io import atomic_write_json
+from ..atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
 

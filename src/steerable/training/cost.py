@@ -6,10 +6,10 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..model import SteerableModel
+from ..schedule import Schedule
+from .loop import PositiveSampler, schedule_loss
 from .losses import LossConfig
-from .model import SteerableModel
-from .schedule import Schedule
-from .train import PositiveSampler, schedule_loss
 
 
 def head_parameters(model: SteerableModel) -> int:

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import DataError, at, stratified_split, utf8_errors
-from .io import atomic_write, atomic_write_text
+from ..atomic import atomic_write, atomic_write_text
+from .files import at, utf8_errors
+from .hierarchy import DataError, stratified_split
 
 YAHOO_TOPICS = ("Society & Culture", "Science & Mathematics", "Health", "Education & Reference",
                 "Computers & Internet", "Sports", "Business & Finance", "Entertainment & Music",

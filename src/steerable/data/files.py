@@ -1,8 +1,6 @@
-"""Hierarchical labelled text: the dataset type, its loaders and its validation.
-
-A data set is a list of texts with one label per hierarchy level, coarsest first. Every label of
-level k > 0 has exactly one parent at level k - 1; the loaders check that and reject bad input with a
-one-line :class:`DataError` naming the file, row, column or label.
+"""A user's own labelled files (CSV, TSV, JSON Lines, Parquet) read into a data set, and text files read
+in chunks; bad input stops with a one-line :class:`~steerable.data.hierarchy.DataError` naming the file,
+the line (row, in Parquet), the column or the label.
 """
 
 from __future__ import annotations
@@ -11,137 +9,24 @@ import csv
 import gzip
 import json
 import math
-import os
 import re
 import warnings
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-SPLITS = ("train", "validation", "test")
-VALIDATION_FRACTION = 0.15
-VALIDATION_SEED = 42
+from .hierarchy import DataError, DataWarning, HierarchicalDataset, Hierarchy, LabelledTexts, stratified_split
+
 # Label cells spelled like this are missing values in every format (pandas' default spellings).
 MISSING_LABELS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
                             "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
-
-
-class DataError(ValueError):
-    """Bad input data; the message names the file, row, column or label."""
-
-
-def data_dir() -> Path:
-    """The directory holding canonical data sets: ``$STEER_DATA_DIR``, else ``./data``."""
-    return Path(os.environ.get("STEER_DATA_DIR", "data"))
-
-
-@dataclass
-class Hierarchy:
-    """Class names per level (coarsest first) and each class's parent index one level up."""
-
-    level_names: tuple[str, ...]
-    classes: tuple[tuple[str, ...], ...]
-    parents: tuple[np.ndarray, ...]  # parents[k - 1][c] = parent (level k - 1) of class c at level k
-
-    @property
-    def num_levels(self) -> int:
-        return len(self.level_names)
-
-    def num_classes(self, level: int) -> int:
-        return len(self.classes[level])
-
-    def fine_to_level(self, level: int) -> np.ndarray:
-        """For each finest-level class, its ancestor at ``level`` (the identity for the finest)."""
-        out = np.arange(self.num_classes(self.num_levels - 1))
-        for k in range(self.num_levels - 1, level, -1):
-            out = self.parents[k - 1][out]
-        return out
-
-    def to_dict(self) -> dict:
-        return {
-            "level_names": list(self.level_names),
-            "classes": [list(c) for c in self.classes],
-            "parents": [p.tolist() for p in self.parents],
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Hierarchy":
-        return cls(
-            tuple(d["level_names"]),
-            tuple(tuple(c) for c in d["classes"]),
-            tuple(np.asarray(p, dtype=np.int64) for p in d["parents"]),
-        )
-
-
-@dataclass
-class LabelledTexts:
-    """One split: texts and an (n, levels) array of class indices into a :class:`Hierarchy`."""
-
-    texts: list[str]
-    labels: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    def subset(self, idx: np.ndarray) -> "LabelledTexts":
-        return LabelledTexts([self.texts[i] for i in idx], self.labels[idx])
-
-    def cap(self, n: int | None, seed: int) -> "LabelledTexts":
-        """At most ``n`` examples, drawn by a seeded shuffle (order preserved); all if ``n`` is None."""
-        if n is None or n >= len(self):
-            return self
-        idx = np.sort(np.random.default_rng(seed).permutation(len(self))[:n])
-        return self.subset(idx)
-
-
-@dataclass
-class HierarchicalDataset:
-    """Train, validation and test splits over one validated hierarchy."""
-
-    name: str
-    hierarchy: Hierarchy
-    train: LabelledTexts
-    validation: LabelledTexts
-    test: LabelledTexts
-    notes: list[str] = field(default_factory=list)
-
-    def split(self, name: str) -> LabelledTexts:
-        if name not in SPLITS:
-            raise ValueError(f"unknown split {name!r}; expected one of {SPLITS}")
-        return getattr(self, name)
-
-    def stats(self) -> dict:
-        """Classes per level, branching, and label entropies (bits) on the training split."""
-        return hierarchy_stats(self.hierarchy, self.train.labels) | {
-            "train": len(self.train),
-            "validation": len(self.validation),
-            "test": len(self.test),
-        }
-
-
-def hierarchy_stats(h: Hierarchy, labels: np.ndarray) -> dict:
-    """K per level, mean children per parent, H(L0) and H(L_k | L_{k-1}) in bits."""
-    out: dict = {"levels": h.num_levels}
-    for k in range(h.num_levels):
-        out[f"K{k}"] = h.num_classes(k)
-    for k in range(1, h.num_levels):
-        out[f"branching{k}"] = h.num_classes(k) / h.num_classes(k - 1)
-    out["H0"] = _entropy(labels[:, 0])
-    for k in range(1, h.num_levels):
-        # H(Lk | Lk-1) = H(Lk) - H(Lk-1), since Lk-1 is a function of Lk.
-        out[f"H{k}|{k-1}"] = _entropy(labels[:, k]) - _entropy(labels[:, k - 1])
-    return out
-
-
-def _entropy(y: np.ndarray) -> float:
-    p = np.bincount(y) / len(y)
-    p = p[p > 0]
-    return float(-(p * np.log2(p)).sum())
 
 
 # ---------------------------------------------------------------------------------------- reading
@@ -359,26 +244,6 @@ def _encode_labels(split: _RawSplit, h: Hierarchy) -> LabelledTexts:
     return LabelledTexts(split.texts, labels.reshape(len(split.texts), h.num_levels))
 
 
-def stratified_split(labels: np.ndarray, fraction: float = VALIDATION_FRACTION,
-                     seed: int = VALIDATION_SEED) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (keep, held_out): ``fraction`` of each finest-level class held out, seeded.
-
-    Every class with at least two examples keeps at least one in each part; a class with a single
-    example stays in ``keep``.
-    """
-    rng = np.random.default_rng(seed)
-    y = labels[:, -1]
-    held = []
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        if len(idx) >= 2:
-            n = min(max(int(round(fraction * len(idx))), 1), len(idx) - 1)
-            held.append(rng.permutation(idx)[:n])
-    held_out = np.sort(np.concatenate(held)) if held else np.array([], dtype=np.int64)
-    keep = np.setdiff1d(np.arange(len(y)), held_out)
-    return keep, held_out
-
-
 def _too_small(train: _RawSplit, fine_col: str, part: str, held_parts: int) -> None:
     """Raise the error for a split that cannot be held out of ``train``: no class is large enough."""
     largest = max(Counter(ls[-1] for ls in train.labels).values())
@@ -433,11 +298,6 @@ def load_files(train: str | Path, test: str | Path | None = None, validation: st
                                test_split, notes)
 
 
-class DataWarning(UserWarning):
-    """Data that loads but may not mean what it says: the same text with two labels, a class with one
-    example."""
-
-
 def _doubtful(split: _RawSplit, level_cols: Sequence[str]) -> list[str]:
     """One-line warnings about the training file: texts that occur with conflicting finest labels, and
     finest classes with a single example (neither k-NN nor a held-out split can use them)."""
@@ -460,74 +320,69 @@ def _doubtful(split: _RawSplit, level_cols: Sequence[str]) -> list[str]:
     return out
 
 
-def dataset_path(name: str, root: str | Path | None = None) -> Path:
-    root = Path(root) if root is not None else data_dir()
-    path = root / name
-    if not (path / "train.jsonl.gz").exists():
-        available = ", ".join(list_datasets(root)) or "none"
-        raise DataError(
-            f"no data set {name!r} in {root} (set STEER_DATA_DIR; found: {available})"
-        )
-    return path
+def _batched(items: Iterator[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
-def list_datasets(root: str | Path | None = None) -> list[str]:
-    """Names of canonical data sets (folders with ``train.jsonl.gz``) under the data directory."""
-    root = Path(root) if root is not None else data_dir()
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if (p / "train.jsonl.gz").exists())
+def iter_text_chunks(path: str | Path, chunk_size: int, text_col: str | None = None
+                     ) -> Iterator[list[str]]:
+    """Chunks of texts from a .txt file (one text a line), or a column of .csv/.jsonl/.parquet.
 
-
-def canonical_levels(path: Path) -> tuple[str, ...]:
-    """Level columns l0, l1, ... present in the first row of a canonical training file."""
-    with gzip.open(path / "train.jsonl.gz", "rt", encoding="utf-8") as f:
-        first = json.loads(f.readline() or "{}")
-    levels = []
-    while f"l{len(levels)}" in first:
-        levels.append(f"l{len(levels)}")
-    return tuple(levels)
-
-
-def load_dataset(name: str, root: str | Path | None = None, levels: Sequence[str] | None = None
-                 ) -> HierarchicalDataset:
-    """Load ``<root>/<name>/{train,validation,test}.jsonl.gz`` (validation made when absent)."""
-    path = dataset_path(name, root)
-    levels = tuple(levels) if levels else canonical_levels(path)
-    test = path / "test.jsonl.gz"
-    val = path / "validation.jsonl.gz"
-    return load_files(path / "train.jsonl.gz", test if test.exists() else None,
-                      val if val.exists() else None, text_col="text", level_cols=levels, name=name)
-
-
-def combine_datasets(datasets: Sequence[HierarchicalDataset], name: str = "combined") -> HierarchicalDataset:
-    """One two-level taxonomy over several data sets: ``<data set>/<coarsest>`` over ``<data set>/<finest>``.
-
-    For a collection that holds the texts of several data sets, so that one head covers all of them.
-    A data set with more than two levels keeps its coarsest and finest (the finest class's ancestor is
-    its parent). Class names are prefixed with the data set's name, so equal names in two data sets
-    stay two classes.
+    One text per line or row, in order, so that row i of the output is line or row i of the input:
+    a blank line of a .txt file or an empty (or null) cell is the empty text ``""``. Blank lines of
+    a CSV or JSON Lines file are not rows there, and are skipped.
     """
-    if len(datasets) < 1:
-        raise ValueError("combine_datasets needs at least one data set")
-    names = [ds.name for ds in datasets]
-    if len(set(names)) != len(names):
-        raise ValueError(f"data set names must be distinct, got {names}")
-    coarse, fine, parents = [], [], []
-    splits: dict[str, tuple[list[str], list[np.ndarray]]] = {s: ([], []) for s in SPLITS}
-    for ds in datasets:
-        h = ds.hierarchy
-        top, bottom = 0, h.num_levels - 1
-        offset = np.array([len(coarse), len(fine)])
-        coarse += [f"{ds.name}/{c}" for c in h.classes[top]]
-        fine += [f"{ds.name}/{c}" for c in h.classes[bottom]]
-        parents.append(h.fine_to_level(top) + offset[0])
-        for s in SPLITS:
-            part = ds.split(s)
-            splits[s][0].extend(part.texts)
-            splits[s][1].append(part.labels[:, [top, bottom]] + offset)
-    hierarchy = Hierarchy(("coarse", "fine"), (tuple(coarse), tuple(fine)), (np.concatenate(parents),))
-    parts = {s: LabelledTexts(t, np.concatenate(y).astype(np.int64)) for s, (t, y) in splits.items()}
-    return HierarchicalDataset(name, hierarchy, parts["train"], parts["validation"], parts["test"],
-                               [f"combined from {', '.join(names)}"])
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    name = path.name.lower()
+    if name.endswith(".txt"):
+        with utf8_errors(path), open(path, encoding="utf-8") as f:
+            yield from _batched((line.rstrip("\n") for line in f), chunk_size)
+        return
+    col = text_col or "text"
+    if name.endswith(".parquet"):
+        pf = pq.ParquetFile(path)
+        if col not in pf.schema_arrow.names:
+            raise DataError(f"{path}: no column {col!r} (columns: {', '.join(pf.schema_arrow.names)})")
+        kind = pf.schema_arrow.field(col).type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            raise DataError(f"{path}: column {col!r} holds {kind} values, not text; name the column that holds "
+                            "the texts")
+        for batch in pf.iter_batches(batch_size=chunk_size, columns=[col]):
+            yield [t if t is not None else "" for t in batch.column(0).to_pylist()]
+        return
+    if name.endswith((".csv", ".tsv")):
+        sep = "\t" if name.endswith(".tsv") else ","
+        with csv_errors(path):
+            for df in pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, chunksize=chunk_size):
+                if col not in df.columns:
+                    raise DataError(f"{path}: no column {col!r} (columns: {', '.join(map(str, df.columns))})")
+                yield df[col].tolist()
+        return
+    if name.endswith((".jsonl", ".jsonl.gz")):
+        def texts(f):
+            for i, line in enumerate(f, start=1):
+                if line.strip():
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError as e:
+                        raise DataError(f"{path}: line {i}: not valid JSON ({e.msg})") from None
+                    if not isinstance(row, dict) or col not in row:
+                        raise DataError(f"{path}: line {i}: no key {col!r}")
+                    if row[col] is not None and not isinstance(row[col], str):
+                        raise DataError(f"{path}: line {i}: key {col!r} holds a {type(row[col]).__name__}, not text")
+                    yield "" if row[col] is None else row[col]
 
+        opener = gzip.open if name.endswith(".gz") else open
+        with utf8_errors(path), opener(path, "rt", encoding="utf-8") as f:
+            yield from _batched(texts(f), chunk_size)
+        return
+    raise DataError(f"{path}: unknown file type; use .txt, .csv, .tsv, .jsonl(.gz) or .parquet")

@@ -37,8 +37,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..atomic import atomic_write_json, read_json
 from .batching import BATCH_TOKENS, WINDOW, side_by_side, token_batches
-from .io import atomic_write_json, read_json
 
 RUNTIMES = ("torch", "onnx", "onnx-int8")
 OPSET = 17

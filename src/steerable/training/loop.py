@@ -15,12 +15,13 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from .io import atomic_write
-from .losses import LOSS_KINDS, LossConfig, Step
-from .metrics import knn_accuracy
-from .model import SteerableModel
-from .optim import FlatAdamW
-from .schedule import Schedule
+from ..atomic import atomic_write
+from ..metrics import knn_accuracy
+from ..model import SteerableModel
+from ..schedule import Schedule
+from .adamw import FlatAdamW
+from .losses import LossConfig
+from .terms import LOSS_KINDS, Step
 
 
 @dataclass
@@ -114,7 +115,7 @@ def schedule_loss(model: SteerableModel, schedule: Schedule, x: torch.Tensor, y:
                   idx: np.ndarray, positives: dict[int, np.ndarray], rng: np.random.Generator,
                   cfg: LossConfig, bf16: bool = False) -> torch.Tensor:
     """The schedule's total loss on one batch of anchors ``idx`` and their per-level positives: one
-    forward pass, then each term's loss kind (:data:`~steerable.losses.LOSS_KINDS`) in order. ``x`` is on
+    forward pass, then each term's loss kind (:data:`~steerable.training.terms.LOSS_KINDS`) in order. ``x`` is on
     the model's device (the labels ``y`` best too); the indices come from numpy's random stream."""
     levels = sorted(positives)
     y = torch.as_tensor(y, device=x.device)

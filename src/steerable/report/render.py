@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_write_text
+from ..atomic import atomic_write_text
 
 
 class Table:
