@@ -227,7 +227,7 @@ def check_fits(model: SteerableModel, schedule: Schedule) -> None:
 def optimiser(groups: list[list[torch.Tensor]], cfg: TrainConfig, total_steps: int) -> tuple[FlatAdamW, object]:
     """(AdamW, learning-rate scheduler or None) of a training of ``total_steps`` steps, over parameter
     ``groups`` that are each clipped by their own norm (one model's parameters each)."""
-    # torch's AdamW arithmetic, each operation one call over every parameter (steerable.optim)
+    # torch's AdamW arithmetic, each operation one call over every parameter (steerable.training.adamw)
     opt = FlatAdamW([{"params": g} for g in groups], lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = None
     if cfg.lr_schedule == "cosine":  # cosine decay to 1 % of lr over the run
