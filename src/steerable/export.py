@@ -25,6 +25,7 @@ from sentence_transformers.sentence_transformer.modules.layer_norm import LayerN
 
 from .atomic import atomic_write_json, atomic_write_text
 from .backbone import resolve_model_path
+from .extras import require
 from .heads import IdentityHead, LinearHead, MLPHead, PCAHead, build_head
 from .metrics import METRIC_NAMES
 from .model import SteerableModel
@@ -263,10 +264,7 @@ def export_sentence_transformer(model: SteerableModel, out: str | Path, *, metri
 
 def export_onnx(model: SteerableModel, path: str | Path, dim: int | None = None) -> Path:
     """The head alone as ONNX: input ``pooled`` (batch, input_dim) -> ``embedding`` (batch, dim)."""
-    try:
-        import onnx  # noqa: F401  (an optional extra; torch's exporter needs it)
-    except ImportError:
-        raise ImportError("exporting ONNX needs the 'onnx' extra: pip install 'steerable[onnx]'") from None
+    require("onnx", "onnx", "exporting ONNX")  # torch's exporter needs it
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     head = model.head.eval()

@@ -153,15 +153,15 @@ def test_the_page_judges_every_claim_of_the_claims_file_with_its_history(records
         inv = sum(values) / 3
         p_holds, p_partly = holm([one_sided([-v for v in values], 0.05).p, one_sided([-v for v in values], 0.0).p])
         expected = "holds" if p_holds < 0.05 else "partly" if p_partly < 0.05 else "does not hold"
-        line = next(l for l in text.splitlines() if l.startswith("| clinc150: Inverted flips the sign")
-                    and f"| {protocol} |" in l)
+        line = next(row for row in text.splitlines() if row.startswith("| clinc150: Inverted flips the sign")
+                    and f"| {protocol} |" in row)
         assert f"**{expected}**" in line and f"{inv:+.3f}" in line
-    accuracy = next(l for l in text.splitlines() if l.startswith("| V5 matches MRL's classification accuracy")
-                    and "| standard |" in l)
+    accuracy = next(row for row in text.splitlines() if row.startswith("| V5 matches MRL's classification accuracy")
+                    and "| standard |" in row)
     assert "until 2026-11-29: holds unless V5 is significantly" in accuracy and "absence of evidence" in accuracy
-    trec = next(l for l in text.splitlines() if l.startswith("| trec: Inverted flips the sign"))
+    trec = next(row for row in text.splitlines() if row.startswith("| trec: Inverted flips the sign"))
     assert "**not run**" in trec  # no TREC runs: that data set reads "not run"
-    open_set = next(l for l in text.splitlines() if l.startswith("| A method with a continuous 64-d prefix"))
+    open_set = next(row for row in text.splitlines() if row.startswith("| A method with a continuous 64-d prefix"))
     assert "**not run**" in open_set
 
 

@@ -81,7 +81,8 @@ def test_an_existing_table_is_refused_unless_overwritten(url, data):
 def test_a_failed_build_leaves_the_database_as_it_was(url, data):
     pd, fd, _, _ = data
     index = PgvectorIndex(64, 256, url=url, table="half")
-    with pytest.raises(Exception):
+    psycopg = pytest.importorskip("psycopg")
+    with pytest.raises(psycopg.Error):
         index.add(pd[:10], fd[:10], ids=[1] * 10)  # duplicate ids: the copy fails
     index.conn.close()
     with pytest.raises(ValueError, match="no table 'half'"):

@@ -38,6 +38,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..atomic import atomic_write_json, read_json
+from ..extras import require
 from .batching import BATCH_TOKENS, WINDOW, side_by_side, token_batches
 
 RUNTIMES = ("torch", "onnx", "onnx-int8")
@@ -47,11 +48,8 @@ _META = "steerable-onnx.json"
 
 
 def _require_onnx() -> None:
-    try:
-        import onnx  # noqa: F401  (torch's exporter needs it)
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        raise ImportError("the onnx runtimes need the 'onnx' extra: pip install 'steerable[onnx]'") from None
+    require("onnx", "onnx", "the onnx runtimes")  # torch's exporter needs it
+    require("onnxruntime", "onnx", "the onnx runtimes")
 
 
 def _atomic_dir(target: Path, build: Callable[[Path], None]) -> Path:

@@ -240,7 +240,7 @@ def _reversed_hint(train: _RawSplit, level_cols: Sequence[str]) -> str:
 
 def _encode_labels(split: _RawSplit, h: Hierarchy) -> LabelledTexts:
     index = [{c: j for j, c in enumerate(cs)} for cs in h.classes]
-    labels = np.array([[index[k][l] for k, l in enumerate(ls)] for ls in split.labels], dtype=np.int64)
+    labels = np.array([[index[k][name] for k, name in enumerate(ls)] for ls in split.labels], dtype=np.int64)
     return LabelledTexts(split.texts, labels.reshape(len(split.texts), h.num_levels))
 
 

@@ -13,6 +13,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
+from ..extras import require
 
 
 class LocalExecutor:
@@ -51,11 +52,7 @@ class RayExecutor:
     ships_inputs = True
 
     def __init__(self, address: str | None = None, num_cpus_per_run: int = 1, runtime_env: dict | None = None):
-        try:
-            import ray  # an optional extra
-        except ImportError:
-            raise ImportError("the Ray executor needs the 'ray' extra: pip install 'steerable[ray]'") from None
-        self.ray = ray
+        self.ray = ray = require("ray", "ray", "the Ray executor")
         if not ray.is_initialized():
             if runtime_env is None and address is not None:
                 runtime_env = {"py_modules": [str(Path(__file__).resolve().parents[1])]}

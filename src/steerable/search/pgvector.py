@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
+from ..extras import require
 from .funnel import adaptive
 from .funnel import checked as _check
 
@@ -31,12 +32,8 @@ _MAX_EF = 1000  # pgvector's ceiling for hnsw.ef_search
 
 
 def _psycopg():
-    try:
-        import psycopg
-        from psycopg import sql
-    except ImportError:
-        raise ImportError("the pgvector backend needs the 'pgvector' extra: pip install 'steerable[pgvector]'") from None
-    return psycopg, sql
+    psycopg = require("psycopg", "pgvector", "the pgvector backend")
+    return psycopg, require("psycopg.sql", "pgvector", "the pgvector backend")
 
 
 def safe_url(url: str) -> str:

@@ -21,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..extras import require
 from .funnel import adaptive
 from .funnel import checked as _check
 
@@ -107,11 +108,8 @@ class _Qdrant:
 
 
 def _client():
-    try:
-        from qdrant_client import QdrantClient, models
-    except ImportError:
-        raise ImportError("the qdrant backend needs the 'search' extra: pip install 'steerable[search]'") from None
-    return QdrantClient, models
+    client = require("qdrant_client", "search", "the qdrant backend")
+    return client.QdrantClient, require("qdrant_client.models", "search", "the qdrant backend")
 
 
 def qdrant_collection_exists(url: str, collection: str) -> bool:
@@ -201,11 +199,7 @@ class QdrantIndex(_Qdrant):
 
 
 def _edge():
-    try:
-        import qdrant_edge
-    except ImportError:
-        raise ImportError("the qdrant-edge backend needs the 'search' extra: pip install 'steerable[search]'") from None
-    return qdrant_edge
+    return require("qdrant_edge", "search", "the qdrant-edge backend")
 
 
 class QdrantEdgeIndex(_Qdrant):
