@@ -39,8 +39,10 @@ def machine() -> dict:
 
 
 def print_machine(m: dict) -> None:
-    print(f"machine: {m['cpu_model']} | {m['cores']} cores ({m['cores_usable']} usable) | "
-          f"torch {m['torch']} with {m['torch_threads']} threads | python {m['python']}")
+    print(
+        f"machine: {m['cpu_model']} | {m['cores']} cores ({m['cores_usable']} usable) | "
+        f"torch {m['torch']} with {m['torch_threads']} threads | python {m['python']}"
+    )
 
 
 def _busy_seconds() -> float:
@@ -65,14 +67,18 @@ def finish(m: dict) -> None:
     m["other_cpu"] = {"seconds": other, "wall_s": wall, "mean_cores": other / wall}
     free = (m["cores_usable"] or m["cores"] or 1) - m["torch_threads"]
     if other / wall > free + 0.25:  # others plus our threads oversubscribe the cores
-        m["busy_warning"] = (f"WARNING: other processes used {other / wall:.2f} of {m['cores']} cores on "
-                             f"average while this ran {m['torch_threads']} torch threads; timings are "
-                             "inflated (try --threads 1, or a quiet machine)")
+        m["busy_warning"] = (
+            f"WARNING: other processes used {other / wall:.2f} of {m['cores']} cores on "
+            f"average while this ran {m['torch_threads']} torch threads; timings are "
+            "inflated (try --threads 1, or a quiet machine)"
+        )
         print(m["busy_warning"])
     else:
         m["busy_warning"] = None
-        print(f"other processes used {other / wall:.2f} cores on average during the run "
-              f"(fits beside {m['torch_threads']} torch threads)")
+        print(
+            f"other processes used {other / wall:.2f} cores on average during the run "
+            f"(fits beside {m['torch_threads']} torch threads)"
+        )
 
 
 def timed(fn: Callable[[], object], repeats: int) -> list[float]:
@@ -86,8 +92,7 @@ def timed(fn: Callable[[], object], repeats: int) -> list[float]:
 
 
 def summary(seconds: list[float]) -> dict:
-    return {"median_s": statistics.median(seconds), "min_s": min(seconds), "max_s": max(seconds),
-            "all_s": seconds}
+    return {"median_s": statistics.median(seconds), "min_s": min(seconds), "max_s": max(seconds), "all_s": seconds}
 
 
 def write_json(name: str, result: dict) -> Path:

@@ -40,31 +40,46 @@ def main() -> None:
     os.environ["STEER_CACHE_DIR"] = str(tmp / "cache")  # empty: encoding is part of the timing
 
     seeds = [int(s) for s in args.seeds.split(",")]
-    runs = [RunSpec("clinc150", m, s, head=args.head, precision=args.precision,
-                    max_train=10_000, max_test=2_000) for m in ("v5", "mrl") for s in seeds]
+    runs = [
+        RunSpec("clinc150", m, s, head=args.head, precision=args.precision, max_train=10_000, max_test=2_000)
+        for m in ("v5", "mrl")
+        for s in seeds
+    ]
     t0 = time.perf_counter()
-    records = run_sweep(runs, tmp / "results", executor=LocalExecutor(args.workers), progress=True,
-                        group=args.group)
+    records = run_sweep(runs, tmp / "results", executor=LocalExecutor(args.workers), progress=True, group=args.group)
     wall = time.perf_counter() - t0
 
     train_s = sorted(r.seconds["train"] for r in records)
     out = {
-        "runs": len(records), "head": args.head, "precision": args.precision, "workers": args.workers, "group": args.group,
+        "runs": len(records),
+        "head": args.head,
+        "precision": args.precision,
+        "workers": args.workers,
+        "group": args.group,
         # each worker's threads: LocalExecutor shares the cores out among several workers
-        "torch_threads": (torch.get_num_threads() if args.workers == 1
-                          else max(1, (os.cpu_count() or 1) // args.workers)),
+        "torch_threads": (
+            torch.get_num_threads() if args.workers == 1 else max(1, (os.cpu_count() or 1) // args.workers)
+        ),
         "cores": os.cpu_count(),
-        "wall_s": wall, "target_s": TARGET_S, "meets_target": wall < TARGET_S,
+        "wall_s": wall,
+        "target_s": TARGET_S,
+        "meets_target": wall < TARGET_S,
         "median_train_s": train_s[len(train_s) // 2],
-        "S": {m: {p: [r.metrics[p]["steerability_score"] for r in records if r.method == m]
-                  for p in ("paper", "standard")} for m in ("v5", "mrl")},
+        "S": {
+            m: {
+                p: [r.metrics[p]["steerability_score"] for r in records if r.method == m] for p in ("paper", "standard")
+            }
+            for m in ("v5", "mrl")
+        },
     }
     print(json.dumps(out, indent=2))
     dest = Path(__file__).parent / "out" / f"clinc_5seeds_group{args.group}.json"
     dest.parent.mkdir(exist_ok=True)
     dest.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"10-run CLINC comparison: {wall / 60:.1f} min (target {TARGET_S / 60:.0f} min) "
-          f"-> {'meets' if out['meets_target'] else 'misses'} the target")
+    print(
+        f"10-run CLINC comparison: {wall / 60:.1f} min (target {TARGET_S / 60:.0f} min) "
+        f"-> {'meets' if out['meets_target'] else 'misses'} the target"
+    )
 
 
 if __name__ == "__main__":

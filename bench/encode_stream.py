@@ -23,9 +23,11 @@ import numpy as np
 
 from _common import finish, machine, print_machine, write_json
 
-WORDS = ("book cancel move check find order pay send show tell remind set a the my for to at on in "
-         "flight table card balance alarm song recipe weather meeting taxi hotel account transfer "
-         "tomorrow tonight monday paris tokyo two three four please now later").split()
+WORDS = (
+    "book cancel move check find order pay send show tell remind set a the my for to at on in "
+    "flight table card balance alarm song recipe weather meeting taxi hotel account transfer "
+    "tomorrow tonight monday paris tokyo two three four please now later"
+).split()
 
 
 def write_texts(path: Path, n: int, seed: int = 0) -> None:
@@ -35,8 +37,10 @@ def write_texts(path: Path, n: int, seed: int = 0) -> None:
             m = min(100_000, n - start)
             lengths = rng.integers(4, 12, m)
             words = rng.integers(0, len(WORDS), (m, 12))
-            f.writelines(" ".join(WORDS[w] for w in row[:k]) + f" {start + i}\n"
-                         for i, (row, k) in enumerate(zip(words, lengths)))
+            f.writelines(
+                " ".join(WORDS[w] for w in row[:k]) + f" {start + i}\n"
+                for i, (row, k) in enumerate(zip(words, lengths))
+            )
 
 
 def main() -> None:
@@ -55,13 +59,34 @@ def main() -> None:
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         t0 = time.perf_counter()
         env = os.environ | {"OMP_NUM_THREADS": str(args.threads)}
-        subprocess.run([sys.executable, "-m", "steerable.cli", "encode", str(src), "--model", args.model,
-                        "--out", str(out), "--level", "coarse", "--quiet"], check=True, env=env)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "steerable.cli",
+                "encode",
+                str(src),
+                "--model",
+                args.model,
+                "--out",
+                str(out),
+                "--level",
+                "coarse",
+                "--quiet",
+            ],
+            check=True,
+            env=env,
+        )
         wall = time.perf_counter() - t0
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        row = {"lines": n, "wall_s": wall, "texts_per_s": n / wall, "peak_rss_mb": peak_mb,
-               "peak_is_from_this_size": peak_mb * 1024 > before,
-               "output_mb": out.stat().st_size / 2**20}
+        row = {
+            "lines": n,
+            "wall_s": wall,
+            "texts_per_s": n / wall,
+            "peak_rss_mb": peak_mb,
+            "peak_is_from_this_size": peak_mb * 1024 > before,
+            "output_mb": out.stat().st_size / 2**20,
+        }
         rows.append(row)
         print(row)
         src.unlink()

@@ -60,15 +60,17 @@ def main() -> None:
     print_machine(m)
     ds = load_dataset(args.dataset)
     pool = ds.train.texts
-    idx = np.random.default_rng(args.seed).permutation(len(pool))[:args.n]
+    idx = np.random.default_rng(args.seed).permutation(len(pool))[: args.n]
     texts = [pool[i] for i in idx]
     mean_chars = float(np.mean([len(t) for t in texts]))
     backbone = Backbone(args.backbone, runtime=args.runtime, max_length=args.max_seq_length)
-    print(f"data: {len(texts)} texts from {args.dataset}/train (mean {mean_chars:.0f} chars); "
-          f"backbone {backbone.name}, batch {backbone.batch_size}, torch threads {torch.get_num_threads()}")
+    print(
+        f"data: {len(texts)} texts from {args.dataset}/train (mean {mean_chars:.0f} chars); "
+        f"backbone {backbone.name}, batch {backbone.batch_size}, torch threads {torch.get_num_threads()}"
+    )
 
     # -- backbone, no cache ---------------------------------------------------------------------
-    backbone.encode_uncached(texts[:backbone.batch_size])  # warm-up: model load, first-call overheads
+    backbone.encode_uncached(texts[: backbone.batch_size])  # warm-up: model load, first-call overheads
     vectors = None
 
     def encode():
@@ -77,14 +79,16 @@ def main() -> None:
 
     enc = summary(timed(encode, args.repeats))
     enc["texts_per_s"] = len(texts) / enc["median_s"]
-    print(f"backbone encode_uncached ({backbone.runtime}): {enc['median_s']:.3f} s median of {args.repeats} "
-          f"-> {enc['texts_per_s']:.1f} texts/s")
+    print(
+        f"backbone encode_uncached ({backbone.runtime}): {enc['median_s']:.3f} s median of {args.repeats} "
+        f"-> {enc['texts_per_s']:.1f} texts/s"
+    )
 
     # -- an ONNX runtime against torch on the same texts ----------------------------------------
     versus = None
     if backbone.runtime != "torch":
         ref_backbone = Backbone(args.backbone, max_length=args.max_seq_length)
-        ref_backbone.encode_uncached(texts[:ref_backbone.batch_size])
+        ref_backbone.encode_uncached(texts[: ref_backbone.batch_size])
         ref = None
 
         def encode_ref():
@@ -94,10 +98,16 @@ def main() -> None:
         ref_t = summary(timed(encode_ref, args.repeats))
         cos = (vectors * ref).sum(1) / np.linalg.norm(vectors, axis=1) / np.linalg.norm(ref, axis=1)
         speedup = ref_t["median_s"] / enc["median_s"]
-        versus = {"torch": ref_t | {"texts_per_s": len(texts) / ref_t["median_s"]}, "speedup": speedup,
-                  "cosine_mean": float(cos.mean()), "cosine_min": float(cos.min())}
-        print(f"torch on the same texts: {len(texts) / ref_t['median_s']:.1f} texts/s; {backbone.runtime} is "
-              f"{speedup:.2f}x torch; cosine with torch's vectors mean {cos.mean():.5f}, min {cos.min():.5f}")
+        versus = {
+            "torch": ref_t | {"texts_per_s": len(texts) / ref_t["median_s"]},
+            "speedup": speedup,
+            "cosine_mean": float(cos.mean()),
+            "cosine_min": float(cos.min()),
+        }
+        print(
+            f"torch on the same texts: {len(texts) / ref_t['median_s']:.1f} texts/s; {backbone.runtime} is "
+            f"{speedup:.2f}x torch; cosine with torch's vectors mean {cos.mean():.5f}, min {cos.min():.5f}"
+        )
 
     # -- sentence-transformers' own encode (one batch of 64 at a time on every thread) ----------
     st_model = (ref_backbone if versus is not None else backbone).load(progress=False)
@@ -107,13 +117,15 @@ def main() -> None:
         nonlocal st_vectors
         st_vectors = st_model.encode(texts, batch_size=backbone.batch_size, show_progress_bar=False)
 
-    st_model.encode(texts[:backbone.batch_size], show_progress_bar=False)
+    st_model.encode(texts[: backbone.batch_size], show_progress_bar=False)
     st_t = summary(timed(encode_st, args.repeats))
     st = st_t | {"texts_per_s": len(texts) / st_t["median_s"], "speedup": st_t["median_s"] / enc["median_s"]}
     if versus is None:
         st["max_abs_diff"] = float(np.abs(st_vectors - vectors).max())
-    print(f"sentence-transformers' encode on the same texts: {st['texts_per_s']:.1f} texts/s; {backbone.runtime} "
-          f"is {st['speedup']:.2f}x that" + (f" (vectors equal to {st['max_abs_diff']:.1e})" if versus is None else ""))
+    print(
+        f"sentence-transformers' encode on the same texts: {st['texts_per_s']:.1f} texts/s; {backbone.runtime} "
+        f"is {st['speedup']:.2f}x that" + (f" (vectors equal to {st['max_abs_diff']:.1e})" if versus is None else "")
+    )
 
     # -- heads on the same number of pooled vectors ---------------------------------------------
     heads = {}
@@ -126,54 +138,87 @@ def main() -> None:
         r["pct_of_backbone"] = 100.0 * r["median_s"] / enc["median_s"]
         r["params"] = sum(p.numel() for p in model.head.parameters())
         heads[kind] = r
-        print(f"head {kind:<8} embed_vectors: {1e3 * r['median_s']:8.2f} ms median of {args.head_repeats} "
-              f"({r['params']:,} params) = {r['pct_of_backbone']:.2f} % of backbone time")
+        print(
+            f"head {kind:<8} embed_vectors: {1e3 * r['median_s']:8.2f} ms median of {args.head_repeats} "
+            f"({r['params']:,} params) = {r['pct_of_backbone']:.2f} % of backbone time"
+        )
 
     # -- cache ----------------------------------------------------------------------------------
     with tempfile.TemporaryDirectory(prefix="steer-bench-cache-") as tmp:
         cache = VectorCache(backbone, root=tmp)
         cold = summary(timed(lambda: cache.get_or_encode(texts, progress=False), 1))
         warm_mem = summary(timed(lambda: cache.get_or_encode(texts, progress=False), args.repeats))
-        warm_disk = summary(timed(
-            lambda: VectorCache(backbone, root=tmp).get_or_encode(texts, progress=False), args.repeats))
-        same = np.array_equal(cache.get_or_encode(texts, progress=False),
-                              VectorCache(backbone, root=tmp).get_or_encode(texts, progress=False))
-    cache_res = {"cold_encode_and_write": cold, "warm_same_instance": warm_mem,
-                 "warm_new_instance": warm_disk, "disk_and_memory_agree": same}
-    for name, r in (("cold (encode + write)", cold), ("warm, same instance", warm_mem),
-                    ("warm, new instance (loads shards)", warm_disk)):
-        print(f"cache get_or_encode {name:<34}: {1e3 * r['median_s']:9.2f} ms "
-              f"-> {len(texts) / r['median_s']:,.0f} texts/s")
+        warm_disk = summary(
+            timed(lambda: VectorCache(backbone, root=tmp).get_or_encode(texts, progress=False), args.repeats)
+        )
+        same = np.array_equal(
+            cache.get_or_encode(texts, progress=False),
+            VectorCache(backbone, root=tmp).get_or_encode(texts, progress=False),
+        )
+    cache_res = {
+        "cold_encode_and_write": cold,
+        "warm_same_instance": warm_mem,
+        "warm_new_instance": warm_disk,
+        "disk_and_memory_agree": same,
+    }
+    for name, r in (
+        ("cold (encode + write)", cold),
+        ("warm, same instance", warm_mem),
+        ("warm, new instance (loads shards)", warm_disk),
+    ):
+        print(
+            f"cache get_or_encode {name:<34}: {1e3 * r['median_s']:9.2f} ms "
+            f"-> {len(texts) / r['median_s']:,.0f} texts/s"
+        )
 
     int8_met = None
     if versus is not None and backbone.runtime == "onnx-int8":
         int8_met = versus["speedup"] >= TARGET_INT8_SPEEDUP
-        print(f"target: onnx-int8 at least {TARGET_INT8_SPEEDUP:g}x torch's texts/s: "
-              f"{versus['speedup']:.2f}x, {'MET' if int8_met else 'NOT MET'}")
+        print(
+            f"target: onnx-int8 at least {TARGET_INT8_SPEEDUP:g}x torch's texts/s: "
+            f"{versus['speedup']:.2f}x, {'MET' if int8_met else 'NOT MET'}"
+        )
     fractal_pct = heads.get("fractal", {}).get("pct_of_backbone")
     meets = None if fractal_pct is None else fractal_pct < TARGET_HEAD_PCT
     if fractal_pct is not None:
-        print(f"target: fractal head adds {fractal_pct:.2f} % (< {TARGET_HEAD_PCT} %): "
-              f"{'MET' if meets else 'NOT MET'}")
+        print(f"target: fractal head adds {fractal_pct:.2f} % (< {TARGET_HEAD_PCT} %): {'MET' if meets else 'NOT MET'}")
     finish(m)
     # Default settings keep the file name they always had; others get theirs.
-    tags = ([] if backbone.runtime == "torch" else [backbone.runtime]) + (
-        [] if args.backbone == DEFAULT_BACKBONE else [args.backbone.rsplit("/", 1)[-1]]) + (
-        [] if args.dataset == "clinc150" else [args.dataset])
-    write_json("-".join(["encode_throughput", *tags]), {
-        "machine": m,
-        "config": {"dataset": args.dataset, "n": len(texts), "mean_chars": mean_chars,
-                   "repeats": args.repeats, "head_repeats": args.head_repeats, "seed": args.seed,
-                   "backbone": backbone.name, "runtime": backbone.runtime,
-                   "threads": torch.get_num_threads(), "backbone_batch_size": backbone.batch_size},
-        "backbone": enc,
-        "versus_torch": versus,
-        "versus_sentence_transformers": st,
-        "heads": heads,
-        "cache": cache_res,
-        "target": {"head_pct_max": TARGET_HEAD_PCT, "fractal_pct": fractal_pct, "met": meets,
-                   "int8_speedup_min": TARGET_INT8_SPEEDUP, "int8_met": int8_met},
-    })
+    tags = (
+        ([] if backbone.runtime == "torch" else [backbone.runtime])
+        + ([] if args.backbone == DEFAULT_BACKBONE else [args.backbone.rsplit("/", 1)[-1]])
+        + ([] if args.dataset == "clinc150" else [args.dataset])
+    )
+    write_json(
+        "-".join(["encode_throughput", *tags]),
+        {
+            "machine": m,
+            "config": {
+                "dataset": args.dataset,
+                "n": len(texts),
+                "mean_chars": mean_chars,
+                "repeats": args.repeats,
+                "head_repeats": args.head_repeats,
+                "seed": args.seed,
+                "backbone": backbone.name,
+                "runtime": backbone.runtime,
+                "threads": torch.get_num_threads(),
+                "backbone_batch_size": backbone.batch_size,
+            },
+            "backbone": enc,
+            "versus_torch": versus,
+            "versus_sentence_transformers": st,
+            "heads": heads,
+            "cache": cache_res,
+            "target": {
+                "head_pct_max": TARGET_HEAD_PCT,
+                "fractal_pct": fractal_pct,
+                "met": meets,
+                "int8_speedup_min": TARGET_INT8_SPEEDUP,
+                "int8_met": int8_met,
+            },
+        },
+    )
 
 
 if __name__ == "__main__":

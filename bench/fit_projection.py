@@ -47,14 +47,22 @@ def main() -> None:
         model = SteerableModel.for_schedule(schedule, "mlp", x.shape[1], ds.hierarchy, backbone.name)
         seconds = summary(timed(lambda: model.head.fit(x, vecs.y_train), args.repeats))
         results[schedule.name] = seconds | {"met": seconds["median_s"] <= TARGET_S}
-        print(f"{schedule.name:<14} fit on {len(x)} x {x.shape[1]}: median {seconds['median_s']:.3f} s "
-              f"({seconds['min_s']:.3f}-{seconds['max_s']:.3f}) over {args.repeats}")
+        print(
+            f"{schedule.name:<14} fit on {len(x)} x {x.shape[1]}: median {seconds['median_s']:.3f} s "
+            f"({seconds['min_s']:.3f}-{seconds['max_s']:.3f}) over {args.repeats}"
+        )
     met = all(r["met"] for name, r in results.items() if name != "flat_pca")
     print(f"target: every projection fits in at most {TARGET_S:.0f} s: {'MET' if met else 'NOT MET'}")
     finish(m)
-    write_json("fit_projection", {"machine": m, "config": {"dataset": "clinc150", "train": len(x),
-                                                           "repeats": args.repeats},
-                                  "fit": results, "target": {"max_s": TARGET_S, "met": met}})
+    write_json(
+        "fit_projection",
+        {
+            "machine": m,
+            "config": {"dataset": "clinc150", "train": len(x), "repeats": args.repeats},
+            "fit": results,
+            "target": {"max_s": TARGET_S, "met": met},
+        },
+    )
 
 
 if __name__ == "__main__":

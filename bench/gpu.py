@@ -47,8 +47,14 @@ def encode(name: str, texts: list[str], device: str, batch_size: int, cache_root
     VectorCache(backbone, cache_root).get_or_encode(texts, progress=False)
     sync(device)
     seconds = time.perf_counter() - t0
-    return {"device": device, "texts": len(texts), "seconds": seconds, "texts_per_s": len(texts) / seconds,
-            "load_and_warmup_s": load, "batch_size": batch_size}
+    return {
+        "device": device,
+        "texts": len(texts),
+        "seconds": seconds,
+        "texts_per_s": len(texts) / seconds,
+        "load_and_warmup_s": load,
+        "batch_size": batch_size,
+    }
 
 
 def train_once(method: str, vecs, hierarchy, device: str, precision: str, epochs: int | None) -> dict:
@@ -58,25 +64,47 @@ def train_once(method: str, vecs, hierarchy, device: str, precision: str, epochs
     model = SteerableModel.for_schedule(schedule, "mlp", vecs.train.shape[1], hierarchy, "bench")
     sync(device)
     t0 = time.perf_counter()
-    history = train(model, schedule, vecs.train, vecs.y_train, vecs.validation, vecs.y_validation, cfg,
-                    progress=False, device=device)
+    history = train(
+        model,
+        schedule,
+        vecs.train,
+        vecs.y_train,
+        vecs.validation,
+        vecs.y_validation,
+        cfg,
+        progress=False,
+        device=device,
+    )
     sync(device)
     seconds = time.perf_counter() - t0
     short, full = model.embed_vectors(vecs.test, [64, 256])
     ref_short, ref_full = model.embed_vectors(vecs.train, [64, 256])
     coarse64 = knn_accuracy(short, vecs.y_test, ref_short, vecs.y_train, k=5)[0]
     fine256 = knn_accuracy(full, vecs.y_test, ref_full, vecs.y_train, k=5)[-1]
-    return {"method": method, "device": device, "precision": precision, "seconds": seconds,
-            "epochs": cfg.epochs, "batch_size": cfg.batch_size, "best_epoch": history["best_epoch"],
-            "coarse_at_64": float(coarse64), "fine_at_256": float(fine256)}
+    return {
+        "method": method,
+        "device": device,
+        "precision": precision,
+        "seconds": seconds,
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "best_epoch": history["best_epoch"],
+        "coarse_at_64": float(coarse64),
+        "fine_at_256": float(fine256),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--backbone", default="sentence-transformers/all-MiniLM-L6-v2")
     ap.add_argument("--batch-size", type=int, default=256, help="encoding batch (256)")
-    ap.add_argument("--cpu-threads", type=int, action="append", default=None,
-                    help="CPU thread counts to train at (repeatable; default 2)")
+    ap.add_argument(
+        "--cpu-threads",
+        type=int,
+        action="append",
+        default=None,
+        help="CPU thread counts to train at (repeatable; default 2)",
+    )
     ap.add_argument("--cpu-sample", type=int, default=2048, help="texts encoded on the CPU for its rate")
     ap.add_argument("--methods", default="v5,mrl")
     ap.add_argument("--epochs", type=int, help="override the recipe's epochs (a quick check of the script)")
@@ -95,27 +123,40 @@ def main() -> None:
     gpu = encode(args.backbone, texts, args.gpu, args.batch_size, None)
     torch.set_num_threads(os.cpu_count() or 1)
     with tempfile.TemporaryDirectory() as cpu_cache:
-        cpu = encode(args.backbone, texts[:args.cpu_sample], "cpu", args.batch_size, cpu_cache)
+        cpu = encode(args.backbone, texts[: args.cpu_sample], "cpu", args.batch_size, cpu_cache)
     cpu["threads"] = torch.get_num_threads()
     for r in (gpu, cpu):
         out["encode"].append(r)
-        print(f"RESULT encode on {r['device']}: {r['texts']} CLINC texts, {r['texts_per_s']:.0f} texts/s "
-              f"(batch {r['batch_size']}; model load + warm-up {r['load_and_warmup_s']:.1f} s)", flush=True)
+        print(
+            f"RESULT encode on {r['device']}: {r['texts']} CLINC texts, {r['texts_per_s']:.0f} texts/s "
+            f"(batch {r['batch_size']}; model load + warm-up {r['load_and_warmup_s']:.1f} s)",
+            flush=True,
+        )
     backbone = Backbone(args.backbone, device=args.gpu)
-    vecs = split_vectors(ds, backbone, cache=VectorCache(backbone), max_train=MAX_TRAIN, max_test=MAX_TEST,
-                         seed=42, progress=False)
+    vecs = split_vectors(
+        ds, backbone, cache=VectorCache(backbone), max_train=MAX_TRAIN, max_test=MAX_TEST, seed=42, progress=False
+    )
     contenders = [(args.gpu, "fp32"), (args.gpu, "bf16")] + [(f"cpu:{t}", "fp32") for t in (args.cpu_threads or [2])]
     for method in args.methods.split(","):
         for device, precision in contenders:
             if device.startswith("cpu:"):
                 torch.set_num_threads(int(device[4:]))
-            r = train_once(method, vecs, ds.hierarchy, device.split(":")[0] if device.startswith("cpu:") else device,
-                           precision, args.epochs)
+            r = train_once(
+                method,
+                vecs,
+                ds.hierarchy,
+                device.split(":")[0] if device.startswith("cpu:") else device,
+                precision,
+                args.epochs,
+            )
             r["where"] = device
             out["train"].append(r)
-            print(f"RESULT train {method} on {device} {precision}: {r['seconds']:.1f} s for {r['epochs']} epochs "
-                  f"(batch {r['batch_size']}, best epoch {r['best_epoch']}); 5-NN coarse@64 "
-                  f"{100 * r['coarse_at_64']:.1f}, fine@256 {100 * r['fine_at_256']:.1f}", flush=True)
+            print(
+                f"RESULT train {method} on {device} {precision}: {r['seconds']:.1f} s for {r['epochs']} epochs "
+                f"(batch {r['batch_size']}, best epoch {r['best_epoch']}); 5-NN coarse@64 "
+                f"{100 * r['coarse_at_64']:.1f}, fine@256 {100 * r['fine_at_256']:.1f}",
+                flush=True,
+            )
     write_json("gpu_clinc150", out)
 
 

@@ -36,12 +36,10 @@ from _common import finish, machine, print_machine
 def load_vectors(args):
     if args.vectors:
         z = np.load(args.vectors)
-        vecs = SplitVectors(*(z[k] for k in ("train", "validation", "test", "y_train", "y_validation",
-                                               "y_test")))
+        vecs = SplitVectors(*(z[k] for k in ("train", "validation", "test", "y_train", "y_validation", "y_test")))
         return vecs, Hierarchy.from_dict(json.loads(str(z["hierarchy"])))
     ds = load_dataset(args.dataset)
-    vecs = split_vectors(ds, Backbone(), max_train=args.max_train, max_test=args.max_test, seed=42,
-                         progress=False)
+    vecs = split_vectors(ds, Backbone(), max_train=args.max_train, max_test=args.max_test, seed=42, progress=False)
     return vecs, ds.hierarchy
 
 
@@ -59,10 +57,16 @@ def one_run(job: dict) -> dict:
     m = evaluate(model, vecs, h.level_names, [standard_protocol()])["standard"]
     train_prefix = model.embed_vectors(vecs.train, model.dims[:1])[0]  # the shortest prefix
     test_prefix = model.embed_vectors(vecs.test, model.dims[:1])[0]
-    probe = probe_prefix(train_prefix, vecs.y_train, test_prefix, vecs.y_test, h.level_names,
-                         seed=job["seed"])["accuracy"][h.level_names[-1]]
-    row = {"head": job["head"], "seed": job["seed"], "train_s": seconds, "fine_probe": probe,
-           **{k: m[k] for k in ("steerability_score", "short_coarse", "full_fine")}}
+    probe = probe_prefix(train_prefix, vecs.y_train, test_prefix, vecs.y_test, h.level_names, seed=job["seed"])[
+        "accuracy"
+    ][h.level_names[-1]]
+    row = {
+        "head": job["head"],
+        "seed": job["seed"],
+        "train_s": seconds,
+        "fine_probe": probe,
+        **{k: m[k] for k in ("steerability_score", "short_coarse", "full_fine")},
+    }
     print(row, flush=True)
     return row
 
@@ -84,15 +88,25 @@ def main() -> None:
     args = ap.parse_args()
     if args.export_vectors:
         vecs, h = load_vectors(args)
-        np.savez(args.export_vectors, train=vecs.train, validation=vecs.validation, test=vecs.test,
-                 y_train=vecs.y_train, y_validation=vecs.y_validation, y_test=vecs.y_test,
-                 hierarchy=json.dumps(h.to_dict()))
+        np.savez(
+            args.export_vectors,
+            train=vecs.train,
+            validation=vecs.validation,
+            test=vecs.test,
+            y_train=vecs.y_train,
+            y_validation=vecs.y_validation,
+            y_test=vecs.y_test,
+            hierarchy=json.dumps(h.to_dict()),
+        )
         print(f"wrote {args.export_vectors}")
         return
     m = machine()
     print_machine(m)
-    jobs = [{"head": head, "seed": int(s), "method": args.method, "threads": args.threads, "args": vars(args)}
-            for head in args.heads.split(",") for s in args.seeds.split(",")]
+    jobs = [
+        {"head": head, "seed": int(s), "method": args.method, "threads": args.threads, "args": vars(args)}
+        for head in args.heads.split(",")
+        for s in args.seeds.split(",")
+    ]
     if args.workers > 1:
         with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool:
             rows = list(pool.map(one_run, jobs))
@@ -101,16 +115,29 @@ def main() -> None:
     summary = {}
     for head in args.heads.split(","):
         r = [x for x in rows if x["head"] == head]
-        summary[head] = {k: float(np.mean([x[k] for x in r])) for k in
-                         ("steerability_score", "short_coarse", "full_fine", "fine_probe")}
+        summary[head] = {
+            k: float(np.mean([x[k] for x in r]))
+            for k in ("steerability_score", "short_coarse", "full_fine", "fine_probe")
+        }
         summary[head]["median_train_s"] = float(np.median([x["train_s"] for x in r]))
         print(head, {k: round(v, 4) for k, v in summary[head].items()})
     finish(m)
     out = args.out or os.path.join(os.path.dirname(__file__), "out", "heads_beyond.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
-        json.dump({"machine": m, "method": args.method, "dataset": args.dataset, "workers": args.workers,
-                   "threads": args.threads, "rows": rows, "summary": summary}, f, indent=2)
+        json.dump(
+            {
+                "machine": m,
+                "method": args.method,
+                "dataset": args.dataset,
+                "workers": args.workers,
+                "threads": args.threads,
+                "rows": rows,
+                "summary": summary,
+            },
+            f,
+            indent=2,
+        )
     print(f"wrote {out}")
 
 

@@ -49,8 +49,13 @@ def fused_fp32(int8: OnnxEncoder, out: Path) -> Path:
             shutil.copy2(f, out / f.name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = optimize_model(str(eager / "model.onnx"), model_type="bert", num_heads=meta["num_heads"],
-                               hidden_size=meta["hidden_size"], opt_level=1)
+        model = optimize_model(
+            str(eager / "model.onnx"),
+            model_type="bert",
+            num_heads=meta["num_heads"],
+            hidden_size=meta["hidden_size"],
+            opt_level=1,
+        )
     model.save_model_to_file(str(out / "model.onnx"))
     return out
 
@@ -91,35 +96,45 @@ def main() -> None:
     m = machine()
     print_machine(m)
     pool = load_dataset(args.dataset).train.texts
-    texts = [pool[i] for i in np.random.default_rng(args.seed).permutation(len(pool))[:args.n]]
+    texts = [pool[i] for i in np.random.default_rng(args.seed).permutation(len(pool))[: args.n]]
     int8 = Backbone(args.backbone, runtime="onnx-int8").onnx
     feeds = [feed for _, feed in int8.batches(texts)]  # the runtime's own batching
     with tempfile.TemporaryDirectory(prefix="steer-bench-ops-") as tmp:
         fp32 = fused_fp32(int8, Path(tmp))
         prof = Path(tmp) / "profiles"
         prof.mkdir()
-        runs = {name: profile(folder, feeds, args.threads, prof)
-                for name, folder in (("fp32", fp32), ("int8", int8.folder))}
+        runs = {
+            name: profile(folder, feeds, args.threads, prof) for name, folder in (("fp32", fp32), ("int8", int8.folder))
+        }
 
     print(f"{len(texts)} texts from {args.dataset}/train in {len(feeds)} batches, {args.threads} thread(s)")
     print(f"{'operator':<26}{'fp32 s':>9}{'int8 s':>9}")
-    ops = sorted(set(runs["fp32"][1]) | set(runs["int8"][1]),
-                 key=lambda o: -max(r[1].get(o, 0) for r in runs.values()))
+    ops = sorted(set(runs["fp32"][1]) | set(runs["int8"][1]), key=lambda o: -max(r[1].get(o, 0) for r in runs.values()))
     for op in ops:
         a, b = runs["fp32"][1].get(op, 0.0), runs["int8"][1].get(op, 0.0)
         if max(a, b) >= 0.005:
             print(f"{op:<26}{a:9.3f}{b:9.3f}")
     products = {k: sum(v for op, v in r[1].items() if op in PRODUCTS) for k, r in runs.items()}
     rest = {k: sum(r[1].values()) - products[k] for k, r in runs.items()}
-    result = {"machine": m, "dataset": args.dataset, "texts": len(texts), "batches": len(feeds),
-              "threads": args.threads, "backbone": args.backbone,
-              "wall_s": {k: r[0] for k, r in runs.items()}, "ops_s": {k: r[1] for k, r in runs.items()},
-              "products_s": products, "rest_s": rest,
-              "products_speedup": products["fp32"] / products["int8"],
-              "wall_speedup": runs["fp32"][0] / runs["int8"][0]}
-    print(f"matrix products: fp32 {products['fp32']:.3f} s, int8 {products['int8']:.3f} s -> "
-          f"{result['products_speedup']:.2f}x; the rest {rest['fp32']:.3f} s / {rest['int8']:.3f} s; "
-          f"whole graph {runs['fp32'][0]:.3f} s / {runs['int8'][0]:.3f} s -> {result['wall_speedup']:.2f}x")
+    result = {
+        "machine": m,
+        "dataset": args.dataset,
+        "texts": len(texts),
+        "batches": len(feeds),
+        "threads": args.threads,
+        "backbone": args.backbone,
+        "wall_s": {k: r[0] for k, r in runs.items()},
+        "ops_s": {k: r[1] for k, r in runs.items()},
+        "products_s": products,
+        "rest_s": rest,
+        "products_speedup": products["fp32"] / products["int8"],
+        "wall_speedup": runs["fp32"][0] / runs["int8"][0],
+    }
+    print(
+        f"matrix products: fp32 {products['fp32']:.3f} s, int8 {products['int8']:.3f} s -> "
+        f"{result['products_speedup']:.2f}x; the rest {rest['fp32']:.3f} s / {rest['int8']:.3f} s; "
+        f"whole graph {runs['fp32'][0]:.3f} s / {runs['int8'][0]:.3f} s -> {result['wall_speedup']:.2f}x"
+    )
     finish(m)
     write_json("onnx_ops", result)
 

@@ -30,9 +30,12 @@ from steerable.runs.store import ResultsStore
 
 def parts(datasets: list[str], data_dir: str | None) -> dict[str, list]:
     """The reproduction's run specs, part by part, in the order ``python -m paper`` runs them."""
-    return {"paper grid": paper_sweep(datasets).runs(), "beyond grid": beyond_sweep(datasets),
-            "seed-variance reruns": confirm_sweep(datasets),
-            "open-set grid": open_set_sweep(datasets, data_dir=data_dir)}
+    return {
+        "paper grid": paper_sweep(datasets).runs(),
+        "beyond grid": beyond_sweep(datasets),
+        "seed-variance reruns": confirm_sweep(datasets),
+        "open-set grid": open_set_sweep(datasets, data_dir=data_dir),
+    }
 
 
 def main() -> None:
@@ -44,9 +47,12 @@ def main() -> None:
     seconds = {r.run_id: r.seconds.get("total", 0.0) for r in store.records()}
     grid = parts(list_datasets(args.data_dir), args.data_dir)
     specs = {r.run_id: r for runs in grid.values() for r in runs}  # a run shared by two parts counts once
-    rules = {"data set and method": lambda r: (r.dataset, r.method),
-             "data set and recipe": lambda r: (r.dataset, r.epochs, r.batch_size),
-             "method": lambda r: r.method, "every run": lambda r: ()}
+    rules = {
+        "data set and method": lambda r: (r.dataset, r.method),
+        "data set and recipe": lambda r: (r.dataset, r.epochs, r.batch_size),
+        "method": lambda r: r.method,
+        "every run": lambda r: (),
+    }
     pools: dict[str, dict] = {rule: defaultdict(list) for rule in rules}
     for run_id, s in seconds.items():
         if run_id in specs:
@@ -75,10 +81,14 @@ def main() -> None:
         total_measured += sum(measured)
         total_estimated += estimated
         how = ", ".join(f"{n} by {rule}" for rule, n in used.items())
-        print(f"{part:<21} {len(runs):4d} runs: {len(measured):4d} recorded, {sum(measured) / 60:6.1f} min"
-              f"; {len(runs) - len(measured):4d} estimated, {estimated / 60:6.1f} min" + (f" ({how})" if how else ""))
-    print(f"{'all':<21} {len(seen):4d} runs: {total_measured / 60:.1f} min recorded + {total_estimated / 60:.1f} min "
-          f"estimated = {(total_measured + total_estimated) / 3600:.1f} h of runs")
+        print(
+            f"{part:<21} {len(runs):4d} runs: {len(measured):4d} recorded, {sum(measured) / 60:6.1f} min"
+            f"; {len(runs) - len(measured):4d} estimated, {estimated / 60:6.1f} min" + (f" ({how})" if how else "")
+        )
+    print(
+        f"{'all':<21} {len(seen):4d} runs: {total_measured / 60:.1f} min recorded + {total_estimated / 60:.1f} min "
+        f"estimated = {(total_measured + total_estimated) / 3600:.1f} h of runs"
+    )
     for inv in store.invocations():
         print(f"  invocation: {inv.get('runs', '?')} runs in {inv.get('seconds', 0) / 60:.1f} min")
 

@@ -44,30 +44,54 @@ def main() -> None:
 
     table, worst = [], 0.0
     for m in methods:
-        block = {rt: [records[RunSpec(args.dataset, m, s, b, **CAPS).run_id].metrics["standard"] for s in seeds]
-                 for rt, b in backbones.items()}
+        block = {
+            rt: [records[RunSpec(args.dataset, m, s, b, **CAPS).run_id].metrics["standard"] for s in seeds]
+            for rt, b in backbones.items()
+        }
         levels, dims = list(block["torch"][0]["accuracy"]), block["torch"][0]["dims"]
         for level in levels:
             for d in dims:
-                mean = {rt: 100 * float(np.mean([b["accuracy"][level][str(d)] for b in blocks]))
-                        for rt, blocks in block.items()}
+                mean = {
+                    rt: 100 * float(np.mean([b["accuracy"][level][str(d)] for b in blocks]))
+                    for rt, blocks in block.items()
+                }
                 diff = mean[args.runtime] - mean["torch"]
                 worst = max(worst, abs(diff))
-                table.append({"method": m, "level": level, "dim": d, "torch": mean["torch"],
-                              args.runtime: mean[args.runtime], "diff_pt": diff})
+                table.append(
+                    {
+                        "method": m,
+                        "level": level,
+                        "dim": d,
+                        "torch": mean["torch"],
+                        args.runtime: mean[args.runtime],
+                        "diff_pt": diff,
+                    }
+                )
     print(f"{args.dataset}, standard protocol, 5-NN accuracy (%), mean over seeds {args.seeds}")
     print(f"{'method':<6} {'level':<6} {'dim':>4} {'torch':>7} {args.runtime:>10} {'diff':>6}")
     for row in table:
-        print(f"{row['method']:<6} {row['level']:<6} {row['dim']:>4} {row['torch']:7.2f} "
-              f"{row[args.runtime]:10.2f} {row['diff_pt']:+6.2f}")
+        print(
+            f"{row['method']:<6} {row['level']:<6} {row['dim']:>4} {row['torch']:7.2f} "
+            f"{row[args.runtime]:10.2f} {row['diff_pt']:+6.2f}"
+        )
     # accuracies are counts over the test texts: a difference of exactly 0.3 pt must not fail on the
     # floating-point sum (18 of 6,000 predictions is 0.30000000000001 pt)
     met = round(worst, 9) <= TARGET_PT
     verdict = "met" if met else "NOT met"
     print(f"largest |difference| {worst:.2f} pt: target (within {TARGET_PT} pt) {verdict}")
-    write_json(f"runtime_accuracy_{args.dataset}_{args.runtime}",
-               {"dataset": args.dataset, "runtime": args.runtime, "seeds": seeds, "caps": CAPS, "rows": table,
-                "largest_abs_diff_pt": worst, "target_pt": TARGET_PT, "met": met})
+    write_json(
+        f"runtime_accuracy_{args.dataset}_{args.runtime}",
+        {
+            "dataset": args.dataset,
+            "runtime": args.runtime,
+            "seeds": seeds,
+            "caps": CAPS,
+            "rows": table,
+            "largest_abs_diff_pt": worst,
+            "target_pt": TARGET_PT,
+            "met": met,
+        },
+    )
 
 
 if __name__ == "__main__":

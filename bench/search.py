@@ -55,7 +55,7 @@ Targets (judged by ``paper/search_targets.py``): the funnel at >= 3x exact-256's
 queries (``synthetic`` rows, ``synthetic_chosen``). No heads: nothing in it was trained on.
 
     STEER_DATA_DIR=../shared/datasets python bench/search.py [--threads 2] [--synthetic 1000000]
-    python bench/search.py --skip-real --synthetic 20000 --threads 1   # the generated part alone (search_synthetic.json)
+    python bench/search.py --skip-real --synthetic 20000 --threads 1   # the generated part (search_synthetic.json)
     python bench/search.py ... --engines ''   # without the real engines' rows
     python bench/search.py --select-distill --synthetic 0   # MRL-distill's setting chosen out of sample
 """
@@ -114,40 +114,58 @@ def train_head(train_on, method, cache: VectorCache, split: str = "test"):
     it)."""
     t0 = time.perf_counter()
     custom = json.dumps(method.to_dict(), sort_keys=True) if isinstance(method, Schedule) else None
-    spec = RunSpec(train_on.name, method.name if custom else method, max_test=2000, retrieval=False,
-                   protocols=("standard",), split=split, schedule=custom)
+    spec = RunSpec(
+        train_on.name,
+        method.name if custom else method,
+        max_test=2000,
+        retrieval=False,
+        protocols=("standard",),
+        split=split,
+        schedule=custom,
+    )
     result = run(spec, dataset=train_on, where=Where(cache.backbone, cache, progress=False))
     (block,) = result.metrics.values()
-    return result.model, {"train_and_eval_s": time.perf_counter() - t0,
-                          "train_examples": len(train_on.train),
-                          "coarse_classes": train_on.hierarchy.num_classes(0),
-                          "fine_classes": train_on.hierarchy.num_classes(1),
-                          "measured_on": split,
-                          "standard_protocol": {k: v for k, v in block.items() if k != "protocol"}}
+    return result.model, {
+        "train_and_eval_s": time.perf_counter() - t0,
+        "train_examples": len(train_on.train),
+        "coarse_classes": train_on.hierarchy.num_classes(0),
+        "fine_classes": train_on.hierarchy.num_classes(1),
+        "measured_on": split,
+        "standard_protocol": {k: v for k, v in block.items() if k != "protocol"},
+    }
 
 
 def distill_schedule(weight: float, temperature: float, num_levels: int) -> Schedule:
     """MRL-distill (``steerable.methods.mrl_distill``) at a (weight, temperature)."""
     base = mrl(num_levels)
-    return Schedule(f"mrl_distill@w{weight:g},t{temperature:g}",
-                    base.terms + (prefix_distillation(num_levels, 4, weight, temperature),), base.block_keep)
+    return Schedule(
+        f"mrl_distill@w{weight:g},t{temperature:g}",
+        base.terms + (prefix_distillation(num_levels, 4, weight, temperature),),
+        base.block_keep,
+    )
 
 
-def select_distill(train_on, cache: VectorCache, vectors: np.ndarray, docs: np.ndarray,
-                   selection: np.ndarray) -> dict:
+def select_distill(train_on, cache: VectorCache, vectors: np.ndarray, docs: np.ndarray, selection: np.ndarray) -> dict:
     """MRL-distill's (weight, temperature) chosen out of sample (module docstring): every candidate's
     validation FullFine and prefix ceiling on the selection queries, MRL's validation FullFine, the
     eligible candidates and the chosen one."""
     _, ref = train_head(train_on, "mrl", cache, split="validation")
     rows = []
     for weight, temperature in DISTILL_CANDIDATES:
-        model, info = train_head(train_on, distill_schedule(weight, temperature, train_on.hierarchy.num_levels),
-                                 cache, split="validation")
+        model, info = train_head(
+            train_on, distill_schedule(weight, temperature, train_on.hierarchy.num_levels), cache, split="validation"
+        )
         prefix, full = model.embed_vectors(vectors, [64, model.dims[-1]])
         (ceiling,) = prefix_ceiling(*take(prefix, full, docs), *take(prefix, full, selection), [DISTILL_SHORTLIST])
-        rows.append({"weight": weight, "temperature": temperature,
-                     "validation_full_fine": info["standard_protocol"]["full_fine"],
-                     "selection_ceiling": ceiling["recall@10"], "train_and_eval_s": info["train_and_eval_s"]})
+        rows.append(
+            {
+                "weight": weight,
+                "temperature": temperature,
+                "validation_full_fine": info["standard_protocol"]["full_fine"],
+                "selection_ceiling": ceiling["recall@10"],
+                "train_and_eval_s": info["train_and_eval_s"],
+            }
+        )
         print("mrl_distill candidate", rows[-1])
     return choose_distill(rows, ref["standard_protocol"]["full_fine"])
 
@@ -158,23 +176,35 @@ def choose_distill(rows: list[dict], mrl_full_fine: float) -> dict:
     rows = [r | {"eligible": r["validation_full_fine"] >= mrl_full_fine - DISTILL_MARGIN} for r in rows]
     eligible = [r for r in rows if r["eligible"]]
     chosen = max(eligible, key=lambda r: r["selection_ceiling"]) if eligible else None
-    return {"objective": f"the highest share of the full vector's top 10 inside the prefix's top "
-                         f"{DISTILL_SHORTLIST} on the selection queries, among the candidates whose validation "
-                         f"FullFine is no more than {100 * DISTILL_MARGIN:g} pt below MRL's",
-            "mrl_validation_full_fine": mrl_full_fine, "candidates": rows,
-            "chosen": None if chosen is None else {"weight": chosen["weight"], "temperature": chosen["temperature"]}}
+    return {
+        "objective": f"the highest share of the full vector's top 10 inside the prefix's top "
+        f"{DISTILL_SHORTLIST} on the selection queries, among the candidates whose validation "
+        f"FullFine is no more than {100 * DISTILL_MARGIN:g} pt below MRL's",
+        "mrl_validation_full_fine": mrl_full_fine,
+        "candidates": rows,
+        "chosen": None if chosen is None else {"weight": chosen["weight"], "temperature": chosen["temperature"]},
+    }
 
 
 def take(prefix: np.ndarray, full: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(prefix[idx]), np.ascontiguousarray(full[idx])
 
 
-def bench_rows(docs: tuple, evaluation: tuple, selection: tuple, args, label: str,
-               engines: list[str]) -> tuple[list[dict], dict]:
+def bench_rows(
+    docs: tuple, evaluation: tuple, selection: tuple, args, label: str, engines: list[str]
+) -> tuple[list[dict], dict]:
     """The contenders (and ``engines``) on the documents, the evaluation and the selection queries
     (each a pair of 64-d prefixes and full vectors), and the settings chosen on the selection queries."""
-    rows = contenders(*docs, *evaluation, args.shortlists, args.efs, selection=selection, engines=engines,
-                      threads=args.threads, pg_url=args.pg_url)
+    rows = contenders(
+        *docs,
+        *evaluation,
+        args.shortlists,
+        args.efs,
+        selection=selection,
+        engines=engines,
+        threads=args.threads,
+        pg_url=args.pg_url,
+    )
     for r in rows:
         print(label, r)
     chosen = choose(rows)
@@ -186,16 +216,27 @@ def bench_rows(docs: tuple, evaluation: tuple, selection: tuple, args, label: st
 def real_embeddings(args) -> dict:
     datasets = [load_dataset(name) for name in list_datasets()]
     texts, counts = collection(datasets)
-    print(f"collection: {counts['texts']:,} texts (the test splits of {len(datasets)} data sets; "
-          f"{counts['dropped_as_training_texts']:,} dropped as exact duplicates of training or validation texts, "
-          f"{counts['repeated_within']:,} repeats merged)")
+    print(
+        f"collection: {counts['texts']:,} texts (the test splits of {len(datasets)} data sets; "
+        f"{counts['dropped_as_training_texts']:,} dropped as exact duplicates of training or validation texts, "
+        f"{counts['repeated_within']:,} repeats merged)"
+    )
     cache = VectorCache(Backbone())
     vectors = cache.get_or_encode(texts, progress=True, desc="search collection")
     sel, ev, docs = split_queries(len(texts), args.queries, args.query_seed)
     train_on = head_data(datasets, args.head_data)
-    out = {"collection": counts, "documents": len(docs), "queries": len(ev), "evaluation_queries": len(ev),
-           "selection_queries": len(sel), "query_seed": args.query_seed, "head_data": args.head_data,
-           "heads": {}, "ceiling": {}, "chosen": {}}
+    out = {
+        "collection": counts,
+        "documents": len(docs),
+        "queries": len(ev),
+        "evaluation_queries": len(ev),
+        "selection_queries": len(sel),
+        "query_seed": args.query_seed,
+        "head_data": args.head_data,
+        "heads": {},
+        "ceiling": {},
+        "chosen": {},
+    }
     heads = {m: m for m in HEADS}
     if args.select_distill:
         out["distill_selection"] = select_distill(train_on, cache, vectors, docs, sel)
@@ -204,8 +245,9 @@ def real_embeddings(args) -> dict:
         if chosen is None:
             heads.pop("mrl_distill")  # no setting kept MRL's accuracy: nothing to bench
         else:
-            heads["mrl_distill"] = distill_schedule(chosen["weight"], chosen["temperature"],
-                                                    train_on.hierarchy.num_levels)
+            heads["mrl_distill"] = distill_schedule(
+                chosen["weight"], chosen["temperature"], train_on.hierarchy.num_levels
+            )
     for method, schedule in heads.items():
         model, out["heads"][method] = train_head(train_on, schedule, cache)
         print(method, "head", out["heads"][method])
@@ -224,37 +266,60 @@ def synthetic(args) -> tuple[list[dict], dict]:
     full = np.empty((n, d), np.float32)
     for s in range(0, n, 100_000):
         m = min(100_000, n - s)
-        full[s:s + m] = centres[rng.integers(0, 1000, m)] + rng.normal(size=(m, d)).astype(np.float32)
+        full[s : s + m] = centres[rng.integers(0, 1000, m)] + rng.normal(size=(m, d)).astype(np.float32)
     full = unit(full)
     q = unit(centres[rng.integers(0, 1000, 2 * nq)] + rng.normal(size=(2 * nq, d)))
     sel, ev = q[:nq], q[nq:]  # two disjoint query sets; no query is a document
-    return bench_rows((unit(full[:, :64]), full), (unit(ev[:, :64]), ev), (unit(sel[:, :64]), sel), args,
-                      "synthetic", args.engines if args.engines_synthetic else [])
+    return bench_rows(
+        (unit(full[:, :64]), full),
+        (unit(ev[:, :64]), ev),
+        (unit(sel[:, :64]), sel),
+        args,
+        "synthetic",
+        args.engines if args.engines_synthetic else [],
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--queries", type=int, default=1000,
-                    help="size of EACH query set (selection and evaluation, disjoint)")
+    ap.add_argument(
+        "--queries", type=int, default=1000, help="size of EACH query set (selection and evaluation, disjoint)"
+    )
     ap.add_argument("--query-seed", type=int, default=QUERY_SEED, help="seed of the real collection's query draw")
     ap.add_argument("--shortlists", default="50,100,200,400,1000")
-    ap.add_argument("--ceiling", default="10,20,50,100,200,400,1000,2000",
-                    help="shortlist sizes for the prefix's ceiling (exact 64-d top K)")
-    ap.add_argument("--head-data", default="all",
-                    help="what the heads are trained on: all (one taxonomy over every data set) or a data set")
-    ap.add_argument("--efs", default="16,24,32,48,64,96,128,192,256,384,512",
-                    help="efSearch values of hnsw-64 and hnsw-256")
+    ap.add_argument(
+        "--ceiling",
+        default="10,20,50,100,200,400,1000,2000",
+        help="shortlist sizes for the prefix's ceiling (exact 64-d top K)",
+    )
+    ap.add_argument(
+        "--head-data",
+        default="all",
+        help="what the heads are trained on: all (one taxonomy over every data set) or a data set",
+    )
+    ap.add_argument(
+        "--efs", default="16,24,32,48,64,96,128,192,256,384,512", help="efSearch values of hnsw-64 and hnsw-256"
+    )
     ap.add_argument("--synthetic", type=int, default=1_000_000, help="0 to skip")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--engines", default=",".join(ENGINES),
-                    help="real engines that run the funnel too (comma-separated; '' for none)")
-    ap.add_argument("--engines-synthetic", action="store_true",
-                    help="the engines on the generated collection too (default: on the real one only)")
+    ap.add_argument(
+        "--engines",
+        default=",".join(ENGINES),
+        help="real engines that run the funnel too (comma-separated; '' for none)",
+    )
+    ap.add_argument(
+        "--engines-synthetic",
+        action="store_true",
+        help="the engines on the generated collection too (default: on the real one only)",
+    )
     ap.add_argument("--pg-url", help="PostgreSQL server with pgvector for engine-pgvector (default: start one)")
     ap.add_argument("--skip-real", action="store_true")
-    ap.add_argument("--select-distill", action="store_true",
-                    help="choose MRL-distill's (weight, temperature) on the validation split and the selection "
-                         "queries first, and bench the chosen one")
+    ap.add_argument(
+        "--select-distill",
+        action="store_true",
+        help="choose MRL-distill's (weight, temperature) on the validation split and the selection "
+        "queries first, and bench the chosen one",
+    )
     args = ap.parse_args(argv)
     args.shortlists = [int(x) for x in args.shortlists.split(",")]
     args.efs = [int(x) for x in args.efs.split(",")]

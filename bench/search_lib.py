@@ -29,6 +29,7 @@ Search = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (prefixes, full vecto
 
 # --- small measurements -------------------------------------------------------------------------
 
+
 def unit(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x / np.linalg.norm(x, axis=1, keepdims=True), dtype=np.float32)
 
@@ -57,6 +58,7 @@ def overlap(a: np.ndarray, b: np.ndarray) -> float:
 
 # --- the collection and its query sets ----------------------------------------------------------
 
+
 def out_of_sample(training_texts: Iterable[str], held_out_texts: Iterable[str]) -> tuple[list[str], dict]:
     """The held-out texts (in order, each once) less every one whose exact string is a training text;
     and the counts: held-out texts, repeats among them, dropped as training texts, kept."""
@@ -64,9 +66,13 @@ def out_of_sample(training_texts: Iterable[str], held_out_texts: Iterable[str]) 
     held = list(held_out_texts)
     distinct = list(dict.fromkeys(held))
     kept = [t for t in distinct if t not in training]
-    return kept, {"held_out_texts": len(held), "repeated_within": len(held) - len(distinct),
-                  "training_texts": len(training), "dropped_as_training_texts": len(distinct) - len(kept),
-                  "texts": len(kept)}
+    return kept, {
+        "held_out_texts": len(held),
+        "repeated_within": len(held) - len(distinct),
+        "training_texts": len(training),
+        "dropped_as_training_texts": len(distinct) - len(kept),
+        "texts": len(kept),
+    }
 
 
 def split_queries(n: int, n_queries: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -75,12 +81,13 @@ def split_queries(n: int, n_queries: int, seed: int = 0) -> tuple[np.ndarray, np
     if 2 * n_queries >= n:
         raise ValueError(f"two query sets of {n_queries} leave no documents in a collection of {n}")
     perm = np.random.default_rng(seed).permutation(n)
-    return perm[:n_queries], perm[n_queries:2 * n_queries], perm[2 * n_queries:]
+    return perm[:n_queries], perm[n_queries : 2 * n_queries], perm[2 * n_queries :]
 
 
 @dataclass
 class Queries:
     """One query set: 64-d prefixes, full vectors, and exact-256's top k ids among the documents."""
+
     prefix: np.ndarray
     full: np.ndarray
     truth: np.ndarray
@@ -91,7 +98,7 @@ class Queries:
     def one(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Query ``i`` (cycling over the set) as a batch of one: (prefix, full vector)."""
         i %= len(self)
-        return self.prefix[i:i + 1], self.full[i:i + 1]
+        return self.prefix[i : i + 1], self.full[i : i + 1]
 
 
 def measure(search: Search, q: Queries, numpy_scan: Search | None = None) -> dict:
@@ -100,16 +107,19 @@ def measure(search: Search, q: Queries, numpy_scan: Search | None = None) -> dic
     ``steerable.search.ranking.top_k``) is timed too and ``latency_ms`` is the faster of the two, so
     the baseline is not a straw man."""
     t = best_of(lambda: search(q.prefix, q.full))
-    row = {"recall@10": overlap(search(q.prefix, q.full), q.truth), "qps": len(q) / t,
-           "latency_ms": latency_ms(lambda i: search(*q.one(i)))}
+    row = {
+        "recall@10": overlap(search(q.prefix, q.full), q.truth),
+        "qps": len(q) / t,
+        "latency_ms": latency_ms(lambda i: search(*q.one(i))),
+    }
     if numpy_scan is not None:
         npy = latency_ms(lambda i: numpy_scan(*q.one(i)))
-        row.update(latency_ms=min(row["latency_ms"], npy), latency_ms_faiss=row["latency_ms"],
-                   latency_ms_numpy=npy)
+        row.update(latency_ms=min(row["latency_ms"], npy), latency_ms_faiss=row["latency_ms"], latency_ms_numpy=npy)
     return row
 
 
 # --- indexes ------------------------------------------------------------------------------------
+
 
 def build_hnsw(vectors: np.ndarray, m: int = 32, ef_construction: int = 80):
     """(inner-product HNSW index, build seconds, serialized size in MiB)."""
@@ -131,25 +141,34 @@ def build_ivf(vectors: np.ndarray, nlist: int, codec: str = "Flat"):
     return index, time.perf_counter() - t0, faiss.serialize_index(index).nbytes / 2**20
 
 
-def prefix_ceiling(prefix: np.ndarray, full: np.ndarray, q_prefix: np.ndarray, q_full: np.ndarray,
-                   shortlists: list[int], k: int = 10) -> list[dict]:
+def prefix_ceiling(
+    prefix: np.ndarray, full: np.ndarray, q_prefix: np.ndarray, q_full: np.ndarray, shortlists: list[int], k: int = 10
+) -> list[dict]:
     """Share of the exact full-vector top k inside the exact prefix top K, for each K."""
     truth = faiss.knn(q_full, full, k, metric=faiss.METRIC_INNER_PRODUCT)[1]
     top = faiss.knn(q_prefix, prefix, max(shortlists), metric=faiss.METRIC_INNER_PRODUCT)[1]
-    return [{"shortlist": K, "recall@10": float(np.mean([len(set(t) & set(c[:K])) / k
-                                                         for t, c in zip(truth, top)]))}
-            for K in shortlists]
+    return [
+        {"shortlist": K, "recall@10": float(np.mean([len(set(t) & set(c[:K])) / k for t, c in zip(truth, top)]))}
+        for K in shortlists
+    ]
 
 
 # --- the contenders -----------------------------------------------------------------------------
+
 
 class Bench:
     """The documents and the query sets; ``row`` measures one setting on the evaluation queries
     (``recall@10``, ``qps``, ``latency_ms``) and, when there are any, on the selection queries
     (the same fields prefixed ``selection_``)."""
 
-    def __init__(self, prefix: np.ndarray, full: np.ndarray, evaluation: tuple[np.ndarray, np.ndarray],
-                 selection: tuple[np.ndarray, np.ndarray] | None, k: int):
+    def __init__(
+        self,
+        prefix: np.ndarray,
+        full: np.ndarray,
+        evaluation: tuple[np.ndarray, np.ndarray],
+        selection: tuple[np.ndarray, np.ndarray] | None,
+        k: int,
+    ):
         self.prefix, self.full, self.k = prefix, full, k
         self.flat = faiss.IndexFlatIP(full.shape[1])
         self.flat.add(full)
@@ -178,10 +197,20 @@ def exact_rows(b: Bench) -> list[dict]:
     flat64 = faiss.IndexFlatIP(b.prefix.shape[1])
     flat64.add(b.prefix)
     k = b.k
-    return [b.row("exact-256", lambda qp, qf: b.flat.search(qf, k)[1],
-                  numpy_scan=lambda qp, qf: top_k(qf @ b.full.T, k)[0], memory_mb=b.full.nbytes / 2**20),
-            b.row("exact-64", lambda qp, qf: flat64.search(qp, k)[1],
-                  numpy_scan=lambda qp, qf: top_k(qp @ b.prefix.T, k)[0], memory_mb=b.prefix.nbytes / 2**20)]
+    return [
+        b.row(
+            "exact-256",
+            lambda qp, qf: b.flat.search(qf, k)[1],
+            numpy_scan=lambda qp, qf: top_k(qf @ b.full.T, k)[0],
+            memory_mb=b.full.nbytes / 2**20,
+        ),
+        b.row(
+            "exact-64",
+            lambda qp, qf: flat64.search(qp, k)[1],
+            numpy_scan=lambda qp, qf: top_k(qp @ b.prefix.T, k)[0],
+            memory_mb=b.prefix.nbytes / 2**20,
+        ),
+    ]
 
 
 def hnsw_rows(b: Bench, name: str, vectors: np.ndarray, efs: list[int], use_full: bool) -> tuple[list[dict], tuple]:
@@ -190,22 +219,31 @@ def hnsw_rows(b: Bench, name: str, vectors: np.ndarray, efs: list[int], use_full
     rows = []
     for ef in efs:
         index.hnsw.efSearch = ef
-        rows.append(b.row(name, lambda qp, qf: index.search(qf if use_full else qp, b.k)[1],
-                          ef_search=ef, memory_mb=mem, build_s=build_s))
+        rows.append(
+            b.row(
+                name,
+                lambda qp, qf: index.search(qf if use_full else qp, b.k)[1],
+                ef_search=ef,
+                memory_mb=mem,
+                build_s=build_s,
+            )
+        )
     return rows, (index, build_s, mem)
 
 
 def adaptive_search(b: Bench, hnsw64, margin: float, K: int = 200):
     """64-d HNSW; a query whose top-1 beats its top-2 by ``margin`` is answered by the prefix, the
     others by the HNSW funnel with shortlist K. Returns (ids, share of queries extended)."""
+
     def search(qp, qf):
         hnsw64.hnsw.efSearch = max(K, 64)
         sims, cand = hnsw64.search(qp, K)
-        ids = cand[:, :b.k].copy()
+        ids = cand[:, : b.k].copy()
         extend = ~(sims[:, 0] - sims[:, 1] >= margin)
         if extend.any():
             ids[extend] = rerank(np.ascontiguousarray(qf[extend]), b.full, cand[extend], b.k)[0]
         return ids, float(extend.mean())
+
     return search
 
 
@@ -214,29 +252,44 @@ def adaptive_rows(b: Bench, hnsw64, mem64: float) -> list[dict]:
     for margin in ADAPTIVE_MARGINS:
         search = adaptive_search(b, hnsw64, margin)
         extended = {pre + "extended": search(q.prefix, q.full)[1] for pre, q in b.sets().items()}
-        rows.append(b.row("adaptive", lambda qp, qf: search(qp, qf)[0], margin=margin, **extended,
-                          memory_mb=mem64 + b.full.nbytes / 2**20))
+        rows.append(
+            b.row(
+                "adaptive",
+                lambda qp, qf: search(qp, qf)[0],
+                margin=margin,
+                **extended,
+                memory_mb=mem64 + b.full.nbytes / 2**20,
+            )
+        )
     return rows
 
 
-def funnel_rows(b: Bench, hnsw64, build64: float, mem64: float, shortlists: list[int],
-                nprobes: tuple[int, ...], nlist: int) -> list[dict]:
+def funnel_rows(
+    b: Bench, hnsw64, build64: float, mem64: float, shortlists: list[int], nprobes: tuple[int, ...], nlist: int
+) -> list[dict]:
     flat64 = faiss.IndexFlatIP(b.prefix.shape[1])
     flat64.add(b.prefix)
     ivfs = {name: build_ivf(b.prefix, nlist, codec) for name, codec in IVF_CODECS.items()}
     full_mb = b.full.nbytes / 2**20
     rows = []
     for K in shortlists:
-        rows.append(b.row("funnel-flat", b.funnel(flat64, K), shortlist=K,
-                          memory_mb=b.prefix.nbytes / 2**20 + full_mb))
+        rows.append(b.row("funnel-flat", b.funnel(flat64, K), shortlist=K, memory_mb=b.prefix.nbytes / 2**20 + full_mb))
         hnsw64.hnsw.efSearch = max(K, 64)
-        rows.append(b.row("funnel-hnsw", b.funnel(hnsw64, K), shortlist=K, memory_mb=mem64 + full_mb,
-                          build_s=build64))
+        rows.append(b.row("funnel-hnsw", b.funnel(hnsw64, K), shortlist=K, memory_mb=mem64 + full_mb, build_s=build64))
         for name, (ivf, ivf_build_s, mem_ivf) in ivfs.items():
             for nprobe in nprobes:
                 faiss.extract_index_ivf(ivf).nprobe = nprobe
-                rows.append(b.row(name, b.funnel(ivf, K), shortlist=K, nprobe=nprobe, nlist=nlist,
-                                  memory_mb=mem_ivf + full_mb, build_s=ivf_build_s))
+                rows.append(
+                    b.row(
+                        name,
+                        b.funnel(ivf, K),
+                        shortlist=K,
+                        nprobe=nprobe,
+                        nlist=nlist,
+                        memory_mb=mem_ivf + full_mb,
+                        build_s=ivf_build_s,
+                    )
+                )
     return rows
 
 
@@ -258,9 +311,16 @@ def qdrant_edge_rows(b: Bench, shortlists: list[int], threads: int) -> list[dict
         rows = []
         for K in shortlists:
             index.ef_search = max(K, 64)
-            rows.append(b.row("engine-qdrant-edge", lambda qp, qf: index.search(qp, qf, b.k, K)[0], shortlist=K,
-                              ef_search=index.ef_search, build_s=build_s,
-                              memory_mb=sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20))
+            rows.append(
+                b.row(
+                    "engine-qdrant-edge",
+                    lambda qp, qf: index.search(qp, qf, b.k, K)[0],
+                    shortlist=K,
+                    ef_search=index.ef_search,
+                    build_s=build_s,
+                    memory_mb=sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20,
+                )
+            )
         index.close()
         return rows
     finally:
@@ -287,8 +347,9 @@ def pgvector_rows(b: Bench, shortlists: list[int], threads: int, url: str | None
         first = PgvectorIndex(*dims, url=url, table="bench_docs", overwrite=True)
         first.add(b.prefix, b.full)
         build_s = time.perf_counter() - t0
-        indexes = [first] + [PgvectorIndex(*dims, url=url, table="bench_docs", create=False)
-                             for _ in range(threads - 1)]
+        indexes = [first] + [
+            PgvectorIndex(*dims, url=url, table="bench_docs", create=False) for _ in range(threads - 1)
+        ]
         with first.conn.cursor() as cur:
             size = cur.execute("SELECT pg_total_relation_size('bench_docs')").fetchone()[0] / 2**20
         pool = ThreadPoolExecutor(threads)
@@ -304,8 +365,17 @@ def pgvector_rows(b: Bench, shortlists: list[int], threads: int, url: str | None
         for K in shortlists:
             for index in indexes:
                 index.ef_search = max(K, 64)
-            rows.append(b.row("engine-pgvector", lambda qp, qf: search(qp, qf, K), shortlist=K,
-                              ef_search=max(K, 64), build_s=build_s, memory_mb=size, connections=threads))
+            rows.append(
+                b.row(
+                    "engine-pgvector",
+                    lambda qp, qf: search(qp, qf, K),
+                    shortlist=K,
+                    ef_search=max(K, 64),
+                    build_s=build_s,
+                    memory_mb=size,
+                    connections=threads,
+                )
+            )
         pool.shutdown()
         for index in indexes:
             index.close()
@@ -316,8 +386,9 @@ def pgvector_rows(b: Bench, shortlists: list[int], threads: int, url: str | None
             shutil.rmtree(pgdata, ignore_errors=True)
 
 
-def engine_rows(b: Bench, engines: Sequence[str], shortlists: list[int], threads: int,
-                pg_url: str | None = None) -> list[dict]:
+def engine_rows(
+    b: Bench, engines: Sequence[str], shortlists: list[int], threads: int, pg_url: str | None = None
+) -> list[dict]:
     """The funnel run by real engines through the library's backends (``ENGINES``)."""
     rows = []
     for engine in engines:
@@ -330,10 +401,21 @@ def engine_rows(b: Bench, engines: Sequence[str], shortlists: list[int], threads
     return rows
 
 
-def contenders(prefix: np.ndarray, full: np.ndarray, q_prefix: np.ndarray, q_full: np.ndarray,
-               shortlists: list[int], efs: list[int], k: int = 10, nprobes: tuple[int, ...] = (16, 64),
-               nlist: int | None = None, selection: tuple[np.ndarray, np.ndarray] | None = None,
-               engines: Sequence[str] = (), threads: int = 1, pg_url: str | None = None) -> list[dict]:
+def contenders(
+    prefix: np.ndarray,
+    full: np.ndarray,
+    q_prefix: np.ndarray,
+    q_full: np.ndarray,
+    shortlists: list[int],
+    efs: list[int],
+    k: int = 10,
+    nprobes: tuple[int, ...] = (16, 64),
+    nlist: int | None = None,
+    selection: tuple[np.ndarray, np.ndarray] | None = None,
+    engines: Sequence[str] = (),
+    threads: int = 1,
+    pg_url: str | None = None,
+) -> list[dict]:
     """Every contender's settings on the documents (``prefix``, ``full``), measured on the evaluation
     queries (``q_prefix``, ``q_full``) and, given ``selection`` = (prefixes, full vectors), on the
     selection queries too (``selection_*`` fields). ``engines``: also the funnel in those real
@@ -368,9 +450,12 @@ def rate(row: dict, mode: str, prefix: str = "") -> float | None:
 
 
 def _numbers(row: dict, exact: dict, mode: str, prefix: str) -> dict:
-    return {"recall@10": row[prefix + "recall@10"], "qps": row[prefix + "qps"],
-            "latency_ms": row[prefix + "latency_ms"],
-            "speedup": rate(row, mode, prefix) / rate(exact, mode, prefix)}
+    return {
+        "recall@10": row[prefix + "recall@10"],
+        "qps": row[prefix + "qps"],
+        "latency_ms": row[prefix + "latency_ms"],
+        "speedup": rate(row, mode, prefix) / rate(exact, mode, prefix),
+    }
 
 
 def _pick(pool: list[dict], mode: str, min_recall: float, exact: dict, rule: str) -> dict:
@@ -378,8 +463,15 @@ def _pick(pool: list[dict], mode: str, min_recall: float, exact: dict, rule: str
     is >= ``min_recall``; its numbers on both query sets, and the pool it was chosen from."""
     eligible = [r for r in pool if r["selection_recall@10"] >= min_recall and rate(r, mode, "selection_")]
     best = max(eligible, key=lambda r: rate(r, mode, "selection_"), default=None)
-    out = {"rule": rule, "chosen_on": "selection queries", "candidates": len(pool),
-           "eligible": len(eligible), "setting": None, "selection": None, "evaluation": None}
+    out = {
+        "rule": rule,
+        "chosen_on": "selection queries",
+        "candidates": len(pool),
+        "eligible": len(eligible),
+        "setting": None,
+        "selection": None,
+        "evaluation": None,
+    }
     if best is not None:
         out["setting"] = {"contender": best["contender"], **{key: best[key] for key in SETTING_KEYS if key in best}}
         out["selection"] = _numbers(best, exact, mode, "selection_")
@@ -399,12 +491,19 @@ def choose(rows: list[dict], target: float = TARGET_RECALL) -> dict:
     hnsw = [r for r in rows if r["contender"] == "hnsw-256"]
     out = {}
     for mode in MODES:
-        f = _pick(funnels, mode, target, exact,
-                  f"fastest funnel setting ({mode}) with selection recall@10 >= {target}")
+        f = _pick(funnels, mode, target, exact, f"fastest funnel setting ({mode}) with selection recall@10 >= {target}")
         floor = f["selection"]["recall@10"] if f["selection"] else None
-        h = (_pick(hnsw, mode, floor, exact, f"fastest hnsw-256 efSearch ({mode}) with selection recall@10 "
-                                             f">= the chosen funnel's ({floor:.4f})")
-             if floor is not None else None)
+        h = (
+            _pick(
+                hnsw,
+                mode,
+                floor,
+                exact,
+                f"fastest hnsw-256 efSearch ({mode}) with selection recall@10 >= the chosen funnel's ({floor:.4f})",
+            )
+            if floor is not None
+            else None
+        )
         ratio = None
         if h is not None and h["setting"] is not None:
             ratio = {s: f[s]["speedup"] / h[s]["speedup"] for s in ("selection", "evaluation")}

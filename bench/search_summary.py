@@ -37,26 +37,34 @@ def same_setting(row: dict, chosen: dict) -> bool:
 
 def collection(real: dict) -> list[str]:
     c = real["collection"]
-    return [f"Collection: {c['texts']:,} texts, the {' and '.join(c['splits'])} splits of every data set "
-            f"({c['dropped_as_training_texts']:,} dropped as exact copies of training texts, "
-            f"{c['repeated_within']:,} repeats merged); {real['selection_queries']:,} selection and "
-            f"{real['evaluation_queries']:,} evaluation queries drawn from it (seed {real['query_seed']}), "
-            f"{real['documents']:,} documents.", ""]
+    return [
+        f"Collection: {c['texts']:,} texts, the {' and '.join(c['splits'])} splits of every data set "
+        f"({c['dropped_as_training_texts']:,} dropped as exact copies of training texts, "
+        f"{c['repeated_within']:,} repeats merged); {real['selection_queries']:,} selection and "
+        f"{real['evaluation_queries']:,} evaluation queries drawn from it (seed {real['query_seed']}), "
+        f"{real['documents']:,} documents.",
+        "",
+    ]
 
 
 def distill(real: dict) -> list[str]:
     sel = real.get("distill_selection")
     if not sel:
         return []
-    lines = [f"MRL-distill's setting: {sel['objective']} (MRL's validation FullFine "
-             f"{100 * sel['mrl_validation_full_fine']:.2f} %).", "",
-             "| weight | temperature | validation FullFine (%) | ceiling at K = 50, selection queries | eligible |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"MRL-distill's setting: {sel['objective']} (MRL's validation FullFine "
+        f"{100 * sel['mrl_validation_full_fine']:.2f} %).",
+        "",
+        "| weight | temperature | validation FullFine (%) | ceiling at K = 50, selection queries | eligible |",
+        "|---|---|---|---|---|",
+    ]
     for r in sel["candidates"]:
         chosen = sel["chosen"] == {"weight": r["weight"], "temperature": r["temperature"]}
-        lines.append(f"| {r['weight']:g} | {r['temperature']:g} | {100 * r['validation_full_fine']:.2f} | "
-                     f"{r['selection_ceiling']:.4f} | {'yes' if r['eligible'] else 'no'}"
-                     f"{' (chosen)' if chosen else ''} |")
+        lines.append(
+            f"| {r['weight']:g} | {r['temperature']:g} | {100 * r['validation_full_fine']:.2f} | "
+            f"{r['selection_ceiling']:.4f} | {'yes' if r['eligible'] else 'no'}"
+            f"{' (chosen)' if chosen else ''} |"
+        )
     return lines + [""]
 
 
@@ -65,22 +73,30 @@ def heads(real: dict) -> list[str]:
     for m in bench_heads({"real": real}):
         info, rows = real["heads"][m], real[m]
         acc = info["standard_protocol"]
-        lines += [f"### {label(m)}", "",
-                  f"Trained on {info['train_examples']:,} texts ({info['coarse_classes']} coarse, "
-                  f"{info['fine_classes']} fine classes); test ShortCoarse {100 * acc['short_coarse']:.1f} %, "
-                  f"FullFine {100 * acc['full_fine']:.1f} %. Each cell: recall@10, queries/s (batch), ms (one "
-                  "query), on the evaluation queries.", "",
-                  "| contender | setting | evaluation queries |", "|---|---|---|"]
+        lines += [
+            f"### {label(m)}",
+            "",
+            f"Trained on {info['train_examples']:,} texts ({info['coarse_classes']} coarse, "
+            f"{info['fine_classes']} fine classes); test ShortCoarse {100 * acc['short_coarse']:.1f} %, "
+            f"FullFine {100 * acc['full_fine']:.1f} %. Each cell: recall@10, queries/s (batch), ms (one "
+            "query), on the evaluation queries.",
+            "",
+            "| contender | setting | evaluation queries |",
+            "|---|---|---|",
+        ]
         for kind in ("exact-256", "exact-64"):
             lines += [f"| {kind} | – | {cell(r)} |" for r in rows if r["contender"] == kind]
         for mode, pick in real["chosen"][m].items():
             for what in ("funnel", "hnsw-256"):
                 c = pick.get(what) or {}
                 if c.get("evaluation"):
-                    lines.append(f"| {c['setting']['contender']} (chosen, {mode}) | {setting(c['setting'])} | "
-                                 f"{cell(c['evaluation'])} |")
-        lines += [f"| {r['contender']} | {setting(r)} | {cell(r)} |" for r in rows
-                  if r["contender"].startswith("engine-")]
+                    lines.append(
+                        f"| {c['setting']['contender']} (chosen, {mode}) | {setting(c['setting'])} | "
+                        f"{cell(c['evaluation'])} |"
+                    )
+        lines += [
+            f"| {r['contender']} | {setting(r)} | {cell(r)} |" for r in rows if r["contender"].startswith("engine-")
+        ]
         ceiling = ", ".join(f"K {c['shortlist']}: {c['recall@10']:.3f}" for c in real["ceiling"][m])
         lines += ["", f"Prefix ceiling (share of the exact top 10 inside the exact 64-d top K): {ceiling}.", ""]
     return lines

@@ -33,7 +33,7 @@ def first_step(threads: int, schedule, vecs, hierarchy, cfg: TrainConfig) -> tup
     model.train()
     x = torch.from_numpy(np.ascontiguousarray(vecs.train, dtype=np.float32))
     samplers = {k: PositiveSampler(vecs.y_train[:, k]) for k in schedule.supervised_levels()}
-    idx = rng.permutation(len(x))[:cfg.batch_size]
+    idx = rng.permutation(len(x))[: cfg.batch_size]
     positives = {k: sampler(idx, rng) for k, sampler in samplers.items()}
     loss = schedule_loss(model, schedule, x, vecs.y_train, idx, positives, rng, cfg.loss)
     loss.backward()
@@ -52,8 +52,10 @@ def main() -> None:
     cfg = TrainConfig.for_schedule(schedule, seed=42)
     loss_1, grads_1 = first_step(1, schedule, vecs, ds.hierarchy, cfg)
     loss_n, grads_n = first_step(args.threads, schedule, vecs, ds.hierarchy, cfg)
-    print(f"{args.dataset} {args.method}, first step, 1 thread against {args.threads}: "
-          f"loss {'identical' if torch.equal(loss_1, loss_n) else f'{loss_1.item()!r} vs {loss_n.item()!r}'}")
+    print(
+        f"{args.dataset} {args.method}, first step, 1 thread against {args.threads}: "
+        f"loss {'identical' if torch.equal(loss_1, loss_n) else f'{loss_1.item()!r} vs {loss_n.item()!r}'}"
+    )
     for name, g in grads_1.items():
         diff = float((g - grads_n[name]).abs().max())
         print(f"  {name:<32} {tuple(g.shape)!s:<12} {'identical' if diff == 0 else f'apart by up to {diff:.1e}'}")

@@ -49,8 +49,10 @@ def one_epoch(threads: int, seeds: int) -> dict:
     solo = model(42)
     t = time.perf_counter()
     train(solo, schedule, *data, cfgs[0], progress=False)
-    out = {"solo_s": time.perf_counter() - t,
-           "digest": hashlib.sha1(b"".join(p.numpy().tobytes() for p in solo.state_dict().values())).hexdigest()}
+    out = {
+        "solo_s": time.perf_counter() - t,
+        "digest": hashlib.sha1(b"".join(p.numpy().tobytes() for p in solo.state_dict().values())).hexdigest(),
+    }
     try:
         from steerable.training.together import train_group
     except ImportError:  # a checkout from before grouped training
@@ -81,24 +83,54 @@ def main() -> None:
         for name in ("a", "b"):
             src = os.path.abspath(getattr(args, name))
             env = dict(os.environ, PYTHONPATH=src)
-            out = subprocess.run([sys.executable, __file__, args.a, args.b, "--child", "--threads", str(args.threads),
-                                  "--seeds", str(args.seeds)], env=env, capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    args.a,
+                    args.b,
+                    "--child",
+                    "--threads",
+                    str(args.threads),
+                    "--seeds",
+                    str(args.seeds),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             res = json.loads(out.stdout.strip().splitlines()[-1])
             results[name].append(res)
             print(f"round {r + 1} {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in res.items() if k.endswith("_s")))
-    medians = {name: {k: statistics.median(x[k] for x in rs) for k in rs[0] if k.endswith("_s")}
-               for name, rs in results.items()}
+    medians = {
+        name: {k: statistics.median(x[k] for x in rs) for k in rs[0] if k.endswith("_s")}
+        for name, rs in results.items()
+    }
     same = len({x["digest"] for rs in results.values() for x in rs}) == 1
     for name in ("a", "b"):
-        print(f"{name} ({getattr(args, name)}): median of {args.rounds}: "
-              + ", ".join(f"{k} {v:.2f}" for k, v in medians[name].items()))
+        print(
+            f"{name} ({getattr(args, name)}): median of {args.rounds}: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in medians[name].items())
+        )
     for k in medians["b"]:
         if k in medians["a"]:
             print(f"{k}: a / b = {medians['a'][k] / medians['b'][k]:.2f}x")
     print("solo weights identical in every process" if same else "SOLO WEIGHTS DIFFER between processes")
     finish(m)
-    write_json("train_checkouts", {"machine": m, "a": args.a, "b": args.b, "threads": args.threads,
-                                   "seeds": args.seeds, "rounds": results, "medians": medians, "identical": same})
+    write_json(
+        "train_checkouts",
+        {
+            "machine": m,
+            "a": args.a,
+            "b": args.b,
+            "threads": args.threads,
+            "seeds": args.seeds,
+            "rounds": results,
+            "medians": medians,
+            "identical": same,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -60,8 +60,10 @@ def main() -> None:
     t0 = time.perf_counter()
     vecs = split_vectors(ds, backbone, cache=cache, max_train=args.max_train, seed=args.seed)
     fetch_s = time.perf_counter() - t0
-    print(f"vectors: train {vecs.train.shape}, validation {len(vecs.validation)}, test {len(vecs.test)} "
-          f"from {cache.dir} in {fetch_s:.2f} s ({cache.encoded_count} newly encoded; excluded)")
+    print(
+        f"vectors: train {vecs.train.shape}, validation {len(vecs.validation)}, test {len(vecs.test)} "
+        f"from {cache.dir} in {fetch_s:.2f} s ({cache.encoded_count} newly encoded; excluded)"
+    )
 
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
     h = ds.hierarchy
@@ -73,17 +75,21 @@ def main() -> None:
         torch.manual_seed(cfg.seed)
         model = SteerableModel.for_schedule(schedule, args.head, vecs.train.shape[1], h, backbone.name)
         t0 = time.perf_counter()
-        history = train(model, schedule, vecs.train, vecs.y_train, vecs.validation, vecs.y_validation,
-                        cfg, progress=False)
+        history = train(
+            model, schedule, vecs.train, vecs.y_train, vecs.validation, vecs.y_validation, cfg, progress=False
+        )
         train_s = time.perf_counter() - t0
         # Per-epoch validation k-NN is part of train(); time it alone to get the pure step cost.
-        val_s = statistics.median(timed(lambda: validation_accuracy(
-            model, vecs.train, vecs.y_train, vecs.validation, vecs.y_validation), 3))
+        val_s = statistics.median(
+            timed(lambda: validation_accuracy(model, vecs.train, vecs.y_train, vecs.validation, vecs.y_validation), 3)
+        )
         t0 = time.perf_counter()
         metrics = evaluate(model, vecs, h.level_names, protocols)
         eval_s = time.perf_counter() - t0
         run = {
-            "train_s": train_s, "eval_s": eval_s, "validation_per_epoch_s": val_s,
+            "train_s": train_s,
+            "eval_s": eval_s,
+            "validation_per_epoch_s": val_s,
             "ms_per_step": 1e3 * train_s / steps,
             "ms_per_step_excl_validation": 1e3 * max(train_s - args.epochs * val_s, 0.0) / steps,
             "best_epoch": history["best_epoch"],
@@ -94,32 +100,51 @@ def main() -> None:
         }
         runs.append(run)
         scores = "  ".join(f"{p}={s:+.4f}" for p, s in run["steerability_score"].items())
-        print(f"run {r + 1}/{args.repeats}: train {train_s:.2f} s ({run['ms_per_step']:.2f} ms/step, "
-              f"{run['ms_per_step_excl_validation']:.2f} ms/step without the {val_s:.2f} s/epoch validation), "
-              f"eval {eval_s:.2f} s, best epoch {run['best_epoch']}, steerability {scores}")
+        print(
+            f"run {r + 1}/{args.repeats}: train {train_s:.2f} s ({run['ms_per_step']:.2f} ms/step, "
+            f"{run['ms_per_step_excl_validation']:.2f} ms/step without the {val_s:.2f} s/epoch validation), "
+            f"eval {eval_s:.2f} s, best epoch {run['best_epoch']}, steerability {scores}"
+        )
 
     train_sum = summary([x["train_s"] for x in runs])
     eval_sum = summary([x["eval_s"] for x in runs])
     ms_step = statistics.median(x["ms_per_step"] for x in runs)
     ms_step_pure = statistics.median(x["ms_per_step_excl_validation"] for x in runs)
     met = train_sum["median_s"] < TARGET_TRAIN_S
-    print(f"summary ({args.method}, {args.head} head, {args.epochs} epochs x {len(vecs.train)} examples, "
-          f"batch {args.batch_size}, {steps} steps, median of {args.repeats}): train {train_sum['median_s']:.2f} s, "
-          f"{ms_step:.2f} ms/step ({ms_step_pure:.2f} excl. validation); eval {eval_sum['median_s']:.2f} s")
-    print(f"target: train < {TARGET_TRAIN_S:.0f} s once vectors are cached: {'MET' if met else 'NOT MET'}"
-          f" ({train_sum['median_s'] + eval_sum['median_s']:.2f} s with evaluation)")
+    print(
+        f"summary ({args.method}, {args.head} head, {args.epochs} epochs x {len(vecs.train)} examples, "
+        f"batch {args.batch_size}, {steps} steps, median of {args.repeats}): train {train_sum['median_s']:.2f} s, "
+        f"{ms_step:.2f} ms/step ({ms_step_pure:.2f} excl. validation); eval {eval_sum['median_s']:.2f} s"
+    )
+    print(
+        f"target: train < {TARGET_TRAIN_S:.0f} s once vectors are cached: {'MET' if met else 'NOT MET'}"
+        f" ({train_sum['median_s'] + eval_sum['median_s']:.2f} s with evaluation)"
+    )
     finish(m)
-    write_json("train_clinc", {
-        "machine": m,
-        "config": {"dataset": "clinc150", "method": args.method, "head": args.head,
-                   "epochs": args.epochs, "batch_size": args.batch_size, "train_examples": len(vecs.train),
-                   "steps": steps, "repeats": args.repeats, "seed": args.seed, "cache_dir": str(cache.dir),
-                   "vector_fetch_s": fetch_s, "newly_encoded": cache.encoded_count},
-        "train": train_sum | {"ms_per_step": ms_step, "ms_per_step_excl_validation": ms_step_pure},
-        "eval": eval_sum,
-        "runs": runs,
-        "target": {"train_s_max": TARGET_TRAIN_S, "met": met},
-    })
+    write_json(
+        "train_clinc",
+        {
+            "machine": m,
+            "config": {
+                "dataset": "clinc150",
+                "method": args.method,
+                "head": args.head,
+                "epochs": args.epochs,
+                "batch_size": args.batch_size,
+                "train_examples": len(vecs.train),
+                "steps": steps,
+                "repeats": args.repeats,
+                "seed": args.seed,
+                "cache_dir": str(cache.dir),
+                "vector_fetch_s": fetch_s,
+                "newly_encoded": cache.encoded_count,
+            },
+            "train": train_sum | {"ms_per_step": ms_step, "ms_per_step_excl_validation": ms_step_pure},
+            "eval": eval_sum,
+            "runs": runs,
+            "target": {"train_s_max": TARGET_TRAIN_S, "met": met},
+        },
+    )
 
 
 if __name__ == "__main__":

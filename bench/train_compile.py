@@ -46,8 +46,10 @@ def run(schedule, vecs, hierarchy, cfg: TrainConfig, steps: int, compiled: bool)
 
     def forward_and_loss(inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         blocks, fine_logits = model.head.outputs(inputs)
-        return terms_loss(Step(model, blocks.float(), fine_logits, labels, batch, levels, rng, cfg.loss,
-                               schedule.block_keep, inputs), schedule)
+        return terms_loss(
+            Step(model, blocks.float(), fine_logits, labels, batch, levels, rng, cfg.loss, schedule.block_keep, inputs),
+            schedule,
+        )
 
     loss_fn = torch.compile(forward_and_loss, dynamic=False) if compiled else forward_and_loss
     model.train()
@@ -55,7 +57,7 @@ def run(schedule, vecs, hierarchy, cfg: TrainConfig, steps: int, compiled: bool)
     first = rest = 0.0
     for s in range(steps):
         t = time.perf_counter()
-        idx = perm[s * batch:(s + 1) * batch]
+        idx = perm[s * batch : (s + 1) * batch]
         rows = np.concatenate([idx, *(samplers[k](idx, rng) for k in levels)])
         loss = loss_fn(x[torch.from_numpy(rows)], torch.from_numpy(y[rows]))
         opt.zero_grad(set_to_none=True)
@@ -103,14 +105,25 @@ def main() -> None:
             print(f"round {r + 1} {mode:<8} first step {first:6.2f} s, then {per_step[mode][-1]:.2f} ms/step")
         diffs.append(float((weights["eager"] - weights["compiled"]).abs().max()))
     eager, comp = statistics.median(per_step["eager"]), statistics.median(per_step["compiled"])
-    print(f"{args.dataset} {args.method}, {steps} steps of batch {cfg.batch_size}, {args.threads} threads, "
-          f"medians of {args.rounds}: eager {eager:.2f} ms/step, compiled {comp:.2f} ms/step "
-          f"({eager / comp:.2f}x), compiling {statistics.median(compile_s):.1f} s; "
-          f"weights apart by up to {max(diffs):.1e} after {steps} steps")
+    print(
+        f"{args.dataset} {args.method}, {steps} steps of batch {cfg.batch_size}, {args.threads} threads, "
+        f"medians of {args.rounds}: eager {eager:.2f} ms/step, compiled {comp:.2f} ms/step "
+        f"({eager / comp:.2f}x), compiling {statistics.median(compile_s):.1f} s; "
+        f"weights apart by up to {max(diffs):.1e} after {steps} steps"
+    )
     finish(m)
-    write_json(f"train_compile_{args.dataset}_{args.method}",
-               {"machine": m, "method": args.method, "steps": steps, "threads": args.threads,
-                "ms_per_step": per_step, "compile_seconds": compile_s, "max_weight_diff": diffs})
+    write_json(
+        f"train_compile_{args.dataset}_{args.method}",
+        {
+            "machine": m,
+            "method": args.method,
+            "steps": steps,
+            "threads": args.threads,
+            "ms_per_step": per_step,
+            "compile_seconds": compile_s,
+            "max_weight_diff": diffs,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -57,9 +57,9 @@ def measure_memory(n: int, method: str, device: str) -> dict:
     cfgs = [TrainConfig.for_schedule(schedule, epochs=1, seed=s) for s in range(n)]
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated() / 2 ** 20
+        before = torch.cuda.memory_allocated() / 2**20
         train_group(models, schedule, [data] * n, cfgs, progress=False, device=device)
-        return {"seeds": n, "before_mib": before, "peak_mib": torch.cuda.max_memory_allocated() / 2 ** 20}
+        return {"seeds": n, "before_mib": before, "peak_mib": torch.cuda.max_memory_allocated() / 2**20}
     before = status_mib("VmRSS")
     train_group(models, schedule, [data] * n, cfgs, progress=False, device=device)
     return {"seeds": n, "before_mib": before, "peak_mib": status_mib("VmHWM")}
@@ -71,8 +71,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--epochs", type=int, help="default: the method's recipe")
-    ap.add_argument("--repeats", type=int, default=3, help="median over this many timings of each contender "
-                                                           "(0: memory only)")
+    ap.add_argument(
+        "--repeats", type=int, default=3, help="median over this many timings of each contender (0: memory only)"
+    )
     ap.add_argument("--memory-seeds", default="1,2,5,10", help="seed counts whose grouped peak memory is measured")
     ap.add_argument("--device", default="cpu", help="where the heads train (cpu; cuda on a GPU)")
     ap.add_argument("--memory-of", type=int, help=argparse.SUPPRESS)  # the child that measures one seed count
@@ -117,33 +118,66 @@ def main() -> None:
         train_group(grouped, schedule, [data] * len(seeds), configs(seeds), progress=False, device=args.device)
         sync()
         times["grouped"].append(time.perf_counter() - t0)
-        diff = max(float((a - b).abs().max()) for s, g in zip(solo, grouped)
-                   for a, b in zip(s.state_dict().values(), g.state_dict().values()))
+        diff = max(
+            float((a - b).abs().max())
+            for s, g in zip(solo, grouped)
+            for a, b in zip(s.state_dict().values(), g.state_dict().values())
+        )
         identical &= diff == 0
         largest_diff = max(largest_diff, diff)
-        print(f"repeat {r + 1}: {len(seeds)} seeds separately {times['separate'][-1]:.1f} s, together "
-              f"{times['grouped'][-1]:.1f} s; " + ("every weight identical" if diff == 0 else
-                                                     f"largest weight difference {diff:.2g}"))
+        print(
+            f"repeat {r + 1}: {len(seeds)} seeds separately {times['separate'][-1]:.1f} s, together "
+            f"{times['grouped'][-1]:.1f} s; "
+            + ("every weight identical" if diff == 0 else f"largest weight difference {diff:.2g}")
+        )
     med = {k: statistics.median(v) for k, v in times.items() if v}
     if med:
-        print(f"median of {args.repeats}: separately {med['separate']:.1f} s, together {med['grouped']:.1f} s "
-              f"({med['separate'] / med['grouped']:.2f}x; {med['grouped'] / len(seeds):.1f} s per seed)")
+        print(
+            f"median of {args.repeats}: separately {med['separate']:.1f} s, together {med['grouped']:.1f} s "
+            f"({med['separate'] / med['grouped']:.2f}x; {med['grouped'] / len(seeds):.1f} s per seed)"
+        )
 
     memory = {}
     for n in [int(v) for v in args.memory_seeds.split(",") if v]:
         # each in a fresh process: a process's peak memory, not what earlier trainings left in its allocator
-        out = subprocess.run([sys.executable, __file__, "--memory-of", str(n), "--method", args.method,
-                              "--threads", str(args.threads), "--device", args.device],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--memory-of",
+                str(n),
+                "--method",
+                args.method,
+                "--threads",
+                str(args.threads),
+                "--device",
+                args.device,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         memory[n] = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"grouped training of {n} seeds (1 epoch): peak {memory[n]['peak_mib']:.0f} MiB, "
-              f"{memory[n]['before_mib']:.0f} MiB before it (data and vectors loaded)")
+        print(
+            f"grouped training of {n} seeds (1 epoch): peak {memory[n]['peak_mib']:.0f} MiB, "
+            f"{memory[n]['before_mib']:.0f} MiB before it (data and vectors loaded)"
+        )
     finish(m)
-    write_json(f"train_grouped_clinc150_{args.method}{'' if args.device == 'cpu' else '_' + args.device}",
-               {"machine": m, "threads": args.threads, "device": args.device, "seeds": seeds,
-                "epochs": args.epochs or schedule.recipe.get("epochs", TrainConfig.epochs),
-                "seconds": times, "median_seconds": med, "identical": identical,
-                "largest_weight_difference": largest_diff, "peak_memory_mib": memory})
+    write_json(
+        f"train_grouped_clinc150_{args.method}{'' if args.device == 'cpu' else '_' + args.device}",
+        {
+            "machine": m,
+            "threads": args.threads,
+            "device": args.device,
+            "seeds": seeds,
+            "epochs": args.epochs or schedule.recipe.get("epochs", TrainConfig.epochs),
+            "seconds": times,
+            "median_seconds": med,
+            "identical": identical,
+            "largest_weight_difference": largest_diff,
+            "peak_memory_mib": memory,
+        },
+    )
 
 
 if __name__ == "__main__":

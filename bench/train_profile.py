@@ -59,8 +59,9 @@ class Laps(TorchDispatchMode):
         self._t, self._calls = now, 0
 
 
-def profile(model, schedule, vecs, cfg: TrainConfig, torch_profile: bool = False,
-            fused: bool = False) -> tuple[dict, dict]:
+def profile(
+    model, schedule, vecs, cfg: TrainConfig, torch_profile: bool = False, fused: bool = False
+) -> tuple[dict, dict]:
     """(seconds per phase over ``cfg.epochs`` epochs of the training loop, operator calls per phase in
     the last step of the first epoch)."""
     laps = Laps()
@@ -89,7 +90,7 @@ def profile(model, schedule, vecs, cfg: TrainConfig, torch_profile: bool = False
                 laps.ops.clear()
                 laps.__enter__()
             laps.lap("other")
-            idx = balanced(rng) if balanced else perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+            idx = balanced(rng) if balanced else perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
             positives = {k: sampler(idx, rng) for k, sampler in samplers.items()}
             levels = sorted(positives)
             rows = np.concatenate([idx, *(positives[k] for k in levels)])
@@ -163,11 +164,17 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, help="default: the method's recipe")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--torch-profile", action="store_true", help="also print torch's operator table (epoch 1)")
-    ap.add_argument("--fused", action="store_true",
-                    help="fused AdamW (faster, not bit-identical to the default; not what steerable trains with)")
-    ap.add_argument("--overhead", action="store_true",
-                    help="every width a few numbers (inputs 12, hidden 16, blocks of 2): the same operator "
-                         "calls with next to no arithmetic")
+    ap.add_argument(
+        "--fused",
+        action="store_true",
+        help="fused AdamW (faster, not bit-identical to the default; not what steerable trains with)",
+    )
+    ap.add_argument(
+        "--overhead",
+        action="store_true",
+        help="every width a few numbers (inputs 12, hidden 16, blocks of 2): the same operator "
+        "calls with next to no arithmetic",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     m = machine()
@@ -176,14 +183,15 @@ def main() -> None:
     vecs = split_vectors(ds, Backbone(), seed=42, progress=False)
     head_options = {}
     if args.overhead:
-        vecs = replace(vecs, **{split: np.ascontiguousarray(getattr(vecs, split)[:, :12])
-                                for split in ("train", "validation", "test")})
+        vecs = replace(
+            vecs,
+            **{split: np.ascontiguousarray(getattr(vecs, split)[:, :12]) for split in ("train", "validation", "test")},
+        )
         head_options = {"hidden_dim": 16, "block_dim": 2}
     schedule = preset(args.method, ds.hierarchy.num_levels)
     cfg = TrainConfig.for_schedule(schedule, seed=42, epochs=args.epochs)
     torch.manual_seed(cfg.seed)
-    model = SteerableModel.for_schedule(schedule, args.head, vecs.train.shape[1], ds.hierarchy, "bench",
-                                        head_options)
+    model = SteerableModel.for_schedule(schedule, args.head, vecs.train.shape[1], ds.hierarchy, "bench", head_options)
     t0 = time.perf_counter()
     phases, ops = profile(model, schedule, vecs, cfg, args.torch_profile, args.fused)
     wall = time.perf_counter() - t0
@@ -191,25 +199,44 @@ def main() -> None:
     steps = cfg.epochs * ((len(vecs.train) + cfg.batch_size - 1) // cfg.batch_size)
     rows = cfg.batch_size * (1 + len(schedule.supervised_levels()))  # anchors and one positive per level
     floor_s, floor_flop = gemm_floor(model, rows)
-    print(f"{args.dataset} {args.method}: {cfg.epochs} epochs, batch {cfg.batch_size}, {steps} steps, "
-          f"{loop:.2f} s ({1000 * loop / steps:.2f} ms per step; "
-          f"{1000 * (loop - phases.get('validation', 0.0)) / steps:.2f} without the validation), "
-          f"setting up {wall - loop:.2f} s")
+    print(
+        f"{args.dataset} {args.method}: {cfg.epochs} epochs, batch {cfg.batch_size}, {steps} steps, "
+        f"{loop:.2f} s ({1000 * loop / steps:.2f} ms per step; "
+        f"{1000 * (loop - phases.get('validation', 0.0)) / steps:.2f} without the validation), "
+        f"setting up {wall - loop:.2f} s"
+    )
     for name, sec in sorted(phases.items(), key=lambda kv: -kv[1]):
         print(f"  {name:<11} {sec:7.2f} s  {100 * sec / loop:5.1f} %  {1000 * sec / steps:6.3f} ms/step")
-    print(f"  the head's matrix products alone ({rows} rows, {floor_flop / 1e6:.0f} MFLOP per step): "
-          f"{1000 * floor_s:.2f} ms/step = {floor_s * steps:.1f} s for these steps "
-          f"({floor_flop / floor_s / 1e9:.0f} GFLOP/s)")
-    print(f"  operator calls in one step ({sum(ops.values())}): "
-          + ", ".join(f"{name} {n}" for name, n in sorted(ops.items(), key=lambda kv: -kv[1]) if n))
+    print(
+        f"  the head's matrix products alone ({rows} rows, {floor_flop / 1e6:.0f} MFLOP per step): "
+        f"{1000 * floor_s:.2f} ms/step = {floor_s * steps:.1f} s for these steps "
+        f"({floor_flop / floor_s / 1e9:.0f} GFLOP/s)"
+    )
+    print(
+        f"  operator calls in one step ({sum(ops.values())}): "
+        + ", ".join(f"{name} {n}" for name, n in sorted(ops.items(), key=lambda kv: -kv[1]) if n)
+    )
     finish(m)
-    write_json(f"train_profile_{args.dataset}_{args.method}" + ("_fused" if args.fused else "")
-               + ("_overhead" if args.overhead else ""),
-               {"machine": m, "method": args.method, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
-                "steps": steps, "wall_s": wall, "loop_s": loop, "phases_s": phases, "operator_calls": ops,
-                "threads": args.threads,
-                "optimizer": "adamw-fused" if args.fused else "adamw-flat", "head_options": head_options,
-                "gemm_floor": {"rows": rows, "flop_per_step": floor_flop, "seconds_per_step": floor_s}})
+    write_json(
+        f"train_profile_{args.dataset}_{args.method}"
+        + ("_fused" if args.fused else "")
+        + ("_overhead" if args.overhead else ""),
+        {
+            "machine": m,
+            "method": args.method,
+            "epochs": cfg.epochs,
+            "batch_size": cfg.batch_size,
+            "steps": steps,
+            "wall_s": wall,
+            "loop_s": loop,
+            "phases_s": phases,
+            "operator_calls": ops,
+            "threads": args.threads,
+            "optimizer": "adamw-fused" if args.fused else "adamw-flat",
+            "head_options": head_options,
+            "gemm_floor": {"rows": rows, "flop_per_step": floor_flop, "seconds_per_step": floor_s},
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -29,16 +29,27 @@ BACKBONE_SEEDS = (42, 123, 456)
 SECOND_BACKBONE = "all-mpnet-base-v2"
 
 
-def backbone_sweep(datasets: Sequence[str], *, quick: bool = False, seeds: Sequence[int] | None = None,
-                   settings: dict | None = None, backbones: Sequence[str] | None = None) -> SweepSpec:
+def backbone_sweep(
+    datasets: Sequence[str],
+    *,
+    quick: bool = False,
+    seeds: Sequence[int] | None = None,
+    settings: dict | None = None,
+    backbones: Sequence[str] | None = None,
+) -> SweepSpec:
     """The grid on each backbone (default: the settings' backbone, or the default one, and mpnet)."""
     base = CAPS | (settings or {})
     first = base.pop("backbone", DEFAULT_BACKBONE)
     ds = [d for d in SELECTION_DATASETS if d in datasets]
     if quick:
         ds = ds[:1]
-    return SweepSpec(ds, BACKBONE_METHODS, seeds or (BACKBONE_SEEDS[:2] if quick else BACKBONE_SEEDS),
-                     list(backbones or (first, SECOND_BACKBONE)), settings=base)
+    return SweepSpec(
+        ds,
+        BACKBONE_METHODS,
+        seeds or (BACKBONE_SEEDS[:2] if quick else BACKBONE_SEEDS),
+        list(backbones or (first, SECOND_BACKBONE)),
+        settings=base,
+    )
 
 
 def _mean(values: dict) -> float | None:
@@ -62,11 +73,13 @@ def comparison_rows(by_backbone: dict[str, Results], protocol: str = "standard")
             row = [ds, label(m)]
             for res in by_backbone.values():
                 fine = res.levels[ds][-1] if ds in res.levels else None
-                row += [_cell(_mean(res.values(ds, m, protocol, "short_coarse"))),
-                        _cell(_mean(res.values(ds, m, protocol, "full_fine"))),
-                        _cell(_mean(res.values(ds, m, protocol, "steerability_score")), signed=True),
-                        _cell(_mean(res.probe(ds, m, fine)) if fine else None),
-                        str(len(res.values(ds, m, protocol, "full_fine")))]
+                row += [
+                    _cell(_mean(res.values(ds, m, protocol, "short_coarse"))),
+                    _cell(_mean(res.values(ds, m, protocol, "full_fine"))),
+                    _cell(_mean(res.values(ds, m, protocol, "steerability_score")), signed=True),
+                    _cell(_mean(res.probe(ds, m, fine)) if fine else None),
+                    str(len(res.values(ds, m, protocol, "full_fine"))),
+                ]
             rows.append(row)
     return rows
 
@@ -79,19 +92,26 @@ def verdict_rows(by_backbone: dict[str, Results], claims: dict) -> list[list[str
         for protocol in claim["protocols"]:
             if not all(protocol in res.protocols for res in by_backbone.values()):
                 continue
-            texts = ["; ".join(f"{v.where + ': ' if v.where else ''}{v.verdict}"
-                               for v in judge(claim, res, claims, protocol)) for res in by_backbone.values()]
+            texts = [
+                "; ".join(
+                    f"{v.where + ': ' if v.where else ''}{v.verdict}" for v in judge(claim, res, claims, protocol)
+                )
+                for res in by_backbone.values()
+            ]
             rows.append([claim["id"], protocol, *texts, "yes" if len(set(texts)) == 1 else "**no**"])
     return rows
 
 
 def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(r) + " |" for r in rows)]
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
 
 
-def backbones_section(records: Sequence[RunRecord], protocols: Sequence[str] = ("standard", "paper"),
-                      claims: dict | None = None, level: int = 2) -> list[str]:
+def backbones_section(
+    records: Sequence[RunRecord],
+    protocols: Sequence[str] = ("standard", "paper"),
+    claims: dict | None = None,
+    level: int = 2,
+) -> list[str]:
     """Markdown lines: one comparison table per protocol the runs measured, and the claims' verdicts on
     each backbone, under a heading of ``level``; empty when the records hold fewer than two backbones."""
     claims = claims or load_claims()
@@ -102,18 +122,27 @@ def backbones_section(records: Sequence[RunRecord], protocols: Sequence[str] = (
     short = {b: b.rsplit("/", 1)[-1] for b in names}
     h = "#" * level
     seeds = ", ".join(map(str, sorted({r.seed for r in records})))
-    md = [f"{h} Two backbones: {' and '.join(short.values())}", "",
-          f"Mean over seeds ({seeds}); ShortCoarse and FullFine in %, S, and the leakage probe (a linear "
-          "probe's fine-label accuracy on the 64-d prefix, %, the same under either protocol); n = seeds.", ""]
+    md = [
+        f"{h} Two backbones: {' and '.join(short.values())}",
+        "",
+        f"Mean over seeds ({seeds}); ShortCoarse and FullFine in %, S, and the leakage probe (a linear "
+        "probe's fine-label accuracy on the 64-d prefix, %, the same under either protocol); n = seeds.",
+        "",
+    ]
     cols = [f"{c} ({short[b]})" for b in names for c in ("ShortCoarse", "FullFine", "S", "leakage", "n")]
     for protocol in [p for p in protocols if any(p in res.protocols for res in by_backbone.values())]:
         md += [f"{h}# Protocol `{protocol}`", ""]
         md += _markdown(["data set", "method", *cols], comparison_rows(by_backbone, protocol)) + [""]
-    md += [f"{h}# The claims on each backbone", "",
-           "Each claim of `paper/claims.json` judged on one backbone's runs alone (claims about methods "
-           "or data sets outside this grid: not run).", ""]
-    md += _markdown(["claim", "protocol", *(short[b] for b in names), "same verdict"],
-                    verdict_rows(by_backbone, claims)) + [""]
+    md += [
+        f"{h}# The claims on each backbone",
+        "",
+        "Each claim of `paper/claims.json` judged on one backbone's runs alone (claims about methods "
+        "or data sets outside this grid: not run).",
+        "",
+    ]
+    md += _markdown(
+        ["claim", "protocol", *(short[b] for b in names), "same verdict"], verdict_rows(by_backbone, claims)
+    ) + [""]
     return md
 
 

@@ -33,15 +33,23 @@ def _timing(invocations: list[dict] | None) -> str:
     minutes = sum(i["seconds"] for i in done) / 60
     vec = sum(i["vector_seconds"] for i in done) / 60
     texts = sum(i["texts_encoded"] for i in done)
-    return (f" Wall time on the 2-core development machine: {minutes:.0f} min over {len(done)} "
-            f"invocation(s) that ran {sum(i['runs'] for i in done)} runs, of which {vec:.0f} min "
-            f"preparing vectors ({texts:,} texts encoded; the rest came from the vector cache).")
+    return (
+        f" Wall time on the 2-core development machine: {minutes:.0f} min over {len(done)} "
+        f"invocation(s) that ran {sum(i['runs'] for i in done)} runs, of which {vec:.0f} min "
+        f"preparing vectors ({texts:,} texts encoded; the rest came from the vector cache)."
+    )
 
 
-def write_doc(records: Sequence[RunRecord], path: str | Path, command: str,
-              invocations: list[dict] | None = None, report_dir: str | Path | None = None,
-              bench: dict | None = None, confirm: Sequence[RunRecord] = (),
-              backbones: Sequence[RunRecord] = ()) -> str:
+def write_doc(
+    records: Sequence[RunRecord],
+    path: str | Path,
+    command: str,
+    invocations: list[dict] | None = None,
+    report_dir: str | Path | None = None,
+    bench: dict | None = None,
+    confirm: Sequence[RunRecord] = (),
+    backbones: Sequence[RunRecord] = (),
+) -> str:
     """Write the reproduction page from the main grids' records (and the confirmation grid's); with
     ``report_dir``, its figures are copied beside the page; with ``bench`` (``bench/search.py``'s
     JSON), the search targets' verdicts join it; with ``backbones`` (the two-backbone grid's runs), the
@@ -63,10 +71,15 @@ def write_doc(records: Sequence[RunRecord], path: str | Path, command: str,
         "",
         f"{'; '.join(coverage(res))}; "
         f"backbone {', '.join(res.backbones)} (the published figures used bge-small-en-v1.5); head "
-        f"{', '.join(res.heads)}." + (f" Plus {len(confirm)} runs on fresh seeds "
-                                      f"({', '.join(map(str, sorted({r.seed for r in confirm})))}), a measure "
-                                      "of seed variance (report Table 7b), not a confirmation."
-                                      if confirm else "") + _timing(invocations),
+        f"{', '.join(res.heads)}."
+        + (
+            f" Plus {len(confirm)} runs on fresh seeds "
+            f"({', '.join(map(str, sorted({r.seed for r in confirm})))}), a measure "
+            "of seed variance (report Table 7b), not a confirmation."
+            if confirm
+            else ""
+        )
+        + _timing(invocations),
         "",
         "The published figures came from the original code, which cut every prefix in a batch at the "
         "batch's most common length (fixed here: lengths are per example), and used the first 500 "
@@ -84,30 +97,45 @@ def write_doc(records: Sequence[RunRecord], path: str | Path, command: str,
         for protocol in res.protocols:
             v5 = res.values(ds, "v5", protocol, "steerability_score")
             mrl = res.values(ds, "mrl", protocol, "steerability_score")
-            fmt = lambda v: "–" if not v else (f"{np.mean(list(v.values())):+.3f} ± "
-                                               f"{np.std(list(v.values()), ddof=1):.3f}" if len(v) > 1
-                                               else f"{list(v.values())[0]:+.3f}")
+            fmt = lambda v: (
+                "–"
+                if not v
+                else (
+                    f"{np.mean(list(v.values())):+.3f} ± {np.std(list(v.values()), ddof=1):.3f}"
+                    if len(v) > 1
+                    else f"{list(v.values())[0]:+.3f}"
+                )
+            )
             pv = f"{pub[0]:+.3f} ± {pub[1]:.3f}" if pub and protocol == "paper" else "–"
             pm = f"{pub[2]:+.3f} ± {pub[3]:.3f}" if pub and protocol == "paper" else "–"
             lines.append(f"| {ds} | {protocol} | {fmt(v5)} | {fmt(mrl)} | {pv} | {pm} |")
-    lines += ["", "Published figures are for the `paper` protocol only (first 500 test examples; "
-              "DBPedia on the full data set, ours is the 5,000-row partial copy).", ""]
+    lines += [
+        "",
+        "Published figures are for the `paper` protocol only (first 500 test examples; "
+        "DBPedia on the full data set, ours is the 5,000-row partial copy).",
+        "",
+    ]
     if "clinc150" in res.datasets:
-        lines += ["## CLINC classification accuracy at full dim (%), ours vs published", "",
-                  "| method | protocol | L0 (ours) | L1 (ours) | L0 / L1 (published, 2,000 test) |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            "## CLINC classification accuracy at full dim (%), ours vs published",
+            "",
+            "| method | protocol | L0 (ours) | L1 (ours) | L0 / L1 (published, 2,000 test) |",
+            "|---|---|---|---|---|",
+        ]
         for m in ("v5", "mrl", "flat"):
             for protocol in res.protocols:
                 lv = res.levels["clinc150"]
                 l0 = mean_over_seeds(res.accuracy("clinc150", m, protocol, lv[0], -1))
                 l1 = mean_over_seeds(res.accuracy("clinc150", m, protocol, lv[-1], -1))
                 pub = PUBLISHED_CLINC_ACC.get(m)
-                lines.append(f"| {label(m)} | {protocol} | {pct(l0)} | {pct(l1)} | "
-                             f"{pct(pub[0])} / {pct(pub[1])} |")
+                lines.append(f"| {label(m)} | {protocol} | {pct(l0)} | {pct(l1)} | {pct(pub[0])} / {pct(pub[1])} |")
         lines += [""]
-        lines += ["## CLINC ablations, ours vs published", "",
-                  "| method | " + " | ".join(f"S ({p})" for p in res.protocols) + " | published (2,000-example protocol) |",
-                  "|---|" + "---|" * len(res.protocols) + "---|"]
+        lines += [
+            "## CLINC ablations, ours vs published",
+            "",
+            "| method | " + " | ".join(f"S ({p})" for p in res.protocols) + " | published (2,000-example protocol) |",
+            "|---|" + "---|" * len(res.protocols) + "---|",
+        ]
         for m, pub in PUBLISHED_ABLATIONS_CLINC.items():
             vals = [signed(mean_over_seeds(res.values("clinc150", m, p, "steerability_score"))) for p in res.protocols]
             lines.append(f"| {label(m)} | " + " | ".join(vals) + f" | {pub:+.3f} |")
@@ -119,18 +147,24 @@ def write_doc(records: Sequence[RunRecord], path: str | Path, command: str,
     if bench and bench.get("real"):
         table, verdicts = search_targets(bench)
         m = bench.get("machine", {})
-        lines += ["## Search targets", "",
-                  f"From `python bench/search.py` on {m.get('cpu_model', '?')}, {bench.get('threads', '?')} "
-                  f"threads, {bench['real']['documents']:,} documents and {bench['real']['queries']:,} "
-                  "held-out queries (Tables 6b and 6c of the report):", "",
-                  table.markdown(), "", *[f"- {v}" for v in verdicts], ""]
+        lines += [
+            "## Search targets",
+            "",
+            f"From `python bench/search.py` on {m.get('cpu_model', '?')}, {bench.get('threads', '?')} "
+            f"threads, {bench['real']['documents']:,} documents and {bench['real']['queries']:,} "
+            "held-out queries (Tables 6b and 6c of the report):",
+            "",
+            table.markdown(),
+            "",
+            *[f"- {v}" for v in verdicts],
+            "",
+        ]
     if figures:
         lines += ["## Figures", ""] + [f"![{Path(f).stem}]({f})" for f in figures] + [""]
     lines += [NOT_TESTABLE, ""]
     text = "\n".join(lines)
     atomic_write_text(path, text)
     return text
-
 
 
 def _commit(path: Path) -> str:
@@ -155,29 +189,48 @@ def judged_protocols(res: Results, claim: dict) -> set[str]:
 
 def claims_section(res: Results, claims: dict) -> list[str]:
     """Every claim of the claims file with its verdicts, confirmations and earlier verdicts."""
-    lines = ["## The claims", "",
-             f"Fixed in `paper/claims.json` ({_commit(CLAIMS_FILE)}), declared {claims['declared']}. Selection "
-             f"data sets: {', '.join(claims['selection_datasets'])}; confirmation data sets, which no selection "
-             f"step reads: {', '.join(claims['confirmation_datasets'])}. Significance level {claims['alpha']:g}; "
-             "Holm runs over every comparison a claim makes.", ""]
+    lines = [
+        "## The claims",
+        "",
+        f"Fixed in `paper/claims.json` ({_commit(CLAIMS_FILE)}), declared {claims['declared']}. Selection "
+        f"data sets: {', '.join(claims['selection_datasets'])}; confirmation data sets, which no selection "
+        f"step reads: {', '.join(claims['confirmation_datasets'])}. Significance level {claims['alpha']:g}; "
+        "Holm runs over every comparison a claim makes.",
+        "",
+    ]
     for section in dict.fromkeys(c["section"] for c in claims["claims"]):
-        lines += [f"### {section[0].upper() + section[1:]} claims", "",
-                  "| claim | protocol | verdict | evidence | on the confirmation data sets | earlier |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            f"### {section[0].upper() + section[1:]} claims",
+            "",
+            "| claim | protocol | verdict | evidence | on the confirmation data sets | earlier |",
+            "|---|---|---|---|---|---|",
+        ]
         for claim in [c for c in claims["claims"] if c["section"] == section]:
             have = judged_protocols(res, claim)
             for protocol in [p for p in claim["protocols"] if p in have] or claim["protocols"][:1]:
-                verdicts = judge(claim, res, claims, protocol) if protocol in have else \
-                    [Verdict(NOT_RUN, f"no runs under the {protocol} protocol")]
+                verdicts = (
+                    judge(claim, res, claims, protocol)
+                    if protocol in have
+                    else [Verdict(NOT_RUN, f"no runs under the {protocol} protocol")]
+                )
                 confirmed = confirm(claim, verdicts, res, claims, protocol)
                 conf = "; ".join(f"{v.where}: **{v.verdict}** ({v.evidence})" for v in confirmed) or (
-                    "–" if not claim.get("confirm_on") else "nothing held to confirm")
-                earlier = "; ".join(f"until {h['until']}: {h['rule']}: **{_earlier(h['verdict'], protocol)}** "
-                                    f"(changed: {h['reason']})" for h in claim["history"]) or "–"
+                    "–" if not claim.get("confirm_on") else "nothing held to confirm"
+                )
+                earlier = (
+                    "; ".join(
+                        f"until {h['until']}: {h['rule']}: **{_earlier(h['verdict'], protocol)}** "
+                        f"(changed: {h['reason']})"
+                        for h in claim["history"]
+                    )
+                    or "–"
+                )
                 for v in verdicts:
                     text = f"{v.where}: {claim['text']}" if v.where else claim["text"]
-                    lines.append(f"| {esc(text)} (rule: {esc(claim['explain'])}) | {protocol} | **{v.verdict}** | "
-                                 f"{esc(v.evidence)} | {esc(conf)} | {esc(earlier)} |")
+                    lines.append(
+                        f"| {esc(text)} (rule: {esc(claim['explain'])}) | {protocol} | **{v.verdict}** | "
+                        f"{esc(v.evidence)} | {esc(conf)} | {esc(earlier)} |"
+                    )
         lines += [""]
     return lines
 
@@ -202,8 +255,15 @@ def changes_section(res: Results, claims: dict) -> list[str]:
             if protocol not in claim["protocols"]:
                 was = before[protocol]
                 was = was if isinstance(was, str) else ", ".join(f"{k} {v}" for k, v in was.items())
-                rows.append([claim["id"], protocol, was, "no longer judged",
-                             f"judged under {', '.join(claim['protocols'])} only"])
+                rows.append(
+                    [
+                        claim["id"],
+                        protocol,
+                        was,
+                        "no longer judged",
+                        f"judged under {', '.join(claim['protocols'])} only",
+                    ]
+                )
                 continue
             verdicts = judge(claim, res, claims, protocol) if protocol in have else [Verdict(NOT_RUN, "")]
             for v in verdicts:
@@ -211,11 +271,22 @@ def changes_section(res: Results, claims: dict) -> list[str]:
                 old = old.get(v.where) if isinstance(old, dict) else old
                 if old != v.verdict and (old is not None or v.verdict != NOT_RUN):
                     where = f"{protocol}: {v.where}" if v.where else protocol
-                    rows.append([claim["id"], where, old or "–", v.verdict,
-                                 "its runs are not in this store yet" if v.verdict == NOT_RUN else why])
-    lines = ["## What changed since the previous page", "",
-             f"Against the page of {prev['commit']} ({prev['date']}): every verdict that differs from the one "
-             "it gave, and why." + ("" if rows else " None does."), ""]
+                    rows.append(
+                        [
+                            claim["id"],
+                            where,
+                            old or "–",
+                            v.verdict,
+                            "its runs are not in this store yet" if v.verdict == NOT_RUN else why,
+                        ]
+                    )
+    lines = [
+        "## What changed since the previous page",
+        "",
+        f"Against the page of {prev['commit']} ({prev['date']}): every verdict that differs from the one "
+        "it gave, and why." + ("" if rows else " None does."),
+        "",
+    ]
     if rows:
         lines += ["| claim | protocol | was | now | why |", "|---|---|---|---|---|"]
         lines += [f"| {' | '.join(esc(c) for c in row)} |" for row in rows] + [""]

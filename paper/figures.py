@@ -19,12 +19,16 @@ def figure2(fit: dict, protocol: str, path: Path) -> None:
     pts = fit["points"]
     ax.scatter([p["h"] for p in pts], [p["delta"] for p in pts], color="tab:red", zorder=3)
     for p in pts:
-        ax.annotate(p["dataset"], (p["h"], p["delta"]), fontsize=7, xytext=(4, 3),
-                    textcoords="offset points")
+        ax.annotate(p["dataset"], (p["h"], p["delta"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
     if "slope" in fit:
         xs = np.linspace(min(p["h"] for p in pts), max(p["h"] for p in pts), 20)
-        ax.plot(xs, fit["slope"] * xs + fit["intercept"], "--", color="gray",
-                label=f"linear fit; Spearman ρ = {fit['spearman_rho']:.2f} (p = {fit['spearman_p']:.2g})")
+        ax.plot(
+            xs,
+            fit["slope"] * xs + fit["intercept"],
+            "--",
+            color="gray",
+            label=f"linear fit; Spearman ρ = {fit['spearman_rho']:.2f} (p = {fit['spearman_p']:.2g})",
+        )
         ax.legend(fontsize=7)
     ax.axhline(0, color="black", lw=0.5)
     ax.set_xlabel("H(L1 | L0) (bits)")
@@ -42,9 +46,13 @@ def figure3(res: Results, protocol: str, summary: dict, path: Path) -> None:
         vals = [list(res.values(ds, m, protocol, "steerability_score").values()) for m in methods]
         means = [np.mean(v) for v in vals]
         sds = [np.std(v, ddof=1) if len(v) > 1 else 0 for v in vals]
-        ax.bar([label(m) for m in methods], means, yerr=sds, capsize=3,
-               color=["tab:red" if m == "v5" else "tab:blue" if m == "mrl" else "tab:gray"
-                      for m in methods])
+        ax.bar(
+            [label(m) for m in methods],
+            means,
+            yerr=sds,
+            capsize=3,
+            color=["tab:red" if m == "v5" else "tab:blue" if m == "mrl" else "tab:gray" for m in methods],
+        )
         ax.axhline(-0.05, color="tab:purple", ls=":", lw=1, label="Inverted < −0.05")
         ax.axhspan(-0.02, 0.02, color="tab:green", alpha=0.12, label="|No-prefix| ≤ 0.02")
         ax.axhline(0, color="black", lw=0.5)
@@ -54,4 +62,3 @@ def figure3(res: Results, protocol: str, summary: dict, path: Path) -> None:
     axes[0][-1].legend(fontsize=7)
     fig.suptitle(f"Figure 3: causal ablations ({protocol} protocol; bars: mean ± sd)", fontsize=10)
     save(fig, path)
-

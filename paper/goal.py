@@ -42,8 +42,19 @@ def goal_methods(res: Results) -> list[str]:
 
 
 def goal_table(res: Results, protocol: str = "standard") -> Table:
-    cols = ["data set", "method", "S", "ShortCoarse (%)", "FullFine (%)", "fine probe @64 (%)", "CPCC @64",
-            "backbone ρ @64", "unseen coarse: coarse @64 (%)", "unseen fine: coarse @64 (%)", "seeds"]
+    cols = [
+        "data set",
+        "method",
+        "S",
+        "ShortCoarse (%)",
+        "FullFine (%)",
+        "fine probe @64 (%)",
+        "CPCC @64",
+        "backbone ρ @64",
+        "unseen coarse: coarse @64 (%)",
+        "unseen fine: coarse @64 (%)",
+        "seeds",
+    ]
     rows = []
     datasets = sorted({ds for ds, _, _ in res.blocks} | {ds for ds, _, _ in res.open_set})
     for ds in datasets:
@@ -53,20 +64,34 @@ def goal_table(res: Results, protocol: str = "standard") -> Table:
             coarse, fine_open = unseen_accuracy(res, ds, m, "coarse"), unseen_accuracy(res, ds, m, "fine")
             if not (closed or coarse or fine_open):
                 continue
-            rows.append([ds, label(m), fmt(closed), fmt(res.values(ds, m, protocol, "short_coarse"), pct=True),
-                         fmt(res.values(ds, m, protocol, "full_fine"), pct=True), fmt(res.probe(ds, m, fine), pct=True),
-                         fmt(res.shape(ds, m, "cpcc")), fmt(res.shape(ds, m, "backbone_spearman")),
-                         fmt(coarse, pct=True), fmt(fine_open, pct=True),
-                         f"{len(closed)} / {len(coarse)} / {len(fine_open)}"])
-    return Table("Table 10: steer and generalise, mean ± sd over seeds", cols, rows,
-                 f"Closed-set figures under the {protocol} protocol, on the test texts of every class; the fine "
-                 "probe is a linear probe's fine-label accuracy on the 64-d prefix (lower: less fine information); "
-                 "CPCC: Pearson's r of prefix cosine distance against the label tree's distance; backbone ρ: "
-                 "Spearman's rank correlation of the prefix's pairwise cosines with the backbone's (how much of "
-                 "its geometry is kept); both over the pairs of 1,000 seeded test texts. Unseen: coarse k-NN "
-                 "accuracy at 64 dims of the texts of classes held out of training (whole coarse classes; a fifth "
-                 "of the fine classes of every coarse class), queried against a pool of every class (Table 11 "
-                 "says what each draw held out). Seeds: closed / unseen coarse / unseen fine.")
+            rows.append(
+                [
+                    ds,
+                    label(m),
+                    fmt(closed),
+                    fmt(res.values(ds, m, protocol, "short_coarse"), pct=True),
+                    fmt(res.values(ds, m, protocol, "full_fine"), pct=True),
+                    fmt(res.probe(ds, m, fine), pct=True),
+                    fmt(res.shape(ds, m, "cpcc")),
+                    fmt(res.shape(ds, m, "backbone_spearman")),
+                    fmt(coarse, pct=True),
+                    fmt(fine_open, pct=True),
+                    f"{len(closed)} / {len(coarse)} / {len(fine_open)}",
+                ]
+            )
+    return Table(
+        "Table 10: steer and generalise, mean ± sd over seeds",
+        cols,
+        rows,
+        f"Closed-set figures under the {protocol} protocol, on the test texts of every class; the fine "
+        "probe is a linear probe's fine-label accuracy on the 64-d prefix (lower: less fine information); "
+        "CPCC: Pearson's r of prefix cosine distance against the label tree's distance; backbone ρ: "
+        "Spearman's rank correlation of the prefix's pairwise cosines with the backbone's (how much of "
+        "its geometry is kept); both over the pairs of 1,000 seeded test texts. Unseen: coarse k-NN "
+        "accuracy at 64 dims of the texts of classes held out of training (whole coarse classes; a fifth "
+        "of the fine classes of every coarse class), queried against a pool of every class (Table 11 "
+        "says what each draw held out). Seeds: closed / unseen coarse / unseen fine.",
+    )
 
 
 def draws_table(res: Results) -> Table:
@@ -89,14 +114,25 @@ def draws_table(res: Results) -> Table:
             elif classes:
                 names[f"{len(list(classes.values())[-1])} fine classes"] += 1
         queries = [o["queries"] for o in by_seed.values()]
-        rows.append([ds, unseen, ", ".join(f"{k} ×{n}" for k, n in drawn.items()), len(by_seed),
-                     "; ".join(f"{k} ×{n}" for k, n in names.most_common()) or "–",
-                     f"{min(queries)}–{max(queries)}"])
-    return Table("Table 11: what the open-set draws held out", cols, rows,
-                 "Each seed draws its held-out classes (the same for every method of that seed) so that they hold "
-                 "at least 200 of the test texts queried (after the cap); where no draw of the amount asked for "
-                 "does, the amount grows and 'drawn' says so. Held out: the coarse classes held out whole, or how "
-                 "many fine classes, with how many seeds drew them.")
+        rows.append(
+            [
+                ds,
+                unseen,
+                ", ".join(f"{k} ×{n}" for k, n in drawn.items()),
+                len(by_seed),
+                "; ".join(f"{k} ×{n}" for k, n in names.most_common()) or "–",
+                f"{min(queries)}–{max(queries)}",
+            ]
+        )
+    return Table(
+        "Table 11: what the open-set draws held out",
+        cols,
+        rows,
+        "Each seed draws its held-out classes (the same for every method of that seed) so that they hold "
+        "at least 200 of the test texts queried (after the cap); where no draw of the amount asked for "
+        "does, the amount grows and 'drawn' says so. Held out: the coarse classes held out whole, or how "
+        "many fine classes, with how many seeds drew them.",
+    )
 
 
 def pareto_points(res: Results, ds: str, protocol: str = "standard") -> list[tuple[str, dict, dict]]:
@@ -130,16 +166,29 @@ def pareto_figure(res: Results, ds: str, path: Path, protocol: str = "standard")
         for (m, s, r), x, y in zip(members, xs, ys):
             xe = 100 * np.std(list(r.values()), ddof=1) if len(r) > 1 else 0
             ye = np.std(list(s.values()), ddof=1) if len(s) > 1 else 0
-            ax.errorbar(x, y, xerr=xe, yerr=ye, fmt=FLOOR_MARKERS.get(base, "o"), color=c,
-                        ms=8 if base in FLOORS else 4, lw=0.6, capsize=2, alpha=0.9)
+            ax.errorbar(
+                x,
+                y,
+                xerr=xe,
+                yerr=ye,
+                fmt=FLOOR_MARKERS.get(base, "o"),
+                color=c,
+                ms=8 if base in FLOORS else 4,
+                lw=0.6,
+                capsize=2,
+                alpha=0.9,
+            )
             ax.annotate(short_label(m), (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
     pca = [reach for m, _, reach in pts if m == "flat_pca"]
     if pca:
         ax.axvline(100 * np.mean(list(pca[0].values())), color="gray", ls=":", lw=0.8)
     ax.set_xlabel("unseen coarse classes: coarse k-NN accuracy @64 (%)")
     ax.set_ylabel(f"S on the known classes ({protocol} protocol)")
-    ax.set_title(f"Figure 10 ({ds}): steerability against reach\n(mean ± sd over seeds; floors in black; "
-                 "dotted: PCA-64's reach)", fontsize=9)
+    ax.set_title(
+        f"Figure 10 ({ds}): steerability against reach\n(mean ± sd over seeds; floors in black; "
+        "dotted: PCA-64's reach)",
+        fontsize=9,
+    )
     ax.grid(alpha=0.3)
     save(fig, path)
     return True

@@ -19,29 +19,59 @@ from steerable.runs import RunSpec, SweepSpec
 from .claims import load_claims
 
 PAPER_SEEDS = (42, 123, 456, 789, 1024)
-FLOORS = ("flat_pca", "flat_random", "coarse_onehot")  # the raw backbone's fair view, any 64 of its dims, a coarse classifier
+FLOORS = (
+    "flat_pca",
+    "flat_random",
+    "coarse_onehot",
+)  # the raw backbone's fair view, any 64 of its dims, a coarse classifier
 MAIN_METHODS = ("v5", "mrl", "flat", *FLOORS)
 ABLATIONS = ("inverted", "no_prefix", "uhmt")
 CAPS = {"max_train": 10_000, "max_test": 2_000}  # the original's caps (seeded subsamples)
 
 
-def paper_sweep(datasets: Sequence[str], *, quick: bool = False, seeds: Sequence[int] | None = None,
-                settings: dict | None = None) -> SweepSpec:
+def paper_sweep(
+    datasets: Sequence[str], *, quick: bool = False, seeds: Sequence[int] | None = None, settings: dict | None = None
+) -> SweepSpec:
     """The paper's grid: V5, MRL, Flat and the floors everywhere; ablations on CLINC and TREC; 5 seeds;
     caps."""
     base = CAPS | (settings or {})
     backbones = [base.pop("backbone", DEFAULT_BACKBONE)]  # a grid takes its backbone apart from the settings
     if quick:
         ds = [d for d in datasets if d == "clinc150"] or list(datasets)[:1]
-        return SweepSpec(ds, MAIN_METHODS, seeds or PAPER_SEEDS[:2], backbones, ablations=ABLATIONS,
-                         ablation_datasets=ds, settings=base)
-    return SweepSpec(datasets, MAIN_METHODS, seeds or PAPER_SEEDS, backbones, ablations=ABLATIONS,
-                     ablation_datasets=[d for d in ("clinc150", "trec") if d in datasets],
-                     settings=base)
+        return SweepSpec(
+            ds,
+            MAIN_METHODS,
+            seeds or PAPER_SEEDS[:2],
+            backbones,
+            ablations=ABLATIONS,
+            ablation_datasets=ds,
+            settings=base,
+        )
+    return SweepSpec(
+        datasets,
+        MAIN_METHODS,
+        seeds or PAPER_SEEDS,
+        backbones,
+        ablations=ABLATIONS,
+        ablation_datasets=[d for d in ("clinc150", "trec") if d in datasets],
+        settings=base,
+    )
 
 
-BEYOND_METHODS = ("flat", *FLOORS, "mrl", "v5", "mrl_supcon", "heal", "separated", "successive_balanced",
-                  "adversarial", "adversarial_mrl", "anchored", "bottleneck")
+BEYOND_METHODS = (
+    "flat",
+    *FLOORS,
+    "mrl",
+    "v5",
+    "mrl_supcon",
+    "heal",
+    "separated",
+    "successive_balanced",
+    "adversarial",
+    "adversarial_mrl",
+    "anchored",
+    "bottleneck",
+)
 SELECTION_DATASETS = tuple(load_claims()["selection_datasets"])
 CONFIRMATION_DATASETS = tuple(load_claims()["confirmation_datasets"])
 BEYOND_DATASETS = SELECTION_DATASETS + CONFIRMATION_DATASETS
@@ -63,8 +93,7 @@ def confirm_references() -> tuple[str, ...]:
     return ("heal", "mrl", *same)
 
 
-def confirm_sweep(datasets: Sequence[str], *, quick: bool = False,
-                  settings: dict | None = None) -> list[RunSpec]:
+def confirm_sweep(datasets: Sequence[str], *, quick: bool = False, settings: dict | None = None) -> list[RunSpec]:
     """Seed variance: :func:`confirm_references` and :data:`CONFIRM_METHODS` on the selection data sets,
     on :data:`CONFIRM_SEEDS`."""
     base = CAPS | (settings or {})
@@ -74,8 +103,9 @@ def confirm_sweep(datasets: Sequence[str], *, quick: bool = False,
     return [RunSpec(ds, m, s, **base) for ds in main for m in methods for s in seeds]
 
 
-def beyond_sweep(datasets: Sequence[str], *, quick: bool = False, seeds: Sequence[int] | None = None,
-                 settings: dict | None = None) -> list[RunSpec]:
+def beyond_sweep(
+    datasets: Sequence[str], *, quick: bool = False, seeds: Sequence[int] | None = None, settings: dict | None = None
+) -> list[RunSpec]:
     """The coarse-only grid: HEAL, the new methods, the floors and the paper's MRL/V5/Flat on the selection
     and the confirmation data sets; the dial's settings on the selection data sets. 5 seeds; the paper
     sweep's caps.
@@ -94,9 +124,18 @@ def beyond_sweep(datasets: Sequence[str], *, quick: bool = False, seeds: Sequenc
     return runs
 
 
-
-OPEN_SET_METHODS = ("flat", *FLOORS, "mrl", "v5", "heal", "separated", "adversarial", "adversarial_mrl", "anchored",
-                    "bottleneck")
+OPEN_SET_METHODS = (
+    "flat",
+    *FLOORS,
+    "mrl",
+    "v5",
+    "heal",
+    "separated",
+    "adversarial",
+    "adversarial_mrl",
+    "anchored",
+    "bottleneck",
+)
 OPEN_SET_FINE = 0.2  # the fraction of the fine classes under each coarse class held out
 
 
@@ -106,8 +145,14 @@ def coarse_held_out(dataset: str, data_dir: str | None = None) -> int:
     return max(1, round(load_dataset(dataset, data_dir).hierarchy.num_classes(0) / 5))
 
 
-def open_set_sweep(datasets: Sequence[str], *, quick: bool = False, seeds: Sequence[int] | None = None,
-                   settings: dict | None = None, data_dir: str | None = None) -> list[RunSpec]:
+def open_set_sweep(
+    datasets: Sequence[str],
+    *,
+    quick: bool = False,
+    seeds: Sequence[int] | None = None,
+    settings: dict | None = None,
+    data_dir: str | None = None,
+) -> list[RunSpec]:
     """The open-set grid: the methods and floors of :data:`OPEN_SET_METHODS` with ``fine:0.2`` and
     ``coarse:K`` held out, on the selection and confirmation data sets; 5 seeds; the paper's caps."""
     base = CAPS | (settings or {})
@@ -115,8 +160,13 @@ def open_set_sweep(datasets: Sequence[str], *, quick: bool = False, seeds: Seque
     dss = [d for d in BEYOND_DATASETS if d in datasets][: 1 if quick else None]
     held_out = {ds: (f"coarse:{coarse_held_out(ds, data_dir)}", f"fine:{OPEN_SET_FINE:g}") for ds in dss}
     # unseen coarse classes (the goal's setting) on every data set first, then unseen fine classes
-    return [RunSpec(ds, m, s, unseen=held_out[ds][kind], **base)
-            for kind in (0, 1) for ds in dss for m in OPEN_SET_METHODS for s in seeds]
+    return [
+        RunSpec(ds, m, s, unseen=held_out[ds][kind], **base)
+        for kind in (0, 1)
+        for ds in dss
+        for m in OPEN_SET_METHODS
+        for s in seeds
+    ]
 
 
 # The goal (claim steer_and_generalise): its candidates on the closed set and on both kinds of unseen
@@ -133,8 +183,14 @@ def goal_candidates() -> tuple[str, ...]:
     return tuple(next(c for c in load_claims()["claims"] if c["id"] == "steer_and_generalise")["candidates"])
 
 
-def goal_sweep(datasets: Sequence[str], *, quick: bool = False, seeds: Sequence[int] | None = None,
-               settings: dict | None = None, data_dir: str | None = None) -> list[RunSpec]:
+def goal_sweep(
+    datasets: Sequence[str],
+    *,
+    quick: bool = False,
+    seeds: Sequence[int] | None = None,
+    settings: dict | None = None,
+    data_dir: str | None = None,
+) -> list[RunSpec]:
     """The goal's grid: its candidates and references closed-set, with ``coarse:K`` held out and with
     ``fine:0.2`` held out; :data:`GOAL_SEEDS` on the selection data sets, :data:`GOAL_CONFIRM_SEEDS` on the
     confirmation ones; the paper's caps."""
@@ -142,27 +198,41 @@ def goal_sweep(datasets: Sequence[str], *, quick: bool = False, seeds: Sequence[
     dss = [d for d in BEYOND_DATASETS if d in datasets][: 1 if quick else None]
 
     def seeds_of(ds: str) -> list[int]:
-        return list(seeds or (GOAL_SEEDS[:2] if quick else GOAL_SEEDS if ds in SELECTION_DATASETS
-                              else GOAL_CONFIRM_SEEDS))
+        return list(
+            seeds or (GOAL_SEEDS[:2] if quick else GOAL_SEEDS if ds in SELECTION_DATASETS else GOAL_CONFIRM_SEEDS)
+        )
+
     cands = goal_candidates()
     held_out = {ds: (f"coarse:{coarse_held_out(ds, data_dir)}", f"fine:{OPEN_SET_FINE:g}") for ds in dss}
     runs = [RunSpec(ds, m, s, **base) for ds in dss for m in (*cands, *GOAL_CLOSED_REFERENCES) for s in seeds_of(ds)]
     for kind in (0, 1):
-        runs += [RunSpec(ds, m, s, unseen=held_out[ds][kind], **base) for ds in dss
-                 for m in (*cands, *GOAL_OPEN_REFERENCES) for s in seeds_of(ds)]
+        runs += [
+            RunSpec(ds, m, s, unseen=held_out[ds][kind], **base)
+            for ds in dss
+            for m in (*cands, *GOAL_OPEN_REFERENCES)
+            for s in seeds_of(ds)
+        ]
     return runs
 
 
 # The settings the episodic selection steps choose among (paper/select.py), every one of which the Pareto
 # figure shows. Named explicitly: a bare name would change meaning with the default.
-PROJECTION_CANDIDATES = {"gep": ("gep@0.1", "gep@0.3", "gep@1", "gep@3"),
-                         "nuisance": ("nuisance@16", "nuisance@32", "nuisance@64", "nuisance@128"),
-                         "lda": ("lda@1", "lda@4", "lda@16")}
+PROJECTION_CANDIDATES = {
+    "gep": ("gep@0.1", "gep@0.3", "gep@1", "gep@3"),
+    "nuisance": ("nuisance@16", "nuisance@32", "nuisance@64", "nuisance@128"),
+    "lda": ("lda@1", "lda@4", "lda@16"),
+}
 BLEND_CANDIDATES = ("blend@0.25", "blend@0.5", "blend@0.75")
 
 
-def pareto_sweep(datasets: Sequence[str], *, quick: bool = False, seeds: Sequence[int] | None = None,
-                 settings: dict | None = None, data_dir: str | None = None) -> list[RunSpec]:
+def pareto_sweep(
+    datasets: Sequence[str],
+    *,
+    quick: bool = False,
+    seeds: Sequence[int] | None = None,
+    settings: dict | None = None,
+    data_dir: str | None = None,
+) -> list[RunSpec]:
     """Every candidate setting of the projections and the blend (the selection steps'), closed-set and with
     whole coarse classes held out, for the Pareto figure of S against reach; the selection data sets, the
     paper's seeds."""
@@ -171,5 +241,6 @@ def pareto_sweep(datasets: Sequence[str], *, quick: bool = False, seeds: Sequenc
     dss = [d for d in SELECTION_DATASETS if d in datasets][: 1 if quick else None]
     methods = [m for cands in (*PROJECTION_CANDIDATES.values(), BLEND_CANDIDATES) for m in cands]
     coarse = {ds: f"coarse:{coarse_held_out(ds, data_dir)}" for ds in dss}
-    return ([RunSpec(ds, m, s, **base) for ds in dss for m in methods for s in seeds]
-            + [RunSpec(ds, m, s, unseen=coarse[ds], **base) for ds in dss for m in methods for s in seeds])
+    return [RunSpec(ds, m, s, **base) for ds in dss for m in methods for s in seeds] + [
+        RunSpec(ds, m, s, unseen=coarse[ds], **base) for ds in dss for m in methods for s in seeds
+    ]

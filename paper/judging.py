@@ -83,8 +83,14 @@ def _diff(a: dict[int, float], b: dict[int, float], scale: float = 1.0) -> list[
     return [u - scale * v for u, v in zip(x, y)]
 
 
-def _finish(ok: Sequence[str], judged: Sequence[str], missing: Sequence[str], evidence: str,
-            chosen: list[str] | None = None, where: str = "") -> Verdict:
+def _finish(
+    ok: Sequence[str],
+    judged: Sequence[str],
+    missing: Sequence[str],
+    evidence: str,
+    chosen: list[str] | None = None,
+    where: str = "",
+) -> Verdict:
     """The verdict of a claim judged on ``judged`` (``ok`` of them passing) with ``missing`` not run:
     holds on every one, partly on some, does not hold on none; not judged while any named data set has
     no runs; not run when none has."""
@@ -94,12 +100,14 @@ def _finish(ok: Sequence[str], judged: Sequence[str], missing: Sequence[str], ev
         return Verdict(NOT_RUN, evidence, where=where)
     if missing:
         return Verdict(NOT_JUDGED, evidence, where=where)
-    return Verdict(_count(len(ok), len(judged)), evidence, where=where,
-                   chosen=(chosen or []) if len(ok) == len(judged) else [])
+    return Verdict(
+        _count(len(ok), len(judged)), evidence, where=where, chosen=(chosen or []) if len(ok) == len(judged) else []
+    )
 
 
-def _paired_tests(datasets: Sequence[str], refs: Sequence[str],
-                  pair: Callable[[str, str], tuple[list[float], list[float]]]) -> tuple[dict, list[str]]:
+def _paired_tests(
+    datasets: Sequence[str], refs: Sequence[str], pair: Callable[[str, str], tuple[list[float], list[float]]]
+) -> tuple[dict, list[str]]:
     """((data set, reference) -> paired test of the method against it, the data sets where some
     reference has fewer than two seeds matched with the method's)."""
     tests, missing = {}, []
@@ -119,9 +127,10 @@ def _above_every_reference(tests: dict, refs: Sequence[str], alpha: float) -> tu
     reference on some."""
     p_holm = dict(zip(tests, holm([t.p for t in tests.values()])))
     dss = list(dict.fromkeys(ds for ds, _ in tests))
-    sig = [ds for ds in dss if all((ds, r) in tests and tests[(ds, r)].mean_diff > 0 and p_holm[(ds, r)] < alpha
-                                   for r in refs)]
+    sig = [
+        ds
+        for ds in dss
+        if all((ds, r) in tests and tests[(ds, r)].mean_diff > 0 and p_holm[(ds, r)] < alpha for r in refs)
+    ]
     ahead = [ds for ds in dss if all((ds, r) in tests and tests[(ds, r)].mean_diff > 0 for r in refs)]
     return p_holm, dss, sig, HOLDS if len(sig) == len(dss) else PARTLY if ahead else FAILS
-
-

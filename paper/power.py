@@ -58,7 +58,7 @@ def differences(res: Results, floor: str = "flat_pca") -> list[dict]:
     """Per (data set, kind of held-out classes, method): the paired differences of coarse accuracy at the
     shortest prefix on the held-out texts, method minus ``floor``, over the seeds both ran."""
     out = []
-    for (ds, m, unseen) in sorted(res.open_set):
+    for ds, m, unseen in sorted(res.open_set):
         if m == floor or (ds, floor, unseen) not in res.open_set:
             continue
         what = f"accuracy/{res.levels[ds][0]}/0"
@@ -66,13 +66,22 @@ def differences(res: Results, floor: str = "flat_pca") -> list[dict]:
         seeds = sorted(set(a) & set(b))
         if len(seeds) >= 2:
             d = [a[s] - b[s] for s in seeds]
-            out.append({"dataset": ds, "unseen": unseen, "method": m, "seeds": len(seeds),
-                        "mean": float(np.mean(d)), "sd": float(np.std(d, ddof=1))})
+            out.append(
+                {
+                    "dataset": ds,
+                    "unseen": unseen,
+                    "method": m,
+                    "seeds": len(seeds),
+                    "mean": float(np.mean(d)),
+                    "sd": float(np.std(d, ddof=1)),
+                }
+            )
     return out
 
 
-def plan(res: Results, datasets: Sequence[str], margin: float = 0.02, effect: float = 0.03,
-         floor: str = "flat_pca") -> dict:
+def plan(
+    res: Results, datasets: Sequence[str], margin: float = 0.02, effect: float = 0.03, floor: str = "flat_pca"
+) -> dict:
     """The seeds the goal's open-set conditions need on ``datasets``: per data set and kind, the largest
     spread of paired differences against ``floor`` among the methods run, and the seeds for a
     ``margin`` non-inferiority (kind coarse) and an ``effect`` superiority (kind fine) at 80 % power,
@@ -85,17 +94,38 @@ def plan(res: Results, datasets: Sequence[str], margin: float = 0.02, effect: fl
             if not sds:
                 continue
             worst = max(sds, key=lambda r: r["sd"])
-            cells.append({"dataset": ds, "kind": kind, "test": name, "size": size, "sd": worst["sd"],
-                          "sd_method": worst["method"], "sd_median": float(np.median([r["sd"] for r in sds])),
-                          "seeds": {"alpha": seeds_needed(worst["sd"], size, ALPHA),
-                                    "planning": seeds_needed(worst["sd"], size, ALPHA / PLANNING_TESTS)}})
+            cells.append(
+                {
+                    "dataset": ds,
+                    "kind": kind,
+                    "test": name,
+                    "size": size,
+                    "sd": worst["sd"],
+                    "sd_method": worst["method"],
+                    "sd_median": float(np.median([r["sd"] for r in sds])),
+                    "seeds": {
+                        "alpha": seeds_needed(worst["sd"], size, ALPHA),
+                        "planning": seeds_needed(worst["sd"], size, ALPHA / PLANNING_TESTS),
+                    },
+                }
+            )
     need = max((c["seeds"]["planning"] for c in cells), default=None)
-    return {"floor": floor, "power": POWER, "alpha": ALPHA, "planning_tests": PLANNING_TESTS, "margin": margin,
-            "effect": effect, "differences": rows, "cells": cells, "seeds": need}
+    return {
+        "floor": floor,
+        "power": POWER,
+        "alpha": ALPHA,
+        "planning_tests": PLANNING_TESTS,
+        "margin": margin,
+        "effect": effect,
+        "differences": rows,
+        "cells": cells,
+        "seeds": need,
+    }
 
 
-def write_power(res: Results, datasets: Sequence[str], out: str | Path, command: str,
-                seeds_run: int | None = None) -> dict:
+def write_power(
+    res: Results, datasets: Sequence[str], out: str | Path, command: str, seeds_run: int | None = None
+) -> dict:
     """Write the power analysis as a page (and its JSON beside it); returns the plan. ``seeds_run``: the
     seeds the grid can afford, whose power in each cell the page adds (at the largest and the median
     spread)."""
@@ -105,7 +135,8 @@ def write_power(res: Results, datasets: Sequence[str], out: str | Path, command:
             c["power_at_seeds_run"] = {
                 f"{spread} sd, {level}": power_at(seeds_run, c[key], c["size"], a)
                 for spread, key in (("largest", "sd"), ("median", "sd_median"))
-                for level, a in (("alpha", ALPHA), ("planning", ALPHA / PLANNING_TESTS))}
+                for level, a in (("alpha", ALPHA), ("planning", ALPHA / PLANNING_TESTS))
+            }
         p["seeds_run"] = seeds_run
     lines = [
         "# Power: how many seeds the open-set claims need",
@@ -119,8 +150,11 @@ def write_power(res: Results, datasets: Sequence[str], out: str | Path, command:
         "",
         "| data set | held out | method | seeds | mean | sd |",
         "|---|---|---|---|---|---|",
-        *[f"| {r['dataset']} | {r['unseen']} | {label(r['method'])} | {r['seeds']} | {100 * r['mean']:+.1f} | "
-          f"{100 * r['sd']:.1f} |" for r in p["differences"]],
+        *[
+            f"| {r['dataset']} | {r['unseen']} | {label(r['method'])} | {r['seeds']} | {100 * r['mean']:+.1f} | "
+            f"{100 * r['sd']:.1f} |"
+            for r in p["differences"]
+        ],
         "",
         f"Seeds for {100 * POWER:.0f} % power of a one-sided paired t-test, at the largest sd of each cell "
         f"(a {100 * p['margin']:g}-pt non-inferiority margin with a true difference of 0 on unseen coarse "
@@ -130,21 +164,35 @@ def write_power(res: Results, datasets: Sequence[str], out: str | Path, command:
         "| data set | held out | test | largest sd (method) | median sd | seeds at α | seeds at α / "
         f"{PLANNING_TESTS} |",
         "|---|---|---|---|---|---|---|",
-        *[f"| {c['dataset']} | {c['kind']} | {c['test']} {100 * c['size']:g} pt | {100 * c['sd']:.1f} "
-          f"({label(c['sd_method'])}) | {100 * c['sd_median']:.1f} | {_n(c['seeds']['alpha'])} | "
-          f"{_n(c['seeds']['planning'])} |" for c in p["cells"]],
+        *[
+            f"| {c['dataset']} | {c['kind']} | {c['test']} {100 * c['size']:g} pt | {100 * c['sd']:.1f} "
+            f"({label(c['sd_method'])}) | {100 * c['sd_median']:.1f} | {_n(c['seeds']['alpha'])} | "
+            f"{_n(c['seeds']['planning'])} |"
+            for c in p["cells"]
+        ],
         "",
         f"Seeds the plan asks for: **{_n(p['seeds'])}** (the largest cell at the planning level).",
         "",
     ]
     if seeds_run:
-        lines += [f"Power of the same tests at the {seeds_run} seeds the grid runs (largest / median sd; at α and "
-                  f"at α / {PLANNING_TESTS}):", "",
-                  "| data set | held out | test | power, largest sd | power, median sd |", "|---|---|---|---|---|",
-                  *[f"| {c['dataset']} | {c['kind']} | {c['test']} {100 * c['size']:g} pt | "
-                    f"{c['power_at_seeds_run']['largest sd, alpha']:.2f} / {c['power_at_seeds_run']['largest sd, planning']:.2f} | "
-                    f"{c['power_at_seeds_run']['median sd, alpha']:.2f} / {c['power_at_seeds_run']['median sd, planning']:.2f} |"
-                    for c in p["cells"]], ""]
+        lines += [
+            f"Power of the same tests at the {seeds_run} seeds the grid runs (largest / median sd; at α and "
+            f"at α / {PLANNING_TESTS}):",
+            "",
+            "| data set | held out | test | power, largest sd | power, median sd |",
+            "|---|---|---|---|---|",
+            *[
+                f"| {c['dataset']} | {c['kind']} | {c['test']} {100 * c['size']:g} pt | "
+                + " | ".join(
+                    f"{c['power_at_seeds_run'][f'{spread} sd, alpha']:.2f} / "
+                    f"{c['power_at_seeds_run'][f'{spread} sd, planning']:.2f}"
+                    for spread in ("largest", "median")
+                )
+                + " |"
+                for c in p["cells"]
+            ],
+            "",
+        ]
     atomic_write_text(out, "\n".join(lines))
     atomic_write_text(Path(out).with_suffix(".json"), json.dumps(p, indent=2) + "\n")
     return p

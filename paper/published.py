@@ -12,7 +12,9 @@ PUBLISHED_S = {
 PUBLISHED_ABLATIONS_CLINC = {"v5": 0.053, "inverted": -0.018, "no_prefix": 0.009, "uhmt": 0.001}
 PUBLISHED_CLINC_ACC = {"v5": (0.980, 0.941), "mrl": (0.982, 0.956), "flat": (0.961, 0.887)}
 
-NOT_TESTABLE = ("Not testable here: Yahoo Answers (no copy with sub-topics is available), the "
-                "Qwen3-0.6B and bge-small backbones (no network; the offline default is all-MiniLM-L6-v2), "
-                "the training-cost and storage claims (measured in the report's Table 6 and in `bench/`), and "
-                "search against a Qdrant server by URL (none can be installed offline; local mode is tested).")
+NOT_TESTABLE = (
+    "Not testable here: Yahoo Answers (no copy with sub-topics is available), the "
+    "Qwen3-0.6B and bge-small backbones (no network; the offline default is all-MiniLM-L6-v2), "
+    "the training-cost and storage claims (measured in the report's Table 6 and in `bench/`), and "
+    "search against a Qdrant server by URL (none can be installed offline; local mode is tested)."
+)

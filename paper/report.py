@@ -41,9 +41,15 @@ def _write(md: list[str], out: Path, table, stem: str) -> None:
         md += [table.markdown(), ""]
 
 
-def write_report(records: Sequence[RunRecord], out: str | Path, formats: Sequence[str] = ("md",),
-                 bench: str | Path | None = None, data_dir: str | None = None,
-                 confirm: Sequence[RunRecord] = (), backbones: Sequence[RunRecord] = ()) -> dict:
+def write_report(
+    records: Sequence[RunRecord],
+    out: str | Path,
+    formats: Sequence[str] = ("md",),
+    bench: str | Path | None = None,
+    data_dir: str | None = None,
+    confirm: Sequence[RunRecord] = (),
+    backbones: Sequence[RunRecord] = (),
+) -> dict:
     """Write every table and figure into ``out``; returns the summary also saved as summary.json.
 
     ``records``: the main grids' runs; ``confirm``: the confirmation grid's (fresh seeds), kept apart
@@ -56,10 +62,17 @@ def write_report(records: Sequence[RunRecord], out: str | Path, formats: Sequenc
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     res = Results(records)
-    summary: dict = {"protocols": {}, "datasets": res.datasets, "methods": res.methods,
-                     "seeds": res.seeds, "backbones": res.backbones, "heads": res.heads,
-                     "runs": len(res.records), "open_set_runs": len(res.open_set_records),
-                     "confirmation_runs": len(confirm)}
+    summary: dict = {
+        "protocols": {},
+        "datasets": res.datasets,
+        "methods": res.methods,
+        "seeds": res.seeds,
+        "backbones": res.backbones,
+        "heads": res.heads,
+        "runs": len(res.records),
+        "open_set_runs": len(res.open_set_records),
+        "confirmation_runs": len(confirm),
+    }
     md = header(res)
     _write(md, out, hierarchy_table(res), "hierarchy")
     for protocol in res.protocols:
@@ -68,8 +81,12 @@ def write_report(records: Sequence[RunRecord], out: str | Path, formats: Sequenc
         abl = ablation_summary(res, protocol)
         fit = complexity_fit(res, protocol)
         _write(md, out, accuracy_table(res, protocol, PAPER_METHODS), f"table1_accuracy_{protocol}")
-        _write(md, out, steerability_table(res, protocol, STEERABILITY, "mrl", {"v5": tests}),
-               f"table2_steerability_{protocol}")
+        _write(
+            md,
+            out,
+            steerability_table(res, protocol, STEERABILITY, "mrl", {"v5": tests}),
+            f"table2_steerability_{protocol}",
+        )
         _write(md, out, table3(res, protocol, abl), f"table3_ablations_{protocol}")
         figs = []
         if prefix_curves(res, protocol, out / f"fig1_prefix_curves_{protocol}.png", COMPARED):
@@ -82,10 +99,17 @@ def write_report(records: Sequence[RunRecord], out: str | Path, formats: Sequenc
             figs.append(("Figure 3: ablations", f"fig3_ablations_{protocol}.png"))
         md += [f"![{title}]({name})" for title, name in figs] + [""]
         if "spearman_rho" in fit:
-            md += [f"Figure 2 trend: slope {fit['slope']:+.3f} per bit of H(L1|L0); Spearman ρ = "
-                   f"{fit['spearman_rho']:.2f} (p = {fit['spearman_p']:.2g}, {len(fit['points'])} data sets).", ""]
-        summary["protocols"][protocol] = {"tests_v5_vs_mrl": tests, "ablations": abl, "complexity": fit,
-                                          "means": protocol_means(res, protocol)}
+            md += [
+                f"Figure 2 trend: slope {fit['slope']:+.3f} per bit of H(L1|L0); Spearman ρ = "
+                f"{fit['spearman_rho']:.2f} (p = {fit['spearman_p']:.2g}, {len(fit['points'])} data sets).",
+                "",
+            ]
+        summary["protocols"][protocol] = {
+            "tests_v5_vs_mrl": tests,
+            "ablations": abl,
+            "complexity": fit,
+            "means": protocol_means(res, protocol),
+        }
     if res.retrieval:
         md += ["## Retrieval, multi-stage search and efficiency", ""]
         _write(md, out, retrieval_table(res), "table4_retrieval")
@@ -101,16 +125,23 @@ def write_report(records: Sequence[RunRecord], out: str | Path, formats: Sequenc
                 md += [targets.markdown(), "", *[f"- {v}" for v in verdicts], ""]
         loss = recall_loss(res)
         if loss:
-            md += ["The outline's claim \"V5 loses 2 % recall vs MRL loses 9 % at 64-d\": relative loss of "
-                   "fine-label Recall@10 at the shortest prefix against the full vector: " +
-                   "; ".join(f"{ds}: V5 {100 * v.get('v5', float('nan')):.1f} %, MRL "
-                             f"{100 * v.get('mrl', float('nan')):.1f} %" for ds, v in loss.items()) + ". " +
-                   recall_loss_verdict(loss)[1], ""]
+            md += [
+                'The outline\'s claim "V5 loses 2 % recall vs MRL loses 9 % at 64-d": relative loss of '
+                "fine-label Recall@10 at the shortest prefix against the full vector: "
+                + "; ".join(
+                    f"{ds}: V5 {100 * v.get('v5', float('nan')):.1f} %, MRL {100 * v.get('mrl', float('nan')):.1f} %"
+                    for ds, v in loss.items()
+                )
+                + ". "
+                + recall_loss_verdict(loss)[1],
+                "",
+            ]
         summary["retrieval_loss"] = loss
         if funnel_curves(res, out / "fig4_multistage.png", COMPARED):
             md += ["![Figure 4: multi-stage search](fig4_multistage.png)", ""]
-    beyond_md, beyond_summary = write_section(res, out, data_dir=data_dir,
-                                              confirm=Results(confirm) if confirm else None)
+    beyond_md, beyond_summary = write_section(
+        res, out, data_dir=data_dir, confirm=Results(confirm) if confirm else None
+    )
     md += beyond_md
     if beyond_summary:
         summary["beyond"] = beyond_summary

@@ -48,18 +48,32 @@ def equivalent(res: Results, claim: dict, protocol: str, datasets: Sequence[str]
         fam.add((ds, "upper"), OneSided(e.n, e.mean_diff, margin, e.p_upper, e.ci_high))
     p = fam.holm()
     ok = [ds for ds in eqs if max(p[(ds, "lower")], p[(ds, "upper")]) < alpha]
-    ev = "; ".join(f"{ds} Δ {100 * e.mean_diff:+.1f} pt, 90 % CI [{100 * e.ci_low:+.1f}, {100 * e.ci_high:+.1f}], "
-                   f"TOST p (Holm, both sides) = {max(p[(ds, 'lower')], p[(ds, 'upper')]):.2g}" for ds, e in eqs.items())
-    return _finish(ok, list(eqs), missing, f"{label(m)} − {label(ref)} {metric}: {ev}. Equivalent on {len(ok)} of "
-                   f"{len(eqs)}; Holm across {len(fam)} one-sided tests" if eqs else "", [m])
+    ev = "; ".join(
+        f"{ds} Δ {100 * e.mean_diff:+.1f} pt, 90 % CI [{100 * e.ci_low:+.1f}, {100 * e.ci_high:+.1f}], "
+        f"TOST p (Holm, both sides) = {max(p[(ds, 'lower')], p[(ds, 'upper')]):.2g}"
+        for ds, e in eqs.items()
+    )
+    return _finish(
+        ok,
+        list(eqs),
+        missing,
+        f"{label(m)} − {label(ref)} {metric}: {ev}. Equivalent on {len(ok)} of "
+        f"{len(eqs)}; Holm across {len(fam)} one-sided tests"
+        if eqs
+        else "",
+        [m],
+    )
 
 
 def beats(res: Results, claim: dict, protocol: str, datasets: Sequence[str], alpha: float) -> Verdict:
     methods, refs, metric = claim["methods"], claim["references"], claim["metric"]
     fam, judged, missing = Family(), [], []
     for ds in datasets:
-        diffs = {(m, r): _diff(res.values(ds, m, protocol, metric), res.values(ds, r, protocol, metric))
-                 for m in methods for r in refs}
+        diffs = {
+            (m, r): _diff(res.values(ds, m, protocol, metric), res.values(ds, r, protocol, metric))
+            for m in methods
+            for r in refs
+        }
         if any(len(d) < 2 for d in diffs.values()):
             missing.append(ds)
             continue
@@ -68,20 +82,36 @@ def beats(res: Results, claim: dict, protocol: str, datasets: Sequence[str], alp
             fam.add((ds, m, r), one_sided(d, 0.0, alpha))
     p = fam.holm()
     ok = [ds for ds in judged if all(p[(ds, m, r)] < alpha for m in methods for r in refs)]
-    ev = "; ".join(f"{ds} {label(m)} − {label(r)} {100 * t.mean:+.1f} pt (95 % lower bound {100 * t.lower:+.1f}, "
-                   f"Holm p = {p[(ds, m, r)]:.2g})" for (ds, m, r), t in fam.tests.items())
-    return _finish(ok, judged, missing, f"{metric}: {ev}. Significantly above every reference on {len(ok)} of "
-                   f"{len(judged)}; Holm across {len(fam)} one-sided paired tests" if judged else "")
+    ev = "; ".join(
+        f"{ds} {label(m)} − {label(r)} {100 * t.mean:+.1f} pt (95 % lower bound {100 * t.lower:+.1f}, "
+        f"Holm p = {p[(ds, m, r)]:.2g})"
+        for (ds, m, r), t in fam.tests.items()
+    )
+    return _finish(
+        ok,
+        judged,
+        missing,
+        f"{metric}: {ev}. Significantly above every reference on {len(ok)} of "
+        f"{len(judged)}; Holm across {len(fam)} one-sided paired tests"
+        if judged
+        else "",
+    )
+
 
 def greater(res: Results, claim: dict, protocol: str, datasets: Sequence[str], alpha: float) -> Verdict:
     m, refs, metric = claim["method"], claim["references"], claim["metric"]
-    tests, missing = _paired_tests(datasets, refs, lambda ds, ref: _paired(res.values(ds, m, protocol, metric),
-                                                                           res.values(ds, ref, protocol, metric)))
+    tests, missing = _paired_tests(
+        datasets,
+        refs,
+        lambda ds, ref: _paired(res.values(ds, m, protocol, metric), res.values(ds, ref, protocol, metric)),
+    )
     if not tests:
         return _finish([], [], missing, f"no data set has {label(m)} and its references")
     p_holm, dss, sig, verdict = _above_every_reference(tests, refs, alpha)
-    ev = "; ".join(f"{ds} vs {label(r)} Δ {t.mean_diff:+.3f} (Holm p = {p_holm[(ds, r)]:.2g}, d = {t.d:.1f})"
-                   for (ds, r), t in tests.items())
+    ev = "; ".join(
+        f"{ds} vs {label(r)} Δ {t.mean_diff:+.3f} (Holm p = {p_holm[(ds, r)]:.2g}, d = {t.d:.1f})"
+        for (ds, r), t in tests.items()
+    )
     floors = "".join(_floors(res, claim, ds, protocol).replace("; floors'", f"; {ds} floors'") for ds in dss)
     evidence = f"{label(m)}: {ev}. Significant against every reference on {len(sig)} of {len(dss)}{floors}"
     if missing:
@@ -107,11 +137,14 @@ def magnitude(res: Results, claim: dict, protocol: str, datasets: Sequence[str],
     p = fam.holm()
     holds = all(p[k] < alpha for k in ("at_least", "ref_lower", "ref_upper"))
     verdict = HOLDS if holds else PARTLY if p["partly"] < alpha else FAILS
-    return Verdict(verdict, f"{label(m)} {signed(mean_over_seeds(v))} (95 % lower bound "
-                   f"{signed(fam.tests['at_least'].lower)}, above {claim['at_least']:g}: Holm p = {p['at_least']:.2g}); "
-                   f"{label(ref)} {signed(mean_over_seeds(r))} (within ±{within:g}: Holm p = "
-                   f"{max(p['ref_lower'], p['ref_upper']):.2g}); difference above {claim['partly_margin']:g}: Holm p = "
-                   f"{p['partly']:.2g}. Holm across 4 one-sided tests.")
+    return Verdict(
+        verdict,
+        f"{label(m)} {signed(mean_over_seeds(v))} (95 % lower bound "
+        f"{signed(fam.tests['at_least'].lower)}, above {claim['at_least']:g}: Holm p = {p['at_least']:.2g}); "
+        f"{label(ref)} {signed(mean_over_seeds(r))} (within ±{within:g}: Holm p = "
+        f"{max(p['ref_lower'], p['ref_upper']):.2g}); difference above {claim['partly_margin']:g}: Holm p = "
+        f"{p['partly']:.2g}. Holm across 4 one-sided tests.",
+    )
 
 
 def threshold(res: Results, claim: dict, protocol: str, datasets: Sequence[str], alpha: float) -> list[Verdict]:
@@ -142,17 +175,29 @@ def threshold(res: Results, claim: dict, protocol: str, datasets: Sequence[str],
             continue
         holds = p[(ds, "holds")] < alpha and p.get((ds, "upper"), 0.0) < alpha
         verdict = HOLDS if holds else PARTLY if p.get((ds, "partly"), 1.0) < alpha else FAILS
-        bound = ("at least " + f"{claim['at_least']:g}" if "at_least" in claim else
-                 "below " + f"{claim['below']:g}" if "below" in claim else f"within ±{claim['within']:g}")
-        out.append(Verdict(verdict, f"{label(m)} {metric} = {np.mean(values[ds]):+.3f}, {bound}: Holm p = "
-                           f"{max(p[(ds, 'holds')], p.get((ds, 'upper'), 0.0)):.2g}"
-                           + (f"; partly: Holm p = {p[(ds, 'partly')]:.2g}" if (ds, "partly") in p else "")
-                           + f". Holm across {len(fam)} one-sided tests.", where=ds))
+        bound = (
+            "at least " + f"{claim['at_least']:g}"
+            if "at_least" in claim
+            else "below " + f"{claim['below']:g}"
+            if "below" in claim
+            else f"within ±{claim['within']:g}"
+        )
+        out.append(
+            Verdict(
+                verdict,
+                f"{label(m)} {metric} = {np.mean(values[ds]):+.3f}, {bound}: Holm p = "
+                f"{max(p[(ds, 'holds')], p.get((ds, 'upper'), 0.0)):.2g}"
+                + (f"; partly: Holm p = {p[(ds, 'partly')]:.2g}" if (ds, "partly") in p else "")
+                + f". Holm across {len(fam)} one-sided tests.",
+                where=ds,
+            )
+        )
     return out
 
 
-def recall_loss(res: Results, datasets: Sequence[str] | None = None, methods: Sequence[str] = ("v5", "mrl")
-                ) -> dict[str, dict[str, float]]:
+def recall_loss(
+    res: Results, datasets: Sequence[str] | None = None, methods: Sequence[str] = ("v5", "mrl")
+) -> dict[str, dict[str, float]]:
     """Per data set and method: relative loss of fine-label Recall@10 at the shortest prefix vs full."""
     out: dict[str, dict[str, float]] = {}
     for ds in datasets or res.datasets:
@@ -172,8 +217,10 @@ def recall_loss_verdict(loss: dict[str, dict[str, float]], a: str = "v5", b: str
     pairs = {ds: v for ds, v in loss.items() if a in v and b in v}
     wins = [ds for ds, v in pairs.items() if v[a] < v[b]]
     verdict = HOLDS if pairs and len(wins) == len(pairs) else PARTLY if 2 * len(wins) > len(pairs) else FAILS
-    return verdict, (f"Verdict: {verdict} (rule: holds if {label(a)} loses less than {label(b)} on every data "
-                     f"set, partly on most); {label(a)} loses less on {len(wins)} of {len(pairs)} data sets.")
+    return verdict, (
+        f"Verdict: {verdict} (rule: holds if {label(a)} loses less than {label(b)} on every data "
+        f"set, partly on most); {label(a)} loses less on {len(wins)} of {len(pairs)} data sets."
+    )
 
 
 def recall_loss_rule(res: Results, claim: dict, protocol: str, datasets: Sequence[str], alpha: float) -> Verdict:
@@ -182,8 +229,10 @@ def recall_loss_rule(res: Results, claim: dict, protocol: str, datasets: Sequenc
     if not loss:
         return Verdict(NOT_RUN, "no retrieval metrics recorded")
     verdict, _ = recall_loss_verdict(loss, a, b)
-    ev = "; ".join(f"{ds} {label(a)} {100 * v.get(a, float('nan')):.1f} %, {label(b)} "
-                   f"{100 * v.get(b, float('nan')):.1f} %" for ds, v in loss.items())
+    ev = "; ".join(
+        f"{ds} {label(a)} {100 * v.get(a, float('nan')):.1f} %, {label(b)} {100 * v.get(b, float('nan')):.1f} %"
+        for ds, v in loss.items()
+    )
     return Verdict(verdict, f"Relative loss of fine-label Recall@10 at the shortest prefix: {ev}.")
 
 
@@ -193,12 +242,16 @@ def complexity(res: Results, claim: dict, protocol: str, datasets: Sequence[str]
         return Verdict(NOT_RUN, "fewer than three data sets")
     rho, p = fit["spearman_rho"], fit["spearman_p"]
     verdict = HOLDS if rho > 0 and p < alpha else PARTLY if rho > 0 else FAILS
-    return Verdict(verdict, f"Spearman ρ = {rho:.2f} (p = {p:.2g}) over {len(fit['points'])} data sets; slope "
-                   f"{fit['slope']:+.3f} ΔS per bit.")
+    return Verdict(
+        verdict,
+        f"Spearman ρ = {rho:.2f} (p = {p:.2g}) over {len(fit['points'])} data sets; slope "
+        f"{fit['slope']:+.3f} ΔS per bit.",
+    )
 
 
-def steerable_within_bounds(res: Results, claim: dict, protocol: str, datasets: Sequence[str], alpha: float
-                            ) -> list[Verdict]:
+def steerable_within_bounds(
+    res: Results, claim: dict, protocol: str, datasets: Sequence[str], alpha: float
+) -> list[Verdict]:
     """Per data set: a candidate whose S is above the bar (``at_least``, or ``factor`` times the
     reference's) and whose ShortCoarse and FullFine are each non-inferior to every reference's within
     ``margin`` (the lower side of TOST). Every candidate's tests on every data set form one family for
@@ -238,22 +291,39 @@ def steerable_within_bounds(res: Results, claim: dict, protocol: str, datasets: 
             same = mrl_reference(m)
             s_ok = p[(ds, m, "S")] < alpha
             bound_ok = {k[2:]: p[k] < alpha for k in fam.tests if k[:2] == (ds, m) and k[2] != "S"}
-            rank = 2 if s_ok and all(bound_ok.values()) else 1 if s_ok and all(
-                v for (r, _), v in bound_ok.items() if r == same) else 0
+            rank = (
+                2
+                if s_ok and all(bound_ok.values())
+                else 1
+                if s_ok and all(v for (r, _), v in bound_ok.items() if r == same)
+                else 0
+            )
             ranked.append((rank, fam.tests[(ds, m, "S")].mean, m))
         rank, _, m = max(ranked)
         s_mean = mean_over_seeds(res.values(ds, m, protocol, "steerability_score"))
-        bar = (f"above {claim['factor']:g} × {label(claim['times_reference'])}'s "
-               f"({signed(mean_over_seeds(res.values(ds, claim['times_reference'], protocol, 'steerability_score')))})"
-               if "times_reference" in claim else f"above {claim['at_least']:g}")
+        bar = (
+            f"above {claim['factor']:g} × {label(claim['times_reference'])}'s "
+            f"({signed(mean_over_seeds(res.values(ds, claim['times_reference'], protocol, 'steerability_score')))})"
+            if "times_reference" in claim
+            else f"above {claim['at_least']:g}"
+        )
         cells = [f"{label(m)}: S = {signed(s_mean)}, {bar}: Holm p = {p[(ds, m, 'S')]:.2g}"]
         for key, t in fam.tests.items():
             if key[:2] == (ds, m) and key[2] != "S":
-                cells.append(f"{'ShortCoarse' if key[3] == 'short_coarse' else 'FullFine'} vs {label(key[2])} "
-                             f"{100 * t.mean:+.1f} pt (non-inferior within {100 * margin:g} pt: Holm p = {p[key]:.2g})")
-        out.append(Verdict({2: HOLDS, 1: PARTLY, 0: FAILS}[rank], "; ".join(cells) + _floors(res, claim, ds, protocol)
-                           + f". Holm across {len(fam)} one-sided tests ({len({k[1] for k in fam.tests})} candidates).",
-                           where=ds, chosen=[m] if rank == 2 else []))
+                cells.append(
+                    f"{'ShortCoarse' if key[3] == 'short_coarse' else 'FullFine'} vs {label(key[2])} "
+                    f"{100 * t.mean:+.1f} pt (non-inferior within {100 * margin:g} pt: Holm p = {p[key]:.2g})"
+                )
+        out.append(
+            Verdict(
+                {2: HOLDS, 1: PARTLY, 0: FAILS}[rank],
+                "; ".join(cells)
+                + _floors(res, claim, ds, protocol)
+                + f". Holm across {len(fam)} one-sided tests ({len({k[1] for k in fam.tests})} candidates).",
+                where=ds,
+                chosen=[m] if rank == 2 else [],
+            )
+        )
     return out
 
 
@@ -265,46 +335,61 @@ def full_rank_beats(res: Results, claim: dict, protocol: str, datasets: Sequence
             low.append(f"{label(m)} ({'no rank recorded' if not ranks else f'rank {min(ranks)[0]}–{max(ranks)[0]}'})")
             continue
         for ds in datasets:
-            a, b = _paired(res.values(ds, m, protocol, "steerability_score"),
-                           res.values(ds, ref, protocol, "steerability_score"))
+            a, b = _paired(
+                res.values(ds, m, protocol, "steerability_score"), res.values(ds, ref, protocol, "steerability_score")
+            )
             if len(a) >= 2:
                 tests[(m, ds)] = paired_test(a, b)
     if not tests:
-        return Verdict(NOT_RUN, "no full-rank candidate ran with " + label(ref) + (f"; not counted: {', '.join(low)}"
-                                                                                  if low else ""))
+        return Verdict(
+            NOT_RUN,
+            "no full-rank candidate ran with " + label(ref) + (f"; not counted: {', '.join(low)}" if low else ""),
+        )
     missing = [ds for ds in datasets if not any(k[1] == ds for k in tests)]
     p_holm = dict(zip(tests, holm([t.p for t in tests.values()])))
-    wins = {m: [ds for ds in datasets if (m, ds) in tests and tests[(m, ds)].mean_diff > 0
-                and p_holm[(m, ds)] < claim["p_below"]] for m in dict.fromkeys(m for m, _ in tests)}
-    best = max(wins, key=lambda m: (len(wins[m]), min(tests[(m, ds)].mean_diff for ds in datasets
-                                                      if (m, ds) in tests)))
+    wins = {
+        m: [
+            ds
+            for ds in datasets
+            if (m, ds) in tests and tests[(m, ds)].mean_diff > 0 and p_holm[(m, ds)] < claim["p_below"]
+        ]
+        for m in dict.fromkeys(m for m, _ in tests)
+    }
+    best = max(wins, key=lambda m: (len(wins[m]), min(tests[(m, ds)].mean_diff for ds in datasets if (m, ds) in tests)))
     verdict = HOLDS if len(wins[best]) == len(datasets) else PARTLY if wins[best] else FAILS
-    ev = f"{label(best)}: " + "; ".join(f"{ds} ΔS = {tests[(best, ds)].mean_diff:+.3f}, Holm p = "
-                                        f"{p_holm[(best, ds)]:.2g}" for ds in datasets if (best, ds) in tests)
+    ev = f"{label(best)}: " + "; ".join(
+        f"{ds} ΔS = {tests[(best, ds)].mean_diff:+.3f}, Holm p = {p_holm[(best, ds)]:.2g}"
+        for ds in datasets
+        if (best, ds) in tests
+    )
     others = [f"{label(m)} on {len(w)}" for m, w in wins.items() if m != best]
-    ev += (". Others win on: " + "; ".join(others) if others else "") + (f". Not counted (rank): {', '.join(low)}"
-                                                                        if low else "")
+    ev += (". Others win on: " + "; ".join(others) if others else "") + (
+        f". Not counted (rank): {', '.join(low)}" if low else ""
+    )
     if missing:
-        return _finish([], [ds for ds in datasets if ds not in missing], missing, ev + f". Holm across {len(tests)} "
-                       "comparisons")
+        return _finish(
+            [], [ds for ds in datasets if ds not in missing], missing, ev + f". Holm across {len(tests)} comparisons"
+        )
     return Verdict(verdict, ev + f". Holm across {len(tests)} comparisons.", chosen=[best] if verdict == HOLDS else [])
 
 
 def rises(res: Results, claim: dict, protocol: str, datasets: Sequence[str], alpha: float) -> Verdict:
     ok, ev = [], []
     for ds in datasets:
-        curve = [(v, mean_over_seeds(res.values(ds, m, protocol, "steerability_score"))) for v, m in dial_settings(res, ds)]
+        curve = [
+            (v, mean_over_seeds(res.values(ds, m, protocol, "steerability_score"))) for v, m in dial_settings(res, ds)
+        ]
         curve = [(v, s) for v, s in curve if s is not None]
         if len(curve) < claim["min_settings"]:
             continue
         rho = float(spearmanr([v for v, _ in curve], [s for _, s in curve])[0])
-        ev.append(f"{ds}: {len(curve)} settings, S from {signed(curve[0][1])} (dial {curve[0][0]:g}) to "
-                  f"{signed(curve[-1][1])} (dial {curve[-1][0]:g}), Spearman ρ = {rho:.2f}")
+        ev.append(
+            f"{ds}: {len(curve)} settings, S from {signed(curve[0][1])} (dial {curve[0][0]:g}) to "
+            f"{signed(curve[-1][1])} (dial {curve[-1][0]:g}), Spearman ρ = {rho:.2f}"
+        )
         if rho >= claim["min_rho"]:
             ok.append(ds)
     if not ev:
         return Verdict(NOT_RUN, f"no data set has {claim['min_settings']} dial settings")
     verdict = HOLDS if claim["must_include"] in ok and len(ok) >= 2 else PARTLY if ok else FAILS
     return Verdict(verdict, "; ".join(ev) + ".")
-
-

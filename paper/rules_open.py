@@ -48,8 +48,10 @@ def open_set_greater(res: Results, claim: dict, protocol: str, datasets: Sequenc
     if not tests:
         return _finish([], [], missing, f"no open-set runs of {label(m)} and its references with unseen {kind} classes")
     p_holm, dss, sig, verdict = _above_every_reference(tests, refs, alpha)
-    ev = "; ".join(f"{ds} vs {label(r)} Δ {100 * t.mean_diff:+.1f} pt (n = {t.n}, Holm p = {p_holm[(ds, r)]:.2g})"
-                   for (ds, r), t in tests.items())
+    ev = "; ".join(
+        f"{ds} vs {label(r)} Δ {100 * t.mean_diff:+.1f} pt (n = {t.n}, Holm p = {p_holm[(ds, r)]:.2g})"
+        for (ds, r), t in tests.items()
+    )
     evidence = f"{label(m)}: {ev}. Significant against every reference on {len(sig)} of {len(dss)}"
     return _finish(sig, dss, missing, evidence) if missing else Verdict(verdict, evidence + ".")
 
@@ -81,22 +83,35 @@ def open_set_goal(res: Results, claim: dict, protocol: str, datasets: Sequence[s
 
     def passes(m: str, ds: str) -> bool:
         probe, heal = side.get((m, ds), (None, None))
-        beats_all = all((m, ds, r) in fam.tests and fam.tests[(m, ds, r)].mean_diff > 0
-                        and p_holm[(m, ds, r)] < claim["p_below"] for r in claim["references"] if r != m)
+        beats_all = all(
+            (m, ds, r) in fam.tests and fam.tests[(m, ds, r)].mean_diff > 0 and p_holm[(m, ds, r)] < claim["p_below"]
+            for r in claim["references"]
+            if r != m
+        )
         tost = all((m, ds, k) in p_holm and p_holm[(m, ds, k)] < alpha for k in ("tost lower", "tost upper"))
         return beats_all and tost and None not in (probe, heal) and probe < heal
 
     judged = [d for d in datasets if d not in missing]
     score = {m: [ds for ds in judged if passes(m, ds)] for m in claim["candidates"]}
-    best = max(score, key=lambda m: (len(score[m]), np.mean([t.mean_diff for k, t in fam.tests.items()
-                                                             if k[0] == m and k[2] in claim["references"]] or [-1])))
+    best = max(
+        score,
+        key=lambda m: (
+            len(score[m]),
+            np.mean([t.mean_diff for k, t in fam.tests.items() if k[0] == m and k[2] in claim["references"]] or [-1]),
+        ),
+    )
     ev = []
     for ds in judged:
-        cells = [f"vs {label(r)} Δ {100 * fam.tests[(best, ds, r)].mean_diff:+.1f} pt (Holm p = "
-                 f"{p_holm[(best, ds, r)]:.2g})" for r in claim["references"] if (best, ds, r) in fam.tests]
+        cells = [
+            f"vs {label(r)} Δ {100 * fam.tests[(best, ds, r)].mean_diff:+.1f} pt (Holm p = {p_holm[(best, ds, r)]:.2g})"
+            for r in claim["references"]
+            if (best, ds, r) in fam.tests
+        ]
         if (best, ds, "tost lower") in fam.tests:
-            cells.append(f"FullFine vs MRL TOST p (Holm, both sides) = "
-                         f"{max(p_holm[(best, ds, 'tost lower')], p_holm[(best, ds, 'tost upper')]):.2g}")
+            cells.append(
+                f"FullFine vs MRL TOST p (Holm, both sides) = "
+                f"{max(p_holm[(best, ds, 'tost lower')], p_holm[(best, ds, 'tost upper')]):.2g}"
+            )
         probe, heal = side.get((best, ds), (None, None))
         if probe is not None and heal is not None:
             cells.append(f"probe {pct(probe)} vs HEAL {pct(heal)}")
@@ -126,11 +141,17 @@ def _goal_tests(res: Results, claim: dict, protocol: str, ds: str, m: str, alpha
     pieces = {
         ("i", "lower"): (ff, -margin),
         ("i", "upper"): ([-x for x in ff], -margin),
-        ("ii", "S"): (_diff(res.values(ds, m, protocol, "steerability_score"),
-                            res.values(ds, heal, protocol, "steerability_score")), 0.0),
+        ("ii", "S"): (
+            _diff(
+                res.values(ds, m, protocol, "steerability_score"), res.values(ds, heal, protocol, "steerability_score")
+            ),
+            0.0,
+        ),
         ("ii", "probe"): (_diff(res.probe(ds, heal, fine), res.probe(ds, m, fine)), 0.0),
-        ("iii", "coarse"): (_diff(_unseen(res, ds, m, "coarse"), _unseen(res, ds, floor, "coarse")),
-                            -claim["open_margin"]),
+        ("iii", "coarse"): (
+            _diff(_unseen(res, ds, m, "coarse"), _unseen(res, ds, floor, "coarse")),
+            -claim["open_margin"],
+        ),
         ("iv", "fine"): (_diff(_unseen(res, ds, m, "fine"), _unseen(res, ds, floor, "fine")), 0.0),
     }
     if any(len(d) < 2 for d, _ in pieces.values()):
@@ -138,8 +159,7 @@ def _goal_tests(res: Results, claim: dict, protocol: str, ds: str, m: str, alpha
     return {key: one_sided(d, bound, alpha) for key, (d, bound) in pieces.items()}
 
 
-def steer_and_generalise(res: Results, claim: dict, protocol: str, datasets: Sequence[str], alpha: float
-                         ) -> Verdict:
+def steer_and_generalise(res: Results, claim: dict, protocol: str, datasets: Sequence[str], alpha: float) -> Verdict:
     """One candidate that, on every data set, (i) keeps MRL's closed-set FullFine (TOST within
     ``margin``), (ii) is more steerable than HEAL (S above, fine probe below), (iii) groups unseen
     coarse classes at 64 dims no worse than PCA-64 minus ``open_margin`` and (iv) unseen fine classes of
@@ -148,8 +168,9 @@ def steer_and_generalise(res: Results, claim: dict, protocol: str, datasets: Seq
     condition's estimate and adjusted p on each data set."""
     fam, missing, absent = Family(), [], []
     for ds in datasets:
-        refs_ok = all(res.values(ds, r, protocol, "full_fine") for r in (claim["fine_reference"],
-                                                                          claim["steer_reference"]))
+        refs_ok = all(
+            res.values(ds, r, protocol, "full_fine") for r in (claim["fine_reference"], claim["steer_reference"])
+        )
         if not refs_ok or not _unseen(res, ds, claim["open_reference"], "coarse"):
             missing.append(ds)
             continue
@@ -170,9 +191,14 @@ def steer_and_generalise(res: Results, claim: dict, protocol: str, datasets: Seq
     def met(m: str, ds: str, cond: str) -> bool:
         return all(p[k] < alpha for k in fam.tests if k[:3] == (m, ds, cond))
 
-    score = {m: (sum(all(met(m, ds, c) for c in GOAL_CONDITIONS) for ds in judged),
-                 sum(met(m, ds, c) for ds in judged for c in GOAL_CONDITIONS)) for m in claim["candidates"]
-             if any(k[0] == m for k in fam.tests)}
+    score = {
+        m: (
+            sum(all(met(m, ds, c) for c in GOAL_CONDITIONS) for ds in judged),
+            sum(met(m, ds, c) for ds in judged for c in GOAL_CONDITIONS),
+        )
+        for m in claim["candidates"]
+        if any(k[0] == m for k in fam.tests)
+    }
     best = max(score, key=lambda m: score[m])
     ev = []
     for ds in judged:
@@ -182,21 +208,24 @@ def steer_and_generalise(res: Results, claim: dict, protocol: str, datasets: Seq
         (ff, p_lo), (_, p_hi) = t[("i", "lower")], t[("i", "upper")]
         (s, p_s), (pr, p_pr) = t[("ii", "S")], t[("ii", "probe")]
         (co, p_co), (fi, p_fi) = t[("iii", "coarse")], t[("iv", "fine")]
-        ev.append(f"{ds}: (i) FullFine − {label(claim['fine_reference'])} {100 * ff.mean:+.1f} pt (TOST Holm p = "
-                  f"{max(p_lo, p_hi):.2g}); (ii) S − {label(claim['steer_reference'])} {s.mean:+.3f} (p = {p_s:.2g}), "
-                  f"probe {100 * pr.mean:+.1f} pt below (p = {p_pr:.2g}); (iii) unseen coarse − "
-                  f"{label(claim['open_reference'])} {100 * co.mean:+.1f} pt (95 % lower bound {100 * co.lower:+.1f}, "
-                  f"p = {p_co:.2g}); (iv) unseen fine − {label(claim['open_reference'])} {100 * fi.mean:+.1f} pt "
-                  f"(p = {p_fi:.2g})")
+        ev.append(
+            f"{ds}: (i) FullFine − {label(claim['fine_reference'])} {100 * ff.mean:+.1f} pt (TOST Holm p = "
+            f"{max(p_lo, p_hi):.2g}); (ii) S − {label(claim['steer_reference'])} {s.mean:+.3f} (p = {p_s:.2g}), "
+            f"probe {100 * pr.mean:+.1f} pt below (p = {p_pr:.2g}); (iii) unseen coarse − "
+            f"{label(claim['open_reference'])} {100 * co.mean:+.1f} pt (95 % lower bound {100 * co.lower:+.1f}, "
+            f"p = {p_co:.2g}); (iv) unseen fine − {label(claim['open_reference'])} {100 * fi.mean:+.1f} pt "
+            f"(p = {p_fi:.2g})"
+        )
     passed = {c: [m for m in score if all(met(m, ds, c) for ds in judged)] for c in GOAL_CONDITIONS}
     summary = "; ".join(f"({c}) {', '.join(label(m) for m in ms) or 'none'}" for c, ms in passed.items())
-    evidence = (f"closest: {label(best)}, meeting all four on {score[best][0]} of {len(judged)}; "
-                + "; ".join(ev) + f". Each condition met on every data set by: {summary}. Holm across {len(fam)} "
-                "one-sided tests")
+    evidence = (
+        f"closest: {label(best)}, meeting all four on {score[best][0]} of {len(judged)}; "
+        + "; ".join(ev)
+        + f". Each condition met on every data set by: {summary}. Holm across {len(fam)} "
+        "one-sided tests"
+    )
     if missing:
         return _finish([], judged, missing, evidence)
     ok = score[best][0]
     verdict = HOLDS if ok == len(datasets) else PARTLY if ok else FAILS
     return Verdict(verdict, evidence + ".", chosen=[best] if verdict == HOLDS else [])
-
-

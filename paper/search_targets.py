@@ -10,27 +10,47 @@ from steerable.report import Table
 
 def latency_table(bench: dict) -> Table:
     """Query cost at 64-d vs 256-d, exact and HNSW, from ``bench/search.py``'s JSON."""
-    cols = ["collection", "head", "contender", "setting", "recall@10 vs exact-256", "queries/s (batch)",
-            "latency ms (single query, median)", "memory MB"]
+    cols = [
+        "collection",
+        "head",
+        "contender",
+        "setting",
+        "recall@10 vs exact-256",
+        "queries/s (batch)",
+        "latency ms (single query, median)",
+        "memory MB",
+    ]
     rows = []
     parts = [(f"real ({bench['real']['documents']:,} docs)", m, bench["real"][m]) for m in bench_heads(bench)]
     if bench.get("synthetic"):
         parts.append(("generated", "–", bench["synthetic"]))
     for name, head, contenders in parts:
         for c in contenders:
-            setting = ", ".join(f"{k} {c[k]:g}" for k in ("shortlist", "nprobe", "ef_search", "margin")
-                                if k in c)
+            setting = ", ".join(f"{k} {c[k]:g}" for k in ("shortlist", "nprobe", "ef_search", "margin") if k in c)
             if "extended" in c:
                 setting += f" ({100 * c['extended']:.0f} % extended)"
-            rows.append([name, label(head) if head != "–" else head, c["contender"], setting or "–",
-                         f"{c['recall@10']:.3f}", f"{c['qps']:,.0f}",
-                         f"{c['latency_ms']:.3f}" if "latency_ms" in c else "–", f"{c['memory_mb']:.1f}"])
+            rows.append(
+                [
+                    name,
+                    label(head) if head != "–" else head,
+                    c["contender"],
+                    setting or "–",
+                    f"{c['recall@10']:.3f}",
+                    f"{c['qps']:,.0f}",
+                    f"{c['latency_ms']:.3f}" if "latency_ms" in c else "–",
+                    f"{c['memory_mb']:.1f}",
+                ]
+            )
     m = bench.get("machine", {})
-    return Table("Table 6b: query cost at 64-d vs 256-d, exact and approximate", cols, rows,
-                 f"From bench/search.py on {m.get('cpu_model', '?')}, {m.get('cores', '?')} cores, "
-                 f"{bench.get('threads', '?')} threads; queries/s over a batch of held-out queries after "
-                 "a warm-up; latency of single queries; recall against exact 256-d search. Real: the "
-                 f"texts of every data set through heads trained on {_head_data(bench)}.")
+    return Table(
+        "Table 6b: query cost at 64-d vs 256-d, exact and approximate",
+        cols,
+        rows,
+        f"From bench/search.py on {m.get('cpu_model', '?')}, {m.get('cores', '?')} cores, "
+        f"{bench.get('threads', '?')} threads; queries/s over a batch of held-out queries after "
+        "a warm-up; latency of single queries; recall against exact 256-d search. Real: the "
+        f"texts of every data set through heads trained on {_head_data(bench)}.",
+    )
 
 
 def bench_heads(bench: dict) -> list[str]:
@@ -59,9 +79,15 @@ def search_targets(bench: dict) -> tuple[Table, list[str]]:
     real = bench.get("real", {})
     if not real.get("chosen"):
         return _targets_picked_on_reported_queries(bench)
-    cols = ["head", "queries", "prefix ceiling: K for 0.99", "chosen funnel (selection queries)",
-            "its recall@10 / speed-up over exact (evaluation queries)",
-            "chosen HNSW-256 (selection queries)", "funnel vs that HNSW-256 (evaluation queries)"]
+    cols = [
+        "head",
+        "queries",
+        "prefix ceiling: K for 0.99",
+        "chosen funnel (selection queries)",
+        "its recall@10 / speed-up over exact (evaluation queries)",
+        "chosen HNSW-256 (selection queries)",
+        "funnel vs that HNSW-256 (evaluation queries)",
+    ]
     rows, verdicts = [], []
     for m in bench_heads(bench):
         verdict = []
@@ -69,34 +95,56 @@ def search_targets(bench: dict) -> tuple[Table, list[str]]:
             f, h = pick["funnel"], pick.get("hnsw-256") or {}
             ev = f.get("evaluation")
             if ev is None:
-                rows.append([label(m), mode, _ceiling(real, m), f"none of {f['candidates']} reaches "
-                             f"{TARGET_RECALL} on the selection queries", "–", "–", "–"])
+                rows.append(
+                    [
+                        label(m),
+                        mode,
+                        _ceiling(real, m),
+                        f"none of {f['candidates']} reaches {TARGET_RECALL} on the selection queries",
+                        "–",
+                        "–",
+                        "–",
+                    ]
+                )
                 verdict.append(f"{mode}: **not met** (no funnel setting reaches {TARGET_RECALL} recall)")
                 continue
             ratio = (pick.get("funnel_over_hnsw-256") or {}).get("evaluation")
             hs = h.get("setting")
-            rows.append([label(m), mode, _ceiling(real, m),
-                         f"{_setting(f['setting'])} (of {f['candidates']})",
-                         f"{ev['recall@10']:.3f} / {ev['speedup']:.2f}x",
-                         f"efSearch {hs['ef_search']:g} (of {h['candidates']})" if hs else "none reaches it",
-                         f"{ratio:.2f}x" if ratio is not None else "–"])
+            rows.append(
+                [
+                    label(m),
+                    mode,
+                    _ceiling(real, m),
+                    f"{_setting(f['setting'])} (of {f['candidates']})",
+                    f"{ev['recall@10']:.3f} / {ev['speedup']:.2f}x",
+                    f"efSearch {hs['ef_search']:g} (of {h['candidates']})" if hs else "none reaches it",
+                    f"{ratio:.2f}x" if ratio is not None else "–",
+                ]
+            )
             met_speed = ev["recall@10"] >= TARGET_RECALL and ev["speedup"] >= TARGET_SPEEDUP
             met_hnsw = ratio is not None and ratio > 1
-            verdict.append(f"{mode}: funnel >= {TARGET_SPEEDUP:g}x exact at >= {TARGET_RECALL} recall "
-                           f"{'**met**' if met_speed else '**not met**'} (evaluation recall "
-                           f"{ev['recall@10']:.3f}, {ev['speedup']:.2f}x), faster than HNSW-256 at equal "
-                           f"recall {'**met**' if met_hnsw else '**not met**'}")
+            verdict.append(
+                f"{mode}: funnel >= {TARGET_SPEEDUP:g}x exact at >= {TARGET_RECALL} recall "
+                f"{'**met**' if met_speed else '**not met**'} (evaluation recall "
+                f"{ev['recall@10']:.3f}, {ev['speedup']:.2f}x), faster than HNSW-256 at equal "
+                f"recall {'**met**' if met_hnsw else '**not met**'}"
+            )
         if verdict:
             verdicts.append(f"{label(m)}: " + "; ".join(verdict) + ".")
-    table = Table("Table 6c: the search targets on real embeddings, settings chosen out of sample", cols, rows,
-                  f"Settings are chosen on {real.get('selection_queries', '?'):,} selection queries and reported "
-                  f"on {real.get('evaluation_queries', '?'):,} disjoint evaluation queries; the collection "
-                  "holds no text the heads trained on. Chosen funnel: the fastest setting (any funnel kind, "
-                  "shortlist and nprobe) whose selection recall@10 against exact 256-d search is >= 0.99. "
-                  "Chosen HNSW-256: the fastest efSearch whose selection recall@10 is at least that "
-                  "funnel's. Prefix ceiling (evaluation queries): the smallest shortlist K whose exact 64-d "
-                  "top K holds >= 0.99 of the exact 256-d top 10. From bench/search.py, heads trained on "
-                  + _head_data(bench) + ".")
+    table = Table(
+        "Table 6c: the search targets on real embeddings, settings chosen out of sample",
+        cols,
+        rows,
+        f"Settings are chosen on {real.get('selection_queries', '?'):,} selection queries and reported "
+        f"on {real.get('evaluation_queries', '?'):,} disjoint evaluation queries; the collection "
+        "holds no text the heads trained on. Chosen funnel: the fastest setting (any funnel kind, "
+        "shortlist and nprobe) whose selection recall@10 against exact 256-d search is >= 0.99. "
+        "Chosen HNSW-256: the fastest efSearch whose selection recall@10 is at least that "
+        "funnel's. Prefix ceiling (evaluation queries): the smallest shortlist K whose exact 64-d "
+        "top K holds >= 0.99 of the exact 256-d top 10. From bench/search.py, heads trained on "
+        + _head_data(bench)
+        + ".",
+    )
     return table, verdicts
 
 
@@ -114,11 +162,19 @@ def _targets_picked_on_reported_queries(bench: dict) -> tuple[Table, list[str]]:
     """Older bench output (no selection queries): the best setting is picked on the queries it is
     reported on, which flatters every contender; kept so old output still renders."""
     real = bench.get("real", {})
-    cols = ["head", "queries", "prefix ceiling: K for 0.99", "funnel at >= 0.99: speed-up over exact",
-            "same setting vs HNSW-256 at equal recall", "funnel vs HNSW-256, best ratio at any recall"]
+    cols = [
+        "head",
+        "queries",
+        "prefix ceiling: K for 0.99",
+        "funnel at >= 0.99: speed-up over exact",
+        "same setting vs HNSW-256 at equal recall",
+        "funnel vs HNSW-256, best ratio at any recall",
+    ]
     rows, verdicts = [], []
-    modes = {"batch": lambda c: c.get("qps"),
-             "one at a time": lambda c: 1000 / c["latency_ms"] if c.get("latency_ms") else None}
+    modes = {
+        "batch": lambda c: c.get("qps"),
+        "one at a time": lambda c: 1000 / c["latency_ms"] if c.get("latency_ms") else None,
+    }
 
     def txt(ratio: float | None, c: dict | None) -> str:
         return "–" if ratio is None or c is None else f"{ratio:.2f}x ({_setting(c)}, recall {c['recall@10']:.3f})"
@@ -138,29 +194,38 @@ def _targets_picked_on_reported_queries(bench: dict) -> tuple[Table, list[str]]:
                 return rate(c) / max(rivals) if rivals else None
 
             best = max((c for c in funnels if c["recall@10"] >= TARGET_RECALL), key=rate, default=None)
-            speed_txt = (txt(rate(best) / exact, best) if best else
-                         f"none reaches {TARGET_RECALL} (best {max(c['recall@10'] for c in funnels):.3f})")
+            speed_txt = (
+                txt(rate(best) / exact, best)
+                if best
+                else f"none reaches {TARGET_RECALL} (best {max(c['recall@10'] for c in funnels):.3f})"
+            )
             at_target = vs_hnsw(best) if best else None
             ratios = [(r, c) for c in funnels if (r := vs_hnsw(c)) is not None]
             any_ratio, any_at = max(ratios, key=lambda rc: rc[0], default=(None, None))
             rows.append([label(m), mode, ceil_txt, speed_txt, txt(at_target, best), txt(any_ratio, any_at)])
             met_speed = best is not None and rate(best) / exact >= TARGET_SPEEDUP
             met_hnsw = at_target is not None and at_target > 1
-            verdict.append(f"{mode}: funnel >= {TARGET_SPEEDUP:g}x exact at >= {TARGET_RECALL} recall "
-                           f"{'**met**' if met_speed else '**not met**'}, faster than HNSW-256 at equal "
-                           f"recall {'**met**' if met_hnsw else '**not met**'}")
+            verdict.append(
+                f"{mode}: funnel >= {TARGET_SPEEDUP:g}x exact at >= {TARGET_RECALL} recall "
+                f"{'**met**' if met_speed else '**not met**'}, faster than HNSW-256 at equal "
+                f"recall {'**met**' if met_hnsw else '**not met**'}"
+            )
         if verdict:
             verdicts.append(f"{label(m)}: " + "; ".join(verdict) + ".")
-    table = Table("Table 6c: the search targets on real embeddings", cols, rows,
-                  "Older bench output without selection queries: each setting is picked on the queries it is "
-                  "reported on, which flatters it. Queries: a batch (queries/s over the batch) or one at a time "
-                  "(1 / median single-query latency). Prefix ceiling: the smallest shortlist K whose exact 64-d "
-                  "top K holds >= 0.99 of the exact 256-d top 10. From bench/search.py, heads trained on "
-                  + _head_data(bench) + ".")
+    table = Table(
+        "Table 6c: the search targets on real embeddings",
+        cols,
+        rows,
+        "Older bench output without selection queries: each setting is picked on the queries it is "
+        "reported on, which flatters it. Queries: a batch (queries/s over the batch) or one at a time "
+        "(1 / median single-query latency). Prefix ceiling: the smallest shortlist K whose exact 64-d "
+        "top K holds >= 0.99 of the exact 256-d top 10. From bench/search.py, heads trained on "
+        + _head_data(bench)
+        + ".",
+    )
     return table, verdicts
 
 
 def _setting(c: dict) -> str:
     name = c["contender"].removeprefix("funnel-")
     return f"{name}, K {c['shortlist']}" + (f", nprobe {c['nprobe']}" if "nprobe" in c else "")
-

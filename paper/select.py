@@ -26,9 +26,11 @@ from .claims import load_claims
 from .grids import BLEND_CANDIDATES, CAPS, PROJECTION_CANDIDATES, coarse_held_out
 
 SELECTIONS_DIR = Path(__file__).with_name("selections")
-OBJECTIVE = ("the highest mean validation S (standard protocol) over the data sets and seeds, among the "
-             "candidates whose mean validation FullFine is no more than {margin} pt below the reference's on "
-             "every data set")
+OBJECTIVE = (
+    "the highest mean validation S (standard protocol) over the data sets and seeds, among the "
+    "candidates whose mean validation FullFine is no more than {margin} pt below the reference's on "
+    "every data set"
+)
 
 
 @dataclass(frozen=True)
@@ -44,11 +46,13 @@ class Selection:
     datasets: tuple[str, ...] = field(default_factory=lambda: tuple(load_claims()["selection_datasets"]))
 
 
-EPISODIC_OBJECTIVE = ("per group, the highest mean episodic open-set coarse k-NN accuracy at the shortest prefix "
-                      "(validation texts of coarse classes held out of training, drawn per seed) over the data sets "
-                      "and seeds, among the candidates whose mean validation S (standard protocol, on the seen "
-                      "classes) is above the reference's and whose mean fine-label probe on the prefix is below the "
-                      "reference's on every data set; where no candidate is, the highest mean episodic accuracy")
+EPISODIC_OBJECTIVE = (
+    "per group, the highest mean episodic open-set coarse k-NN accuracy at the shortest prefix "
+    "(validation texts of coarse classes held out of training, drawn per seed) over the data sets "
+    "and seeds, among the candidates whose mean validation S (standard protocol, on the seen "
+    "classes) is above the reference's and whose mean fine-label probe on the prefix is below the "
+    "reference's on every data set; where no candidate is, the highest mean episodic accuracy"
+)
 EPISODE_SEEDS = (1, 2, 3)  # other seeds than any test grid's: the episodes are not the test's held-out draws
 
 
@@ -73,22 +77,33 @@ class EpisodicSelection:
 
 # Candidates name their settings explicitly: a bare name would change meaning with the default.
 SELECTIONS = {
-    "adversarial_strength": Selection("ADVERSARIAL_STRENGTH (preset adversarial)",
-                                      ("adversarial@0.1", "adversarial@0.3", "adversarial@1"), "mrl_supcon"),
-    "adversarial_mrl_strength": Selection("the strength of preset adversarial_mrl",
-                                          ("adversarial_mrl@0.1", "adversarial_mrl@0.3", "adversarial_mrl@1"), "mrl"),
-    "dial_setting": Selection("the dial setting recommended in the README",
-                              ("dial@0.1", "dial@0.25", "dial@0.5", "dial@0.75", "dial@1"), "mrl_supcon"),
+    "adversarial_strength": Selection(
+        "ADVERSARIAL_STRENGTH (preset adversarial)",
+        ("adversarial@0.1", "adversarial@0.3", "adversarial@1"),
+        "mrl_supcon",
+    ),
+    "adversarial_mrl_strength": Selection(
+        "the strength of preset adversarial_mrl",
+        ("adversarial_mrl@0.1", "adversarial_mrl@0.3", "adversarial_mrl@1"),
+        "mrl",
+    ),
+    "dial_setting": Selection(
+        "the dial setting recommended in the README",
+        ("dial@0.1", "dial@0.25", "dial@0.5", "dial@0.75", "dial@1"),
+        "mrl_supcon",
+    ),
     "projection_settings": EpisodicSelection("PROJECTION_SETTINGS (presets gep, nuisance, lda)", PROJECTION_CANDIDATES),
     "hybrid_projection": EpisodicSelection(
         "HYBRID_PROJECTION (the prefix the hybrids proj_mrl and proj_anchored start from)",
-        {"projection": ("gep", "nuisance", "lda")}),  # each at the setting projection_settings chose
+        {"projection": ("gep", "nuisance", "lda")},
+    ),  # each at the setting projection_settings chose
     "blend_mix": EpisodicSelection("BLEND_MIX (preset blend)", {"blend": BLEND_CANDIDATES}),
 }
 
 
-def selection_runs(sel: Selection | EpisodicSelection, settings: dict | None = None,
-                   data_dir: str | None = None) -> list[RunSpec]:
+def selection_runs(
+    sel: Selection | EpisodicSelection, settings: dict | None = None, data_dir: str | None = None
+) -> list[RunSpec]:
     confirmation = set(load_claims()["confirmation_datasets"])
     if confirmation & set(sel.datasets):
         raise ValueError(f"a selection may not read the confirmation data sets ({', '.join(sorted(confirmation))})")
@@ -96,8 +111,13 @@ def selection_runs(sel: Selection | EpisodicSelection, settings: dict | None = N
 
     def held(ds: str) -> dict:
         return {"unseen": f"coarse:{coarse_held_out(ds, data_dir)}"} if isinstance(sel, EpisodicSelection) else {}
-    return [RunSpec(ds, m, s, **base, **held(ds)) for ds in sel.datasets for m in (*sel.candidates, sel.reference)
-            for s in sel.seeds]
+
+    return [
+        RunSpec(ds, m, s, **base, **held(ds))
+        for ds in sel.datasets
+        for m in (*sel.candidates, sel.reference)
+        for s in sel.seeds
+    ]
 
 
 def choose(sel: Selection, records: Sequence[RunRecord]) -> dict:
@@ -110,20 +130,33 @@ def choose(sel: Selection, records: Sequence[RunRecord]) -> dict:
         vals = [by[(ds, key, s)][metric] for s in sel.seeds if (ds, key, s) in by]
         return float(np.mean(vals)) if len(vals) == len(sel.seeds) else None
 
-    scores = {m: {ds: {"S": mean(ds, m, "steerability_score"), "FullFine": mean(ds, m, "full_fine")}
-                  for ds in sel.datasets} for m in (*sel.candidates, sel.reference)}
+    scores = {
+        m: {ds: {"S": mean(ds, m, "steerability_score"), "FullFine": mean(ds, m, "full_fine")} for ds in sel.datasets}
+        for m in (*sel.candidates, sel.reference)
+    }
     missing = sorted(m for m, d in scores.items() for v in d.values() if None in v.values())
     if missing:
         raise ValueError(f"selection runs missing for {', '.join(dict.fromkeys(missing))}")
-    eligible = [m for m in sel.candidates
-                if all(scores[m][ds]["FullFine"] >= scores[sel.reference][ds]["FullFine"] - sel.margin
-                       for ds in sel.datasets)]
+    eligible = [
+        m
+        for m in sel.candidates
+        if all(scores[m][ds]["FullFine"] >= scores[sel.reference][ds]["FullFine"] - sel.margin for ds in sel.datasets)
+    ]
     mean_s = {m: float(np.mean([scores[m][ds]["S"] for ds in sel.datasets])) for m in sel.candidates}
     chosen = max(eligible, key=lambda m: mean_s[m]) if eligible else None
-    return {"setting": sel.setting, "split": "validation", "datasets": list(sel.datasets), "seeds": list(sel.seeds),
-            "objective": OBJECTIVE.format(margin=100 * sel.margin), "reference": sel.reference,
-            "candidates": list(sel.candidates), "scores": scores, "mean_S": mean_s, "eligible": eligible,
-            "chosen": chosen}
+    return {
+        "setting": sel.setting,
+        "split": "validation",
+        "datasets": list(sel.datasets),
+        "seeds": list(sel.seeds),
+        "objective": OBJECTIVE.format(margin=100 * sel.margin),
+        "reference": sel.reference,
+        "candidates": list(sel.candidates),
+        "scores": scores,
+        "mean_S": mean_s,
+        "eligible": eligible,
+        "chosen": chosen,
+    }
 
 
 def choose_episodic(sel: EpisodicSelection, records: Sequence[RunRecord]) -> dict:
@@ -138,31 +171,55 @@ def choose_episodic(sel: EpisodicSelection, records: Sequence[RunRecord]) -> dic
 
     def scores(ds: str, m: str) -> dict:
         fine = lambda r: r.level_names[-1]  # noqa: E731
-        return {"S": mean(ds, m, lambda r: r.metrics["standard"]["steerability_score"]),
-                "probe": mean(ds, m, lambda r: r.probe["accuracy"][fine(r)]),
-                "episodic": mean(ds, m, lambda r: r.open_set["accuracy"][r.level_names[0]][str(r.open_set["dims"][0])])}
+        return {
+            "S": mean(ds, m, lambda r: r.metrics["standard"]["steerability_score"]),
+            "probe": mean(ds, m, lambda r: r.probe["accuracy"][fine(r)]),
+            "episodic": mean(ds, m, lambda r: r.open_set["accuracy"][r.level_names[0]][str(r.open_set["dims"][0])]),
+        }
 
     table = {m: {ds: scores(ds, m) for ds in sel.datasets} for m in (*sel.candidates, sel.reference)}
     missing = sorted(m for m, d in table.items() for v in d.values() if None in v.values())
     if missing:
         raise ValueError(f"selection runs missing for {', '.join(dict.fromkeys(missing))}")
     ref = table[sel.reference]
-    eligible = [m for m in sel.candidates if all(table[m][ds]["S"] > ref[ds]["S"] and table[m][ds]["probe"] < ref[ds]["probe"]
-                                                 for ds in sel.datasets)]
+    eligible = [
+        m
+        for m in sel.candidates
+        if all(table[m][ds]["S"] > ref[ds]["S"] and table[m][ds]["probe"] < ref[ds]["probe"] for ds in sel.datasets)
+    ]
     reach = {m: float(np.mean([table[m][ds]["episodic"] for ds in sel.datasets])) for m in sel.candidates}
     chosen = {}
     for group, cands in sel.groups.items():
         pool = [m for m in cands if m in eligible] or list(cands)
         chosen[group] = max(pool, key=lambda m: reach[m])
-    return {"setting": sel.setting, "split": "validation", "episodes": "coarse:K held out of training per seed "
-            "(K as the open-set grid's)", "datasets": list(sel.datasets), "seeds": list(sel.seeds),
-            "objective": EPISODIC_OBJECTIVE, "reference": sel.reference, "groups": {g: list(c) for g, c in sel.groups.items()},
-            "candidates": list(sel.candidates), "scores": table, "mean_episodic": reach, "eligible": eligible,
-            "chosen": chosen}
+    return {
+        "setting": sel.setting,
+        "split": "validation",
+        "episodes": "coarse:K held out of training per seed (K as the open-set grid's)",
+        "datasets": list(sel.datasets),
+        "seeds": list(sel.seeds),
+        "objective": EPISODIC_OBJECTIVE,
+        "reference": sel.reference,
+        "groups": {g: list(c) for g, c in sel.groups.items()},
+        "candidates": list(sel.candidates),
+        "scores": table,
+        "mean_episodic": reach,
+        "eligible": eligible,
+        "chosen": chosen,
+    }
 
 
-def select(name: str, results: str | Path, *, executor=None, data_dir: str | None = None, progress: bool = True,
-           settings: dict | None = None, command: str = "", group: int = DEFAULT_GROUP) -> dict:
+def select(
+    name: str,
+    results: str | Path,
+    *,
+    executor=None,
+    data_dir: str | None = None,
+    progress: bool = True,
+    settings: dict | None = None,
+    command: str = "",
+    group: int = DEFAULT_GROUP,
+) -> dict:
     """Run selection ``name`` into the store ``results`` and record its outcome in paper/selections/
     (``group``: :func:`~steerable.runs.run_sweep`'s)."""
     if name not in SELECTIONS:
@@ -182,30 +239,48 @@ def describe(outcome: dict) -> str:
     """One line per candidate, and the choice."""
     if "groups" in outcome:
         return _describe_episodic(outcome)
-    lines = [f"{outcome['name']}: {outcome['setting']}, chosen on the validation split of "
-             f"{', '.join(outcome['datasets'])} (seeds {', '.join(map(str, outcome['seeds']))}); {outcome['objective']}"]
+    lines = [
+        f"{outcome['name']}: {outcome['setting']}, chosen on the validation split of "
+        f"{', '.join(outcome['datasets'])} (seeds {', '.join(map(str, outcome['seeds']))}); {outcome['objective']}"
+    ]
     ref = outcome["scores"][outcome["reference"]]
     for m in outcome["candidates"]:
-        cells = "; ".join(f"{ds} S {v['S']:+.3f}, FullFine {100 * v['FullFine']:.1f} (ref {100 * ref[ds]['FullFine']:.1f})"
-                          for ds, v in outcome["scores"][m].items())
+        cells = "; ".join(
+            f"{ds} S {v['S']:+.3f}, FullFine {100 * v['FullFine']:.1f} (ref {100 * ref[ds]['FullFine']:.1f})"
+            for ds, v in outcome["scores"][m].items()
+        )
         mark = "chosen" if m == outcome["chosen"] else "eligible" if m in outcome["eligible"] else "out of bounds"
         lines.append(f"  {m}: mean S {outcome['mean_S'][m]:+.3f} [{mark}]: {cells}")
     return "\n".join(lines)
 
 
 def _describe_episodic(outcome: dict) -> str:
-    lines = [f"{outcome['name']}: {outcome['setting']}, chosen on the validation split of "
-             f"{', '.join(outcome['datasets'])} with coarse classes held out (seeds "
-             f"{', '.join(map(str, outcome['seeds']))}); {outcome['objective']}"]
+    lines = [
+        f"{outcome['name']}: {outcome['setting']}, chosen on the validation split of "
+        f"{', '.join(outcome['datasets'])} with coarse classes held out (seeds "
+        f"{', '.join(map(str, outcome['seeds']))}); {outcome['objective']}"
+    ]
     ref = outcome["scores"][outcome["reference"]]
-    lines.append(f"  reference {outcome['reference']}: " + "; ".join(
-        f"{ds} S {v['S']:+.3f}, probe {100 * v['probe']:.1f}, episodic {100 * v['episodic']:.1f}" for ds, v in ref.items()))
+    lines.append(
+        f"  reference {outcome['reference']}: "
+        + "; ".join(
+            f"{ds} S {v['S']:+.3f}, probe {100 * v['probe']:.1f}, episodic {100 * v['episodic']:.1f}"
+            for ds, v in ref.items()
+        )
+    )
     for group, cands in outcome["groups"].items():
         for m in cands:
-            cells = "; ".join(f"{ds} S {v['S']:+.3f}, probe {100 * v['probe']:.1f}, episodic {100 * v['episodic']:.1f}"
-                              for ds, v in outcome["scores"][m].items())
-            mark = ("chosen" if m == outcome["chosen"][group] else "eligible" if m in outcome["eligible"]
-                    else "not steerable enough")
+            cells = "; ".join(
+                f"{ds} S {v['S']:+.3f}, probe {100 * v['probe']:.1f}, episodic {100 * v['episodic']:.1f}"
+                for ds, v in outcome["scores"][m].items()
+            )
+            mark = (
+                "chosen"
+                if m == outcome["chosen"][group]
+                else "eligible"
+                if m in outcome["eligible"]
+                else "not steerable enough"
+            )
             lines.append(f"  {group}: {m}: mean episodic {100 * outcome['mean_episodic'][m]:.1f} [{mark}]: {cells}")
     return "\n".join(lines)
 

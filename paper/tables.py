@@ -10,23 +10,28 @@ from steerable.methods import label
 from steerable.report import Results, Table
 from steerable.report.render import fmt
 
-INVERTED_MAX = -0.05   # outline's pass criterion: Inverted S < -0.05
+INVERTED_MAX = -0.05  # outline's pass criterion: Inverted S < -0.05
 
 
-NO_PREFIX_MAX = 0.02   # outline's pass criterion: |No-prefix S| <= 0.02
+NO_PREFIX_MAX = 0.02  # outline's pass criterion: |No-prefix S| <= 0.02
 
 
 def ablation_verdicts(inverted_s: float | None, no_prefix_s: float | None) -> dict[str, dict]:
     """The outline's pass criteria: Inverted S < -0.05 and |No-prefix S| <= 0.02."""
     out = {}
     if inverted_s is not None:
-        out["inverted"] = {"criterion": f"S < {INVERTED_MAX}", "value": inverted_s,
-                           "pass": bool(inverted_s < INVERTED_MAX)}
+        out["inverted"] = {
+            "criterion": f"S < {INVERTED_MAX}",
+            "value": inverted_s,
+            "pass": bool(inverted_s < INVERTED_MAX),
+        }
     if no_prefix_s is not None:
-        out["no_prefix"] = {"criterion": f"|S| <= {NO_PREFIX_MAX}", "value": no_prefix_s,
-                            "pass": bool(abs(no_prefix_s) <= NO_PREFIX_MAX)}
+        out["no_prefix"] = {
+            "criterion": f"|S| <= {NO_PREFIX_MAX}",
+            "value": no_prefix_s,
+            "pass": bool(abs(no_prefix_s) <= NO_PREFIX_MAX),
+        }
     return out
-
 
 
 ABLATION_ORDER = ["v5", "inverted", "no_prefix", "uhmt", "mrl"]
@@ -35,12 +40,14 @@ ABLATION_ORDER = ["v5", "inverted", "no_prefix", "uhmt", "mrl"]
 def ablation_summary(res: Results, protocol: str) -> dict[str, dict]:
     out = {}
     for ds in res.datasets:
-        means = {m: float(np.mean(list(v.values())))
-                 for m in ABLATION_ORDER if (v := res.values(ds, m, protocol, "steerability_score"))}
+        means = {
+            m: float(np.mean(list(v.values())))
+            for m in ABLATION_ORDER
+            if (v := res.values(ds, m, protocol, "steerability_score"))
+        }
         if "inverted" not in means and "no_prefix" not in means:
             continue
-        out[ds] = {"means": means,
-                   "verdicts": ablation_verdicts(means.get("inverted"), means.get("no_prefix"))}
+        out[ds] = {"means": means, "verdicts": ablation_verdicts(means.get("inverted"), means.get("no_prefix"))}
     return out
 
 
@@ -54,8 +61,12 @@ def table3(res: Results, protocol: str, summary: dict[str, dict]) -> Table:
             v = info["verdicts"].get(key)
             row.append("–" if v is None else ("PASS" if v["pass"] else "FAIL"))
         rows.append(row)
-    return Table(f"Table 3: causal ablations, steerability S mean ± sd ({protocol} protocol)", cols,
-                 rows, res.describe(protocol) + " Pass criteria from the outline, on the mean S.")
+    return Table(
+        f"Table 3: causal ablations, steerability S mean ± sd ({protocol} protocol)",
+        cols,
+        rows,
+        res.describe(protocol) + " Pass criteria from the outline, on the mean S.",
+    )
 
 
 def complexity_fit(res: Results, protocol: str) -> dict:
@@ -64,16 +75,26 @@ def complexity_fit(res: Results, protocol: str) -> dict:
     for ds in res.datasets:
         v5, mrl = (res.values(ds, m, protocol, "steerability_score") for m in ("v5", "mrl"))
         if v5 and mrl:
-            pts.append({"dataset": ds, "h": res.stats[ds]["H1|0"], "branching": res.stats[ds]["branching1"],
-                        "v5": float(np.mean(list(v5.values()))), "mrl": float(np.mean(list(mrl.values()))),
-                        "delta": float(np.mean(list(v5.values())) - np.mean(list(mrl.values())))})
+            pts.append(
+                {
+                    "dataset": ds,
+                    "h": res.stats[ds]["H1|0"],
+                    "branching": res.stats[ds]["branching1"],
+                    "v5": float(np.mean(list(v5.values()))),
+                    "mrl": float(np.mean(list(mrl.values()))),
+                    "delta": float(np.mean(list(v5.values())) - np.mean(list(mrl.values()))),
+                }
+            )
     out = {"points": pts}
     if len(pts) >= 3:
         h = [p["h"] for p in pts]
         d = [p["delta"] for p in pts]
         rho, p = spearmanr(h, d)
         slope, intercept = np.polyfit(h, d, 1)
-        out |= {"spearman_rho": float(rho), "spearman_p": float(p), "slope": float(slope),
-                "intercept": float(intercept)}
+        out |= {
+            "spearman_rho": float(rho),
+            "spearman_p": float(p),
+            "slope": float(slope),
+            "intercept": float(intercept),
+        }
     return out
-

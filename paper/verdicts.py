@@ -36,15 +36,25 @@ from .rules_closed import (  # noqa: F401  (recall_loss and its verdict: re-expo
 from .rules_open import open_set_goal, open_set_greater, steer_and_generalise
 
 RULES: dict[str, Callable[..., Verdict | list[Verdict]]] = {
-    "equivalent": equivalent, "beats": beats, "greater": greater, "magnitude": magnitude, "threshold": threshold,
-    "recall_loss": recall_loss_rule, "complexity": complexity, "steerable_within_bounds": steerable_within_bounds,
-    "full_rank_beats": full_rank_beats, "rises": rises, "open_set_goal": open_set_goal,
-    "open_set_greater": open_set_greater, "steer_and_generalise": steer_and_generalise,
+    "equivalent": equivalent,
+    "beats": beats,
+    "greater": greater,
+    "magnitude": magnitude,
+    "threshold": threshold,
+    "recall_loss": recall_loss_rule,
+    "complexity": complexity,
+    "steerable_within_bounds": steerable_within_bounds,
+    "full_rank_beats": full_rank_beats,
+    "rises": rises,
+    "open_set_goal": open_set_goal,
+    "open_set_greater": open_set_greater,
+    "steer_and_generalise": steer_and_generalise,
 }
 PER_DATASET_RULES = ("threshold", "steerable_within_bounds")  # one verdict per data set, Holm across them all
 
 
 # ------------------------------------------------------------------------------------------ judge
+
 
 def _datasets(claim: dict, res: Results) -> list[str]:
     """The data sets a claim is judged on: those it names (a named one without runs reads "not run"), or
@@ -66,8 +76,9 @@ def _combine(verdicts: list[Verdict]) -> Verdict:
     judged = [v for v in verdicts if v.verdict != NOT_RUN]
     ok = [v.where for v in judged if v.verdict == HOLDS]
     evidence = " ".join(v.evidence for v in judged)
-    combined = _finish(ok, [v.where for v in judged], missing, evidence,
-                       where=verdicts[0].where if len(verdicts) == 1 else "")
+    combined = _finish(
+        ok, [v.where for v in judged], missing, evidence, where=verdicts[0].where if len(verdicts) == 1 else ""
+    )
     combined.chosen = sorted({m for v in judged for m in v.chosen}) if combined.verdict == HOLDS else []
     if combined.verdict == FAILS and any(v.verdict == PARTLY for v in judged):
         combined.verdict = PARTLY
@@ -94,8 +105,11 @@ def confirm(claim: dict, verdicts: Sequence[Verdict], res: Results, claims: dict
     for ds in claims["confirmation_datasets"]:
         (v,) = _apply(narrowed | {"per_dataset": True}, res, protocol, [ds], claims["alpha"])
         if v.verdict in (NOT_RUN, NOT_JUDGED):
-            v = Verdict("not confirmed", f"no runs of {', '.join(label(m) for m in chosen)} on {ds}"
-                        + (f" ({v.evidence})" if v.evidence else ""))
+            v = Verdict(
+                "not confirmed",
+                f"no runs of {', '.join(label(m) for m in chosen)} on {ds}"
+                + (f" ({v.evidence})" if v.evidence else ""),
+            )
         v.where = ds
         out.append(v)
     return out

@@ -80,12 +80,20 @@ def main() -> int:
     ap.add_argument("--sample", type=int, help="this many run ids drawn (seeded) from the store")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-dir", help="folder of canonical data sets (default: $STEER_DATA_DIR)")
-    ap.add_argument("--threads", type=int,
-                    help="torch threads (default: each record's own, where it kept them; a run's float sums, "
-                         "and so its last digits, depend on them)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads (default: each record's own, where it kept them; a run's float sums, "
+        "and so its last digits, depend on them)",
+    )
     ap.add_argument("--atol", type=float, default=0.0, help="tolerated absolute difference (default: none)")
-    ap.add_argument("--group", type=int, default=0, metavar="N",
-                    help="rerun up to N runs that differ only by seed together (default 0: each alone)")
+    ap.add_argument(
+        "--group",
+        type=int,
+        default=0,
+        metavar="N",
+        help="rerun up to N runs that differ only by seed together (default 0: each alone)",
+    )
     ap.add_argument("--against", metavar="STORE", help="compare with this store's records instead of rerunning")
     args = ap.parse_args()
     store = ResultsStore(args.results)
@@ -93,36 +101,54 @@ def main() -> int:
     if args.runs:
         ids = args.runs.split(",")
     else:
-        every = sorted(r.run_id for r in store.records()
-                       if other is None or other.has(r.run_id))
-        ids = every if other is not None and not args.sample else list(
-            np.random.default_rng(args.seed).choice(every, size=min(args.sample or 3, len(every)), replace=False))
+        every = sorted(r.run_id for r in store.records() if other is None or other.has(r.run_id))
+        ids = (
+            every
+            if other is not None and not args.sample
+            else list(
+                np.random.default_rng(args.seed).choice(every, size=min(args.sample or 3, len(every)), replace=False)
+            )
+        )
     if other is not None:
         return compare_stores(store, other, ids, args.atol)
     olds = {run_id: store.get(run_id) for run_id in ids}
     by_threads: dict = {}  # runs group only with runs of the same thread count
     for old in olds.values():
-        by_threads.setdefault(args.threads or old.environment.get("torch_threads"), []).append(RunSpec.from_dict(old.spec))
-    batches = [(threads, [olds[spec.run_id] for spec in batch]) for threads, specs in by_threads.items()
-               for batch in (seed_groups(specs, args.group) if args.group > 1 else [[spec] for spec in specs])]
+        by_threads.setdefault(args.threads or old.environment.get("torch_threads"), []).append(
+            RunSpec.from_dict(old.spec)
+        )
+    batches = [
+        (threads, [olds[spec.run_id] for spec in batch])
+        for threads, specs in by_threads.items()
+        for batch in (seed_groups(specs, args.group) if args.group > 1 else [[spec] for spec in specs])
+    ]
     failed = 0
     with tempfile.TemporaryDirectory() as tmp:
         for threads, batch in batches:
             t0 = time.perf_counter()
-            news = execute_runs([old.spec for old in batch], data_dir=args.data_dir, threads=threads,
-                                model_cache=tmp, group=args.group > 1)
+            news = execute_runs(
+                [old.spec for old in batch],
+                data_dir=args.data_dir,
+                threads=threads,
+                model_cache=tmp,
+                group=args.group > 1,
+            )
             for old, new in zip(batch, news):
                 failed += report(old, RunRecord.from_dict(new), args.atol, (time.perf_counter() - t0) / len(batch))
-    print(f"{len(ids) - failed} of {len(ids)} runs reproduce their records"
-          + (f" within {args.atol:g}" if args.atol else " exactly"))
+    print(
+        f"{len(ids) - failed} of {len(ids)} runs reproduce their records"
+        + (f" within {args.atol:g}" if args.atol else " exactly")
+    )
     return 1 if failed else 0
 
 
 def compare_stores(store: ResultsStore, other: ResultsStore, ids: list[str], atol: float) -> int:
     """Compare the records ``ids`` of two stores; 1 if any differs beyond ``atol``."""
     failed = sum(report(store.get(run_id), other.get(run_id), atol) for run_id in ids)
-    print(f"{len(ids) - failed} of {len(ids)} runs have the same record in both stores"
-          + (f" within {atol:g}" if atol else " exactly"))
+    print(
+        f"{len(ids) - failed} of {len(ids)} runs have the same record in both stores"
+        + (f" within {atol:g}" if atol else " exactly")
+    )
     return 1 if failed else 0
 
 
@@ -130,13 +156,16 @@ def report(old: RunRecord, new: RunRecord, atol: float, seconds: float | None = 
     """Print how the rerun compares; True if it differs beyond ``atol``."""
     result = compare(old, new)
     ok = max(largest for _, largest, _ in result.values()) <= atol
-    detail = "; ".join(f"{name} {n} values, max |diff| {largest:.2g}" + (f" at {diffs[:3]}" if diffs else "")
-                       for name, (n, largest, diffs) in result.items())
+    detail = "; ".join(
+        f"{name} {n} values, max |diff| {largest:.2g}" + (f" at {diffs[:3]}" if diffs else "")
+        for name, (n, largest, diffs) in result.items()
+    )
     together = new.environment.get("trained_together")
-    how = ", ".join(([f"{seconds:.0f} s"] if seconds is not None else [])
-                    + ([f"trained with {together - 1} other seeds"] if together else []))
-    print(f"{'same' if ok else 'DIFFERENT'}  {old.run_id}" + (f"  ({how})" if how else "") + f": {detail}",
-          flush=True)
+    how = ", ".join(
+        ([f"{seconds:.0f} s"] if seconds is not None else [])
+        + ([f"trained with {together - 1} other seeds"] if together else [])
+    )
+    print(f"{'same' if ok else 'DIFFERENT'}  {old.run_id}" + (f"  ({how})" if how else "") + f": {detail}", flush=True)
     return not ok
 
 

@@ -50,8 +50,12 @@ def main() -> int:
             print(f"same numbers {name} (differs only in {how})")
             continue
         bad += 1
-        diffs = [(i, j, x, y) for i, (p, q) in enumerate(zip(sorted(ra[1:]), sorted(rb[1:])))
-                 for j, (x, y) in enumerate(zip(p, q)) if x != y]
+        diffs = [
+            (i, j, x, y)
+            for i, (p, q) in enumerate(zip(sorted(ra[1:]), sorted(rb[1:])))
+            for j, (x, y) in enumerate(zip(p, q))
+            if x != y
+        ]
         extra = abs(len(ra) - len(rb))
         print(f"DIFFERENT    {name}: {len(diffs)} cells differ" + (f", {extra} rows more or fewer" if extra else ""))
         for i, j, x, y in diffs[:8]:

@@ -33,14 +33,25 @@ def main() -> None:
     for name in args.datasets.split(","):
         ds = load_dataset(name)
         for method in args.methods.split(","):
-            spec = RunSpec(name, method, args.seed, max_train=10_000, max_test=2_000, retrieval=False,
-                           protocols=("standard",))
+            spec = RunSpec(
+                name, method, args.seed, max_train=10_000, max_test=2_000, retrieval=False, protocols=("standard",)
+            )
             r = run(spec, dataset=ds, where=Where(progress=False))
             (block,) = r.metrics.values()
-            print(json.dumps({"dataset": name, "method": method, "seed": args.seed,
-                              "S": round(block["steerability_score"], 3), "rank": r.probe["rank"],
-                              "effective_rank": round(r.probe["effective_rank"], 1),
-                              "coarse_classes": ds.hierarchy.num_classes(0)}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "dataset": name,
+                        "method": method,
+                        "seed": args.seed,
+                        "S": round(block["steerability_score"], 3),
+                        "rank": r.probe["rank"],
+                        "effective_rank": round(r.probe["effective_rank"], 1),
+                        "coarse_classes": ds.hierarchy.num_classes(0),
+                    }
+                ),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

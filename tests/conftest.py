@@ -43,8 +43,9 @@ def postgres_url():
         shutil.rmtree(pgdata, ignore_errors=True)
 
 
-def synthetic_hierarchy(k0: int = 4, branching: int = 4, per_fine: int = 40, dim: int = 16,
-                        noise: float = 0.8, seed: int = 0):
+def synthetic_hierarchy(
+    k0: int = 4, branching: int = 4, per_fine: int = 40, dim: int = 16, noise: float = 0.8, seed: int = 0
+):
     """Vectors whose first half says the coarse class and second half the child within it.
 
     Child i of every coarse class shares one offset pattern, so the second half alone cannot tell
@@ -60,9 +61,11 @@ def synthetic_hierarchy(k0: int = 4, branching: int = 4, per_fine: int = 40, dim
     y0 = y1 // branching
     x = np.concatenate([coarse[y0], within[y1 % branching]], axis=1)
     x = x + noise * rng.normal(size=x.shape)
-    h = Hierarchy(("l0", "l1"), (tuple(f"c{i}" for i in range(k0)),
-                                 tuple(f"f{i}" for i in range(k0 * branching))),
-                  (np.repeat(np.arange(k0), branching),))
+    h = Hierarchy(
+        ("l0", "l1"),
+        (tuple(f"c{i}" for i in range(k0)), tuple(f"f{i}" for i in range(k0 * branching))),
+        (np.repeat(np.arange(k0), branching),),
+    )
     return x.astype(np.float32), np.stack([y0, y1], axis=1), h
 
 
@@ -74,8 +77,13 @@ def synthetic_model(head_options=None, seed: int = 0, kind: str = "linear"):
 
     x, y, h = synthetic_hierarchy()
     torch.manual_seed(seed)
-    return SteerableModel.build(kind, x.shape[1], h, "synthetic", {"num_blocks": 4, "block_dim": 8}
-                                | (head_options or {})), x, y
+    return (
+        SteerableModel.build(
+            kind, x.shape[1], h, "synthetic", {"num_blocks": 4, "block_dim": 8} | (head_options or {})
+        ),
+        x,
+        y,
+    )
 
 
 def train_synthetic_preset(name: str, **overrides):
@@ -93,8 +101,7 @@ def train_synthetic_preset(name: str, **overrides):
     sch = preset(name)
     torch.manual_seed(0)
     model = SteerableModel.for_schedule(sch, "mlp", x.shape[1], h, "synthetic", {"num_blocks": 4, "block_dim": 8})
-    train(model, sch, x[tr], y[tr], x[te], y[te], TrainConfig.for_schedule(sch, seed=0, **overrides),
-          progress=False)
+    train(model, sch, x[tr], y[tr], x[te], y[te], TrainConfig.for_schedule(sch, seed=0, **overrides), progress=False)
     return model.embed_vectors(x[tr], [8, 32]), model.embed_vectors(x[te], [8, 32]), y[tr], y[te]
 
 
@@ -105,24 +112,46 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 
 
 TOPICS = {
-    "banking": {"balance": "what is the balance of my {} account",
-                "transfer": "send money from my {} account to my sister",
-                "card_lost": "i lost my {} card, please block it"},
-    "travel": {"flight": "book a flight to {} next friday",
-               "hotel": "find me a hotel room in {} for two nights",
-               "visa": "do i need a visa to travel to {}"},
-    "cooking": {"recipe": "give me a recipe for {} soup",
-                "timer": "set a timer for the {} in the oven",
-                "substitute": "what can i use instead of {} in a cake"},
+    "banking": {
+        "balance": "what is the balance of my {} account",
+        "transfer": "send money from my {} account to my sister",
+        "card_lost": "i lost my {} card, please block it",
+    },
+    "travel": {
+        "flight": "book a flight to {} next friday",
+        "hotel": "find me a hotel room in {} for two nights",
+        "visa": "do i need a visa to travel to {}",
+    },
+    "cooking": {
+        "recipe": "give me a recipe for {} soup",
+        "timer": "set a timer for the {} in the oven",
+        "substitute": "what can i use instead of {} in a cake",
+    },
 }
-FILLERS = ["checking", "savings", "paris", "tokyo", "tomato", "butter", "lima", "joint", "cairo",
-           "oslo", "garlic", "lemon"]
+FILLERS = [
+    "checking",
+    "savings",
+    "paris",
+    "tokyo",
+    "tomato",
+    "butter",
+    "lima",
+    "joint",
+    "cairo",
+    "oslo",
+    "garlic",
+    "lemon",
+]
 
 
 def tiny_rows():
     """108 short real-language texts over a 3 -> 9 intent hierarchy."""
-    return [{"text": template.format(filler), "l0": cat, "l1": sub}
-            for cat, subs in TOPICS.items() for sub, template in subs.items() for filler in FILLERS]
+    return [
+        {"text": template.format(filler), "l0": cat, "l1": sub}
+        for cat, subs in TOPICS.items()
+        for sub, template in subs.items()
+        for filler in FILLERS
+    ]
 
 
 @pytest.fixture

@@ -9,7 +9,9 @@ import pytest
 from steerable.backbone import Backbone, VectorCache
 
 TEXTS = [f"how do I reset the password of account number {i}" for i in range(12)] + [
-    "what is the weather in paris", "book a table for two at eight"]
+    "what is the weather in paris",
+    "book a table for two at eight",
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,6 @@ def test_only_new_texts_reach_the_backbone(backbone, tmp_path):
     assert cache.encoded_count == len(TEXTS) - 5
 
 
-
 @pytest.mark.parametrize("threads", [1, 2])
 def test_torch_on_the_cpu_gives_sentence_transformers_vectors_in_order(backbone, threads):
     """With threads, batches run side by side, one torch thread each; the vectors are what
@@ -54,6 +55,7 @@ def test_torch_on_the_cpu_gives_sentence_transformers_vectors_in_order(backbone,
     finally:
         torch.set_num_threads(before)
     np.testing.assert_allclose(got, ref, atol=1e-5)
+
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "empty"])
 def test_corrupt_shard_is_detected_and_rebuilt(backbone, tmp_path, caplog, damage):
@@ -87,8 +89,12 @@ def test_the_key_follows_what_determines_the_vectors():
 from steerable.backbone import DEFAULT_BACKBONE, backbone_spec, parse_backbone  # noqa: E402
 from steerable.backbone.onnx import INT8_RECIPE, OnnxEncoder, ensure_export  # noqa: E402
 
-VARIED = TEXTS + ["", "ok", "Where is my package?? #4411 (ordered 3 weeks ago)",
-                  " ".join(["a much longer text about flights, hotels and the weather in lima"] * 40)]
+VARIED = TEXTS + [
+    "",
+    "ok",
+    "Where is my package?? #4411 (ordered 3 weeks ago)",
+    " ".join(["a much longer text about flights, hotels and the weather in lima"] * 40),
+]
 
 
 def test_settings_travel_in_the_name_and_the_key():
@@ -108,11 +114,14 @@ def test_settings_travel_in_the_name_and_the_key():
     assert Backbone(max_length=64).key == Backbone(DEFAULT_BACKBONE + "@max_seq_length=64").key
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("all-MiniLM-L6-v2@runtime=tensorrt", "bad setting 'runtime=tensorrt'"),
-    ("all-MiniLM-L6-v2@max_seq_length=0", "bad setting 'max_seq_length=0'"),
-    ("all-MiniLM-L6-v2@fast", "bad setting 'fast'"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("all-MiniLM-L6-v2@runtime=tensorrt", "bad setting 'runtime=tensorrt'"),
+        ("all-MiniLM-L6-v2@max_seq_length=0", "bad setting 'max_seq_length=0'"),
+        ("all-MiniLM-L6-v2@fast", "bad setting 'fast'"),
+    ],
+)
 def test_bad_settings_are_refused(spec, message):
     with pytest.raises(ValueError, match=message):
         parse_backbone(spec)
@@ -141,8 +150,7 @@ def _cosines(a, b):
 # Measured with bench/encode_throughput.py on 2000 CLINC texts: fp32 cosine 1.00000 (mean and min);
 # int8 (fused, per-channel weights, batches of at most 256 tokens) mean 0.9920, min 0.955. The int8
 # bounds below leave room for these few texts.
-@pytest.mark.parametrize("runtime, mean_at_least, min_at_least", [("onnx", 0.999, 0.999),
-                                                                   ("onnx-int8", 0.98, 0.93)])
+@pytest.mark.parametrize("runtime, mean_at_least, min_at_least", [("onnx", 0.999, 0.999), ("onnx-int8", 0.98, 0.93)])
 def test_onnx_vectors_agree_with_torch(backbone, onnx_backbones, runtime, mean_at_least, min_at_least):
     ref = backbone.encode_uncached(VARIED)
     v = onnx_backbones[runtime].encode_uncached(VARIED)
@@ -150,7 +158,6 @@ def test_onnx_vectors_agree_with_torch(backbone, onnx_backbones, runtime, mean_a
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-4)  # normalised as torch's
     cos = _cosines(v, ref)
     assert cos.mean() >= mean_at_least and cos.min() >= min_at_least, (cos.mean(), cos.min())
-
 
 
 def test_onnx_batches_cover_every_text_once_within_the_token_budget(onnx_backbones):
@@ -173,6 +180,7 @@ def test_onnx_vectors_do_not_depend_on_the_threads(onnx_backbones):
     np.testing.assert_array_equal(one, two)
     assert _cosines(two, onnx_backbones["onnx-int8"].encode_uncached(VARIED)).min() > 0.9999
     assert "int8_batch_tokens" in onnx_backbones["onnx-int8"].fingerprint()  # the batching is in the key
+
 
 def test_onnx_honours_the_maximum_sequence_length(onnx_backbones):
     folder = onnx_backbones["onnx"].onnx.folder

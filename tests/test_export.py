@@ -32,11 +32,13 @@ def test_sentence_transformers_loads_the_export_offline(kind, tmp_path):
     st = SentenceTransformer(str(tmp_path / "st"))  # no trust_remote_code: only native modules
     np.testing.assert_allclose(st.encode(TEXTS), ours.encode(TEXTS), atol=1e-5)
     st64 = SentenceTransformer(str(tmp_path / "st"), truncate_dim=64)
-    np.testing.assert_allclose(st64.encode(TEXTS, normalize_embeddings=True),
-                               ours.encode(TEXTS, dim=64), atol=1e-5)
+    np.testing.assert_allclose(st64.encode(TEXTS, normalize_embeddings=True), ours.encode(TEXTS, dim=64), atol=1e-5)
     meta = json.loads((tmp_path / "st" / "steerable.json").read_text())
-    assert meta["matryoshka_dims"] == model.dims == ([64, 128, 192, 384] if kind in ("identity", "pca") else
-                                                     [64, 128, 192, 256])
+    assert (
+        meta["matryoshka_dims"]
+        == model.dims
+        == ([64, 128, 192, 384] if kind in ("identity", "pca") else [64, 128, 192, 256])
+    )
     assert meta["levels"] == {"domain": 64, "intent": model.dims[-1]} and not meta["trust_remote_code"]
 
 
@@ -64,19 +66,35 @@ def test_onnx_head_matches(kind, tmp_path):
 
 def test_the_export_has_a_model_card(tmp_path):
     model = _model("linear")
-    metrics = {"standard": {"protocol": {"name": "standard", "k": 5}, "dims": model.dims,
-                            "accuracy": {"domain": {str(d): 0.9 for d in model.dims},
-                                         "intent": {str(d): 0.5 + d / 1000 for d in model.dims}},
-                            "steerability_score": 0.125}}
+    metrics = {
+        "standard": {
+            "protocol": {"name": "standard", "k": 5},
+            "dims": model.dims,
+            "accuracy": {
+                "domain": {str(d): 0.9 for d in model.dims},
+                "intent": {str(d): 0.5 + d / 1000 for d in model.dims},
+            },
+            "steerability_score": 0.125,
+        }
+    }
     export_sentence_transformer(model, tmp_path / "st", metrics=metrics, method="v5")
     card = (tmp_path / "st" / "README.md").read_text()
     assert "This model trained" not in card  # not sentence-transformers' generic card
-    for part in ["base_model: sentence-transformers/all-MiniLM-L6-v2", "license: apache-2.0",
-                 "Apache-2.0, following the base model sentence-transformers/all-MiniLM-L6-v2",
-                 "method `v5`", "| domain | 2 | first 64 dims |", "| intent | 3 | the full vector |",
-                 "truncate_dim=64", "normalize_embeddings=True", "no longer unit length",
-                 'SentenceTransformer("path/to/this/folder")', "## Metrics",
-                 "| intent | 0.5640 | 0.6280 | 0.6920 | 0.7560 |", "steerability_score +0.1250"]:
+    for part in [
+        "base_model: sentence-transformers/all-MiniLM-L6-v2",
+        "license: apache-2.0",
+        "Apache-2.0, following the base model sentence-transformers/all-MiniLM-L6-v2",
+        "method `v5`",
+        "| domain | 2 | first 64 dims |",
+        "| intent | 3 | the full vector |",
+        "truncate_dim=64",
+        "normalize_embeddings=True",
+        "no longer unit length",
+        'SentenceTransformer("path/to/this/folder")',
+        "## Metrics",
+        "| intent | 0.5640 | 0.6280 | 0.6920 | 0.7560 |",
+        "steerability_score +0.1250",
+    ]:
         assert part in card, part
 
 
@@ -84,17 +102,28 @@ def test_the_card_says_what_the_model_trained_on_and_how_each_protocol_measured(
     from steerable.export import model_card
 
     model = _model("linear")
-    block = lambda name, n=None: {"protocol": {"name": name, "k": 5, **({"n": n} if n else {})},  # noqa: E731
-                                  "dims": model.dims, "accuracy": {"domain": {str(d): 0.9 for d in model.dims}}}
-    data = {"name": "intents", "files": {"train": "/data/intents.csv", "test": None, "validation": None},
-            "sizes": {"train": 140, "validation": 25, "test": 32}, "max_train": None, "max_test": None,
-            "held_out": {"drawn": "coarse:1", "classes": {"domain": ["travel"], "intent": ["flight", "hotel"]}}}
+    block = lambda name, n=None: {
+        "protocol": {"name": name, "k": 5, **({"n": n} if n else {})},  # noqa: E731
+        "dims": model.dims,
+        "accuracy": {"domain": {str(d): 0.9 for d in model.dims}},
+    }
+    data = {
+        "name": "intents",
+        "files": {"train": "/data/intents.csv", "test": None, "validation": None},
+        "sizes": {"train": 140, "validation": 25, "test": 32},
+        "max_train": None,
+        "max_test": None,
+        "held_out": {"drawn": "coarse:1", "classes": {"domain": ["travel"], "intent": ["flight", "hotel"]}},
+    }
     card = model_card(model, metrics={"paper": block("paper", 500), "standard": block("standard")}, data=data)
-    for part in ["## Training data", "Trained on the files `intents.csv`: 140 train texts, 25 validation texts, "
-                 "32 test texts (domain: 2 classes; intent: 3 classes).",
-                 "Classes held out of training (coarse:1): domain: travel; intent: flight, hotel.",
-                 "**paper** (5-NN, leave-one-out within 32 test texts drawn by a seeded shuffle)",
-                 "**standard** (5-NN with the training split as the reference, over all 32 test texts)"]:
+    for part in [
+        "## Training data",
+        "Trained on the files `intents.csv`: 140 train texts, 25 validation texts, "
+        "32 test texts (domain: 2 classes; intent: 3 classes).",
+        "Classes held out of training (coarse:1): domain: travel; intent: flight, hotel.",
+        "**paper** (5-NN, leave-one-out within 32 test texts drawn by a seeded shuffle)",
+        "**standard** (5-NN with the training split as the reference, over all 32 test texts)",
+    ]:
         assert part in card, part
     assert "n=500" not in card and "500 test texts" not in card
 

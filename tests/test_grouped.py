@@ -30,8 +30,9 @@ def _without_timing(history: dict) -> dict:
     return history
 
 
-def _assert_same(solo: list[SteerableModel], grouped: list[SteerableModel], solo_h: list[dict],
-                 grouped_h: list[dict]) -> None:
+def _assert_same(
+    solo: list[SteerableModel], grouped: list[SteerableModel], solo_h: list[dict], grouped_h: list[dict]
+) -> None:
     for a, b, ha, hb in zip(solo, grouped, solo_h, grouped_h):
         for (name, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
             assert torch.equal(va, vb), name
@@ -41,9 +42,20 @@ def _assert_same(solo: list[SteerableModel], grouped: list[SteerableModel], solo
             assert a.head.posterior == b.head.posterior  # the calibrated scales too
 
 
-@pytest.mark.parametrize("name,head", [("v5", "mlp"), ("mrl", "mlp"), ("v5", "linear"), ("heal", "mlp"),
-                                       ("adversarial", "mlp"), ("successive_balanced", "mlp"),
-                                       ("bottleneck", "mlp"), ("dial@0.5", "mlp"), ("mrl_distill", "mlp")])
+@pytest.mark.parametrize(
+    "name,head",
+    [
+        ("v5", "mlp"),
+        ("mrl", "mlp"),
+        ("v5", "linear"),
+        ("heal", "mlp"),
+        ("adversarial", "mlp"),
+        ("successive_balanced", "mlp"),
+        ("bottleneck", "mlp"),
+        ("dial@0.5", "mlp"),
+        ("mrl_distill", "mlp"),
+    ],
+)
 def test_grouped_seeds_equal_their_solo_trainings_bit_for_bit(name, head):
     """Every weight (torch.equal), every logged loss and validation accuracy, the best epoch and a
     posterior head's calibration: the same as three separate trainings, across loss kinds, samplers,

@@ -37,8 +37,9 @@ def _model(kind: str, name: str, data) -> SteerableModel:
     x, y, h = data
     schedule = preset(name)
     torch.manual_seed(0)
-    model = SteerableModel.build(kind, INPUT_DIM, h, "synthetic",
-                                 schedule.head_options | {"num_blocks": 4, "block_dim": BLOCK})
+    model = SteerableModel.build(
+        kind, INPUT_DIM, h, "synthetic", schedule.head_options | {"num_blocks": 4, "block_dim": BLOCK}
+    )
     cfg = TrainConfig.for_schedule(schedule, epochs=1, batch_size=32, seed=0)
     train(model, schedule, x, y, x[:40], y[:40], cfg, progress=False)
     return model.eval()
@@ -67,7 +68,7 @@ def test_invariants(kind, name, data, models, tmp_path):
     with torch.no_grad():  # the head's own forward agrees with the model's batched embedding
         np.testing.assert_allclose(model.head(torch.from_numpy(x), dim=dims[1]).numpy(), embs[1], atol=1e-6)
 
-    truncated = embs[-1][:, :dims[0]] / np.linalg.norm(embs[-1][:, :dims[0]], axis=1, keepdims=True)
+    truncated = embs[-1][:, : dims[0]] / np.linalg.norm(embs[-1][:, : dims[0]], axis=1, keepdims=True)
     if model.head.prefix_is_truncation:
         np.testing.assert_allclose(embs[0], truncated, atol=1e-5)
     else:  # the fractal head's full vector has a final LayerNorm its prefixes do not
@@ -78,8 +79,7 @@ def test_invariants(kind, name, data, models, tmp_path):
         j = torch.tensor([1, 2, 3, 4] * 7 + [1, 2])
         mixed = model.head.embed(blocks, j)
         for n in range(1, 5):
-            np.testing.assert_allclose(mixed[j == n].numpy(), model.head.embed(blocks, n)[j == n].numpy(),
-                                       atol=1e-6)
+            np.testing.assert_allclose(mixed[j == n].numpy(), model.head.embed(blocks, n)[j == n].numpy(), atol=1e-6)
 
     model.save(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
@@ -152,8 +152,11 @@ def test_pca_head_prefix_is_the_top_principal_components():
     assert (np.diff(var) <= 1e-3).all()  # largest variance first
     np.testing.assert_allclose(z.mean(0), 0, atol=1e-3)
     centred = x - x.mean(0)
-    np.testing.assert_allclose(var[:8].sum(), np.linalg.svd(centred, compute_uv=False)[:8] @ np.linalg.svd(
-        centred, compute_uv=False)[:8] / (len(x) - 1), rtol=1e-3)
+    np.testing.assert_allclose(
+        var[:8].sum(),
+        np.linalg.svd(centred, compute_uv=False)[:8] @ np.linalg.svd(centred, compute_uv=False)[:8] / (len(x) - 1),
+        rtol=1e-3,
+    )
 
 
 def test_coarse_onehot_prefix_is_one_prototype_per_predicted_class(data):

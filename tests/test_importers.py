@@ -39,8 +39,10 @@ def test_the_import_writes_the_canonical_layout_with_the_four_groups(tmp_path, c
     again = tmp_path / "again"
     import_yahoo_answers(src / "train.csv", again)  # the train file alone names its folder
     assert (again / "validation.jsonl.gz").read_bytes() == (out / "validation.jsonl.gz").read_bytes()  # seeded
-    assert "Knowledge = Science & Mathematics, Education & Reference, Computers & Internet" in \
-        (out / "SOURCE.md").read_text()
+    assert (
+        "Knowledge = Science & Mathematics, Education & Reference, Computers & Internet"
+        in (out / "SOURCE.md").read_text()
+    )
 
 
 def test_bad_yahoo_files_are_named(tmp_path):

@@ -57,9 +57,13 @@ def test_what_the_project_writes_follows_the_umask(tmp_path, umask):
     src = tmp_path / "texts.txt"
     src.write_text("a\nb\n")
     write_embeddings(src, tmp_path / "e.npy", lambda t: np.zeros((len(t), 2), np.float32), progress=False)
-    files = [tmp_path / "run" / "config.json", tmp_path / "run" / "model.safetensors",
-             tmp_path / "res" / "records" / "r1.json", tmp_path / "e.npy",
-             *sorted((tmp_path / "cache" / "vectors" / "stub").iterdir())]
+    files = [
+        tmp_path / "run" / "config.json",
+        tmp_path / "run" / "model.safetensors",
+        tmp_path / "res" / "records" / "r1.json",
+        tmp_path / "e.npy",
+        *sorted((tmp_path / "cache" / "vectors" / "stub").iterdir()),
+    ]
     assert len(files) == 6
     assert {f.name: mode(f) for f in files} == {f.name: 0o666 & ~umask for f in files}
 

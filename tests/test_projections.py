@@ -81,10 +81,12 @@ def _hybrid(name, data, epochs=1):
     x, y, h = data
     schedule = preset(name)
     torch.manual_seed(0)
-    model = SteerableModel.for_schedule(schedule, "mlp", x.shape[1], h, "synthetic",
-                                        {"num_blocks": 4, "block_dim": WIDTH})
-    train(model, schedule, x, y, x[:40], y[:40], TrainConfig.for_schedule(schedule, epochs=epochs, seed=0),
-          progress=False)
+    model = SteerableModel.for_schedule(
+        schedule, "mlp", x.shape[1], h, "synthetic", {"num_blocks": 4, "block_dim": WIDTH}
+    )
+    train(
+        model, schedule, x, y, x[:40], y[:40], TrainConfig.for_schedule(schedule, epochs=epochs, seed=0), progress=False
+    )
     return model.eval()
 
 
@@ -106,8 +108,9 @@ def test_an_initialised_prefix_starts_at_the_projection_and_trains(data):
     x, y, h = data
     schedule = preset("proj_anchored")
     torch.manual_seed(0)
-    model = SteerableModel.for_schedule(schedule, "mlp", x.shape[1], h, "synthetic",
-                                        {"num_blocks": 4, "block_dim": WIDTH})
+    model = SteerableModel.for_schedule(
+        schedule, "mlp", x.shape[1], h, "synthetic", {"num_blocks": 4, "block_dim": WIDTH}
+    )
     model.head.fit(torch.from_numpy(x), y)
     mean, c = fit_projection(model.head.prefix["projection"], x, y, WIDTH, model.head.prefix["setting"])
     start = _first_block(model, x)
@@ -127,5 +130,8 @@ def test_the_blend_mixes_pca_and_the_trained_prefix_when_encoding(data):
         expected = 0.5 * torch.nn.functional.normalize(free, dim=-1) + 0.5 * torch.nn.functional.normalize(pca, dim=-1)
     np.testing.assert_allclose(_first_block(model, x), expected.numpy(), atol=1e-5)
     model.head.prefix["mix"] = 0.0  # PCA's prefix alone
-    np.testing.assert_allclose(_first_block(model, x) / np.linalg.norm(_first_block(model, x), axis=1, keepdims=True),
-                               torch.nn.functional.normalize(pca, dim=-1).numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        _first_block(model, x) / np.linalg.norm(_first_block(model, x), axis=1, keepdims=True),
+        torch.nn.functional.normalize(pca, dim=-1).numpy(),
+        atol=1e-5,
+    )

@@ -16,8 +16,7 @@ def test_bad_schedules_are_refused():
     with pytest.raises(ValueError, match="unknown method 'dial'"):
         preset("dial")  # the dial needs a setting
     with pytest.raises(ValueError, match="terms disagree on blocks/levels"):
-        Schedule("mixed", (Term((0.5, 0.5), ((1, 0), (0, 1))),
-                           Term((1 / 3,) * 3, ((1, 0),) * 3)))
+        Schedule("mixed", (Term((0.5, 0.5), ((1, 0), (0, 1))), Term((1 / 3,) * 3, ((1, 0),) * 3)))
 
 
 def test_bad_terms_are_refused():

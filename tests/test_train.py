@@ -33,8 +33,16 @@ def _train_once(seed: int, method: str = "v5"):
     x, y, h = synthetic_hierarchy(per_fine=10)
     torch.manual_seed(seed)
     model = SteerableModel(FractalHead(16, block_dim=8), h, "synthetic")
-    hist = train(model, preset(method), x, y, x[:40], y[:40],
-                 TrainConfig(epochs=2, batch_size=16, lr=1e-3, seed=seed), progress=False)
+    hist = train(
+        model,
+        preset(method),
+        x,
+        y,
+        x[:40],
+        y[:40],
+        TrainConfig(epochs=2, batch_size=16, lr=1e-3, seed=seed),
+        progress=False,
+    )
     return model.embed_vectors(x), hist
 
 
@@ -95,7 +103,7 @@ def test_training_matches_the_plain_per_tensor_loop_bit_for_bit(name):
         plain.train()
         perm = rng.permutation(len(x))
         for s in range(0, len(x), cfg.batch_size):
-            idx = perm[s:s + cfg.batch_size]
+            idx = perm[s : s + cfg.batch_size]
             positives = {k: sampler(idx, rng) for k, sampler in samplers.items()}
             loss = schedule_loss(plain, sch, xt, y, idx, positives, rng, cfg.loss)
             opt.zero_grad(set_to_none=True)
@@ -125,6 +133,7 @@ def test_a_head_trains_on_a_gpu_as_on_the_cpu(name):
 
 
 def test_a_killed_training_resumes_from_its_checkpoint_with_the_same_numbers(tmp_path, monkeypatch):
+    import steerable.training.checkpoint as checkpoint_module
     import steerable.training.loop as train_module
 
     x, y, h = synthetic_hierarchy(per_fine=10)
@@ -162,8 +171,18 @@ def test_a_killed_training_resumes_from_its_checkpoint_with_the_same_numbers(tmp
         assert torch.equal(a, b), name
     # a checkpoint of another training (other seed) is ignored
     other = fresh()
-    train_module._save_checkpoint(ckpt, "another", 2, other, torch.optim.AdamW(other.parameters()), None,
-                                  np.random.default_rng(0), {"epochs": [], "best_epoch": None}, 0.0, None)
+    checkpoint_module.save_checkpoint(
+        ckpt,
+        "another",
+        2,
+        other,
+        torch.optim.AdamW(other.parameters()),
+        None,
+        np.random.default_rng(0),
+        {"epochs": [], "best_epoch": None},
+        0.0,
+        None,
+    )
     again = fresh()
     train(again, sch, x, y, x[:40], y[:40], cfg, progress=False, checkpoint=ckpt)
     for a, b in zip(whole.state_dict().values(), again.state_dict().values()):

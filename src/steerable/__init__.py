@@ -12,7 +12,24 @@ from .schedule import Schedule, Term  # noqa: E402
 from .training import TrainConfig  # noqa: E402
 
 __all__ = [
-    "Backbone", "VectorCache", "DataError", "DataWarning", "HierarchicalDataset", "Hierarchy", "load_dataset",
-    "load_files", "combine_datasets", "SteerableEncoder", "FractalHead", "IdentityHead", "LinearHead",
-    "MLPHead", "SteerableModel", "Schedule", "Term", "METHODS", "preset", "TrainConfig",
+    "Backbone",
+    "VectorCache",
+    "DataError",
+    "DataWarning",
+    "HierarchicalDataset",
+    "Hierarchy",
+    "load_dataset",
+    "load_files",
+    "combine_datasets",
+    "SteerableEncoder",
+    "FractalHead",
+    "IdentityHead",
+    "LinearHead",
+    "MLPHead",
+    "SteerableModel",
+    "Schedule",
+    "Term",
+    "METHODS",
+    "preset",
+    "TrainConfig",
 ]

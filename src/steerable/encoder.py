@@ -43,8 +43,16 @@ class SteerableEncoder:
         self.source: str | None = None  # the folder it was loaded from
 
     @classmethod
-    def fit(cls, dataset: HierarchicalDataset, method: str | Schedule = "v5", *, head: str = DEFAULT_HEAD,
-            backbone: Backbone | None = None, progress: bool = True, **train_options) -> "SteerableEncoder":
+    def fit(
+        cls,
+        dataset: HierarchicalDataset,
+        method: str | Schedule = "v5",
+        *,
+        head: str = DEFAULT_HEAD,
+        backbone: Backbone | None = None,
+        progress: bool = True,
+        **train_options,
+    ) -> "SteerableEncoder":
         """Train a head on a data set's training split (validation split for picking the epoch).
 
         ``method``: a method name (``steerable.METHODS``) or a schedule; ``train_options`` are
@@ -56,29 +64,57 @@ class SteerableEncoder:
         cfg = TrainConfig.for_schedule(schedule, **train_options)
         vectors = split_vectors(dataset, backbone, seed=cfg.seed, progress=progress)
         torch.manual_seed(cfg.seed)
-        model = SteerableModel.for_schedule(schedule, head, vectors.train.shape[1], dataset.hierarchy,
-                                            backbone.name)
-        history = train(model, schedule, vectors.train, vectors.y_train, vectors.validation,
-                        vectors.y_validation, cfg, progress=progress)
+        model = SteerableModel.for_schedule(schedule, head, vectors.train.shape[1], dataset.hierarchy, backbone.name)
+        history = train(
+            model,
+            schedule,
+            vectors.train,
+            vectors.y_train,
+            vectors.validation,
+            vectors.y_validation,
+            cfg,
+            progress=progress,
+        )
         encoder = cls(model, backbone)
         encoder.history = history
         return encoder
 
-    def evaluate(self, dataset: HierarchicalDataset, protocols: Sequence[Protocol] | None = None, *,
-                 max_train: int | None = None, max_test: int | None = None, seed: int = 42,
-                 progress: bool = False) -> dict:
+    def evaluate(
+        self,
+        dataset: HierarchicalDataset,
+        protocols: Sequence[Protocol] | None = None,
+        *,
+        max_train: int | None = None,
+        max_test: int | None = None,
+        seed: int = 42,
+        progress: bool = False,
+    ) -> dict:
         """k-NN accuracy per level at every prefix and the steerability metrics on ``dataset`` (test
         split; the training split as the reference set), per protocol (default: both)."""
         if dataset.hierarchy.classes != self.model.hierarchy.classes:
             raise ValueError(f"{dataset.name} has another label set than this model was trained on")
-        vectors = split_vectors(dataset, self.backbone, cache=self._cache, max_train=max_train,
-                                max_test=max_test, seed=seed, progress=progress)
+        vectors = split_vectors(
+            dataset,
+            self.backbone,
+            cache=self._cache,
+            max_train=max_train,
+            max_test=max_test,
+            seed=seed,
+            progress=progress,
+        )
         protocols = list(protocols) if protocols is not None else default_protocols(seed)
         return evaluate(self.model, vectors, dataset.hierarchy.level_names, protocols)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, *, cache: bool = True, runtime: str | None = None,
-                        max_length: int | None = None, device: str | None = None) -> "SteerableEncoder":
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        *,
+        cache: bool = True,
+        runtime: str | None = None,
+        max_length: int | None = None,
+        device: str | None = None,
+    ) -> "SteerableEncoder":
         """Load a run folder written by ``steer train`` (or :meth:`save_pretrained`).
 
         The backbone is the one the model was trained on, with its runtime and maximum sequence
@@ -134,8 +170,17 @@ class SteerableEncoder:
             raise ValueError(f"dim must be one of {self.dims}, got {dim}")
         return dim
 
-    def encode_file(self, path: str | Path, out: str | Path, *, dim: int | None = None, level: str | None = None,
-                    text_col: str | None = None, chunk_size: int = 4096, progress: bool = True) -> dict:
+    def encode_file(
+        self,
+        path: str | Path,
+        out: str | Path,
+        *,
+        dim: int | None = None,
+        level: str | None = None,
+        text_col: str | None = None,
+        chunk_size: int = 4096,
+        progress: bool = True,
+    ) -> dict:
         """Embed every text of a (large) file into ``out`` (.npy or .parquet) at a dim or level: one text a
         line (.txt), or a column of CSV / JSON Lines / Parquet; row i of the output is line or row i.
         The backbone's vector cache is bypassed (it would hold every vector of the file). An interrupted
@@ -143,11 +188,25 @@ class SteerableEncoder:
         dims and dial (:func:`write_embeddings`). Returns its summary."""
         d = self.resolve_dim(dim, level)
         settings = {"model": self.source, "model_fingerprint": self.model.fingerprint(), "dim": d, "dial": self.dial}
-        return write_embeddings(path, out, lambda texts: self.encode(texts, dim=d, uncached=True),
-                                chunk_size=chunk_size, text_col=text_col, settings=settings, progress=progress)
+        return write_embeddings(
+            path,
+            out,
+            lambda texts: self.encode(texts, dim=d, uncached=True),
+            chunk_size=chunk_size,
+            text_col=text_col,
+            settings=settings,
+            progress=progress,
+        )
 
-    def encode(self, texts: Sequence[str] | str, *, dim: int | None = None, level: str | None = None,
-               progress: bool = False, uncached: bool = False) -> np.ndarray:
+    def encode(
+        self,
+        texts: Sequence[str] | str,
+        *,
+        dim: int | None = None,
+        level: str | None = None,
+        progress: bool = False,
+        uncached: bool = False,
+    ) -> np.ndarray:
         """Unit-length float32 embeddings, shape (n, dim); ``uncached``: the backbone's vector cache is
         neither read nor written."""
         single = isinstance(texts, str)
@@ -161,9 +220,16 @@ class SteerableEncoder:
         return out[0] if single else out
 
 
-def write_embeddings(path: str | Path, out: str | Path, encode: Callable[[list[str]], np.ndarray], *,
-                chunk_size: int = 4096, text_col: str | None = None, settings: dict | None = None,
-                progress: bool = True) -> dict:
+def write_embeddings(
+    path: str | Path,
+    out: str | Path,
+    encode: Callable[[list[str]], np.ndarray],
+    *,
+    chunk_size: int = 4096,
+    text_col: str | None = None,
+    settings: dict | None = None,
+    progress: bool = True,
+) -> dict:
     """Encode every text of ``path`` with ``encode`` into ``out`` (.npy or .parquet), chunk by chunk, resumably.
 
     Texts are read in chunks; each chunk's embeddings are written atomically as a part file in
@@ -179,15 +245,24 @@ def write_embeddings(path: str | Path, out: str | Path, encode: Callable[[list[s
         raise DataError(f"{path}: no such file")
     parts = out.with_name(out.name + ".parts")
     if parts.is_dir() and any(parts.iterdir()) and not (parts / "manifest.json").exists():
-        raise DataError(f"{parts}: a folder that `steer encode` did not leave (no manifest.json); "
-                        "move it away or choose another output name")
+        raise DataError(
+            f"{parts}: a folder that `steer encode` did not leave (no manifest.json); "
+            "move it away or choose another output name"
+        )
     stat = path.stat()
-    manifest = {"input": str(path.resolve()), "size": stat.st_size, "mtime": stat.st_mtime,
-                "chunk_size": chunk_size, "text_col": text_col, **(settings or {})}
+    manifest = {
+        "input": str(path.resolve()),
+        "size": stat.st_size,
+        "mtime": stat.st_mtime,
+        "chunk_size": chunk_size,
+        "text_col": text_col,
+        **(settings or {}),
+    }
     if (parts / "manifest.json").exists() and read_json(parts / "manifest.json") != manifest:
         if _part_files(parts):
-            raise DataError(f"{parts}: left by an earlier run with other settings, input or model; remove it "
-                            "to start again")
+            raise DataError(
+                f"{parts}: left by an earlier run with other settings, input or model; remove it to start again"
+            )
         shutil.rmtree(parts)  # a manifest and nothing encoded: nothing to lose
     fresh = not parts.exists()
     parts.mkdir(parents=True, exist_ok=True)
@@ -233,8 +308,10 @@ def _count_rows(path: Path, text_col: str | None) -> int | None:
                 return sum(1 for line in f if line.strip())
         if name.endswith((".csv", ".tsv")):
             with open(path, encoding="utf-8", newline="") as f:
-                return max(sum(1 for record in csv.reader(f, delimiter="\t" if name.endswith(".tsv") else ",")
-                               if record) - 1, 0)
+                return max(
+                    sum(1 for record in csv.reader(f, delimiter="\t" if name.endswith(".tsv") else ",") if record) - 1,
+                    0,
+                )
     except (OSError, UnicodeDecodeError, csv.Error):
         return None
     return None
@@ -254,14 +331,19 @@ def _assemble(parts: Path, out: Path) -> None:
     shapes = [np.load(f, mmap_mode="r").shape for f in files]
     rows, dim = sum(s[0] for s in shapes), (shapes[0][1] if shapes else 0)
     if out.suffix == ".npy":
+
         def write(tmp: Path) -> None:  # header, then each part's bytes: one part in memory at a time
-            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
-                      "fortran_order": False, "shape": (rows, dim)}
+            header = {
+                "descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                "fortran_order": False,
+                "shape": (rows, dim),
+            }
             with open(tmp, "wb") as f:
                 np.lib.format.write_array_header_1_0(f, header)
                 for part in files:
                     f.write(np.ascontiguousarray(np.load(part), dtype=np.float32).tobytes())
     else:
+
         def write(tmp: Path) -> None:
             schema = pa.schema([("embedding", pa.list_(pa.float32(), dim))])
             with pq.ParquetWriter(tmp, schema) as w:
@@ -269,4 +351,5 @@ def _assemble(parts: Path, out: Path) -> None:
                     a = np.load(f)
                     col = pa.FixedSizeListArray.from_arrays(pa.array(a.ravel(), pa.float32()), dim)
                     w.write_table(pa.table({"embedding": col}, schema=schema))
+
     atomic_write(out, write)

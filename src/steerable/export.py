@@ -67,9 +67,9 @@ class SteerableHeadModule(_STModule):
 def _native_modules(head) -> list | None:
     """The head as sentence-transformers' own Dense / LayerNorm modules, where it can be said so.
 
-    Dense applies ``act(W x + b)``; a GELU between two layers becomes an identity Dense with a GELU
-    activation. Returns None for heads with no such form (the fractal head, and any head with the
-``segments`` or ``posterior`` option).
+        Dense applies ``act(W x + b)``; a GELU between two layers becomes an identity Dense with a GELU
+        activation. Returns None for heads with no such form (the fractal head, and any head with the
+    ``segments`` or ``posterior`` option).
     """
     if type(head) is IdentityHead:  # the raw backbone: nothing between the pooling and Normalize
         return []
@@ -77,8 +77,11 @@ def _native_modules(head) -> list | None:
         return None
 
     def dense(linear: torch.nn.Linear | None, dim: int, act: torch.nn.Module) -> Dense:
-        d = Dense(dim if linear is None else linear.in_features,
-                  dim if linear is None else linear.out_features, activation_function=act)
+        d = Dense(
+            dim if linear is None else linear.in_features,
+            dim if linear is None else linear.out_features,
+            activation_function=act,
+        )
         with torch.no_grad():
             if linear is None:
                 d.linear.weight.copy_(torch.eye(dim))
@@ -102,9 +105,15 @@ def _native_modules(head) -> list | None:
         return [dense(head.proj, 0, torch.nn.Identity())]
     if isinstance(head, MLPHead):
         t, hid = head.trunk, head.hidden_dim
-        return [dense(t[0], 0, torch.nn.Identity()), norm(t[1]), dense(None, hid, torch.nn.GELU()),
-                dense(t[4], 0, torch.nn.Identity()), norm(t[5]), dense(None, hid, torch.nn.GELU()),
-                dense(head.proj, 0, torch.nn.Identity())]
+        return [
+            dense(t[0], 0, torch.nn.Identity()),
+            norm(t[1]),
+            dense(None, hid, torch.nn.GELU()),
+            dense(t[4], 0, torch.nn.Identity()),
+            norm(t[5]),
+            dense(None, hid, torch.nn.GELU()),
+            dense(head.proj, 0, torch.nn.Identity()),
+        ]
     return None
 
 
@@ -117,13 +126,16 @@ def _protocol_text(name: str, block: dict, test: int | None) -> str:
     p = block.get("protocol", {})
     k = p.get("k", block.get("k"))
     if name == "open_set":
-        return (f"{k}-NN, leave-one-out, of the {block['queries']} test texts of the classes held out of "
-                f"training, in a pool of {block['pool']} test texts of every class")
+        return (
+            f"{k}-NN, leave-one-out, of the {block['queries']} test texts of the classes held out of "
+            f"training, in a pool of {block['pool']} test texts of every class"
+        )
     if p.get("name") == "paper":
         n = min(p["n"], test) if test else p["n"]
         return f"{k}-NN, leave-one-out within {n} test texts drawn by a seeded shuffle"
-    return f"{k}-NN with the training split as the reference, over " + (f"all {test} test texts" if test
-                                                                        else "every test text")
+    return f"{k}-NN with the training split as the reference, over " + (
+        f"all {test} test texts" if test else "every test text"
+    )
 
 
 def _metrics_section(metrics: dict, test: int | None = None) -> list[str]:
@@ -134,11 +146,17 @@ def _metrics_section(metrics: dict, test: int | None = None) -> list[str]:
         if not isinstance(block, dict) or "accuracy" not in block:
             continue
         dims = block["dims"]
-        lines += ["", f"**{name}** ({_protocol_text(name, block, test)})", "",
-                  "| level | " + " | ".join(f"{d}-d" for d in dims) + " |",
-                  "|---|" + "---|" * len(dims)]
-        lines += [f"| {level} | " + " | ".join(f"{row[str(d)]:.4f}" for d in dims) + " |"
-                  for level, row in block["accuracy"].items()]
+        lines += [
+            "",
+            f"**{name}** ({_protocol_text(name, block, test)})",
+            "",
+            "| level | " + " | ".join(f"{d}-d" for d in dims) + " |",
+            "|---|" + "---|" * len(dims),
+        ]
+        lines += [
+            f"| {level} | " + " | ".join(f"{row[str(d)]:.4f}" for d in dims) + " |"
+            for level, row in block["accuracy"].items()
+        ]
         scalars = [f"{m} {block[m]:+.4f}" for m in METRIC_NAMES if isinstance(block.get(m), (int, float))]
         if scalars:
             lines += ["", "Steerability: " + ", ".join(scalars) + "."]
@@ -147,27 +165,47 @@ def _metrics_section(metrics: dict, test: int | None = None) -> list[str]:
 
 def _data_section(data: dict, model: SteerableModel) -> list[str]:
     """What the model was trained on, from a run's ``config.json`` data section."""
-    source = (f"the files {', '.join(f'`{Path(f).name}`' for f in data['files'].values() if f)}" if "files" in data
-              else f"the data set `{data['name']}`")
+    source = (
+        f"the files {', '.join(f'`{Path(f).name}`' for f in data['files'].values() if f)}"
+        if "files" in data
+        else f"the data set `{data['name']}`"
+    )
     sizes = data.get("sizes", {})
     h = model.hierarchy
-    lines = ["## Training data", "",
-             f"Trained on {source}: " + ", ".join(f"{n:,} {split} texts" for split, n in sizes.items()) + " ("
-             + "; ".join(f"{name}: {h.num_classes(i)} classes" for i, name in enumerate(h.level_names)) + ")."]
-    caps = [f"{what} capped at {data[key]:,}" for key, what in (("max_train", "training"), ("max_test", "test"))
-            if data.get(key)]
+    lines = [
+        "## Training data",
+        "",
+        f"Trained on {source}: "
+        + ", ".join(f"{n:,} {split} texts" for split, n in sizes.items())
+        + " ("
+        + "; ".join(f"{name}: {h.num_classes(i)} classes" for i, name in enumerate(h.level_names))
+        + ").",
+    ]
+    caps = [
+        f"{what} capped at {data[key]:,}"
+        for key, what in (("max_train", "training"), ("max_test", "test"))
+        if data.get(key)
+    ]
     if caps:
         lines[-1] += " " + "; ".join(caps).capitalize() + " (seeded subsamples)."
     if data.get("held_out"):
         held = data["held_out"]
-        lines[-1] += (f" Classes held out of training ({held['drawn']}): " +
-                      "; ".join(f"{lvl}: {', '.join(names)}" for lvl, names in held["classes"].items() if names)[:400]
-                      + ".")
+        lines[-1] += (
+            f" Classes held out of training ({held['drawn']}): "
+            + "; ".join(f"{lvl}: {', '.join(names)}" for lvl, names in held["classes"].items() if names)[:400]
+            + "."
+        )
     return lines + [""]
 
 
-def model_card(model: SteerableModel, *, metrics: dict | None = None, method: str | None = None,
-               trust_remote_code: bool = False, data: dict | None = None) -> str:
+def model_card(
+    model: SteerableModel,
+    *,
+    metrics: dict | None = None,
+    method: str | None = None,
+    trust_remote_code: bool = False,
+    data: dict | None = None,
+) -> str:
     """The exported folder's README.md: base model, levels and the prefix serving each, what it was trained
     on (``data``: a run config's data section), the run's metrics, license, and how to load and
     truncate it."""
@@ -177,58 +215,109 @@ def model_card(model: SteerableModel, *, metrics: dict | None = None, method: st
     h = model.hierarchy
     full = model.dims[-1]
     coarse_name, coarse_dim = next(iter(levels.items()))
-    front = ["---", "library_name: sentence-transformers", "pipeline_tag: sentence-similarity",
-             f"base_model: {backbone}", *([f"license: {license_id}"] if license_id else []),
-             "tags:", "- sentence-transformers", "- feature-extraction",
-             *(["- matryoshka"] if model.head.prefix_is_truncation else []), "- steerable", "---"]
+    front = [
+        "---",
+        "library_name: sentence-transformers",
+        "pipeline_tag: sentence-similarity",
+        f"base_model: {backbone}",
+        *([f"license: {license_id}"] if license_id else []),
+        "tags:",
+        "- sentence-transformers",
+        "- feature-extraction",
+        *(["- matryoshka"] if model.head.prefix_is_truncation else []),
+        "- steerable",
+        "---",
+    ]
     trust = ", trust_remote_code=True" if trust_remote_code else ""
     lines = [
-        *front, "",
-        f"# Steerable embeddings on {backbone}", "",
+        *front,
+        "",
+        f"# Steerable embeddings on {backbone}",
+        "",
         f"A frozen [{backbone}](https://huggingface.co/{backbone}) with a trained `{model.head.kind}` head"
-        + (f" (method `{method}`)" if method else "") + f": {full}-d unit vectors whose prefixes serve the "
-        "coarse labels of a hierarchy and whose full vector serves the finest.", "",
-        "## Levels", "",
-        "| level | classes | prefix |", "|---|---|---|",
-        *[f"| {name} | {h.num_classes(h.level_names.index(name))} | "
-          f"{'the full vector' if dim == full else f'first {dim} dims'} |" for name, dim in levels.items()], "",
-        f"Prefix lengths: {', '.join(map(str, model.dims))}. `steerable.json` beside this card declares "
-        "the same.", "",
-        "## Use", "",
-        "```python", "from sentence_transformers import SentenceTransformer", "",
+        + (f" (method `{method}`)" if method else "")
+        + f": {full}-d unit vectors whose prefixes serve the "
+        "coarse labels of a hierarchy and whose full vector serves the finest.",
+        "",
+        "## Levels",
+        "",
+        "| level | classes | prefix |",
+        "|---|---|---|",
+        *[
+            f"| {name} | {h.num_classes(h.level_names.index(name))} | "
+            f"{'the full vector' if dim == full else f'first {dim} dims'} |"
+            for name, dim in levels.items()
+        ],
+        "",
+        f"Prefix lengths: {', '.join(map(str, model.dims))}. `steerable.json` beside this card declares the same.",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from sentence_transformers import SentenceTransformer",
+        "",
         f'model = SentenceTransformer("path/to/this/folder"{trust})',
         f"fine = model.encode(texts)  # (len(texts), {full}), unit length: the {h.level_names[-1]} level",
-        "```", "",
+        "```",
+        "",
     ]
     if model.head.prefix_is_truncation:
         lines += [
             f"The {coarse_dim}-d prefix ({coarse_name}) is the first {coarse_dim} dims, re-normalised: a "
-            "truncated unit vector is no longer unit length, so normalise after truncating:", "",
+            "truncated unit vector is no longer unit length, so normalise after truncating:",
+            "",
             "```python",
             f'coarse_model = SentenceTransformer("path/to/this/folder", truncate_dim={coarse_dim}{trust})',
-            f"coarse = coarse_model.encode(texts, normalize_embeddings=True)  # (len(texts), {coarse_dim}): {coarse_name}",
-            "```", ""]
+            f"coarse = coarse_model.encode(texts, normalize_embeddings=True)"
+            f"  # (len(texts), {coarse_dim}): {coarse_name}",
+            "```",
+            "",
+        ]
     else:
-        lines += [f"This head's prefixes are not truncations of its full vector: `truncate_dim` does not "
-                  f"give the {coarse_name} prefix; use `steerable.SteerableEncoder` with `level=` for it.", ""]
-    lines += ["With `steerable` installed, the run folder also loads as "
-              "`steerable.SteerableEncoder.from_pretrained(run).encode(texts, level=...)`.", ""]
+        lines += [
+            f"This head's prefixes are not truncations of its full vector: `truncate_dim` does not "
+            f"give the {coarse_name} prefix; use `steerable.SteerableEncoder` with `level=` for it.",
+            "",
+        ]
+    lines += [
+        "With `steerable` installed, the run folder also loads as "
+        "`steerable.SteerableEncoder.from_pretrained(run).encode(texts, level=...)`.",
+        "",
+    ]
     if data:
         lines += _data_section(data, model)
     if metrics:
         test = (data or {}).get("sizes", {}).get("test")
-        lines += ["## Metrics", "", "Measured when the model was trained (k-NN accuracy of each level "
-                  "at each prefix length):", *_metrics_section(metrics, test), ""]
-    lines += ["## License", "",
-              (f"{license_id.replace('apache-2.0', 'Apache-2.0')}, following the base model "
-               f"{backbone}, whose weights this folder contains." if license_id else
-               f"The weights follow the license of the base model, {backbone}: check its model card "
-               "before you share or use this folder."), ""]
+        lines += [
+            "## Metrics",
+            "",
+            "Measured when the model was trained (k-NN accuracy of each level at each prefix length):",
+            *_metrics_section(metrics, test),
+            "",
+        ]
+    lines += [
+        "## License",
+        "",
+        (
+            f"{license_id.replace('apache-2.0', 'Apache-2.0')}, following the base model "
+            f"{backbone}, whose weights this folder contains."
+            if license_id
+            else f"The weights follow the license of the base model, {backbone}: check its model card "
+            "before you share or use this folder."
+        ),
+        "",
+    ]
     return "\n".join(lines)
 
 
-def export_sentence_transformer(model: SteerableModel, out: str | Path, *, metrics: dict | None = None,
-                                method: str | None = None, data: dict | None = None) -> Path:
+def export_sentence_transformer(
+    model: SteerableModel,
+    out: str | Path,
+    *,
+    metrics: dict | None = None,
+    method: str | None = None,
+    data: dict | None = None,
+) -> Path:
     """Write a folder that ``SentenceTransformer(out)`` loads offline: backbone, head, Normalize.
 
     The MLP and linear heads are written as sentence-transformers' own modules, so loading needs
@@ -248,17 +337,22 @@ def export_sentence_transformer(model: SteerableModel, out: str | Path, *, metri
     exported = SentenceTransformer(modules=list(st) + head_modules + [Normalize()], device="cpu")
     exported.save(str(out))
     trust_remote_code = any(isinstance(m, SteerableHeadModule) for m in head_modules)
-    atomic_write_text(out / "README.md", model_card(model, metrics=metrics, method=method, data=data,
-                                                    trust_remote_code=trust_remote_code))
-    atomic_write_json(out / "steerable.json", {
-        "prefix_dims": model.dims,
-        "levels": model.level_dims(),
-        "prefix_is_truncation": model.head.prefix_is_truncation,
-        "matryoshka_dims": model.dims if model.head.prefix_is_truncation else [model.dims[-1]],
-        "trust_remote_code": trust_remote_code,
-        "backbone": model.backbone,
-        "level_names": list(model.hierarchy.level_names),
-    })
+    atomic_write_text(
+        out / "README.md",
+        model_card(model, metrics=metrics, method=method, data=data, trust_remote_code=trust_remote_code),
+    )
+    atomic_write_json(
+        out / "steerable.json",
+        {
+            "prefix_dims": model.dims,
+            "levels": model.level_dims(),
+            "prefix_is_truncation": model.head.prefix_is_truncation,
+            "matryoshka_dims": model.dims if model.head.prefix_is_truncation else [model.dims[-1]],
+            "trust_remote_code": trust_remote_code,
+            "backbone": model.backbone,
+            "level_names": list(model.hierarchy.level_names),
+        },
+    )
     return out
 
 
@@ -281,8 +375,14 @@ def export_onnx(model: SteerableModel, path: str | Path, dim: int | None = None)
     with warnings.catch_warnings():  # the tracer's notes on Python-side shape logic: the graph is checked
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # against the head in the tests
         warnings.filterwarnings("ignore", message="Constant folding")
-        torch.onnx.export(_Wrapped(), (torch.zeros(2, head.input_dim),), str(path),
-                          input_names=["pooled"], output_names=["embedding"],
-                          dynamic_axes={"pooled": {0: "batch"}, "embedding": {0: "batch"}},
-                          opset_version=17, dynamo=False)
+        torch.onnx.export(
+            _Wrapped(),
+            (torch.zeros(2, head.input_dim),),
+            str(path),
+            input_names=["pooled"],
+            output_names=["embedding"],
+            dynamic_axes={"pooled": {0: "batch"}, "embedding": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
     return path

@@ -20,8 +20,15 @@ from .data import SplitVectors
 from .model import SteerableModel
 from .search.ranking import rank
 
-METRIC_NAMES = ("short_coarse", "full_fine", "specialization_gap", "coarse_gain", "fine_gain",
-                "steerability_score", "control_auc")
+METRIC_NAMES = (
+    "short_coarse",
+    "full_fine",
+    "specialization_gap",
+    "coarse_gain",
+    "fine_gain",
+    "steerability_score",
+    "control_auc",
+)
 
 
 @dataclass(frozen=True)
@@ -61,8 +68,9 @@ def vote(neighbour_labels: np.ndarray, num_classes: int) -> np.ndarray:
     return scores.argmax(1)
 
 
-def knn_predict(query: np.ndarray, ref: np.ndarray | None, ref_labels: np.ndarray, k: int = 5,
-                chunk: int = 2048) -> np.ndarray:
+def knn_predict(
+    query: np.ndarray, ref: np.ndarray | None, ref_labels: np.ndarray, k: int = 5, chunk: int = 2048
+) -> np.ndarray:
     """k-NN predictions (n_queries, levels) by cosine; leave-one-out within ``query`` when ``ref`` is
     None (``ref_labels`` are then the queries' own).
 
@@ -83,14 +91,14 @@ def knn_predict(query: np.ndarray, ref: np.ndarray | None, ref_labels: np.ndarra
     q, r = torch.from_numpy(np.ascontiguousarray(query)), torch.from_numpy(np.ascontiguousarray(ref))
     onehots = [torch.from_numpy(np.eye(n)[ref_labels[:, lvl]]) for lvl, n in enumerate(num)]
     for s in range(0, len(tied), chunk):
-        rows = tied[s:s + chunk]
+        rows = tied[s : s + chunk]
         full = (q[rows] @ r.T).double()
         if loo:
             full[torch.arange(len(rows)), torch.from_numpy(rows)] = -torch.inf
         # the k-th similarity and the nearest-first order are read off this product itself: rank()'s
         # product, of other shapes, may round the last bit differently
         top, order = torch.sort(full, dim=1, descending=True, stable=True)
-        thr = top[:, k - 1:k]
+        thr = top[:, k - 1 : k]
         above = full > thr
         equal = full == thr
         share = (k - above.sum(1, keepdim=True)) / equal.sum(1, keepdim=True)  # votes per tied row
@@ -104,16 +112,25 @@ def knn_predict(query: np.ndarray, ref: np.ndarray | None, ref_labels: np.ndarra
     return preds
 
 
-def knn_accuracy(query: np.ndarray, query_labels: np.ndarray, ref: np.ndarray | None = None,
-                 ref_labels: np.ndarray | None = None, k: int = 5) -> np.ndarray:
+def knn_accuracy(
+    query: np.ndarray,
+    query_labels: np.ndarray,
+    ref: np.ndarray | None = None,
+    ref_labels: np.ndarray | None = None,
+    k: int = 5,
+) -> np.ndarray:
     """Accuracy per level; leave-one-out within ``query`` when no reference set is given."""
     pred = knn_predict(query, ref, query_labels if ref is None else ref_labels, k)
     return (pred == query_labels).mean(axis=0)
 
 
-def accuracy_table(test: Sequence[np.ndarray], y_test: np.ndarray, protocol: Protocol,
-                   train: Sequence[np.ndarray] | None = None, y_train: np.ndarray | None = None
-                   ) -> np.ndarray:
+def accuracy_table(
+    test: Sequence[np.ndarray],
+    y_test: np.ndarray,
+    protocol: Protocol,
+    train: Sequence[np.ndarray] | None = None,
+    y_train: np.ndarray | None = None,
+) -> np.ndarray:
     """Accuracy[level, prefix step] under ``protocol``; ``test``/``train`` hold one array per prefix."""
     if protocol.name == "paper":
         n = min(protocol.n or len(y_test), len(y_test))
@@ -146,29 +163,40 @@ def steerability(acc: np.ndarray) -> dict[str, float]:
     }
 
 
-def metrics_block(acc: np.ndarray, dims: Sequence[int], level_names: Sequence[str],
-                  protocol: Protocol) -> dict:
+def metrics_block(acc: np.ndarray, dims: Sequence[int], level_names: Sequence[str], protocol: Protocol) -> dict:
     """One protocol's entry of ``metrics.json``: accuracy per level per dim, then each metric."""
-    accuracy = {lvl: {str(d): float(acc[i, j]) for j, d in enumerate(dims)}
-                for i, lvl in enumerate(level_names)}
-    return {"protocol": protocol.describe(), "dims": list(dims), "accuracy": accuracy,
-            **steerability(acc)}
+    accuracy = {lvl: {str(d): float(acc[i, j]) for j, d in enumerate(dims)} for i, lvl in enumerate(level_names)}
+    return {"protocol": protocol.describe(), "dims": list(dims), "accuracy": accuracy, **steerability(acc)}
 
 
-def evaluate_embeddings(test: Sequence[np.ndarray], y_test: np.ndarray, train: Sequence[np.ndarray],
-                        y_train: np.ndarray, dims: Sequence[int], level_names: Sequence[str],
-                        protocols: Sequence[Protocol]) -> dict:
+def evaluate_embeddings(
+    test: Sequence[np.ndarray],
+    y_test: np.ndarray,
+    train: Sequence[np.ndarray],
+    y_train: np.ndarray,
+    dims: Sequence[int],
+    level_names: Sequence[str],
+    protocols: Sequence[Protocol],
+) -> dict:
     """``metrics.json`` content from embeddings at every prefix dim: one block per protocol."""
-    return {p.name: metrics_block(accuracy_table(test, y_test, p, train, y_train), dims, level_names, p)
-            for p in protocols}
+    return {
+        p.name: metrics_block(accuracy_table(test, y_test, p, train, y_train), dims, level_names, p) for p in protocols
+    }
 
 
-def evaluate(model: SteerableModel, vectors: SplitVectors, level_names: Sequence[str],
-             protocols: Sequence[Protocol]) -> dict:
+def evaluate(
+    model: SteerableModel, vectors: SplitVectors, level_names: Sequence[str], protocols: Sequence[Protocol]
+) -> dict:
     """``metrics.json`` content of a model on a data set's (cached) backbone vectors."""
-    return evaluate_embeddings(model.embed_vectors(vectors.test), vectors.y_test,
-                               model.embed_vectors(vectors.train), vectors.y_train, model.dims,
-                               level_names, protocols)
+    return evaluate_embeddings(
+        model.embed_vectors(vectors.test),
+        vectors.y_test,
+        model.embed_vectors(vectors.train),
+        vectors.y_train,
+        model.dims,
+        level_names,
+        protocols,
+    )
 
 
 def format_metrics(metrics: dict, test: int | None = None) -> str:
@@ -180,8 +208,10 @@ def format_metrics(metrics: dict, test: int | None = None) -> str:
         if name == "open_set":
             drawn = block.get("drawn", block["unseen"])
             grew = f", drawn as {drawn} to reach enough texts" if drawn != block["unseen"] else ""
-            extra = (f"unseen {block['unseen']}{grew}: {block['queries']} held-out texts queried in a pool of "
-                     f"{block['pool']}")
+            extra = (
+                f"unseen {block['unseen']}{grew}: {block['queries']} held-out texts queried in a pool of "
+                f"{block['pool']}"
+            )
             lines.append(f"[open set] {block['k']}-NN leave-one-out, {extra}")
             named = [(lvl, names) for lvl, names in block.get("held_out_classes", {}).items() if names]
             if named:
@@ -197,12 +227,22 @@ def format_metrics(metrics: dict, test: int | None = None) -> str:
             lines.append(f"  {lvl:<6} " + "".join(f"{row[str(d)]:>8.4f}" for d in dims))
         lines.append("  " + "  ".join(f"{m}={block[m]:+.4f}" for m in METRIC_NAMES))
         for what, c in block.get("clustering", {}).items():
-            lines.append(f"  k-means on {what}: ARI {c['ari']:.4f}, V-measure {c['v_measure']:.4f} ({c['clusters']} clusters)")
+            lines.append(
+                f"  k-means on {what}: ARI {c['ari']:.4f}, V-measure {c['v_measure']:.4f} ({c['clusters']} clusters)"
+            )
     return "\n".join(lines)
 
 
-def linear_probe(train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_test: np.ndarray,
-                 *, weight_decay: float = 1e-4, iterations: int = 100, seed: int = 0) -> float:
+def linear_probe(
+    train: np.ndarray,
+    y_train: np.ndarray,
+    test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    weight_decay: float = 1e-4,
+    iterations: int = 100,
+    seed: int = 0,
+) -> float:
     """Test accuracy of a multinomial logistic regression trained on ``train`` (what a linear reader
     recovers from an embedding). Standardised features, full-batch L-BFGS, seeded: deterministic."""
     torch.manual_seed(seed)
@@ -213,8 +253,9 @@ def linear_probe(train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_tes
     ytr = torch.from_numpy(np.asarray(y_train, dtype=np.int64))
     n_classes = int(max(y_train.max(), y_test.max())) + 1
     lin = torch.nn.Linear(xtr.shape[1], n_classes)
-    opt = torch.optim.LBFGS(lin.parameters(), lr=1.0, max_iter=iterations, history_size=20,
-                            line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        lin.parameters(), lr=1.0, max_iter=iterations, history_size=20, line_search_fn="strong_wolfe"
+    )
 
     def closure():
         opt.zero_grad()
@@ -257,18 +298,29 @@ def effective_rank(x: np.ndarray) -> float:
     """
     x = np.asarray(x, dtype=np.float64)
     e = np.linalg.svd(x - x.mean(axis=0), compute_uv=False) ** 2
-    return float(e.sum() ** 2 / (e ** 2).sum()) if len(e) and e.sum() > 0 else 0.0
+    return float(e.sum() ** 2 / (e**2).sum()) if len(e) and e.sum() > 0 else 0.0
 
 
-def probe_prefix(train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_test: np.ndarray,
-                 level_names: Sequence[str], seed: int = 0) -> dict:
+def probe_prefix(
+    train: np.ndarray,
+    y_train: np.ndarray,
+    test: np.ndarray,
+    y_test: np.ndarray,
+    level_names: Sequence[str],
+    seed: int = 0,
+) -> dict:
     """Leakage of a prefix: per level, the test accuracy of a linear probe trained on the training
     split's prefixes (what a party holding only the prefix could read off it), beside what the coarse
     label alone tells; and the test prefixes' numerical and effective rank."""
-    return {"dim": int(test.shape[1]), "rank": numerical_rank(test), "effective_rank": effective_rank(test),
-            "accuracy": {lvl: linear_probe(train, y_train[:, k], test, y_test[:, k], seed=seed)
-                         for k, lvl in enumerate(level_names)},
-            "coarse_only": {lvl: coarse_only_accuracy(y_train, y_test, k) for k, lvl in enumerate(level_names)}}
+    return {
+        "dim": int(test.shape[1]),
+        "rank": numerical_rank(test),
+        "effective_rank": effective_rank(test),
+        "accuracy": {
+            lvl: linear_probe(train, y_train[:, k], test, y_test[:, k], seed=seed) for k, lvl in enumerate(level_names)
+        },
+        "coarse_only": {lvl: coarse_only_accuracy(y_train, y_test, k) for k, lvl in enumerate(level_names)},
+    }
 
 
 GEOMETRY_TEXTS = 1000  # test texts whose pairs the geometry measures read (seeded): about 500,000 pairs
@@ -287,8 +339,14 @@ def tree_distance(labels: np.ndarray, rows: np.ndarray, upper: tuple[np.ndarray,
     return sum((y[:, k][:, None] != y[:, k][None, :])[upper] for k in range(y.shape[1])).astype(np.float64)
 
 
-def geometry(embeddings: Sequence[np.ndarray], dims: Sequence[int], labels: np.ndarray, backbone: np.ndarray,
-             seed: int = 0, texts: int = GEOMETRY_TEXTS) -> dict:
+def geometry(
+    embeddings: Sequence[np.ndarray],
+    dims: Sequence[int],
+    labels: np.ndarray,
+    backbone: np.ndarray,
+    seed: int = 0,
+    texts: int = GEOMETRY_TEXTS,
+) -> dict:
     """How the embedding's distances follow the label tree and the backbone, at every prefix dim, over
     every pair of a seeded sample of ``texts`` rows:
 

@@ -38,8 +38,9 @@ class SteerableModel(nn.Module):
         return torch.from_numpy(self.hierarchy.fine_to_level(level))
 
     @classmethod
-    def build(cls, head_kind: str, input_dim: int, hierarchy: Hierarchy, backbone: str,
-              head_options: dict | None = None) -> "SteerableModel":
+    def build(
+        cls, head_kind: str, input_dim: int, hierarchy: Hierarchy, backbone: str, head_options: dict | None = None
+    ) -> "SteerableModel":
         """A fresh model; ``head_options`` may hold the head's size settings plus ``segments``,
         ``posterior`` (whose coarse map is filled in from the hierarchy) and ``prefix``."""
         if head_kind not in HEADS:
@@ -52,12 +53,20 @@ class SteerableModel(nn.Module):
         return cls(head, hierarchy, backbone)
 
     @classmethod
-    def for_schedule(cls, schedule: Schedule, head_kind: str, input_dim: int, hierarchy: Hierarchy,
-                     backbone: str, head_options: dict | None = None) -> "SteerableModel":
+    def for_schedule(
+        cls,
+        schedule: Schedule,
+        head_kind: str,
+        input_dim: int,
+        hierarchy: Hierarchy,
+        backbone: str,
+        head_options: dict | None = None,
+    ) -> "SteerableModel":
         """A fresh model to train with ``schedule``: the head kind the method needs (Flat: identity)
         or else ``head_kind``, with the method's head options under the caller's."""
-        return cls.build(schedule.head or head_kind, input_dim, hierarchy, backbone,
-                         schedule.head_options | dict(head_options or {}))
+        return cls.build(
+            schedule.head or head_kind, input_dim, hierarchy, backbone, schedule.head_options | dict(head_options or {})
+        )
 
     def level_dims(self) -> dict[str, int]:
         """The prefix dim that serves each level: prefix j -> level j-1, the full vector -> finest."""
@@ -69,8 +78,9 @@ class SteerableModel(nn.Module):
         return out
 
     @torch.no_grad()
-    def embed_vectors(self, vectors: np.ndarray, dims: list[int] | None = None,
-                      batch_size: int = 8192) -> list[np.ndarray]:
+    def embed_vectors(
+        self, vectors: np.ndarray, dims: list[int] | None = None, batch_size: int = 8192
+    ) -> list[np.ndarray]:
         """Unit-length embeddings of backbone vectors, one (n, d) float32 array per requested dim."""
         dims = dims or self.dims
         was_training = self.training
@@ -78,7 +88,7 @@ class SteerableModel(nn.Module):
         outs: list[list[np.ndarray]] = [[] for _ in dims]
         device = next(self.parameters(), torch.empty(0)).device
         for s in range(0, len(vectors), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(vectors[s:s + batch_size], dtype=np.float32)).to(device)
+            x = torch.from_numpy(np.ascontiguousarray(vectors[s : s + batch_size], dtype=np.float32)).to(device)
             blocks = self.head.blocks(x)
             for i, d in enumerate(dims):
                 j = self.head.blocks_for_dim(d)
@@ -87,8 +97,7 @@ class SteerableModel(nn.Module):
         return [np.concatenate(o) if o else np.zeros((0, d), np.float32) for o, d in zip(outs, dims)]
 
     def get_config_dict(self) -> dict:
-        return {"head": self.head.get_config_dict(), "hierarchy": self.hierarchy.to_dict(),
-                "backbone": self.backbone}
+        return {"head": self.head.get_config_dict(), "hierarchy": self.hierarchy.to_dict(), "backbone": self.backbone}
 
     def fingerprint(self) -> str:
         """A digest of what the model computes: its configuration and every weight, bit for bit."""
@@ -110,8 +119,10 @@ class SteerableModel(nn.Module):
         directory = Path(directory)
         cfg = read_json(directory / CONFIG) if (directory / CONFIG).exists() else {}
         if cfg and cfg.get("head") is None:
-            raise ValueError(f"{directory}: a Flat run written by an older version (no head); train it "
-                             "again with --method flat (it trains nothing, so this takes seconds)")
+            raise ValueError(
+                f"{directory}: a Flat run written by an older version (no head); train it "
+                "again with --method flat (it trains nothing, so this takes seconds)"
+            )
         if not cfg or not (directory / WEIGHTS).exists():
             raise FileNotFoundError(f"{directory}: not a run folder (needs {CONFIG} and {WEIGHTS})")
         model = cls(build_head(cfg["head"]), Hierarchy.from_dict(cfg["hierarchy"]), cfg["backbone"])

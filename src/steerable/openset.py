@@ -48,8 +48,10 @@ class Unseen:
             return cls("fine", value)
         if kind == "coarse" and value >= 1 and value == int(value):
             return cls("coarse", int(value))
-        raise ValueError(f"bad unseen classes {spec!r}: write fine:F with 0 < F < 1 (a fraction of the "
-                         "fine classes under each coarse class) or coarse:K with K >= 1 whole coarse classes")
+        raise ValueError(
+            f"bad unseen classes {spec!r}: write fine:F with 0 < F < 1 (a fraction of the "
+            "fine classes under each coarse class) or coarse:K with K >= 1 whole coarse classes"
+        )
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.amount:g}"
@@ -65,8 +67,10 @@ class Unseen:
         if self.kind == "coarse":
             largest = n_coarse - 2  # keep at least two coarse classes seen
             if self.amount > largest:
-                raise DataError(f"{name}: {self} holds out more coarse classes than it has to spare: it has "
-                                f"{n_coarse}, so at most coarse:{largest} keeps two seen")
+                raise DataError(
+                    f"{name}: {self} holds out more coarse classes than it has to spare: it has "
+                    f"{n_coarse}, so at most coarse:{largest} keeps two seen"
+                )
             amounts = [float(k) for k in range(int(self.amount), largest + 1)]
         else:
             amounts = [a / 10 for a in range(int(np.ceil(self.amount * 10 - 1e-9)), 10)]
@@ -78,21 +82,22 @@ class Unseen:
                 queries = int(per_fine[fine].sum())
                 if len(fine) and queries >= self.min_queries:
                     drawn = Unseen(self.kind, amount, self.min_queries)
-                    return HeldOut(str(self), str(drawn), tuple(int(f) for f in fine), queries,
-                                   _names(hierarchy, fine))
+                    return HeldOut(str(self), str(drawn), tuple(int(f) for f in fine), queries, _names(hierarchy, fine))
                 best = max(best, queries)
-        raise DataError(f"{name}: no draw of {self} or more keeps classes seen and holds {self.min_queries} texts "
-                        f"to query (the most any draw held: {best})")
+        raise DataError(
+            f"{name}: no draw of {self} or more keeps classes seen and holds {self.min_queries} texts "
+            f"to query (the most any draw held: {best})"
+        )
 
     def _one_draw(self, amount: float, parent: np.ndarray, n_coarse: int, rng: np.random.Generator) -> np.ndarray:
         if self.kind == "coarse":
-            chosen = rng.permutation(n_coarse)[:int(amount)]
+            chosen = rng.permutation(n_coarse)[: int(amount)]
             return np.flatnonzero(np.isin(parent, chosen))
         out = []
         for c in range(n_coarse):
             children = np.flatnonzero(parent == c)
             n = min(int(round(amount * len(children))), len(children) - 1)
-            out += list(rng.permutation(children)[:max(n, 0)])
+            out += list(rng.permutation(children)[: max(n, 0)])
         return np.sort(np.array(out, dtype=np.int64))
 
 
@@ -129,8 +134,11 @@ class HeldOut:
         """One line: what was drawn, by name, and how many texts it gives to query."""
         coarse, finest = list(self.classes.values())[0], list(self.classes.values())[-1]
         grew = f" ({self.requested} held too few texts)" if self.drawn != self.requested else ""
-        what = (f"coarse classes {', '.join(coarse)}" if coarse else
-                f"{len(finest)} fine classes ({', '.join(finest[:6])}{', ...' if len(finest) > 6 else ''})")
+        what = (
+            f"coarse classes {', '.join(coarse)}"
+            if coarse
+            else f"{len(finest)} fine classes ({', '.join(finest[:6])}{', ...' if len(finest) > 6 else ''})"
+        )
         return f"held out {self.drawn}{grew}: {what}; {self.queries} texts to query"
 
     def to_dict(self) -> dict:
@@ -149,30 +157,42 @@ class HeldOut:
         return cls(d["requested"], d["drawn"], tuple(int(f) for f in fine), queries, _names(hierarchy, fine))
 
 
-def hold_out(dataset: HierarchicalDataset, unseen: Unseen | HeldOut, seed: int, *, max_test: int | None = None,
-             measured_on: str = "test") -> tuple[HierarchicalDataset, HeldOut]:
+def hold_out(
+    dataset: HierarchicalDataset,
+    unseen: Unseen | HeldOut,
+    seed: int,
+    *,
+    max_test: int | None = None,
+    measured_on: str = "test",
+) -> tuple[HierarchicalDataset, HeldOut]:
     """(the data set without the held-out classes in its training and validation splits, what was held
     out). The hierarchy and the test split are kept whole. The draw counts its queries on the split the
     run is measured on, as queried: the test split after its seeded cap (``max_test``, ``seed``), or the
     whole validation split. A :class:`HeldOut` (a run's recorded draw) is used as it is."""
     queried = dataset.test.cap(max_test, seed) if measured_on == "test" else dataset.validation
-    held = unseen if isinstance(unseen, HeldOut) else unseen.draw(dataset.hierarchy, queried.labels, seed,
-                                                                  dataset.name)
+    held = unseen if isinstance(unseen, HeldOut) else unseen.draw(dataset.hierarchy, queried.labels, seed, dataset.name)
 
     def seen(part: LabelledTexts) -> LabelledTexts:
         return part.subset(np.flatnonzero(~np.isin(part.labels[:, -1], held.indices)))
 
-    note = (f"held out of training and validation ({held.drawn}, seed {seed}): {len(held.fine)} finest classes, "
-            f"{held.queries} texts to query")
-    out = HierarchicalDataset(dataset.name, dataset.hierarchy, seen(dataset.train), seen(dataset.validation),
-                              dataset.test, dataset.notes + [note])
+    note = (
+        f"held out of training and validation ({held.drawn}, seed {seed}): {len(held.fine)} finest classes, "
+        f"{held.queries} texts to query"
+    )
+    out = HierarchicalDataset(
+        dataset.name,
+        dataset.hierarchy,
+        seen(dataset.train),
+        seen(dataset.validation),
+        dataset.test,
+        dataset.notes + [note],
+    )
     return out, held
 
 
 def split_held_out(vectors: SplitVectors, held: HeldOut | None) -> tuple[SplitVectors, np.ndarray]:
     """(the vectors with only the seen classes' test texts, a mask of the held-out test texts)."""
-    mask = (np.isin(vectors.y_test[:, -1], held.indices) if held is not None
-            else np.zeros(len(vectors.y_test), bool))
+    mask = np.isin(vectors.y_test[:, -1], held.indices) if held is not None else np.zeros(len(vectors.y_test), bool)
     return replace(vectors, test=vectors.test[~mask], y_test=vectors.y_test[~mask]), mask
 
 
@@ -191,13 +211,24 @@ def _clusters(x: np.ndarray, labels: np.ndarray, seed: int) -> dict[str, float]:
     if k < 2 or len(x) <= k:
         return {"ari": float("nan"), "v_measure": float("nan"), "clusters": k}
     found = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
-    return {"ari": float(adjusted_rand_score(labels, found)), "v_measure": float(v_measure_score(labels, found)),
-            "clusters": k}
+    return {
+        "ari": float(adjusted_rand_score(labels, found)),
+        "v_measure": float(v_measure_score(labels, found)),
+        "clusters": k,
+    }
 
 
-def open_set_metrics(embeddings: Sequence[np.ndarray], dims: Sequence[int], labels: np.ndarray,
-                     unseen_mask: np.ndarray, level_names: Sequence[str], held: HeldOut, seed: int,
-                     k: int = 5, pool_size: int = POOL_SIZE) -> dict:
+def open_set_metrics(
+    embeddings: Sequence[np.ndarray],
+    dims: Sequence[int],
+    labels: np.ndarray,
+    unseen_mask: np.ndarray,
+    level_names: Sequence[str],
+    held: HeldOut,
+    seed: int,
+    k: int = 5,
+    pool_size: int = POOL_SIZE,
+) -> dict:
     """``metrics.json``'s ``open_set`` section from the test split's embeddings at every prefix dim.
 
     Held-out texts are queried against the pool by leave-one-out k-NN: accuracy per level per dim, and
@@ -213,13 +244,19 @@ def open_set_metrics(embeddings: Sequence[np.ndarray], dims: Sequence[int], labe
         acc[:, j] = (pred == y[queries]).mean(axis=0)
     yq = y[queries]
     return {
-        "unseen": held.requested, "drawn": held.drawn, "seed": seed, "queries": int(len(queries)),
-        "pool": int(len(pool)), "k": k,
+        "unseen": held.requested,
+        "drawn": held.drawn,
+        "seed": seed,
+        "queries": int(len(queries)),
+        "pool": int(len(pool)),
+        "k": k,
         "held_out": {lvl: int(len(np.unique(yq[:, i]))) for i, lvl in enumerate(level_names)},
         "held_out_classes": held.classes,
         "dims": list(dims),
         "accuracy": {lvl: {str(d): float(acc[i, j]) for j, d in enumerate(dims)} for i, lvl in enumerate(level_names)},
         **steerability(acc),
-        "clustering": {f"{level_names[0]}@{dims[0]}": _clusters(embeddings[0][pool][queries], yq[:, 0], seed),
-                       f"{level_names[-1]}@{dims[-1]}": _clusters(embeddings[-1][pool][queries], yq[:, -1], seed)},
+        "clustering": {
+            f"{level_names[0]}@{dims[0]}": _clusters(embeddings[0][pool][queries], yq[:, 0], seed),
+            f"{level_names[-1]}@{dims[-1]}": _clusters(embeddings[-1][pool][queries], yq[:, -1], seed),
+        },
     }

@@ -55,7 +55,7 @@ def _orthonormal(rows: np.ndarray) -> np.ndarray:
 def _complement(span: np.ndarray, dim: int) -> np.ndarray:
     """An orthonormal basis (columns) of the orthogonal complement of the columns of ``span`` (orthonormal)."""
     _, _, vt = np.linalg.svd(span.T, full_matrices=True)
-    return vt[span.shape[1]:dim].T
+    return vt[span.shape[1] : dim].T
 
 
 def _principal_axes(total: np.ndarray, basis: np.ndarray, k: int | None = None) -> np.ndarray:
@@ -139,11 +139,16 @@ def lda(s: Scatter, width: int, setting: float) -> np.ndarray:
 
 
 PROJECTIONS: dict[str, Callable[[Scatter, int, float], np.ndarray]] = {
-    "pca": pca, "gep": gep, "nuisance": nuisance, "lda": lda}
+    "pca": pca,
+    "gep": gep,
+    "nuisance": nuisance,
+    "lda": lda,
+}
 
 
-def fit_projection(kind: str, x: np.ndarray, labels: np.ndarray | None, width: int,
-                   setting: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def fit_projection(
+    kind: str, x: np.ndarray, labels: np.ndarray | None, width: int, setting: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(mean, components): the projection ``kind`` at ``setting`` fitted on training vectors ``x`` and
     their ``labels`` (n, levels; coarsest first), as a (dim, dim) map whose first ``width`` rows are the
     prefix: a vector's coordinates are ``(v - mean) @ components.T``."""

@@ -9,13 +9,14 @@ its probability. The methods (V5, MRL, the ablations, ...) are values of this ty
 
 Beyond which prefix serves which level, a term can say *how* it is trained:
 
-- ``loss``: a loss kind of :data:`LOSS_NAMES` (implemented in :mod:`steerable.training.terms`): ``"seed"`` (InfoNCE + margin +
-  cross-entropy, as the original code), ``"supcon"`` (supervised contrastive + cross-entropy),
-  ``"posterior"`` (negative log-likelihood of each level under the head's fine posterior summed up
-  the hierarchy; needs a head with the posterior option) or ``"distill"`` (the prefix learns to rank
-  the batch as a teacher does; no labels, so ``levels`` is unused). ``teacher`` names the teacher:
-  ``"full"`` (the head's own intact full vector) or ``"backbone"`` (the backbone's vector, the head's
-  input: the prefix keeps the backbone's neighbourhoods, which hold for classes never trained on).
+- ``loss``: a loss kind of :data:`LOSS_NAMES` (implemented in :mod:`steerable.training.terms`):
+  ``"seed"`` (InfoNCE + margin + cross-entropy, as the original code), ``"supcon"`` (supervised
+  contrastive + cross-entropy), ``"posterior"`` (negative log-likelihood of each level under the
+  head's fine posterior summed up the hierarchy; needs a head with the posterior option) or
+  ``"distill"`` (the prefix learns to rank the batch as a teacher does; no labels, so ``levels`` is
+  unused). ``teacher`` names the teacher: ``"full"`` (the head's own intact full vector) or
+  ``"backbone"`` (the backbone's vector, the head's input: the prefix keeps the backbone's
+  neighbourhoods, which hold for classes never trained on).
 - ``start``: the term embeds blocks ``start .. j-1`` only (a suffix window; 0 = the whole prefix).
 - ``grad``: a gradient scale per block (0 = the term's gradient does not reach that block, as a
   stop-gradient; 1 = untouched; negative = gradient reversal: that block is trained to *raise* the
@@ -148,8 +149,14 @@ class Schedule:
             if unknown:
                 raise ValueError(f"schedule term {i}: unknown fields {sorted(unknown)}")
             terms.append(Term(**t))
-        return cls(d.get("name", "custom"), tuple(terms), tuple(d.get("block_keep", ())),
-                   dict(d.get("head_options", {})), dict(d.get("recipe", {})), d.get("head"))
+        return cls(
+            d.get("name", "custom"),
+            tuple(terms),
+            tuple(d.get("block_keep", ())),
+            dict(d.get("head_options", {})),
+            dict(d.get("recipe", {})),
+            d.get("head"),
+        )
 
 
 def prefix_level(j: int, num_levels: int) -> int:

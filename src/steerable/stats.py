@@ -29,8 +29,9 @@ class Summary:
         return f"{self.mean:+.{digits}f} ± {self.sd:.{digits}f}"
 
 
-def bootstrap_ci(values: Sequence[float], level: float = 0.95, resamples: int = 10_000,
-                 seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    values: Sequence[float], level: float = 0.95, resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap confidence interval of the mean (seeded, so reruns agree)."""
     x = np.asarray(values, dtype=float)
     if len(x) < 2:

@@ -27,8 +27,13 @@ def clustered(rng, centres, n):
 def test_the_collection_holds_no_training_text_and_the_query_sets_are_disjoint():
     texts, counts = bench_search.out_of_sample(["a", "b", "c"], ["b", "x", "y", "x", "c", "z"])
     assert texts == ["x", "y", "z"]
-    assert counts == {"held_out_texts": 6, "repeated_within": 1, "training_texts": 3,
-                      "dropped_as_training_texts": 2, "texts": 3}
+    assert counts == {
+        "held_out_texts": 6,
+        "repeated_within": 1,
+        "training_texts": 3,
+        "dropped_as_training_texts": 2,
+        "texts": 3,
+    }
     sel, ev, docs = bench_search.split_queries(500, 60, seed=3)
     assert len(sel) == len(ev) == 60 and len(docs) == 380
     assert not set(sel) & set(ev) and not set(sel) & set(docs) and not set(ev) & set(docs)
@@ -41,8 +46,9 @@ def test_contenders_measure_both_query_sets_and_the_report_lists_them():
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(50, 256))
     full, q, sel = clustered(rng, centres, 3000), clustered(rng, centres, 40), clustered(rng, centres, 30)
-    rows = contenders(unit(full[:, :64]), full, unit(q[:, :64]), q, [50, 3000], [16, 64],
-                      selection=(unit(sel[:, :64]), sel))
+    rows = contenders(
+        unit(full[:, :64]), full, unit(q[:, :64]), q, [50, 3000], [16, 64], selection=(unit(sel[:, :64]), sel)
+    )
     by = {(r["contender"], r.get("shortlist"), r.get("margin"), r.get("ef_search")): r for r in rows}
     assert by[("exact-256", None, None, None)]["recall@10"] == 1.0
     assert by[("exact-256", None, None, None)]["selection_recall@10"] == 1.0
@@ -51,12 +57,19 @@ def test_contenders_measure_both_query_sets_and_the_report_lists_them():
     assert by[("funnel-flat", 3000, None, None)]["selection_recall@10"] == 1.0
     extended = [by[("adaptive", None, m, None)]["extended"] for m in (0.01, 0.02, 0.05)]
     assert extended == sorted(extended)
-    assert all(r["qps"] > 0 and r["selection_qps"] > 0 and r["latency_ms"] > 0 and r["selection_latency_ms"] > 0
-               and r["memory_mb"] > 0 for r in rows)
+    assert all(
+        r["qps"] > 0
+        and r["selection_qps"] > 0
+        and r["latency_ms"] > 0
+        and r["selection_latency_ms"] > 0
+        and r["memory_mb"] > 0
+        for r in rows
+    )
     assert {r["ef_search"] for r in rows if r["contender"] == "hnsw-256"} == {16, 64}
     # the quantized IVF shortlists hold the same prefixes in fewer bytes
-    mem = {name: by[(name, 50, None, None)]["memory_mb"]
-           for name in ("funnel-ivf", "funnel-ivf-sq8", "funnel-ivf-pq4fs")}
+    mem = {
+        name: by[(name, 50, None, None)]["memory_mb"] for name in ("funnel-ivf", "funnel-ivf-sq8", "funnel-ivf-pq4fs")
+    }
     assert mem["funnel-ivf-pq4fs"] < mem["funnel-ivf-sq8"] < mem["funnel-ivf"]
     assert 0.5 < by[("funnel-ivf-sq8", 50, None, None)]["recall@10"] <= 1.0
     chosen = choose(rows)
@@ -68,24 +81,33 @@ def test_contenders_measure_both_query_sets_and_the_report_lists_them():
 
 
 def row(contender, sel_recall, ev_recall, sel_qps, ev_qps, **setting):
-    return {"contender": contender, **setting, "recall@10": ev_recall, "selection_recall@10": sel_recall,
-            "qps": ev_qps, "selection_qps": sel_qps, "latency_ms": 1000 / ev_qps,
-            "selection_latency_ms": 1000 / sel_qps}
+    return {
+        "contender": contender,
+        **setting,
+        "recall@10": ev_recall,
+        "selection_recall@10": sel_recall,
+        "qps": ev_qps,
+        "selection_qps": sel_qps,
+        "latency_ms": 1000 / ev_qps,
+        "selection_latency_ms": 1000 / sel_qps,
+    }
 
 
 def test_settings_are_chosen_on_selection_recall_and_reported_on_evaluation_recall():
-    rows = [row("exact-256", 1.0, 1.0, 100, 100),
-            # A keeps 0.99 on the selection queries (not on the evaluation ones): eligible
-            row("funnel-hnsw", 0.995, 0.980, 300, 310, shortlist=100),
-            # B misses 0.99 on the selection queries (keeps it on the evaluation ones) and is faster:
-            # a choice read on the evaluation queries would take it
-            row("funnel-ivf", 0.985, 0.999, 600, 620, shortlist=50, nprobe=16, nlist=64),
-            row("funnel-flat", 0.999, 0.999, 150, 150, shortlist=400),
-            # C is eligible and slower than A on the selection queries, faster on the evaluation ones
-            row("funnel-ivf-sq8", 0.993, 0.995, 290, 400, shortlist=200, nprobe=64, nlist=64),
-            # H1 is as good as A on the selection queries; H2 is not there, but is on the evaluation ones
-            row("hnsw-256", 0.996, 0.970, 200, 190, ef_search=128),
-            row("hnsw-256", 0.990, 0.999, 400, 420, ef_search=64)]
+    rows = [
+        row("exact-256", 1.0, 1.0, 100, 100),
+        # A keeps 0.99 on the selection queries (not on the evaluation ones): eligible
+        row("funnel-hnsw", 0.995, 0.980, 300, 310, shortlist=100),
+        # B misses 0.99 on the selection queries (keeps it on the evaluation ones) and is faster:
+        # a choice read on the evaluation queries would take it
+        row("funnel-ivf", 0.985, 0.999, 600, 620, shortlist=50, nprobe=16, nlist=64),
+        row("funnel-flat", 0.999, 0.999, 150, 150, shortlist=400),
+        # C is eligible and slower than A on the selection queries, faster on the evaluation ones
+        row("funnel-ivf-sq8", 0.993, 0.995, 290, 400, shortlist=200, nprobe=64, nlist=64),
+        # H1 is as good as A on the selection queries; H2 is not there, but is on the evaluation ones
+        row("hnsw-256", 0.996, 0.970, 200, 190, ef_search=128),
+        row("hnsw-256", 0.990, 0.999, 400, 420, ef_search=64),
+    ]
     chosen = choose(rows)
     for mode in ("batch", "one at a time"):
         f, h = chosen[mode]["funnel"], chosen[mode]["hnsw-256"]
@@ -111,14 +133,24 @@ def test_the_hnsw_256_sweep_is_fine_enough_for_equal_recall():
 def test_the_paper_judges_the_targets_on_the_evaluation_queries_at_the_chosen_setting():
     from paper.search_targets import search_targets
 
-    rows = [row("exact-256", 1.0, 1.0, 100, 100),
-            row("funnel-hnsw", 0.995, 0.980, 300, 310, shortlist=100),  # chosen; misses 0.99 out of sample
-            row("funnel-ivf", 0.985, 0.999, 600, 620, shortlist=50, nprobe=16, nlist=64),
-            row("hnsw-256", 0.996, 0.970, 200, 190, ef_search=128)]
+    rows = [
+        row("exact-256", 1.0, 1.0, 100, 100),
+        row("funnel-hnsw", 0.995, 0.980, 300, 310, shortlist=100),  # chosen; misses 0.99 out of sample
+        row("funnel-ivf", 0.985, 0.999, 600, 620, shortlist=50, nprobe=16, nlist=64),
+        row("hnsw-256", 0.996, 0.970, 200, 190, ef_search=128),
+    ]
     good = [rows[0], row("funnel-hnsw", 0.995, 0.993, 300, 310, shortlist=100), rows[3]]
-    bench = {"real": {"heads": {"mrl": {}, "v5": {}}, "mrl": rows, "v5": good, "ceiling": {},
-                      "chosen": {"mrl": choose(rows), "v5": choose(good)},
-                      "selection_queries": 500, "evaluation_queries": 1000}}
+    bench = {
+        "real": {
+            "heads": {"mrl": {}, "v5": {}},
+            "mrl": rows,
+            "v5": good,
+            "ceiling": {},
+            "chosen": {"mrl": choose(rows), "v5": choose(good)},
+            "selection_queries": 500,
+            "evaluation_queries": 1000,
+        }
+    }
     table, verdicts = search_targets(bench)
     mrl_batch, _, v5_batch, _ = table.rows
     assert mrl_batch[3].startswith("hnsw, K 100") and mrl_batch[4] == "0.980 / 3.10x"
@@ -134,8 +166,18 @@ def test_the_real_engines_run_the_funnel_beside_faiss(postgres_url):
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(30, 256))
     full, q, sel = clustered(rng, centres, 1500), clustered(rng, centres, 20), clustered(rng, centres, 20)
-    rows = contenders(unit(full[:, :64]), full, unit(q[:, :64]), q, [1500], [16], selection=(unit(sel[:, :64]), sel),
-                      engines=("qdrant-edge", "pgvector"), threads=2, pg_url=postgres_url)
+    rows = contenders(
+        unit(full[:, :64]),
+        full,
+        unit(q[:, :64]),
+        q,
+        [1500],
+        [16],
+        selection=(unit(sel[:, :64]), sel),
+        engines=("qdrant-edge", "pgvector"),
+        threads=2,
+        pg_url=postgres_url,
+    )
     by = {r["contender"]: r for r in rows if r.get("shortlist") == 1500}
     for name in ("engine-qdrant-edge", "engine-pgvector"):
         r = by[name]
@@ -145,9 +187,11 @@ def test_the_real_engines_run_the_funnel_beside_faiss(postgres_url):
 
 
 def test_mrl_distills_setting_is_the_best_ceiling_that_keeps_mrls_validation_accuracy():
-    rows = [{"weight": 1.0, "temperature": 0.05, "validation_full_fine": 0.700, "selection_ceiling": 0.980},
-            {"weight": 3.0, "temperature": 0.05, "validation_full_fine": 0.696, "selection_ceiling": 0.990},
-            {"weight": 3.0, "temperature": 0.02, "validation_full_fine": 0.690, "selection_ceiling": 0.999}]
+    rows = [
+        {"weight": 1.0, "temperature": 0.05, "validation_full_fine": 0.700, "selection_ceiling": 0.980},
+        {"weight": 3.0, "temperature": 0.05, "validation_full_fine": 0.696, "selection_ceiling": 0.990},
+        {"weight": 3.0, "temperature": 0.02, "validation_full_fine": 0.690, "selection_ceiling": 0.999},
+    ]
     out = bench_search.choose_distill(rows, mrl_full_fine=0.7005)  # the bound: 0.6955
     assert [r["eligible"] for r in out["candidates"]] == [True, True, False]
     assert out["chosen"] == {"weight": 3.0, "temperature": 0.05}  # 0.999 is out of bounds
@@ -161,9 +205,28 @@ def test_the_generated_part_alone_never_replaces_the_real_results(tmp_path, monk
 
     monkeypatch.setattr(_common, "OUT_DIR", tmp_path)
     (tmp_path / "search.json").write_text('{"real": "kept"}')
-    monkeypatch.setattr(sys, "argv", ["search.py", "--skip-real", "--synthetic", "2000", "--queries", "20",
-                                      "--threads", "1", "--engines", "", "--shortlists", "50,200",
-                                      "--efs", "16,64", "--ceiling", "10,50"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "search.py",
+            "--skip-real",
+            "--synthetic",
+            "2000",
+            "--queries",
+            "20",
+            "--threads",
+            "1",
+            "--engines",
+            "",
+            "--shortlists",
+            "50,200",
+            "--efs",
+            "16,64",
+            "--ceiling",
+            "10,50",
+        ],
+    )
     bench_search.main()
     assert (tmp_path / "search.json").read_text() == '{"real": "kept"}'
     result = json.loads((tmp_path / "search_synthetic.json").read_text())
@@ -179,6 +242,7 @@ def test_the_collection_is_the_test_splits_less_every_text_a_step_read():
 
     def part(texts):
         return LabelledTexts(list(texts), np.zeros((len(texts), 2), dtype=np.int64))
+
     ds = HierarchicalDataset("d", h, part(["t1", "t2"]), part(["v1", "v2"]), part(["q1", "v2", "t1", "q2", "q1"]))
     texts, counts = bench_search.collection([ds])
     assert texts == ["q1", "q2"] and counts["splits"] == ["test"]

@@ -37,6 +37,7 @@ def test_a_claim_that_holds_on_one_backbone_only_is_marked(tmp_path):
 
 def test_each_protocol_gets_its_own_side_by_side_table(tmp_path):
     """Runs measured under both protocols: one table per protocol, each with that protocol's S."""
+
     def both(method, s_standard, s_paper):
         standard = runs("trec", method, {"s": s_standard})
         paper = runs("trec", method, {"s": s_paper}, protocol="paper")
@@ -47,8 +48,9 @@ def test_each_protocol_gets_its_own_side_by_side_table(tmp_path):
     standard, paper = text.split("## Protocol `standard`")[1].split("## Protocol `paper`")
     assert "| trec | V5 | 90.0 | 80.0 | +0.100 | 50.0 | 5 | 90.0 | 80.0 | +0.200 | 50.0 | 5 |" in standard
     assert "| trec | V5 | 90.0 | 80.0 | +0.300 | 50.0 | 5 | 90.0 | 80.0 | +0.400 | 50.0 | 5 |" in paper.split("##")[0]
-    one = write_backbones(_on("org/a", runs("trec", "v5", {})) + _on("org/b", runs("trec", "v5", {})),
-                          tmp_path / "one").read_text()
+    one = write_backbones(
+        _on("org/a", runs("trec", "v5", {})) + _on("org/b", runs("trec", "v5", {})), tmp_path / "one"
+    ).read_text()
     assert "Protocol `standard`" in one and "Protocol `paper`" not in one  # a protocol not measured: no table
 
 
@@ -70,8 +72,17 @@ def test_report_only_reports_what_the_store_holds_and_runs_nothing(tmp_path, cap
         if spec.backbone == DEFAULT_BACKBONE:
             store.add(replace(record("trec", spec.method, spec.seed), run_id=spec.run_id, backbone=spec.backbone))
     store.add(replace(record("trec", "v5", 42), run_id="elsewhere", backbone="other"))  # not this grid's
-    args = ["--part", "backbones", "--datasets", "trec", "--results", str(tmp_path / "store"),
-            "--out", str(tmp_path / "out"), "--report-only"]
+    args = [
+        "--part",
+        "backbones",
+        "--datasets",
+        "trec",
+        "--results",
+        str(tmp_path / "store"),
+        "--out",
+        str(tmp_path / "out"),
+        "--report-only",
+    ]
     assert main(args) == 2  # one backbone recorded: nothing to compare, and nothing was run
     assert "needs runs on two backbones" in capsys.readouterr().err
     for spec in [s for s in grid if s.backbone == SECOND_BACKBONE][:2]:  # Flat, two seeds

@@ -11,8 +11,11 @@ def _with_draws(records):
     for r in records:
         if r.unseen:
             coarse = ["c1", "c2"] if r.unseen.startswith("coarse") else []
-            r.open_set |= {"drawn": "coarse:3" if r.seed == 1 and coarse else r.unseen,
-                           "held_out_classes": {"l0": coarse, "l1": ["f1", "f2", "f3"]}, "queries": 250 + r.seed}
+            r.open_set |= {
+                "drawn": "coarse:3" if r.seed == 1 and coarse else r.unseen,
+                "held_out_classes": {"l0": coarse, "l1": ["f1", "f2", "f3"]},
+                "queries": 250 + r.seed,
+            }
     return records
 
 

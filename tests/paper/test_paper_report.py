@@ -68,16 +68,26 @@ def test_paper_report_adds_the_ablations_and_the_complexity_figure(records, tmp_
     assert "Table 3" in report and ("PASS" in report or "FAIL" in report)
     t1 = (tmp_path / "table1_accuracy_standard.csv").read_text().splitlines()[0]
     assert t1 == "data set,Flat L0,Flat L1,MRL L0,MRL L1,V5 L0,V5 L1,Inverted L0,Inverted L1,No-prefix L0,No-prefix L1"
-    assert [line.split(",")[1] for line in (tmp_path / "table2_steerability_standard.csv").read_text().splitlines()[1:]] == [
-        "V5", "MRL", "Flat"]  # V5 and MRL beside the floors that ran
+    assert [
+        line.split(",")[1] for line in (tmp_path / "table2_steerability_standard.csv").read_text().splitlines()[1:]
+    ] == ["V5", "MRL", "Flat"]  # V5 and MRL beside the floors that ran
 
 
 def test_reproduction_page_judges_the_search_targets_from_the_bench(records, tmp_path):
     text = write_doc(records, tmp_path / "reproduction.md", "steer reproduce --quick")
     assert "steer reproduce --quick" in text and "| tiny | paper |" in text and "Search targets" not in text
-    rows = [{"contender": "exact-256", "recall@10": 1.0, "qps": 100.0, "latency_ms": 10.0, "memory_mb": 1.0},
-            {"contender": "funnel-ivf", "shortlist": 400, "nprobe": 16, "recall@10": 0.991, "qps": 150.0,
-             "latency_ms": 1.0, "memory_mb": 1.0}]
+    rows = [
+        {"contender": "exact-256", "recall@10": 1.0, "qps": 100.0, "latency_ms": 10.0, "memory_mb": 1.0},
+        {
+            "contender": "funnel-ivf",
+            "shortlist": 400,
+            "nprobe": 16,
+            "recall@10": 0.991,
+            "qps": 150.0,
+            "latency_ms": 1.0,
+            "memory_mb": 1.0,
+        },
+    ]
     bench = {"real": {"documents": 1000, "queries": 10, "mrl": rows}, "threads": 2, "machine": {"cpu_model": "x"}}
     text = write_doc(records, tmp_path / "reproduction.md", "steer reproduce --quick", bench=bench)
     section = text.split("## Search targets")[1]
@@ -153,11 +163,17 @@ def test_the_page_judges_every_claim_of_the_claims_file_with_its_history(records
         inv = sum(values) / 3
         p_holds, p_partly = holm([one_sided([-v for v in values], 0.05).p, one_sided([-v for v in values], 0.0).p])
         expected = "holds" if p_holds < 0.05 else "partly" if p_partly < 0.05 else "does not hold"
-        line = next(row for row in text.splitlines() if row.startswith("| clinc150: Inverted flips the sign")
-                    and f"| {protocol} |" in row)
+        line = next(
+            row
+            for row in text.splitlines()
+            if row.startswith("| clinc150: Inverted flips the sign") and f"| {protocol} |" in row
+        )
         assert f"**{expected}**" in line and f"{inv:+.3f}" in line
-    accuracy = next(row for row in text.splitlines() if row.startswith("| V5 matches MRL's classification accuracy")
-                    and "| standard |" in row)
+    accuracy = next(
+        row
+        for row in text.splitlines()
+        if row.startswith("| V5 matches MRL's classification accuracy") and "| standard |" in row
+    )
     assert "until 2026-11-29: holds unless V5 is significantly" in accuracy and "absence of evidence" in accuracy
     trec = next(row for row in text.splitlines() if row.startswith("| trec: Inverted flips the sign"))
     assert "**not run**" in trec  # no TREC runs: that data set reads "not run"
@@ -178,5 +194,7 @@ def test_the_report_and_page_show_two_backbones_side_by_side_when_given_their_ru
         page = write_doc(records, tmp_path / "page.md", "steer reproduce", backbones=backbones)
         for text in ((tmp_path / "out" / "report.md").read_text(), page):
             assert ("## Two backbones: large and small" in text) is shown
-            assert ("| trec | V5 | 90.0 | 85.0 | +0.000 | 50.0 | 5 | 90.0 | 80.0 | +0.000 | 50.0 | 5 |" in text) is shown
+            assert (
+                "| trec | V5 | 90.0 | 85.0 | +0.000 | 50.0 | 5 | 90.0 | 80.0 | +0.000 | 50.0 | 5 |" in text
+            ) is shown
             assert ("### The claims on each backbone" in text) is shown

@@ -5,20 +5,53 @@ from paper.search_targets import search_targets
 
 def test_search_targets_judge_speedup_and_equal_recall_from_the_rows():
     def rows(funnel_recall):
-        return [{"contender": "exact-256", "recall@10": 1.0, "qps": 100.0, "latency_ms": 10.0, "memory_mb": 1.0},
-                {"contender": "funnel-hnsw", "shortlist": 100, "recall@10": funnel_recall, "qps": 400.0,
-                 "latency_ms": 1.0, "memory_mb": 1.0},
-                {"contender": "funnel-flat", "shortlist": 50, "recall@10": 0.9, "qps": 50.0, "latency_ms": 5.0,
-                 "memory_mb": 1.0},
-                {"contender": "hnsw-256", "ef_search": 64, "recall@10": 0.996, "qps": 300.0, "latency_ms": 2.0,
-                 "memory_mb": 1.0},
-                {"contender": "hnsw-256", "ef_search": 32, "recall@10": 0.95, "qps": 600.0, "latency_ms": 0.5,
-                 "memory_mb": 1.0}]
+        return [
+            {"contender": "exact-256", "recall@10": 1.0, "qps": 100.0, "latency_ms": 10.0, "memory_mb": 1.0},
+            {
+                "contender": "funnel-hnsw",
+                "shortlist": 100,
+                "recall@10": funnel_recall,
+                "qps": 400.0,
+                "latency_ms": 1.0,
+                "memory_mb": 1.0,
+            },
+            {
+                "contender": "funnel-flat",
+                "shortlist": 50,
+                "recall@10": 0.9,
+                "qps": 50.0,
+                "latency_ms": 5.0,
+                "memory_mb": 1.0,
+            },
+            {
+                "contender": "hnsw-256",
+                "ef_search": 64,
+                "recall@10": 0.996,
+                "qps": 300.0,
+                "latency_ms": 2.0,
+                "memory_mb": 1.0,
+            },
+            {
+                "contender": "hnsw-256",
+                "ef_search": 32,
+                "recall@10": 0.95,
+                "qps": 600.0,
+                "latency_ms": 0.5,
+                "memory_mb": 1.0,
+            },
+        ]
 
-    bench = {"real": {"head_data": "all", "v5": rows(0.995), "mrl": rows(0.98),
-                      "ceiling": {"v5": [{"shortlist": 100, "recall@10": 0.95},
-                                         {"shortlist": 400, "recall@10": 0.991}],
-                                  "mrl": [{"shortlist": 100, "recall@10": 0.97}]}}}
+    bench = {
+        "real": {
+            "head_data": "all",
+            "v5": rows(0.995),
+            "mrl": rows(0.98),
+            "ceiling": {
+                "v5": [{"shortlist": 100, "recall@10": 0.95}, {"shortlist": 400, "recall@10": 0.991}],
+                "mrl": [{"shortlist": 100, "recall@10": 0.97}],
+            },
+        }
+    }
     table, verdicts = search_targets(bench)
     (v5_batch, v5_single, mrl_batch, mrl_single) = table.rows
     assert v5_batch[1] == "batch" and v5_single[1] == "one at a time"

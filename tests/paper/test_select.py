@@ -6,23 +6,32 @@ import pytest
 from paper.select import EpisodicSelection, Selection, choose, choose_episodic, describe, selection_runs
 from steerable.runs import RunRecord
 
-SEL = Selection("a strength", ("adversarial@0.1", "adversarial@0.3", "adversarial@1"), "mrl_supcon",
-                seeds=(1, 2), datasets=("trec", "clinc150"))
+SEL = Selection(
+    "a strength",
+    ("adversarial@0.1", "adversarial@0.3", "adversarial@1"),
+    "mrl_supcon",
+    seeds=(1, 2),
+    datasets=("trec", "clinc150"),
+)
 
 
 def _record(ds, method, seed, s, ff, split="validation"):
     block = {"steerability_score": s, "full_fine": ff}
-    return RunRecord(f"{ds}{method}{seed}", ds, method, seed, "m", "mlp", {"split": split}, {}, ["l0", "l1"],
-                     {"standard": block})
+    return RunRecord(
+        f"{ds}{method}{seed}", ds, method, seed, "m", "mlp", {"split": split}, {}, ["l0", "l1"], {"standard": block}
+    )
 
 
 def _records(strong_ff):
     out = []
     for ds in SEL.datasets:
         for seed in SEL.seeds:
-            out += [_record(ds, "mrl_supcon", seed, 0.0, 0.90), _record(ds, "adversarial@0.1", seed, 0.2, 0.90),
-                    _record(ds, "adversarial@0.3", seed, 0.4, 0.899),
-                    _record(ds, "adversarial", seed, 0.5, strong_ff)]  # a record names the default (1) bare
+            out += [
+                _record(ds, "mrl_supcon", seed, 0.0, 0.90),
+                _record(ds, "adversarial@0.1", seed, 0.2, 0.90),
+                _record(ds, "adversarial@0.3", seed, 0.4, 0.899),
+                _record(ds, "adversarial", seed, 0.5, strong_ff),
+            ]  # a record names the default (1) bare
     return out
 
 
@@ -35,8 +44,10 @@ def test_the_highest_s_within_the_accuracy_bound_is_chosen():
 
 
 def test_test_split_runs_do_not_count_and_missing_runs_are_refused():
-    records = [r if r.method != "adversarial@0.3" else _record(r.dataset, r.method, r.seed, 0.4, 0.9, split="test")
-               for r in _records(0.88)]
+    records = [
+        r if r.method != "adversarial@0.3" else _record(r.dataset, r.method, r.seed, 0.4, 0.9, split="test")
+        for r in _records(0.88)
+    ]
     with pytest.raises(ValueError, match="selection runs missing for adversarial@0.3"):
         choose(SEL, records)
 
@@ -50,22 +61,38 @@ def test_every_selection_run_is_measured_on_validation_and_never_on_a_confirmati
 
 def _episode(ds, method, seed, s, probe, reach, split="validation", unseen="coarse:2"):
     block = {"steerability_score": s}
-    return RunRecord(f"{ds}{method}{seed}", ds, method, seed, "m", "mlp", {"split": split, "unseen": unseen}, {},
-                     ["l0", "l1"], {"standard": block}, probe={"accuracy": {"l1": probe}},
-                     open_set={"dims": [64, 256], "accuracy": {"l0": {"64": reach, "256": 0.5}}})
+    return RunRecord(
+        f"{ds}{method}{seed}",
+        ds,
+        method,
+        seed,
+        "m",
+        "mlp",
+        {"split": split, "unseen": unseen},
+        {},
+        ["l0", "l1"],
+        {"standard": block},
+        probe={"accuracy": {"l1": probe}},
+        open_set={"dims": [64, 256], "accuracy": {"l0": {"64": reach, "256": 0.5}}},
+    )
 
 
-EPI = EpisodicSelection("settings", {"gep": ("gep@0.1", "gep@1"), "lda": ("lda@1", "lda@4")}, seeds=(1, 2),
-                        datasets=("trec", "clinc150"))
+EPI = EpisodicSelection(
+    "settings", {"gep": ("gep@0.1", "gep@1"), "lda": ("lda@1", "lda@4")}, seeds=(1, 2), datasets=("trec", "clinc150")
+)
 
 
 def _episodes(gep1_probe=0.3):
     out = []
     for ds in EPI.datasets:
         for seed in EPI.seeds:
-            out += [_episode(ds, "heal", seed, 0.1, 0.6, 0.5), _episode(ds, "gep@0.1", seed, 0.2, 0.3, 0.7),
-                    _episode(ds, "gep@1", seed, 0.2, gep1_probe, 0.8), _episode(ds, "lda@1", seed, 0.0, 0.9, 0.9),
-                    _episode(ds, "lda@4", seed, 0.05, 0.9, 0.85)]
+            out += [
+                _episode(ds, "heal", seed, 0.1, 0.6, 0.5),
+                _episode(ds, "gep@0.1", seed, 0.2, 0.3, 0.7),
+                _episode(ds, "gep@1", seed, 0.2, gep1_probe, 0.8),
+                _episode(ds, "lda@1", seed, 0.0, 0.9, 0.9),
+                _episode(ds, "lda@4", seed, 0.05, 0.9, 0.85),
+            ]
     return out
 
 
@@ -77,7 +104,8 @@ def test_an_episodic_selection_reaches_furthest_among_the_steerable_settings_of_
     text = describe(out | {"name": "x"})
     assert "gep: gep@1: mean episodic 80.0 [chosen]" in text and "lda: lda@4: mean episodic 85.0 [not steerable" in text
     closed = [r for r in _episodes() if r.method != "gep@1"] + [
-        _episode(ds, "gep@1", s, 0.2, 0.3, 0.8, unseen=None) for ds in EPI.datasets for s in EPI.seeds]
+        _episode(ds, "gep@1", s, 0.2, 0.3, 0.8, unseen=None) for ds in EPI.datasets for s in EPI.seeds
+    ]
     with pytest.raises(ValueError, match="selection runs missing for gep@1"):  # closed-set runs do not count
         choose_episodic(EPI, closed)
 

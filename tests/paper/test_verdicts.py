@@ -13,30 +13,69 @@ CLAIMS = load_claims()
 BY_ID = {c["id"]: c for c in CLAIMS["claims"]}
 
 
-def record(ds, method, seed, *, s=0.0, sc=0.9, ff=0.8, rank=64, probe=0.5, unseen=None, coarse_open=None,
-           recall=(0.5, 0.5), h=2.0, protocol="standard"):
+def record(
+    ds,
+    method,
+    seed,
+    *,
+    s=0.0,
+    sc=0.9,
+    ff=0.8,
+    rank=64,
+    probe=0.5,
+    unseen=None,
+    coarse_open=None,
+    recall=(0.5, 0.5),
+    h=2.0,
+    protocol="standard",
+):
     """A run record with the given S, ShortCoarse, FullFine, prefix rank, fine probe, retrieval recall at
     (64, 256) and, with ``unseen``, an open-set coarse accuracy at 64 dims."""
-    block = {"protocol": {"name": protocol}, "dims": [64, 256],
-             "accuracy": {"l0": {"64": sc, "256": sc}, "l1": {"64": ff, "256": ff}},
-             "steerability_score": s, "short_coarse": sc, "full_fine": ff}
+    block = {
+        "protocol": {"name": protocol},
+        "dims": [64, 256],
+        "accuracy": {"l0": {"64": sc, "256": sc}, "l1": {"64": ff, "256": ff}},
+        "steerability_score": s,
+        "short_coarse": sc,
+        "full_fine": ff,
+    }
     open_set = {}
     if unseen:
-        open_set = {"dims": [64, 256], "queries": 300, "held_out": {"l0": 2, "l1": 6},
-                    "accuracy": {"l0": {"64": coarse_open, "256": 0.5},
-                                                                   "l1": {"64": 0.1, "256": 0.3}}}
-    return RunRecord(f"{ds}/{method}/{seed}/{unseen}", ds, method, seed, "m", "mlp",
-                     {"max_test": 2000, "unseen": unseen}, {"test": 2000, "H1|0": h, "branching1": 3.0},
-                     ["l0", "l1"], {protocol: block}, probe={"rank": rank, "dim": 64, "accuracy": {"l1": probe}},
-                     retrieval={"recall@10/l1/64": recall[0], "recall@10/l1/256": recall[1], "ndcg@10/64": 0.5,
-                                "ndcg@10/256": 0.5},
-                     open_set=open_set)
+        open_set = {
+            "dims": [64, 256],
+            "queries": 300,
+            "held_out": {"l0": 2, "l1": 6},
+            "accuracy": {"l0": {"64": coarse_open, "256": 0.5}, "l1": {"64": 0.1, "256": 0.3}},
+        }
+    return RunRecord(
+        f"{ds}/{method}/{seed}/{unseen}",
+        ds,
+        method,
+        seed,
+        "m",
+        "mlp",
+        {"max_test": 2000, "unseen": unseen},
+        {"test": 2000, "H1|0": h, "branching1": 3.0},
+        ["l0", "l1"],
+        {protocol: block},
+        probe={"rank": rank, "dim": 64, "accuracy": {"l1": probe}},
+        retrieval={"recall@10/l1/64": recall[0], "recall@10/l1/256": recall[1], "ndcg@10/64": 0.5, "ndcg@10/256": 0.5},
+        open_set=open_set,
+    )
 
 
 def runs(ds, method, values, **kw):
     """One record per seed; ``values`` maps a field to a number or to a list over the seeds."""
-    return [record(ds, method, seed, **{k: (v[i] if isinstance(v, (list, tuple)) and k != "recall" else v)
-                                        for k, v in values.items()}, **kw) for i, seed in enumerate(SEEDS)]
+    return [
+        record(
+            ds,
+            method,
+            seed,
+            **{k: (v[i] if isinstance(v, (list, tuple)) and k != "recall" else v) for k, v in values.items()},
+            **kw,
+        )
+        for i, seed in enumerate(SEEDS)
+    ]
 
 
 JITTER = [0.0, 0.001, -0.001, 0.0005, -0.0005]
@@ -66,22 +105,33 @@ def test_equivalence_holds_within_the_margin_and_fails_outside_or_when_noisy():
 
 
 def test_beats_needs_every_method_above_every_reference():
-    recs = (runs("trec", "v5", {"ff": 0.8}) + runs("trec", "mrl", {"ff": 0.81}) + runs("trec", "flat", {"ff": 0.7})
-            + runs("trec", "flat_pca", {"ff": 0.75}))
+    recs = (
+        runs("trec", "v5", {"ff": 0.8})
+        + runs("trec", "mrl", {"ff": 0.81})
+        + runs("trec", "flat", {"ff": 0.7})
+        + runs("trec", "flat_pca", {"ff": 0.75})
+    )
     assert verdict("beat_raw_backbone", recs)[0].verdict == HOLDS
     worse = recs[:10] + runs("trec", "flat", {"ff": 0.7}) + runs("trec", "flat_pca", {"ff": 0.805})
     assert verdict("beat_raw_backbone", worse)[0].verdict == FAILS
 
 
 def test_greater_is_a_paired_test_holm_corrected_and_names_the_floors():
-    recs = (runs("clinc150", "v5", {"s": _shift(0.05, 0)}) + runs("clinc150", "mrl", {"s": _shift(0.0, 0)})
-            + runs("clinc150", "flat", {"s": 0.02}) + runs("clinc150", "coarse_onehot", {"s": 0.8}))
+    recs = (
+        runs("clinc150", "v5", {"s": _shift(0.05, 0)})
+        + runs("clinc150", "mrl", {"s": _shift(0.0, 0)})
+        + runs("clinc150", "flat", {"s": 0.02})
+        + runs("clinc150", "coarse_onehot", {"s": 0.8})
+    )
     v = verdict("v5_more_steerable", recs)[0]
     assert v.verdict == HOLDS and "floors' S: Flat +0.020, Coarse one-hot +0.800" in v.evidence
     behind = runs("clinc150", "v5", {"s": _shift(0.0, -0.01)}) + recs[5:]
     assert verdict("v5_more_steerable", behind)[0].verdict == FAILS
-    flat_ahead = runs("clinc150", "v5", {"s": _shift(0.05, 0)}) + runs("clinc150", "flat", {"s": 0.06}) + \
-        runs("clinc150", "flat_pca", {"s": 0.01})
+    flat_ahead = (
+        runs("clinc150", "v5", {"s": _shift(0.05, 0)})
+        + runs("clinc150", "flat", {"s": 0.06})
+        + runs("clinc150", "flat_pca", {"s": 0.01})
+    )
     assert verdict("v5_above_raw_backbone", flat_ahead)[0].verdict == FAILS
 
 
@@ -105,11 +155,13 @@ def test_recall_loss_and_complexity():
     assert verdict("recall_loss", recs)[0].verdict == HOLDS
     recs = runs("trec", "v5", {"recall": (0.7, 1.0)}) + runs("trec", "mrl", {"recall": (0.8, 1.0)})
     assert verdict("recall_loss", recs)[0].verdict == FAILS
+
     def complexity(gains):
         out = []
         for i, (ds, gain) in enumerate(zip("abcde", gains)):  # data set i has H(L1|L0) = i
             out += runs(ds, "v5", {"s": gain}, h=float(i)) + runs(ds, "mrl", {"s": 0.0}, h=float(i))
         return out
+
     assert verdict("complexity", complexity([0, 0.01, 0.02, 0.03, 0.04]))[0].verdict == HOLDS  # ρ = 1
     assert verdict("complexity", complexity([0, 0.03, 0.01, 0.02, 0.04]))[0].verdict == PARTLY  # ρ = 0.7, p = 0.19
     falling = []
@@ -119,10 +171,13 @@ def test_recall_loss_and_complexity():
 
 
 def _bounded(s, ff_gap, ds="clinc150", method="adversarial", recipe_mrl="mrl_supcon"):
-    return (runs(ds, method, {"s": s, "sc": _shift(0.95, 0), "ff": _shift(0.90, ff_gap)})
-            + runs(ds, "mrl", {"sc": _shift(0.95, 0), "ff": _shift(0.90, 0)})
-            + runs(ds, recipe_mrl, {"sc": _shift(0.95, 0), "ff": _shift(0.90, 0)})
-            + runs(ds, "heal", {"s": 0.1}) + runs(ds, "coarse_onehot", {"s": 0.85}))
+    return (
+        runs(ds, method, {"s": s, "sc": _shift(0.95, 0), "ff": _shift(0.90, ff_gap)})
+        + runs(ds, "mrl", {"sc": _shift(0.95, 0), "ff": _shift(0.90, 0)})
+        + runs(ds, recipe_mrl, {"sc": _shift(0.95, 0), "ff": _shift(0.90, 0)})
+        + runs(ds, "heal", {"s": 0.1})
+        + runs(ds, "coarse_onehot", {"s": 0.85})
+    )
 
 
 def test_steerable_within_bounds_needs_s_and_non_inferior_accuracies():
@@ -151,6 +206,7 @@ def test_full_rank_beats_counts_only_measured_full_rank_prefixes():
         for ds in ("clinc150", "trec", "20newsgroups"):
             out += runs(ds, "heal", {"s": _shift(0.1, 0)}) + runs(ds, "adversarial", {"s": _shift(0.1, gap)}, rank=rank)
         return out
+
     assert verdict("full_rank_beats_heal", recs(0.1))[0].verdict == HOLDS
     assert verdict("full_rank_beats_heal", recs(-0.1))[0].verdict == FAILS
     low = verdict("full_rank_beats_heal", recs(0.1, rank=6))[0]
@@ -161,8 +217,16 @@ def test_full_rank_beats_lists_the_other_candidates_in_the_claims_order():
     out = []
     for ds in ("clinc150", "trec", "20newsgroups"):
         out += runs(ds, "heal", {"s": _shift(0.1, 0)})
-        out += [r for m, gap in (("separated", 0.01), ("successive_balanced", 0.02), ("adversarial", 0.3),
-                                 ("adversarial_mrl", 0.01)) for r in runs(ds, m, {"s": _shift(0.1, gap)})]
+        out += [
+            r
+            for m, gap in (
+                ("separated", 0.01),
+                ("successive_balanced", 0.02),
+                ("adversarial", 0.3),
+                ("adversarial_mrl", 0.01),
+            )
+            for r in runs(ds, m, {"s": _shift(0.1, gap)})
+        ]
     evidence = verdict("full_rank_beats_heal", out)[0].evidence
     others = [label(m) for m in BY_ID["full_rank_beats_heal"]["candidates"] if m != "adversarial"]
     assert evidence.startswith("Adversarial:")
@@ -176,6 +240,7 @@ def test_the_dial_must_rise():
             for v in (0.0, 0.25, 0.5, 0.75, 1.0):
                 out += runs(ds, f"dial@{v:g}", {"s": slope * v})
         return out
+
     assert verdict("dial_pareto", recs(0.5))[0].verdict == HOLDS
     assert verdict("dial_pareto", recs(-0.5))[0].verdict == FAILS
 
@@ -191,6 +256,7 @@ def test_the_open_set_goal():
             out += runs(ds, "adversarial", {"ff": _shift(0.9, ff_gap)}, probe=probe)
             out += runs(ds, "mrl", {"ff": _shift(0.9, 0)}) + runs(ds, "heal", {}, probe=0.5)
         return out
+
     assert verdict("open_set_goal", recs(0.05))[0].verdict == HOLDS
     assert verdict("open_set_goal", recs(-0.05))[0].verdict == FAILS
     assert verdict("open_set_goal", recs(0.05, probe=0.6))[0].verdict == FAILS  # leaks more than HEAL
@@ -206,6 +272,7 @@ def test_open_set_greater_needs_every_reference_beaten_significantly_on_every_da
                 out += runs(ds, ref, {"coarse_open": _shift(0.8, 0)}, unseen="coarse:2")
             out += runs(ds, "anchored", {"coarse_open": _shift(0.5, 0.3)}, unseen="fine:0.2")  # another kind
         return out
+
     assert verdict("anchored_reach", recs(0.05))[0].verdict == HOLDS
     assert verdict("anchored_reach", recs(0.05, on=("goemotions",)))[0].verdict == PARTLY
     assert verdict("anchored_reach", recs(-0.05))[0].verdict == FAILS
@@ -232,23 +299,47 @@ def test_the_page_lists_each_verdict_that_changed_since_the_previous_page_and_wh
     did not have is new, and a protocol no longer judged says so."""
     from paper.doc import changes_section
 
-    claims = dict(CLAIMS, claims=[BY_ID[i] for i in ("v5_accuracy", "clinc_short_coarse", "v5_more_steerable",
-                                                     "no_prefix_zero", "recall_loss", "open_set_goal")],
-                  previous_page={"commit": "abc1234", "date": "2026-11-28", "verdicts": {
-                      "v5_accuracy": {"standard": "partly"},  # rule changed 2026-11-29: now holds
-                      "clinc_short_coarse": {"standard": "partly"},  # rule changed 2026-12-06: now holds
-                      "v5_more_steerable": {"standard": "partly"},  # same rule: now holds
-                      "no_prefix_zero": {"standard": {"clinc150": "holds"}},  # unchanged
-                      "recall_loss": {"paper": "does not hold", "standard": "does not hold"}}})
-    recs = (runs("clinc150", "mrl", {"ff": _shift(0.90, 0)}) + runs("clinc150", "no_prefix", {"s": 0.0})
-            + runs("clinc150", "v5", {"ff": _shift(0.90, 0.0005), "sc": 0.97, "s": _shift(0.05, 0)}))
+    claims = dict(
+        CLAIMS,
+        claims=[
+            BY_ID[i]
+            for i in (
+                "v5_accuracy",
+                "clinc_short_coarse",
+                "v5_more_steerable",
+                "no_prefix_zero",
+                "recall_loss",
+                "open_set_goal",
+            )
+        ],
+        previous_page={
+            "commit": "abc1234",
+            "date": "2026-11-28",
+            "verdicts": {
+                "v5_accuracy": {"standard": "partly"},  # rule changed 2026-11-29: now holds
+                "clinc_short_coarse": {"standard": "partly"},  # rule changed 2026-12-06: now holds
+                "v5_more_steerable": {"standard": "partly"},  # same rule: now holds
+                "no_prefix_zero": {"standard": {"clinc150": "holds"}},  # unchanged
+                "recall_loss": {"paper": "does not hold", "standard": "does not hold"},
+            },
+        },
+    )
+    recs = (
+        runs("clinc150", "mrl", {"ff": _shift(0.90, 0)})
+        + runs("clinc150", "no_prefix", {"s": 0.0})
+        + runs("clinc150", "v5", {"ff": _shift(0.90, 0.0005), "sc": 0.97, "s": _shift(0.05, 0)})
+    )
     lines = changes_section(Results(recs), claims)
     rows = [x for x in lines if x.startswith("| ") and not x.startswith("| claim")]
     assert "Against the page of abc1234 (2026-11-28)" in lines[2]
-    assert rows[0].startswith("| v5_accuracy | standard | partly | holds | rule changed: Holm runs over every "
-                              "comparison a claim makes, each side of a TOST included; rule changed: a non-significant")
-    assert rows[1] == ("| clinc_short_coarse | standard: clinc150 | partly | holds | rule changed: means are not "
-                       "tests: the interval decides |")
+    assert rows[0].startswith(
+        "| v5_accuracy | standard | partly | holds | rule changed: Holm runs over every "
+        "comparison a claim makes, each side of a TOST included; rule changed: a non-significant"
+    )
+    assert rows[1] == (
+        "| clinc_short_coarse | standard: clinc150 | partly | holds | rule changed: means are not "
+        "tests: the interval decides |"
+    )
     assert rows[2] == "| v5_more_steerable | standard | partly | holds | same rule, other runs |"
     assert rows[3] == "| recall_loss | paper | does not hold | no longer judged | judged under standard only |"
     assert rows[4] == "| open_set_goal | – | – | new claim | not on the previous page |"
@@ -258,12 +349,14 @@ def test_the_page_lists_each_verdict_that_changed_since_the_previous_page_and_wh
 
 # ------------------------------------------- intervals, not means; Holm over every comparison; not judged
 
+
 def test_equivalence_runs_holm_over_both_sides_of_the_tost():
     """Each side alone passes (p 0.027): one TOST at p < 0.05 held under the earlier rule, but Holm over
     both sides of it does not."""
     base = runs("clinc150", "mrl", {"ff": 0.9})
-    v = verdict("v5_accuracy", base + runs("clinc150", "v5", {"ff": [0.9 + d for d in
-                                                                     (-0.0052, -0.0026, 0, 0.0026, 0.0052)]}))[0]
+    v = verdict(
+        "v5_accuracy", base + runs("clinc150", "v5", {"ff": [0.9 + d for d in (-0.0052, -0.0026, 0, 0.0026, 0.0052)]})
+    )[0]
     assert v.verdict == FAILS and "Holm across 2 one-sided tests" in v.evidence
 
 
@@ -295,8 +388,9 @@ def test_holm_covers_the_best_of_choice_among_candidates():
     does not (the choice of the best is part of the family)."""
     ff = [0.9 + d for d in (0.0, -0.0036, 0.0036, -0.0018, 0.0018)]  # non-inferior within 0.5 pt at p ≈ 0.02
     one = _bounded(0.8, 0.0)
-    one = [r for r in one if r.method != "adversarial"] + runs("clinc150", "adversarial",
-                                                               {"s": 0.8, "sc": 0.95, "ff": ff})
+    one = [r for r in one if r.method != "adversarial"] + runs(
+        "clinc150", "adversarial", {"s": 0.8, "sc": 0.95, "ff": ff}
+    )
     alone = verdict("clinc_s_075", one, candidates=["adversarial"])[0]
     two = one + runs("clinc150", "separated", {"s": 0.8, "sc": 0.95, "ff": ff})
     both = verdict("clinc_s_075", two, candidates=["adversarial", "separated"])[0]
@@ -310,12 +404,15 @@ def test_a_data_set_without_runs_leaves_the_claim_not_judged():
     assert verdict("beat_raw_backbone", ok)[0].verdict == HOLDS
     v = verdict("beat_raw_backbone", partial)[0]
     assert v.verdict == "not judged" and "not run: trec" in v.evidence
-    v = verdict("full_rank_beats_heal", runs("clinc150", "heal", {"s": _shift(0.1, 0)})
-                + runs("clinc150", "adversarial", {"s": _shift(0.5, 0)}))[0]
+    v = verdict(
+        "full_rank_beats_heal",
+        runs("clinc150", "heal", {"s": _shift(0.1, 0)}) + runs("clinc150", "adversarial", {"s": _shift(0.5, 0)}),
+    )[0]
     assert v.verdict == "not judged" and "not run: trec, 20newsgroups" in v.evidence
 
 
 # ------------------------------------------------------------------------- the goal: steer and generalise
+
 
 def _goal_runs(ff_gap=0.0, s_gap=0.1, probe=0.3, coarse_gap=-0.01, fine_gap=0.02, datasets=None):
     """A candidate (GEP) against MRL, HEAL and PCA-64 on the three data sets: closed-set runs and open-set
@@ -330,9 +427,17 @@ def _goal_runs(ff_gap=0.0, s_gap=0.1, probe=0.3, coarse_gap=-0.01, fine_gap=0.02
     return out
 
 
-@pytest.mark.parametrize("change,condition", [
-    ({}, None), ({"ff_gap": -0.01}, "i"), ({"s_gap": -0.05}, "ii"), ({"probe": 0.7}, "ii"),
-    ({"coarse_gap": -0.05}, "iii"), ({"fine_gap": -0.01}, "iv")])
+@pytest.mark.parametrize(
+    "change,condition",
+    [
+        ({}, None),
+        ({"ff_gap": -0.01}, "i"),
+        ({"s_gap": -0.05}, "ii"),
+        ({"probe": 0.7}, "ii"),
+        ({"coarse_gap": -0.05}, "iii"),
+        ({"fine_gap": -0.01}, "iv"),
+    ],
+)
 def test_the_goal_needs_all_four_conditions_on_every_data_set(change, condition):
     v = verdict("steer_and_generalise", _goal_runs(**change), candidates=["gep"])[0]
     assert v.verdict == (HOLDS if condition is None else FAILS)

@@ -57,7 +57,10 @@ def test_every_method_is_tested_against_the_reference(records, tmp_path):
     table = (tmp_path / "table2_steerability_standard.csv").read_text()
     assert "Δ S vs MRL" in table.splitlines()[0]
     assert write_report(records, tmp_path, reference="heal")["protocols"]["standard"]["tests"].keys() == {
-        "flat", "mrl", "v5"}
+        "flat",
+        "mrl",
+        "v5",
+    }
 
 
 def _expected_mteb_scores(records) -> dict:
@@ -115,9 +118,16 @@ def test_mtebs_result_cache_loads_every_model_with_what_it_measured(records, tmp
             (score,) = result.scores["test"]
             level = "l0" if result.task_name == "SteerableTinyL0KNN" else "l1"
             assert score["steerable"] == {
-                "method": method, "protocol": protocol, "k": 5, "prefix_dim": model.model_meta.embed_dim,
-                "dataset": "tiny", "level": level, "backbone": "sentence-transformers/all-MiniLM-L6-v2",
-                "head": "linear", "steerable_version": steerable.__version__}
+                "method": method,
+                "protocol": protocol,
+                "k": 5,
+                "prefix_dim": model.model_meta.embed_dim,
+                "dataset": "tiny",
+                "level": level,
+                "backbone": "sentence-transformers/all-MiniLM-L6-v2",
+                "head": "linear",
+                "steerable_version": steerable.__version__,
+            }
             mean = sum(expected[(model.model_name, result.task_name)].values()) / 3
             assert result.get_score() == pytest.approx(mean, abs=1e-6)
     # the tasks are not in mteb's registry; mteb validates a result against the task object instead
@@ -167,9 +177,17 @@ def test_retrieval_and_costs_are_recorded_per_run(records):
 def test_open_set_runs_get_their_own_table_and_figure_and_stay_out_of_the_closed_set_tables(tmp_path):
     tiny_sweep(tmp_path, ("v5", "flat"), (1, 2))
     # the same runs again with classes held out, into the same store
-    run_sweep([RunSpec("tiny", m, s, head="linear", epochs=2, unseen="fine:0.4", min_queries=5)
-               for m in ("v5", "flat") for s in (1, 2)], tmp_path / "res", data_dir=str(tmp_path / "data"),
-              progress=False, log=lambda _: None)
+    run_sweep(
+        [
+            RunSpec("tiny", m, s, head="linear", epochs=2, unseen="fine:0.4", min_queries=5)
+            for m in ("v5", "flat")
+            for s in (1, 2)
+        ],
+        tmp_path / "res",
+        data_dir=str(tmp_path / "data"),
+        progress=False,
+        log=lambda _: None,
+    )
     records = ResultsStore(tmp_path / "res").records()
     assert len(records) == 8
     summary = write_report(records, tmp_path / "out")

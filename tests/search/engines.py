@@ -19,6 +19,7 @@ def clustered(n_docs=3000, n_queries=50, seed=0):
 
     def sample(n):
         return unit(centres[rng.integers(0, 40, n)] + 0.6 * rng.normal(size=(n, 256)))
+
     docs, queries = sample(n_docs), sample(n_queries)
     return unit(docs[:, :64]), docs, unit(queries[:, :64]), queries
 

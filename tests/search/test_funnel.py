@@ -40,6 +40,7 @@ def test_overlap_of_a_prefix_shortlist_is_high_on_clustered_data():
     def sample(n):
         c = rng.integers(0, 8, size=n)
         return np.concatenate([centres[c], np.zeros((n, 12))], axis=1) + 0.5 * rng.normal(size=(n, 16))
+
     qf, df = _unit(sample(40)), _unit(sample(200))
     exact, _ = rank(qf, df, 10)
     found, _ = funnel(Exact(_unit(df[:, :4])), Exact(df), _unit(qf[:, :4]), qf, 10, 50)

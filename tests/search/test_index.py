@@ -93,8 +93,9 @@ def test_save_and_load(data, tmp_path):
     index.save(tmp_path)
     again = EmbeddedIndex.load(tmp_path)
     for shortlist in (None, 50):
-        np.testing.assert_array_equal(index.search(pq, fq, shortlist=shortlist)[0],
-                                      again.search(pq, fq, shortlist=shortlist)[0])
+        np.testing.assert_array_equal(
+            index.search(pq, fq, shortlist=shortlist)[0], again.search(pq, fq, shortlist=shortlist)[0]
+        )
 
 
 def test_the_hnsw_graph_is_saved_and_read_back_not_rebuilt(data, tmp_path, monkeypatch):

@@ -114,11 +114,25 @@ def test_steer_index_refuses_an_existing_table_before_encoding(url, data, tmp_pa
     from steerable.cli import main
 
     pd, fd, _, _ = data
-    write_index_folder(tmp_path / "idx", pd[:10], fd[:10], ["t"] * 10, backend="pgvector", url=url,
-                       collection="taken").close()
+    write_index_folder(
+        tmp_path / "idx", pd[:10], fd[:10], ["t"] * 10, backend="pgvector", url=url, collection="taken"
+    ).close()
     (tmp_path / "docs.txt").write_text("a\nb\n")
-    args = ["index", "--texts", str(tmp_path / "docs.txt"), "--model", str(tmp_path / "no-such-run"),
-            "--backend", "pgvector", "--url", url, "--collection", "taken", "--out", str(tmp_path / "new")]
+    args = [
+        "index",
+        "--texts",
+        str(tmp_path / "docs.txt"),
+        "--model",
+        str(tmp_path / "no-such-run"),
+        "--backend",
+        "pgvector",
+        "--url",
+        url,
+        "--collection",
+        "taken",
+        "--out",
+        str(tmp_path / "new"),
+    ]
     assert main(args) == 2
     assert "table 'taken' already exists; pass --overwrite" in capsys.readouterr().err
     assert main(args[:-6] + ["--url", url, "--collection", "free", "--out", str(tmp_path / "new")]) == 2
@@ -126,6 +140,8 @@ def test_steer_index_refuses_an_existing_table_before_encoding(url, data, tmp_pa
 
 
 def test_a_password_is_not_stored():
-    assert safe_url("postgresql://me:s3cret@db.example:5433/app?sslmode=require") == \
-        "postgresql://me@db.example:5433/app?sslmode=require"
+    assert (
+        safe_url("postgresql://me:s3cret@db.example:5433/app?sslmode=require")
+        == "postgresql://me@db.example:5433/app?sslmode=require"
+    )
     assert safe_url("postgresql://me@db/app") == "postgresql://me@db/app"

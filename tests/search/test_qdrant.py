@@ -79,13 +79,13 @@ def test_index_folders_on_qdrant_edge(data, embedded, tmp_path):
     index, meta, again = open_index_folder(tmp_path / "idx")
     assert (meta["backend"], meta["collection"], again) == ("qdrant-edge", "news", texts)
     index.ef_search = 1000
-    np.testing.assert_array_equal(index.search(pq, fq, shortlist=100)[0],
-                                  embedded.search(pq, fq, shortlist=100)[0])
+    np.testing.assert_array_equal(index.search(pq, fq, shortlist=100)[0], embedded.search(pq, fq, shortlist=100)[0])
     index.close()
     with pytest.raises(ValueError, match=r"idx: already an index folder; pass --overwrite to replace it"):
         write_index_folder(tmp_path / "idx", pd, fd, texts, backend="qdrant-edge", collection="news")
-    write_index_folder(tmp_path / "idx", pd[:100], fd[:100], texts[:100], backend="qdrant-edge",
-                       collection="news", overwrite=True).close()
+    write_index_folder(
+        tmp_path / "idx", pd[:100], fd[:100], texts[:100], backend="qdrant-edge", collection="news", overwrite=True
+    ).close()
     index, meta, _ = open_index_folder(tmp_path / "idx")
     assert len(index) == meta["count"] == 100
     index.close()

@@ -33,8 +33,8 @@ def test_top_k_follows_the_tie_rule_on_both_paths(shape, k):
 def test_rank_is_exact_with_ties_to_the_lower_document_index():
     docs = _unit([[0, 1], [1, 0], [1, 0], [0.6, 0.8], [1, 0]])
     assert rank(_unit([[1, 0]]), docs, 3)[0].tolist() == [[1, 2, 4]]  # three tied at 1.0
-    assert rank(_unit([[1, 0]]), docs, 2)[0].tolist() == [[1, 2]]     # tie cut at the boundary
-    assert rank(_unit([[1, 0]]), docs, 9)[0].shape == (1, 5)          # k capped at the number of docs
+    assert rank(_unit([[1, 0]]), docs, 2)[0].tolist() == [[1, 2]]  # tie cut at the boundary
+    assert rank(_unit([[1, 0]]), docs, 9)[0].shape == (1, 5)  # k capped at the number of docs
     rng = np.random.default_rng(0)
     q = rng.integers(-1, 2, size=(7, 3)).astype(np.float32)
     d = rng.integers(-1, 2, size=(300, 3)).astype(np.float32)
@@ -60,8 +60,8 @@ def test_rerank_orders_the_candidates_by_the_full_vector_and_skips_missing_ones(
         ok = cand[i][cand[i] >= 0]
         brute = q[i] @ docs[ok].T
         order = np.argsort(-brute, kind="stable")[:10]
-        np.testing.assert_array_equal(rows[i][:len(order)], ok[order])
-        np.testing.assert_allclose(sims[i][:len(order)], brute[order], rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(rows[i][: len(order)], ok[order])
+        np.testing.assert_allclose(sims[i][: len(order)], brute[order], rtol=1e-5, atol=1e-6)
     twins = np.concatenate([docs, docs[:1]])  # row 600 is row 0 again: the tie goes to row 0
     assert rerank(docs[:1], twins, np.array([[600, 0, 5]]), 2)[0].tolist() == [[0, 600]]
 

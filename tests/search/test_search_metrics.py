@@ -24,17 +24,21 @@ def _unit(a):
 # 5 documents, 3 queries, labels (coarse, fine); the rankings are given, not computed.
 D_LABELS = np.array([[0, 0], [0, 1], [1, 2], [1, 3], [0, 0]])
 Q_LABELS = np.array([[0, 0], [1, 3], [1, 2]])
-RANKED = np.array([[1, 2, 0, 3, 4],   # q0: same coarse at rank 1 (d1), same fine at ranks 3, 5
-                   [2, 3, 0, 1, 4],   # q1: same coarse at rank 1 (d2), same fine at rank 2 (d3)
-                   [0, 1, 4, 3, 2]])  # q2: same coarse at rank 4 (d3), same fine at rank 5 (d2)
+RANKED = np.array(
+    [
+        [1, 2, 0, 3, 4],  # q0: same coarse at rank 1 (d1), same fine at ranks 3, 5
+        [2, 3, 0, 1, 4],  # q1: same coarse at rank 1 (d2), same fine at rank 2 (d3)
+        [0, 1, 4, 3, 2],
+    ]
+)  # q2: same coarse at rank 4 (d3), same fine at rank 5 (d2)
 
 
 def test_recall_is_the_hit_rate_per_level():
     r = recall_at_k(RANKED, Q_LABELS, D_LABELS, ks=(1, 2, 3, 5))
-    np.testing.assert_allclose(r[1], [2 / 3, 0])      # coarse: q0, q1 hit; fine: none at rank 1
+    np.testing.assert_allclose(r[1], [2 / 3, 0])  # coarse: q0, q1 hit; fine: none at rank 1
     np.testing.assert_allclose(r[2], [2 / 3, 1 / 3])  # fine: q1 (rank 2)
     np.testing.assert_allclose(r[3], [2 / 3, 2 / 3])  # fine: q0 (rank 3), q1
-    np.testing.assert_allclose(r[5], [1, 1])          # every query has a match somewhere
+    np.testing.assert_allclose(r[5], [1, 1])  # every query has a match somewhere
     # a cutoff past the number of documents counts every document; past a shallow ranking, an error
     np.testing.assert_allclose(recall_at_k(RANKED, Q_LABELS, D_LABELS, ks=(20,))[20], [1, 1])
     with pytest.raises(ValueError):

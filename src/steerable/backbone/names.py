@@ -39,8 +39,9 @@ def parse_backbone(spec: str) -> tuple[str, dict]:
         elif key == "max_seq_length" and value.isdigit() and int(value) > 0:
             settings["max_seq_length"] = int(value)
         else:
-            raise ValueError(f"backbone {spec!r}: bad setting {item!r}; use runtime={'|'.join(RUNTIMES)} "
-                             "or max_seq_length=N")
+            raise ValueError(
+                f"backbone {spec!r}: bad setting {item!r}; use runtime={'|'.join(RUNTIMES)} or max_seq_length=N"
+            )
     return name, settings
 
 
@@ -50,7 +51,8 @@ def backbone_spec(name: str, runtime: str = "torch", max_seq_length: int | None 
     runtime = runtime or settings.get("runtime", "torch")
     max_seq_length = max_seq_length or settings.get("max_seq_length")
     parts = ([f"runtime={runtime}"] if runtime != "torch" else []) + (
-        [f"max_seq_length={max_seq_length}"] if max_seq_length else [])
+        [f"max_seq_length={max_seq_length}"] if max_seq_length else []
+    )
     return f"{name}@{','.join(parts)}" if parts else name
 
 

@@ -105,8 +105,9 @@ def _export(st, out: Path, *, eager: bool = False) -> None:
                 features = module(features)
             return features["sentence_embedding"]
 
-    sample = tokenizer(["a short text", "and a somewhat longer second text to pad the first"],
-                       padding=True, return_tensors="pt")
+    sample = tokenizer(
+        ["a short text", "and a somewhat longer second text to pad the first"], padding=True, return_tensors="pt"
+    )
     axes = {n: {0: "batch", 1: "tokens"} for n in inputs} | {"sentence_embedding": {0: "batch"}}
     model = Pipeline().eval()
     with torch.no_grad(), warnings.catch_warnings():
@@ -115,23 +116,42 @@ def _export(st, out: Path, *, eager: bool = False) -> None:
         warnings.filterwarnings("ignore", message=".*aten::index.*")
         # The TorchScript exporter, on purpose: the torch.export one needs onnxscript besides onnx.
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(model, tuple(sample[n] for n in inputs), str(out / "model.onnx"),
-                          input_names=inputs, output_names=["sentence_embedding"], dynamic_axes=axes,
-                          opset_version=OPSET, dynamo=False)
+        torch.onnx.export(
+            model,
+            tuple(sample[n] for n in inputs),
+            str(out / "model.onnx"),
+            input_names=inputs,
+            output_names=["sentence_embedding"],
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            dynamo=False,
+        )
     tokenizer.save_pretrained(str(out))
     config = first.auto_model.config
-    atomic_write_json(out / _META, {"inputs": inputs, "max_seq_length": st.max_seq_length,
-                                    "do_lower_case": bool(getattr(first, "do_lower_case", False)),
-                                    "dim": embedding_dim(st), "opset": OPSET, "eager": eager,
-                                    "model_type": config.model_type,
-                                    "num_heads": getattr(config, "num_attention_heads", 0),
-                                    "hidden_size": getattr(config, "hidden_size", 0),
-                                    "int8": False, "torch": torch.__version__})
+    atomic_write_json(
+        out / _META,
+        {
+            "inputs": inputs,
+            "max_seq_length": st.max_seq_length,
+            "do_lower_case": bool(getattr(first, "do_lower_case", False)),
+            "dim": embedding_dim(st),
+            "opset": OPSET,
+            "eager": eager,
+            "model_type": config.model_type,
+            "num_heads": getattr(config, "num_attention_heads", 0),
+            "hidden_size": getattr(config, "hidden_size", 0),
+            "int8": False,
+            "torch": torch.__version__,
+        },
+    )
 
 
 FUSED_MODEL_TYPES = ("bert",)  # the graphs onnxruntime's BERT fusions are known to read correctly
-_PROBE = ["how do i reset my password", "book a table for two at an italian place tonight",
-          "The committee will meet again next week to review the budget and the hiring plan."]
+_PROBE = [
+    "how do i reset my password",
+    "book a table for two at an italian place tonight",
+    "The committee will meet again next week to review the budget and the hiring plan.",
+]
 MIN_AGREEMENT = 0.98  # mean cosine with the fp32 export on _PROBE: below it, fusion is not used, and
 # an unfused int8 graph below it is refused
 
@@ -143,8 +163,10 @@ def _agreement(reference: Path, candidate: Path, folder: Path, meta: dict) -> fl
 
     enc = AutoTokenizer.from_pretrained(str(folder))(_PROBE, padding=True, return_tensors="np")
     feed = {n: enc[n].astype(np.int64) for n in meta["inputs"]}
-    a, b = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, feed)[0]
-            for p in (reference, candidate))
+    a, b = (
+        ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+        for p in (reference, candidate)
+    )
     return float(np.mean((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)))
 
 
@@ -165,27 +187,45 @@ def _quantize(fp32: Path, out: Path) -> None:
         fused = out / "fused.onnx"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            optimized = optimize_model(str(fp32 / "model.onnx"), model_type="bert", num_heads=meta["num_heads"],
-                                       hidden_size=meta["hidden_size"], opt_level=1)
+            optimized = optimize_model(
+                str(fp32 / "model.onnx"),
+                model_type="bert",
+                num_heads=meta["num_heads"],
+                hidden_size=meta["hidden_size"],
+                opt_level=1,
+            )
         fusions = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
         optimized.save_model_to_file(str(fused))
         # the fused operators are onnxruntime's own, which the quantiser cannot type: they output float
-        quantize_dynamic(str(fused), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul", "Attention"],
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        quantize_dynamic(
+            str(fused),
+            str(target),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["MatMul", "Attention"],
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
         fused.unlink()
         agreement = _agreement(fp32 / "model.onnx", target, out, meta)
         if agreement < MIN_AGREEMENT:
             fusions = {}
     if not fusions:
-        quantize_dynamic(str(fp32 / "model.onnx"), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul"])
+        quantize_dynamic(
+            str(fp32 / "model.onnx"),
+            str(target),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["MatMul"],
+        )
         agreement = _agreement(fp32 / "model.onnx", target, out, meta)
     if agreement < MIN_AGREEMENT:
-        raise ValueError(f"onnx-int8: dynamic int8 quantisation breaks this {meta['model_type']} model (its vectors' "
-                         f"mean cosine with fp32's is {agreement:.2f} on probe texts); use --runtime onnx")
-    atomic_write_json(out / _META, meta | {"int8": True, "recipe": INT8_RECIPE, "fusions": fusions,
-                                           "agreement": agreement})
+        raise ValueError(
+            f"onnx-int8: dynamic int8 quantisation breaks this {meta['model_type']} model (its vectors' "
+            f"mean cosine with fp32's is {agreement:.2f} on probe texts); use --runtime onnx"
+        )
+    atomic_write_json(
+        out / _META, meta | {"int8": True, "recipe": INT8_RECIPE, "fusions": fusions, "agreement": agreement}
+    )
 
 
 def ensure_export(load_model: Callable[[], object], key: str, root: Path, *, int8: bool = False) -> Path:
@@ -230,8 +270,7 @@ class OnnxEncoder:
             opts.intra_op_num_threads = 1  # the parallelism is across batches
             opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(self.folder / "model.onnx"), opts,
-                                            providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(self.folder / "model.onnx"), opts, providers=["CPUExecutionProvider"])
 
     @property
     def dim(self) -> int:
@@ -240,11 +279,10 @@ class OnnxEncoder:
     def batches(self, texts: Sequence[str], batch_size: int = 64):
         """``(rows, feed)`` pairs covering ``texts``, batched as :mod:`steerable.batching` says."""
         for w in range(0, len(texts), WINDOW):
-            ids = self.tokenizer(texts[w:w + WINDOW], truncation="longest_first", max_length=self.max_length)
+            ids = self.tokenizer(texts[w : w + WINDOW], truncation="longest_first", max_length=self.max_length)
             lengths = np.array([len(x) for x in ids["input_ids"]])
             for rows in token_batches(lengths, batch_size, self.batch_tokens):
-                padded = self.tokenizer.pad({k: [ids[k][i] for i in rows] for k in ids.keys()},
-                                            return_tensors="np")
+                padded = self.tokenizer.pad({k: [ids[k][i] for i in rows] for k in ids.keys()}, return_tensors="np")
                 yield w + rows, {k: padded[k].astype(np.int64) for k in self.meta["inputs"]}
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
@@ -254,6 +292,7 @@ class OnnxEncoder:
         def job(rows: np.ndarray, feed: dict):
             def run() -> None:
                 out[rows] = self.session.run(["sentence_embedding"], feed)[0]
+
             return run
 
         side_by_side((job(rows, feed) for rows, feed in self.batches(texts, batch_size)), self.workers)

@@ -18,8 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="steer",
         description="Steerable embeddings: train a small head on a frozen sentence encoder so that "
-                    "the short prefix of each vector encodes the coarse label and the full vector "
-                    "the fine one; measure it; use it.")
+        "the short prefix of each vector encodes the coarse label and the full vector "
+        "the fine one; measure it; use it.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for module in (train, runs, use):
         module.register(sub)
@@ -33,7 +34,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return args.func(args, rest) if getattr(args, "passes_rest", False) else args.func(args)
-    except (DataError, FileNotFoundError, FileExistsError, PermissionError, ValueError, ImportError) as e:  # bad input: one line, no traceback
+    except (
+        DataError,
+        FileNotFoundError,
+        FileExistsError,
+        PermissionError,
+        ValueError,
+        ImportError,
+    ) as e:  # bad input: one line, no traceback
         print(f"steer: error: {e}", file=sys.stderr)
         return 2
 

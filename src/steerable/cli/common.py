@@ -18,6 +18,7 @@ from ..runs.sweep import DEFAULT_GROUP
 
 def _number(kind: type, test, what: str):
     """An argparse ``type`` that reads a ``kind`` and accepts it only where ``test`` holds."""
+
     def parse(text: str):
         try:
             value = kind(text)
@@ -26,6 +27,7 @@ def _number(kind: type, test, what: str):
         if value is None or value != value or not test(value):  # value != value: NaN
             raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
         return value
+
     parse.__name__ = what  # argparse names the type by it in its own messages
     return parse
 
@@ -79,13 +81,16 @@ def check_out(out: Path, overwrite: bool) -> None:
     if not out.is_dir() or not any(out.iterdir()):
         return
     if not overwrite:
-        raise FileExistsError(f"--out {out}: the folder exists and is not empty; give --overwrite to "
-                              "replace it, or another --out")
+        raise FileExistsError(
+            f"--out {out}: the folder exists and is not empty; give --overwrite to replace it, or another --out"
+        )
     if written_by_steer(out) is None:
         names = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir())
         held = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
-        raise FileExistsError(f"--out {out}: not a run, index or export folder steer wrote (it holds {held}); "
-                              "--overwrite replaces only those, so choose another --out")
+        raise FileExistsError(
+            f"--out {out}: not a run, index or export folder steer wrote (it holds {held}); "
+            "--overwrite replaces only those, so choose another --out"
+        )
 
 
 def check_writable(out: Path) -> None:
@@ -130,11 +135,13 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 
 def add_eval_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("evaluation")
-    g.add_argument("--protocol", default="paper,standard",
-                   help="comma-separated: paper (leave-one-out k-NN within --paper-n seeded test "
-                        "examples) and/or standard (training split as reference, whole test split)")
-    g.add_argument("--paper-n", type=at_least(2), default=500,
-                   help="test examples in the paper protocol (500)")
+    g.add_argument(
+        "--protocol",
+        default="paper,standard",
+        help="comma-separated: paper (leave-one-out k-NN within --paper-n seeded test "
+        "examples) and/or standard (training split as reference, whole test split)",
+    )
+    g.add_argument("--paper-n", type=at_least(2), default=500, help="test examples in the paper protocol (500)")
     g.add_argument("--k", type=positive_int, default=5, help="neighbours in k-NN (5)")
 
 
@@ -142,22 +149,37 @@ def add_backbone_args(g, *, name: bool = True, device: bool = True) -> None:
     """How the backbone encodes: --backbone (with ``name``), --runtime, --max-seq-length, --device."""
     if name:
         g.add_argument("--backbone", default=DEFAULT_BACKBONE, help=DEFAULT_BACKBONE_HELP)
-    g.add_argument("--runtime", choices=RUNTIMES,
-                   help="backbone runtime: torch (default); onnx (the model exported to ONNX once, cached, "
-                        "run by onnxruntime); onnx-int8 (that export with int8 weights: faster, vectors "
-                        "about 0.99 cosine from torch's). Part of the vector cache key")
-    g.add_argument("--max-seq-length", "--max-length", dest="max_seq_length", type=positive_int, metavar="TOKENS",
-                   help="backbone maximum sequence length; longer texts are truncated (default: the "
-                        "model's, 256 for all-MiniLM-L6-v2). Part of the vector cache key")
+    g.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        help="backbone runtime: torch (default); onnx (the model exported to ONNX once, cached, "
+        "run by onnxruntime); onnx-int8 (that export with int8 weights: faster, vectors "
+        "about 0.99 cosine from torch's). Part of the vector cache key",
+    )
+    g.add_argument(
+        "--max-seq-length",
+        "--max-length",
+        dest="max_seq_length",
+        type=positive_int,
+        metavar="TOKENS",
+        help="backbone maximum sequence length; longer texts are truncated (default: the "
+        "model's, 256 for all-MiniLM-L6-v2). Part of the vector cache key",
+    )
     if device:
-        g.add_argument("--device", help="device the backbone encodes on (torch runtime) and, in steer train, "
-                                        "the head trains on: cpu (default), cuda, ...")
+        g.add_argument(
+            "--device",
+            help="device the backbone encodes on (torch runtime) and, in steer train, "
+            "the head trains on: cpu (default), cuda, ...",
+        )
 
 
 def backbone_options(args) -> dict:
     """The backbone keyword arguments given on the command line (runtime, max_length, device)."""
-    given = {"runtime": getattr(args, "runtime", None), "max_length": getattr(args, "max_seq_length", None),
-             "device": getattr(args, "device", None)}
+    given = {
+        "runtime": getattr(args, "runtime", None),
+        "max_length": getattr(args, "max_seq_length", None),
+        "device": getattr(args, "device", None),
+    }
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -168,8 +190,7 @@ def backbone_from_args(args, name: str | None = None) -> Backbone:
 def backbone_names(names, args) -> list[str]:
     """Backbone names with the command line's --runtime / --max-seq-length applied (as run specs
     name them: ``NAME@runtime=onnx``)."""
-    return [backbone_spec(n, getattr(args, "runtime", None), getattr(args, "max_seq_length", None))
-            for n in names]
+    return [backbone_spec(n, getattr(args, "runtime", None), getattr(args, "max_seq_length", None)) for n in names]
 
 
 def load_data(args) -> tuple[HierarchicalDataset, dict]:
@@ -178,12 +199,23 @@ def load_data(args) -> tuple[HierarchicalDataset, dict]:
     if args.train_file:
         if args.dataset:
             raise DataError("give either --dataset or --train, not both")
-        ds = load_files(args.train_file, args.test_file, args.validation_file, text_col=args.text_col,
-                        level_cols=levels or ("l0", "l1"))
+        ds = load_files(
+            args.train_file,
+            args.test_file,
+            args.validation_file,
+            text_col=args.text_col,
+            level_cols=levels or ("l0", "l1"),
+        )
         absolute = lambda f: str(Path(f).resolve()) if f else None  # noqa: E731  (evaluated from anywhere later)
-        source = {"files": {"train": absolute(args.train_file), "test": absolute(args.test_file),
-                            "validation": absolute(args.validation_file)},
-                  "text_col": args.text_col, "levels": list(ds.hierarchy.level_names)}
+        source = {
+            "files": {
+                "train": absolute(args.train_file),
+                "test": absolute(args.test_file),
+                "validation": absolute(args.validation_file),
+            },
+            "text_col": args.text_col,
+            "levels": list(ds.hierarchy.level_names),
+        }
         return ds, source
     if not args.dataset:
         raise DataError("no data: give --dataset NAME (see `steer datasets`) or --train FILE")
@@ -217,17 +249,21 @@ def add_sweep_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data-dir", help="folder of canonical data sets (default: $STEER_DATA_DIR)")
     add_backbone_args(g, name=False, device=False)
     g = p.add_argument_group("execution")
-    g.add_argument("--executor", choices=["local", "ray"], default="local",
-                   help="local worker processes (default) or Ray tasks")
+    g.add_argument(
+        "--executor", choices=["local", "ray"], default="local", help="local worker processes (default) or Ray tasks"
+    )
     g.add_argument("--workers", type=positive_int, default=1, help="local worker processes (default 1)")
-    g.add_argument("--threads", type=positive_int,
-                   help="torch threads per local worker (default: cores / workers)")
+    g.add_argument("--threads", type=positive_int, help="torch threads per local worker (default: cores / workers)")
     g.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray instance)")
-    g.add_argument("--group", type=positive_int, default=DEFAULT_GROUP, metavar="N",
-                   help="train up to N runs that differ only by seed together, as one stacked model: the "
-                        f"same numbers as one by one, in less time (default {DEFAULT_GROUP})")
-    g.add_argument("--no-group", dest="group", action="store_const", const=0,
-                   help="train every run by itself")
+    g.add_argument(
+        "--group",
+        type=positive_int,
+        default=DEFAULT_GROUP,
+        metavar="N",
+        help="train up to N runs that differ only by seed together, as one stacked model: the "
+        f"same numbers as one by one, in less time (default {DEFAULT_GROUP})",
+    )
+    g.add_argument("--no-group", dest="group", action="store_const", const=0, help="train every run by itself")
     g.add_argument("--quiet", action="store_true", help="no encoding progress bars")
 
 

@@ -22,12 +22,22 @@ def cmd_sweep(args) -> int:
     else:
         if not args.datasets:
             raise ValueError("give --datasets (or --config FILE)")
-        spec = SweepSpec(csv_list(args.datasets), csv_list(args.methods) or ["v5", "mrl"],
-                         seed_list(args.seeds) or [42],
-                         csv_list(args.backbones) or [DEFAULT_BACKBONE], settings=settings)
+        spec = SweepSpec(
+            csv_list(args.datasets),
+            csv_list(args.methods) or ["v5", "mrl"],
+            seed_list(args.seeds) or [42],
+            csv_list(args.backbones) or [DEFAULT_BACKBONE],
+            settings=settings,
+        )
     spec.backbones = backbone_names(spec.backbones, args)
-    run_sweep(spec.runs(), args.results, executor=executor(args), data_dir=args.data_dir,
-              progress=not args.quiet, group=args.group)
+    run_sweep(
+        spec.runs(),
+        args.results,
+        executor=executor(args),
+        data_dir=args.data_dir,
+        progress=not args.quiet,
+        group=args.group,
+    )
     return 0
 
 
@@ -40,8 +50,9 @@ def cmd_report(args) -> int:
     formats = csv_list(args.format) or ["md"]
     unknown = [f for f in formats if f not in REPORT_FORMATS]
     if unknown:
-        raise ValueError(f"--format: unknown format {', '.join(map(repr, unknown))}; choose from "
-                         f"{', '.join(REPORT_FORMATS)}")
+        raise ValueError(
+            f"--format: unknown format {', '.join(map(repr, unknown))}; choose from {', '.join(REPORT_FORMATS)}"
+        )
     write_report(records, args.out, formats, reference=args.reference)
     ResultsStore(args.results).write_parquet(Path(args.out) / "results.parquet")
     print(f"report: {len(records)} runs -> {args.out}/report.md")
@@ -52,8 +63,10 @@ def load_paper(folder: str | Path = "paper"):
     """The ``paper`` package of a source checkout (not installed with the library), by path."""
     folder = Path(folder).resolve()
     if not (folder / "__init__.py").exists():
-        raise FileNotFoundError(f"{folder}: no paper/ folder here; steer reproduce runs the paper's "
-                                "reproduction from the repository root of a source checkout")
+        raise FileNotFoundError(
+            f"{folder}: no paper/ folder here; steer reproduce runs the paper's "
+            "reproduction from the repository root of a source checkout"
+        )
     sys.path.insert(0, str(folder.parent))
     return importlib.import_module(f"{folder.name}.cli")
 
@@ -63,13 +76,17 @@ def cmd_reproduce(args, rest: list[str]) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("sweep", help="run data sets x methods x seeds into a results store",
-                       description="Run a grid of runs into a results store (one JSON record per "
-                                   "finished run, written atomically). Finished runs are skipped, so "
-                                   "an interrupted sweep resumes where it stopped.")
+    p = sub.add_parser(
+        "sweep",
+        help="run data sets x methods x seeds into a results store",
+        description="Run a grid of runs into a results store (one JSON record per "
+        "finished run, written atomically). Finished runs are skipped, so "
+        "an interrupted sweep resumes where it stopped.",
+    )
     p.add_argument("--results", required=True, help="results store folder")
-    p.add_argument("--config", help="sweep JSON: datasets, methods, seeds, backbones, ablations, "
-                                    "ablation_datasets, settings")
+    p.add_argument(
+        "--config", help="sweep JSON: datasets, methods, seeds, backbones, ablations, ablation_datasets, settings"
+    )
     p.add_argument("--datasets", help="comma-separated data set names")
     p.add_argument("--methods", help="comma-separated methods (default: v5,mrl)")
     p.add_argument("--seeds", help="comma-separated seeds (default: 42)")
@@ -77,19 +94,27 @@ def register(sub) -> None:
     add_sweep_args(p)
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("report", help="tables and figures from a results store",
-                       description="Write Markdown, CSV and LaTeX tables and PNG figures (per "
-                                   "protocol) from a results store; --format mteb adds mteb's own "
-                                   "result files (TaskResult JSON; needs the mteb extra).")
+    p = sub.add_parser(
+        "report",
+        help="tables and figures from a results store",
+        description="Write Markdown, CSV and LaTeX tables and PNG figures (per "
+        "protocol) from a results store; --format mteb adds mteb's own "
+        "result files (TaskResult JSON; needs the mteb extra).",
+    )
     p.add_argument("results", help="results store folder")
     p.add_argument("--out", required=True, help="report folder")
-    p.add_argument("--format", default="md", help=f"comma-separated: {', '.join(REPORT_FORMATS)} (md is always written)")
+    p.add_argument(
+        "--format", default="md", help=f"comma-separated: {', '.join(REPORT_FORMATS)} (md is always written)"
+    )
     p.add_argument("--reference", help="the method every other one is tested against (default: mrl)")
-    p.add_argument("--backbone", help="only the runs of this backbone (a store may hold several; a report "
-                                      "covers one)")
+    p.add_argument("--backbone", help="only the runs of this backbone (a store may hold several; a report covers one)")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("reproduce", add_help=False, help="the paper's sweeps and report (from a source checkout)",
-                       description="Runs paper/ (python -m paper): `steer reproduce --help` lists its options.")
+    p = sub.add_parser(
+        "reproduce",
+        add_help=False,
+        help="the paper's sweeps and report (from a source checkout)",
+        description="Runs paper/ (python -m paper): `steer reproduce --help` lists its options.",
+    )
     p.add_argument("--paper", default="paper", help="the paper folder (default: ./paper)")
     p.set_defaults(func=cmd_reproduce, passes_rest=True)

@@ -35,8 +35,9 @@ def cmd_index(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     # before any encoding: an existing folder, collection or table, a missing URL, a silent server
-    check_index_target(args.out, backend=args.backend, url=args.url, collection=args.collection,
-                       overwrite=args.overwrite)
+    check_index_target(
+        args.out, backend=args.backend, url=args.url, collection=args.collection, overwrite=args.overwrite
+    )
     check_writable(Path(args.out))
     texts = read_texts(args.texts, args.text_col)
     if args.embeddings:
@@ -56,11 +57,22 @@ def cmd_index(args) -> int:
         model = str(Path(args.model).resolve())
     if len(prefix) != len(texts):
         raise ValueError(f"{len(texts)} texts but {len(prefix)} embeddings")
-    write_index_folder(args.out, prefix, full, texts, backend=args.backend, model=model, url=args.url,
-                       collection=args.collection, overwrite=args.overwrite)
+    write_index_folder(
+        args.out,
+        prefix,
+        full,
+        texts,
+        backend=args.backend,
+        model=model,
+        url=args.url,
+        collection=args.collection,
+        overwrite=args.overwrite,
+    )
     where = f" (collection {args.collection!r})" if args.backend in ("qdrant", "qdrant-edge", "pgvector") else ""
-    print(f"index: {len(texts)} documents, prefix {prefix.shape[1]}-d + full {full.shape[1]}-d, "
-          f"backend {args.backend}{where} -> {args.out}")
+    print(
+        f"index: {len(texts)} documents, prefix {prefix.shape[1]}-d + full {full.shape[1]}-d, "
+        f"backend {args.backend}{where} -> {args.out}"
+    )
     return 0
 
 
@@ -74,18 +86,17 @@ def cmd_search(args) -> int:
 
 def _search(index, meta: dict, texts: list[str], args) -> int:
     if not meta.get("model"):
-        raise ValueError("this index was built from an embeddings file; it has no model to encode a "
-                         "text query with")
+        raise ValueError("this index was built from an embeddings file; it has no model to encode a text query with")
     enc = SteerableEncoder.from_pretrained(meta["model"])
     q_prefix = enc.encode([args.query], dim=meta["prefix_dim"])
     q_full = enc.encode([args.query])
     shortlist = None if args.exact else args.shortlist
     funnel = f"{meta['prefix_dim']}-d shortlist of {shortlist}, {meta['full_dim']}-d rerank"
     if args.adaptive is not None and not args.exact:
-        ids, scores, extended = index.adaptive(q_prefix, q_full, k=args.k, shortlist=shortlist,
-                                               margin=args.adaptive)
+        ids, scores, extended = index.adaptive(q_prefix, q_full, k=args.k, shortlist=shortlist, margin=args.adaptive)
         mode = f"adaptive (margin {args.adaptive:g}): " + (
-            funnel if extended[0] else f"{meta['prefix_dim']}-d prefix alone (confident)")
+            funnel if extended[0] else f"{meta['prefix_dim']}-d prefix alone (confident)"
+        )
     else:
         ids, scores = index.search(q_prefix, q_full, k=args.k, shortlist=shortlist)
         mode = "exact full-vector" if shortlist is None else funnel
@@ -106,10 +117,13 @@ def cmd_encode(args) -> int:
     if args.dial is not None:
         enc.set_dial(args.dial)
     dim = enc.resolve_dim(args.dim, args.level)
-    summary = enc.encode_file(args.input, args.out, dim=dim, text_col=args.text_col, chunk_size=args.chunk_size,
-                              progress=not args.quiet)
-    print(f"encoded {summary['rows']} texts at {dim} dims -> {summary['out']} "
-          f"({summary['chunks_encoded']} chunks encoded, {summary['chunks_reused']} resumed)")
+    summary = enc.encode_file(
+        args.input, args.out, dim=dim, text_col=args.text_col, chunk_size=args.chunk_size, progress=not args.quiet
+    )
+    print(
+        f"encoded {summary['rows']} texts at {dim} dims -> {summary['out']} "
+        f"({summary['chunks_encoded']} chunks encoded, {summary['chunks_reused']} resumed)"
+    )
     return 0
 
 
@@ -125,8 +139,9 @@ def cmd_export(args) -> int:
     metrics = read_json(run / "metrics.json") if (run / "metrics.json").exists() else None
     config = read_json(run / "config.json").get("run", {})
     with atomic_folder(out) as tmp:  # written whole, then swapped in: nothing of an earlier export stays
-        export_sentence_transformer(model, tmp, metrics=metrics, method=config.get("method"),
-                                    data=config.get("dataset"))
+        export_sentence_transformer(
+            model, tmp, metrics=metrics, method=config.get("method"), data=config.get("dataset")
+        )
         if args.onnx:
             export_onnx(model, tmp / "head.onnx", dim=args.onnx_dim)
         permit(tmp)
@@ -138,58 +153,83 @@ def cmd_export(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("index", help="build a search index of texts (or of an embeddings file)",
-                       description="Encode texts with a trained model (short prefix + full vector) "
-                                   "and store them in a search index folder: embedded (numpy), "
-                                   "faiss (HNSW graph on the prefix, saved in the folder), qdrant "
-                                   "(qdrant-client local mode in the folder, or a server with --url), "
-                                   "qdrant-edge (Qdrant's engine in process, in the folder) or pgvector "
-                                   "(a PostgreSQL table at --url).")
+    p = sub.add_parser(
+        "index",
+        help="build a search index of texts (or of an embeddings file)",
+        description="Encode texts with a trained model (short prefix + full vector) "
+        "and store them in a search index folder: embedded (numpy), "
+        "faiss (HNSW graph on the prefix, saved in the folder), qdrant "
+        "(qdrant-client local mode in the folder, or a server with --url), "
+        "qdrant-edge (Qdrant's engine in process, in the folder) or pgvector "
+        "(a PostgreSQL table at --url).",
+    )
     p.add_argument("--texts", required=True, help=".txt (one text a line), or .csv/.jsonl/.parquet")
     p.add_argument("--text-col", help="text column of a table file (default: text)")
     p.add_argument("--model", help="run folder of a trained model")
     p.add_argument("--embeddings", help=".npz with 'prefix' and 'full' arrays, or .npy full vectors")
     p.add_argument("--prefix-dim", type=positive_int, default=64, help="shortlist prefix dims (default 64)")
     p.add_argument("--backend", default="embedded", choices=list(BACKENDS))
-    p.add_argument("--url", help="pgvector: postgresql://... (required; its password is not stored); qdrant: a "
-                                 "server URL (default: local mode in the folder)")
-    p.add_argument("--collection", default=DEFAULT_COLLECTION,
-                   help=f"Qdrant collection or PostgreSQL table (default {DEFAULT_COLLECTION})")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace an existing index folder, collection or table (refused otherwise)")
+    p.add_argument(
+        "--url",
+        help="pgvector: postgresql://... (required; its password is not stored); qdrant: a "
+        "server URL (default: local mode in the folder)",
+    )
+    p.add_argument(
+        "--collection",
+        default=DEFAULT_COLLECTION,
+        help=f"Qdrant collection or PostgreSQL table (default {DEFAULT_COLLECTION})",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing index folder, collection or table (refused otherwise)",
+    )
     p.add_argument("--out", required=True, help="index folder")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: all cores)")
     p.add_argument("--quiet", action="store_true")
     add_backbone_args(p.add_argument_group("backbone (default: as the model was trained)"), name=False)
     p.set_defaults(func=cmd_index)
 
-    p = sub.add_parser("search", help="search an index folder with a text query",
-                       description="Multi-stage by default: shortlist with the short prefix, rerank "
-                                   "with the full vector. --exact ranks every document by the full "
-                                   "vector.")
+    p = sub.add_parser(
+        "search",
+        help="search an index folder with a text query",
+        description="Multi-stage by default: shortlist with the short prefix, rerank "
+        "with the full vector. --exact ranks every document by the full "
+        "vector.",
+    )
     p.add_argument("index", help="index folder written by `steer index`")
     p.add_argument("query", help="query text")
     p.add_argument("--url", help="server URL instead of the one the index was built with (e.g. with a password)")
     p.add_argument("--k", type=positive_int, default=10)
     p.add_argument("--shortlist", type=positive_int, default=100, help="prefix shortlist size (default 100)")
     p.add_argument("--exact", action="store_true", help="exact full-vector search")
-    p.add_argument("--adaptive", type=non_negative_float, metavar="MARGIN",
-                   help="answer from the prefix alone when its top-1 similarity beats its top-2 by "
-                        "at least MARGIN (e.g. 0.02); rerank otherwise")
+    p.add_argument(
+        "--adaptive",
+        type=non_negative_float,
+        metavar="MARGIN",
+        help="answer from the prefix alone when its top-1 similarity beats its top-2 by "
+        "at least MARGIN (e.g. 0.02); rerank otherwise",
+    )
     p.set_defaults(func=cmd_search)
 
-    p = sub.add_parser("encode", help="embed a (large) text file at a chosen granularity",
-                       description="Stream a text file (one text a line, or a column of CSV / JSON "
-                                   "Lines / Parquet) through a trained model and write the embeddings "
-                                   "to .npy or .parquet, chunk by chunk: memory stays flat however long "
-                                   "the file, and an interrupted run resumes where it stopped.")
+    p = sub.add_parser(
+        "encode",
+        help="embed a (large) text file at a chosen granularity",
+        description="Stream a text file (one text a line, or a column of CSV / JSON "
+        "Lines / Parquet) through a trained model and write the embeddings "
+        "to .npy or .parquet, chunk by chunk: memory stays flat however long "
+        "the file, and an interrupted run resumes where it stopped.",
+    )
     p.add_argument("input", help=".txt, .csv, .tsv, .jsonl(.gz) or .parquet")
     p.add_argument("--model", required=True, help="run folder written by `steer train`")
     p.add_argument("--out", required=True, help="output .npy or .parquet")
     p.add_argument("--dim", type=positive_int, help="prefix dims (default: full)")
     p.add_argument("--level", help="a level name, or coarse / fine, instead of --dim")
-    p.add_argument("--dial", type=unit_interval,
-                   help="for a model trained with --method dial: 0 = MRL-like prefix, 1 = pure coarse code")
+    p.add_argument(
+        "--dial",
+        type=unit_interval,
+        help="for a model trained with --method dial: 0 = MRL-like prefix, 1 = pure coarse code",
+    )
     p.add_argument("--text-col", help="text column of a table file (default: text)")
     p.add_argument("--chunk-size", type=positive_int, default=4096, help="texts per chunk (default 4096)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
@@ -198,11 +238,14 @@ def register(sub) -> None:
     add_backbone_args(p.add_argument_group("backbone (default: as the model was trained)"), name=False)
     p.set_defaults(func=cmd_encode)
 
-    p = sub.add_parser("export", help="export a run as a sentence-transformers model (and ONNX head)",
-                       description="Write a folder that sentence_transformers.SentenceTransformer(path) "
-                                   "loads offline (backbone + head), with steerable.json declaring the "
-                                   "prefix dims and the level each serves; --onnx adds the head alone "
-                                   "as ONNX (input: pooled backbone vector).")
+    p = sub.add_parser(
+        "export",
+        help="export a run as a sentence-transformers model (and ONNX head)",
+        description="Write a folder that sentence_transformers.SentenceTransformer(path) "
+        "loads offline (backbone + head), with steerable.json declaring the "
+        "prefix dims and the level each serves; --onnx adds the head alone "
+        "as ONNX (input: pooled backbone vector).",
+    )
     p.add_argument("run", help="run folder written by `steer train`")
     p.add_argument("--out", required=True, help="output folder (refused if it holds files, unless --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="write into a folder that holds files")

@@ -26,9 +26,7 @@ def dataset_path(name: str, root: str | Path | None = None) -> Path:
     path = root / name
     if not (path / "train.jsonl.gz").exists():
         available = ", ".join(list_datasets(root)) or "none"
-        raise DataError(
-            f"no data set {name!r} in {root} (set STEER_DATA_DIR; found: {available})"
-        )
+        raise DataError(f"no data set {name!r} in {root} (set STEER_DATA_DIR; found: {available})")
     return path
 
 
@@ -50,15 +48,20 @@ def canonical_levels(path: Path) -> tuple[str, ...]:
     return tuple(levels)
 
 
-def load_dataset(name: str, root: str | Path | None = None, levels: Sequence[str] | None = None
-                 ) -> HierarchicalDataset:
+def load_dataset(name: str, root: str | Path | None = None, levels: Sequence[str] | None = None) -> HierarchicalDataset:
     """Load ``<root>/<name>/{train,validation,test}.jsonl.gz`` (validation made when absent)."""
     path = dataset_path(name, root)
     levels = tuple(levels) if levels else canonical_levels(path)
     test = path / "test.jsonl.gz"
     val = path / "validation.jsonl.gz"
-    return load_files(path / "train.jsonl.gz", test if test.exists() else None,
-                      val if val.exists() else None, text_col="text", level_cols=levels, name=name)
+    return load_files(
+        path / "train.jsonl.gz",
+        test if test.exists() else None,
+        val if val.exists() else None,
+        text_col="text",
+        level_cols=levels,
+        name=name,
+    )
 
 
 def combine_datasets(datasets: Sequence[HierarchicalDataset], name: str = "combined") -> HierarchicalDataset:
@@ -89,5 +92,6 @@ def combine_datasets(datasets: Sequence[HierarchicalDataset], name: str = "combi
             splits[s][1].append(part.labels[:, [top, bottom]] + offset)
     hierarchy = Hierarchy(("coarse", "fine"), (tuple(coarse), tuple(fine)), (np.concatenate(parents),))
     parts = {s: LabelledTexts(t, np.concatenate(y).astype(np.int64)) for s, (t, y) in splits.items()}
-    return HierarchicalDataset(name, hierarchy, parts["train"], parts["validation"], parts["test"],
-                               [f"combined from {', '.join(names)}"])
+    return HierarchicalDataset(
+        name, hierarchy, parts["train"], parts["validation"], parts["test"], [f"combined from {', '.join(names)}"]
+    )

@@ -15,29 +15,51 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .hierarchy import DataError, DataWarning, HierarchicalDataset, Hierarchy, LabelledTexts, stratified_split
 
 # Label cells spelled like this are missing values in every format (pandas' default spellings).
-MISSING_LABELS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
-                            "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+MISSING_LABELS = frozenset(
+    {
+        "",
+        "#N/A",
+        "#N/A N/A",
+        "#NA",
+        "-1.#IND",
+        "-1.#QNAN",
+        "-NaN",
+        "-nan",
+        "1.#IND",
+        "1.#QNAN",
+        "<NA>",
+        "N/A",
+        "NA",
+        "NULL",
+        "NaN",
+        "None",
+        "n/a",
+        "nan",
+        "null",
+    }
+)
 
 
 # ---------------------------------------------------------------------------------------- reading
+
 
 def _decode_line(path: Path, line_number: int, raw: bytes) -> str:
     """A line of a text file as UTF-8, or a :class:`DataError` naming the file and line."""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise DataError(f"{path}: line {line_number}: not UTF-8 text (byte 0x{raw[e.start]:02x} at "
-                        f"position {e.start + 1}); save the file as UTF-8") from None
+        raise DataError(
+            f"{path}: line {line_number}: not UTF-8 text (byte 0x{raw[e.start]:02x} at "
+            f"position {e.start + 1}); save the file as UTF-8"
+        ) from None
 
 
 def check_utf8(path: str | Path) -> None:
@@ -129,8 +151,9 @@ def read_table(path: str | Path) -> tuple[list[dict], list[str], list[int]]:
         return rows, columns, numbers
     if name.endswith((".csv", ".csv.gz", ".tsv")):
         with csv_errors(path):
-            df = pd.read_csv(path, sep="\t" if name.endswith(".tsv") else ",", dtype=str,
-                             keep_default_na=False, na_values=[""])
+            df = pd.read_csv(
+                path, sep="\t" if name.endswith(".tsv") else ",", dtype=str, keep_default_na=False, na_values=[""]
+            )
     elif name.endswith(".parquet"):
         df = pd.read_parquet(path)
     else:
@@ -155,16 +178,20 @@ def _column_values(path, rows, columns, numbers, text_col, level_cols):
         if t is None or (isinstance(t, float) and math.isnan(t)) or not str(t).strip():
             raise DataError(f"{path}: {at(path, i)}: missing text in column {text_col!r}")
         if not isinstance(t, str):
-            raise DataError(f"{path}: {at(path, i)}: column {text_col!r} holds {type(t).__name__} values "
-                            f"({str(t)[:40]!r}), not text; name the column that holds the texts")
+            raise DataError(
+                f"{path}: {at(path, i)}: column {text_col!r} holds {type(t).__name__} values "
+                f"({str(t)[:40]!r}), not text; name the column that holds the texts"
+            )
         ls = []
         for col in level_cols:
             v = row.get(col)
             if v is None or (isinstance(v, float) and math.isnan(v)) or str(v).strip() == "":
                 raise DataError(f"{path}: {at(path, i)}: missing label in column {col!r}")
             if str(v).strip() in MISSING_LABELS:
-                raise DataError(f"{path}: {at(path, i)}: missing label in column {col!r} "
-                                f"({str(v).strip()!r} is read as a missing value)")
+                raise DataError(
+                    f"{path}: {at(path, i)}: missing label in column {col!r} "
+                    f"({str(v).strip()!r} is read as a missing value)"
+                )
             ls.append(str(v))
         texts.append(str(t))
         labels.append(ls)
@@ -223,8 +250,7 @@ def _build_hierarchy(train: _RawSplit, others: Sequence[_RawSplit], level_cols) 
                     )
     index = [{c: j for j, c in enumerate(cs)} for cs in classes]
     parents = tuple(
-        np.array([index[k - 1][parent_of[k][c][0]] for c in classes[k]], dtype=np.int64)
-        for k in range(1, n_levels)
+        np.array([index[k - 1][parent_of[k][c][0]] for c in classes[k]], dtype=np.int64) for k in range(1, n_levels)
     )
     return Hierarchy(tuple(level_cols), tuple(classes), parents)
 
@@ -233,8 +259,10 @@ def _reversed_hint(train: _RawSplit, level_cols: Sequence[str]) -> str:
     """A hint where the levels look given finest first: more classes at the first level than at the last."""
     sizes = [len({ls[k] for ls in train.labels}) for k in range(len(level_cols))]
     if sizes[0] > sizes[-1]:
-        return (f" (the levels look reversed: {', '.join(f'{c!r} has {n} classes' for c, n in zip(level_cols, sizes))}; "
-                f"give them coarsest first: {','.join(reversed(level_cols))})")
+        return (
+            f" (the levels look reversed: {', '.join(f'{c!r} has {n} classes' for c, n in zip(level_cols, sizes))}; "
+            f"give them coarsest first: {','.join(reversed(level_cols))})"
+        )
     return ""
 
 
@@ -248,14 +276,22 @@ def _too_small(train: _RawSplit, fine_col: str, part: str, held_parts: int) -> N
     """Raise the error for a split that cannot be held out of ``train``: no class is large enough."""
     largest = max(Counter(ls[-1] for ls in train.labels).values())
     held = "a test and a validation split" if held_parts == 2 else f"a {part} split"
-    raise DataError(f"{train.path}: too few rows to hold out {held}: the largest class in column "
-                    f"{fine_col!r} has {largest} row{'s' if largest > 1 else ''}, and a class needs at "
-                    f"least {held_parts + 1} to keep one for training; give a {part} file or more rows")
+    raise DataError(
+        f"{train.path}: too few rows to hold out {held}: the largest class in column "
+        f"{fine_col!r} has {largest} row{'s' if largest > 1 else ''}, and a class needs at "
+        f"least {held_parts + 1} to keep one for training; give a {part} file or more rows"
+    )
 
 
-def load_files(train: str | Path, test: str | Path | None = None, validation: str | Path | None = None,
-               *, text_col: str = "text", level_cols: Sequence[str] = ("l0", "l1"),
-               name: str | None = None) -> HierarchicalDataset:
+def load_files(
+    train: str | Path,
+    test: str | Path | None = None,
+    validation: str | Path | None = None,
+    *,
+    text_col: str = "text",
+    level_cols: Sequence[str] = ("l0", "l1"),
+    name: str | None = None,
+) -> HierarchicalDataset:
     """Load a user's own CSV / JSON Lines / Parquet files with named text and level columns.
 
     Without a test file, 15 % of the training file (stratified, seed 42) becomes the test split;
@@ -265,11 +301,14 @@ def load_files(train: str | Path, test: str | Path | None = None, validation: st
     level_cols = tuple(level_cols)
     repeated = sorted({c for c in level_cols if level_cols.count(c) > 1})
     if repeated:
-        raise DataError(f"level columns must be distinct, got {list(level_cols)} "
-                        f"({', '.join(map(repr, repeated))} repeated)")
+        raise DataError(
+            f"level columns must be distinct, got {list(level_cols)} ({', '.join(map(repr, repeated))} repeated)"
+        )
     if text_col in level_cols:
-        raise DataError(f"the text column {text_col!r} is also a level column: the labels would be read as "
-                        "the texts; name the column that holds the texts")
+        raise DataError(
+            f"the text column {text_col!r} is also a level column: the labels would be read as "
+            "the texts; name the column that holds the texts"
+        )
     raw_train = _read_split(train, text_col, level_cols)
     raw_test = _read_split(test, text_col, level_cols) if test else None
     raw_val = _read_split(validation, text_col, level_cols) if validation else None
@@ -294,8 +333,7 @@ def load_files(train: str | Path, test: str | Path | None = None, validation: st
     for warning in _doubtful(raw_train, level_cols):
         warnings.warn(warning, DataWarning, stacklevel=2)
         notes.append(f"warning: {warning}")
-    return HierarchicalDataset(name or Path(train).name.split(".")[0], h, full_train, val_split,
-                               test_split, notes)
+    return HierarchicalDataset(name or Path(train).name.split(".")[0], h, full_train, val_split, test_split, notes)
 
 
 def _doubtful(split: _RawSplit, level_cols: Sequence[str]) -> list[str]:
@@ -310,79 +348,15 @@ def _doubtful(split: _RawSplit, level_cols: Sequence[str]) -> list[str]:
             conflicts.append((text, seen, (ls[-1], i)))
     if conflicts:
         text, (a, i), (b, j) = conflicts[0]
-        out.append(f"{split.path}: {len(conflicts)} text(s) occur with conflicting {level_cols[-1]!r} labels, e.g. "
-                   f"{text[:60]!r} as {a!r} ({at(split.path, i)}) and {b!r} ({at(split.path, j)})")
+        out.append(
+            f"{split.path}: {len(conflicts)} text(s) occur with conflicting {level_cols[-1]!r} labels, e.g. "
+            f"{text[:60]!r} as {a!r} ({at(split.path, i)}) and {b!r} ({at(split.path, j)})"
+        )
     counts = Counter(ls[-1] for ls in split.labels)
     single = sorted(c for c, n in counts.items() if n == 1)
     if single:
-        out.append(f"{split.path}: {len(single)} class(es) in column {level_cols[-1]!r} have a single example: "
-                   f"{', '.join(map(repr, single[:5]))}{', ...' if len(single) > 5 else ''}")
+        out.append(
+            f"{split.path}: {len(single)} class(es) in column {level_cols[-1]!r} have a single example: "
+            f"{', '.join(map(repr, single[:5]))}{', ...' if len(single) > 5 else ''}"
+        )
     return out
-
-
-def _batched(items: Iterator[str], size: int) -> Iterator[list[str]]:
-    chunk: list[str] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def iter_text_chunks(path: str | Path, chunk_size: int, text_col: str | None = None
-                     ) -> Iterator[list[str]]:
-    """Chunks of texts from a .txt file (one text a line), or a column of .csv/.jsonl/.parquet.
-
-    One text per line or row, in order, so that row i of the output is line or row i of the input:
-    a blank line of a .txt file or an empty (or null) cell is the empty text ``""``. Blank lines of
-    a CSV or JSON Lines file are not rows there, and are skipped.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    name = path.name.lower()
-    if name.endswith(".txt"):
-        with utf8_errors(path), open(path, encoding="utf-8") as f:
-            yield from _batched((line.rstrip("\n") for line in f), chunk_size)
-        return
-    col = text_col or "text"
-    if name.endswith(".parquet"):
-        pf = pq.ParquetFile(path)
-        if col not in pf.schema_arrow.names:
-            raise DataError(f"{path}: no column {col!r} (columns: {', '.join(pf.schema_arrow.names)})")
-        kind = pf.schema_arrow.field(col).type
-        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-            raise DataError(f"{path}: column {col!r} holds {kind} values, not text; name the column that holds "
-                            "the texts")
-        for batch in pf.iter_batches(batch_size=chunk_size, columns=[col]):
-            yield [t if t is not None else "" for t in batch.column(0).to_pylist()]
-        return
-    if name.endswith((".csv", ".tsv")):
-        sep = "\t" if name.endswith(".tsv") else ","
-        with csv_errors(path):
-            for df in pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, chunksize=chunk_size):
-                if col not in df.columns:
-                    raise DataError(f"{path}: no column {col!r} (columns: {', '.join(map(str, df.columns))})")
-                yield df[col].tolist()
-        return
-    if name.endswith((".jsonl", ".jsonl.gz")):
-        def texts(f):
-            for i, line in enumerate(f, start=1):
-                if line.strip():
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError as e:
-                        raise DataError(f"{path}: line {i}: not valid JSON ({e.msg})") from None
-                    if not isinstance(row, dict) or col not in row:
-                        raise DataError(f"{path}: line {i}: no key {col!r}")
-                    if row[col] is not None and not isinstance(row[col], str):
-                        raise DataError(f"{path}: line {i}: key {col!r} holds a {type(row[col]).__name__}, not text")
-                    yield "" if row[col] is None else row[col]
-
-        opener = gzip.open if name.endswith(".gz") else open
-        with utf8_errors(path), opener(path, "rt", encoding="utf-8") as f:
-            yield from _batched(texts(f), chunk_size)
-        return
-    raise DataError(f"{path}: unknown file type; use .txt, .csv, .tsv, .jsonl(.gz) or .parquet")

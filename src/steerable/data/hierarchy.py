@@ -119,7 +119,7 @@ def hierarchy_stats(h: Hierarchy, labels: np.ndarray) -> dict:
     out["H0"] = _entropy(labels[:, 0])
     for k in range(1, h.num_levels):
         # H(Lk | Lk-1) = H(Lk) - H(Lk-1), since Lk-1 is a function of Lk.
-        out[f"H{k}|{k-1}"] = _entropy(labels[:, k]) - _entropy(labels[:, k - 1])
+        out[f"H{k}|{k - 1}"] = _entropy(labels[:, k]) - _entropy(labels[:, k - 1])
     return out
 
 
@@ -129,8 +129,9 @@ def _entropy(y: np.ndarray) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
-def stratified_split(labels: np.ndarray, fraction: float = VALIDATION_FRACTION,
-                     seed: int = VALIDATION_SEED) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    labels: np.ndarray, fraction: float = VALIDATION_FRACTION, seed: int = VALIDATION_SEED
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices (keep, held_out): ``fraction`` of each finest-level class held out, seeded.
 
     Every class with at least two examples keeps at least one in each part; a class with a single

@@ -19,9 +19,18 @@ from ..atomic import atomic_write, atomic_write_text
 from .files import at, utf8_errors
 from .hierarchy import DataError, stratified_split
 
-YAHOO_TOPICS = ("Society & Culture", "Science & Mathematics", "Health", "Education & Reference",
-                "Computers & Internet", "Sports", "Business & Finance", "Entertainment & Music",
-                "Family & Relationships", "Politics & Government")  # class index 1..10, in this order
+YAHOO_TOPICS = (
+    "Society & Culture",
+    "Science & Mathematics",
+    "Health",
+    "Education & Reference",
+    "Computers & Internet",
+    "Sports",
+    "Business & Finance",
+    "Entertainment & Music",
+    "Family & Relationships",
+    "Politics & Government",
+)  # class index 1..10, in this order
 YAHOO_GROUPS = {  # the original code's four coarse groups
     "Knowledge": ("Science & Mathematics", "Education & Reference", "Computers & Internet"),
     "Lifestyle": ("Health", "Family & Relationships", "Society & Culture"),
@@ -41,8 +50,10 @@ def _yahoo_rows(path: Path) -> list[dict]:
                 continue
             line = reader.line_num
             if len(record) < 3:
-                raise DataError(f"{path}: {at(path, line)}: expected class index, title, content (and answer), "
-                                f"got {len(record)} field(s)")
+                raise DataError(
+                    f"{path}: {at(path, line)}: expected class index, title, content (and answer), "
+                    f"got {len(record)} field(s)"
+                )
             try:
                 topic = YAHOO_TOPICS[int(record[0]) - 1] if 1 <= int(record[0]) <= 10 else None
             except ValueError:
@@ -71,8 +82,9 @@ def import_yahoo_answers(source: str | Path, out: str | Path, *, seed: int = 42)
     as the original code joined them; the validation split is a seeded 15 % of train, stratified by topic."""
     source, out = Path(source), Path(out)
     folder = source if source.is_dir() else source.parent
-    train_file, test_file = (folder / "train.csv", folder / "test.csv") if source.is_dir() else (source,
-                                                                                              folder / "test.csv")
+    train_file, test_file = (
+        (folder / "train.csv", folder / "test.csv") if source.is_dir() else (source, folder / "test.csv")
+    )
     for f in (train_file, test_file):
         if not f.is_file():
             raise DataError(f"{f}: no such file (the Yahoo Answers topics data set has train.csv and test.csv)")
@@ -84,12 +96,26 @@ def import_yahoo_answers(source: str | Path, out: str | Path, *, seed: int = 42)
     for name, rows in splits.items():
         _write_split(out / f"{name}.jsonl.gz", rows)
     counts = {name: len(rows) for name, rows in splits.items()}
-    atomic_write_text(out / "SOURCE.md", "\n".join([
-        "# Yahoo Answers topics (Zhang et al., 2015), ten topics in four groups", "",
-        f"Imported by `steer datasets import yahoo-answers` from {train_file} and {test_file}.", "",
-        "- text: the question's title and content, joined by a space (as the original code joined them);",
-        "- l1: the topic (class index 1-10 in the order " + ", ".join(YAHOO_TOPICS) + ");",
-        "- l0: the original code's group: " + "; ".join(f"{g} = {', '.join(t)}" for g, t in YAHOO_GROUPS.items()) + ";",
-        f"- validation: a 15 % of train, stratified by topic, seed {seed}.", "",
-        "| split | rows |", "|---|---|", *[f"| {k} | {v:,} |" for k, v in counts.items()], ""]))
+    atomic_write_text(
+        out / "SOURCE.md",
+        "\n".join(
+            [
+                "# Yahoo Answers topics (Zhang et al., 2015), ten topics in four groups",
+                "",
+                f"Imported by `steer datasets import yahoo-answers` from {train_file} and {test_file}.",
+                "",
+                "- text: the question's title and content, joined by a space (as the original code joined them);",
+                "- l1: the topic (class index 1-10 in the order " + ", ".join(YAHOO_TOPICS) + ");",
+                "- l0: the original code's group: "
+                + "; ".join(f"{g} = {', '.join(t)}" for g, t in YAHOO_GROUPS.items())
+                + ";",
+                f"- validation: a 15 % of train, stratified by topic, seed {seed}.",
+                "",
+                "| split | rows |",
+                "|---|---|",
+                *[f"| {k} | {v:,} |" for k, v in counts.items()],
+                "",
+            ]
+        ),
+    )
     return counts

@@ -8,8 +8,9 @@ from .base import PREFIX_MODES, Classifier, Head
 from .fitted import IdentityHead, PCAHead, ProjectionHead, RandomSubsetHead
 from .trained import FractalHead, LinearHead, MLPHead
 
-HEADS: dict[str, type[Head]] = {cls.kind: cls for cls in (FractalHead, IdentityHead, LinearHead, MLPHead,
-                                                            PCAHead, ProjectionHead, RandomSubsetHead)}
+HEADS: dict[str, type[Head]] = {
+    cls.kind: cls for cls in (FractalHead, IdentityHead, LinearHead, MLPHead, PCAHead, ProjectionHead, RandomSubsetHead)
+}
 
 
 # The default head, by measurement (docs/results.md, "Which head"): as steerable as the fractal head,
@@ -23,9 +24,26 @@ def build_head(config: dict) -> Head:
     kind = config.pop("kind")
     if kind not in HEADS:
         raise ValueError(f"unknown head {kind!r}; choose from {sorted(HEADS)}")
-    segments, posterior, prefix = config.pop("segments", None), config.pop("posterior", None), config.pop("prefix", None)
+    segments, posterior, prefix = (
+        config.pop("segments", None),
+        config.pop("posterior", None),
+        config.pop("prefix", None),
+    )
     return HEADS[kind](**config).set_options(segments, posterior, prefix)
 
 
-__all__ = ["Head", "Classifier", "PREFIX_MODES", "IdentityHead", "PCAHead", "ProjectionHead", "RandomSubsetHead",
-           "FractalHead", "LinearHead", "MLPHead", "HEADS", "DEFAULT_HEAD", "build_head"]
+__all__ = [
+    "Head",
+    "Classifier",
+    "PREFIX_MODES",
+    "IdentityHead",
+    "PCAHead",
+    "ProjectionHead",
+    "RandomSubsetHead",
+    "FractalHead",
+    "LinearHead",
+    "MLPHead",
+    "HEADS",
+    "DEFAULT_HEAD",
+    "build_head",
+]

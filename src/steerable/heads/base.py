@@ -17,8 +17,9 @@ Three options work with any trainable head (each is saved in the head's config):
   coarse classes); with ``mix`` = 0 it is the free read-out; in between,
   ``d * n(post) / s_post + (1 - d) * n(free) / s_free``, where ``scales`` = (s_post, s_free) are
   the within-coarse-class spreads (median distance to the class mean) of the two parts on the
-  training data (:meth:`Head.calibrate`), so that at ``d`` = 0.5 both parts vary equally inside a coarse class. ``train_mix`` (if given) is
-  the mix used while training; ``mix`` can then be changed after training (the steerability dial).
+  training data (:meth:`Head.calibrate`), so that at ``d`` = 0.5 both parts vary equally inside a
+  coarse class. ``train_mix`` (if given) is the mix used while training; ``mix`` can then be changed
+  after training (the steerability dial).
 - ``prefix``: ``{"projection": name, "setting": x, "mode": m}``. The first block comes from a
   closed-form projection of the backbone (:mod:`steerable.projections`), fitted on the training
   vectors and labels before training (:meth:`Head.fit`). ``fixed``: the block is that projection's
@@ -63,11 +64,12 @@ class Head(nn.Module):
         """Set what the head computes from the training vectors (and their labels, (n, levels)), before
         any training: the fitted heads' maps and the ``prefix`` option's projection; a no-op otherwise."""
         if self.prefix:
-            mean, components = fit_projection(self.prefix["projection"], x.double().numpy(), labels,
-                                              self.block_dim, self.prefix.get("setting"))
+            mean, components = fit_projection(
+                self.prefix["projection"], x.double().numpy(), labels, self.block_dim, self.prefix.get("setting")
+            )
             with torch.no_grad():
                 self.prefix_mean.copy_(torch.from_numpy(mean).float())
-                self.prefix_components.copy_(torch.from_numpy(components[:self.block_dim]).float())
+                self.prefix_components.copy_(torch.from_numpy(components[: self.block_dim]).float())
                 if self.prefix["mode"] == "init":
                     self.prefix_map.weight.copy_(self.prefix_components)
                     self.prefix_map.bias.copy_(-self.prefix_components @ self.prefix_mean)
@@ -81,8 +83,7 @@ class Head(nn.Module):
         if segments:
             segments = tuple(int(n) for n in segments)
             if sum(segments) != self.num_blocks or min(segments) < 1:
-                raise ValueError(f"segments {list(segments)} must be positive and sum to "
-                                 f"{self.num_blocks} blocks")
+                raise ValueError(f"segments {list(segments)} must be positive and sum to {self.num_blocks} blocks")
             self.segments = segments
         if posterior:
             parents = torch.as_tensor(posterior["parents"], dtype=torch.long)
@@ -99,7 +100,7 @@ class Head(nn.Module):
             n_coarse = int(parents.max()) + 1
             self.register_buffer("parents", parents, persistent=False)
             self.fine_classifier = nn.Linear(self.feature_dim, len(parents))
-            self.prototypes = nn.Parameter(torch.randn(n_coarse, self.block_dim) / self.block_dim ** 0.5)
+            self.prototypes = nn.Parameter(torch.randn(n_coarse, self.block_dim) / self.block_dim**0.5)
         return self
 
     def _set_prefix(self, prefix: dict) -> None:
@@ -107,8 +108,9 @@ class Head(nn.Module):
         if mode not in PREFIX_MODES:
             raise ValueError(f"prefix mode must be one of {', '.join(PREFIX_MODES)}, got {mode!r}")
         if prefix.get("projection") not in PROJECTIONS:
-            raise ValueError(f"prefix projection must be one of {', '.join(PROJECTIONS)}, "
-                             f"got {prefix.get('projection')!r}")
+            raise ValueError(
+                f"prefix projection must be one of {', '.join(PROJECTIONS)}, got {prefix.get('projection')!r}"
+            )
         self.prefix = {"projection": prefix["projection"], "mode": mode}
         if prefix.get("setting") is not None:
             self.prefix["setting"] = float(prefix["setting"])
@@ -145,8 +147,12 @@ class Head(nn.Module):
         return [self.block_dim * j for j in range(1, self.num_blocks + 1)]
 
     def get_config_dict(self) -> dict:
-        out = {"kind": self.kind, "input_dim": self.input_dim, "num_blocks": self.num_blocks,
-               "block_dim": self.block_dim}
+        out = {
+            "kind": self.kind,
+            "input_dim": self.input_dim,
+            "num_blocks": self.num_blocks,
+            "block_dim": self.block_dim,
+        }
         if self.segments:
             out["segments"] = list(self.segments)
         if self.posterior:
@@ -199,7 +205,7 @@ class Head(nn.Module):
         self.eval()
         parts = [[], []]
         for s in range(0, len(x), batch_size):
-            xb = x[s:s + batch_size]
+            xb = x[s : s + batch_size]
             feats, blocks = self.features_and_blocks(xb)
             parts[0].append(self._coarse_posterior(self.fine_classifier(feats)))
             parts[1].append(F.normalize(blocks[:, 0].float(), dim=-1))
@@ -223,7 +229,7 @@ class Head(nn.Module):
             return blocks
         parts, start = [], 0
         for n in self.segments:
-            seg = blocks[:, start:start + n]
+            seg = blocks[:, start : start + n]
             norm = seg.flatten(1).norm(dim=-1).clamp_min(1e-12)[:, None, None]
             parts.append(seg / norm)
             start += n

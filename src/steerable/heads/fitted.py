@@ -24,8 +24,10 @@ class IdentityHead(Head):
     def __init__(self, input_dim: int, num_blocks: int = 4, block_dim: int = 64):
         super().__init__(input_dim, num_blocks, block_dim)
         if input_dim <= (num_blocks - 1) * block_dim:
-            raise ValueError(f"an identity head of {num_blocks} blocks of {block_dim} needs more than "
-                             f"{(num_blocks - 1) * block_dim} input dims, got {input_dim}")
+            raise ValueError(
+                f"an identity head of {num_blocks} blocks of {block_dim} needs more than "
+                f"{(num_blocks - 1) * block_dim} input dims, got {input_dim}"
+            )
 
     @property
     def dim(self) -> int:
@@ -41,8 +43,7 @@ class IdentityHead(Head):
         return self
 
     def features_and_blocks(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raise ValueError("the identity head has nothing to train; use it with a method that trains "
-                         "nothing (flat)")
+        raise ValueError("the identity head has nothing to train; use it with a method that trains nothing (flat)")
 
     def blocks(self, x: torch.Tensor) -> torch.Tensor:
         return x
@@ -88,7 +89,7 @@ class PCAHead(IdentityHead):
         _, _, vt = torch.linalg.svd(x - mean, full_matrices=False)
         vt = vt * torch.sign(vt.gather(1, vt.abs().argmax(1, keepdim=True)))
         axes = torch.zeros(self.input_dim, self.input_dim, dtype=torch.float64)
-        axes[:len(vt)] = vt  # fewer vectors than dims: the remaining axes stay zero
+        axes[: len(vt)] = vt  # fewer vectors than dims: the remaining axes stay zero
         self.mean.copy_(mean.float())
         self.components.copy_(axes.float())
 
@@ -104,8 +105,14 @@ class ProjectionHead(PCAHead):
 
     kind = "projection"
 
-    def __init__(self, input_dim: int, num_blocks: int = 4, block_dim: int = 64, projection: str = "gep",
-                 setting: float | None = None):
+    def __init__(
+        self,
+        input_dim: int,
+        num_blocks: int = 4,
+        block_dim: int = 64,
+        projection: str = "gep",
+        setting: float | None = None,
+    ):
         super().__init__(input_dim, num_blocks, block_dim)
         if projection not in PROJECTIONS:
             raise ValueError(f"unknown projection {projection!r}; choose from {', '.join(PROJECTIONS)}")
@@ -116,8 +123,7 @@ class ProjectionHead(PCAHead):
 
     @torch.no_grad()
     def fit(self, x: torch.Tensor, labels: np.ndarray | None = None) -> None:
-        mean, components = fit_projection(self.projection, x.double().numpy(), labels, self.block_dim,
-                                          self.setting)
+        mean, components = fit_projection(self.projection, x.double().numpy(), labels, self.block_dim, self.setting)
         self.mean.copy_(torch.from_numpy(mean).float())
         self.components.copy_(torch.from_numpy(components).float())
 

@@ -89,13 +89,19 @@ class MLPHead(Head):
 
     kind = "mlp"
 
-    def __init__(self, input_dim: int, num_blocks: int = 4, block_dim: int = 64,
-                 hidden_dim: int = 512, dropout: float = 0.1):
+    def __init__(
+        self, input_dim: int, num_blocks: int = 4, block_dim: int = 64, hidden_dim: int = 512, dropout: float = 0.1
+    ):
         super().__init__(input_dim, num_blocks, block_dim)
         self.hidden_dim, self.dropout = hidden_dim, dropout
         self.trunk = nn.Sequential(
-            nn.Linear(input_dim, hidden_dim), nn.LayerNorm(hidden_dim), nn.GELU(), nn.Dropout(dropout),
-            nn.Linear(hidden_dim, hidden_dim), nn.LayerNorm(hidden_dim), nn.GELU(),
+            nn.Linear(input_dim, hidden_dim),
+            nn.LayerNorm(hidden_dim),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_dim, hidden_dim),
+            nn.LayerNorm(hidden_dim),
+            nn.GELU(),
         )
         self.proj = nn.Linear(hidden_dim, num_blocks * block_dim)
 

@@ -53,8 +53,12 @@ COLOURS = {"v5": "tab:red", "mrl": "tab:blue", "flat": "tab:gray", "heal": "tab:
 def default_setting(name: str) -> float | None:
     """The setting the bare method ``name`` runs at now (None for a method without one, or without a
     default, such as the dial)."""
-    return {"adversarial": coarse.ADVERSARIAL_STRENGTH, "adversarial_mrl": coarse.ADVERSARIAL_MRL_STRENGTH,
-            "blend": fitted.BLEND_MIX, **fitted.PROJECTION_SETTINGS}.get(name)  # read where each is set
+    return {
+        "adversarial": coarse.ADVERSARIAL_STRENGTH,
+        "adversarial_mrl": coarse.ADVERSARIAL_MRL_STRENGTH,
+        "blend": fitted.BLEND_MIX,
+        **fitted.PROJECTION_SETTINGS,
+    }.get(name)  # read where each is set
 
 
 def mrl_reference(name: str, num_levels: int = 2) -> str:
@@ -66,6 +70,7 @@ def mrl_reference(name: str, num_levels: int = 2) -> str:
 
 
 # ------------------------------------------------------------------------------------ registry
+
 
 @dataclass(frozen=True)
 class Method:
@@ -106,53 +111,125 @@ class Method:
 _ENTRIES = (
     Method("flat", "Flat", flat, "the raw backbone, truncated (no training)"),
     Method("flat_pca", "Flat (PCA)", flat_pca, "the raw backbone on its principal axes: a PCA-64 prefix (no training)"),
-    Method("flat_random", "Flat (random)", flat_random,
-           "a floor: the raw backbone, a seeded random subset of its dims as the prefix (no training)"),
+    Method(
+        "flat_random",
+        "Flat (random)",
+        flat_random,
+        "a floor: the raw backbone, a seeded random subset of its dims as the prefix (no training)",
+    ),
     Method("mrl", "MRL", mrl, "Matryoshka: every prefix on the finest level"),
     Method("v5", "V5", v5, "hierarchy-aligned: the short prefix on the coarse level, the full vector on the finest"),
     Method("inverted", "Inverted", inverted, "ablation: V5 with the levels swapped"),
     Method("no_prefix", "No-prefix", no_prefix, "ablation: the full vector only"),
     Method("uhmt", "UHMT", uhmt, "ablation: every path on an equal mix of the levels"),
-    Method("mrl_supcon", "MRL (SupCon recipe)", mrl_supcon,
-           "MRL in the coarse-only family's loss and recipe (its accuracy reference)", "MRL-SupCon"),
+    Method(
+        "mrl_supcon",
+        "MRL (SupCon recipe)",
+        mrl_supcon,
+        "MRL in the coarse-only family's loss and recipe (its accuracy reference)",
+        "MRL-SupCon",
+    ),
     Method("heal", "HEAL", heal, "coarse SupCon on the prefix, hierarchical SupCon on the full vector"),
     Method("separated", "Separated", separated, "HEAL whose prefix gets coarse gradients only"),
-    Method("successive", "Successive", successive,
-           "Separated, plus the suffix learns the fine label inside its coarse class"),
-    Method("successive_balanced", "Successive (balanced)", partial(successive, balanced=True),
-           "Successive with class-balanced batches", "Successive-bal"),
-    Method("adversarial", "Adversarial", adversarial,
-           "Separated, plus a reversed within-coarse fine contrast on the prefix (adversarial@STRENGTH)",
-           at=lambda v: partial(adversarial, strength=v)),
-    Method("adversarial_mrl", "Adversarial (MRL recipe)", adversarial_mrl,
-           "Adversarial's prefix on a model otherwise trained as MRL (adversarial_mrl@STRENGTH)", "Adversarial-MRL",
-           at=lambda v: partial(adversarial_mrl, strength=v)),
-    Method("anchored", "Anchored", anchored,
-           "Adversarial (MRL recipe) whose prefix also keeps the backbone's neighbourhoods (classes never seen)"),
+    Method(
+        "successive",
+        "Successive",
+        successive,
+        "Separated, plus the suffix learns the fine label inside its coarse class",
+    ),
+    Method(
+        "successive_balanced",
+        "Successive (balanced)",
+        partial(successive, balanced=True),
+        "Successive with class-balanced batches",
+        "Successive-bal",
+    ),
+    Method(
+        "adversarial",
+        "Adversarial",
+        adversarial,
+        "Separated, plus a reversed within-coarse fine contrast on the prefix (adversarial@STRENGTH)",
+        at=lambda v: partial(adversarial, strength=v),
+    ),
+    Method(
+        "adversarial_mrl",
+        "Adversarial (MRL recipe)",
+        adversarial_mrl,
+        "Adversarial's prefix on a model otherwise trained as MRL (adversarial_mrl@STRENGTH)",
+        "Adversarial-MRL",
+        at=lambda v: partial(adversarial_mrl, strength=v),
+    ),
+    Method(
+        "anchored",
+        "Anchored",
+        anchored,
+        "Adversarial (MRL recipe) whose prefix also keeps the backbone's neighbourhoods (classes never seen)",
+    ),
     Method("bottleneck", "Bottleneck", bottleneck, "the prefix is the coarse posterior (rank <= coarse classes)"),
-    Method("coarse_onehot", "Coarse one-hot", coarse_onehot,
-           "a floor: the prefix is a coarse classifier's one-hot prediction, the rest MRL"),
-    Method("dial", "Dial", partial(dial, DIAL_TRAIN_MIX),
-           "one model, its prefix set after training from MRL-like (0) to the bottleneck (1): dial@VALUE",
-           at=lambda v: partial(dial, v)),
-    Method("mrl_distill", "MRL-distill", mrl_distill,
-           "MRL whose prefix learns to shortlist for its own full vector (multi-stage search)"),
-    Method("gep", "GEP projection", lambda L=2, nb=4: projection("gep", None, L, nb),
-           "closed form: coarse separation and variance against fine spread inside a coarse class (gep@LAMBDA)",
-           "GEP", at=lambda v: (lambda L=2, nb=4: projection("gep", v, L, nb))),
-    Method("nuisance", "Nuisance removal", lambda L=2, nb=4: projection("nuisance", None, L, nb),
-           "closed form: PCA after removing the directions fine classes spread along (nuisance@K)",
-           "Nuisance", at=lambda v: (lambda L=2, nb=4: projection("nuisance", v, L, nb))),
-    Method("lda", "Coarse LDA + PCA", lambda L=2, nb=4: projection("lda", None, L, nb),
-           "closed form: coarse discriminant directions weighted W, then PCA (lda@W)", "LDA+PCA",
-           at=lambda v: (lambda L=2, nb=4: projection("lda", v, L, nb))),
-    Method("proj_mrl", "Projection + MRL", proj_mrl,
-           "hybrid: a fixed projection as the prefix, the other blocks trained as MRL", "Proj+MRL"),
-    Method("proj_anchored", "Projection, anchored", proj_anchored,
-           "hybrid: a prefix initialised at a projection, trained coarse, held near the backbone", "Proj-anchored"),
-    Method("blend", "Blend", lambda L=2, nb=4: blend(None, L, nb),
-           "hybrid: PCA-64 and Adversarial-MRL's prefix mixed after training (blend@A)",
-           at=lambda v: (lambda L=2, nb=4: blend(v, L, nb))),
+    Method(
+        "coarse_onehot",
+        "Coarse one-hot",
+        coarse_onehot,
+        "a floor: the prefix is a coarse classifier's one-hot prediction, the rest MRL",
+    ),
+    Method(
+        "dial",
+        "Dial",
+        partial(dial, DIAL_TRAIN_MIX),
+        "one model, its prefix set after training from MRL-like (0) to the bottleneck (1): dial@VALUE",
+        at=lambda v: partial(dial, v),
+    ),
+    Method(
+        "mrl_distill",
+        "MRL-distill",
+        mrl_distill,
+        "MRL whose prefix learns to shortlist for its own full vector (multi-stage search)",
+    ),
+    Method(
+        "gep",
+        "GEP projection",
+        lambda L=2, nb=4: projection("gep", None, L, nb),
+        "closed form: coarse separation and variance against fine spread inside a coarse class (gep@LAMBDA)",
+        "GEP",
+        at=lambda v: lambda L=2, nb=4: projection("gep", v, L, nb),
+    ),
+    Method(
+        "nuisance",
+        "Nuisance removal",
+        lambda L=2, nb=4: projection("nuisance", None, L, nb),
+        "closed form: PCA after removing the directions fine classes spread along (nuisance@K)",
+        "Nuisance",
+        at=lambda v: lambda L=2, nb=4: projection("nuisance", v, L, nb),
+    ),
+    Method(
+        "lda",
+        "Coarse LDA + PCA",
+        lambda L=2, nb=4: projection("lda", None, L, nb),
+        "closed form: coarse discriminant directions weighted W, then PCA (lda@W)",
+        "LDA+PCA",
+        at=lambda v: lambda L=2, nb=4: projection("lda", v, L, nb),
+    ),
+    Method(
+        "proj_mrl",
+        "Projection + MRL",
+        proj_mrl,
+        "hybrid: a fixed projection as the prefix, the other blocks trained as MRL",
+        "Proj+MRL",
+    ),
+    Method(
+        "proj_anchored",
+        "Projection, anchored",
+        proj_anchored,
+        "hybrid: a prefix initialised at a projection, trained coarse, held near the backbone",
+        "Proj-anchored",
+    ),
+    Method(
+        "blend",
+        "Blend",
+        lambda L=2, nb=4: blend(None, L, nb),
+        "hybrid: PCA-64 and Adversarial-MRL's prefix mixed after training (blend@A)",
+        at=lambda v: lambda L=2, nb=4: blend(v, L, nb),
+    ),
 )
 METHODS: dict[str, Method] = {m.name: m for m in _ENTRIES}
 
@@ -185,8 +262,10 @@ def method(name: str) -> Method:
     entry = METHODS.get(base)
     if entry is None or (value is None and base == "dial") or (value is not None and entry.at is None):
         with_settings = ", ".join(f"{m}@X" for m, e in METHODS.items() if e.at)
-        raise ValueError(f"unknown method {name!r}; choose from {', '.join(m for m in METHODS if m != 'dial')} "
-                         f"(with a setting: {with_settings})")
+        raise ValueError(
+            f"unknown method {name!r}; choose from {', '.join(m for m in METHODS if m != 'dial')} "
+            f"(with a setting: {with_settings})"
+        )
     if value is None:
         return entry
     build = entry.at(value)
@@ -232,17 +311,56 @@ def display_order(names: Iterable[str]) -> list[str]:
             base, value = parse_setting(name)
         except ValueError:
             base, value = name, None
-        return (0, order.index(base), value if value is not None else -1.0, "") if base in METHODS else (1, 0, 0.0, name)
+        return (
+            (0, order.index(base), value if value is not None else -1.0, "") if base in METHODS else (1, 0, 0.0, name)
+        )
 
     return sorted(dict.fromkeys(names), key=key)
 
 
 __all__ = [
-    "METHODS", "Method", "COLOURS", "preset", "method", "canonical", "label", "short_label", "display_order",
-    "parse_setting", "parse_dial", "dial_name", "default_setting", "mrl_reference",
+    "METHODS",
+    "Method",
+    "COLOURS",
+    "preset",
+    "method",
+    "canonical",
+    "label",
+    "short_label",
+    "display_order",
+    "parse_setting",
+    "parse_dial",
+    "dial_name",
+    "default_setting",
+    "mrl_reference",
     # the methods' builders and the settings they run at
-    "v5", "mrl", "inverted", "no_prefix", "uhmt", "mrl_distill", "mrl_supcon", "heal", "separated", "successive",
-    "adversarial", "adversarial_mrl", "anchored", "bottleneck", "coarse_onehot", "dial", "flat", "flat_pca",
-    "flat_random", "projection", "proj_mrl", "proj_anchored", "blend", "ADVERSARIAL_STRENGTH",
-    "ADVERSARIAL_MRL_STRENGTH", "DIAL_TRAIN_MIX", "BEYOND_RECIPE", "PROJECTION_SETTINGS", "BLEND_MIX",
+    "v5",
+    "mrl",
+    "inverted",
+    "no_prefix",
+    "uhmt",
+    "mrl_distill",
+    "mrl_supcon",
+    "heal",
+    "separated",
+    "successive",
+    "adversarial",
+    "adversarial_mrl",
+    "anchored",
+    "bottleneck",
+    "coarse_onehot",
+    "dial",
+    "flat",
+    "flat_pca",
+    "flat_random",
+    "projection",
+    "proj_mrl",
+    "proj_anchored",
+    "blend",
+    "ADVERSARIAL_STRENGTH",
+    "ADVERSARIAL_MRL_STRENGTH",
+    "DIAL_TRAIN_MIX",
+    "BEYOND_RECIPE",
+    "PROJECTION_SETTINGS",
+    "BLEND_MIX",
 ]

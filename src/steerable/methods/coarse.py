@@ -23,14 +23,20 @@ def _prefix_coarse(L: int, nb: int, fine_weight: float = 0.0) -> Term:
 
 def _full_fine(L: int, nb: int, prefix_grad: float = 1.0) -> Term:
     grad = (prefix_grad,) + (1.0,) * (nb - 1) if prefix_grad < 1 else ()
-    return Term(onehot(nb - 1, nb), tuple(onehot(L - 1, L) for _ in range(nb)), sibling_weight=1.3,
-                grad=grad, **SUPCON)
+    return Term(onehot(nb - 1, nb), tuple(onehot(L - 1, L) for _ in range(nb)), sibling_weight=1.3, grad=grad, **SUPCON)
 
 
 def _suffix_within(L: int, nb: int) -> Term:
     """SupCon on the suffix (blocks 2..n) whose contrast set is the anchor's coarse class."""
-    return Term(onehot(nb - 1, nb), tuple(onehot(L - 1, L) for _ in range(nb)), loss="supcon",
-                temperature=0.1, ce_weight=0.0, start=1, within=0)
+    return Term(
+        onehot(nb - 1, nb),
+        tuple(onehot(L - 1, L) for _ in range(nb)),
+        loss="supcon",
+        temperature=0.1,
+        ce_weight=0.0,
+        start=1,
+        within=0,
+    )
 
 
 def mrl_supcon(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
@@ -38,8 +44,11 @@ def mrl_supcon(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
     finest level (the fair MRL reference for the methods below)."""
     L, nb = num_levels, num_blocks
     fine = onehot(L - 1, L)
-    return Schedule("mrl_supcon", (Term(tuple(1 / nb for _ in range(nb)), tuple(fine for _ in range(nb)),
-                                        **SUPCON),), recipe=dict(BEYOND_RECIPE))
+    return Schedule(
+        "mrl_supcon",
+        (Term(tuple(1 / nb for _ in range(nb)), tuple(fine for _ in range(nb)), **SUPCON),),
+        recipe=dict(BEYOND_RECIPE),
+    )
 
 
 def heal(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
@@ -51,8 +60,9 @@ def heal(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
 def separated(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
     """HEAL with the prefix cut off from the fine terms: it receives coarse-level gradients only."""
     L, nb = num_levels, num_blocks
-    return Schedule("separated", (_prefix_coarse(L, nb), _full_fine(L, nb, prefix_grad=0.0)),
-                    recipe=dict(BEYOND_RECIPE))
+    return Schedule(
+        "separated", (_prefix_coarse(L, nb), _full_fine(L, nb, prefix_grad=0.0)), recipe=dict(BEYOND_RECIPE)
+    )
 
 
 def successive(num_levels: int = 2, num_blocks: int = 4, balanced: bool = False) -> Schedule:
@@ -63,9 +73,12 @@ def successive(num_levels: int = 2, num_blocks: int = 4, balanced: bool = False)
     """
     L, nb = num_levels, num_blocks
     recipe = dict(BEYOND_RECIPE) | ({"sampler": "balanced"} if balanced else {})
-    return Schedule("successive_balanced" if balanced else "successive",
-                    (_prefix_coarse(L, nb), _full_fine(L, nb, prefix_grad=0.0), _suffix_within(L, nb)),
-                    head_options={"segments": [1, nb - 1]}, recipe=recipe)
+    return Schedule(
+        "successive_balanced" if balanced else "successive",
+        (_prefix_coarse(L, nb), _full_fine(L, nb, prefix_grad=0.0), _suffix_within(L, nb)),
+        head_options={"segments": [1, nb - 1]},
+        recipe=recipe,
+    )
 
 
 # Chosen settings of the adversarial prefix; how each was chosen is recorded in paper/selections.md.
@@ -79,8 +92,15 @@ def _prefix_against_fine(L: int, nb: int, strength: float) -> Term:
     """Within-coarse SupCon on the finest level, on the prefix, with its gradient reversed (scaled by
     ``-strength``): the prefix is trained to make its neighbours inside a coarse class *not* share
     the fine label."""
-    return Term(onehot(0, nb), tuple(onehot(L - 1, L) for _ in range(nb)), loss="supcon",
-                temperature=0.1, ce_weight=0.0, within=0, grad=(-strength,) + (1.0,) * (nb - 1))
+    return Term(
+        onehot(0, nb),
+        tuple(onehot(L - 1, L) for _ in range(nb)),
+        loss="supcon",
+        temperature=0.1,
+        ce_weight=0.0,
+        within=0,
+        grad=(-strength,) + (1.0,) * (nb - 1),
+    )
 
 
 def adversarial(num_levels: int = 2, num_blocks: int = 4, strength: float | None = None) -> Schedule:
@@ -91,8 +111,11 @@ def adversarial(num_levels: int = 2, num_blocks: int = 4, strength: float | None
     if not 0 < strength <= 1:
         raise ValueError(f"the adversary's strength must be in (0, 1], got {strength}")
     L, nb = num_levels, num_blocks
-    return Schedule(named("adversarial", strength, ADVERSARIAL_STRENGTH), (_prefix_coarse(L, nb), _full_fine(L, nb, prefix_grad=0.0),
-                                    _prefix_against_fine(L, nb, strength)), recipe=dict(BEYOND_RECIPE))
+    return Schedule(
+        named("adversarial", strength, ADVERSARIAL_STRENGTH),
+        (_prefix_coarse(L, nb), _full_fine(L, nb, prefix_grad=0.0), _prefix_against_fine(L, nb, strength)),
+        recipe=dict(BEYOND_RECIPE),
+    )
 
 
 def adversarial_mrl(num_levels: int = 2, num_blocks: int = 4, strength: float | None = None) -> Schedule:
@@ -113,8 +136,11 @@ def adversarial_mrl(num_levels: int = 2, num_blocks: int = 4, strength: float | 
     full = Term(onehot(nb - 1, nb), fine, FULL_WEIGHT, block_dropout=True, grad=(0.0,) + (1.0,) * (nb - 1))
     prefix = Term(onehot(0, nb), tuple(onehot(0, L) for _ in range(nb)), PREFIX_WEIGHT)
     suffix = Term((0.0,) + prefix_probs(nb - 1), fine, PREFIX_WEIGHT, sample=True, start=1)
-    return Schedule(named("adversarial_mrl", strength, ADVERSARIAL_MRL_STRENGTH), (full, prefix, suffix, _prefix_against_fine(L, nb, strength)),
-                    block_keep(nb))
+    return Schedule(
+        named("adversarial_mrl", strength, ADVERSARIAL_MRL_STRENGTH),
+        (full, prefix, suffix, _prefix_against_fine(L, nb, strength)),
+        block_keep(nb),
+    )
 
 
 # Fixed before any run of the method, not chosen on results: the anchor weighs as the terms it joins,
@@ -134,19 +160,30 @@ def anchored(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
     """
     L, nb = num_levels, num_blocks
     base = adversarial_mrl(L, nb)
-    anchor = Term(onehot(0, nb), tuple((0.0,) * L for _ in range(nb)), ANCHOR_WEIGHT, loss="distill",
-                  temperature=ANCHOR_TEMPERATURE, teacher="backbone")
+    anchor = Term(
+        onehot(0, nb),
+        tuple((0.0,) * L for _ in range(nb)),
+        ANCHOR_WEIGHT,
+        loss="distill",
+        temperature=ANCHOR_TEMPERATURE,
+        teacher="backbone",
+    )
     return Schedule("anchored", base.terms + (anchor,), base.block_keep)
+
+
 DIAL_TRAIN_MIX = 0.5
 
 
 def _posterior_terms(L: int, nb: int, mix: float) -> tuple[Term, ...]:
     """Terms of a model whose first block mixes the coarse posterior (weight ``mix``) and a free
     block that learns the fine label with weight ``1 - mix``."""
-    posterior = Term(onehot(0, nb), tuple(onehot(0, L, 1.0)[:L - 1] + (1.0,) for _ in range(nb)),
-                     loss="posterior")
-    return (_prefix_coarse(L, nb, fine_weight=1.0 - mix), _full_fine(L, nb, prefix_grad=1.0 - mix),
-            _suffix_within(L, nb), posterior)
+    posterior = Term(onehot(0, nb), tuple(onehot(0, L, 1.0)[: L - 1] + (1.0,) for _ in range(nb)), loss="posterior")
+    return (
+        _prefix_coarse(L, nb, fine_weight=1.0 - mix),
+        _full_fine(L, nb, prefix_grad=1.0 - mix),
+        _suffix_within(L, nb),
+        posterior,
+    )
 
 
 def dial(value: float, num_levels: int = 2, num_blocks: int = 4) -> Schedule:
@@ -162,10 +199,12 @@ def dial(value: float, num_levels: int = 2, num_blocks: int = 4) -> Schedule:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"the dial must be in [0, 1], got {value}")
     L, nb = num_levels, num_blocks
-    return Schedule(dial_name(value), _posterior_terms(L, nb, DIAL_TRAIN_MIX),
-                    recipe=dict(BEYOND_RECIPE) | {"select_best": False},
-                    head_options={"segments": [1, nb - 1],
-                                  "posterior": {"mix": value, "train_mix": DIAL_TRAIN_MIX}})
+    return Schedule(
+        dial_name(value),
+        _posterior_terms(L, nb, DIAL_TRAIN_MIX),
+        recipe=dict(BEYOND_RECIPE) | {"select_best": False},
+        head_options={"segments": [1, nb - 1], "posterior": {"mix": value, "train_mix": DIAL_TRAIN_MIX}},
+    )
 
 
 def bottleneck(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
@@ -173,8 +212,12 @@ def bottleneck(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
     trained as such (the dial at 1 encodes the same way from a model trained half-and-half). Its
     prefix has rank at most the number of coarse classes."""
     L, nb = num_levels, num_blocks
-    return Schedule("bottleneck", _posterior_terms(L, nb, 1.0), recipe=dict(BEYOND_RECIPE),
-                    head_options={"segments": [1, nb - 1], "posterior": {"mix": 1.0}})
+    return Schedule(
+        "bottleneck",
+        _posterior_terms(L, nb, 1.0),
+        recipe=dict(BEYOND_RECIPE),
+        head_options={"segments": [1, nb - 1], "posterior": {"mix": 1.0}},
+    )
 
 
 def coarse_onehot(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
@@ -191,5 +234,9 @@ def coarse_onehot(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
     classifier = Term(onehot(0, nb), tuple((1.0,) * L for _ in range(nb)), loss="posterior")
     full = Term(onehot(nb - 1, nb), fine, FULL_WEIGHT, block_dropout=True)
     suffix = Term((0.0,) + prefix_probs(nb - 1), fine, PREFIX_WEIGHT, sample=True, start=1)
-    return Schedule("coarse_onehot", (classifier, full, suffix), block_keep(nb),
-                    head_options={"segments": [1, nb - 1], "posterior": {"mix": 1.0, "hard": True}})
+    return Schedule(
+        "coarse_onehot",
+        (classifier, full, suffix),
+        block_keep(nb),
+        head_options={"segments": [1, nb - 1], "posterior": {"mix": 1.0, "hard": True}},
+    )

@@ -43,10 +43,15 @@ def projection(kind: str, setting: float | None = None, num_levels: int = 2, num
     if kind == "gep" and setting < 0:
         raise ValueError(f"gep's λ must be at least 0, got {setting:g}")
     if kind in ("nuisance", "lda") and (setting < 1 if kind == "nuisance" else setting <= 0):
-        raise ValueError(f"{kind}'s setting must be {'at least 1' if kind == 'nuisance' else 'positive'}, "
-                         f"got {setting:g}")
-    return Schedule(named(kind, setting, PROJECTION_SETTINGS[kind]), (), head="projection",
-                    head_options={"projection": kind, "setting": float(setting)})
+        raise ValueError(
+            f"{kind}'s setting must be {'at least 1' if kind == 'nuisance' else 'positive'}, got {setting:g}"
+        )
+    return Schedule(
+        named(kind, setting, PROJECTION_SETTINGS[kind]),
+        (),
+        head="projection",
+        head_options={"projection": kind, "setting": float(setting)},
+    )
 
 
 def _hybrid_prefix(mode: str) -> dict:
@@ -71,10 +76,17 @@ def proj_anchored(num_levels: int = 2, num_blocks: int = 4) -> Schedule:
     full = Term(onehot(nb - 1, nb), fine, FULL_WEIGHT, block_dropout=True, grad=(0.0,) + (1.0,) * (nb - 1))
     prefix = Term(onehot(0, nb), tuple(onehot(0, L) for _ in range(nb)), PREFIX_WEIGHT)
     suffix = Term((0.0,) + prefix_probs(nb - 1), fine, PREFIX_WEIGHT, sample=True, start=1)
-    anchor = Term(onehot(0, nb), tuple((0.0,) * L for _ in range(nb)), ANCHOR_WEIGHT, loss="distill",
-                  temperature=ANCHOR_TEMPERATURE, teacher="backbone")
-    return Schedule("proj_anchored", (full, prefix, suffix, anchor), block_keep(nb),
-                    head_options={"prefix": _hybrid_prefix("init")})
+    anchor = Term(
+        onehot(0, nb),
+        tuple((0.0,) * L for _ in range(nb)),
+        ANCHOR_WEIGHT,
+        loss="distill",
+        temperature=ANCHOR_TEMPERATURE,
+        teacher="backbone",
+    )
+    return Schedule(
+        "proj_anchored", (full, prefix, suffix, anchor), block_keep(nb), head_options={"prefix": _hybrid_prefix("init")}
+    )
 
 
 def blend(value: float | None = None, num_levels: int = 2, num_blocks: int = 4) -> Schedule:
@@ -86,5 +98,9 @@ def blend(value: float | None = None, num_levels: int = 2, num_blocks: int = 4) 
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"the blend must be in [0, 1], got {value:g}")
     base = adversarial_mrl(num_levels, num_blocks)
-    return Schedule(named("blend", value, BLEND_MIX), base.terms, base.block_keep,
-                    head_options={"prefix": {"projection": "pca", "mode": "mix", "mix": float(value)}})
+    return Schedule(
+        named("blend", value, BLEND_MIX),
+        base.terms,
+        base.block_keep,
+        head_options={"prefix": {"projection": "pca", "mode": "mix", "mix": float(value)}},
+    )

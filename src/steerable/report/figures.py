@@ -58,8 +58,7 @@ def prefix_curves(res: Results, protocol: str, path: Path, methods: Sequence[str
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("k-NN accuracy")
     axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.suptitle(f"Figure 1: accuracy vs prefix length ({protocol} protocol; bands: ± sd over seeds)",
-                 fontsize=10)
+    fig.suptitle(f"Figure 1: accuracy vs prefix length ({protocol} protocol; bands: ± sd over seeds)", fontsize=10)
     save(fig, path)
     return True
 
@@ -91,18 +90,20 @@ def funnel_curves(res: Results, path: Path, methods: Sequence[str] = ("v5", "mrl
     return True
 
 
-def _open_set_panel(ax, res: Results, ds: str, unseen: str, methods: Sequence[str] | None,
-                    others: list[str]) -> None:
+def _open_set_panel(ax, res: Results, ds: str, unseen: str, methods: Sequence[str] | None, others: list[str]) -> None:
     """One panel of Figure 7: a bar per method (mean ± sd over seeds), ``others`` fixing the colours of
     the methods :data:`COLORS` does not name."""
     coarse = res.levels[ds][0]
     present = display_order(m for d, m, u in res.open_set if (d, u) == (ds, unseen))
     shown = [m for m in (methods or present) if m in present]
-    vals = [[o["accuracy"][coarse][str(o["dims"][0])] for o in res.open_set[(ds, m, unseen)].values()]
-            for m in shown]
-    ax.bar([short_label(m) for m in shown], [np.mean(v) for v in vals],
-           yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in vals], capsize=3,
-           color=[color(m, others.index(m) if m in others else 0) for m in shown])
+    vals = [[o["accuracy"][coarse][str(o["dims"][0])] for o in res.open_set[(ds, m, unseen)].values()] for m in shown]
+    ax.bar(
+        [short_label(m) for m in shown],
+        [np.mean(v) for v in vals],
+        yerr=[np.std(v, ddof=1) if len(v) > 1 else 0 for v in vals],
+        capsize=3,
+        color=[color(m, others.index(m) if m in others else 0) for m in shown],
+    )
     queries = np.mean([o["queries"] for m in shown for o in res.open_set[(ds, m, unseen)].values()])
     ax.set_title(f"{ds}, unseen {unseen} ({queries:.0f} queries)", fontsize=9)
     ax.set_ylim(0, 1)
@@ -124,7 +125,7 @@ def open_set_bars(res: Results, path: Path, methods: Sequence[str] | None = None
     for r, row in enumerate(rows):
         for ax, (ds, unseen) in zip(axes[r], row):
             _open_set_panel(ax, res, ds, unseen, methods, others)
-        for ax in axes[r][len(row):]:
+        for ax in axes[r][len(row) :]:
             ax.set_visible(False)
         axes[r][0].set_ylabel("coarse k-NN accuracy of unseen classes\nat the shortest prefix")
     fig.suptitle("Figure 7: open set, classes held out of training (mean ± sd over seeds)", fontsize=10)

@@ -26,6 +26,7 @@ MISSING = "mteb results not written: mteb is not installed (pip install 'steerab
 
 def task_name(dataset: str, level: str) -> str:
     """The mteb task of one level of a data set: ``clinc150``, ``l0`` -> ``SteerableClinc150L0KNN``."""
+
     def alnum(s: str) -> str:
         return re.sub(r"[^0-9A-Za-z]", "", s)
 
@@ -46,12 +47,19 @@ def mteb_task(dataset: str, level: str):
 
     name = task_name(dataset, level)
     metadata = TaskMetadata(
-        name=name, type="Classification", main_score="accuracy", eval_splits=["test"],
-        eval_langs=["eng-Latn"], dataset={"path": dataset, "revision": DATASET_REVISION},
-        description=(f"Level {level} of the {dataset} hierarchy: cosine k-NN accuracy of the {level} labels "
-                     "on the test split, with each embedding cut to its first embed_dim coordinates (the "
-                     "model's prefix dim) and the k-NN protocol the model's name gives. "
-                     "scores_per_experiment holds one entry per training seed."))
+        name=name,
+        type="Classification",
+        main_score="accuracy",
+        eval_splits=["test"],
+        eval_langs=["eng-Latn"],
+        dataset={"path": dataset, "revision": DATASET_REVISION},
+        description=(
+            f"Level {level} of the {dataset} hierarchy: cosine k-NN accuracy of the {level} labels "
+            "on the test split, with each embedding cut to its first embed_dim coordinates (the "
+            "model's prefix dim) and the k-NN protocol the model's name gives. "
+            "scores_per_experiment holds one entry per training seed."
+        ),
+    )
     return type(name, (AbsTaskClassification,), {"metadata": metadata, "__doc__": metadata.description})()
 
 
@@ -70,10 +78,16 @@ def _scores(per_seed: dict[int, float], about: dict) -> dict:
     """One test-split score entry: the mean accuracy over seeds, each seed's, and ``about`` (what the
     score measured, in fields mteb has no place for)."""
     mean = float(np.mean(list(per_seed.values())))
-    return {"test": {"default": {
-        "main_score": mean, "accuracy": mean,
-        "scores_per_experiment": [{"seed": s, "accuracy": float(v)} for s, v in sorted(per_seed.items())],
-        "steerable": about}}}
+    return {
+        "test": {
+            "default": {
+                "main_score": mean,
+                "accuracy": mean,
+                "scores_per_experiment": [{"seed": s, "accuracy": float(v)} for s, v in sorted(per_seed.items())],
+                "steerable": about,
+            }
+        }
+    }
 
 
 def write_mteb(res: Results, out: str | Path, *, log: Callable[[str], None] = print) -> list[Path]:
@@ -104,17 +118,47 @@ def write_mteb(res: Results, out: str | Path, *, log: Callable[[str], None] = pr
         k = res.protocol_desc[protocol]["k"]
         for m in res.methods:
             for dim, measured in _accuracies(res, m, protocol).items():
-                results = [TaskResult.from_task_results(tasks[(ds, level)], _scores(per_seed, {
-                    "method": m, "protocol": protocol, "k": k, "prefix_dim": dim, "dataset": ds,
-                    "level": level, "backbone": backbone, "head": head, "steerable_version": __version__,
-                }), evaluation_time=None) for ds, level, per_seed in measured]
+                results = [
+                    TaskResult.from_task_results(
+                        tasks[(ds, level)],
+                        _scores(
+                            per_seed,
+                            {
+                                "method": m,
+                                "protocol": protocol,
+                                "k": k,
+                                "prefix_dim": dim,
+                                "dataset": ds,
+                                "level": level,
+                                "backbone": backbone,
+                                "head": head,
+                                "steerable_version": __version__,
+                            },
+                        ),
+                        evaluation_time=None,
+                    )
+                    for ds, level, per_seed in measured
+                ]
                 meta = ModelMeta(
-                    loader=None, name=model_name(m, protocol, dim), revision=REVISION, release_date=None,
-                    languages=None, n_parameters=None, memory_usage_mb=None, max_tokens=None, embed_dim=dim,
-                    license=None, open_weights=None, public_training_code=None, public_training_data=None,
-                    framework=["PyTorch"], similarity_fn_name="cosine", use_instructions=False,
+                    loader=None,
+                    name=model_name(m, protocol, dim),
+                    revision=REVISION,
+                    release_date=None,
+                    languages=None,
+                    n_parameters=None,
+                    memory_usage_mb=None,
+                    max_tokens=None,
+                    embed_dim=dim,
+                    license=None,
+                    open_weights=None,
+                    public_training_code=None,
+                    public_training_data=None,
+                    framework=["PyTorch"],
+                    similarity_fn_name="cosine",
+                    use_instructions=False,
                     training_datasets={r.task_name for r in results},  # each head saw its data's training split
-                    adapted_from=backbone)
+                    adapted_from=backbone,
+                )
                 paths = [cache.get_task_result_path(r.task_name, meta) for r in results]
                 paths[0].parent.mkdir(parents=True, exist_ok=True)
                 for result, path in zip(results, paths):

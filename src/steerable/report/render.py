@@ -22,8 +22,12 @@ class Table:
         def cell(c) -> str:
             return str(c).replace("|", "\\|")
 
-        out = [f"**{self.title}**", "", "| " + " | ".join(cell(c) for c in self.columns) + " |",
-               "|" + "|".join("---" for _ in self.columns) + "|"]
+        out = [
+            f"**{self.title}**",
+            "",
+            "| " + " | ".join(cell(c) for c in self.columns) + " |",
+            "|" + "|".join("---" for _ in self.columns) + "|",
+        ]
         out += ["| " + " | ".join(cell(c) for c in r) + " |" for r in self.rows]
         if self.note:
             out += ["", self.note]
@@ -38,13 +42,27 @@ class Table:
 
     def latex(self) -> str:
         def esc(s) -> str:
-            return (str(s).replace("\\", "\\textbackslash{}").replace("_", "\\_").replace("%", "\\%")
-                    .replace("&", "\\&").replace("#", "\\#").replace("±", "$\\pm$")
-                    .replace("≤", "$\\leq$").replace("|", "$|$"))
+            return (
+                str(s)
+                .replace("\\", "\\textbackslash{}")
+                .replace("_", "\\_")
+                .replace("%", "\\%")
+                .replace("&", "\\&")
+                .replace("#", "\\#")
+                .replace("±", "$\\pm$")
+                .replace("≤", "$\\leq$")
+                .replace("|", "$|$")
+            )
 
-        lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{esc(self.title)}}}",
-                 "\\begin{tabular}{" + "l" * len(self.columns) + "}", "\\toprule",
-                 " & ".join(esc(c) for c in self.columns) + " \\\\", "\\midrule"]
+        lines = [
+            "\\begin{table}[t]",
+            "\\centering",
+            f"\\caption{{{esc(self.title)}}}",
+            "\\begin{tabular}{" + "l" * len(self.columns) + "}",
+            "\\toprule",
+            " & ".join(esc(c) for c in self.columns) + " \\\\",
+            "\\midrule",
+        ]
         lines += [" & ".join(esc(c) for c in r) + " \\\\" for r in self.rows]
         lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
         return "\n".join(lines) + "\n"

@@ -21,11 +21,16 @@ def _refuse_collisions(records: Sequence[RunRecord]) -> None:
         other = seen.setdefault(key, r)
         if other is r:
             continue
-        hint = (f"backbones {other.backbone} and {r.backbone}: report one at a time (steer report --backbone), "
-                "or side by side with python -m paper --part backbones" if other.backbone != r.backbone
-                else "report them from separate stores")
-        raise ValueError(f"runs {other.run_id} and {r.run_id} both give {r.dataset} {r.method} seed {r.seed} "
-                         f"with different settings; {hint}")
+        hint = (
+            f"backbones {other.backbone} and {r.backbone}: report one at a time (steer report --backbone), "
+            "or side by side with python -m paper --part backbones"
+            if other.backbone != r.backbone
+            else "report them from separate stores"
+        )
+        raise ValueError(
+            f"runs {other.run_id} and {r.run_id} both give {r.dataset} {r.method} seed {r.seed} "
+            f"with different settings; {hint}"
+        )
 
 
 class Results:
@@ -80,13 +85,18 @@ class Results:
 
     def accuracy(self, dataset: str, method: str, protocol: str, level: str, which: int) -> dict[int, float]:
         """Seed -> k-NN accuracy of a level at the ``which``-th prefix dim (-1: full)."""
-        return {s: b["accuracy"][level][str(b["dims"][which])]
-                for s, b in self.blocks.get((dataset, method, protocol), {}).items()}
+        return {
+            s: b["accuracy"][level][str(b["dims"][which])]
+            for s, b in self.blocks.get((dataset, method, protocol), {}).items()
+        }
 
     def probe(self, dataset: str, method: str, level: str) -> dict[int, float]:
         """Seed -> accuracy of a linear probe for ``level`` on the shortest prefix, where recorded."""
-        return {r.seed: r.probe["accuracy"][level] for r in self.records
-                if r.dataset == dataset and r.method == method and r.probe}
+        return {
+            r.seed: r.probe["accuracy"][level]
+            for r in self.records
+            if r.dataset == dataset and r.method == method and r.probe
+        }
 
     def shape(self, dataset: str, method: str, what: str, which: int = 0) -> dict[int, float]:
         """Seed -> a geometry figure (``cpcc`` or ``backbone_spearman``) at the ``which``-th prefix dim, where
@@ -107,5 +117,7 @@ class Results:
             how = f"leave-one-out {p['k']}-NN within {p['n']} test examples (seeded shuffle per seed)"
         else:
             how = f"{p['k']}-NN, training split as reference, whole (capped) test split"
-        return (f"Protocol `{protocol}`: {how}. Seeds {', '.join(map(str, self.seeds))}; backbone "
-                f"{', '.join(self.backbones)}; head {', '.join(self.heads)}.")
+        return (
+            f"Protocol `{protocol}`: {how}. Seeds {', '.join(map(str, self.seeds))}; backbone "
+            f"{', '.join(self.backbones)}; head {', '.join(self.heads)}."
+        )

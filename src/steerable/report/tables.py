@@ -37,13 +37,18 @@ def accuracy_table(res: Results, protocol: str, methods: Sequence[str] | None = 
         coarse, fine = res.levels[ds][0], res.levels[ds][-1]
         row = [ds]
         for m in methods:
-            row += [fmt(res.accuracy(ds, m, protocol, coarse, -1), pct=True),
-                    fmt(res.accuracy(ds, m, protocol, fine, -1), pct=True)]
+            row += [
+                fmt(res.accuracy(ds, m, protocol, coarse, -1), pct=True),
+                fmt(res.accuracy(ds, m, protocol, fine, -1), pct=True),
+            ]
         rows.append(row)
     flat = " Flat is the raw backbone vector (all its dims)." if "flat" in methods else ""
-    return Table(f"Table 1: k-NN classification accuracy (%) of the full embedding, mean ± sd over "
-                 f"seeds ({protocol} protocol)", cols, rows,
-                 res.describe(protocol) + " L0 = coarsest level, L1 = finest level." + flat)
+    return Table(
+        f"Table 1: k-NN classification accuracy (%) of the full embedding, mean ± sd over seeds ({protocol} protocol)",
+        cols,
+        rows,
+        res.describe(protocol) + " L0 = coarsest level, L1 = finest level." + flat,
+    )
 
 
 def steerability_tests(res: Results, protocol: str, a: str, b: str) -> dict[str, dict]:
@@ -61,14 +66,28 @@ def steerability_tests(res: Results, protocol: str, a: str, b: str) -> dict[str,
     return out
 
 
-def steerability_table(res: Results, protocol: str, methods: Sequence[str], reference: str,
-                       tests: dict[str, dict[str, dict]]) -> Table:
+def steerability_table(
+    res: Results, protocol: str, methods: Sequence[str], reference: str, tests: dict[str, dict[str, dict]]
+) -> Table:
     """Table 2: S with its interval and the other steerability metrics; for each method but the
     reference, the paired test against it (``tests[method][dataset]``, from
     :func:`steerability_tests`)."""
     methods = _pick(res, methods)
-    cols = ["data set", "method", "S", "95% CI", "ShortCoarse", "FullFine", "SpecGap", "ControlAUC",
-            f"Δ S vs {label(reference)}", "t", "p", "p (Holm)", "d"]
+    cols = [
+        "data set",
+        "method",
+        "S",
+        "95% CI",
+        "ShortCoarse",
+        "FullFine",
+        "SpecGap",
+        "ControlAUC",
+        f"Δ S vs {label(reference)}",
+        "t",
+        "p",
+        "p (Holm)",
+        "d",
+    ]
     rows = []
     for ds in res.datasets:
         for m in methods:
@@ -79,13 +98,20 @@ def steerability_table(res: Results, protocol: str, methods: Sequence[str], refe
             row = [ds, label(m), fmt(s), f"[{summ.ci_low:+.3f}, {summ.ci_high:+.3f}]"]
             row += [fmt(res.values(ds, m, protocol, k)) for k in STEER_METRICS[1:]]
             t = tests.get(m, {}).get(ds)
-            row += ([f"{t['mean_diff']:+.3f}", f"{t['t']:.2f}", fmt_p(t["p"]), fmt_p(t["p_holm"]),
-                     f"{t['d']:.2f}"] if t else ["", "", "", "", ""])
+            row += (
+                [f"{t['mean_diff']:+.3f}", f"{t['t']:.2f}", fmt_p(t["p"]), fmt_p(t["p_holm"]), f"{t['d']:.2f}"]
+                if t
+                else ["", "", "", "", ""]
+            )
             rows.append(row)
     compared = ", ".join(label(m) for m in methods if m != reference)
-    return Table(f"Table 2: steerability, mean ± sd over seeds ({protocol} protocol)", cols, rows,
-                 res.describe(protocol) + f" Paired t-test and paired Cohen's d of {compared} vs "
-                 f"{label(reference)} over matched seeds; p (Holm) corrects across data sets.")
+    return Table(
+        f"Table 2: steerability, mean ± sd over seeds ({protocol} protocol)",
+        cols,
+        rows,
+        res.describe(protocol) + f" Paired t-test and paired Cohen's d of {compared} vs "
+        f"{label(reference)} over matched seeds; p (Holm) corrects across data sets.",
+    )
 
 
 def hierarchy_table(res: Results) -> Table:
@@ -93,11 +119,26 @@ def hierarchy_table(res: Results) -> Table:
     rows = []
     for ds in res.datasets:
         st = res.stats[ds]
-        rows.append([ds, st["levels"], st["K0"], st["K1"], st.get("K2", "–"),
-                     f"{st['branching1']:.2f}", f"{st['H0']:.2f}", f"{st['H1|0']:.2f}",
-                     st["train"], st["test"]])
-    return Table("Hierarchy complexity (training split; entropies in bits)", cols, rows,
-                 "Branching = mean L1 classes per L0 class. Sizes before the sweep's caps.")
+        rows.append(
+            [
+                ds,
+                st["levels"],
+                st["K0"],
+                st["K1"],
+                st.get("K2", "–"),
+                f"{st['branching1']:.2f}",
+                f"{st['H0']:.2f}",
+                f"{st['H1|0']:.2f}",
+                st["train"],
+                st["test"],
+            ]
+        )
+    return Table(
+        "Hierarchy complexity (training split; entropies in bits)",
+        cols,
+        rows,
+        "Branching = mean L1 classes per L0 class. Sizes before the sweep's caps.",
+    )
 
 
 def retrieval_mean(res: Results, ds: str, m: str, key: str) -> float | None:
@@ -128,57 +169,110 @@ def retrieval_table(res: Results, methods: Sequence[str] | None = None) -> Table
         fine, coarse = res.levels[ds][-1], res.levels[ds][0]
         for m in [m for m in _pick(res, methods) if (ds, m) in res.retrieval]:
             for dim in retrieval_dims(res, ds, m):
-                keys = [f"recall@1/{fine}/{dim}", f"recall@10/{coarse}/{dim}", f"recall@10/{fine}/{dim}",
-                        f"mrr/{fine}/{dim}", f"ndcg@10/{dim}"]
+                keys = [
+                    f"recall@1/{fine}/{dim}",
+                    f"recall@10/{coarse}/{dim}",
+                    f"recall@10/{fine}/{dim}",
+                    f"mrr/{fine}/{dim}",
+                    f"ndcg@10/{dim}",
+                ]
                 rows.append([ds, label(m), dim] + [_pct(retrieval_mean(res, ds, m, k)) for k in keys])
-    return Table("Table 4: retrieval at every prefix (%), mean over seeds", cols, rows,
-                 f"Queries vs documents: a seeded 50/50 split of each run's (capped) test set; cosine "
-                 f"ranking. R@k = fraction of queries with a same-label document in the top k; nDCG@10 "
-                 f"with gain 2 for the same fine label, 1 for the same coarse label only. Seeds "
-                 f"{', '.join(map(str, res.seeds))}; backbone {', '.join(res.backbones)}.")
+    return Table(
+        "Table 4: retrieval at every prefix (%), mean over seeds",
+        cols,
+        rows,
+        f"Queries vs documents: a seeded 50/50 split of each run's (capped) test set; cosine "
+        f"ranking. R@k = fraction of queries with a same-label document in the top k; nDCG@10 "
+        f"with gain 2 for the same fine label, 1 for the same coarse label only. Seeds "
+        f"{', '.join(map(str, res.seeds))}; backbone {', '.join(res.backbones)}.",
+    )
 
 
 def funnel_table(res: Results, methods: Sequence[str] | None = None) -> Table:
     """Table 5: the funnel's overlap with exact search and its label recall, per shortlist K."""
-    cols = ["data set", "method", "shortlist K", "overlap with exact top 10", "R@10 L1 (funnel)",
-            "R@10 L1 (exact full)"]
+    cols = [
+        "data set",
+        "method",
+        "shortlist K",
+        "overlap with exact top 10",
+        "R@10 L1 (funnel)",
+        "R@10 L1 (exact full)",
+    ]
     rows = []
     for ds in res.datasets:
         fine = res.levels[ds][-1]
         for m in [m for m in _pick(res, methods) if (ds, m) in res.retrieval]:
             exact = retrieval_mean(res, ds, m, f"recall@10/{fine}/{retrieval_dims(res, ds, m)[-1]}")
             for K in funnel_shortlists(res, ds, m):
-                rows.append([ds, label(m), K, f"{retrieval_mean(res, ds, m, f'funnel/overlap@10/{K}'):.3f}",
-                             _pct(retrieval_mean(res, ds, m, f"funnel/recall@10/{fine}/{K}")), _pct(exact)])
-    return Table("Table 5: multi-stage search (shortest prefix shortlists K, full vector reranks)", cols,
-                 rows, "Overlap = fraction of the exact full-vector top 10 that the funnel returns; "
-                 "mean over seeds. Speed is measured separately (bench/search.py).")
+                rows.append(
+                    [
+                        ds,
+                        label(m),
+                        K,
+                        f"{retrieval_mean(res, ds, m, f'funnel/overlap@10/{K}'):.3f}",
+                        _pct(retrieval_mean(res, ds, m, f"funnel/recall@10/{fine}/{K}")),
+                        _pct(exact),
+                    ]
+                )
+    return Table(
+        "Table 5: multi-stage search (shortest prefix shortlists K, full vector reranks)",
+        cols,
+        rows,
+        "Overlap = fraction of the exact full-vector top 10 that the funnel returns; "
+        "mean over seeds. Speed is measured separately (bench/search.py).",
+    )
 
 
 def adaptive_table(res: Results, methods: Sequence[str] | None = None) -> Table:
     """Table 5b: adaptive search per margin: queries extended, overlap and recall."""
-    cols = ["data set", "method", "margin", "queries extended (%)", "overlap with exact top 10",
-            "R@10 L1", "funnel, every query extended: overlap"]
+    cols = [
+        "data set",
+        "method",
+        "margin",
+        "queries extended (%)",
+        "overlap with exact top 10",
+        "R@10 L1",
+        "funnel, every query extended: overlap",
+    ]
     rows = []
     for ds in res.datasets:
         fine = res.levels[ds][-1]
         for m in [m for m in _pick(res, methods) if (ds, m) in res.retrieval]:
             any_run = next(iter(res.retrieval[(ds, m)].values()))
-            keys = sorted({k.split("/")[0] for k in any_run if k.startswith("adaptive@")},
-                          key=lambda k: float(k.split("@")[1]))
+            keys = sorted(
+                {k.split("/")[0] for k in any_run if k.startswith("adaptive@")}, key=lambda k: float(k.split("@")[1])
+            )
             for key in keys:
                 K = next(int(k.rsplit("/", 1)[1]) for k in any_run if k.startswith(key + "/overlap"))
-                ext, ov, rec, fun = (retrieval_mean(res, ds, m, k) for k in (
-                    f"{key}/extended/{K}", f"{key}/overlap@10/{K}", f"{key}/recall@10/{fine}/{K}",
-                    f"funnel/overlap@10/{K}"))
-                rows.append([ds, label(m), key.split("@")[1], _pct(ext, 0),
-                             "–" if ov is None else f"{ov:.3f}", _pct(rec),
-                             "–" if fun is None else f"{fun:.3f}"])
-    return Table("Table 5b: adaptive search (the prefix answers confident queries; the rest are reranked)",
-                 cols, rows, "A query is confident when its shortest-prefix top-1 similarity beats its "
-                 "top-2 by at least the margin; confident queries are answered by the prefix ranking, the "
-                 "others by the full-vector rerank of a shortlist of 100 (the last column: every query "
-                 "reranked). Mean over seeds.")
+                ext, ov, rec, fun = (
+                    retrieval_mean(res, ds, m, k)
+                    for k in (
+                        f"{key}/extended/{K}",
+                        f"{key}/overlap@10/{K}",
+                        f"{key}/recall@10/{fine}/{K}",
+                        f"funnel/overlap@10/{K}",
+                    )
+                )
+                rows.append(
+                    [
+                        ds,
+                        label(m),
+                        key.split("@")[1],
+                        _pct(ext, 0),
+                        "–" if ov is None else f"{ov:.3f}",
+                        _pct(rec),
+                        "–" if fun is None else f"{fun:.3f}",
+                    ]
+                )
+    return Table(
+        "Table 5b: adaptive search (the prefix answers confident queries; the rest are reranked)",
+        cols,
+        rows,
+        "A query is confident when its shortest-prefix top-1 similarity beats its "
+        "top-2 by at least the margin; confident queries are answered by the prefix ranking, the "
+        "others by the full-vector rerank of a shortlist of 100 (the last column: every query "
+        "reranked). Mean over seeds.",
+    )
 
 
 def _method_dims(res: Results, method: str) -> list[int]:
@@ -188,21 +282,36 @@ def _method_dims(res: Results, method: str) -> list[int]:
 
 def efficiency_table(res: Results, methods: Sequence[str] | None = None) -> Table:
     """Table 6: parameters, training FLOPs and time, inference FLOPs and storage, per method."""
-    cols = ["method", "head parameters", "training GFLOP / example", "median training time (s)",
-            "head MFLOP / text (inference)", "bytes / doc per prefix dim (float32)"]
+    cols = [
+        "method",
+        "head parameters",
+        "training GFLOP / example",
+        "median training time (s)",
+        "head MFLOP / text (inference)",
+        "bytes / doc per prefix dim (float32)",
+    ]
     rows = []
     for m in [m for m in _pick(res, methods) if res.cost.get(m)]:
         c = res.cost[m]
-        rows.append([label(m), f"{int(np.median([x['head_parameters'] for x in c])):,}",
-                     f"{np.median([x['train_flops_per_example'] for x in c]) / 1e9:.4f}",
-                     f"{np.median([x['train_s'] for x in c]):.1f}",
-                     f"{np.median([x['encode_flops_per_text'] for x in c]) / 1e6:.2f}",
-                     ", ".join(f"{d}: {b['float32']}" for d, b in bytes_per_document(_method_dims(res, m)).items())])
-    return Table("Table 6: efficiency", cols, rows,
-                 "FLOPs counted by torch's FlopCounterMode on a real training step (forward and backward, "
-                 "positives included) and a forward pass; training time measured on this machine, median "
-                 "over the runs of each method (all data sets). The backbone's cost is the same for every "
-                 "method and is not included.")
+        rows.append(
+            [
+                label(m),
+                f"{int(np.median([x['head_parameters'] for x in c])):,}",
+                f"{np.median([x['train_flops_per_example'] for x in c]) / 1e9:.4f}",
+                f"{np.median([x['train_s'] for x in c]):.1f}",
+                f"{np.median([x['encode_flops_per_text'] for x in c]) / 1e6:.2f}",
+                ", ".join(f"{d}: {b['float32']}" for d, b in bytes_per_document(_method_dims(res, m)).items()),
+            ]
+        )
+    return Table(
+        "Table 6: efficiency",
+        cols,
+        rows,
+        "FLOPs counted by torch's FlopCounterMode on a real training step (forward and backward, "
+        "positives included) and a forward pass; training time measured on this machine, median "
+        "over the runs of each method (all data sets). The backbone's cost is the same for every "
+        "method and is not included.",
+    )
 
 
 def open_set_values(res: Results, ds: str, m: str, unseen: str, what: str) -> dict[int, float]:
@@ -229,8 +338,19 @@ def _span(values: Sequence[int]) -> str:
 
 def open_set_table(res: Results, methods: Sequence[str] | None = None) -> Table:
     """Table 9: classes never seen in training, queried against a pool of every class."""
-    cols = ["data set", "unseen", "method", "queries", "classes held out", "coarse @ shortest (%)",
-            "coarse @ full (%)", "fine @ full (%)", "S", "k-means ARI, coarse @ shortest", "k-means ARI, fine @ full"]
+    cols = [
+        "data set",
+        "unseen",
+        "method",
+        "queries",
+        "classes held out",
+        "coarse @ shortest (%)",
+        "coarse @ full (%)",
+        "fine @ full (%)",
+        "S",
+        "k-means ARI, coarse @ shortest",
+        "k-means ARI, fine @ full",
+    ]
     rows = []
     keys = sorted({(ds, u) for ds, _, u in res.open_set})
     present = display_order(m for _, m, _ in res.open_set)
@@ -239,16 +359,30 @@ def open_set_table(res: Results, methods: Sequence[str] | None = None) -> Table:
         for m in [m for m in (methods or present) if (ds, m, unseen) in res.open_set]:
             v = lambda what: open_set_values(res, ds, m, unseen, what)
             seeds = res.open_set[(ds, m, unseen)].values()
-            rows.append([ds, unseen, label(m), _span([o["queries"] for o in seeds]),
-                         " / ".join(f"{_span([o['held_out'][lvl] for o in seeds])} {lvl}" for lvl in res.levels[ds]),
-                         fmt(v(f"accuracy/{coarse}/0"), pct=True), fmt(v(f"accuracy/{coarse}/-1"), pct=True),
-                         fmt(v(f"accuracy/{fine}/-1"), pct=True), fmt(v("steerability_score")),
-                         fmt(v("clustering/0/ari")), fmt(v("clustering/1/ari"))])
-    return Table("Table 9: open set: classes held out of training, mean ± sd over seeds", cols, rows,
-                 "Each run holds classes out of training and validation (unseen fine:F: a fraction F of the "
-                 "fine classes under each coarse class; coarse:K: K whole coarse classes), drawn per seed. "
-                 "Their test texts are queried by leave-one-out 5-NN against a seeded pool of test texts of "
-                 "every class (queries: the held-out texts; classes held out: among them, per level; each the "
-                 "range over seeds), so folding an unseen class into "
-                 "a seen one costs. k-means with as many clusters as labels, on the queries (– where the queries "
-                 "hold a single coarse class: no coarse grouping to score).")
+            rows.append(
+                [
+                    ds,
+                    unseen,
+                    label(m),
+                    _span([o["queries"] for o in seeds]),
+                    " / ".join(f"{_span([o['held_out'][lvl] for o in seeds])} {lvl}" for lvl in res.levels[ds]),
+                    fmt(v(f"accuracy/{coarse}/0"), pct=True),
+                    fmt(v(f"accuracy/{coarse}/-1"), pct=True),
+                    fmt(v(f"accuracy/{fine}/-1"), pct=True),
+                    fmt(v("steerability_score")),
+                    fmt(v("clustering/0/ari")),
+                    fmt(v("clustering/1/ari")),
+                ]
+            )
+    return Table(
+        "Table 9: open set: classes held out of training, mean ± sd over seeds",
+        cols,
+        rows,
+        "Each run holds classes out of training and validation (unseen fine:F: a fraction F of the "
+        "fine classes under each coarse class; coarse:K: K whole coarse classes), drawn per seed. "
+        "Their test texts are queried by leave-one-out 5-NN against a seeded pool of test texts of "
+        "every class (queries: the held-out texts; classes held out: among them, per level; each the "
+        "range over seeds), so folding an unseen class into "
+        "a seen one costs. k-means with as many clusters as labels, on the queries (– where the queries "
+        "hold a single coarse class: no coarse grouping to score).",
+    )

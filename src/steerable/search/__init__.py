@@ -2,20 +2,41 @@
 
 from .funnel import Exact, Stage, adaptive, funnel
 from .index import (
-                    BACKENDS,
-                    EmbeddedIndex,
-                    SearchIndex,
-                    build_index,
-                    check_index_target,
-                    open_index_folder,
-                    write_index_folder,
+    BACKENDS,
+    EmbeddedIndex,
+    SearchIndex,
+    build_index,
+    check_index_target,
+    open_index_folder,
+    write_index_folder,
 )
 from .metrics import evaluate_retrieval, mrr, ndcg_at_k, overlap_at_k, recall_at_k, split_queries
 from .pgvector import PgvectorIndex
 from .qdrant import QdrantEdgeIndex, QdrantIndex
 from .ranking import rank, rerank, top_k
 
-__all__ = ["Exact", "Stage", "adaptive", "funnel", "BACKENDS", "EmbeddedIndex", "PgvectorIndex", "QdrantIndex",
-           "QdrantEdgeIndex", "SearchIndex", "build_index", "check_index_target", "open_index_folder",
-           "write_index_folder", "evaluate_retrieval", "mrr", "ndcg_at_k", "overlap_at_k", "recall_at_k",
-           "split_queries", "rank", "rerank", "top_k"]
+__all__ = [
+    "Exact",
+    "Stage",
+    "adaptive",
+    "funnel",
+    "BACKENDS",
+    "EmbeddedIndex",
+    "PgvectorIndex",
+    "QdrantIndex",
+    "QdrantEdgeIndex",
+    "SearchIndex",
+    "build_index",
+    "check_index_target",
+    "open_index_folder",
+    "write_index_folder",
+    "evaluate_retrieval",
+    "mrr",
+    "ndcg_at_k",
+    "overlap_at_k",
+    "recall_at_k",
+    "split_queries",
+    "rank",
+    "rerank",
+    "top_k",
+]

@@ -29,8 +29,7 @@ class Stage(Protocol):
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
 
-    def rerank(self, queries: np.ndarray, candidates: np.ndarray, k: int
-               ) -> tuple[np.ndarray, np.ndarray]: ...
+    def rerank(self, queries: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class Exact:
@@ -64,8 +63,9 @@ def _check_shortlist(shortlist: int, k: int, n_docs: int) -> int:
     return shortlist
 
 
-def funnel(prefix: Stage, full: Stage, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10,
-           shortlist: int = 100) -> tuple[np.ndarray, np.ndarray]:
+def funnel(
+    prefix: Stage, full: Stage, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10, shortlist: int = 100
+) -> tuple[np.ndarray, np.ndarray]:
     """(rows, full-vector similarities), each (n_queries, k): the prefix shortlists, the full
     vector reranks."""
     shortlist = _check_shortlist(shortlist, k, len(prefix))
@@ -73,8 +73,15 @@ def funnel(prefix: Stage, full: Stage, q_prefix: np.ndarray, q_full: np.ndarray,
     return full.rerank(q_full, candidates, k)
 
 
-def adaptive(prefix: Stage, full: Stage, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10,
-             shortlist: int = 100, margin: float = 0.02) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def adaptive(
+    prefix: Stage,
+    full: Stage,
+    q_prefix: np.ndarray,
+    q_full: np.ndarray,
+    k: int = 10,
+    shortlist: int = 100,
+    margin: float = 0.02,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(rows, similarities, extended): confident queries get the prefix ranking (and prefix
     similarities), the others the funnel's answer from the same shortlist; ``extended`` marks them."""
     shortlist = _check_shortlist(max(shortlist, 2), k, len(prefix))

@@ -32,13 +32,15 @@ class SearchIndex(Protocol):
 
     def add(self, prefix: np.ndarray, full: np.ndarray, ids: Sequence[int] | None = None) -> None: ...
 
-    def search(self, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10,
-               shortlist: int | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+    def search(
+        self, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10, shortlist: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]: ...
 
     def search_prefix(self, q_prefix: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]: ...
 
-    def adaptive(self, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10, shortlist: int = 100,
-                 margin: float = 0.02) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+    def adaptive(
+        self, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10, shortlist: int = 100, margin: float = 0.02
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
     def __len__(self) -> int: ...
 
@@ -82,12 +84,23 @@ class EmbeddedIndex:
 
     backend = "embedded"
 
-    def __init__(self, prefix_dim: int, full_dim: int, *, hnsw: bool = False, hnsw_m: int = 32,
-                 ef_construction: int = 80, ef_search: int = 128):
+    def __init__(
+        self,
+        prefix_dim: int,
+        full_dim: int,
+        *,
+        hnsw: bool = False,
+        hnsw_m: int = 32,
+        ef_construction: int = 80,
+        ef_search: int = 128,
+    ):
         self.prefix_dim, self.full_dim = prefix_dim, full_dim
         self.hnsw, self.hnsw_m = hnsw, hnsw_m
-        self.prefix = (HNSW(prefix_dim, hnsw_m, ef_construction, ef_search) if hnsw
-                       else Exact(np.zeros((0, prefix_dim), np.float32)))
+        self.prefix = (
+            HNSW(prefix_dim, hnsw_m, ef_construction, ef_search)
+            if hnsw
+            else Exact(np.zeros((0, prefix_dim), np.float32))
+        )
         self.full = Exact(np.zeros((0, full_dim), np.float32))
         self.ids = np.zeros(0, np.int64)
 
@@ -110,8 +123,9 @@ class EmbeddedIndex:
         """Document ids of row positions; -1 (no result) stays -1."""
         return np.where(rows >= 0, self.ids[np.maximum(rows, 0)], -1)
 
-    def search(self, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10,
-               shortlist: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10, shortlist: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(ids, scores), each (nq, k): exact by the full vector, or the funnel with ``shortlist``."""
         q_prefix = _check("query prefix", q_prefix, self.prefix_dim)
         q_full = _check("query full", q_full, self.full_dim)
@@ -126,11 +140,19 @@ class EmbeddedIndex:
         rows, scores = self.prefix.search(_check("query prefix", q_prefix, self.prefix_dim), k)
         return self._ids(rows), scores
 
-    def adaptive(self, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10, shortlist: int = 100,
-                 margin: float = 0.02) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def adaptive(
+        self, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10, shortlist: int = 100, margin: float = 0.02
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ids, scores, extended): :func:`steerable.search.funnel.adaptive` over this index."""
-        rows, scores, extended = adaptive(self.prefix, self.full, _check("query prefix", q_prefix, self.prefix_dim),
-                                          _check("query full", q_full, self.full_dim), k, shortlist, margin)
+        rows, scores, extended = adaptive(
+            self.prefix,
+            self.full,
+            _check("query prefix", q_prefix, self.prefix_dim),
+            _check("query full", q_full, self.full_dim),
+            k,
+            shortlist,
+            margin,
+        )
         return self._ids(rows), scores, extended
 
     def close(self) -> None:
@@ -156,9 +178,17 @@ class EmbeddedIndex:
 
             graph = self.prefix.graph
             atomic_write(directory / self.GRAPH_FILE, lambda p: faiss.write_index(graph, str(p)))
-        atomic_write_json(directory / "index.json", {
-            "backend": self.backend, "prefix_dim": self.prefix_dim, "full_dim": self.full_dim,
-            "hnsw": self.hnsw, "hnsw_m": self.hnsw_m, "count": len(self)})
+        atomic_write_json(
+            directory / "index.json",
+            {
+                "backend": self.backend,
+                "prefix_dim": self.prefix_dim,
+                "full_dim": self.full_dim,
+                "hnsw": self.hnsw,
+                "hnsw_m": self.hnsw_m,
+                "count": len(self),
+            },
+        )
 
     @classmethod
     def load(cls, directory: str | Path) -> "EmbeddedIndex":
@@ -176,8 +206,10 @@ class EmbeddedIndex:
 
         graph = faiss.read_index(str(graph_file))
         if graph.ntotal != len(t["prefix"]) or graph.d != meta["prefix_dim"]:
-            raise ValueError(f"{graph_file}: a graph of {graph.ntotal} {graph.d}-d vectors, but the folder "
-                             f"holds {len(t['prefix'])} {meta['prefix_dim']}-d prefixes; rebuild the index")
+            raise ValueError(
+                f"{graph_file}: a graph of {graph.ntotal} {graph.d}-d vectors, but the folder "
+                f"holds {len(t['prefix'])} {meta['prefix_dim']}-d prefixes; rebuild the index"
+            )
         index.prefix.graph = graph
         index.prefix.vectors = np.ascontiguousarray(t["prefix"], dtype=np.float32)
         index.full.vectors = np.ascontiguousarray(t["full"], dtype=np.float32)
@@ -207,6 +239,7 @@ def build_index(backend: str, prefix_dim: int, full_dim: int, **options) -> Sear
 
 # ------------------------------------------------------------------------- index folders on disk
 
+
 def _edge_path(directory: Path, collection: str) -> Path:
     return directory / "qdrant-edge" / collection
 
@@ -227,8 +260,14 @@ def _build_edge(path: Path, prefix: np.ndarray, full: np.ndarray, overwrite: boo
     return QdrantEdgeIndex(prefix.shape[1], full.shape[1], path=path, create=False)
 
 
-def check_index_target(directory: str | Path, *, backend: str = "embedded", url: str | None = None,
-                       collection: str = DEFAULT_COLLECTION, overwrite: bool = False) -> None:
+def check_index_target(
+    directory: str | Path,
+    *,
+    backend: str = "embedded",
+    url: str | None = None,
+    collection: str = DEFAULT_COLLECTION,
+    overwrite: bool = False,
+) -> None:
     """Refuse, before anything is encoded, what :func:`write_index_folder` would refuse: an unknown
     backend, a folder that is a file, an existing index folder, collection or table (unless
     ``overwrite``), pgvector without a URL, a server that does not answer."""
@@ -240,25 +279,36 @@ def check_index_target(directory: str | Path, *, backend: str = "embedded", url:
     if (directory / "meta.json").exists() and not overwrite:
         raise ValueError(f"{directory}: already an index folder; pass --overwrite to replace it")
     if directory.is_dir() and not (directory / "meta.json").exists() and any(directory.iterdir()):
-        raise ValueError(f"{directory}: a folder that holds files and is not an index; choose a new or empty "
-                         "folder")
+        raise ValueError(f"{directory}: a folder that holds files and is not an index; choose a new or empty folder")
     if backend == "pgvector" and not url:
         raise ValueError("the pgvector backend needs --url postgresql://...")
     if overwrite:
         return
     if backend == "pgvector" and table_exists(url, collection):
-        raise ValueError(f"PostgreSQL at {safe_url(url)}: table {collection!r} already exists; pass --overwrite "
-                         "to replace it")
+        raise ValueError(
+            f"PostgreSQL at {safe_url(url)}: table {collection!r} already exists; pass --overwrite to replace it"
+        )
     if backend == "qdrant" and url and qdrant_collection_exists(url, collection):
         raise ValueError(f"Qdrant at {url}: collection {collection!r} already exists; pass --overwrite to replace it")
     if backend == "qdrant-edge" and _edge_path(directory, check_name("Qdrant collection", collection)).exists():
-        raise ValueError(f"{_edge_path(directory, collection)}: Qdrant Edge collection already exists; pass "
-                         "--overwrite to replace it")
+        raise ValueError(
+            f"{_edge_path(directory, collection)}: Qdrant Edge collection already exists; pass "
+            "--overwrite to replace it"
+        )
 
 
-def write_index_folder(directory: str | Path, prefix: np.ndarray, full: np.ndarray, texts: list[str],
-                       *, backend: str = "embedded", model: str | None = None, url: str | None = None,
-                       collection: str = DEFAULT_COLLECTION, overwrite: bool = False) -> SearchIndex:
+def write_index_folder(
+    directory: str | Path,
+    prefix: np.ndarray,
+    full: np.ndarray,
+    texts: list[str],
+    *,
+    backend: str = "embedded",
+    model: str | None = None,
+    url: str | None = None,
+    collection: str = DEFAULT_COLLECTION,
+    overwrite: bool = False,
+) -> SearchIndex:
     """Build an index folder: ``meta.json``, ``texts.jsonl`` and the backend's own storage (files in
     the folder, or a collection / table on the server at ``url``). An existing index folder, or an
     existing collection of the same name, is replaced only with ``overwrite=True``
@@ -282,13 +332,25 @@ def write_index_folder(directory: str | Path, prefix: np.ndarray, full: np.ndarr
     if isinstance(index, EmbeddedIndex):
         index.save(directory)
     index.close()
-    atomic_write(directory / "texts.jsonl", lambda p: p.write_text(
-        "".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts)), encoding="utf-8"))
+    atomic_write(
+        directory / "texts.jsonl",
+        lambda p: p.write_text(
+            "".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts)), encoding="utf-8"
+        ),
+    )
     remote = backend in ("qdrant", "pgvector") and url
-    atomic_write_json(directory / "meta.json", {
-        "backend": backend, "model": model, "url": safe_url(url) if remote else None,
-        "collection": collection if backend in ("qdrant", "qdrant-edge", "pgvector") else None,
-        "count": len(texts), "prefix_dim": dims[0], "full_dim": dims[1]})
+    atomic_write_json(
+        directory / "meta.json",
+        {
+            "backend": backend,
+            "model": model,
+            "url": safe_url(url) if remote else None,
+            "collection": collection if backend in ("qdrant", "qdrant-edge", "pgvector") else None,
+            "count": len(texts),
+            "prefix_dim": dims[0],
+            "full_dim": dims[1],
+        },
+    )
     return index
 
 

@@ -52,8 +52,9 @@ def _matches(ranked: np.ndarray, q_labels: np.ndarray, d_labels: np.ndarray) -> 
     return d_labels[ranked] == q_labels[:, None, :]
 
 
-def recall_at_k(ranked: np.ndarray, q_labels: np.ndarray, d_labels: np.ndarray,
-                ks: Sequence[int] = KS) -> dict[int, np.ndarray]:
+def recall_at_k(
+    ranked: np.ndarray, q_labels: np.ndarray, d_labels: np.ndarray, ks: Sequence[int] = KS
+) -> dict[int, np.ndarray]:
     """{k: Recall@k per level (shape (levels,))}, labels being (n, levels) arrays.
 
     Recall@k for label match is the hit rate: the fraction of queries with at least one document
@@ -61,14 +62,13 @@ def recall_at_k(ranked: np.ndarray, q_labels: np.ndarray, d_labels: np.ndarray,
     of all same-label documents retrieved. A k beyond the number of documents counts every one.
     """
     hits = _matches(ranked, q_labels, d_labels)
-    return {k: hits[:, :_cutoff(ranked, d_labels, k)].any(axis=1).mean(axis=0) for k in ks}
+    return {k: hits[:, : _cutoff(ranked, d_labels, k)].any(axis=1).mean(axis=0) for k in ks}
 
 
-def mrr(ranked: np.ndarray, q_labels: np.ndarray, d_labels: np.ndarray,
-        cutoff: int = MRR_CUTOFF) -> np.ndarray:
+def mrr(ranked: np.ndarray, q_labels: np.ndarray, d_labels: np.ndarray, cutoff: int = MRR_CUTOFF) -> np.ndarray:
     """Mean reciprocal rank per level (shape (levels,)): 1 / rank of the first same-label document
     within the top ``cutoff`` (rank 1 = best), 0 for a query with none there."""
-    hits = _matches(ranked, q_labels, d_labels)[:, :_cutoff(ranked, d_labels, cutoff)]
+    hits = _matches(ranked, q_labels, d_labels)[:, : _cutoff(ranked, d_labels, cutoff)]
     first = hits.argmax(axis=1)
     return np.where(hits.any(axis=1), 1.0 / (first + 1), 0.0).mean(axis=0)
 
@@ -111,9 +111,15 @@ def ndcg_at_10(ranked: np.ndarray, q_labels: np.ndarray, d_labels: np.ndarray) -
     return ndcg_at_k(ranked, q_labels, d_labels, 10)
 
 
-def retrieval_metrics(query_embs_by_dim: dict[int, np.ndarray], doc_embs_by_dim: dict[int, np.ndarray],
-                      q_labels: np.ndarray, d_labels: np.ndarray, level_names: Sequence[str],
-                      ks: Sequence[int] = KS, mrr_cutoff: int = MRR_CUTOFF) -> dict[str, float]:
+def retrieval_metrics(
+    query_embs_by_dim: dict[int, np.ndarray],
+    doc_embs_by_dim: dict[int, np.ndarray],
+    q_labels: np.ndarray,
+    d_labels: np.ndarray,
+    level_names: Sequence[str],
+    ks: Sequence[int] = KS,
+    mrr_cutoff: int = MRR_CUTOFF,
+) -> dict[str, float]:
     """Label metrics of exact search at every prefix dim:
     ``"recall@{k}/{level}/{dim}"`` and ``"mrr/{level}/{dim}"`` per level, and ``"ndcg@10/{dim}"``."""
     out: dict[str, float] = {}
@@ -121,15 +127,21 @@ def retrieval_metrics(query_embs_by_dim: dict[int, np.ndarray], doc_embs_by_dim:
         ranked, _ = rank(q, doc_embs_by_dim[dim], max(*ks, mrr_cutoff, 10))
         for k, per_level in recall_at_k(ranked, q_labels, d_labels, ks).items():
             out.update({f"recall@{k}/{lvl}/{dim}": float(v) for lvl, v in zip(level_names, per_level)})
-        out.update({f"mrr/{lvl}/{dim}": float(v)
-                    for lvl, v in zip(level_names, mrr(ranked, q_labels, d_labels, mrr_cutoff))})
+        out.update(
+            {f"mrr/{lvl}/{dim}": float(v) for lvl, v in zip(level_names, mrr(ranked, q_labels, d_labels, mrr_cutoff))}
+        )
         out[f"ndcg@10/{dim}"] = ndcg_at_10(ranked, q_labels, d_labels)
     return out
 
 
-def evaluate_retrieval(embeddings: Sequence[np.ndarray], dims: Sequence[int], labels: np.ndarray,
-                       level_names: Sequence[str], seed: int,
-                       shortlists: Sequence[int] = FUNNEL_SHORTLISTS) -> dict[str, float]:
+def evaluate_retrieval(
+    embeddings: Sequence[np.ndarray],
+    dims: Sequence[int],
+    labels: np.ndarray,
+    level_names: Sequence[str],
+    seed: int,
+    shortlists: Sequence[int] = FUNNEL_SHORTLISTS,
+) -> dict[str, float]:
     """Retrieval on a seeded 50/50 query/document split of a test set, from its embeddings at every
     prefix dim (``embeddings[i]`` at ``dims[i]``, the shortest first and the full vector last).
 
@@ -141,8 +153,13 @@ def evaluate_retrieval(embeddings: Sequence[np.ndarray], dims: Sequence[int], la
     """
     q, d = split_queries(len(labels), seed=seed)
     yq, yd = labels[q], labels[d]
-    out = retrieval_metrics({dim: e[q] for dim, e in zip(dims, embeddings)},
-                            {dim: e[d] for dim, e in zip(dims, embeddings)}, yq, yd, level_names)
+    out = retrieval_metrics(
+        {dim: e[q] for dim, e in zip(dims, embeddings)},
+        {dim: e[d] for dim, e in zip(dims, embeddings)},
+        yq,
+        yd,
+        level_names,
+    )
     short, full = Exact(embeddings[0][d]), Exact(embeddings[-1][d])
     q_short, q_full = embeddings[0][q], embeddings[-1][q]
     exact, _ = full.search(q_full, 10)

@@ -93,9 +93,20 @@ class PgvectorIndex:
 
     backend = "pgvector"
 
-    def __init__(self, prefix_dim: int, full_dim: int, *, url: str, table: str = "steerable",
-                 create: bool = True, overwrite: bool = False, hnsw_m: int = 32, ef_construction: int = 80,
-                 ef_search: int = 128, exact: bool = False):
+    def __init__(
+        self,
+        prefix_dim: int,
+        full_dim: int,
+        *,
+        url: str,
+        table: str = "steerable",
+        create: bool = True,
+        overwrite: bool = False,
+        hnsw_m: int = 32,
+        ef_construction: int = 80,
+        ef_search: int = 128,
+        exact: bool = False,
+    ):
         psycopg, self.sql = _psycopg()
         self.prefix_dim, self.full_dim = prefix_dim, full_dim
         self.table, self.url = _check_table(table), safe_url(url)
@@ -119,35 +130,45 @@ class PgvectorIndex:
             cur.execute("CREATE EXTENSION IF NOT EXISTS vector")
             version = cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
             if tuple(int(x) for x in version.split(".")[:2]) < MIN_PGVECTOR:
-                raise ValueError(f"PostgreSQL at {self.url}: pgvector {version}; the pgvector backend needs 0.8 or newer")
+                raise ValueError(
+                    f"PostgreSQL at {self.url}: pgvector {version}; the pgvector backend needs 0.8 or newer"
+                )
             exists = cur.execute("SELECT to_regclass(%s) IS NOT NULL", [self.table]).fetchone()[0]
             if create:
                 if exists and not overwrite:
-                    raise ValueError(f"PostgreSQL at {self.url}: table {self.table!r} already exists; pass "
-                                     f"--overwrite to replace it")
+                    raise ValueError(
+                        f"PostgreSQL at {self.url}: table {self.table!r} already exists; pass --overwrite to replace it"
+                    )
                 self._to_create = "replace" if exists else "create"
                 return
             if not exists:
                 raise ValueError(f"PostgreSQL at {self.url}: no table {self.table!r}")
-            dims = cur.execute(sql.SQL("SELECT vector_dims(prefix), vector_dims(embedding) FROM {} LIMIT 1")
-                               .format(t)).fetchone()
+            dims = cur.execute(
+                sql.SQL("SELECT vector_dims(prefix), vector_dims(embedding) FROM {} LIMIT 1").format(t)
+            ).fetchone()
             if dims is not None and tuple(dims) != (self.prefix_dim, self.full_dim):
-                raise ValueError(f"PostgreSQL at {self.url}: table {self.table!r} holds {dims[0]}-d prefixes "
-                                 f"and {dims[1]}-d vectors, not {self.prefix_dim} and {self.full_dim}")
+                raise ValueError(
+                    f"PostgreSQL at {self.url}: table {self.table!r} holds {dims[0]}-d prefixes "
+                    f"and {dims[1]}-d vectors, not {self.prefix_dim} and {self.full_dim}"
+                )
 
     def _create(self, cur) -> None:
         sql, t = self.sql, self.sql.Identifier(self.table)
         if self._to_create == "replace":
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(t))
-        cur.execute(sql.SQL("CREATE TABLE {} (id bigint PRIMARY KEY, prefix vector({}) NOT NULL, "
-                            "embedding vector({}) NOT NULL)").format(
-            t, sql.Literal(self.prefix_dim), sql.Literal(self.full_dim)))
+        cur.execute(
+            sql.SQL(
+                "CREATE TABLE {} (id bigint PRIMARY KEY, prefix vector({}) NOT NULL, embedding vector({}) NOT NULL)"
+            ).format(t, sql.Literal(self.prefix_dim), sql.Literal(self.full_dim))
+        )
 
     def __len__(self) -> int:
         if self._to_create:
             return 0
         with self.conn.cursor() as cur:
-            n = cur.execute(self.sql.SQL("SELECT count(*) FROM {}").format(self.sql.Identifier(self.table))).fetchone()[0]
+            n = cur.execute(self.sql.SQL("SELECT count(*) FROM {}").format(self.sql.Identifier(self.table))).fetchone()[
+                0
+            ]
         return int(n)
 
     def add(self, prefix: np.ndarray, full: np.ndarray, ids: Sequence[int] | None = None) -> None:
@@ -165,10 +186,17 @@ class PgvectorIndex:
             with cur.copy(sql.SQL("COPY {} (id, prefix, embedding) FROM STDIN").format(t)) as copy:
                 for i, p, f in zip(ids, prefix, full):
                     copy.write_row((i, vector_text(p), vector_text(f)))
-            cur.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (prefix vector_ip_ops) "
-                                "WITH (m = {}, ef_construction = {})").format(
-                sql.Identifier(f"{self.table}_prefix_hnsw"), t, sql.Literal(self.hnsw_m),
-                sql.Literal(self.ef_construction)))
+            cur.execute(
+                sql.SQL(
+                    "CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (prefix vector_ip_ops) "
+                    "WITH (m = {}, ef_construction = {})"
+                ).format(
+                    sql.Identifier(f"{self.table}_prefix_hnsw"),
+                    t,
+                    sql.Literal(self.hnsw_m),
+                    sql.Literal(self.ef_construction),
+                )
+            )
             cur.execute(sql.SQL("ANALYZE {}").format(t))
         self._to_create = None
 
@@ -203,29 +231,32 @@ class PgvectorIndex:
             for i in range(len(params)):
                 rows = cur.fetchall()
                 if rows:
-                    ids[i, :len(rows)] = [r[0] for r in rows]
-                    scores[i, :len(rows)] = [r[1] for r in rows]
+                    ids[i, : len(rows)] = [r[0] for r in rows]
+                    scores[i, : len(rows)] = [r[1] for r in rows]
                 cur.nextset()
         return ids, scores
 
-    def ranked(self, column: str, queries: np.ndarray, k: int, candidates: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def ranked(
+        self, column: str, queries: np.ndarray, k: int, candidates: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(ids, scores): each query's ``k`` nearest rows by ``column`` (best first, ties to the
         lower id), among its ``candidates`` ids when given."""
         sql, t, c = self.sql, self.sql.Identifier(self.table), self.sql.Identifier(column)
         where = sql.SQL("WHERE id = ANY(%(ids)s) ") if candidates is not None else sql.SQL("")
         # ties to the lower id, except where the HNSW index serves the ORDER BY (distance alone)
         tie = sql.SQL("") if column == "prefix" and candidates is None else sql.SQL(", id")
-        statement = sql.SQL("SELECT id, -({c} <#> %(q)s::vector) FROM {t} {where}"
-                            "ORDER BY {c} <#> %(q)s::vector{tie} LIMIT %(k)s").format(c=c, t=t, where=where, tie=tie)
+        statement = sql.SQL(
+            "SELECT id, -({c} <#> %(q)s::vector) FROM {t} {where}ORDER BY {c} <#> %(q)s::vector{tie} LIMIT %(k)s"
+        ).format(c=c, t=t, where=where, tie=tie)
         params = [{"q": vector_text(q), "k": k} for q in queries]
         if candidates is not None:
             for p, cand in zip(params, candidates):
                 p["ids"] = [int(i) for i in cand if i >= 0]
         return self._many(statement, params, k, k)
 
-    def search(self, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10,
-               shortlist: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10, shortlist: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(ids, scores): exact by the full vector, or the funnel with ``shortlist``, one statement
         a query."""
         q_prefix = _check("query prefix", q_prefix, self.prefix_dim)
@@ -237,29 +268,43 @@ class PgvectorIndex:
         statement = sql.SQL(
             "SELECT id, -(embedding <#> %(f)s::vector) FROM "
             "(SELECT id, embedding FROM {t} ORDER BY prefix <#> %(p)s::vector LIMIT %(shortlist)s) AS shortlist "
-            "ORDER BY embedding <#> %(f)s::vector, id LIMIT %(k)s").format(t=t)
-        params = [{"p": vector_text(qp), "f": vector_text(qf), "shortlist": shortlist, "k": k}
-                  for qp, qf in zip(q_prefix, q_full)]
+            "ORDER BY embedding <#> %(f)s::vector, id LIMIT %(k)s"
+        ).format(t=t)
+        params = [
+            {"p": vector_text(qp), "f": vector_text(qf), "shortlist": shortlist, "k": k}
+            for qp, qf in zip(q_prefix, q_full)
+        ]
         return self._many(statement, params, shortlist, k)
 
     def search_prefix(self, q_prefix: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         return self.ranked("prefix", _check("query prefix", q_prefix, self.prefix_dim), k)
 
-    def adaptive(self, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10, shortlist: int = 100,
-                 margin: float = 0.02) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def adaptive(
+        self, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10, shortlist: int = 100, margin: float = 0.02
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ids, scores, extended): :func:`steerable.search.funnel.adaptive` over this table."""
-        return adaptive(self.prefix, self.full, _check("query prefix", q_prefix, self.prefix_dim),
-                        _check("query full", q_full, self.full_dim), k, shortlist, margin)
+        return adaptive(
+            self.prefix,
+            self.full,
+            _check("query prefix", q_prefix, self.prefix_dim),
+            _check("query full", q_full, self.full_dim),
+            k,
+            shortlist,
+            margin,
+        )
 
     def explain(self, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10, shortlist: int = 100) -> str:
         """PostgreSQL's plan of the funnel statement for one query (to check the HNSW index is used)."""
         sql, t = self.sql, self.sql.Identifier(self.table)
         with self.conn.cursor() as cur:
             self._settings(cur, shortlist)
-            rows = cur.execute(sql.SQL(
-                "EXPLAIN SELECT id FROM (SELECT id, embedding FROM {t} ORDER BY prefix <#> %(p)s::vector "
-                "LIMIT %(s)s) AS shortlist ORDER BY embedding <#> %(f)s::vector, id LIMIT %(k)s").format(t=t),
-                {"p": vector_text(q_prefix[0]), "f": vector_text(q_full[0]), "s": shortlist, "k": k}).fetchall()
+            rows = cur.execute(
+                sql.SQL(
+                    "EXPLAIN SELECT id FROM (SELECT id, embedding FROM {t} ORDER BY prefix <#> %(p)s::vector "
+                    "LIMIT %(s)s) AS shortlist ORDER BY embedding <#> %(f)s::vector, id LIMIT %(k)s"
+                ).format(t=t),
+                {"p": vector_text(q_prefix[0]), "f": vector_text(q_full[0]), "s": shortlist, "k": k},
+            ).fetchall()
         return "\n".join(r[0] for r in rows)
 
     def close(self) -> None:

@@ -51,8 +51,13 @@ class _Stage:
         return self.index.query([self.index.request(q, self.using, k) for q in queries], k)
 
     def rerank(self, queries: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.index.query([self.index.request(q, self.using, k, ids=[int(i) for i in c if i >= 0])
-                                 for q, c in zip(queries, candidates)], k)
+        return self.index.query(
+            [
+                self.index.request(q, self.using, k, ids=[int(i) for i in c if i >= 0])
+                for q, c in zip(queries, candidates)
+            ],
+            k,
+        )
 
 
 class _Qdrant:
@@ -68,8 +73,15 @@ class _Qdrant:
     def _stages(self) -> None:
         self.prefix, self.full = _Stage(self, "prefix"), _Stage(self, "full")
 
-    def request(self, vector: np.ndarray, using: str, limit: int, *, ids: list[int] | None = None,
-                prefetch: tuple[np.ndarray, int] | None = None):
+    def request(
+        self,
+        vector: np.ndarray,
+        using: str,
+        limit: int,
+        *,
+        ids: list[int] | None = None,
+        prefetch: tuple[np.ndarray, int] | None = None,
+    ):
         raise NotImplementedError
 
     def run(self, requests: list) -> list[list]:
@@ -85,22 +97,36 @@ class _Qdrant:
                 ids[i, j], scores[i, j] = p.id, p.score
         return ids, scores
 
-    def search(self, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10,
-               shortlist: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10, shortlist: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(ids, scores): exact by the full vector, or the funnel with ``shortlist`` (one query)."""
         q_prefix = _check("query prefix", q_prefix, self.prefix_dim)
         q_full = _check("query full", q_full, self.full_dim)
-        return self.query([self.request(qf, "full", k, prefetch=None if shortlist is None else (qp, max(shortlist, k)))
-                           for qp, qf in zip(q_prefix, q_full)], k)
+        return self.query(
+            [
+                self.request(qf, "full", k, prefetch=None if shortlist is None else (qp, max(shortlist, k)))
+                for qp, qf in zip(q_prefix, q_full)
+            ],
+            k,
+        )
 
     def search_prefix(self, q_prefix: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         return self.prefix.search(_check("query prefix", q_prefix, self.prefix_dim), k)
 
-    def adaptive(self, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10, shortlist: int = 100,
-                 margin: float = 0.02) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def adaptive(
+        self, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10, shortlist: int = 100, margin: float = 0.02
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ids, scores, extended): :func:`steerable.search.funnel.adaptive` over this collection."""
-        return adaptive(self.prefix, self.full, _check("query prefix", q_prefix, self.prefix_dim),
-                        _check("query full", q_full, self.full_dim), k, shortlist, margin)
+        return adaptive(
+            self.prefix,
+            self.full,
+            _check("query prefix", q_prefix, self.prefix_dim),
+            _check("query full", q_full, self.full_dim),
+            k,
+            shortlist,
+            margin,
+        )
 
     def _new_ids(self, n: int, ids: Sequence[int] | None) -> list[int]:
         start = len(self)
@@ -136,9 +162,19 @@ class QdrantIndex(_Qdrant):
 
     backend = "qdrant"
 
-    def __init__(self, prefix_dim: int, full_dim: int, *, collection: str = DEFAULT_COLLECTION,
-                 location: str | None = None, path: str | None = None, url: str | None = None,
-                 create: bool = True, overwrite: bool = False, ef_search: int = 128):
+    def __init__(
+        self,
+        prefix_dim: int,
+        full_dim: int,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        location: str | None = None,
+        path: str | None = None,
+        url: str | None = None,
+        create: bool = True,
+        overwrite: bool = False,
+        ef_search: int = 128,
+    ):
         QdrantClient, self.models = _client()
         models = self.models
         self.prefix_dim, self.full_dim, self.ef_search = prefix_dim, full_dim, ef_search
@@ -156,40 +192,49 @@ class QdrantIndex(_Qdrant):
             raise ValueError(f"Qdrant at {self.where}: no collection {collection!r}")
         if create:
             if exists and not overwrite:
-                raise ValueError(f"Qdrant at {self.where}: collection {collection!r} already exists; "
-                                 f"pass --overwrite to replace it")
+                raise ValueError(
+                    f"Qdrant at {self.where}: collection {collection!r} already exists; pass --overwrite to replace it"
+                )
             if exists:
                 self.client.delete_collection(collection)
             cosine = models.Distance.COSINE
-            self.client.create_collection(collection, vectors_config={
-                "prefix": models.VectorParams(size=prefix_dim, distance=cosine),
-                "full": models.VectorParams(size=full_dim, distance=cosine)})
+            self.client.create_collection(
+                collection,
+                vectors_config={
+                    "prefix": models.VectorParams(size=prefix_dim, distance=cosine),
+                    "full": models.VectorParams(size=full_dim, distance=cosine),
+                },
+            )
         self._stages()
 
     def __len__(self) -> int:
         return self.client.count(self.collection).count
 
-    def add(self, prefix: np.ndarray, full: np.ndarray, ids: Sequence[int] | None = None,
-            batch: int = 1024) -> None:
+    def add(self, prefix: np.ndarray, full: np.ndarray, ids: Sequence[int] | None = None, batch: int = 1024) -> None:
         prefix, full = _check("prefix", prefix, self.prefix_dim), _check("full", full, self.full_dim)
         ids = self._new_ids(len(prefix), ids)
         for s in range(0, len(ids), batch):
             self.client.upload_collection(
-                self.collection, vectors={"prefix": prefix[s:s + batch], "full": full[s:s + batch]},
-                ids=ids[s:s + batch], wait=True)
+                self.collection,
+                vectors={"prefix": prefix[s : s + batch], "full": full[s : s + batch]},
+                ids=ids[s : s + batch],
+                wait=True,
+            )
 
     def request(self, vector, using, limit, *, ids=None, prefetch=None):
         m = self.models
 
         def params(width):
             return m.SearchParams(hnsw_ef=max(self.ef_search, width), exact=self.exact) if self.remote else None
+
         pre = None
         if prefetch is not None:
             qp, shortlist = prefetch
             pre = m.Prefetch(query=qp.tolist(), using="prefix", limit=shortlist, params=params(shortlist))
         flt = None if ids is None else m.Filter(must=[m.HasIdCondition(has_id=ids)])
-        return m.QueryRequest(query=vector.tolist(), using=using, limit=limit, prefetch=pre, filter=flt,
-                              params=params(limit))
+        return m.QueryRequest(
+            query=vector.tolist(), using=using, limit=limit, prefetch=pre, filter=flt, params=params(limit)
+        )
 
     def run(self, requests):
         return [r.points for r in self.client.query_batch_points(self.collection, requests=requests)]
@@ -215,9 +260,19 @@ class QdrantEdgeIndex(_Qdrant):
 
     backend = "qdrant-edge"
 
-    def __init__(self, prefix_dim: int, full_dim: int, *, path: str | Path, create: bool = True,
-                 overwrite: bool = False, hnsw_m: int = 32, ef_construction: int = 80, ef_search: int = 128,
-                 threads: int | None = None):
+    def __init__(
+        self,
+        prefix_dim: int,
+        full_dim: int,
+        *,
+        path: str | Path,
+        create: bool = True,
+        overwrite: bool = False,
+        hnsw_m: int = 32,
+        ef_construction: int = 80,
+        ef_search: int = 128,
+        threads: int | None = None,
+    ):
         qe = self.qe = _edge()
         self.prefix_dim, self.full_dim, self.ef_search = prefix_dim, full_dim, ef_search
         self.path = Path(path)
@@ -227,33 +282,37 @@ class QdrantEdgeIndex(_Qdrant):
             self.shard = qe.EdgeShard.load(str(self.path))
         else:
             if self.path.exists() and not overwrite:
-                raise ValueError(f"{self.path}: Qdrant Edge collection already exists; pass --overwrite to "
-                                 f"replace it")
+                raise ValueError(f"{self.path}: Qdrant Edge collection already exists; pass --overwrite to replace it")
             if self.path.exists():
                 shutil.rmtree(self.path)
             graph = qe.HnswIndexConfig(m=hnsw_m, ef_construct=ef_construction, full_scan_threshold=1)
             no_graph = qe.HnswIndexConfig(m=0, ef_construct=ef_construction, full_scan_threshold=1)
             cosine = qe.Distance.Cosine
             config = qe.EdgeConfig(
-                vectors={"prefix": qe.EdgeVectorParams(prefix_dim, cosine, hnsw_config=graph),
-                         "full": qe.EdgeVectorParams(full_dim, cosine, hnsw_config=no_graph)},
+                vectors={
+                    "prefix": qe.EdgeVectorParams(prefix_dim, cosine, hnsw_config=graph),
+                    "full": qe.EdgeVectorParams(full_dim, cosine, hnsw_config=no_graph),
+                },
                 # index every segment (threshold in KB), so that the prefix is searched by its graph
-                optimizers=qe.EdgeOptimizersConfig(indexing_threshold=1), max_search_threads=threads)
+                optimizers=qe.EdgeOptimizersConfig(indexing_threshold=1),
+                max_search_threads=threads,
+            )
             self.shard = qe.EdgeShard.create(str(self.path), config)
         self._stages()
 
     def __len__(self) -> int:
         return self.shard.count(self.qe.CountRequest(exact=True))
 
-    def add(self, prefix: np.ndarray, full: np.ndarray, ids: Sequence[int] | None = None,
-            batch: int = 4096) -> None:
+    def add(self, prefix: np.ndarray, full: np.ndarray, ids: Sequence[int] | None = None, batch: int = 4096) -> None:
         """Upsert the points, build the graph (``optimize``) and flush them to disk."""
         qe = self.qe
         prefix, full = _check("prefix", prefix, self.prefix_dim), _check("full", full, self.full_dim)
         ids = self._new_ids(len(prefix), ids)
         for s in range(0, len(ids), batch):
-            points = [qe.Point(i, {"prefix": p, "full": f})
-                      for i, p, f in zip(ids[s:s + batch], prefix[s:s + batch].tolist(), full[s:s + batch].tolist())]
+            points = [
+                qe.Point(i, {"prefix": p, "full": f})
+                for i, p, f in zip(ids[s : s + batch], prefix[s : s + batch].tolist(), full[s : s + batch].tolist())
+            ]
             self.shard.update(qe.UpdateOperation.upsert_points(points))
         self.shard.optimize()
         self.shard.flush()
@@ -264,11 +323,17 @@ class QdrantEdgeIndex(_Qdrant):
         pre = None
         if prefetch is not None:
             qp, shortlist = prefetch
-            pre = [qe.Prefetch(limit=shortlist, query=qe.Query.Nearest(qp.tolist(), using="prefix"),
-                               params=qe.SearchParams(hnsw_ef=max(self.ef_search, shortlist), exact=self.exact))]
+            pre = [
+                qe.Prefetch(
+                    limit=shortlist,
+                    query=qe.Query.Nearest(qp.tolist(), using="prefix"),
+                    params=qe.SearchParams(hnsw_ef=max(self.ef_search, shortlist), exact=self.exact),
+                )
+            ]
         flt = None if ids is None else qe.Filter(must=[qe.HasIdCondition(set(ids))])
-        return qe.QueryRequest(limit=limit, query=qe.Query.Nearest(vector.tolist(), using=using),
-                               prefetches=pre, filter=flt, params=params)
+        return qe.QueryRequest(
+            limit=limit, query=qe.Query.Nearest(vector.tolist(), using=using), prefetches=pre, filter=flt, params=params
+        )
 
     def run(self, requests):
         return self.shard.query_batch(self.qe.QueryBatchRequest(requests))

@@ -38,7 +38,7 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     cut = torch.nonzero(vals[:, k] == vals[:, k - 1]).flatten()  # a tie across the boundary
     cols = cols[:, :k]
     if len(cut):
-        sc, thr = s[cut], vals[cut, k - 1:k]
+        sc, thr = s[cut], vals[cut, k - 1 : k]
         above, equal = sc > thr, sc == thr
         keep = above | (equal & (torch.cumsum(equal, dim=1) <= k - above.sum(1, keepdim=True)))
         cols[cut] = torch.nonzero(keep)[:, 1].view(len(cut), k)
@@ -48,8 +48,9 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(cols, order, axis=1), np.take_along_axis(vals, order, axis=1)
 
 
-def rank(queries: np.ndarray, docs: np.ndarray, k: int, *, exclude_self: bool = False,
-         chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+def rank(
+    queries: np.ndarray, docs: np.ndarray, k: int, *, exclude_self: bool = False, chunk: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
     """(rows, similarities), each (n_queries, min(k, n_docs)): every query's nearest documents.
 
     ``exclude_self``: queries and documents are the same rows and a row is not its own neighbour
@@ -60,16 +61,15 @@ def rank(queries: np.ndarray, docs: np.ndarray, k: int, *, exclude_self: bool = 
     idx = np.empty((len(q), k), dtype=np.int64)
     sim = np.empty((len(q), k), dtype=np.float32)
     for s in range(0, len(q), chunk):
-        sims = q[s:s + chunk] @ d.T
+        sims = q[s : s + chunk] @ d.T
         if exclude_self:
             rows = torch.arange(len(sims))
             sims[rows, rows + s] = -torch.inf
-        idx[s:s + chunk], sim[s:s + chunk] = top_k(sims.numpy(), k)
+        idx[s : s + chunk], sim[s : s + chunk] = top_k(sims.numpy(), k)
     return idx, sim
 
 
-def rerank(queries: np.ndarray, docs: np.ndarray, candidates: np.ndarray, k: int
-           ) -> tuple[np.ndarray, np.ndarray]:
+def rerank(queries: np.ndarray, docs: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(rows, similarities), each (n_queries, min(k, width)): the k candidates of each query most
     similar to it by ``docs``, best first, ties to the lower row. Candidates are row positions into
     ``docs``; -1 marks a missing one (an approximate index that found fewer), returned only when
@@ -91,13 +91,14 @@ def rerank(queries: np.ndarray, docs: np.ndarray, candidates: np.ndarray, k: int
     import faiss  # imported where used: training and encoding never load it
 
     ptr = faiss.swig_ptr
-    faiss.knn_inner_products_by_idx(ptr(q), ptr(docs), ptr(cand), docs.shape[1], nq, len(docs), width, kk,
-                                    ptr(sims), ptr(rows), width)
+    faiss.knn_inner_products_by_idx(
+        ptr(q), ptr(docs), ptr(cand), docs.shape[1], nq, len(docs), width, kk, ptr(sims), ptr(rows), width
+    )
     sims[rows < 0] = -np.inf
     tied = np.flatnonzero((sims[:, 1:] == sims[:, :-1]).any(axis=1))  # (consecutive misses tie too)
     rows, sims = rows[:, :k], sims[:, :k]
     for s in range(0, len(tied), _RERANK_BUDGET // max(1, width)):
-        t = tied[s:s + _RERANK_BUDGET // max(1, width)]
+        t = tied[s : s + _RERANK_BUDGET // max(1, width)]
         c = np.sort(cand[t], axis=1)  # column order == row order, for the tie rule
         qt, ids = q[t], np.maximum(c, 0)  # named: FAISS reads them through raw pointers
         scores = np.empty(c.shape, dtype=np.float32)

@@ -68,9 +68,9 @@ class FlatAdamW(torch.optim.AdamW):
             m.lerp_(g, 1 - beta1)
             v.mul_(beta2)
             v.addcmul_(g, g, value=1 - beta2)
-            bias_correction1, bias_correction2 = 1 - beta1 ** t, 1 - beta2 ** t
+            bias_correction1, bias_correction2 = 1 - beta1**t, 1 - beta2**t
             torch.sqrt(v, out=d)
-            d.div_(bias_correction2 ** 0.5)
+            d.div_(bias_correction2**0.5)
             d.add_(eps)
             p.addcdiv_(m, d, value=(lr / bias_correction1) * -1)
         return None
@@ -106,8 +106,7 @@ class FlatAdamW(torch.optim.AdamW):
             self._flat = _Flat.pack(self)
             self._lockstep = self._flat is not None
         f = self._flat
-        if self._lockstep and not (all(p.grad is not None for p in f.params)
-                                   and all(p.grad is None for p in f.others)):
+        if self._lockstep and not (all(p.grad is not None for p in f.params) and all(p.grad is None for p in f.others)):
             self._lockstep = False
         if self._lockstep:
             torch.cat([p.grad.reshape(-1) for p in f.params], out=f.grad)
@@ -118,8 +117,9 @@ class FlatAdamW(torch.optim.AdamW):
 class _Flat:
     """The packed parameters (each group's with a gradient, in order) and the buffers of their layout."""
 
-    def __init__(self, params: list[torch.Tensor], others: list[torch.Tensor], param: torch.Tensor,
-                 steps: torch.Tensor):
+    def __init__(
+        self, params: list[torch.Tensor], others: list[torch.Tensor], param: torch.Tensor, steps: torch.Tensor
+    ):
         self.params, self.others, self.param = params, others, param
         self.steps = steps  # one step counter per parameter (torch's state), all equal while in lockstep
         self.stretches: list[slice] = []  # each parameter group's part of the buffers
@@ -132,8 +132,9 @@ class _Flat:
         torch's: sparse or mixed-device gradients, or step counts that already differ."""
         params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
         others = [p for g in opt.param_groups for p in g["params"] if p.grad is None]
-        if not params or any(p.grad.is_sparse or p.dtype != params[0].dtype or p.device != params[0].device
-                             for p in params):
+        if not params or any(
+            p.grad.is_sparse or p.dtype != params[0].dtype or p.device != params[0].device for p in params
+        ):
             return None
         counts = {float(opt.state[p]["step"]) if opt.state.get(p) else 0.0 for p in params}
         if len(counts) > 1 or any(opt.state.get(p) for p in others):
@@ -154,12 +155,12 @@ class _Flat:
                 state = opt.state[p]
                 for key, buf in (("exp_avg", flat.exp_avg), ("exp_avg_sq", flat.exp_avg_sq)):
                     if key in state:
-                        buf[at:at + n].copy_(state[key].reshape(-1))
-                    state[key] = buf[at:at + n].view(shape)
+                        buf[at : at + n].copy_(state[key].reshape(-1))
+                    state[key] = buf[at : at + n].view(shape)
                 state["step"] = steps[i]
-                param[at:at + n].copy_(p.detach().reshape(-1))
-                p.data = param[at:at + n].view(shape)
-                views.append(flat.grad[at:at + n].view(shape))
+                param[at : at + n].copy_(p.detach().reshape(-1))
+                p.data = param[at : at + n].view(shape)
+                views.append(flat.grad[at : at + n].view(shape))
                 at, i = at + n, i + 1
             flat.stretches.append(slice(start, at))
             flat.grad_views.append(views)

@@ -17,8 +17,9 @@ def head_parameters(model: SteerableModel) -> int:
     return sum(p.numel() for p in model.head.parameters())
 
 
-def training_flops_per_example(model: SteerableModel, schedule: Schedule, x: np.ndarray,
-                               y: np.ndarray, batch_size: int = 32, seed: int = 0) -> float:
+def training_flops_per_example(
+    model: SteerableModel, schedule: Schedule, x: np.ndarray, y: np.ndarray, batch_size: int = 32, seed: int = 0
+) -> float:
     """FLOPs of one training step (forward + backward, positives included) per anchor example.
 
     Counted by torch's FlopCounterMode on a real step of ``schedule_loss`` over the first batch.

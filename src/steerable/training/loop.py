@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
@@ -11,15 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from ..atomic import atomic_write
 from ..metrics import knn_accuracy
 from ..model import SteerableModel
 from ..schedule import Schedule
 from .adamw import FlatAdamW
+from .checkpoint import load_checkpoint, save_checkpoint, training_digest
 from .losses import LossConfig
 from .terms import LOSS_KINDS, Step
 
@@ -111,9 +107,17 @@ def _seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def schedule_loss(model: SteerableModel, schedule: Schedule, x: torch.Tensor, y: torch.Tensor | np.ndarray,
-                  idx: np.ndarray, positives: dict[int, np.ndarray], rng: np.random.Generator,
-                  cfg: LossConfig, bf16: bool = False) -> torch.Tensor:
+def schedule_loss(
+    model: SteerableModel,
+    schedule: Schedule,
+    x: torch.Tensor,
+    y: torch.Tensor | np.ndarray,
+    idx: np.ndarray,
+    positives: dict[int, np.ndarray],
+    rng: np.random.Generator,
+    cfg: LossConfig,
+    bf16: bool = False,
+) -> torch.Tensor:
     """The schedule's total loss on one batch of anchors ``idx`` and their per-level positives: one
     forward pass, then each term's loss kind (:data:`~steerable.training.terms.LOSS_KINDS`) in order. ``x`` is on
     the model's device (the labels ``y`` best too); the indices come from numpy's random stream."""
@@ -124,8 +128,10 @@ def schedule_loss(model: SteerableModel, schedule: Schedule, x: torch.Tensor, y:
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
         blocks, fine_logits = model.head.outputs(inputs)
     # losses and normalisation in full precision
-    return terms_loss(Step(model, blocks.float(), fine_logits, y[rows], len(idx), levels, rng, cfg,
-                           schedule.block_keep, inputs), schedule)
+    return terms_loss(
+        Step(model, blocks.float(), fine_logits, y[rows], len(idx), levels, rng, cfg, schedule.block_keep, inputs),
+        schedule,
+    )
 
 
 def terms_loss(step: Step, schedule: Schedule) -> torch.Tensor:
@@ -137,9 +143,19 @@ def terms_loss(step: Step, schedule: Schedule) -> torch.Tensor:
     return total
 
 
-def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_train: np.ndarray,
-          x_val: np.ndarray, y_val: np.ndarray, cfg: TrainConfig, *, progress: bool = True,
-          checkpoint: str | Path | None = None, device: str | torch.device | None = None) -> dict:
+def train(
+    model: SteerableModel,
+    schedule: Schedule,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    cfg: TrainConfig,
+    *,
+    progress: bool = True,
+    checkpoint: str | Path | None = None,
+    device: str | torch.device | None = None,
+) -> dict:
     """Train ``model`` in place; keep the epoch with the best validation k-NN (coarse + fine, full dim).
 
     A head that is fitted rather than trained (PCA, a projection), or fitted in part (the ``prefix``
@@ -175,24 +191,28 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
     first = 1
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
-        key = _training_digest(model, schedule, cfg, x_train, y_train)
-        resumed = _load_checkpoint(checkpoint, key, model, opt, sched, rng)
+        key = training_digest(model, schedule, cfg, x_train, y_train)
+        resumed = load_checkpoint(checkpoint, key, model, opt, sched, rng)
         if resumed is not None:
             first, selection.history, selection.best_score, selection.best_state = resumed
             if progress:
                 tqdm.write(f"resuming from epoch {first} of {cfg.epochs} ({checkpoint})")
-    bar = tqdm(total=cfg.epochs * steps, initial=(first - 1) * steps, desc=f"train {schedule.name}", unit="step",
-               disable=not progress)
+    bar = tqdm(
+        total=cfg.epochs * steps,
+        initial=(first - 1) * steps,
+        desc=f"train {schedule.name}",
+        unit="step",
+        disable=not progress,
+    )
     try:
         for epoch in range(first, cfg.epochs + 1):
             model.train()
             t0, losses = time.perf_counter(), []
             perm = rng.permutation(len(x))
             for s in range(steps):
-                idx = balanced(rng) if balanced else perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+                idx = balanced(rng) if balanced else perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
                 positives = {k: sampler(idx, rng) for k, sampler in samplers.items()}
-                loss = schedule_loss(model, schedule, x, y, idx, positives, rng, cfg.loss,
-                                     bf16=cfg.precision == "bf16")
+                loss = schedule_loss(model, schedule, x, y, idx, positives, rng, cfg.loss, bf16=cfg.precision == "bf16")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.clip_grad_norm(cfg.grad_clip)
@@ -204,8 +224,18 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
             acc = selection.end_epoch(model, epoch, losses, time.perf_counter() - t0, x_train, y_train, x_val, y_val)
             bar.set_postfix(epoch=epoch, val_coarse=f"{acc[0]:.3f}", val_fine=f"{acc[-1]:.3f}")
             if checkpoint is not None and epoch < cfg.epochs:
-                _save_checkpoint(checkpoint, key, epoch, model, opt, sched, rng, selection.history,
-                                 selection.best_score, selection.best_state)
+                save_checkpoint(
+                    checkpoint,
+                    key,
+                    epoch,
+                    model,
+                    opt,
+                    sched,
+                    rng,
+                    selection.history,
+                    selection.best_score,
+                    selection.best_state,
+                )
     finally:
         bar.close()
         opt.unpack()  # every parameter owns its memory again, whatever happened
@@ -217,11 +247,13 @@ def train(model: SteerableModel, schedule: Schedule, x_train: np.ndarray, y_trai
 def check_fits(model: SteerableModel, schedule: Schedule) -> None:
     """Raise if the schedule is for another number of levels or blocks than the model has."""
     if schedule.num_levels != model.hierarchy.num_levels:
-        raise ValueError(f"schedule {schedule.name!r} is for {schedule.num_levels} levels, "
-                         f"the data has {model.hierarchy.num_levels}")
+        raise ValueError(
+            f"schedule {schedule.name!r} is for {schedule.num_levels} levels, the data has {model.hierarchy.num_levels}"
+        )
     if schedule.num_blocks != model.head.num_blocks:
-        raise ValueError(f"schedule {schedule.name!r} is for {schedule.num_blocks} blocks, "
-                         f"the head has {model.head.num_blocks}")
+        raise ValueError(
+            f"schedule {schedule.name!r} is for {schedule.num_blocks} blocks, the head has {model.head.num_blocks}"
+        )
 
 
 def optimiser(groups: list[list[torch.Tensor]], cfg: TrainConfig, total_steps: int) -> tuple[FlatAdamW, object]:
@@ -232,7 +264,8 @@ def optimiser(groups: list[list[torch.Tensor]], cfg: TrainConfig, total_steps: i
     sched = None
     if cfg.lr_schedule == "cosine":  # cosine decay to 1 % of lr over the run
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda t: 0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * min(t, total_steps) / total_steps)))
+            opt, lambda t: 0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * min(t, total_steps) / total_steps))
+        )
     return opt, sched
 
 
@@ -244,14 +277,28 @@ class Selection:
         self.history: dict = {"epochs": [], "best_epoch": None}
         self.best_score, self.best_state = -np.inf, None
 
-    def end_epoch(self, model: SteerableModel, epoch: int, losses: list[torch.Tensor], seconds: float,
-                  x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray) -> np.ndarray:
+    def end_epoch(
+        self,
+        model: SteerableModel,
+        epoch: int,
+        losses: list[torch.Tensor],
+        seconds: float,
+        x_train: np.ndarray,
+        y_train: np.ndarray,
+        x_val: np.ndarray,
+        y_val: np.ndarray,
+    ) -> np.ndarray:
         """Log the epoch, keep the model's state if it is the best so far; returns the validation accuracies."""
         acc = validation_accuracy(model, x_train, y_train, x_val, y_val)
         score = float(acc[0] + acc[-1])
-        self.history["epochs"].append({"epoch": epoch,
-                                       "loss": float(np.mean(torch.stack(losses).double().cpu().numpy())),
-                                       "val_accuracy": acc.tolist(), "seconds": seconds})
+        self.history["epochs"].append(
+            {
+                "epoch": epoch,
+                "loss": float(np.mean(torch.stack(losses).double().cpu().numpy())),
+                "val_accuracy": acc.tolist(),
+                "seconds": seconds,
+            }
+        )
         if score > self.best_score or not self.select_best:
             self.best_score, self.best_state = score, _copy_state(model.state_dict())
             self.history["best_epoch"] = epoch
@@ -276,55 +323,9 @@ def _copy_state(state: dict) -> dict:
     return out
 
 
-def _training_digest(model: SteerableModel, schedule: Schedule, cfg: TrainConfig, x: np.ndarray,
-                     y: np.ndarray) -> str:
-    """What determines a training: the model's configuration, schedule, settings and data."""
-    h = hashlib.sha1(json.dumps({"model": model.get_config_dict(), "schedule": schedule.to_dict(),
-                                 "train": cfg.to_dict()}, sort_keys=True, default=str).encode())
-    h.update(np.ascontiguousarray(x, dtype=np.float32).tobytes())
-    h.update(np.ascontiguousarray(y).tobytes())
-    return h.hexdigest()
-
-
-def _save_checkpoint(path: Path, key: str, epoch: int, model: SteerableModel, opt, sched, rng, history: dict,
-                     best_score: float, best_state: dict | None) -> None:
-    tensors = {f"model.{k}": v.detach().clone().contiguous() for k, v in model.state_dict().items()}
-    tensors |= {f"best.{k}": v.clone().contiguous() for k, v in (best_state or {}).items()}
-    state = opt.state_dict()
-    for i, per_param in state["state"].items():
-        tensors |= {f"opt.{i}.{name}": v.clone().contiguous() for name, v in per_param.items()}
-    tensors["rng.torch"] = torch.get_rng_state()
-    meta = {"key": key, "epoch": epoch, "history": history, "best_score": best_score,
-            "numpy_rng": rng.bit_generator.state, "param_groups": state["param_groups"],
-            "lr_schedule": {k: v for k, v in sched.state_dict().items() if k != "lr_lambdas"} if sched else None}
-    atomic_write(path, lambda p: save_file(tensors, str(p), metadata={"state": json.dumps(meta)}))
-
-
-def _load_checkpoint(path: Path, key: str, model: SteerableModel, opt, sched, rng):
-    """(next epoch, history, best score, best state) from a checkpoint of this training, else None."""
-    if not path.exists():
-        return None
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads((f.metadata() or {}).get("state", "{}"))
-        if meta.get("key") != key:
-            return None
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    part = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}  # noqa: E731
-    model.load_state_dict(part("model."))
-    per_param: dict[int, dict] = {}
-    for name, v in part("opt.").items():
-        i, field_name = name.split(".", 1)
-        per_param.setdefault(int(i), {})[field_name] = v
-    opt.load_state_dict({"state": per_param, "param_groups": meta["param_groups"]})
-    if sched is not None:
-        sched.load_state_dict(meta["lr_schedule"] | {"lr_lambdas": [None]})
-    torch.set_rng_state(tensors["rng.torch"])
-    rng.bit_generator.state = meta["numpy_rng"]
-    return meta["epoch"] + 1, meta["history"], meta["best_score"], part("best.") or None
-
-
-def validation_accuracy(model: SteerableModel, x_train: np.ndarray, y_train: np.ndarray,
-                        x_val: np.ndarray, y_val: np.ndarray) -> np.ndarray:
+def validation_accuracy(
+    model: SteerableModel, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray
+) -> np.ndarray:
     """k-NN accuracy per level of the full embedding, validation queries against the training split."""
     full = model.dims[-1]
     (ref,), (q,) = model.embed_vectors(x_train, [full]), model.embed_vectors(x_val, [full])

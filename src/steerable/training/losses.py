@@ -28,8 +28,7 @@ def info_nce(anchor: torch.Tensor, positive: torch.Tensor, temperature: float) -
     return F.cross_entropy(logits, torch.arange(len(anchor), device=anchor.device), reduction="none")
 
 
-def margin_loss(anchor: torch.Tensor, positive: torch.Tensor, labels: torch.Tensor,
-                margin: float) -> torch.Tensor:
+def margin_loss(anchor: torch.Tensor, positive: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
     """Per-example mean of ReLU(s_neg - s_pos + margin) over in-batch anchors with another label."""
     s_pos = (anchor * positive).sum(-1, keepdim=True)
     s_neg = anchor @ anchor.T
@@ -38,8 +37,9 @@ def margin_loss(anchor: torch.Tensor, positive: torch.Tensor, labels: torch.Tens
     return hinge.sum(-1) / neg.sum(-1).clamp_min(1.0)
 
 
-def block_loss(anchor: torch.Tensor, positive: torch.Tensor, labels: torch.Tensor,
-               logits: torch.Tensor, cfg: LossConfig) -> torch.Tensor:
+def block_loss(
+    anchor: torch.Tensor, positive: torch.Tensor, labels: torch.Tensor, logits: torch.Tensor, cfg: LossConfig
+) -> torch.Tensor:
     """InfoNCE + margin + cross-entropy, per example."""
     loss = info_nce(anchor, positive, cfg.temperature)
     if cfg.margin_weight:
@@ -49,9 +49,15 @@ def block_loss(anchor: torch.Tensor, positive: torch.Tensor, labels: torch.Tenso
     return loss
 
 
-def supcon(emb: torch.Tensor, labels: torch.Tensor, temperature: float, *,
-           within: torch.Tensor | None = None, siblings: torch.Tensor | None = None,
-           sibling_weight: float = 1.0) -> torch.Tensor:
+def supcon(
+    emb: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: float,
+    *,
+    within: torch.Tensor | None = None,
+    siblings: torch.Tensor | None = None,
+    sibling_weight: float = 1.0,
+) -> torch.Tensor:
     """Per-example supervised contrastive loss (Khosla et al., 2020) over the rows of ``emb``.
 
     Every other row with the anchor's label is a positive; the denominator holds every other row,

@@ -42,7 +42,7 @@ class Step:
 
     def group(self, x: torch.Tensor, i: int) -> torch.Tensor:
         """Rows of positive group ``i`` (0 = the first supervised level's)."""
-        return x[self.anchors * (i + 1):self.anchors * (i + 2)]
+        return x[self.anchors * (i + 1) : self.anchors * (i + 2)]
 
 
 def scale_grad(blocks: torch.Tensor, scale: tuple[float, ...]) -> torch.Tensor:
@@ -89,8 +89,12 @@ def _term_paths(step: Step, term: "Term") -> tuple[torch.Tensor, list[PrefixPath
     def path(j: np.ndarray | int, weights: np.ndarray, prob: float) -> PrefixPath:
         levels = frozenset(np.flatnonzero(np.atleast_2d(weights > 0).any(0)).tolist())
         w = torch.from_numpy(weights).to(device)
-        return PrefixPath(j if isinstance(j, int) else torch.from_numpy(j).to(device),
-                          w if w.ndim == 2 else w.expand(B, -1), prob, levels)
+        return PrefixPath(
+            j if isinstance(j, int) else torch.from_numpy(j).to(device),
+            w if w.ndim == 2 else w.expand(B, -1),
+            prob,
+            levels,
+        )
 
     if term.sample:
         j = step.rng.choice(nb, size=B, p=np.asarray(term.probs)) + 1
@@ -102,7 +106,7 @@ def _contrastive(step: Step, term: "Term", per_example: Callable) -> Iterator[to
     """Each path and supervised level: ``per_example(e, e_pos, i, k)`` weighted by the level table."""
     head = step.model.head
     tb, paths = _term_paths(step, term)
-    anchors = tb[:step.anchors]
+    anchors = tb[: step.anchors]
     for path in paths:
         e = span_embed(head, anchors, path.j, term.start)
         for i, k in enumerate(step.levels):
@@ -114,7 +118,7 @@ def _contrastive(step: Step, term: "Term", per_example: Callable) -> Iterator[to
 
 def seed_term(step: Step, term: "Term") -> Iterator[torch.Tensor]:
     """InfoNCE + margin + cross-entropy on each path's prefix, against the level's positives."""
-    y = step.labels[:step.anchors]
+    y = step.labels[: step.anchors]
 
     def per_example(e, e_pos, i, k):
         return block_loss(e, e_pos, y[:, k], step.model.classifiers[k](e), step.config)
@@ -131,9 +135,14 @@ def supcon_term(step: Step, term: "Term") -> Iterator[torch.Tensor]:
 
     def per_example(e, e_pos, i, k):
         lab = torch.cat([y, step.group(step.labels, i)])
-        out = supcon(torch.cat([e, e_pos]), lab[:, k], temperature,
-                     within=lab[:, term.within] if term.within is not None else None,
-                     siblings=lab[:, k - 1] if k > 0 else None, sibling_weight=term.sibling_weight)[:B]
+        out = supcon(
+            torch.cat([e, e_pos]),
+            lab[:, k],
+            temperature,
+            within=lab[:, term.within] if term.within is not None else None,
+            siblings=lab[:, k - 1] if k > 0 else None,
+            sibling_weight=term.sibling_weight,
+        )[:B]
         if ce_weight:
             out = out + ce_weight * F.cross_entropy(step.model.classifiers[k](e), y[:, k], reduction="none")
         return out
@@ -173,6 +182,9 @@ def distill_term(step: Step, term: "Term") -> Iterator[torch.Tensor]:
 
 
 LOSS_KINDS: dict[str, Callable[[Step, "Term"], Iterator[torch.Tensor]]] = {
-    "seed": seed_term, "supcon": supcon_term, "posterior": posterior_term, "distill": distill_term,
+    "seed": seed_term,
+    "supcon": supcon_term,
+    "posterior": posterior_term,
+    "distill": distill_term,
 }
 assert tuple(LOSS_KINDS) == LOSS_NAMES, "every loss name of a schedule has its kind, and only those"

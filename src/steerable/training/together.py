@@ -155,9 +155,12 @@ class _StackedLinears:
                 own = [getattr(layer, attr) for layer in layers]
                 first = own[0]
                 gap = own[1].storage_offset() - first.storage_offset() if len(own) > 1 else first.numel()
-                if any(p.untyped_storage().data_ptr() != first.untyped_storage().data_ptr()
-                       or p.storage_offset() != first.storage_offset() + s * gap or not p.is_contiguous()
-                       for s, p in enumerate(own)):
+                if any(
+                    p.untyped_storage().data_ptr() != first.untyped_storage().data_ptr()
+                    or p.storage_offset() != first.storage_offset() + s * gap
+                    or not p.is_contiguous()
+                    for s, p in enumerate(own)
+                ):
                     raise RuntimeError(f"the seeds' {name}.{attr} are not evenly spaced in one buffer")
                 leaf.data = first.detach().as_strided(leaf.shape, (gap, *first.stride()), first.storage_offset())
 
@@ -172,8 +175,9 @@ def _per_seed(modules: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
     return torch.stack([m(x[s]) for s, m in enumerate(modules)])
 
 
-def features_and_blocks(heads: list[nn.Module], linears: _StackedLinears, x: torch.Tensor,
-                        streams: list[_TorchStream]) -> tuple[torch.Tensor, torch.Tensor]:
+def features_and_blocks(
+    heads: list[nn.Module], linears: _StackedLinears, x: torch.Tensor, streams: list[_TorchStream]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Every seed's ``head.features_and_blocks(x[s])`` in training mode: (seeds, rows, features) and
     (seeds, rows, blocks, block_dim)."""
     head = heads[0]
@@ -189,9 +193,15 @@ def features_and_blocks(heads: list[nn.Module], linears: _StackedLinears, x: tor
     return feats, out.reshape(len(heads), x.shape[1], head.num_blocks, head.block_dim)
 
 
-def train_group(models: list[SteerableModel], schedule: Schedule, data: list[tuple[np.ndarray, ...]],
-                cfgs: list[TrainConfig], *, progress: bool = True,
-                device: str | torch.device | None = None) -> list[dict]:
+def train_group(
+    models: list[SteerableModel],
+    schedule: Schedule,
+    data: list[tuple[np.ndarray, ...]],
+    cfgs: list[TrainConfig],
+    *,
+    progress: bool = True,
+    device: str | torch.device | None = None,
+) -> list[dict]:
     """Train ``models`` in place together, each on its ``data`` = (x_train, y_train, x_val, y_val) with
     its ``cfgs`` (settings that differ only by seed); returns each one's training history, as
     :func:`steerable.training.train` would (each epoch's ``seconds`` are the group's). Raises ValueError
@@ -211,8 +221,12 @@ def train_group(models: list[SteerableModel], schedule: Schedule, data: list[tup
         return [{} for _ in models]
     group = _Group(models, schedule, data, cfgs, torch.device(device or "cpu"))
     cfg = cfgs[0]
-    bar = tqdm(total=cfg.epochs * group.steps, desc=f"train {schedule.name} x{len(models)} seeds", unit="step",
-               disable=not progress)
+    bar = tqdm(
+        total=cfg.epochs * group.steps,
+        desc=f"train {schedule.name} x{len(models)} seeds",
+        unit="step",
+        disable=not progress,
+    )
     try:
         for epoch in range(1, cfg.epochs + 1):
             accs = group.epoch(epoch, bar)
@@ -228,8 +242,14 @@ class _Group:
     """The state of a grouped training: per seed its data, random streams, samplers and selection;
     shared the stacked layers, the optimiser and its schedule."""
 
-    def __init__(self, models: list[SteerableModel], schedule: Schedule, data: list[tuple[np.ndarray, ...]],
-                 cfgs: list[TrainConfig], device: torch.device):
+    def __init__(
+        self,
+        models: list[SteerableModel],
+        schedule: Schedule,
+        data: list[tuple[np.ndarray, ...]],
+        cfgs: list[TrainConfig],
+        device: torch.device,
+    ):
         self.models, self.schedule, self.data, self.cfgs, self.cfg = models, schedule, data, cfgs, cfgs[0]
         self.rngs = [np.random.default_rng(c.seed) for c in cfgs]
         self.streams = [_TorchStream(c.seed, device) for c in cfgs]
@@ -244,8 +264,9 @@ class _Group:
         self.ys = [to_device(d[1]) for d in data]
         self.levels = schedule.supervised_levels()
         self.samplers = [{k: PositiveSampler(d[1][:, k]) for k in self.levels} for d in data]
-        self.balanced = [BalancedBatches(d[1][:, -1], self.cfg.batch_size) if self.cfg.sampler == "balanced"
-                         else None for d in data]
+        self.balanced = [
+            BalancedBatches(d[1][:, -1], self.cfg.batch_size) if self.cfg.sampler == "balanced" else None for d in data
+        ]
         self.device = device
         for m in models:
             m.to(device)
@@ -269,15 +290,17 @@ class _Group:
                 losses[i].append(loss)
             bar.update(1)
         seconds = time.perf_counter() - t0
-        return [sel.end_epoch(m, epoch, loss, seconds, *d)
-                for sel, m, loss, d in zip(self.selections, self.models, losses, self.data)]
+        return [
+            sel.end_epoch(m, epoch, loss, seconds, *d)
+            for sel, m, loss, d in zip(self.selections, self.models, losses, self.data)
+        ]
 
     def step(self, s: int, perms: list[np.ndarray]) -> list[torch.Tensor]:
         """One optimiser step of every seed; returns each seed's loss (detached)."""
         cfg, bs = self.cfg, self.cfg.batch_size
         rows, anchors = [], []
         for i, rng in enumerate(self.rngs):  # each seed draws from its own stream, in its solo order
-            idx = self.balanced[i](rng) if self.balanced[i] else perms[i][s * bs:(s + 1) * bs]
+            idx = self.balanced[i](rng) if self.balanced[i] else perms[i][s * bs : (s + 1) * bs]
             positives = [self.samplers[i][k](idx, rng) for k in self.levels]
             anchors.append(len(idx))
             rows.append(torch.from_numpy(np.concatenate([idx, *positives])).to(self.device))
@@ -287,8 +310,21 @@ class _Group:
         total, losses = blocks.new_zeros(()), []
         for i, (m, rng) in enumerate(zip(self.models, self.rngs)):
             b, fine_logits = m.head.finish(blocks[i], None if logits is None else logits[i])
-            loss = terms_loss(Step(m, b, fine_logits, self.ys[i][rows[i]], anchors[i], self.levels, rng, cfg.loss,
-                                   self.schedule.block_keep, inputs[i]), self.schedule)
+            loss = terms_loss(
+                Step(
+                    m,
+                    b,
+                    fine_logits,
+                    self.ys[i][rows[i]],
+                    anchors[i],
+                    self.levels,
+                    rng,
+                    cfg.loss,
+                    self.schedule.block_keep,
+                    inputs[i],
+                ),
+                self.schedule,
+            )
             losses.append(loss.detach())
             total = total + loss
         self.opt.zero_grad(set_to_none=True)
