@@ -26,7 +26,7 @@ from sentence_transformers.sentence_transformer.modules.layer_norm import LayerN
 from .atomic import atomic_write_json, atomic_write_text
 from .backbone import resolve_model_path
 from .extras import require
-from .heads import IdentityHead, LinearHead, MLPHead, PCAHead, build_head
+from .heads import IdentityHead, LinearHead, MLPHead, PCAHead, RandomSubsetHead, build_head
 from .metrics import METRIC_NAMES
 from .model import SteerableModel
 
@@ -44,7 +44,8 @@ class SteerableHeadModule(_STModule):
 
     def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
         x = features["sentence_embedding"]
-        blocks = self.model.blocks(x.to(next(self.model.parameters()).dtype))
+        weights = next(iter(self.model.state_dict().values()), None)  # a head may have buffers alone
+        blocks = self.model.blocks(x.to(weights.dtype) if weights is not None and weights.is_floating_point() else x)
         features["sentence_embedding"] = self.model.embed(blocks, self.model.num_blocks)
         return features
 
@@ -67,13 +68,13 @@ class SteerableHeadModule(_STModule):
 def _native_modules(head) -> list | None:
     """The head as sentence-transformers' own Dense / LayerNorm modules, where it can be said so.
 
-        Dense applies ``act(W x + b)``; a GELU between two layers becomes an identity Dense with a GELU
-        activation. Returns None for heads with no such form (the fractal head, and any head with the
-    ``segments`` or ``posterior`` option).
+    Dense applies ``act(W x + b)``; a GELU between two layers becomes an identity Dense with a GELU
+    activation. Returns None for heads with no such form (the fractal head, and any head with the
+    ``segments``, ``posterior`` or ``prefix`` option).
     """
     if type(head) is IdentityHead:  # the raw backbone: nothing between the pooling and Normalize
         return []
-    if head.segments or head.posterior:  # per-segment normalising / the posterior have no ST form
+    if head.segments or head.posterior or head.prefix:  # these options have no sentence-transformers form
         return None
 
     def dense(linear: torch.nn.Linear | None, dim: int, act: torch.nn.Module) -> Dense:
@@ -95,6 +96,12 @@ def _native_modules(head) -> list | None:
         m.norm.load_state_dict(ln.state_dict())
         return m
 
+    if isinstance(head, RandomSubsetHead):  # the backbone's dims in another order: a permutation matrix
+        order = torch.nn.Linear(head.input_dim, head.input_dim)
+        with torch.no_grad():
+            order.weight.copy_(torch.eye(head.input_dim)[head.order])
+            order.bias.zero_()
+        return [dense(order, 0, torch.nn.Identity())]
     if isinstance(head, PCAHead):  # (x - mean) C^T as one affine map
         rotation = torch.nn.Linear(head.input_dim, head.input_dim)
         with torch.no_grad():
@@ -310,6 +317,18 @@ def model_card(
     return "\n".join(lines)
 
 
+def exported_head(model: SteerableModel) -> list:
+    """The sentence-transformers modules that follow the backbone's pooling in an export: the head (as
+    sentence-transformers' own modules where it has that form, else :class:`SteerableHeadModule`) and a
+    Normalize."""
+    modules = _native_modules(model.head)
+    if modules is None:
+        custom = SteerableHeadModule(model.head.get_config_dict())
+        custom.model.load_state_dict(model.head.state_dict())
+        modules = [custom]
+    return [*modules, Normalize()]
+
+
 def export_sentence_transformer(
     model: SteerableModel,
     out: str | Path,
@@ -329,12 +348,8 @@ def export_sentence_transformer(
     out = Path(out)
     model = model.eval()
     st = SentenceTransformer(resolve_model_path(model.backbone), device="cpu")
-    head_modules = _native_modules(model.head)
-    if head_modules is None:
-        custom = SteerableHeadModule(model.head.get_config_dict())
-        custom.model.load_state_dict(model.head.state_dict())
-        head_modules = [custom]
-    exported = SentenceTransformer(modules=list(st) + head_modules + [Normalize()], device="cpu")
+    head_modules = exported_head(model)
+    exported = SentenceTransformer(modules=list(st) + head_modules, device="cpu")
     exported.save(str(out))
     trust_remote_code = any(isinstance(m, SteerableHeadModule) for m in head_modules)
     atomic_write_text(
