@@ -39,8 +39,9 @@ def _model(name: str, levels: int, blocks: int) -> tuple[SteerableModel, np.ndar
     x, y, h = _hierarchy_data(levels)
     schedule = preset(name, levels, blocks)
     torch.manual_seed(0)
-    model = SteerableModel.for_schedule(schedule, "mlp", INPUT_DIM, h, "synthetic",
-                                        {"num_blocks": blocks, "block_dim": BLOCK})
+    model = SteerableModel.for_schedule(
+        schedule, "mlp", INPUT_DIM, h, "synthetic", {"num_blocks": blocks, "block_dim": BLOCK}
+    )
     cfg = TrainConfig.for_schedule(schedule, epochs=1, batch_size=16, seed=0)
     train(model, schedule, x, y, x[::5], y[::5], cfg, progress=False)  # fits a fitted head, trains the rest
     return model.eval(), x[:20]
