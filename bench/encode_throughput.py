@@ -71,7 +71,7 @@ def main() -> None:
 
     # -- backbone, no cache ---------------------------------------------------------------------
     backbone.encode_uncached(texts[: backbone.batch_size])  # warm-up: model load, first-call overheads
-    vectors = None
+    vectors = np.empty((0, 0), dtype=np.float32)
 
     def encode():
         nonlocal vectors
@@ -89,7 +89,7 @@ def main() -> None:
     if backbone.runtime != "torch":
         ref_backbone = Backbone(args.backbone, max_length=args.max_seq_length)
         ref_backbone.encode_uncached(texts[: ref_backbone.batch_size])
-        ref = None
+        ref = np.empty((0, 0), dtype=np.float32)
 
         def encode_ref():
             nonlocal ref
@@ -119,6 +119,7 @@ def main() -> None:
 
     st_model.encode(texts[: backbone.batch_size], show_progress_bar=False)
     st_t = summary(timed(encode_st, args.repeats))
+    assert st_vectors is not None
     st = st_t | {"texts_per_s": len(texts) / st_t["median_s"], "speedup": st_t["median_s"] / enc["median_s"]}
     if versus is None:
         st["max_abs_diff"] = float(np.abs(st_vectors - vectors).max())

@@ -76,7 +76,7 @@ def profile(folder: Path, feeds: list[dict], threads: int, profile_dir: Path) ->
     for feed in feeds:
         session.run(["sentence_embedding"], feed)
     wall = time.perf_counter() - t0
-    ops: dict[str, float] = collections.Counter()
+    ops: collections.Counter[str] = collections.Counter()
     for event in json.loads(Path(session.end_profiling()).read_text()):
         if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
             ops[event["args"]["op_name"]] += event["dur"] / 1e6

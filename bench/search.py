@@ -191,7 +191,12 @@ def take(prefix: np.ndarray, full: np.ndarray, idx: np.ndarray) -> tuple[np.ndar
 
 
 def bench_rows(
-    docs: tuple, evaluation: tuple, selection: tuple, args, label: str, engines: list[str]
+    docs: tuple[np.ndarray, np.ndarray],
+    evaluation: tuple[np.ndarray, np.ndarray],
+    selection: tuple[np.ndarray, np.ndarray],
+    args,
+    label: str,
+    engines: list[str],
 ) -> tuple[list[dict], dict]:
     """The contenders (and ``engines``) on the documents, the evaluation and the selection queries
     (each a pair of 64-d prefixes and full vectors), and the settings chosen on the selection queries."""
@@ -237,7 +242,7 @@ def real_embeddings(args) -> dict:
         "ceiling": {},
         "chosen": {},
     }
-    heads = {m: m for m in HEADS}
+    heads: dict[str, str | Schedule] = {m: m for m in HEADS}
     if args.select_distill:
         out["distill_selection"] = select_distill(train_on, cache, vectors, docs, sel)
         print("mrl_distill selection", out["distill_selection"]["chosen"])

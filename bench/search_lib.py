@@ -383,6 +383,7 @@ def pgvector_rows(b: Bench, shortlists: list[int], threads: int, url: str | None
     finally:
         if server is not None:
             server.cleanup()
+        if pgdata is not None:
             shutil.rmtree(pgdata, ignore_errors=True)
 
 
@@ -450,11 +451,12 @@ def rate(row: dict, mode: str, prefix: str = "") -> float | None:
 
 
 def _numbers(row: dict, exact: dict, mode: str, prefix: str) -> dict:
+    here, there = rate(row, mode, prefix), rate(exact, mode, prefix)
     return {
         "recall@10": row[prefix + "recall@10"],
         "qps": row[prefix + "qps"],
         "latency_ms": row[prefix + "latency_ms"],
-        "speedup": rate(row, mode, prefix) / rate(exact, mode, prefix),
+        "speedup": here / there if here and there else None,
     }
 
 
@@ -462,7 +464,7 @@ def _pick(pool: list[dict], mode: str, min_recall: float, exact: dict, rule: str
     """The fastest row of ``pool`` on the selection queries among those whose selection recall@10
     is >= ``min_recall``; its numbers on both query sets, and the pool it was chosen from."""
     eligible = [r for r in pool if r["selection_recall@10"] >= min_recall and rate(r, mode, "selection_")]
-    best = max(eligible, key=lambda r: rate(r, mode, "selection_"), default=None)
+    best = max(eligible, key=lambda r: rate(r, mode, "selection_") or 0.0, default=None)
     out = {
         "rule": rule,
         "chosen_on": "selection queries",

@@ -103,7 +103,8 @@ def heads(real: dict) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    path = Path((argv or sys.argv[1:] or [DEFAULT])[0])
+    args = sys.argv[1:] if argv is None else argv
+    path = Path(args[0]) if args else Path(DEFAULT)
     bench = json.loads(path.read_text())
     real = bench.get("real")
     if not real:

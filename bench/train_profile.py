@@ -31,6 +31,7 @@ from steerable.data import load_dataset
 from steerable.methods import preset
 from steerable.model import SteerableModel
 from steerable.training import TrainConfig
+from steerable.training.adamw import FlatAdamW
 from steerable.training.loop import BalancedBatches, PositiveSampler, optimiser, validation_accuracy
 from steerable.training.terms import LOSS_KINDS, Step
 
@@ -112,6 +113,7 @@ def profile(
             if fused:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
             else:
+                assert isinstance(opt, FlatAdamW)
                 opt.clip_grad_norm(cfg.grad_clip)
             laps.lap("clip")
             opt.step()

@@ -127,8 +127,8 @@ def write_doc(
                 lv = res.levels["clinc150"]
                 l0 = mean_over_seeds(res.accuracy("clinc150", m, protocol, lv[0], -1))
                 l1 = mean_over_seeds(res.accuracy("clinc150", m, protocol, lv[-1], -1))
-                pub = PUBLISHED_CLINC_ACC.get(m)
-                lines.append(f"| {label(m)} | {protocol} | {pct(l0)} | {pct(l1)} | {pct(pub[0])} / {pct(pub[1])} |")
+                p0, p1 = PUBLISHED_CLINC_ACC[m]
+                lines.append(f"| {label(m)} | {protocol} | {pct(l0)} | {pct(l1)} | {pct(p0)} / {pct(p1)} |")
         lines += [""]
         lines += [
             "## CLINC ablations, ours vs published",
@@ -136,9 +136,9 @@ def write_doc(
             "| method | " + " | ".join(f"S ({p})" for p in res.protocols) + " | published (2,000-example protocol) |",
             "|---|" + "---|" * len(res.protocols) + "---|",
         ]
-        for m, pub in PUBLISHED_ABLATIONS_CLINC.items():
+        for m, published in PUBLISHED_ABLATIONS_CLINC.items():
             vals = [signed(mean_over_seeds(res.values("clinc150", m, p, "steerability_score"))) for p in res.protocols]
-            lines.append(f"| {label(m)} | " + " | ".join(vals) + f" | {pub:+.3f} |")
+            lines.append(f"| {label(m)} | " + " | ".join(vals) + f" | {published:+.3f} |")
         lines += [""]
     claims = load_claims()
     lines += claims_section(res, claims)

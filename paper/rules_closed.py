@@ -257,7 +257,8 @@ def steerable_within_bounds(
     ``margin`` (the lower side of TOST). Every candidate's tests on every data set form one family for
     Holm (the best of the candidates is chosen after them); holds for the best candidate passing them
     all, partly if it passes S and the same-recipe MRL's bounds."""
-    margin, fam, judged = claim["margin"], Family(), {}
+    margin, fam = claim["margin"], Family()
+    judged: dict[str, list[str]] = {}
     for ds in datasets:
         for m in claim["candidates"]:
             s = res.values(ds, m, protocol, "steerability_score")

@@ -89,7 +89,7 @@ def open_set_goal(res: Results, claim: dict, protocol: str, datasets: Sequence[s
             if r != m
         )
         tost = all((m, ds, k) in p_holm and p_holm[(m, ds, k)] < alpha for k in ("tost lower", "tost upper"))
-        return beats_all and tost and None not in (probe, heal) and probe < heal
+        return beats_all and tost and probe is not None and heal is not None and probe < heal
 
     judged = [d for d in datasets if d not in missing]
     score = {m: [ds for ds in judged if passes(m, ds)] for m in claim["candidates"]}

@@ -3,6 +3,8 @@ steerability grows with the hierarchy's complexity (the data behind Figure 2).""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy.stats import spearmanr
 
@@ -85,7 +87,7 @@ def complexity_fit(res: Results, protocol: str) -> dict:
                     "delta": float(np.mean(list(v5.values())) - np.mean(list(mrl.values()))),
                 }
             )
-    out = {"points": pts}
+    out: dict[str, Any] = {"points": pts}
     if len(pts) >= 3:
         h = [p["h"] for p in pts]
         d = [p["delta"] for p in pts]

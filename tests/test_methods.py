@@ -296,6 +296,7 @@ def _fit(method: str, seed: int, mixes=(None,)):
     out = []
     for mix in mixes:
         if mix is not None:
+            assert model.head.posterior is not None
             model.head.posterior["mix"] = mix
         acc = accuracy_table(model.embed_vectors(x[te]), y[te], standard_protocol(), model.embed_vectors(x[tr]), y[tr])
         probe = linear_probe(model.embed_vectors(x[tr], [8])[0], y[tr, 1], model.embed_vectors(x[te], [8])[0], y[te, 1])

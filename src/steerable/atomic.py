@@ -21,7 +21,7 @@ def _temporary_name(path: Path, suffix: str) -> Path:
     return path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}{suffix}"
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ import csv
 import gzip
 import shutil
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -51,7 +51,7 @@ class SteerableEncoder:
         head: str = DEFAULT_HEAD,
         backbone: Backbone | None = None,
         progress: bool = True,
-        **train_options,
+        **train_options: Any,
     ) -> "SteerableEncoder":
         """Train a head on a data set's training split (validation split for picking the epoch).
 
@@ -144,7 +144,9 @@ class SteerableEncoder:
             raise ValueError("this model has no steerability dial; train it with --method dial")
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"the dial must be in [0, 1], got {value}")
-        self.model.head.posterior["mix"] = float(value)
+        posterior = self.model.head.posterior
+        assert posterior is not None  # a dial head is a posterior head
+        posterior["mix"] = float(value)
         return self
 
     @property
@@ -210,7 +212,7 @@ class SteerableEncoder:
         """Unit-length float32 embeddings, shape (n, dim); ``uncached``: the backbone's vector cache is
         neither read nor written."""
         single = isinstance(texts, str)
-        texts = [texts] if single else list(texts)
+        texts = [texts] if isinstance(texts, str) else list(texts)
         d = self.resolve_dim(dim, level)
         if self._cache is not None and not uncached:
             vectors = self._cache.get_or_encode(texts, progress=progress)

@@ -26,7 +26,7 @@ from sentence_transformers.sentence_transformer.modules.layer_norm import LayerN
 from .atomic import atomic_write_json, atomic_write_text
 from .backbone import resolve_model_path
 from .extras import require
-from .heads import IdentityHead, LinearHead, MLPHead, PCAHead, RandomSubsetHead, build_head
+from .heads import Head, IdentityHead, LinearHead, MLPHead, PCAHead, RandomSubsetHead, build_head
 from .metrics import METRIC_NAMES
 from .model import SteerableModel
 
@@ -42,7 +42,7 @@ class SteerableHeadModule(_STModule):
         self.model = build_head(head)
         self.model.eval()
 
-    def forward(self, features: dict[str, Any], **kwargs) -> dict[str, Any]:
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         x = features["sentence_embedding"]
         weights = next(iter(self.model.state_dict().values()), None)  # a head may have buffers alone
         blocks = self.model.blocks(x.to(weights.dtype) if weights is not None and weights.is_floating_point() else x)
@@ -52,12 +52,14 @@ class SteerableHeadModule(_STModule):
     def get_sentence_embedding_dimension(self) -> int:
         return self.model.dim
 
-    def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
         self.save_config(output_path)
         self.save_torch_weights(output_path, safe_serialization=safe_serialization)
 
     @classmethod
-    def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs) -> "SteerableHeadModule":
+    def load(  # type: ignore[override]  # sentence-transformers passes hub options this local module ignores
+        cls, model_name_or_path: str, subfolder: str = "", **kwargs: Any
+    ) -> "SteerableHeadModule":
         config = cls.load_config(model_name_or_path, subfolder=subfolder)
         module = cls(**config)
         weights = os.path.join(model_name_or_path, subfolder, "model.safetensors")
@@ -65,7 +67,7 @@ class SteerableHeadModule(_STModule):
         return module
 
 
-def _native_modules(head) -> list | None:
+def _native_modules(head: Head) -> list | None:
     """The head as sentence-transformers' own Dense / LayerNorm modules, where it can be said so.
 
     Dense applies ``act(W x + b)``; a GELU between two layers becomes an identity Dense with a GELU
@@ -77,7 +79,8 @@ def _native_modules(head) -> list | None:
     if head.segments or head.posterior or head.prefix:  # these options have no sentence-transformers form
         return None
 
-    def dense(linear: torch.nn.Linear | None, dim: int, act: torch.nn.Module) -> Dense:
+    def dense(linear: torch.nn.Module | None, dim: int, act: torch.nn.Module) -> Dense:
+        assert linear is None or isinstance(linear, torch.nn.Linear)
         d = Dense(
             dim if linear is None else linear.in_features,
             dim if linear is None else linear.out_features,
@@ -91,7 +94,8 @@ def _native_modules(head) -> list | None:
                 d.linear.load_state_dict(linear.state_dict())
         return d
 
-    def norm(ln: torch.nn.LayerNorm) -> LayerNorm:
+    def norm(ln: torch.nn.Module) -> LayerNorm:
+        assert isinstance(ln, torch.nn.LayerNorm)
         m = LayerNorm(ln.normalized_shape[0])
         m.norm.load_state_dict(ln.state_dict())
         return m
@@ -380,11 +384,11 @@ def export_onnx(model: SteerableModel, path: str | Path, dim: int | None = None)
     dim = dim or head.dim
 
     class _Wrapped(torch.nn.Module):
-        def __init__(self):
+        def __init__(self) -> None:
             super().__init__()
             self.head = head
 
-        def forward(self, pooled):
+        def forward(self, pooled: torch.Tensor) -> torch.Tensor:
             return self.head(pooled, dim=dim)
 
     with warnings.catch_warnings():  # the tracer's notes on Python-side shape logic: the graph is checked

@@ -80,7 +80,7 @@ def knn_predict(
     for a whole class (a one-hot code), are voted on as a group, not by their row order.
     """
     loo = ref is None
-    ref = query if loo else ref
+    ref = query if ref is None else ref
     idx, sims = rank(query, ref, k + 1, exclude_self=loo, chunk=chunk)
     k = min(k, idx.shape[1])
     num = [int(ref_labels[:, lvl].max()) + 1 for lvl in range(ref_labels.shape[1])]
@@ -120,7 +120,12 @@ def knn_accuracy(
     k: int = 5,
 ) -> np.ndarray:
     """Accuracy per level; leave-one-out within ``query`` when no reference set is given."""
-    pred = knn_predict(query, ref, query_labels if ref is None else ref_labels, k)
+    if ref is None:
+        pred = knn_predict(query, None, query_labels, k)
+    elif ref_labels is None:
+        raise ValueError("a reference set needs its labels (ref_labels)")
+    else:
+        pred = knn_predict(query, ref, ref_labels, k)
     return (pred == query_labels).mean(axis=0)
 
 
@@ -257,7 +262,7 @@ def linear_probe(
         lin.parameters(), lr=1.0, max_iter=iterations, history_size=20, line_search_fn="strong_wolfe"
     )
 
-    def closure():
+    def closure() -> torch.Tensor:
         opt.zero_grad()
         loss = torch.nn.functional.cross_entropy(lin(xtr), ytr) + weight_decay * lin.weight.square().sum()
         loss.backward()

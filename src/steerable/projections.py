@@ -26,7 +26,7 @@ The projections (:data:`PROJECTIONS`, each with one setting):
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from scipy.linalg import eigh
@@ -138,7 +138,7 @@ def lda(s: Scatter, width: int, setting: float) -> np.ndarray:
     return _complete(np.concatenate([d, rest]), s)
 
 
-PROJECTIONS: dict[str, Callable[[Scatter, int, float], np.ndarray]] = {
+PROJECTIONS: dict[str, Callable[[Scatter, int, Any], np.ndarray]] = {  # (scatter, width, setting)
     "pca": pca,
     "gep": gep,
     "nuisance": nuisance,

@@ -61,7 +61,7 @@ class Term:
     ce_weight: float | None = None  # None: the training config's
     teacher: str = "full"  # a distill term's teacher: "full" (the intact full vector) or "backbone"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "probs", tuple(float(p) for p in self.probs))
         object.__setattr__(self, "levels", tuple(tuple(float(w) for w in r) for r in self.levels))
         object.__setattr__(self, "grad", tuple(float(g) for g in self.grad))
@@ -108,7 +108,7 @@ class Schedule:
     recipe: dict = field(default_factory=dict)
     head: str | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         shapes = {(t.num_blocks, t.num_levels) for t in self.terms}
         if len(shapes) > 1:
             raise ValueError(f"schedule {self.name!r}: terms disagree on blocks/levels: {sorted(shapes)}")

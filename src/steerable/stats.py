@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats
 
 
@@ -29,9 +29,7 @@ class Summary:
         return f"{self.mean:+.{digits}f} ± {self.sd:.{digits}f}"
 
 
-def bootstrap_ci(
-    values: Sequence[float], level: float = 0.95, resamples: int = 10_000, seed: int = 0
-) -> tuple[float, float]:
+def bootstrap_ci(values: ArrayLike, level: float = 0.95, resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap confidence interval of the mean (seeded, so reruns agree)."""
     x = np.asarray(values, dtype=float)
     if len(x) < 2:
@@ -45,7 +43,7 @@ def bootstrap_ci(
 BOOTSTRAP_FROM = 30  # below this many values the interval is Student's t, not the bootstrap
 
 
-def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+def t_interval(values: ArrayLike, level: float = 0.95) -> tuple[float, float]:
     """Student-t confidence interval of the mean: mean ± t(level, n - 1) · sd / sqrt(n)."""
     x = np.asarray(values, dtype=float)
     if len(x) < 2:
@@ -54,7 +52,7 @@ def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, flo
     return float(x.mean() - half), float(x.mean() + half)
 
 
-def summarize(values: Sequence[float], seed: int = 0) -> Summary:
+def summarize(values: ArrayLike, seed: int = 0) -> Summary:
     """Mean, sample sd and a 95 % CI of the mean: Student's t over fewer than
     :data:`BOOTSTRAP_FROM` values (a handful of seeds), the seeded percentile bootstrap over more."""
     x = np.asarray(values, dtype=float)
@@ -75,12 +73,12 @@ class PairedTest:
         return asdict(self)
 
 
-def paired_test(a: Sequence[float], b: Sequence[float]) -> PairedTest:
+def paired_test(a: ArrayLike, b: ArrayLike) -> PairedTest:
     """Two-sided paired t-test of ``a - b`` over matched seeds, with paired Cohen's d."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.shape != b.shape:
-        raise ValueError(f"paired samples need equal lengths, got {len(a)} and {len(b)}")
-    diff = a - b
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape:
+        raise ValueError(f"paired samples need equal lengths, got {len(x)} and {len(y)}")
+    diff = x - y
     n = len(diff)
     if n < 2:
         return PairedTest(n, float(diff.mean()) if n else math.nan, math.nan, math.nan, math.nan)
@@ -117,7 +115,7 @@ class Equivalence:
         return asdict(self) | {"p": self.p}
 
 
-def equivalence_test(a: Sequence[float], b: Sequence[float], margin: float, alpha: float = 0.05) -> Equivalence:
+def equivalence_test(a: ArrayLike, b: ArrayLike, margin: float, alpha: float = 0.05) -> Equivalence:
     """Paired TOST over matched seeds: equivalence of ``a`` and ``b`` within ``margin`` is shown when
     both one-sided t-tests reject (``p < alpha``), i.e. the 90 % interval of the mean difference lies
     inside ``(-margin, margin)``. A non-significant difference test shows nothing of the kind."""
@@ -141,7 +139,7 @@ def equivalence_test(a: Sequence[float], b: Sequence[float], margin: float, alph
     return Equivalence(n, mean, margin, p_lower, p_upper, mean - half, mean + half)
 
 
-def holm(pvalues: Sequence[float]) -> list[float]:
+def holm(pvalues: ArrayLike) -> list[float]:
     """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1); NaN stays NaN."""
     p = np.asarray(pvalues, dtype=float)
     out = np.full(len(p), np.nan)
@@ -169,7 +167,7 @@ class OneSided:
         return asdict(self)
 
 
-def one_sided(values: Sequence[float], margin: float = 0.0, alpha: float = 0.05) -> OneSided:
+def one_sided(values: ArrayLike, margin: float = 0.0, alpha: float = 0.05) -> OneSided:
     """One-sided Student t-test of ``mean(values) > margin`` (for a paired comparison, ``values`` are the
     differences; for "below", negate both). With a zero spread the p-value is 0 or 1."""
     x = np.asarray(values, dtype=float)

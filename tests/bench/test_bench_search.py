@@ -15,6 +15,7 @@ from paper.search_targets import latency_table
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))  # for the bench's own helpers (_common, search_lib)
 _spec = importlib.util.spec_from_file_location("bench_search", BENCH / "search.py")
+assert _spec is not None and _spec.loader is not None
 bench_search = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench_search)
 contenders, unit, choose = bench_search.contenders, bench_search.unit, bench_search.choose

@@ -74,17 +74,38 @@ def two_node_cluster():
     env |= {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0"}
     address = f"127.0.0.1:{_free_port()}"
     common = ["--node-ip-address=127.0.0.1", "--disable-usage-stats", "--block"]
-    procs = [subprocess.Popen([RAY, "start", "--head", f"--port={address.split(':')[1]}", "--num-cpus=0",
-                               f"--temp-dir={head_dir}", "--include-dashboard=false", *common], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
+    procs = [
+        subprocess.Popen(
+            [
+                RAY,
+                "start",
+                "--head",
+                f"--port={address.split(':')[1]}",
+                "--num-cpus=0",
+                f"--temp-dir={head_dir}",
+                "--include-dashboard=false",
+                *common,
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    ]
     try:
         _wait_for_cpus(address, env, 0.0)
         (worker_dir / "cwd").mkdir()
         worker_env = env | {"STEER_CACHE_DIR": str(worker_dir / "cache")}
-        procs.append(subprocess.Popen([RAY, "start", f"--address={address}", "--num-cpus=1",
-                                       f"--temp-dir={worker_dir / 'tmp'}", *common], env=worker_env,
-                                      cwd=worker_dir / "cwd", stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                [RAY, "start", f"--address={address}", "--num-cpus=1", f"--temp-dir={worker_dir / 'tmp'}", *common],
+                env=worker_env,
+                cwd=worker_dir / "cwd",
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
         _wait_for_cpus(address, env, 1.0)
         yield address, worker_dir, env
     finally:
@@ -101,16 +122,43 @@ def tempfile_dir(prefix: str) -> str:
     return tempfile.mkdtemp(prefix=prefix, dir="/tmp")
 
 
-def test_a_sweep_on_a_two_node_cluster_records_every_run_in_the_drivers_store(two_node_cluster, tiny_data_dir,
-                                                                               tmp_path):
+def test_a_sweep_on_a_two_node_cluster_records_every_run_in_the_drivers_store(
+    two_node_cluster, tiny_data_dir, tmp_path
+):
     address, worker_dir, env = two_node_cluster
     assert tiny_data_dir == tmp_path / "data"
     # paths relative to the driver's working directory: meaningless on the worker, whose own is elsewhere
-    cmd = [str(Path(sys.executable).with_name("steer")), "sweep", "--results", "res", "--datasets", "tiny",
-           "--methods", "v5,flat", "--seeds", "1,2", "--head", "linear", "--epochs", "1",
-           "--data-dir", "data", "--executor", "ray", "--ray-address", address, "--quiet"]
-    out = subprocess.run(cmd, env=env | {"STEER_CACHE_DIR": os.environ["STEER_CACHE_DIR"]}, cwd=tmp_path,
-                         capture_output=True, text=True, timeout=600)
+    cmd = [
+        str(Path(sys.executable).with_name("steer")),
+        "sweep",
+        "--results",
+        "res",
+        "--datasets",
+        "tiny",
+        "--methods",
+        "v5,flat",
+        "--seeds",
+        "1,2",
+        "--head",
+        "linear",
+        "--epochs",
+        "1",
+        "--data-dir",
+        "data",
+        "--executor",
+        "ray",
+        "--ray-address",
+        address,
+        "--quiet",
+    ]
+    out = subprocess.run(
+        cmd,
+        env=env | {"STEER_CACHE_DIR": os.environ["STEER_CACHE_DIR"]},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     records = ResultsStore(tmp_path / "res").records()
     assert sorted((r.method, r.seed) for r in records) == [("flat", 1), ("flat", 2), ("v5", 1), ("v5", 2)]

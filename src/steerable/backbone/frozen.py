@@ -15,7 +15,7 @@ import logging
 import os
 import uuid
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 from safetensors import safe_open
@@ -89,10 +89,10 @@ class Backbone:
         self._fingerprint: dict | None = None
 
     @property
-    def model(self):
+    def model(self) -> Any:
         return self.load()
 
-    def load(self, progress: bool = True):
+    def load(self, progress: bool = True) -> Any:
         """The sentence-transformers model, loaded on first use (``progress``: its loading bars)."""
         if self._model is None:
             # Imported here, not at the top: sentence-transformers takes seconds to import, and most
@@ -100,7 +100,7 @@ class Backbone:
             self._model = self._load(self.max_length, progress)
         return self._model
 
-    def _load(self, max_length: int | None, progress: bool = True):
+    def _load(self, max_length: int | None, progress: bool = True) -> Any:
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
@@ -215,7 +215,7 @@ class Backbone:
         out = model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(out, dtype=np.float32)
 
-    def _encode_side_by_side(self, model, texts: list[str], threads: int) -> np.ndarray:
+    def _encode_side_by_side(self, model: Any, texts: list[str], threads: int) -> np.ndarray:
         """torch on the CPU, batched as :mod:`steerable.batching` says: ``threads`` batches at once,
         one torch thread each (the vectors are sentence-transformers' own to float rounding). The
         tokeniser runs on this thread only: it is not safe to call from several at once."""
@@ -223,7 +223,7 @@ class Backbone:
 
         out = np.empty((len(texts), embedding_dim(model)), dtype=np.float32)
 
-        def job(rows: np.ndarray, features: dict):
+        def job(rows: np.ndarray, features: dict) -> Callable[[], None]:
             def run() -> None:
                 with torch.inference_mode():
                     out[rows] = model(features)["sentence_embedding"].float().numpy()
@@ -232,7 +232,7 @@ class Backbone:
 
         preprocess = getattr(model, "preprocess", None) or model.tokenize  # renamed in sentence-transformers 6.1
 
-        def jobs():
+        def jobs() -> Iterator[Callable[[], None]]:
             for w in range(0, len(texts), WINDOW):
                 window = texts[w : w + WINDOW]
                 ids = model.tokenizer(window, truncation=True, max_length=model.max_seq_length)["input_ids"]
@@ -272,10 +272,18 @@ class VectorCache:
         h.update(np.ascontiguousarray(vectors).tobytes())
         return h.hexdigest()
 
-    def _load(self) -> None:
-        self._index, self._shards = {}, []
+    @property
+    def index(self) -> dict[bytes, tuple[int, int]]:
+        """Text key -> (shard, row), read from disk on first use."""
+        if self._index is None:
+            self._index = self._load()
+        return self._index
+
+    def _load(self) -> dict[bytes, tuple[int, int]]:
+        index: dict[bytes, tuple[int, int]] = {}
+        self._shards = []
         if not self.dir.is_dir():
-            return
+            return index
         for path in sorted(self.dir.glob("shard-*.safetensors")):
             try:
                 with safe_open(str(path), framework="numpy") as f:
@@ -292,9 +300,11 @@ class VectorCache:
             s = len(self._shards)
             self._shards.append(vectors)
             for row, k in enumerate(keys):
-                self._index[k.tobytes()] = (s, row)
+                index[k.tobytes()] = (s, row)
+        return index
 
     def _write_shard(self, keys: list[bytes], vectors: np.ndarray) -> None:
+        index = self.index  # loaded before the new shard lands, so shard numbers stay in step
         self.dir.mkdir(parents=True, exist_ok=True)
         meta_path = self.dir / "backbone.json"
         if not meta_path.exists():
@@ -309,43 +319,39 @@ class VectorCache:
         s = len(self._shards)
         self._shards.append(v)
         for row, key in enumerate(keys):
-            self._index[key] = (s, row)
+            index[key] = (s, row)
 
     # -- lookup ---------------------------------------------------------------------------------
     def __len__(self) -> int:
-        if self._index is None:
-            self._load()
-        return len(self._index)
+        return len(self.index)
 
     def get_or_encode(self, texts: Sequence[str], *, progress: bool = True, desc: str = "encoding") -> np.ndarray:
         """Vectors for ``texts`` in order; only texts missing from the cache reach the backbone."""
-        if self._index is None:
-            self._load()
+        index = self.index
         keys = [text_key(t) for t in texts]
         missing: dict[bytes, str] = {}
         for k, t in zip(keys, texts):
-            if k not in self._index and k not in missing:
+            if k not in index and k not in missing:
                 missing[k] = t
         if missing:
             self._encode_missing(missing, progress=progress, desc=desc)
         dim = self._shards[0].shape[1] if self._shards else self.backbone.dim
         out = np.empty((len(texts), dim), dtype=np.float32)
         for i, k in enumerate(keys):
-            s, row = self._index[k]
+            s, row = index[k]
             out[i] = self._shards[s][row]
         return out
 
     def add(self, texts: Sequence[str], vectors: np.ndarray) -> int:
         """Store vectors computed elsewhere (another machine's cache of the same backbone) for the
         texts that are not cached yet; returns how many were added."""
-        if self._index is None:
-            self._load()
+        index = self.index
         if len(texts) != len(vectors):
             raise ValueError(f"{len(texts)} texts but {len(vectors)} vectors")
         new: dict[bytes, int] = {}
         for i, t in enumerate(texts):
             k = text_key(t)
-            if k not in self._index and k not in new:
+            if k not in index and k not in new:
                 new[k] = i
         if new:
             self._write_shard(list(new), np.asarray(vectors)[list(new.values())])

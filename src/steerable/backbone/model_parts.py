@@ -24,10 +24,14 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 from safetensors import safe_open
 
 from ..atomic import atomic_write_json
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +86,7 @@ def installed_parts(model: SplitModel) -> list[tuple[Path, str]]:
                 f"reinstall it: pip install --force-reinstall 'steerable[{model.extra}]'"
             )
         f = files[0]
+        assert f.hash is not None  # checked above
         out.append((Path(f.locate()), f"{f.hash.mode}={f.hash.value}"))
     if missing:
         raise MissingModel(
@@ -114,13 +119,13 @@ class _Joined(io.RawIOBase):
         self._pos = max(0, base + offset)
         return self._pos
 
-    def readinto(self, b) -> int:
+    def readinto(self, b: WriteableBuffer) -> int:
         if self._pos >= self._size:
             return 0
         i = bisect.bisect_right(self._starts, self._pos) - 1
         f = self._files[i]
         f.seek(self._pos - self._starts[i])
-        n = f.readinto(memoryview(b)[: len(b)])
+        n = f.readinto(memoryview(b)[: len(b)])  # type: ignore[arg-type]  # the buffers passed here are sized
         self._pos += n
         return n
 
@@ -135,7 +140,7 @@ def check_sentence_transformer(folder: str | Path, dim: int) -> None:
     ``dim``-d mean-pooled, normalised vectors (modules, pooling, config, tokenizer, weights)."""
     folder = Path(folder)
 
-    def fail(why: str):
+    def fail(why: str) -> NoReturn:
         raise ValueError(f"{folder}: not a complete sentence-transformers model: {why}")
 
     try:

@@ -45,7 +45,7 @@ def parse_backbone(spec: str) -> tuple[str, dict]:
     return name, settings
 
 
-def backbone_spec(name: str, runtime: str = "torch", max_seq_length: int | None = None) -> str:
+def backbone_spec(name: str, runtime: str | None = "torch", max_seq_length: int | None = None) -> str:
     """A backbone name with its settings (the defaults left out): the inverse of :func:`parse_backbone`."""
     name, settings = parse_backbone(name)
     runtime = runtime or settings.get("runtime", "torch")

@@ -33,7 +33,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -71,13 +71,13 @@ def _atomic_dir(target: Path, build: Callable[[Path], None]) -> Path:
     return target
 
 
-def embedding_dim(st) -> int:
+def embedding_dim(st: Any) -> int:
     """A SentenceTransformer's output dimension (the method's name changed across versions)."""
     get = getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension
     return int(get())
 
 
-def _export(st, out: Path, *, eager: bool = False) -> None:
+def _export(st: Any, out: Path, *, eager: bool = False) -> None:
     """Write ``model.onnx`` (input ids, mask[, token types] -> pooled vector), the tokenizer and
     the tokenisation settings of a loaded SentenceTransformer. ``eager``: attention written out as
     matrix products and a softmax, the form onnxruntime's optimiser fuses."""
@@ -92,12 +92,12 @@ def _export(st, out: Path, *, eager: bool = False) -> None:
     inputs = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tokenizer.model_input_names]
 
     class Pipeline(torch.nn.Module):
-        def __init__(self):
+        def __init__(self) -> None:
             super().__init__()
             self.transformer = first.auto_model
             self.rest = torch.nn.ModuleList(rest)
 
-        def forward(self, *args):
+        def forward(self, *args: torch.Tensor) -> torch.Tensor:
             kw = dict(zip(inputs, args))
             hidden = self.transformer(**kw, return_dict=True).last_hidden_state
             features = {"token_embeddings": hidden, "attention_mask": kw["attention_mask"]}
@@ -182,7 +182,7 @@ def _quantize(fp32: Path, out: Path) -> None:
     for f in fp32.iterdir():
         if f.name != "model.onnx":
             shutil.copy2(f, out / f.name)
-    target, fusions, agreement = out / "model.onnx", {}, None
+    target, fusions, agreement = out / "model.onnx", {}, 1.0
     if meta["model_type"] in FUSED_MODEL_TYPES:
         fused = out / "fused.onnx"
         with warnings.catch_warnings():
@@ -276,7 +276,7 @@ class OnnxEncoder:
     def dim(self) -> int:
         return int(self.meta["dim"])
 
-    def batches(self, texts: Sequence[str], batch_size: int = 64):
+    def batches(self, texts: Sequence[str], batch_size: int = 64) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
         """``(rows, feed)`` pairs covering ``texts``, batched as :mod:`steerable.batching` says."""
         for w in range(0, len(texts), WINDOW):
             ids = self.tokenizer(texts[w : w + WINDOW], truncation="longest_first", max_length=self.max_length)
@@ -289,7 +289,7 @@ class OnnxEncoder:
         texts = [t.lower() for t in texts] if self.meta.get("do_lower_case") else list(texts)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
 
-        def job(rows: np.ndarray, feed: dict):
+        def job(rows: np.ndarray, feed: dict) -> Callable[[], None]:
             def run() -> None:
                 out[rows] = self.session.run(["sentence_embedding"], feed)[0]
 

@@ -6,6 +6,7 @@ import argparse
 import os
 import tempfile
 from pathlib import Path
+from typing import Callable, Iterable, NoReturn, TypeVar
 
 from ..atomic import read_json
 from ..backbone import DEFAULT_BACKBONE, RUNTIMES, Backbone, backbone_spec
@@ -15,11 +16,14 @@ from ..metrics import Protocol, paper_protocol, standard_protocol
 from ..runs import LocalExecutor, RayExecutor
 from ..runs.sweep import DEFAULT_GROUP
 
+_T = TypeVar("_T")
 
-def _number(kind: type, test, what: str):
+
+def _number(kind: Callable[[str], _T], test: Callable[[_T], bool], what: str) -> Callable[[str], _T]:
     """An argparse ``type`` that reads a ``kind`` and accepts it only where ``test`` holds."""
 
-    def parse(text: str):
+    def parse(text: str) -> _T:
+        value: _T | None
         try:
             value = kind(text)
         except ValueError:
@@ -39,7 +43,7 @@ non_negative_float = _number(float, lambda v: 0 <= v < float("inf"), "a number o
 unit_interval = _number(float, lambda v: 0 <= v <= 1, "a number from 0 to 1")
 
 
-def at_least(n: int):
+def at_least(n: int) -> Callable[[str], int]:
     return _number(int, lambda v: v >= n, f"a whole number of at least {n}")
 
 
@@ -111,7 +115,7 @@ def check_writable(out: Path) -> None:
 class Parser(argparse.ArgumentParser):
     """argparse with a one-line error (the usage stays behind --help)."""
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -145,7 +149,7 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--k", type=positive_int, default=5, help="neighbours in k-NN (5)")
 
 
-def add_backbone_args(g, *, name: bool = True, device: bool = True) -> None:
+def add_backbone_args(g: argparse._ActionsContainer, *, name: bool = True, device: bool = True) -> None:
     """How the backbone encodes: --backbone (with ``name``), --runtime, --max-seq-length, --device."""
     if name:
         g.add_argument("--backbone", default=DEFAULT_BACKBONE, help=DEFAULT_BACKBONE_HELP)
@@ -173,7 +177,7 @@ def add_backbone_args(g, *, name: bool = True, device: bool = True) -> None:
         )
 
 
-def backbone_options(args) -> dict:
+def backbone_options(args: argparse.Namespace) -> dict:
     """The backbone keyword arguments given on the command line (runtime, max_length, device)."""
     given = {
         "runtime": getattr(args, "runtime", None),
@@ -183,17 +187,17 @@ def backbone_options(args) -> dict:
     return {k: v for k, v in given.items() if v is not None}
 
 
-def backbone_from_args(args, name: str | None = None) -> Backbone:
+def backbone_from_args(args: argparse.Namespace, name: str | None = None) -> Backbone:
     return Backbone(name or args.backbone, **backbone_options(args))
 
 
-def backbone_names(names, args) -> list[str]:
+def backbone_names(names: Iterable[str], args: argparse.Namespace) -> list[str]:
     """Backbone names with the command line's --runtime / --max-seq-length applied (as run specs
     name them: ``NAME@runtime=onnx``)."""
     return [backbone_spec(n, getattr(args, "runtime", None), getattr(args, "max_seq_length", None)) for n in names]
 
 
-def load_data(args) -> tuple[HierarchicalDataset, dict]:
+def load_data(args: argparse.Namespace) -> tuple[HierarchicalDataset, dict]:
     """(data set, where it came from) for --dataset or --train/--test/--validation."""
     levels = csv_list(args.levels) or None
     if args.train_file:
@@ -223,7 +227,7 @@ def load_data(args) -> tuple[HierarchicalDataset, dict]:
     return ds, {"levels": list(ds.hierarchy.level_names)}
 
 
-def protocols(args, seed: int) -> list[Protocol]:
+def protocols(args: argparse.Namespace, seed: int) -> list[Protocol]:
     out = []
     for name in csv_list(args.protocol):
         if name == "paper":
@@ -267,7 +271,7 @@ def add_sweep_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--quiet", action="store_true", help="no encoding progress bars")
 
 
-def sweep_settings(args) -> dict:
+def sweep_settings(args: argparse.Namespace) -> dict:
     """RunSpec settings given on the command line (unset ones keep their defaults); --runtime and
     --max-seq-length make the ``backbone`` setting (the default backbone with them)."""
     keys = ("head", "max_train", "max_test", "epochs", "batch_size", "lr", "precision", "paper_n")
@@ -277,7 +281,7 @@ def sweep_settings(args) -> dict:
     return out
 
 
-def executor(args) -> LocalExecutor | RayExecutor:
+def executor(args: argparse.Namespace) -> LocalExecutor | RayExecutor:
     if args.executor == "ray":
         return RayExecutor(args.ray_address)
     return LocalExecutor(args.workers, args.threads)

@@ -3,17 +3,19 @@ runs the paper's reproduction from a source checkout's ``paper/`` folder."""
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 from pathlib import Path
+from types import ModuleType
 
 from ..backbone import DEFAULT_BACKBONE
 from ..report import REPORT_FORMATS, load_records, write_report
 from ..runs import ResultsStore, SweepSpec, run_sweep
-from .common import add_sweep_args, backbone_names, csv_list, executor, seed_list, sweep_settings
+from .common import Parser, add_sweep_args, backbone_names, csv_list, executor, seed_list, sweep_settings
 
 
-def cmd_sweep(args) -> int:
+def cmd_sweep(args: argparse.Namespace) -> int:
     settings = sweep_settings(args)
     settings.pop("backbone", None)  # --runtime / --max-seq-length apply to each of the sweep's backbones
     if args.config:
@@ -41,7 +43,7 @@ def cmd_sweep(args) -> int:
     return 0
 
 
-def cmd_report(args) -> int:
+def cmd_report(args: argparse.Namespace) -> int:
     records = load_records(args.results)
     if args.backbone:
         records = [r for r in records if args.backbone in (r.backbone, r.backbone.split("/")[-1])]
@@ -59,7 +61,7 @@ def cmd_report(args) -> int:
     return 0
 
 
-def load_paper(folder: str | Path = "paper"):
+def load_paper(folder: str | Path = "paper") -> ModuleType:
     """The ``paper`` package of a source checkout (not installed with the library), by path."""
     folder = Path(folder).resolve()
     if not (folder / "__init__.py").exists():
@@ -71,11 +73,11 @@ def load_paper(folder: str | Path = "paper"):
     return importlib.import_module(f"{folder.name}.cli")
 
 
-def cmd_reproduce(args, rest: list[str]) -> int:
+def cmd_reproduce(args: argparse.Namespace, rest: list[str]) -> int:
     return load_paper(args.paper).main(rest)
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
     p = sub.add_parser(
         "sweep",
         help="run data sets x methods x seeds into a results store",

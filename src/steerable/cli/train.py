@@ -20,6 +20,7 @@ from ..openset import HeldOut, Unseen, hold_out, open_set_metrics, split_held_ou
 from ..runs import RunSpec, Where, load_run, run, run_dataset
 from ..schedule import Schedule
 from .common import (
+    Parser,
     add_backbone_args,
     add_data_args,
     add_eval_args,
@@ -52,7 +53,7 @@ Backbone vectors are cached (STEER_CACHE_DIR, default ~/.cache/steerable): a tex
 """
 
 
-def cmd_datasets(args) -> int:
+def cmd_datasets(args: argparse.Namespace) -> int:
     if args.action == "import":
         if args.importer not in IMPORTERS or not args.source or not args.out:
             raise ValueError(f"write: steer datasets import {{{','.join(IMPORTERS)}}} FILE_OR_DIR --out DIR")
@@ -101,7 +102,7 @@ def read_schedule(path: str) -> Schedule:
         ) from None
 
 
-def cmd_train(args) -> int:
+def cmd_train(args: argparse.Namespace) -> int:
     if args.out:
         check_out(Path(args.out), args.overwrite)
     if args.method == "dial" and args.dial is None and not args.schedule:
@@ -175,7 +176,7 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_evaluate(args) -> int:
+def cmd_evaluate(args: argparse.Namespace) -> int:
     config, model, _ = load_run(args.run)
     ds_cfg = config["run"]["dataset"]
     seed = args.seed if args.seed is not None else config["run"]["train"]["seed"]
@@ -231,7 +232,7 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
     p = sub.add_parser(
         "datasets",
         help="list the data sets found (or import one), with hierarchy statistics",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +12,11 @@ from ..atomic import atomic_folder, permit, read_json
 from ..data import iter_text_chunks
 from ..encoder import SteerableEncoder
 from ..model import SteerableModel
-from ..search import BACKENDS, check_index_target, open_index_folder, write_index_folder
+from ..search import BACKENDS, SearchIndex, check_index_target, open_index_folder, write_index_folder
 from ..search.qdrant import DEFAULT_COLLECTION
 from ..search.ranking import truncate
 from .common import (
+    Parser,
     add_backbone_args,
     backbone_options,
     check_out,
@@ -31,7 +33,7 @@ def read_texts(path: str, text_col: str | None) -> list[str]:
     return [text for chunk in iter_text_chunks(path, 65536, text_col) for text in chunk]
 
 
-def cmd_index(args) -> int:
+def cmd_index(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     # before any encoding: an existing folder, collection or table, a missing URL, a silent server
@@ -76,7 +78,7 @@ def cmd_index(args) -> int:
     return 0
 
 
-def cmd_search(args) -> int:
+def cmd_search(args: argparse.Namespace) -> int:
     index, meta, texts = open_index_folder(args.index, url=args.url)
     try:
         return _search(index, meta, texts, args)
@@ -84,7 +86,7 @@ def cmd_search(args) -> int:
         index.close()
 
 
-def _search(index, meta: dict, texts: list[str], args) -> int:
+def _search(index: SearchIndex, meta: dict, texts: list[str], args: argparse.Namespace) -> int:
     if not meta.get("model"):
         raise ValueError("this index was built from an embeddings file; it has no model to encode a text query with")
     enc = SteerableEncoder.from_pretrained(meta["model"])
@@ -93,6 +95,7 @@ def _search(index, meta: dict, texts: list[str], args) -> int:
     shortlist = None if args.exact else args.shortlist
     funnel = f"{meta['prefix_dim']}-d shortlist of {shortlist}, {meta['full_dim']}-d rerank"
     if args.adaptive is not None and not args.exact:
+        assert shortlist is not None  # not --exact: the --shortlist size
         ids, scores, extended = index.adaptive(q_prefix, q_full, k=args.k, shortlist=shortlist, margin=args.adaptive)
         mode = f"adaptive (margin {args.adaptive:g}): " + (
             funnel if extended[0] else f"{meta['prefix_dim']}-d prefix alone (confident)"
@@ -107,7 +110,7 @@ def _search(index, meta: dict, texts: list[str], args) -> int:
     return 0
 
 
-def cmd_encode(args) -> int:
+def cmd_encode(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if Path(args.out).exists() and not args.overwrite:
@@ -127,7 +130,7 @@ def cmd_encode(args) -> int:
     return 0
 
 
-def cmd_export(args) -> int:
+def cmd_export(args: argparse.Namespace) -> int:
     # Imported here, not at the top: the export module imports sentence-transformers, which takes
     # seconds, and no other command needs it.
     from ..export import export_onnx, export_sentence_transformer
@@ -152,7 +155,7 @@ def cmd_export(args) -> int:
     return 0
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
     p = sub.add_parser(
         "index",
         help="build a search index of texts (or of an embeddings file)",

@@ -42,7 +42,7 @@ def canonical_levels(path: Path) -> tuple[str, ...]:
     """Level columns l0, l1, ... present in the first row of a canonical training file."""
     with gzip.open(path / "train.jsonl.gz", "rt", encoding="utf-8") as f:
         first = json.loads(f.readline() or "{}")
-    levels = []
+    levels: list[str] = []
     while f"l{len(levels)}" in first:
         levels.append(f"l{len(levels)}")
     return tuple(levels)
@@ -77,7 +77,9 @@ def combine_datasets(datasets: Sequence[HierarchicalDataset], name: str = "combi
     names = [ds.name for ds in datasets]
     if len(set(names)) != len(names):
         raise ValueError(f"data set names must be distinct, got {names}")
-    coarse, fine, parents = [], [], []
+    coarse: list[str] = []
+    fine: list[str] = []
+    parents = []
     splits: dict[str, tuple[list[str], list[np.ndarray]]] = {s: ([], []) for s in SPLITS}
     for ds in datasets:
         h = ds.hierarchy

@@ -15,7 +15,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -71,7 +71,7 @@ def check_utf8(path: str | Path) -> None:
 
 
 @contextmanager
-def utf8_errors(path: Path):
+def utf8_errors(path: Path) -> Iterator[None]:
     """Turn a UnicodeDecodeError while reading ``path`` into a :class:`DataError` naming its line."""
     try:
         yield
@@ -81,7 +81,7 @@ def utf8_errors(path: Path):
 
 
 @contextmanager
-def csv_errors(path: Path):
+def csv_errors(path: Path) -> Iterator[None]:
     """Turn pandas' errors reading a CSV / TSV file into one-line :class:`DataError` naming it."""
     try:
         with utf8_errors(path):
@@ -166,7 +166,14 @@ def read_table(path: str | Path) -> tuple[list[dict], list[str], list[int]]:
     return df.to_dict("records"), [str(c) for c in df.columns], numbers
 
 
-def _column_values(path, rows, columns, numbers, text_col, level_cols):
+def _column_values(
+    path: str | Path,
+    rows: list[dict],
+    columns: list[str],
+    numbers: list[int],
+    text_col: str,
+    level_cols: Sequence[str],
+) -> tuple[list[str], list[list[str]]]:
     if not rows:
         raise DataError(f"{path}: file is empty (no rows)")
     for col in (text_col, *level_cols):
@@ -206,13 +213,13 @@ class _RawSplit:
     rows: list[int]  # row number of each example in its file
 
 
-def _read_split(path, text_col, level_cols) -> _RawSplit:
+def _read_split(path: str | Path, text_col: str, level_cols: Sequence[str]) -> _RawSplit:
     rows, columns, numbers = read_table(path)
     texts, labels = _column_values(path, rows, columns, numbers, text_col, level_cols)
     return _RawSplit(Path(path), texts, labels, numbers)
 
 
-def _build_hierarchy(train: _RawSplit, others: Sequence[_RawSplit], level_cols) -> Hierarchy:
+def _build_hierarchy(train: _RawSplit, others: Sequence[_RawSplit], level_cols: Sequence[str]) -> Hierarchy:
     """Class vocabularies from the training split; parent map checked over every split."""
     n_levels = len(level_cols)
     if n_levels < 2:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import pandas as pd
 import pyarrow as pa
@@ -65,7 +65,7 @@ def iter_text_chunks(path: str | Path, chunk_size: int, text_col: str | None = N
         return
     if name.endswith((".jsonl", ".jsonl.gz")):
 
-        def texts(f):
+        def texts(f: Iterable[str]) -> Iterator[str]:
             for i, line in enumerate(f, start=1):
                 if line.strip():
                     try:

@@ -30,6 +30,8 @@ Three options work with any trainable head (each is saved in the head's config):
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -46,8 +48,18 @@ class Head(nn.Module):
     kind: str = ""
     prefix_is_truncation: bool = True
     trainable: bool = True  # False: a head with nothing to train (it may be fitted, see fit)
+    # what the options add (set_options), as their types
+    prefix_mean: torch.Tensor
+    prefix_components: torch.Tensor
+    prefix_map: nn.Linear
+    parents: torch.Tensor
+    prototypes: nn.Parameter
+    fine_classifier: nn.Linear
 
-    feature_dim: int = 0  # width of the features the posterior classifier reads
+    @property
+    def feature_dim(self) -> int:
+        """Width of the features the posterior classifier reads."""
+        return 0
 
     def __init__(self, input_dim: int, num_blocks: int = 4, block_dim: int = 64):
         super().__init__()
@@ -74,7 +86,9 @@ class Head(nn.Module):
                     self.prefix_map.weight.copy_(self.prefix_components)
                     self.prefix_map.bias.copy_(-self.prefix_components @ self.prefix_mean)
 
-    def set_options(self, segments=None, posterior: dict | None = None, prefix: dict | None = None) -> "Head":
+    def set_options(
+        self, segments: Sequence[int] | None = None, posterior: dict | None = None, prefix: dict | None = None
+    ) -> "Head":
         """Turn on the ``segments``, ``posterior`` and/or ``prefix`` options (module docstring); returns self."""
         if prefix:
             self._set_prefix(prefix)
@@ -126,6 +140,7 @@ class Head(nn.Module):
 
     def with_prefix(self, x: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
         """``blocks`` with the ``prefix`` option applied to the first (``x``: the head's input)."""
+        assert self.prefix is not None
         mode = self.prefix["mode"]
         if mode == "init":
             first = self.prefix_map(x)
@@ -177,6 +192,7 @@ class Head(nn.Module):
         the coarse posterior of the fine ``logits``. Without the option, ``blocks`` as they are."""
         if not self.posterior:
             return blocks, None
+        assert logits is not None  # a head with the posterior option gives them
         post = self._coarse_posterior(logits)
         mix = self.posterior["mix"]
         if self.training:
@@ -193,7 +209,7 @@ class Head(nn.Module):
         p = torch.softmax(logits.float(), dim=-1)
         coarse = torch.zeros(len(p), len(self.prototypes), dtype=p.dtype, device=p.device)
         coarse = coarse.index_add(1, self.parents, p)  # p_c = sum of the children's probabilities
-        if self.posterior.get("hard"):  # the predicted coarse class alone, one-hot
+        if (self.posterior or {}).get("hard"):  # the predicted coarse class alone, one-hot
             coarse = F.one_hot(coarse.argmax(-1), len(self.prototypes)).to(p.dtype)
         return F.normalize(coarse @ self.prototypes.float(), dim=-1)
 
@@ -203,7 +219,8 @@ class Head(nn.Module):
         coarse-class means on ``x`` (the training vectors). Returns the scales."""
         was = self.training
         self.eval()
-        parts = [[], []]
+        assert self.posterior is not None
+        parts: list[list[torch.Tensor]] = [[], []]
         for s in range(0, len(x), batch_size):
             xb = x[s : s + batch_size]
             feats, blocks = self.features_and_blocks(xb)

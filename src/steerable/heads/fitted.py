@@ -3,6 +3,8 @@ principal axes) and the closed-form projections, fitted on the training vectors 
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -37,7 +39,9 @@ class IdentityHead(Head):
     def prefix_dims(self) -> list[int]:
         return [self.block_dim * j for j in range(1, self.num_blocks)] + [self.input_dim]
 
-    def set_options(self, segments=None, posterior: dict | None = None, prefix: dict | None = None) -> "Head":
+    def set_options(
+        self, segments: Sequence[int] | None = None, posterior: dict | None = None, prefix: dict | None = None
+    ) -> "Head":
         if segments or posterior or prefix:
             raise ValueError(f"the {self.kind} head takes no segments, posterior or prefix options")
         return self
@@ -75,6 +79,8 @@ class PCAHead(IdentityHead):
     """
 
     kind = "pca"
+    mean: torch.Tensor
+    components: torch.Tensor
 
     def __init__(self, input_dim: int, num_blocks: int = 4, block_dim: int = 64):
         super().__init__(input_dim, num_blocks, block_dim)
@@ -135,6 +141,7 @@ class RandomSubsetHead(IdentityHead):
     with neither PCA's choice nor a trained head's."""
 
     kind = "random_subset"
+    order: torch.Tensor
 
     def __init__(self, input_dim: int, num_blocks: int = 4, block_dim: int = 64):
         super().__init__(input_dim, num_blocks, block_dim)

@@ -78,10 +78,10 @@ class Method:
 
     name: str
     label: str
-    build: Callable[[int, int], Schedule]  # (num_levels, num_blocks) -> Schedule
+    build: Callable[..., Schedule]  # (num_levels=2, num_blocks=4) -> Schedule
     about: str
     short_label: str = ""  # for tight figure axes; the label when empty
-    at: Callable[[float], Callable[[int, int], Schedule]] | None = None  # the builder at a setting (name@x)
+    at: Callable[[float], Callable[..., Schedule]] | None = None  # the builder at a setting (name@x)
 
     @property
     def short(self) -> str:
@@ -188,26 +188,26 @@ _ENTRIES = (
     Method(
         "gep",
         "GEP projection",
-        lambda L=2, nb=4: projection("gep", None, L, nb),
+        partial(projection, "gep", None),
         "closed form: coarse separation and variance against fine spread inside a coarse class (gep@LAMBDA)",
         "GEP",
-        at=lambda v: lambda L=2, nb=4: projection("gep", v, L, nb),
+        at=lambda v: partial(projection, "gep", v),
     ),
     Method(
         "nuisance",
         "Nuisance removal",
-        lambda L=2, nb=4: projection("nuisance", None, L, nb),
+        partial(projection, "nuisance", None),
         "closed form: PCA after removing the directions fine classes spread along (nuisance@K)",
         "Nuisance",
-        at=lambda v: lambda L=2, nb=4: projection("nuisance", v, L, nb),
+        at=lambda v: partial(projection, "nuisance", v),
     ),
     Method(
         "lda",
         "Coarse LDA + PCA",
-        lambda L=2, nb=4: projection("lda", None, L, nb),
+        partial(projection, "lda", None),
         "closed form: coarse discriminant directions weighted W, then PCA (lda@W)",
         "LDA+PCA",
-        at=lambda v: lambda L=2, nb=4: projection("lda", v, L, nb),
+        at=lambda v: partial(projection, "lda", v),
     ),
     Method(
         "proj_mrl",
@@ -226,9 +226,9 @@ _ENTRIES = (
     Method(
         "blend",
         "Blend",
-        lambda L=2, nb=4: blend(None, L, nb),
+        partial(blend, None),
         "hybrid: PCA-64 and Adversarial-MRL's prefix mixed after training (blend@A)",
-        at=lambda v: lambda L=2, nb=4: blend(v, L, nb),
+        at=lambda v: partial(blend, v),
     ),
 )
 METHODS: dict[str, Method] = {m.name: m for m in _ENTRIES}
@@ -268,6 +268,7 @@ def method(name: str) -> Method:
         )
     if value is None:
         return entry
+    assert entry.at is not None  # checked above
     build = entry.at(value)
     return Method(build().name, f"{entry.label} {value:g}", build, entry.about, f"{entry.short} {value:g}")
 

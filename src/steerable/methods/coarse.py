@@ -4,6 +4,8 @@ their recipe, and the classifier floor (Coarse one-hot)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..schedule import Schedule, Term
 from .matryoshka import DISTILL_TEMPERATURE
 from .parts import FULL_WEIGHT, PREFIX_WEIGHT, block_keep, dial_name, named, onehot, prefix_probs
@@ -12,8 +14,8 @@ from .parts import FULL_WEIGHT, PREFIX_WEIGHT, block_keep, dial_name, named, one
 # + 0.5 CE on the 64-d prefix, hierarchical SupCon (same-coarse negatives weigh 1.3) + 0.5 CE on the
 # full vector. They differ in what the prefix may learn from the fine label.
 
-BEYOND_RECIPE = {"epochs": 20, "batch_size": 64, "lr": 1e-3, "lr_schedule": "cosine"}
-SUPCON = {"loss": "supcon", "temperature": 0.1, "ce_weight": 0.5}
+BEYOND_RECIPE: dict[str, Any] = {"epochs": 20, "batch_size": 64, "lr": 1e-3, "lr_schedule": "cosine"}
+SUPCON: dict[str, Any] = {"loss": "supcon", "temperature": 0.1, "ce_weight": 0.5}
 
 
 def _prefix_coarse(L: int, nb: int, fine_weight: float = 0.0) -> Term:

@@ -19,7 +19,7 @@ class Table:
         self.title, self.columns, self.rows, self.note = title, columns, rows, note
 
     def markdown(self) -> str:
-        def cell(c) -> str:
+        def cell(c: object) -> str:
             return str(c).replace("|", "\\|")
 
         out = [
@@ -41,7 +41,7 @@ class Table:
         return buf.getvalue()
 
     def latex(self) -> str:
-        def esc(s) -> str:
+        def esc(s: object) -> str:
             return (
                 str(s)
                 .replace("\\", "\\textbackslash{}")

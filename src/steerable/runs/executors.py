@@ -13,6 +13,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
+
 from ..extras import require
 
 
@@ -28,7 +29,7 @@ class LocalExecutor:
         self.workers = max(1, workers)
         self.threads = threads
 
-    def map(self, fn: Callable, jobs: Sequence[dict], **kwargs) -> Iterable:
+    def map(self, fn: Callable, jobs: Sequence[list[dict]], **kwargs: Any) -> Iterable:
         if self.workers == 1:
             for job in jobs:
                 yield fn(job, threads=self.threads, **kwargs)
@@ -56,23 +57,29 @@ class RayExecutor:
         if not ray.is_initialized():
             if runtime_env is None and address is not None:
                 runtime_env = {"py_modules": [str(Path(__file__).resolve().parents[1])]}
-            ray.init(address=address, ignore_reinit_error=True, include_dashboard=False,
-                     log_to_driver=False, runtime_env=runtime_env)
+            ray.init(
+                address=address,
+                ignore_reinit_error=True,
+                include_dashboard=False,
+                log_to_driver=False,
+                runtime_env=runtime_env,
+            )
         self.num_cpus = num_cpus_per_run
 
-    def map(self, fn: Callable, jobs: Sequence[dict], inputs: Callable[[dict], Any] | None = None,
-            **kwargs) -> Iterable:
+    def map(
+        self, fn: Callable, jobs: Sequence[list[dict]], inputs: Callable[[list[dict]], Any] | None = None, **kwargs: Any
+    ) -> Iterable:
         remote = self.ray.remote(num_cpus=self.num_cpus)(fn)
         shipped: dict[int, Any] = {}  # id of an inputs value -> its object ref
 
-        def ref(job):
+        def ref(job: list[dict]) -> Any:
+            assert inputs is not None  # ref is called only when inputs is given
             value = inputs(job)
             if id(value) not in shipped:
                 shipped[id(value)] = self.ray.put(value)
             return shipped[id(value)]
 
-        pending = [remote.remote(job, *([ref(job)] if inputs else []), threads=self.num_cpus, **kwargs)
-                   for job in jobs]
+        pending = [remote.remote(job, *([ref(job)] if inputs else []), threads=self.num_cpus, **kwargs) for job in jobs]
         while pending:
             done, pending = self.ray.wait(pending, num_returns=1)
             yield self.ray.get(done[0])

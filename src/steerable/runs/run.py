@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -60,9 +60,16 @@ class Where:
     progress: bool = True
 
 
-def run(spec: RunSpec, *, dataset: HierarchicalDataset | None = None, data_dir: str | None = None,
-        where: Where | None = None, out: str | Path | None = None, dataset_source: dict | None = None,
-        checkpoint: str | Path | None = None) -> RunResult:
+def run(
+    spec: RunSpec,
+    *,
+    dataset: HierarchicalDataset | None = None,
+    data_dir: str | None = None,
+    where: Where | None = None,
+    out: str | Path | None = None,
+    dataset_source: dict | None = None,
+    checkpoint: str | Path | None = None,
+) -> RunResult:
     """Train the run ``spec`` names (a method with no terms, such as Flat, trains nothing) and measure it;
     write a run folder when ``out`` is given.
 
@@ -77,16 +84,24 @@ def run(spec: RunSpec, *, dataset: HierarchicalDataset | None = None, data_dir: 
     held-out classes). ``checkpoint``: a file the training writes after each epoch and resumes from when
     the same run is started again (:func:`~steerable.training.train`).
     """
-    (result,) = run_seeds([spec], dataset=dataset, data_dir=data_dir, where=where, dataset_source=dataset_source,
-                          checkpoint=checkpoint)
+    (result,) = run_seeds(
+        [spec], dataset=dataset, data_dir=data_dir, where=where, dataset_source=dataset_source, checkpoint=checkpoint
+    )
     if out is not None:
         save_run(result, out)
     return result
 
 
-def run_seeds(specs: Sequence[RunSpec], *, dataset: HierarchicalDataset | None = None, data_dir: str | None = None,
-              where: Where | None = None, dataset_source: dict | None = None, group: bool = True,
-              checkpoint: str | Path | None = None) -> list[RunResult]:
+def run_seeds(
+    specs: Sequence[RunSpec],
+    *,
+    dataset: HierarchicalDataset | None = None,
+    data_dir: str | None = None,
+    where: Where | None = None,
+    dataset_source: dict | None = None,
+    group: bool = True,
+    checkpoint: str | Path | None = None,
+) -> list[RunResult]:
     """:func:`run` for each of ``specs``, which must differ only by seed; the results in their order.
 
     With ``group`` the seeds' heads train together as one stacked model
@@ -102,12 +117,11 @@ def run_seeds(specs: Sequence[RunSpec], *, dataset: HierarchicalDataset | None =
     if checkpoint is not None and len(specs) > 1:
         raise ValueError("a checkpoint is for a single run")
     where = where or Where()
-    if where.backbone is None:
-        where = replace(where, backbone=Backbone(first.backbone))
-    elif where.backbone.name != first.backbone:
-        raise ValueError(f"the spec's backbone is {first.backbone!r}, the encoder given is {where.backbone.name!r}")
-    if where.cache is None:
-        where = replace(where, cache=VectorCache(where.backbone))
+    backbone = where.backbone or Backbone(first.backbone)
+    if backbone.name != first.backbone:
+        raise ValueError(f"the spec's backbone is {first.backbone!r}, the encoder given is {backbone.name!r}")
+    cache = where.cache if where.cache is not None else VectorCache(backbone)  # (an empty cache is falsy)
+    where = replace(where, backbone=backbone, cache=cache)
     if dataset is None:
         dataset = load_dataset(first.dataset, data_dir)
     elif dataset.name != first.dataset:
@@ -115,12 +129,21 @@ def run_seeds(specs: Sequence[RunSpec], *, dataset: HierarchicalDataset | None =
     schedule = first.build_schedule(dataset.hierarchy.num_levels)
     runs = [_Prepared.make(spec, dataset, schedule, where) for spec in specs]
     todo = [r for r in runs if r.history is None]  # not already in the model cache
-    if group and len(todo) > 1 and schedule.trains and why_not_together(
-            [r.model for r in todo], [r.cfg for r in todo], [len(r.vecs.train) for r in todo]) is None:
+    if (
+        group
+        and len(todo) > 1
+        and schedule.trains
+        and why_not_together([r.model for r in todo], [r.cfg for r in todo], [len(r.vecs.train) for r in todo]) is None
+    ):
         t0 = time.perf_counter()
-        histories = train_group([r.model for r in todo], schedule,
-                                [(r.vecs.train, r.vecs.y_train, r.vecs.validation, r.vecs.y_validation)
-                                 for r in todo], [r.cfg for r in todo], progress=where.progress, device=where.device)
+        histories = train_group(
+            [r.model for r in todo],
+            schedule,
+            [(r.vecs.train, r.vecs.y_train, r.vecs.validation, r.vecs.y_validation) for r in todo],
+            [r.cfg for r in todo],
+            progress=where.progress,
+            device=where.device,
+        )
         share = (time.perf_counter() - t0) / len(todo)  # each run's share of the group's time
         for r, history in zip(todo, histories):
             r.trained(history, share, together=len(todo))
@@ -132,8 +155,10 @@ def run_seeds(specs: Sequence[RunSpec], *, dataset: HierarchicalDataset | None =
 
 def protocols_of(spec: RunSpec) -> list[Protocol]:
     """The protocols ``spec`` is measured under, in its order."""
-    return [paper_protocol(spec.paper_n, seed=spec.seed, k=spec.k) if name == "paper" else standard_protocol(k=spec.k)
-            for name in spec.protocols]
+    return [
+        paper_protocol(spec.paper_n, seed=spec.seed, k=spec.k) if name == "paper" else standard_protocol(k=spec.k)
+        for name in spec.protocols
+    ]
 
 
 @dataclass
@@ -157,17 +182,31 @@ class _Prepared:
 
     @classmethod
     def make(cls, spec: RunSpec, dataset: HierarchicalDataset, schedule: Schedule, where: Where) -> "_Prepared":
-        cfg = TrainConfig.for_schedule(schedule, epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr,
-                                       seed=spec.seed, precision=spec.precision)
+        cfg = TrainConfig.for_schedule(
+            schedule,
+            epochs=spec.epochs,
+            batch_size=spec.batch_size,
+            lr=spec.lr,
+            seed=spec.seed,
+            precision=spec.precision,
+        )
         head_options = head_shape(spec)
         backbone, cache = where.backbone, where.cache
+        assert backbone is not None and cache is not None  # run_seeds fills both in
         held, whole = None, dataset
         if spec.unseen is not None:
             unseen = replace(Unseen.parse(spec.unseen), min_queries=spec.min_queries)
             dataset, held = hold_out(dataset, unseen, cfg.seed, max_test=spec.max_test, measured_on=spec.split)
         t0 = time.perf_counter()
-        vecs = split_vectors(dataset, backbone, cache=cache, max_train=spec.max_train, max_test=spec.max_test,
-                             seed=cfg.seed, progress=where.progress)
+        vecs = split_vectors(
+            dataset,
+            backbone,
+            cache=cache,
+            max_train=spec.max_train,
+            max_test=spec.max_test,
+            seed=cfg.seed,
+            progress=where.progress,
+        )
         if spec.split == "validation":  # measured on the validation split: the test split plays no part
             # with held-out classes, every validation text is measured (the held-out ones are the
             # queries: episodic held-out classes); training still sees the seen classes' texts only
@@ -177,12 +216,14 @@ class _Prepared:
         t_encode = time.perf_counter() - t0
         t1 = time.perf_counter()
         torch.manual_seed(cfg.seed)
-        model = SteerableModel.for_schedule(schedule, spec.head, vecs.train.shape[1], dataset.hierarchy, backbone.name,
-                                            head_options)
+        model = SteerableModel.for_schedule(
+            schedule, spec.head, vecs.train.shape[1], dataset.hierarchy, backbone.name, head_options
+        )
         key = _training_key(schedule, cfg, spec.head, head_options, dataset.name, backbone, vecs, where.device)
         history = _load_trained(model, where.model_cache, key)
-        return cls(spec, dataset, held, schedule, cfg, where, vecs, model, key, t_encode, time.perf_counter() - t1,
-                   history)
+        return cls(
+            spec, dataset, held, schedule, cfg, where, vecs, model, key, t_encode, time.perf_counter() - t1, history
+        )
 
     def train(self, checkpoint: str | Path | None = None) -> None:
         """Train alone (unless the model cache already held the trained model)."""
@@ -190,8 +231,18 @@ class _Prepared:
             return
         t0 = time.perf_counter()
         v = self.vecs
-        history = train(self.model, self.schedule, v.train, v.y_train, v.validation, v.y_validation, self.cfg,
-                        progress=self.where.progress, checkpoint=checkpoint, device=self.where.device)
+        history = train(
+            self.model,
+            self.schedule,
+            v.train,
+            v.y_train,
+            v.validation,
+            v.y_validation,
+            self.cfg,
+            progress=self.where.progress,
+            checkpoint=checkpoint,
+            device=self.where.device,
+        )
         self.trained(history, time.perf_counter() - t0)
 
     def trained(self, history: dict, seconds: float, together: int = 1) -> None:
@@ -204,33 +255,44 @@ class _Prepared:
         protocols = protocols_of(spec)
         cost = {}
         if schedule.trains:
-            cost = {"head_parameters": head_parameters(model),
-                    "train_flops_per_example": training_flops_per_example(
-                        model, schedule, vecs.train, vecs.y_train, cfg.batch_size),
-                    "encode_flops_per_text": encoding_flops_per_text(model)}
+            cost = {
+                "head_parameters": head_parameters(model),
+                "train_flops_per_example": training_flops_per_example(
+                    model, schedule, vecs.train, vecs.y_train, cfg.batch_size
+                ),
+                "encode_flops_per_text": encoding_flops_per_text(model),
+            }
         # each split is embedded once, shared by classification, the probe and retrieval
         all_test, train_embs = model.embed_vectors(vecs.test), model.embed_vectors(vecs.train)
         seen, unseen_mask = split_held_out(vecs, self.held)
         test_embs, y_test = [e[~unseen_mask] for e in all_test], seen.y_test  # the seen classes'
-        metrics = evaluate_embeddings(test_embs, y_test, train_embs, vecs.y_train, model.dims, h.level_names,
-                                      protocols)
-        open_set = (open_set_metrics(all_test, model.dims, vecs.y_test, unseen_mask, h.level_names, self.held,
-                                     cfg.seed) if self.held is not None else {})
+        metrics = evaluate_embeddings(test_embs, y_test, train_embs, vecs.y_train, model.dims, h.level_names, protocols)
+        open_set = (
+            open_set_metrics(all_test, model.dims, vecs.y_test, unseen_mask, h.level_names, self.held, cfg.seed)
+            if self.held is not None
+            else {}
+        )
         probe = probe_prefix(train_embs[0], vecs.y_train, test_embs[0], y_test, h.level_names, seed=cfg.seed)
         shape = geometry(test_embs, model.dims, y_test, seen.test, seed=cfg.seed)
-        retrieval_metrics = (evaluate_retrieval(test_embs, model.dims, y_test, h.level_names, cfg.seed)
-                             if spec.retrieval else {})
+        retrieval_metrics = (
+            evaluate_retrieval(test_embs, model.dims, y_test, h.level_names, cfg.seed) if spec.retrieval else {}
+        )
         device, unseen, backbone = self.where.device, spec.unseen, self.where.backbone
-        config = {
+        assert backbone is not None and self.history is not None  # filled in by run_seeds and training
+        config: dict[str, Any] = {
             "steerable_version": __version__,
             "method": schedule.name,
-            "dataset": {"name": self.dataset.name, **(dataset_source or {}), "max_train": spec.max_train,
-                        "max_test": spec.max_test, "sizes": {"train": len(vecs.y_train),
-                                                             "validation": len(vecs.y_validation),
-                                                             "test": len(vecs.y_test)},
-                        "notes": self.dataset.notes, "unseen": unseen,
-                        **({"held_out": self.held.to_dict()} if self.held else {}),
-                        "measured_on": spec.split},
+            "dataset": {
+                "name": self.dataset.name,
+                **(dataset_source or {}),
+                "max_train": spec.max_train,
+                "max_test": spec.max_test,
+                "sizes": {"train": len(vecs.y_train), "validation": len(vecs.y_validation), "test": len(vecs.y_test)},
+                "notes": self.dataset.notes,
+                "unseen": unseen,
+                **({"held_out": self.held.to_dict()} if self.held else {}),
+                "measured_on": spec.split,
+            },
             "backbone": {"name": backbone.name, "fingerprint": backbone.fingerprint()},
             "schedule": schedule.to_dict(),
             "train": cfg.to_dict() | ({"device": str(device)} if device not in (None, "cpu") else {}),
@@ -241,8 +303,7 @@ class _Prepared:
         }
         if self.together > 1:  # "train" seconds are then this run's share of the group's
             config["trained_together"] = self.together
-        return RunResult(config, metrics, model, self.history, retrieval_metrics, probe, open_set, self.held,
-                         shape)
+        return RunResult(config, metrics, model, self.history, retrieval_metrics, probe, open_set, self.held, shape)
 
 
 def head_shape(spec: RunSpec) -> dict:
@@ -250,8 +311,16 @@ def head_shape(spec: RunSpec) -> dict:
     return {} if (spec.blocks, spec.block_dim) == (4, 64) else {"num_blocks": spec.blocks, "block_dim": spec.block_dim}
 
 
-def _training_key(schedule: Schedule, cfg: TrainConfig, head: str, head_options: dict, dataset: str,
-                  backbone: Backbone, vecs: SplitVectors, device: str | None = None) -> str | None:
+def _training_key(
+    schedule: Schedule,
+    cfg: TrainConfig,
+    head: str,
+    head_options: dict,
+    dataset: str,
+    backbone: Backbone,
+    vecs: SplitVectors,
+    device: str | None = None,
+) -> str | None:
     """What determined a trained model whose encoding mix is set after training, else None."""
     post = schedule.head_options.get("posterior") or {}
     prefix = schedule.head_options.get("prefix") or {}
@@ -263,11 +332,19 @@ def _training_key(schedule: Schedule, cfg: TrainConfig, head: str, head_options:
     for option, value in (("posterior", post), ("prefix", prefix)):
         if value:  # the mix used to encode is set after training: the same training for every value
             sch["head_options"][option] = {k: v for k, v in value.items() if k != "mix"}
-    blob = json.dumps({"schedule": sch, "train": cfg.to_dict(), "head": head, "options": head_options,
-                       "dataset": dataset, "backbone": backbone.fingerprint(),
-                       "data": hashlib.sha1(vecs.train.tobytes() + vecs.y_train.tobytes()).hexdigest()}
-                      | ({"device": str(device)} if device not in (None, "cpu") else {}),  # other kernels, other bits
-                      sort_keys=True)
+    blob = json.dumps(
+        {
+            "schedule": sch,
+            "train": cfg.to_dict(),
+            "head": head,
+            "options": head_options,
+            "dataset": dataset,
+            "backbone": backbone.fingerprint(),
+            "data": hashlib.sha1(vecs.train.tobytes() + vecs.y_train.tobytes()).hexdigest(),
+        }
+        | ({"device": str(device)} if device not in (None, "cpu") else {}),  # other kernels, other bits
+        sort_keys=True,
+    )
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
@@ -277,7 +354,7 @@ def _load_trained(model: SteerableModel, cache: str | Path | None, key: str | No
         return None
     cached = SteerableModel.load(Path(cache) / key)
     model.load_state_dict(cached.state_dict())
-    if model.head.posterior:
+    if model.head.posterior and cached.head.posterior:
         model.head.posterior["scales"] = cached.head.posterior["scales"]
     model.eval()
     return read_json(Path(cache) / key / "config.json")["history"]
@@ -319,6 +396,7 @@ def run_dataset(config: dict, data_dir: str | None = None) -> HierarchicalDatase
     ds = config["run"]["dataset"]
     if "files" in ds:
         f = ds["files"]
-        return load_files(f["train"], f["test"], f["validation"], text_col=ds["text_col"],
-                          level_cols=ds["levels"], name=ds["name"])
+        return load_files(
+            f["train"], f["test"], f["validation"], text_col=ds["text_col"], level_cols=ds["levels"], name=ds["name"]
+        )
     return load_dataset(ds["name"], data_dir, ds["levels"])

@@ -25,8 +25,17 @@ from ..training import recipe_value
 
 # Fields added after records were first stored: at these defaults a spec's id and dict are what they were
 # before the field existed, so a results store keeps serving its records.
-LATER_DEFAULTS = {"unseen": None, "split": "test", "min_queries": 200, "blocks": 4, "block_dim": 64,
-                  "schedule": None, "protocols": ("paper", "standard"), "k": 5, "retrieval": True}
+LATER_DEFAULTS = {
+    "unseen": None,
+    "split": "test",
+    "min_queries": 200,
+    "blocks": 4,
+    "block_dim": 64,
+    "schedule": None,
+    "protocols": ("paper", "standard"),
+    "k": 5,
+    "retrieval": True,
+}
 PROTOCOL_NAMES = ("paper", "standard")
 
 
@@ -62,17 +71,21 @@ class RunSpec:
     protocols: tuple[str, ...] = ("paper", "standard")
     k: int = 5
     retrieval: bool = True
+    # the method with its setting spelled out, pinned when the spec is made: the setting this spec means,
+    # whatever the default later (see explicit_method)
+    _explicit: str = field(init=False, repr=False, compare=False, default="")
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not self.dataset:
             raise ValueError("a run needs a data set")
         # Pin the training settings the method would use, so the run id names what actually ran.
         schedule = self.build_schedule()
         object.__setattr__(self, "method", schedule.name)  # canonical: "dial0.5" -> "dial@0.5"
         base, value = parse_setting(self.method) if self.schedule is None else (self.method, None)
-        default = default_setting(base) if self.schedule is None else None  # pinned now: the setting this spec
-        object.__setattr__(self, "_explicit", f"{base}@{default:g}" if value is None and default is not None
-                           else self.method)  # means, whatever the default later
+        default = default_setting(base) if self.schedule is None else None
+        object.__setattr__(
+            self, "_explicit", f"{base}@{default:g}" if value is None and default is not None else self.method
+        )
         for key in ("epochs", "batch_size", "lr"):
             if getattr(self, key) is None:
                 object.__setattr__(self, key, recipe_value(schedule, key))
@@ -81,13 +94,17 @@ class RunSpec:
         object.__setattr__(self, "protocols", tuple(self.protocols))
         problems = [
             (self.min_queries < 1, f"min_queries must be at least 1, got {self.min_queries}"),
-            (self.split not in ("test", "validation"),
-             f"a run is measured on the test or the validation split, not {self.split!r}"),
+            (
+                self.split not in ("test", "validation"),
+                f"a run is measured on the test or the validation split, not {self.split!r}",
+            ),
             ((schedule.head or self.head) not in HEADS, f"unknown head {self.head!r}; choose from {sorted(HEADS)}"),
             (self.blocks < 2, f"a head needs at least 2 blocks, got {self.blocks}"),
             (self.block_dim < 1, f"block_dim must be at least 1, got {self.block_dim}"),
-            (not self.protocols or any(p not in PROTOCOL_NAMES for p in self.protocols),
-             f"protocols must be among {', '.join(PROTOCOL_NAMES)}, got {list(self.protocols)}"),
+            (
+                not self.protocols or any(p not in PROTOCOL_NAMES for p in self.protocols),
+                f"protocols must be among {', '.join(PROTOCOL_NAMES)}, got {list(self.protocols)}",
+            ),
             (self.k < 1, f"k must be at least 1, got {self.k}"),
             (self.paper_n < 2, f"paper_n must be at least 2, got {self.paper_n}"),
             (self.precision not in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {self.precision!r}"),
@@ -118,6 +135,7 @@ class RunSpec:
     def to_dict(self) -> dict:
         """The fields, less those added later while at their defaults (:data:`LATER_DEFAULTS`)."""
         out = asdict(self)
+        del out["_explicit"]
         out["protocols"] = list(out["protocols"])
         for key, default in LATER_DEFAULTS.items():
             if out[key] == (list(default) if isinstance(default, tuple) else default):

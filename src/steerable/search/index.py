@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
@@ -171,7 +171,7 @@ class EmbeddedIndex:
         """Write ``vectors.safetensors``, ``index.json`` and, with ``hnsw=True``, the graph as
         ``prefix.faiss`` (``faiss.write_index``), each file atomically, ``index.json`` last."""
         directory = Path(directory)
-        tensors = {"prefix": self.prefix.vectors, "full": self.full.vectors, "ids": self.ids}
+        tensors: dict[str, np.ndarray] = {"prefix": self.prefix.vectors, "full": self.full.vectors, "ids": self.ids}
         atomic_write(directory / "vectors.safetensors", lambda p: save_file(tensors, str(p)))
         if isinstance(self.prefix, HNSW):
             import faiss
@@ -200,16 +200,19 @@ class EmbeddedIndex:
         t = load_file(str(directory / "vectors.safetensors"))
         graph_file = directory / cls.GRAPH_FILE
         if not (meta["hnsw"] and graph_file.exists()):
-            index.add(t["prefix"], t["full"], t["ids"])
+            index.add(t["prefix"], t["full"], t["ids"].tolist())
             return index
         import faiss
 
         graph = faiss.read_index(str(graph_file))
+        if not isinstance(graph, faiss.IndexHNSWFlat):
+            raise ValueError(f"{graph_file}: not an HNSW graph ({type(graph).__name__}); rebuild the index")
         if graph.ntotal != len(t["prefix"]) or graph.d != meta["prefix_dim"]:
             raise ValueError(
                 f"{graph_file}: a graph of {graph.ntotal} {graph.d}-d vectors, but the folder "
                 f"holds {len(t['prefix'])} {meta['prefix_dim']}-d prefixes; rebuild the index"
             )
+        assert isinstance(index.prefix, HNSW)  # meta["hnsw"]
         index.prefix.graph = graph
         index.prefix.vectors = np.ascontiguousarray(t["prefix"], dtype=np.float32)
         index.full.vectors = np.ascontiguousarray(t["full"], dtype=np.float32)
@@ -220,7 +223,7 @@ class EmbeddedIndex:
 BACKENDS = ("embedded", "faiss", "qdrant", "qdrant-edge", "pgvector")
 
 
-def build_index(backend: str, prefix_dim: int, full_dim: int, **options) -> SearchIndex:
+def build_index(backend: str, prefix_dim: int, full_dim: int, **options: Any) -> SearchIndex:
     """A new, empty index: ``embedded`` / ``numpy`` (exact scans), ``faiss`` (HNSW graph on the
     prefix), ``qdrant`` (:class:`QdrantIndex`), ``qdrant-edge`` (:class:`QdrantEdgeIndex`, needs
     ``path=``) or ``pgvector`` (:class:`~steerable.search.pgvector.PgvectorIndex`, needs ``url=``)."""
@@ -284,7 +287,7 @@ def check_index_target(
         raise ValueError("the pgvector backend needs --url postgresql://...")
     if overwrite:
         return
-    if backend == "pgvector" and table_exists(url, collection):
+    if backend == "pgvector" and url and table_exists(url, collection):
         raise ValueError(
             f"PostgreSQL at {safe_url(url)}: table {collection!r} already exists; pass --overwrite to replace it"
         )
@@ -317,13 +320,19 @@ def write_index_folder(
     check_index_target(directory, backend=backend, url=url, collection=collection, overwrite=overwrite)
     directory.mkdir(parents=True, exist_ok=True)
     dims = (prefix.shape[1], full.shape[1])
+    index: SearchIndex
     if backend == "qdrant-edge":
         check_name("Qdrant collection", collection)
         index = _build_edge(_edge_path(directory, collection), prefix, full, overwrite)
     else:
         if backend == "qdrant":
-            where = {"url": url} if url else {"path": str(directory / "qdrant")}
-            index = QdrantIndex(*dims, collection=collection, overwrite=overwrite, **where)
+            index = QdrantIndex(
+                *dims,
+                collection=collection,
+                overwrite=overwrite,
+                url=url or None,
+                path=None if url else str(directory / "qdrant"),
+            )
         elif backend == "pgvector":
             index = build_index(backend, *dims, url=url, table=collection, overwrite=overwrite)
         else:
@@ -344,7 +353,7 @@ def write_index_folder(
         {
             "backend": backend,
             "model": model,
-            "url": safe_url(url) if remote else None,
+            "url": safe_url(url) if remote and url else None,
             "collection": collection if backend in ("qdrant", "qdrant-edge", "pgvector") else None,
             "count": len(texts),
             "prefix_dim": dims[0],
@@ -364,9 +373,11 @@ def open_index_folder(directory: str | Path, url: str | None = None) -> tuple[Se
     backend, dims = meta["backend"], (meta["prefix_dim"], meta["full_dim"])
     collection = meta.get("collection") or DEFAULT_COLLECTION
     url = url or meta.get("url")
+    index: SearchIndex
     if backend == "qdrant":
-        where = {"url": url} if url else {"path": str(directory / "qdrant")}
-        index = QdrantIndex(*dims, collection=collection, create=False, **where)
+        index = QdrantIndex(
+            *dims, collection=collection, create=False, url=url or None, path=None if url else str(directory / "qdrant")
+        )
     elif backend == "qdrant-edge":
         index = QdrantEdgeIndex(*dims, path=_edge_path(directory, collection), create=False)
     elif backend == "pgvector":

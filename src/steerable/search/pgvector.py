@@ -18,7 +18,8 @@ off so that the index serves the shortlist even where the planner would scan a s
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -27,11 +28,15 @@ from ..extras import require
 from .funnel import adaptive
 from .funnel import checked as _check
 
+if TYPE_CHECKING:
+    import psycopg
+    import psycopg.sql
+
 MIN_PGVECTOR = (0, 8)  # subvector, l2_normalize and the iterative index scans
 _MAX_EF = 1000  # pgvector's ceiling for hnsw.ef_search
 
 
-def _psycopg():
+def _psycopg() -> tuple[ModuleType, ModuleType]:
     psycopg = require("psycopg", "pgvector", "the pgvector backend")
     return psycopg, require("psycopg.sql", "pgvector", "the pgvector backend")
 
@@ -152,7 +157,7 @@ class PgvectorIndex:
                     f"and {dims[1]}-d vectors, not {self.prefix_dim} and {self.full_dim}"
                 )
 
-    def _create(self, cur) -> None:
+    def _create(self, cur: psycopg.Cursor[Any]) -> None:
         sql, t = self.sql, self.sql.Identifier(self.table)
         if self._to_create == "replace":
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(t))
@@ -201,7 +206,7 @@ class PgvectorIndex:
         self._to_create = None
 
     # -- queries ---------------------------------------------------------------------------------
-    def _settings(self, cur, width: int) -> None:
+    def _settings(self, cur: psycopg.Cursor[Any], width: int) -> None:
         """Send the session settings for a ranking of ``width`` rows, where they changed."""
         ef = min(_MAX_EF, max(self.ef_search, width))
         settings = (ef, width > ef, self.exact)
@@ -215,7 +220,7 @@ class PgvectorIndex:
         cur.execute(f"SET enable_seqscan = {'on' if self.exact else 'off'}")
         self._applied = settings
 
-    def _many(self, statement, params: list, width: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _many(self, statement: psycopg.sql.Composed, params: list, width: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids, scores) of one statement run for each parameter set (one query each), padded with
         -1 / -inf; several statements go to the server in one pipeline."""
         ids = np.full((len(params), k), -1, np.int64)

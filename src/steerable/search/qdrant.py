@@ -17,7 +17,8 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
-from typing import Sequence
+from types import ModuleType
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -68,6 +69,10 @@ class _Qdrant:
     prefix_dim: int
     full_dim: int
     ef_search: int = 128
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
     exact: bool = False  # True: the engine scans every vector instead of searching its graph
 
     def _stages(self) -> None:
@@ -81,7 +86,7 @@ class _Qdrant:
         *,
         ids: list[int] | None = None,
         prefetch: tuple[np.ndarray, int] | None = None,
-    ):
+    ) -> Any:
         raise NotImplementedError
 
     def run(self, requests: list) -> list[list]:
@@ -133,7 +138,7 @@ class _Qdrant:
         return list(range(start, start + n)) if ids is None else [int(i) for i in ids]
 
 
-def _client():
+def _client() -> tuple[Any, ModuleType]:
     client = require("qdrant_client", "search", "the qdrant backend")
     return client.QdrantClient, require("qdrant_client.models", "search", "the qdrant backend")
 
@@ -221,10 +226,18 @@ class QdrantIndex(_Qdrant):
                 wait=True,
             )
 
-    def request(self, vector, using, limit, *, ids=None, prefetch=None):
+    def request(
+        self,
+        vector: np.ndarray,
+        using: str,
+        limit: int,
+        *,
+        ids: list[int] | None = None,
+        prefetch: tuple[np.ndarray, int] | None = None,
+    ) -> Any:
         m = self.models
 
-        def params(width):
+        def params(width: int) -> Any:
             return m.SearchParams(hnsw_ef=max(self.ef_search, width), exact=self.exact) if self.remote else None
 
         pre = None
@@ -236,14 +249,14 @@ class QdrantIndex(_Qdrant):
             query=vector.tolist(), using=using, limit=limit, prefetch=pre, filter=flt, params=params(limit)
         )
 
-    def run(self, requests):
+    def run(self, requests: list) -> list[list]:
         return [r.points for r in self.client.query_batch_points(self.collection, requests=requests)]
 
     def close(self) -> None:
         self.client.close()
 
 
-def _edge():
+def _edge() -> ModuleType:
     return require("qdrant_edge", "search", "the qdrant-edge backend")
 
 
@@ -317,7 +330,15 @@ class QdrantEdgeIndex(_Qdrant):
         self.shard.optimize()
         self.shard.flush()
 
-    def request(self, vector, using, limit, *, ids=None, prefetch=None):
+    def request(
+        self,
+        vector: np.ndarray,
+        using: str,
+        limit: int,
+        *,
+        ids: list[int] | None = None,
+        prefetch: tuple[np.ndarray, int] | None = None,
+    ) -> Any:
         qe = self.qe
         params = qe.SearchParams(hnsw_ef=max(self.ef_search, limit), exact=self.exact)
         pre = None
@@ -335,7 +356,7 @@ class QdrantEdgeIndex(_Qdrant):
             limit=limit, query=qe.Query.Nearest(vector.tolist(), using=using), prefetches=pre, filter=flt, params=params
         )
 
-    def run(self, requests):
+    def run(self, requests: list) -> list[list]:
         return self.shard.query_batch(self.qe.QueryBatchRequest(requests))
 
     def close(self) -> None:

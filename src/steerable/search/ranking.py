@@ -34,15 +34,15 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         cols = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         return cols, np.take_along_axis(scores, cols, axis=1)
     s = torch.from_numpy(scores)
-    vals, cols = torch.topk(s, k + 1, dim=1)
-    cut = torch.nonzero(vals[:, k] == vals[:, k - 1]).flatten()  # a tie across the boundary
-    cols = cols[:, :k]
+    tvals, tcols = torch.topk(s, k + 1, dim=1)
+    cut = torch.nonzero(tvals[:, k] == tvals[:, k - 1]).flatten()  # a tie across the boundary
+    tcols = tcols[:, :k]
     if len(cut):
-        sc, thr = s[cut], vals[cut, k - 1 : k]
+        sc, thr = s[cut], tvals[cut, k - 1 : k]
         above, equal = sc > thr, sc == thr
         keep = above | (equal & (torch.cumsum(equal, dim=1) <= k - above.sum(1, keepdim=True)))
-        cols[cut] = torch.nonzero(keep)[:, 1].view(len(cut), k)
-    cols = torch.sort(cols, dim=1).values.numpy()
+        tcols[cut] = torch.nonzero(keep)[:, 1].view(len(cut), k)
+    cols = torch.sort(tcols, dim=1).values.numpy()
     vals = np.take_along_axis(scores, cols, axis=1)
     order = np.argsort(-vals, axis=1, kind="stable")
     return np.take_along_axis(cols, order, axis=1), np.take_along_axis(vals, order, axis=1)
@@ -91,7 +91,7 @@ def rerank(queries: np.ndarray, docs: np.ndarray, candidates: np.ndarray, k: int
     import faiss  # imported where used: training and encoding never load it
 
     ptr = faiss.swig_ptr
-    faiss.knn_inner_products_by_idx(
+    faiss.knn_inner_products_by_idx(  # type: ignore[attr-defined]  # FAISS's C++ functions have no stubs
         ptr(q), ptr(docs), ptr(cand), docs.shape[1], nq, len(docs), width, kk, ptr(sims), ptr(rows), width
     )
     sims[rows < 0] = -np.inf
@@ -102,7 +102,9 @@ def rerank(queries: np.ndarray, docs: np.ndarray, candidates: np.ndarray, k: int
         c = np.sort(cand[t], axis=1)  # column order == row order, for the tie rule
         qt, ids = q[t], np.maximum(c, 0)  # named: FAISS reads them through raw pointers
         scores = np.empty(c.shape, dtype=np.float32)
-        faiss.fvec_inner_products_by_idx(ptr(scores), ptr(qt), ptr(docs), ptr(ids), docs.shape[1], len(t), width)
+        faiss.fvec_inner_products_by_idx(  # type: ignore[attr-defined]
+            ptr(scores), ptr(qt), ptr(docs), ptr(ids), docs.shape[1], len(t), width
+        )
         scores[c < 0] = -np.inf
         cols, sims[t] = top_k(scores, k)
         rows[t] = np.take_along_axis(c, cols, axis=1)

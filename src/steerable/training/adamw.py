@@ -46,18 +46,21 @@ class FlatAdamW(torch.optim.AdamW):
             for group in self.param_groups:
                 torch.nn.utils.clip_grad_norm_(group["params"], max_norm, foreach=True)
             return
-        for views, stretch in zip(self._flat.grad_views, self._flat.stretches):
+        flat = self._flat
+        assert flat is not None  # a flat step has its buffers
+        for views, stretch in zip(flat.grad_views, flat.stretches):
             total = torch.nn.utils.get_total_norm(views, 2.0, error_if_nonfinite=False, foreach=True)
-            self._flat.grad[stretch].mul_(torch.clamp(max_norm / (total + 1e-6), max=1.0))
+            flat.grad[stretch].mul_(torch.clamp(max_norm / (total + 1e-6), max=1.0))
 
     @torch.no_grad()
-    def step(self, closure=None):
+    def step(self, closure: None = None) -> None:  # type: ignore[override]  # takes no closure (raises on one)
         if closure is not None:
             raise ValueError("FlatAdamW takes no closure")
         ready, self._ready = self._gather(), None
         if not ready:
             return super().step()
         f = self._flat
+        assert f is not None  # a flat step has its buffers
         f.steps.add_(torch.tensor(1.0), alpha=1.0)
         t = f.steps[0].item()  # every packed parameter's count (torch reads each one's like this)
         for group, stretch in zip(self.param_groups, f.stretches):
@@ -106,10 +109,14 @@ class FlatAdamW(torch.optim.AdamW):
             self._flat = _Flat.pack(self)
             self._lockstep = self._flat is not None
         f = self._flat
-        if self._lockstep and not (all(p.grad is not None for p in f.params) and all(p.grad is None for p in f.others)):
+        if f is None:
             self._lockstep = False
-        if self._lockstep:
-            torch.cat([p.grad.reshape(-1) for p in f.params], out=f.grad)
+        elif self._lockstep and not (
+            all(p.grad is not None for p in f.params) and all(p.grad is None for p in f.others)
+        ):
+            self._lockstep = False
+        if self._lockstep and f is not None:
+            torch.cat([p.grad.reshape(-1) for p in f.params if p.grad is not None], out=f.grad)
         self._ready = self._lockstep
         return self._ready
 

@@ -41,9 +41,9 @@ def save_checkpoint(
     key: str,
     epoch: int,
     model: SteerableModel,
-    opt,
-    sched,
-    rng,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LambdaLR | None,
+    rng: np.random.Generator,
     history: dict,
     best_score: float,
     best_state: dict | None,
@@ -66,7 +66,14 @@ def save_checkpoint(
     atomic_write(path, lambda p: save_file(tensors, str(p), metadata={"state": json.dumps(meta)}))
 
 
-def load_checkpoint(path: Path, key: str, model: SteerableModel, opt, sched, rng):
+def load_checkpoint(
+    path: Path,
+    key: str,
+    model: SteerableModel,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LambdaLR | None,
+    rng: np.random.Generator,
+) -> tuple[int, dict, float, dict[str, torch.Tensor] | None] | None:
     """(next epoch, history, best score, best state) from a checkpoint of this training, else None."""
     if not path.exists():
         return None

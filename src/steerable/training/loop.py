@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,7 +38,7 @@ class TrainConfig:
     sampler: str = "random"  # or "balanced": batches of batch_size / 4 classes x 4 examples
     loss: LossConfig = field(default_factory=LossConfig)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -55,12 +57,12 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def for_schedule(cls, schedule: Schedule, **overrides) -> "TrainConfig":
+    def for_schedule(cls, schedule: Schedule, **overrides: Any) -> "TrainConfig":
         """Defaults, then the schedule's recipe, then every override that is not None."""
         return cls(**(dict(schedule.recipe) | {k: v for k, v in overrides.items() if v is not None}))
 
 
-def recipe_value(schedule: Schedule, key: str):
+def recipe_value(schedule: Schedule, key: str) -> Any:
     """A training setting as a method would run it: its recipe's value, else the default."""
     return schedule.recipe.get(key, TrainConfig.__dataclass_fields__[key].default)
 
@@ -256,11 +258,13 @@ def check_fits(model: SteerableModel, schedule: Schedule) -> None:
         )
 
 
-def optimiser(groups: list[list[torch.Tensor]], cfg: TrainConfig, total_steps: int) -> tuple[FlatAdamW, object]:
+def optimiser(
+    groups: Sequence[Sequence[torch.Tensor]], cfg: TrainConfig, total_steps: int
+) -> tuple[FlatAdamW, torch.optim.lr_scheduler.LambdaLR | None]:
     """(AdamW, learning-rate scheduler or None) of a training of ``total_steps`` steps, over parameter
     ``groups`` that are each clipped by their own norm (one model's parameters each)."""
     # torch's AdamW arithmetic, each operation one call over every parameter (steerable.training.adamw)
-    opt = FlatAdamW([{"params": g} for g in groups], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = FlatAdamW([{"params": list(g)} for g in groups], lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = None
     if cfg.lr_schedule == "cosine":  # cosine decay to 1 % of lr over the run
         sched = torch.optim.lr_scheduler.LambdaLR(
@@ -275,7 +279,8 @@ class Selection:
     def __init__(self, select_best: bool = True):
         self.select_best = select_best
         self.history: dict = {"epochs": [], "best_epoch": None}
-        self.best_score, self.best_state = -np.inf, None
+        self.best_score: float = -np.inf
+        self.best_state: dict | None = None
 
     def end_epoch(
         self,
@@ -307,6 +312,7 @@ class Selection:
     def finish(self, model: SteerableModel, x: torch.Tensor, y_train: np.ndarray) -> dict:
         """Load the best state into ``model`` (calibrating a posterior head that needs it), move it to
         the CPU in evaluation mode; returns the history."""
+        assert self.best_state is not None, "finish() after at least one epoch"
         model.load_state_dict(self.best_state)
         if model.head.posterior and "train_mix" in model.head.posterior:
             self.history["posterior_scales"] = model.head.calibrate(x, y_train[:, 0])
@@ -319,7 +325,7 @@ def _copy_state(state: dict) -> dict:
     """A copy of a state dict that owns its tensors (and only them: a weight that is a view of a larger
     tensor is copied alone)."""
     out = OrderedDict((k, v.clone()) for k, v in state.items())
-    out._metadata = getattr(state, "_metadata", None)  # the modules' versions, as load_state_dict reads them
+    out._metadata = getattr(state, "_metadata", None)  # type: ignore[attr-defined]  # as load_state_dict reads it
     return out
 
 

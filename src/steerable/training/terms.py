@@ -17,6 +17,7 @@ from ..schedule import LOSS_NAMES
 from .losses import LossConfig, block_loss, posterior_nll, similarity_distillation, supcon
 
 if TYPE_CHECKING:  # annotations only
+    from ..heads import Head
     from ..model import SteerableModel
     from ..schedule import Term
 
@@ -53,7 +54,7 @@ def scale_grad(blocks: torch.Tensor, scale: tuple[float, ...]) -> torch.Tensor:
     return blocks * g + blocks.detach() * (1 - g)
 
 
-def span_embed(head, blocks: torch.Tensor, j, start: int = 0) -> torch.Tensor:
+def span_embed(head: Head, blocks: torch.Tensor, j: int | torch.Tensor, start: int = 0) -> torch.Tensor:
     """Unit-length embedding of blocks ``start .. j-1`` (zero elsewhere, full width)."""
     if start == 0:
         return head.embed(blocks, j)
@@ -120,7 +121,7 @@ def seed_term(step: Step, term: "Term") -> Iterator[torch.Tensor]:
     """InfoNCE + margin + cross-entropy on each path's prefix, against the level's positives."""
     y = step.labels[: step.anchors]
 
-    def per_example(e, e_pos, i, k):
+    def per_example(e: torch.Tensor, e_pos: torch.Tensor, i: int, k: int) -> torch.Tensor:
         return block_loss(e, e_pos, y[:, k], step.model.classifiers[k](e), step.config)
 
     yield from _contrastive(step, term, per_example)
@@ -133,7 +134,7 @@ def supcon_term(step: Step, term: "Term") -> Iterator[torch.Tensor]:
     temperature = term.temperature if term.temperature is not None else cfg.temperature
     ce_weight = term.ce_weight if term.ce_weight is not None else cfg.ce_weight
 
-    def per_example(e, e_pos, i, k):
+    def per_example(e: torch.Tensor, e_pos: torch.Tensor, i: int, k: int) -> torch.Tensor:
         lab = torch.cat([y, step.group(step.labels, i)])
         out = supcon(
             torch.cat([e, e_pos]),

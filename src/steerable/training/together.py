@@ -26,7 +26,9 @@ cannot (None where it can), and the runs layer trains those one by one.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -34,10 +36,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..heads import Head, MLPHead
 from ..model import SteerableModel
 from ..schedule import Schedule
 from .loop import BalancedBatches, PositiveSampler, Selection, TrainConfig, check_fits, optimiser, terms_loss
 from .terms import Step
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
 
 GROUPED_HEADS = ("mlp", "linear")
 
@@ -99,11 +105,11 @@ class _BatchedLinear(torch.autograd.Function):
         return torch.baddbmm(b[:, None, :], x, w.transpose(1, 2))
 
     @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
+    def setup_context(ctx: Any, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         ctx.save_for_backward(inputs[0], inputs[1])
 
     @staticmethod
-    def backward(ctx, g: torch.Tensor):
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
         x, w = ctx.saved_tensors
         gx = torch.bmm(g, w) if ctx.needs_input_grad[0] else None
         gw = torch.bmm(g.transpose(1, 2), x) if ctx.needs_input_grad[1] else None
@@ -118,12 +124,12 @@ class _StackedLinears:
     on the seed's parameters as in a solo run, and their updates land in the stacked tensors.
     :meth:`release` gives every layer back weights of its own."""
 
-    def __init__(self, heads: list[nn.Module]):
+    def __init__(self, heads: Sequence[Head]):
         head = heads[0]
         names = {"linear": ["proj"], "mlp": ["trunk.0", "trunk.4", "proj"]}[head.kind]
         if head.posterior:
             names.append("fine_classifier")
-        self.layers = {name: [h.get_submodule(name) for h in heads] for name in names}
+        self.layers = {name: [_linear(h, name) for h in heads] for name in names}
         self.stacked: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         for name, layers in self.layers.items():
             w = torch.stack([layer.weight.detach() for layer in layers]).requires_grad_()
@@ -141,9 +147,10 @@ class _StackedLinears:
         gradients of its own parameters; the stacked tensors' are let go for the next step's."""
         for name, layers in self.layers.items():
             w, b = self.stacked[name]
-            if w.grad is not None:
+            gw, gb = w.grad, b.grad
+            if gw is not None and gb is not None:
                 for s, layer in enumerate(layers):
-                    layer.weight.grad, layer.bias.grad = w.grad[s], b.grad[s]
+                    layer.weight.grad, layer.bias.grad = gw[s], gb[s]
             w.grad = b.grad = None
 
     def follow(self) -> None:
@@ -171,12 +178,18 @@ class _StackedLinears:
                 layer.bias = nn.Parameter(layer.bias.detach().clone())
 
 
-def _per_seed(modules: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
+def _linear(head: Head, name: str) -> nn.Linear:
+    layer = head.get_submodule(name)
+    assert isinstance(layer, nn.Linear), f"{name} of a {head.kind} head is a {type(layer).__name__}"
+    return layer
+
+
+def _per_seed(modules: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
     return torch.stack([m(x[s]) for s, m in enumerate(modules)])
 
 
 def features_and_blocks(
-    heads: list[nn.Module], linears: _StackedLinears, x: torch.Tensor, streams: list[_TorchStream]
+    heads: Sequence[Head], linears: _StackedLinears, x: torch.Tensor, streams: list[_TorchStream]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Every seed's ``head.features_and_blocks(x[s])`` in training mode: (seeds, rows, features) and
     (seeds, rows, blocks, block_dim)."""
@@ -184,11 +197,11 @@ def features_and_blocks(
     if head.kind == "linear":
         feats = x
     else:  # mlp: Linear, LayerNorm, GELU, Dropout, Linear, LayerNorm, GELU; then the read-out
-        trunks = [h.trunk for h in heads]
-        z = F.gelu(_per_seed([t[1] for t in trunks], linears("trunk.0", x)))
+        assert isinstance(head, MLPHead)
+        z = F.gelu(_per_seed([h.get_submodule("trunk.1") for h in heads], linears("trunk.0", x)))
         if head.dropout > 0:
             z = torch.stack([stream.dropout(z[s], head.dropout) for s, stream in enumerate(streams)])
-        feats = F.gelu(_per_seed([t[5] for t in trunks], linears("trunk.4", z)))
+        feats = F.gelu(_per_seed([h.get_submodule("trunk.5") for h in heads], linears("trunk.4", z)))
     out = linears("proj", feats)
     return feats, out.reshape(len(heads), x.shape[1], head.num_blocks, head.block_dim)
 
@@ -255,7 +268,7 @@ class _Group:
         self.streams = [_TorchStream(c.seed, device) for c in cfgs]
         on_device: dict[int, torch.Tensor] = {}  # seeds that share their training data share its copy
 
-        def to_device(a: np.ndarray, dtype=None) -> torch.Tensor:
+        def to_device(a: np.ndarray, dtype: DTypeLike | None = None) -> torch.Tensor:
             if id(a) not in on_device:
                 on_device[id(a)] = torch.from_numpy(np.ascontiguousarray(a, dtype=dtype)).to(device)
             return on_device[id(a)]
@@ -279,11 +292,12 @@ class _Group:
         self.opt, self.sched = optimiser(self.params, self.cfg, self.cfg.epochs * self.steps)
         self.selections = [Selection(c.select_best) for c in cfgs]
 
-    def epoch(self, epoch: int, bar) -> list[np.ndarray]:
+    def epoch(self, epoch: int, bar: tqdm) -> list[np.ndarray]:
         """Train one epoch, then validate and select per seed; returns each seed's validation accuracies."""
         for m in self.models:
             m.train()
-        t0, losses = time.perf_counter(), [[] for _ in self.models]
+        t0 = time.perf_counter()
+        losses: list[list[torch.Tensor]] = [[] for _ in self.models]
         perms = [rng.permutation(len(x)) for rng, x in zip(self.rngs, self.xs)]
         for s in range(self.steps):
             for i, loss in enumerate(self.step(s, perms)):
@@ -300,7 +314,8 @@ class _Group:
         cfg, bs = self.cfg, self.cfg.batch_size
         rows, anchors = [], []
         for i, rng in enumerate(self.rngs):  # each seed draws from its own stream, in its solo order
-            idx = self.balanced[i](rng) if self.balanced[i] else perms[i][s * bs : (s + 1) * bs]
+            balanced = self.balanced[i]
+            idx = balanced(rng) if balanced else perms[i][s * bs : (s + 1) * bs]
             positives = [self.samplers[i][k](idx, rng) for k in self.levels]
             anchors.append(len(idx))
             rows.append(torch.from_numpy(np.concatenate([idx, *positives])).to(self.device))
