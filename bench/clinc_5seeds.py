@@ -66,9 +66,7 @@ def main() -> None:
         "meets_target": wall < TARGET_S,
         "median_train_s": train_s[len(train_s) // 2],
         "S": {
-            m: {
-                p: [r.metrics[p]["steerability_score"] for r in records if r.method == m] for p in ("paper", "standard")
-            }
+            m: {p: [r.metrics[p].steerability_score for r in records if r.method == m] for p in ("paper", "standard")}
             for m in ("v5", "mrl")
         },
     }

@@ -14,6 +14,7 @@ Runs go into a results store (``--results``), so an interrupted check resumes.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from steerable.runs import LocalExecutor, ResultsStore, RunSpec, run_sweep
 
 from _common import write_json
 
-CAPS = {"max_train": 10_000, "max_test": 2_000}
+CAPS: dict[str, Any] = {"max_train": 10_000, "max_test": 2_000}
 TARGET_PT = 0.3
 
 
@@ -48,11 +49,11 @@ def main() -> None:
             rt: [records[RunSpec(args.dataset, m, s, b, **CAPS).run_id].metrics["standard"] for s in seeds]
             for rt, b in backbones.items()
         }
-        levels, dims = list(block["torch"][0]["accuracy"]), block["torch"][0]["dims"]
+        levels, dims = list(block["torch"][0].accuracy), block["torch"][0].dims
         for level in levels:
             for d in dims:
                 mean = {
-                    rt: 100 * float(np.mean([b["accuracy"][level][str(d)] for b in blocks]))
+                    rt: 100 * float(np.mean([b.accuracy[level][str(d)] for b in blocks]))
                     for rt, blocks in block.items()
                 }
                 diff = mean[args.runtime] - mean["torch"]

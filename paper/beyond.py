@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from steerable.data import load_dataset
+from steerable.data import HierarchicalDataset, load_dataset
 from steerable.methods import label, mrl_reference, parse_dial, short_label
 from steerable.metrics import coarse_only_accuracy
 from steerable.report import Results, Table
 from steerable.report.figures import plt, save
 from steerable.report.render import fmt, fmt_p
 from steerable.report.tables import steerability_tests
+from steerable.runs import RunRecord
 
 from .grids import CONFIRM_METHODS
 
@@ -50,7 +51,7 @@ def beyond_datasets(res: Results) -> list[str]:
 
 def dial_settings(res: Results, ds: str) -> list[tuple[float, str]]:
     """(dial value, method) of the dial runs on a data set, by value."""
-    out = {(parse_dial(m), m) for (d, m, _) in res.blocks if d == ds and parse_dial(m) is not None}
+    out = {(v, m) for (d, m, _) in res.blocks if d == ds and (v := parse_dial(m)) is not None}
     return sorted(out)
 
 
@@ -203,19 +204,19 @@ def figure5(res: Results, protocol: str, path: Path) -> bool:
     return True
 
 
-def coarse_only_references(records: list[dict], data_dir: str | None = None) -> dict[str, float]:
+def coarse_only_references(records: list[RunRecord], data_dir: str | None = None) -> dict[str, float]:
     """Per data set: what the coarse label alone tells about the fine one (majority child of the true
     coarse class, mean over the runs' seeded caps). Taken from the records' probes where they hold
     it, else recomputed from the data (labels only; no model involved); data sets that cannot be
     loaded are left out."""
     out: dict[str, list[float]] = {}
-    loaded: dict[str, object] = {}
+    loaded: dict[str, HierarchicalDataset] = {}
     for r in records:
-        if not r.probe:
+        if r.probe is None:
             continue
         fine = r.level_names[-1]
-        if r.probe.get("coarse_only"):
-            out.setdefault(r.dataset, []).append(r.probe["coarse_only"][fine])
+        if r.probe.coarse_only:
+            out.setdefault(r.dataset, []).append(r.probe.coarse_only[fine])
             continue
         try:
             ds = loaded.setdefault(r.dataset, load_dataset(r.dataset, data_dir))
@@ -288,8 +289,8 @@ def prefix_ranks(res: Results, ds: str, method: str) -> list[tuple[int, int]]:
     full rank = min(prefix dim, test examples - 1), the most a centred prefix matrix can have."""
     out = []
     for r in res.records:
-        if r.dataset == ds and r.method == method and "rank" in r.probe:
-            out.append((r.probe["rank"], int(min(r.probe["dim"], r.n_test - 1))))
+        if r.dataset == ds and r.method == method and r.probe is not None and r.probe.rank is not None:
+            out.append((r.probe.rank, int(min(r.probe.dim, r.n_test - 1))))
     return out
 
 
@@ -367,7 +368,7 @@ def write_section(
         return [], {}
     md += [f"## Beyond V5: HEAL, the new methods and the steerability dial ({protocol} protocol)", ""]
     confirmed = confirmation_tests(confirm, protocol) if confirm is not None else {}
-    t7b = table7b(confirm, protocol, confirmed) if confirmed else None
+    t7b = table7b(confirm, protocol, confirmed) if confirm is not None and confirmed else None
     for t, stem in ((t7, "table7_beyond"), (t7b, "table7b_confirmation"), (t8, "table8_dial")):
         if t is not None and t.rows:
             t.write(out, f"{stem}_{protocol}")

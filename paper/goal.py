@@ -19,6 +19,7 @@ from steerable.report import Results
 from steerable.report.figures import color, plt, save
 from steerable.report.render import Table, fmt
 from steerable.report.tables import open_set_values
+from steerable.runs import OpenSet
 
 FLOORS = ("flat_pca", "flat_random", "flat", "coarse_onehot")
 FLOOR_MARKERS = {"flat_pca": "*", "flat_random": "X", "flat": "P", "coarse_onehot": "D"}
@@ -99,21 +100,21 @@ def draws_table(res: Results) -> Table:
     cols = ["data set", "asked for", "drawn", "seeds", "held out", "queries (min–max)"]
     rows = []
     for ds, unseen in sorted({(ds, u) for ds, _, u in res.open_set}):
-        by_seed = {}
+        by_seed: dict[int, OpenSet] = {}
         for (d, _, u), seeds in res.open_set.items():
             if (d, u) == (ds, unseen):
                 for seed, o in seeds.items():
                     by_seed.setdefault(seed, o)
-        drawn = Counter(o.get("drawn", unseen) for o in by_seed.values())
-        names = Counter()
+        drawn = Counter(o.drawn for o in by_seed.values())
+        names: Counter[str] = Counter()
         for o in by_seed.values():
-            classes = o.get("held_out_classes", {})
-            coarse = next(iter(classes.values()), [])
+            classes = o.held_out_classes
+            coarse: list[str] = next(iter(classes.values()), [])
             if coarse:
                 names[", ".join(coarse)] += 1
             elif classes:
                 names[f"{len(list(classes.values())[-1])} fine classes"] += 1
-        queries = [o["queries"] for o in by_seed.values()]
+        queries = [o.queries for o in by_seed.values()]
         rows.append(
             [
                 ds,

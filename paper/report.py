@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from steerable.report import Results, finish_report, header, protocol_means
+from steerable.report import Results, figure_path, finish_report, header, named, numbered, protocol_means
 from steerable.report.figures import funnel_curves, prefix_curves
 from steerable.report.tables import (
     accuracy_table,
@@ -33,12 +33,32 @@ from .verdicts import recall_loss, recall_loss_verdict
 PAPER_METHODS = ("flat", "flat_pca", "coarse_onehot", "mrl", "v5", "inverted", "no_prefix", "uhmt")  # Table 1
 COMPARED = ("v5", "mrl")  # Table 5 and Figures 1 and 4
 STEERABILITY = ("v5", "mrl", "flat", "flat_pca", "coarse_onehot")  # Table 2: V5 and MRL beside the floors
+# The paper's numbers for the library's tables and figures (the library names them by content); the
+# paper's own tables and figures carry theirs where they are made.
+NUMBERING = {
+    "accuracy": "Table 1",
+    "steerability": "Table 2",
+    "retrieval": "Table 4",
+    "multistage": "Table 5",
+    "adaptive": "Table 5b",
+    "efficiency": "Table 6",
+    "open_set": "Table 9",
+    "prefix_curves.png": "Figure 1",
+    "multistage.png": "Figure 4",
+    "open_set.png": "Figure 7",
+}
 
 
 def _write(md: list[str], out: Path, table, stem: str) -> None:
     if table is not None and table.rows:
         table.write(out, stem)
         md += [table.markdown(), ""]
+
+
+def _write_numbered(md: list[str], out: Path, table, content: str, suffix: str = "") -> None:
+    """A library table, named and numbered as the paper numbers it."""
+    stem, number = named(content, NUMBERING, suffix)
+    _write(md, out, numbered(table, number), stem)
 
 
 def write_report(
@@ -80,17 +100,19 @@ def write_report(
         tests = steerability_tests(res, protocol, *COMPARED)
         abl = ablation_summary(res, protocol)
         fit = complexity_fit(res, protocol)
-        _write(md, out, accuracy_table(res, protocol, PAPER_METHODS), f"table1_accuracy_{protocol}")
-        _write(
+        _write_numbered(md, out, accuracy_table(res, protocol, PAPER_METHODS), "accuracy", f"_{protocol}")
+        _write_numbered(
             md,
             out,
             steerability_table(res, protocol, STEERABILITY, "mrl", {"v5": tests}),
-            f"table2_steerability_{protocol}",
+            "steerability",
+            f"_{protocol}",
         )
         _write(md, out, table3(res, protocol, abl), f"table3_ablations_{protocol}")
         figs = []
-        if prefix_curves(res, protocol, out / f"fig1_prefix_curves_{protocol}.png", COMPARED):
-            figs.append(("Figure 1: prefix accuracy curves", f"fig1_prefix_curves_{protocol}.png"))
+        path, number = figure_path(out, "prefix_curves", NUMBERING, f"_{protocol}")
+        if prefix_curves(res, protocol, path, COMPARED, number):
+            figs.append((f"{number}: prefix accuracy curves", path.name))
         if fit["points"]:
             figure2(fit, protocol, out / f"fig2_complexity_{protocol}.png")
             figs.append(("Figure 2: steerability vs complexity", f"fig2_complexity_{protocol}.png"))
@@ -112,10 +134,10 @@ def write_report(
         }
     if res.retrieval:
         md += ["## Retrieval, multi-stage search and efficiency", ""]
-        _write(md, out, retrieval_table(res), "table4_retrieval")
-        _write(md, out, funnel_table(res, COMPARED), "table5_multistage")
-        _write(md, out, adaptive_table(res), "table5b_adaptive")
-        _write(md, out, efficiency_table(res), "table6_efficiency")
+        _write_numbered(md, out, retrieval_table(res), "retrieval")
+        _write_numbered(md, out, funnel_table(res, COMPARED), "multistage")
+        _write_numbered(md, out, adaptive_table(res), "adaptive")
+        _write_numbered(md, out, efficiency_table(res), "efficiency")
         if bench is not None and Path(bench).exists():
             measured = json.loads(Path(bench).read_text())
             _write(md, out, latency_table(measured), "table6b_latency")
@@ -137,8 +159,9 @@ def write_report(
                 "",
             ]
         summary["retrieval_loss"] = loss
-        if funnel_curves(res, out / "fig4_multistage.png", COMPARED):
-            md += ["![Figure 4: multi-stage search](fig4_multistage.png)", ""]
+        path, number = figure_path(out, "multistage", NUMBERING)
+        if funnel_curves(res, path, COMPARED, number):
+            md += [f"![{number}: multi-stage search]({path.name})", ""]
     beyond_md, beyond_summary = write_section(
         res, out, data_dir=data_dir, confirm=Results(confirm) if confirm else None
     )
@@ -150,4 +173,4 @@ def write_report(
     if goal_summary:
         summary["goal"] = goal_summary
     md += backbones_section(backbones)
-    return finish_report(md, out, res, summary, formats, OPEN_SET_METHODS)
+    return finish_report(md, out, res, summary, formats, OPEN_SET_METHODS, numbering=NUMBERING)

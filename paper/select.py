@@ -13,7 +13,7 @@ import datetime
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, cast
 
 import numpy as np
 
@@ -76,7 +76,7 @@ class EpisodicSelection:
 
 
 # Candidates name their settings explicitly: a bare name would change meaning with the default.
-SELECTIONS = {
+SELECTIONS: dict[str, Selection | EpisodicSelection] = {
     "adversarial_strength": Selection(
         "ADVERSARIAL_STRENGTH (preset adversarial)",
         ("adversarial@0.1", "adversarial@0.3", "adversarial@1"),
@@ -127,16 +127,17 @@ def choose(sel: Selection, records: Sequence[RunRecord]) -> dict:
 
     def mean(ds: str, m: str, metric: str) -> float | None:
         key = canonical(m)  # records name a setting at its default bare
-        vals = [by[(ds, key, s)][metric] for s in sel.seeds if (ds, key, s) in by]
+        vals = [by[(ds, key, s)].metric(metric) for s in sel.seeds if (ds, key, s) in by]
         return float(np.mean(vals)) if len(vals) == len(sel.seeds) else None
 
-    scores = {
+    found = {
         m: {ds: {"S": mean(ds, m, "steerability_score"), "FullFine": mean(ds, m, "full_fine")} for ds in sel.datasets}
         for m in (*sel.candidates, sel.reference)
     }
-    missing = sorted(m for m, d in scores.items() for v in d.values() if None in v.values())
+    missing = sorted(m for m, d in found.items() for v in d.values() if None in v.values())
     if missing:
         raise ValueError(f"selection runs missing for {', '.join(dict.fromkeys(missing))}")
+    scores = cast(dict[str, dict[str, dict[str, float]]], found)  # none is missing
     eligible = [
         m
         for m in sel.candidates
@@ -172,9 +173,9 @@ def choose_episodic(sel: EpisodicSelection, records: Sequence[RunRecord]) -> dic
     def scores(ds: str, m: str) -> dict:
         fine = lambda r: r.level_names[-1]  # noqa: E731
         return {
-            "S": mean(ds, m, lambda r: r.metrics["standard"]["steerability_score"]),
-            "probe": mean(ds, m, lambda r: r.probe["accuracy"][fine(r)]),
-            "episodic": mean(ds, m, lambda r: r.open_set["accuracy"][r.level_names[0]][str(r.open_set["dims"][0])]),
+            "S": mean(ds, m, lambda r: r.metrics["standard"].steerability_score),
+            "probe": mean(ds, m, lambda r: r.probe.accuracy[fine(r)]),
+            "episodic": mean(ds, m, lambda r: r.open_set.at(r.level_names[0], 0)),
         }
 
     table = {m: {ds: scores(ds, m) for ds in sel.datasets} for m in (*sel.candidates, sel.reference)}

@@ -49,10 +49,13 @@ def test_what_the_project_writes_follows_the_umask(tmp_path, umask):
     from steerable.runs import ResultsStore, RunRecord
 
     from conftest import synthetic_model
+    from records import metrics_block
 
     model, _, _ = synthetic_model()
     model.save(tmp_path / "run")
-    ResultsStore(tmp_path / "res").add(RunRecord("r1", "d", "v5", 42, "b", "mlp", {}, {}, ["l0", "l1"], {}))
+    ResultsStore(tmp_path / "res").add(
+        RunRecord("r1", "d", "v5", 42, "b", "mlp", {}, {}, ["l0", "l1"], {"standard": metrics_block()})
+    )
     VectorCache(_Backbone(), tmp_path / "cache").get_or_encode(["a", "b"], progress=False)
     src = tmp_path / "texts.txt"
     src.write_text("a\nb\n")

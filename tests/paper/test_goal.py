@@ -1,5 +1,7 @@
 """paper/goal.py: the goal's table, the open-set draws and the Pareto figure, from records made by hand."""
 
+from dataclasses import replace
+
 from paper.goal import draws_table, goal_table, write_goal_section
 from steerable.report import Results
 
@@ -11,11 +13,12 @@ def _with_draws(records):
     for r in records:
         if r.unseen:
             coarse = ["c1", "c2"] if r.unseen.startswith("coarse") else []
-            r.open_set |= {
-                "drawn": "coarse:3" if r.seed == 1 and coarse else r.unseen,
-                "held_out_classes": {"l0": coarse, "l1": ["f1", "f2", "f3"]},
-                "queries": 250 + r.seed,
-            }
+            r.open_set = replace(
+                r.open_set,
+                drawn="coarse:3" if r.seed == 1 and coarse else r.unseen,
+                held_out_classes={"l0": coarse, "l1": ["f1", "f2", "f3"]},
+                queries=250 + r.seed,
+            )
     return records
 
 

@@ -56,7 +56,7 @@ def test_paper_report_adds_the_ablations_and_the_complexity_figure(records, tmp_
             assert (tmp_path / f"{stem}_{protocol}.csv").stat().st_size > 0
         for fig in ("fig1_prefix_curves", "fig2_complexity", "fig3_ablations"):
             assert mpimg.imread(tmp_path / f"{fig}_{protocol}.png").shape[0] > 200
-        by = {(r.method, r.seed): r.metrics[protocol]["steerability_score"] for r in records}
+        by = {(r.method, r.seed): r.metrics[protocol].steerability_score for r in records}
         expected = paired_test([by[("v5", s)] for s in (1, 2, 3)], [by[("mrl", s)] for s in (1, 2, 3)])
         got = summary["protocols"][protocol]["tests_v5_vs_mrl"]["tiny"]
         assert got["t"] == pytest.approx(expected.t, nan_ok=True)
@@ -102,14 +102,14 @@ def test_beyond_report_tables_figures_and_tests_come_from_the_records(beyond_rec
         assert (tmp_path / f"{stem}.csv").read_text().count("\n") > 1
     for fig in ("fig5_dial_pareto_standard", "fig6_leakage"):
         assert mpimg.imread(tmp_path / f"{fig}.png").shape[0] > 200
-    by = {(r.method, r.seed): r.metrics["standard"]["steerability_score"] for r in main}
+    by = {(r.method, r.seed): r.metrics["standard"].steerability_score for r in main}
     expected = paired_test([by[("bottleneck", s)] for s in (1, 2)], [by[("heal", s)] for s in (1, 2)])
     got = summary["beyond"]["tests"]["bottleneck|heal"]["tiny"]
     assert got["t"] == pytest.approx(expected.t, nan_ok=True)
     assert "Table 7" in (tmp_path / "report.md").read_text()
-    ref = [r.probe["coarse_only"]["l1"] for r in main if r.probe]
+    ref = [r.probe.coarse_only["l1"] for r in main if r.probe]
     assert summary["beyond"]["coarse_only_reference"]["tiny"] == pytest.approx(sum(ref) / len(ref))
-    assert all(r.probe.get("dim") == 64 for r in main if r.method != "flat")
+    assert all(r.probe is not None and r.probe.dim == 64 for r in main if r.method != "flat")
 
 
 def test_the_seed_variance_runs_are_kept_apart_and_tested_alone(beyond_records, tmp_path):
@@ -117,7 +117,7 @@ def test_the_seed_variance_runs_are_kept_apart_and_tested_alone(beyond_records, 
     summary = write_report(main, tmp_path, confirm=confirm)
     assert confirm_references() == ("heal", "mrl", "mrl_supcon")
     assert summary["seeds"] == [1, 2] and summary["confirmation_runs"] == 10
-    by = {(r.method, r.seed): r.metrics["standard"]["steerability_score"] for r in confirm}
+    by = {(r.method, r.seed): r.metrics["standard"].steerability_score for r in confirm}
     seeds = CONFIRM_SEEDS[:2]
     for m in CONFIRM_METHODS:
         expected = paired_test([by[(m, s)] for s in seeds], [by[("heal", s)] for s in seeds])
@@ -126,7 +126,7 @@ def test_the_seed_variance_runs_are_kept_apart_and_tested_alone(beyond_records, 
     table = (tmp_path / "table7b_confirmation_standard.csv").read_text()
     assert table.count("\n") == 1 + len(CONFIRM_METHODS)  # a row per method
     # the bottleneck's prefix lies in the span of its 3 coarse prototypes; the adversarial ones are free
-    rank = {(r.method, r.seed): r.probe["rank"] for r in main + confirm if r.method != "flat"}
+    rank = {(r.method, r.seed): r.probe.rank for r in main + confirm if r.method != "flat" and r.probe}
     assert table.count(" of 26") == 2 * len(CONFIRM_METHODS)  # 27 test texts
     assert all(rank[("bottleneck", s)] <= 3 for s in (1, 2))
     assert all(rank[(m, s)] > 3 for m in CONFIRM_METHODS for s in seeds)
@@ -159,7 +159,7 @@ def test_the_page_judges_every_claim_of_the_claims_file_with_its_history(records
     from steerable.stats import holm, one_sided
 
     for protocol in ("paper", "standard"):
-        values = [r.metrics[protocol]["steerability_score"] for r in clinc if r.method == "inverted"]
+        values = [r.metrics[protocol].steerability_score for r in clinc if r.method == "inverted"]
         inv = sum(values) / 3
         p_holds, p_partly = holm([one_sided([-v for v in values], 0.05).p, one_sided([-v for v in values], 0.0).p])
         expected = "holds" if p_holds < 0.05 else "partly" if p_partly < 0.05 else "does not hold"

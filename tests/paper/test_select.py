@@ -6,6 +6,8 @@ import pytest
 from paper.select import EpisodicSelection, Selection, choose, choose_episodic, describe, selection_runs
 from steerable.runs import RunRecord
 
+from records import metrics_block, open_set_block, probe_block
+
 SEL = Selection(
     "a strength",
     ("adversarial@0.1", "adversarial@0.3", "adversarial@1"),
@@ -16,7 +18,7 @@ SEL = Selection(
 
 
 def _record(ds, method, seed, s, ff, split="validation"):
-    block = {"steerability_score": s, "full_fine": ff}
+    block = metrics_block(steerability_score=s, full_fine=ff)
     return RunRecord(
         f"{ds}{method}{seed}", ds, method, seed, "m", "mlp", {"split": split}, {}, ["l0", "l1"], {"standard": block}
     )
@@ -60,7 +62,7 @@ def test_every_selection_run_is_measured_on_validation_and_never_on_a_confirmati
 
 
 def _episode(ds, method, seed, s, probe, reach, split="validation", unseen="coarse:2"):
-    block = {"steerability_score": s}
+    block = metrics_block(steerability_score=s)
     return RunRecord(
         f"{ds}{method}{seed}",
         ds,
@@ -72,8 +74,8 @@ def _episode(ds, method, seed, s, probe, reach, split="validation", unseen="coar
         {},
         ["l0", "l1"],
         {"standard": block},
-        probe={"accuracy": {"l1": probe}},
-        open_set={"dims": [64, 256], "accuracy": {"l0": {"64": reach, "256": 0.5}}},
+        probe=probe_block({"l1": probe}),
+        open_set=open_set_block(accuracy={"l0": {"64": reach, "256": 0.5}}, unseen=unseen, seed=seed),
     )
 
 

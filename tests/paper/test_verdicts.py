@@ -6,7 +6,9 @@ import pytest
 from paper.verdicts import FAILS, HOLDS, NOT_RUN, PARTLY, RULES, confirm, judge, load_claims
 from steerable.methods import label
 from steerable.report import Results
-from steerable.runs import RunRecord
+from steerable.runs import Retrieval, RunRecord
+
+from records import metrics_block, open_set_block, probe_block
 
 SEEDS = (1, 2, 3, 4, 5)
 CLAIMS = load_claims()
@@ -31,22 +33,21 @@ def record(
 ):
     """A run record with the given S, ShortCoarse, FullFine, prefix rank, fine probe, retrieval recall at
     (64, 256) and, with ``unseen``, an open-set coarse accuracy at 64 dims."""
-    block = {
-        "protocol": {"name": protocol},
-        "dims": [64, 256],
-        "accuracy": {"l0": {"64": sc, "256": sc}, "l1": {"64": ff, "256": ff}},
-        "steerability_score": s,
-        "short_coarse": sc,
-        "full_fine": ff,
-    }
-    open_set = {}
+    block = metrics_block(
+        accuracy={"l0": {"64": sc, "256": sc}, "l1": {"64": ff, "256": ff}},
+        protocol=protocol,
+        steerability_score=s,
+        short_coarse=sc,
+        full_fine=ff,
+    )
+    open_set = None
     if unseen:
-        open_set = {
-            "dims": [64, 256],
-            "queries": 300,
-            "held_out": {"l0": 2, "l1": 6},
-            "accuracy": {"l0": {"64": coarse_open, "256": 0.5}, "l1": {"64": 0.1, "256": 0.3}},
-        }
+        open_set = open_set_block(
+            accuracy={"l0": {"64": coarse_open, "256": 0.5}, "l1": {"64": 0.1, "256": 0.3}},
+            unseen=unseen,
+            seed=seed,
+            held_out={"l0": 2, "l1": 6},
+        )
     return RunRecord(
         f"{ds}/{method}/{seed}/{unseen}",
         ds,
@@ -58,8 +59,10 @@ def record(
         {"test": 2000, "H1|0": h, "branching1": 3.0},
         ["l0", "l1"],
         {protocol: block},
-        probe={"rank": rank, "dim": 64, "accuracy": {"l1": probe}},
-        retrieval={"recall@10/l1/64": recall[0], "recall@10/l1/256": recall[1], "ndcg@10/64": 0.5, "ndcg@10/256": 0.5},
+        probe=probe_block({"l1": probe}, rank=rank),
+        retrieval=Retrieval(
+            {"recall@10/l1/64": recall[0], "recall@10/l1/256": recall[1], "ndcg@10/64": 0.5, "ndcg@10/256": 0.5}
+        ),
         open_set=open_set,
     )
 

@@ -26,27 +26,38 @@ def records(tmp_path_factory):
 def test_report_writes_every_table_and_figure(records, tmp_path):
     write_report(records, tmp_path, ["md", "mteb"])
     for protocol in ("paper", "standard"):
-        for stem in ("table1_accuracy", "table2_steerability"):
+        for stem in ("accuracy", "steerability"):
             for ext in ("md", "csv", "tex"):
                 assert (tmp_path / f"{stem}_{protocol}.{ext}").stat().st_size > 0
-        img = mpimg.imread(tmp_path / f"fig1_prefix_curves_{protocol}.png")
+        img = mpimg.imread(tmp_path / f"prefix_curves_{protocol}.png")
         assert img.shape[0] > 200 and img.shape[1] > 300
-    for stem in ("table4_retrieval", "table5_multistage", "table5b_adaptive", "table6_efficiency"):
+    for stem in ("retrieval", "multistage", "adaptive", "efficiency"):
         assert (tmp_path / f"{stem}.csv").read_text().count("\n") > 1
-    assert mpimg.imread(tmp_path / "fig4_multistage.png").shape[0] > 200
-    assert "64: 256, 128: 512, 192: 768, 256: 1024" in (tmp_path / "table6_efficiency.csv").read_text()
+    assert mpimg.imread(tmp_path / "multistage.png").shape[0] > 200
+    assert "64: 256, 128: 512, 192: 768, 256: 1024" in (tmp_path / "efficiency.csv").read_text()
     report = (tmp_path / "report.md").read_text()
     assert "methods Flat, MRL, V5, HEAL" in report  # registry order and labels
     assert "Protocol `paper`" in report and "Seeds 1, 2, 3" in report
     assert (tmp_path / "hierarchy.csv").read_text().splitlines()[1].startswith("tiny,2,3,9")
-    header = (tmp_path / "table1_accuracy_standard.csv").read_text().splitlines()[0]
+    header = (tmp_path / "accuracy_standard.csv").read_text().splitlines()[0]
     assert header == "data set,Flat L0,Flat L1,MRL L0,MRL L1,V5 L0,V5 L1,HEAL L0,HEAL L1"
+
+
+def test_a_document_numbers_the_tables_and_figures_it_names(records, tmp_path):
+    """Files are named by content; a numbering (as the paper's) names and titles the ones it numbers."""
+    write_report(records, tmp_path, numbering={"accuracy": "Table 1", "prefix_curves.png": "Figure 1"})
+    assert not (tmp_path / "accuracy_standard.csv").exists()
+    assert (tmp_path / "table1_accuracy_standard.md").read_text().startswith("**Table 1: k-NN classification")
+    assert (tmp_path / "steerability_standard.md").read_text().startswith("**Steerability, mean")
+    report = (tmp_path / "report.md").read_text()
+    assert "![Figure 1: prefix accuracy curves](fig1_prefix_curves_standard.png)" in report
+    assert "![Multi-stage search](multistage.png)" in report and (tmp_path / "fig1_prefix_curves_paper.png").exists()
 
 
 def test_every_method_is_tested_against_the_reference(records, tmp_path):
     summary = write_report(records, tmp_path, reference="mrl")
     for protocol in ("paper", "standard"):
-        by = {(r.method, r.seed): r.metrics[protocol]["steerability_score"] for r in records}
+        by = {(r.method, r.seed): r.metrics[protocol].steerability_score for r in records}
         for m in ("v5", "heal", "flat"):
             expected = paired_test([by[(m, s)] for s in (1, 2, 3)], [by[("mrl", s)] for s in (1, 2, 3)])
             got = summary["protocols"][protocol]["tests"][m]["tiny"]
@@ -54,7 +65,7 @@ def test_every_method_is_tested_against_the_reference(records, tmp_path):
             assert got["p"] == pytest.approx(expected.p, nan_ok=True)
             assert got["p_holm"] == pytest.approx(expected.p, nan_ok=True)  # one data set: no correction
         assert "mrl" not in summary["protocols"][protocol]["tests"]
-    table = (tmp_path / "table2_steerability_standard.csv").read_text()
+    table = (tmp_path / "steerability_standard.csv").read_text()
     assert "Δ S vs MRL" in table.splitlines()[0]
     assert write_report(records, tmp_path, reference="heal")["protocols"]["standard"]["tests"].keys() == {
         "flat",
@@ -68,10 +79,10 @@ def _expected_mteb_scores(records) -> dict:
     expected: dict = {}
     for r in records:
         for protocol, block in r.metrics.items():
-            for dim in block["dims"]:
+            for dim in block.dims:
                 for level in r.level_names:
                     key = (model_name(r.method, protocol, dim), task_name(r.dataset, level))
-                    expected.setdefault(key, {})[r.seed] = block["accuracy"][level][str(dim)]
+                    expected.setdefault(key, {})[r.seed] = block.accuracy[level][str(dim)]
     return expected
 
 
@@ -171,7 +182,7 @@ def test_retrieval_and_costs_are_recorded_per_run(records):
     assert v5.cost["head_parameters"] == 384 * 256 + 256
     assert v5.cost["train_flops_per_example"] > v5.cost["encode_flops_per_text"] > 0
     flat = next(r for r in records if r.method == "flat")
-    assert flat.cost == {} and flat.history == {} and flat.metrics["standard"]["dims"] == [64, 128, 192, 384]
+    assert flat.cost == {} and flat.history == {} and flat.metrics["standard"].dims == [64, 128, 192, 384]
 
 
 def test_open_set_runs_get_their_own_table_and_figure_and_stay_out_of_the_closed_set_tables(tmp_path):
@@ -194,10 +205,10 @@ def test_open_set_runs_get_their_own_table_and_figure_and_stay_out_of_the_closed
     assert summary["runs"] == 4 and summary["open_set_runs"] == 4  # closed-set and open-set runs apart
     res = Results(records)
     assert set(res.values("tiny", "v5", "standard", "steerability_score")) == {1, 2}
-    table = (tmp_path / "out" / "table9_open_set.csv").read_text().splitlines()
+    table = (tmp_path / "out" / "open_set.csv").read_text().splitlines()
     assert table[0].startswith("data set,unseen,method,queries") and len(table) == 3
     assert table[1].startswith("tiny,fine:0.4,Flat,9,3 l0 / 3 l1,") and table[2].startswith("tiny,fine:0.4,V5,9,")
-    assert mpimg.imread(tmp_path / "out" / "fig7_open_set.png").shape[0] > 200
+    assert mpimg.imread(tmp_path / "out" / "open_set.png").shape[0] > 200
     assert "## Open set" in (tmp_path / "out" / "report.md").read_text()
 
 

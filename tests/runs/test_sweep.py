@@ -56,8 +56,7 @@ def test_sweep_records_a_long_table_and_skips_finished_runs(tiny_data_dir, tmp_p
     assert (table.metric == "steerability_score").sum() == 4  # 2 runs x 2 protocols
     parquet = ResultsStore(tmp_path / "res").write_parquet()
     assert pd.read_parquet(parquet).equals(table)
-    again = run_sweep(runs, tmp_path / "res", data_dir=str(tiny_data_dir), progress=False,
-                      log=logs.append)
+    again = run_sweep(runs, tmp_path / "res", data_dir=str(tiny_data_dir), progress=False, log=logs.append)
     assert again == [] and "2 already recorded, 0 to go" in logs[-1]
     (inv,) = ResultsStore(tmp_path / "res").invocations()  # the no-op rerun logs nothing
     assert inv["runs"] == 2 and inv["seconds"] >= inv["vector_seconds"] > 0
@@ -65,9 +64,25 @@ def test_sweep_records_a_long_table_and_skips_finished_runs(tiny_data_dir, tmp_p
 
 def test_killed_sweep_resumes_with_only_the_rest(tiny_data_dir, tmp_path):
     results = tmp_path / "res"
-    cmd = [sys.executable, "-m", "steerable.cli", "sweep", "--datasets", "tiny", "--methods",
-           "v5,mrl,inverted", "--seeds", "1,2", "--epochs", "15", "--head", "linear",
-           "--results", str(results), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "steerable.cli",
+        "sweep",
+        "--datasets",
+        "tiny",
+        "--methods",
+        "v5,mrl,inverted",
+        "--seeds",
+        "1,2",
+        "--epochs",
+        "15",
+        "--head",
+        "linear",
+        "--results",
+        str(results),
+        "--quiet",
+    ]
     env = os.environ | {"STEER_DATA_DIR": str(tiny_data_dir)}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 240
@@ -89,8 +104,14 @@ def test_killed_sweep_resumes_with_only_the_rest(tiny_data_dir, tmp_path):
 
 def test_local_executor_runs_in_worker_processes(tiny_data_dir, tmp_path):
     runs = [RunSpec("tiny", "flat", s) for s in (1, 2)]
-    new = run_sweep(runs, tmp_path / "res", executor=LocalExecutor(workers=2, threads=1),
-                    data_dir=str(tiny_data_dir), progress=False, log=lambda _: None)
+    new = run_sweep(
+        runs,
+        tmp_path / "res",
+        executor=LocalExecutor(workers=2, threads=1),
+        data_dir=str(tiny_data_dir),
+        progress=False,
+        log=lambda _: None,
+    )
     assert sorted(r.seed for r in new) == [1, 2]
     # each record keeps the thread count its worker ran at, which its last digits depend on
     assert all(r.environment == {"torch_threads": 1, "torch": torch.__version__} for r in new)
@@ -101,8 +122,14 @@ def test_ray_executor_against_a_local_instance(tiny_data_dir, tmp_path):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         runs = [RunSpec("tiny", m, 1, head="linear", epochs=1) for m in ("v5", "flat")]
-        new = run_sweep(runs, tmp_path / "res", executor=RayExecutor(), data_dir=str(tiny_data_dir),
-                        progress=False, log=lambda _: None)
+        new = run_sweep(
+            runs,
+            tmp_path / "res",
+            executor=RayExecutor(),
+            data_dir=str(tiny_data_dir),
+            progress=False,
+            log=lambda _: None,
+        )
         assert sorted(r.method for r in new) == ["flat", "v5"]
         assert ResultsStore(tmp_path / "res").has(runs[0].run_id)
     finally:
@@ -110,16 +137,18 @@ def test_ray_executor_against_a_local_instance(tiny_data_dir, tmp_path):
 
 
 def test_a_run_with_unseen_classes_records_them_apart(tiny_data_dir, tmp_path):
-    closed, held = (RunSpec("tiny", "v5", 1, head="linear", epochs=1, unseen=u, min_queries=5)
-                    for u in (None, "fine:0.4"))
+    closed, held = (
+        RunSpec("tiny", "v5", 1, head="linear", epochs=1, unseen=u, min_queries=5) for u in (None, "fine:0.4")
+    )
     assert closed.run_id != held.run_id and held.unseen == "fine:0.4"
     (record,) = run_sweep([held], tmp_path / "res", data_dir=str(tiny_data_dir), progress=False, log=lambda _: None)
     assert set(record.metrics) == {"paper", "standard"} and record.unseen == "fine:0.4"
     o = record.open_set
+    assert o is not None
     # 3 coarse classes of 3 intents: one intent of each held out, 3 of the 27 test texts each
-    assert o["held_out"] == {"l0": 3, "l1": 3} and o["queries"] == 9 and o["pool"] == 27
-    assert o["drawn"] == "fine:0.4" and len(o["held_out_classes"]["l1"]) == 3
-    assert set(o["accuracy"]) == {"l0", "l1"} and set(o["clustering"]) == {"l0@64", "l1@256"}
+    assert o.held_out == {"l0": 3, "l1": 3} and o.queries == 9 and o.pool == 27
+    assert o.drawn == "fine:0.4" and len(o.held_out_classes["l1"]) == 3
+    assert set(o.accuracy) == {"l0", "l1"} and set(o.clustering) == {"l0@64", "l1@256"}
     assert ResultsStore(tmp_path / "res").get(held.run_id).open_set == o
 
 
@@ -131,8 +160,8 @@ def test_a_selection_run_is_measured_on_the_validation_split(tiny_data_dir, tmp_
     assert spec.run_id != RunSpec("tiny", "v5", 1, head="linear", epochs=1).run_id
     (record,) = run_sweep([spec], tmp_path / "res", data_dir=str(tiny_data_dir), progress=False, log=lambda _: None)
     n_val = len(load_dataset("tiny", tiny_data_dir).validation)
-    assert record.split == "validation" and record.metrics["paper"]["protocol"]["n"] == 500
-    assert record.retrieval and record.probe["dim"] == 64
+    assert record.split == "validation" and record.metrics["paper"].protocol.n == 500
+    assert record.retrieval and record.probe is not None and record.probe.dim == 64
     # measured on the 9 validation texts, not the 27 test texts: 5 retrieval documents, too few for a
     # shortlist of 10 (the test split's 14 have one)
     assert n_val == 9 and "funnel/overlap@10/10" not in record.retrieval and "recall@10/l1/64" in record.retrieval
@@ -151,26 +180,37 @@ def test_an_episodic_selection_run_queries_the_held_out_classes_validation_texts
     spec = RunSpec("tiny", "gep@1", 1, split="validation", unseen="coarse:1", min_queries=2)
     (record,) = run_sweep([spec], tmp_path / "res", data_dir=str(tiny_data_dir), progress=False, log=lambda _: None)
     ds = load_dataset("tiny", tiny_data_dir)
-    (held,) = record.open_set["held_out_classes"]["l0"]
+    assert record.open_set is not None
+    (held,) = record.open_set.held_out_classes["l0"]
     coarse = ds.hierarchy.classes[0].index(held)
-    assert record.open_set["queries"] == int((ds.validation.labels[:, 0] == coarse).sum()) >= 2
-    assert record.open_set["pool"] == len(ds.validation)  # every validation text; none of the test split's
-    assert record.dataset_stats["test"] == len(ds.test) != record.open_set["pool"]
+    assert record.open_set.queries == int((ds.validation.labels[:, 0] == coarse).sum()) >= 2
+    assert record.open_set.pool == len(ds.validation)  # every validation text; none of the test split's
+    assert record.dataset_stats["test"] == len(ds.test) != record.open_set.pool
 
 
 def _measured(record) -> dict:
     """What a run measured (no wall times, no record of how it executed)."""
-    history = dict(record.history, epochs=[{k: v for k, v in e.items() if k != "seconds"}
-                                           for e in record.history.get("epochs", [])])
-    return {"metrics": record.metrics, "retrieval": record.retrieval, "probe": record.probe,
-            "cost": record.cost, "history": history}
+    history = dict(
+        record.history,
+        epochs=[{k: v for k, v in e.items() if k != "seconds"} for e in record.history.get("epochs", [])],
+    )
+    return {
+        "metrics": record.metrics,
+        "retrieval": record.retrieval,
+        "probe": record.probe,
+        "cost": record.cost,
+        "history": history,
+    }
 
 
 def test_seeds_trained_together_record_what_each_seed_records_alone(tiny_data_dir, tmp_path):
     """A sweep groups runs that differ only by seed into one stacked training (by default); every
     record it writes measures exactly what the run trained alone (--no-group) measures."""
-    runs = [RunSpec("tiny", m, s, head=head, epochs=2)
-            for m, head in (("v5", "mlp"), ("heal", "linear"), ("flat", "mlp")) for s in (1, 2, 3)]
+    runs = [
+        RunSpec("tiny", m, s, head=head, epochs=2)
+        for m, head in (("v5", "mlp"), ("heal", "linear"), ("flat", "mlp"))
+        for s in (1, 2, 3)
+    ]
     kw = dict(data_dir=str(tiny_data_dir), progress=False, log=lambda _: None)
     grouped = {r.run_id: r for r in run_sweep(runs, tmp_path / "grouped", **kw)}
     alone = {r.run_id: r for r in run_sweep(runs, tmp_path / "alone", group=0, **kw)}

@@ -8,6 +8,7 @@ retrieval, the funnel, adaptive search and efficiency. The building blocks (``ta
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Sequence
 
@@ -35,6 +36,11 @@ from .tables import (
 )
 
 __all__ = [
+    "Numbering",
+    "named",
+    "numbered",
+    "figure_path",
+    "figure_link",
     "Results",
     "Table",
     "write_report",
@@ -94,19 +100,65 @@ def protocol_means(res: Results, protocol: str) -> dict:
     }
 
 
-def _section(md: list[str], out: Path, tables: Sequence[tuple[Table, str]]) -> None:
-    for table, stem in tables:
+# A document that numbers its tables and figures maps their content names to its numbers: "accuracy" ->
+# "Table 1", "prefix_curves.png" -> "Figure 1". Without one, files are named by content alone.
+Numbering = Mapping[str, str]
+_FILE_PREFIX = {"Table": "table", "Figure": "fig"}
+
+
+def named(content: str, numbering: Numbering | None = None, suffix: str = "") -> tuple[str, str]:
+    """(file stem, number) of a table (``content``) or figure (``content.png``): by content
+    (``accuracy_standard``, no number), or as ``numbering`` numbers it (``table1_accuracy_standard``,
+    ``"Table 1"``; ``fig1_prefix_curves_standard``, ``"Figure 1"``)."""
+    number = (numbering or {}).get(content, "")
+    stem = content.removesuffix(".png") + suffix
+    if not number:
+        return stem, ""
+    kind, n = number.split(" ", 1)  # "Table 5b" -> table5b_...
+    return f"{_FILE_PREFIX[kind]}{n.lower()}_{stem}", number
+
+
+def numbered(table: Table, number: str) -> Table:
+    """The table with its number heading its title (``Table 1: k-NN classification ...``; unchanged
+    without one)."""
+    if number:
+        table.title = f"{number}: {table.title[0].lower()}{table.title[1:]}"
+    return table
+
+
+def _section(md: list[str], out: Path, tables: Sequence[tuple[Table, str, str]], numbering: Numbering | None) -> None:
+    """Write each (table, content name, suffix) that has rows, named and numbered as ``numbering`` says."""
+    for table, content, suffix in tables:
+        stem, number = named(content, numbering, suffix)
         if table.rows:
-            table.write(out, stem)
+            numbered(table, number).write(out, stem)
             md += [table.markdown(), ""]
 
 
+def figure_path(out: Path, content: str, numbering: Numbering | None, suffix: str = "") -> tuple[Path, str]:
+    """(path, number) of a figure, named as :func:`named` says."""
+    stem, number = named(f"{content}.png", numbering, suffix)
+    return out / f"{stem}.png", number
+
+
+def figure_link(path: Path, number: str, title: str) -> list[str]:
+    """The Markdown that shows a figure: "Figure 1: prefix accuracy curves", or "Prefix accuracy curves"
+    where the document does not number it."""
+    return [f"![{f'{number}: {title}' if number else title[0].upper() + title[1:]}]({path.name})", ""]
+
+
 def write_report(
-    records: Sequence[RunRecord], out: str | Path, formats: Sequence[str] = ("md",), *, reference: str | None = None
+    records: Sequence[RunRecord],
+    out: str | Path,
+    formats: Sequence[str] = ("md",),
+    *,
+    reference: str | None = None,
+    numbering: Numbering | None = None,
 ) -> dict:
-    """Write every table and figure into ``out`` (``report.md`` links them); returns the summary also
-    saved as ``summary.json``. ``reference``: the method every other one is tested against in the
-    steerability table (default: MRL when present, else the first method)."""
+    """Write every table and figure into ``out`` (``report.md`` links them), named by what they hold
+    (``accuracy_standard.csv``, ``prefix_curves_standard.png``) or as ``numbering`` numbers them;
+    returns the summary also saved as ``summary.json``. ``reference``: the method every other one is
+    tested against in the steerability table (default: MRL when present, else the first method)."""
     out = Path(out)
     res = Results(records)  # refuses what it cannot report before anything is written
     out.mkdir(parents=True, exist_ok=True)
@@ -123,7 +175,7 @@ def write_report(
         "open_set_runs": len(res.open_set_records),
     }
     md = header(res)
-    _section(md, out, [(hierarchy_table(res), "hierarchy")])
+    _section(md, out, [(hierarchy_table(res), "hierarchy", "")], numbering)
     curves = [m for m in methods if m != "flat"][:4]
     for protocol in res.protocols:
         md += [f"## Protocol: {protocol}", "", res.describe(protocol), ""]
@@ -132,12 +184,14 @@ def write_report(
             md,
             out,
             [
-                (accuracy_table(res, protocol, methods), f"table1_accuracy_{protocol}"),
-                (steerability_table(res, protocol, methods, reference, tests), f"table2_steerability_{protocol}"),
+                (accuracy_table(res, protocol, methods), "accuracy", f"_{protocol}"),
+                (steerability_table(res, protocol, methods, reference, tests), "steerability", f"_{protocol}"),
             ],
+            numbering,
         )
-        if prefix_curves(res, protocol, out / f"fig1_prefix_curves_{protocol}.png", curves):
-            md += [f"![Figure 1: prefix accuracy curves](fig1_prefix_curves_{protocol}.png)", ""]
+        path, number = figure_path(out, "prefix_curves", numbering, f"_{protocol}")
+        if prefix_curves(res, protocol, path, curves, number):
+            md += figure_link(path, number, "prefix accuracy curves")
         summary["protocols"][protocol] = {"tests": tests, "means": protocol_means(res, protocol)}
     if res.retrieval:
         md += ["## Retrieval, multi-stage search and efficiency", ""]
@@ -145,15 +199,17 @@ def write_report(
             md,
             out,
             [
-                (retrieval_table(res), "table4_retrieval"),
-                (funnel_table(res), "table5_multistage"),
-                (adaptive_table(res), "table5b_adaptive"),
-                (efficiency_table(res), "table6_efficiency"),
+                (retrieval_table(res), "retrieval", ""),
+                (funnel_table(res), "multistage", ""),
+                (adaptive_table(res), "adaptive", ""),
+                (efficiency_table(res), "efficiency", ""),
             ],
+            numbering,
         )
-        if funnel_curves(res, out / "fig4_multistage.png", curves):
-            md += ["![Figure 4: multi-stage search](fig4_multistage.png)", ""]
-    return finish_report(md, out, res, summary, formats)
+        path, number = figure_path(out, "multistage", numbering)
+        if funnel_curves(res, path, curves, number):
+            md += figure_link(path, number, "multi-stage search")
+    return finish_report(md, out, res, summary, formats, numbering=numbering)
 
 
 def finish_report(
@@ -163,15 +219,17 @@ def finish_report(
     summary: dict,
     formats: Sequence[str],
     open_set_methods: Sequence[str] | None = None,
+    numbering: Numbering | None = None,
 ) -> dict:
     """Append the open-set section (when a run held classes out), then write ``report.md``,
     ``summary.json`` and, when asked, the mteb results (skipped with a note without mteb); returns
     ``summary``."""
     if res.open_set:
         md += ["## Open set: classes never seen in training", ""]
-        _section(md, out, [(open_set_table(res, open_set_methods), "table9_open_set")])
-        if open_set_bars(res, out / "fig7_open_set.png", open_set_methods):
-            md += ["![Figure 7: open set](fig7_open_set.png)", ""]
+        _section(md, out, [(open_set_table(res, open_set_methods), "open_set", "")], numbering)
+        path, number = figure_path(out, "open_set", numbering)
+        if open_set_bars(res, path, open_set_methods, number):
+            md += figure_link(path, number, "open set")
     atomic_write_text(out / "report.md", "\n".join(md) + "\n")
     atomic_write_json(out / "summary.json", summary)
     if "mteb" in formats:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -38,7 +38,7 @@ def model_name(method: str, protocol: str, prefix_dim: int) -> str:
     return f"steerable/{method}-{protocol}-{prefix_dim}d"
 
 
-def mteb_task(dataset: str, level: str):
+def mteb_task(dataset: str, level: str) -> Any:
     """The mteb classification task (an instance) of one level of ``dataset``. It is not in mteb's
     registry, so ``TaskResult.task`` cannot find it: pass it where mteb takes a task, e.g.
     ``TaskResult.validate_and_filter_scores(task=mteb_task("clinc150", "l0"))``. Needs mteb."""
@@ -68,9 +68,9 @@ def _accuracies(res: Results, method: str, protocol: str) -> dict[int, list[tupl
     by_dim = defaultdict(list)
     for ds in res.datasets:
         if by_seed := res.blocks.get((ds, method, protocol)):
-            for dim in next(iter(by_seed.values()))["dims"]:
+            for dim in next(iter(by_seed.values())).dims:
                 for level in res.levels[ds]:
-                    by_dim[dim].append((ds, level, {s: b["accuracy"][level][str(dim)] for s, b in by_seed.items()}))
+                    by_dim[dim].append((ds, level, {s: b.accuracy[level][str(dim)] for s, b in by_seed.items()}))
     return dict(sorted(by_dim.items()))
 
 
@@ -105,7 +105,7 @@ def write_mteb(res: Results, out: str | Path, *, log: Callable[[str], None] = pr
     """
     try:
         import mteb
-        from mteb.models.model_meta import ModelMeta
+        from mteb.models.model_meta import ModelMeta, ScoringFunction
         from mteb.results import TaskResult
     except ImportError:
         log(MISSING)
@@ -115,7 +115,7 @@ def write_mteb(res: Results, out: str | Path, *, log: Callable[[str], None] = pr
     backbone, head = ", ".join(res.backbones), ", ".join(res.heads)
     written = []
     for protocol in res.protocols:
-        k = res.protocol_desc[protocol]["k"]
+        k = res.protocol_desc[protocol].k
         for m in res.methods:
             for dim, measured in _accuracies(res, m, protocol).items():
                 results = [
@@ -135,7 +135,7 @@ def write_mteb(res: Results, out: str | Path, *, log: Callable[[str], None] = pr
                                 "steerable_version": __version__,
                             },
                         ),
-                        evaluation_time=None,
+                        evaluation_time=None,  # type: ignore[arg-type]  # scores read from stored runs: none was timed
                     )
                     for ds, level, per_seed in measured
                 ]
@@ -154,7 +154,7 @@ def write_mteb(res: Results, out: str | Path, *, log: Callable[[str], None] = pr
                     public_training_code=None,
                     public_training_data=None,
                     framework=["PyTorch"],
-                    similarity_fn_name="cosine",
+                    similarity_fn_name=ScoringFunction("cosine"),
                     use_instructions=False,
                     training_datasets={r.task_name for r in results},  # each head saw its data's training split
                     adapted_from=backbone,
@@ -163,6 +163,8 @@ def write_mteb(res: Results, out: str | Path, *, log: Callable[[str], None] = pr
                 paths[0].parent.mkdir(parents=True, exist_ok=True)
                 for result, path in zip(results, paths):
                     result.to_disk(path)
-                atomic_write_json(paths[0].parent / "model_meta.json", meta.to_dict())
+                meta_json = meta.to_dict()  # training_datasets is a set: written sorted, the same each time
+                meta_json["training_datasets"] = sorted(meta_json.get("training_datasets") or [])
+                atomic_write_json(paths[0].parent / "model_meta.json", meta_json)
                 written += paths
     return written

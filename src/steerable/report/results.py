@@ -6,7 +6,7 @@ from collections import defaultdict
 from typing import Sequence
 
 from ..methods import display_order, parse_dial
-from ..runs.record import RunRecord
+from ..runs.record import OpenSet, Protocol, ProtocolMetrics, Retrieval, RunRecord
 
 PROTOCOL_ORDER = ["paper", "standard"]
 
@@ -44,27 +44,27 @@ class Results:
         if not records:
             raise ValueError("no results to report: the store holds no finished runs")
         _refuse_collisions(records)
-        self.open_set: dict[tuple, dict[int, dict]] = defaultdict(dict)
+        self.open_set: dict[tuple, dict[int, OpenSet]] = defaultdict(dict)
         for r in records:
-            if r.unseen:
+            if r.unseen and r.open_set is not None:
                 self.open_set[(r.dataset, r.method, r.unseen)][r.seed] = r.open_set
         self.open_set_records = [r for r in records if r.unseen]
         self.records = [r for r in records if not r.unseen]
-        self.blocks: dict[tuple, dict[int, dict]] = defaultdict(dict)
-        self.retrieval: dict[tuple, dict[int, dict]] = defaultdict(dict)
+        self.blocks: dict[tuple, dict[int, ProtocolMetrics]] = defaultdict(dict)
+        self.retrieval: dict[tuple, dict[int, Retrieval]] = defaultdict(dict)
         self.geometry: dict[tuple, dict[int, dict]] = defaultdict(dict)  # (dataset, method) -> seed -> geometry
         self.cost: dict[str, list[dict]] = defaultdict(list)
         self.stats: dict[str, dict] = {}
         self.levels: dict[str, list[str]] = {}
         self.n_docs: dict[str, int] = {}  # documents in each run's retrieval split
-        self.protocol_desc: dict[str, dict] = {}
+        self.protocol_desc: dict[str, Protocol] = {}
         for r in records:
             self.stats.setdefault(r.dataset, r.dataset_stats)
             self.levels.setdefault(r.dataset, r.level_names)
         for r in self.records:
             for protocol, block in r.metrics.items():
                 self.blocks[(r.dataset, r.method, protocol)][r.seed] = block
-                self.protocol_desc.setdefault(protocol, block["protocol"])
+                self.protocol_desc.setdefault(protocol, block.protocol)
             if r.retrieval:
                 self.retrieval[(r.dataset, r.method)][r.seed] = r.retrieval
             if r.geometry:
@@ -81,21 +81,18 @@ class Results:
 
     def values(self, dataset: str, method: str, protocol: str, metric: str) -> dict[int, float]:
         """Seed -> a steerability metric of one method on one data set."""
-        return {s: b[metric] for s, b in self.blocks.get((dataset, method, protocol), {}).items()}
+        return {s: b.metric(metric) for s, b in self.blocks.get((dataset, method, protocol), {}).items()}
 
     def accuracy(self, dataset: str, method: str, protocol: str, level: str, which: int) -> dict[int, float]:
         """Seed -> k-NN accuracy of a level at the ``which``-th prefix dim (-1: full)."""
-        return {
-            s: b["accuracy"][level][str(b["dims"][which])]
-            for s, b in self.blocks.get((dataset, method, protocol), {}).items()
-        }
+        return {s: b.at(level, which) for s, b in self.blocks.get((dataset, method, protocol), {}).items()}
 
     def probe(self, dataset: str, method: str, level: str) -> dict[int, float]:
         """Seed -> accuracy of a linear probe for ``level`` on the shortest prefix, where recorded."""
         return {
-            r.seed: r.probe["accuracy"][level]
+            r.seed: r.probe.accuracy[level]
             for r in self.records
-            if r.dataset == dataset and r.method == method and r.probe
+            if r.dataset == dataset and r.method == method and r.probe is not None
         }
 
     def shape(self, dataset: str, method: str, what: str, which: int = 0) -> dict[int, float]:
@@ -114,9 +111,9 @@ class Results:
     def describe(self, protocol: str) -> str:
         p = self.protocol_desc[protocol]
         if protocol == "paper":
-            how = f"leave-one-out {p['k']}-NN within {p['n']} test examples (seeded shuffle per seed)"
+            how = f"leave-one-out {p.k}-NN within {p.n} test examples (seeded shuffle per seed)"
         else:
-            how = f"{p['k']}-NN, training split as reference, whole (capped) test split"
+            how = f"{p.k}-NN, training split as reference, whole (capped) test split"
         return (
             f"Protocol `{protocol}`: {how}. Seeds {', '.join(map(str, self.seeds))}; backbone "
             f"{', '.join(self.backbones)}; head {', '.join(self.heads)}."

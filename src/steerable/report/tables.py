@@ -27,7 +27,7 @@ def _pick(res: Results, methods: Sequence[str] | None) -> list[str]:
 
 
 def accuracy_table(res: Results, protocol: str, methods: Sequence[str] | None = None) -> Table:
-    """Table 1: k-NN accuracy of the coarsest and finest level at the full dim."""
+    """k-NN accuracy of the coarsest and finest level at the full dim."""
     methods = _pick(res, methods)
     cols = ["data set"]
     for m in methods:
@@ -44,7 +44,7 @@ def accuracy_table(res: Results, protocol: str, methods: Sequence[str] | None = 
         rows.append(row)
     flat = " Flat is the raw backbone vector (all its dims)." if "flat" in methods else ""
     return Table(
-        f"Table 1: k-NN classification accuracy (%) of the full embedding, mean ± sd over seeds ({protocol} protocol)",
+        f"k-NN classification accuracy (%) of the full embedding, mean ± sd over seeds ({protocol} protocol)",
         cols,
         rows,
         res.describe(protocol) + " L0 = coarsest level, L1 = finest level." + flat,
@@ -69,7 +69,7 @@ def steerability_tests(res: Results, protocol: str, a: str, b: str) -> dict[str,
 def steerability_table(
     res: Results, protocol: str, methods: Sequence[str], reference: str, tests: dict[str, dict[str, dict]]
 ) -> Table:
-    """Table 2: S with its interval and the other steerability metrics; for each method but the
+    """S with its interval and the other steerability metrics; for each method but the
     reference, the paired test against it (``tests[method][dataset]``, from
     :func:`steerability_tests`)."""
     methods = _pick(res, methods)
@@ -106,7 +106,7 @@ def steerability_table(
             rows.append(row)
     compared = ", ".join(label(m) for m in methods if m != reference)
     return Table(
-        f"Table 2: steerability, mean ± sd over seeds ({protocol} protocol)",
+        f"Steerability, mean ± sd over seeds ({protocol} protocol)",
         cols,
         rows,
         res.describe(protocol) + f" Paired t-test and paired Cohen's d of {compared} vs "
@@ -148,13 +148,11 @@ def retrieval_mean(res: Results, ds: str, m: str, key: str) -> float | None:
 
 
 def retrieval_dims(res: Results, ds: str, m: str) -> list[int]:
-    any_run = next(iter(res.retrieval[(ds, m)].values()))
-    return sorted({int(k.rsplit("/", 1)[1]) for k in any_run if k.startswith("ndcg@10/")})
+    return next(iter(res.retrieval[(ds, m)].values())).dims
 
 
 def funnel_shortlists(res: Results, ds: str, m: str) -> list[int]:
-    any_run = next(iter(res.retrieval[(ds, m)].values()))
-    return sorted({int(k.rsplit("/", 1)[1]) for k in any_run if k.startswith("funnel/overlap")})
+    return next(iter(res.retrieval[(ds, m)].values())).shortlists
 
 
 def _pct(v: float | None, digits: int = 1) -> str:
@@ -162,7 +160,7 @@ def _pct(v: float | None, digits: int = 1) -> str:
 
 
 def retrieval_table(res: Results, methods: Sequence[str] | None = None) -> Table:
-    """Table 4: Recall@k, MRR and nDCG@10 at every prefix."""
+    """Recall@k, MRR and nDCG@10 at every prefix."""
     cols = ["data set", "method", "dim", "R@1 L1", "R@10 L0", "R@10 L1", "MRR L1", "nDCG@10"]
     rows = []
     for ds in res.datasets:
@@ -178,7 +176,7 @@ def retrieval_table(res: Results, methods: Sequence[str] | None = None) -> Table
                 ]
                 rows.append([ds, label(m), dim] + [_pct(retrieval_mean(res, ds, m, k)) for k in keys])
     return Table(
-        "Table 4: retrieval at every prefix (%), mean over seeds",
+        "Retrieval at every prefix (%), mean over seeds",
         cols,
         rows,
         f"Queries vs documents: a seeded 50/50 split of each run's (capped) test set; cosine "
@@ -189,7 +187,7 @@ def retrieval_table(res: Results, methods: Sequence[str] | None = None) -> Table
 
 
 def funnel_table(res: Results, methods: Sequence[str] | None = None) -> Table:
-    """Table 5: the funnel's overlap with exact search and its label recall, per shortlist K."""
+    """The funnel's overlap with exact search and its label recall, per shortlist K."""
     cols = [
         "data set",
         "method",
@@ -215,7 +213,7 @@ def funnel_table(res: Results, methods: Sequence[str] | None = None) -> Table:
                     ]
                 )
     return Table(
-        "Table 5: multi-stage search (shortest prefix shortlists K, full vector reranks)",
+        "Multi-stage search (shortest prefix shortlists K, full vector reranks)",
         cols,
         rows,
         "Overlap = fraction of the exact full-vector top 10 that the funnel returns; "
@@ -224,7 +222,7 @@ def funnel_table(res: Results, methods: Sequence[str] | None = None) -> Table:
 
 
 def adaptive_table(res: Results, methods: Sequence[str] | None = None) -> Table:
-    """Table 5b: adaptive search per margin: queries extended, overlap and recall."""
+    """Adaptive search per margin: queries extended, overlap and recall."""
     cols = [
         "data set",
         "method",
@@ -265,7 +263,7 @@ def adaptive_table(res: Results, methods: Sequence[str] | None = None) -> Table:
                     ]
                 )
     return Table(
-        "Table 5b: adaptive search (the prefix answers confident queries; the rest are reranked)",
+        "Adaptive search (the prefix answers confident queries; the rest are reranked)",
         cols,
         rows,
         "A query is confident when its shortest-prefix top-1 similarity beats its "
@@ -277,11 +275,11 @@ def adaptive_table(res: Results, methods: Sequence[str] | None = None) -> Table:
 
 def _method_dims(res: Results, method: str) -> list[int]:
     """Prefix dims of a method's runs (from any of its metrics blocks)."""
-    return next(b for (_, m, _), by_seed in res.blocks.items() if m == method for b in by_seed.values())["dims"]
+    return next(b for (_, m, _), by_seed in res.blocks.items() if m == method for b in by_seed.values()).dims
 
 
 def efficiency_table(res: Results, methods: Sequence[str] | None = None) -> Table:
-    """Table 6: parameters, training FLOPs and time, inference FLOPs and storage, per method."""
+    """Parameters, training FLOPs and time, inference FLOPs and storage, per method."""
     cols = [
         "method",
         "head parameters",
@@ -304,7 +302,7 @@ def efficiency_table(res: Results, methods: Sequence[str] | None = None) -> Tabl
             ]
         )
     return Table(
-        "Table 6: efficiency",
+        "Efficiency",
         cols,
         rows,
         "FLOPs counted by torch's FlopCounterMode on a real training step (forward and backward, "
@@ -322,11 +320,13 @@ def open_set_values(res: Results, ds: str, m: str, unseen: str, what: str) -> di
     for seed, o in res.open_set.get((ds, m, unseen), {}).items():
         parts = what.split("/")
         if parts[0] == "accuracy":
-            out[seed] = o["accuracy"][parts[1]][str(o["dims"][int(parts[2])])]
+            out[seed] = o.at(parts[1], int(parts[2]))
         elif parts[0] == "clustering":
-            out[seed] = list(o["clustering"].values())[int(parts[1])][parts[2]]
+            out[seed] = list(o.clustering.values())[int(parts[1])][parts[2]]
+        elif what == "queries":
+            out[seed] = o.queries
         else:
-            out[seed] = o[what]
+            out[seed] = o.metric(what)
     return out
 
 
@@ -337,7 +337,7 @@ def _span(values: Sequence[int]) -> str:
 
 
 def open_set_table(res: Results, methods: Sequence[str] | None = None) -> Table:
-    """Table 9: classes never seen in training, queried against a pool of every class."""
+    """Classes never seen in training, queried against a pool of every class."""
     cols = [
         "data set",
         "unseen",
@@ -364,8 +364,8 @@ def open_set_table(res: Results, methods: Sequence[str] | None = None) -> Table:
                     ds,
                     unseen,
                     label(m),
-                    _span([o["queries"] for o in seeds]),
-                    " / ".join(f"{_span([o['held_out'][lvl] for o in seeds])} {lvl}" for lvl in res.levels[ds]),
+                    _span([o.queries for o in seeds]),
+                    " / ".join(f"{_span([o.held_out[lvl] for o in seeds])} {lvl}" for lvl in res.levels[ds]),
                     fmt(v(f"accuracy/{coarse}/0"), pct=True),
                     fmt(v(f"accuracy/{coarse}/-1"), pct=True),
                     fmt(v(f"accuracy/{fine}/-1"), pct=True),
@@ -375,7 +375,7 @@ def open_set_table(res: Results, methods: Sequence[str] | None = None) -> Table:
                 ]
             )
     return Table(
-        "Table 9: open set: classes held out of training, mean ± sd over seeds",
+        "Open set: classes held out of training, mean ± sd over seeds",
         cols,
         rows,
         "Each run holds classes out of training and validation (unseen fine:F: a fraction F of the "

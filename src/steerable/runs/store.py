@@ -11,10 +11,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic import atomic_write, atomic_write_json, read_json
-from .record import RunRecord
+from .record import STEERABILITY_METRICS, RunRecord
 
-COLUMNS = ["run", "dataset", "method", "seed", "backbone", "head", "protocol", "level", "dim",
-           "metric", "value"]
+COLUMNS = ["run", "dataset", "method", "seed", "backbone", "head", "protocol", "level", "dim", "metric", "value"]
 
 
 class ResultsStore:
@@ -65,18 +64,25 @@ class ResultsStore:
 
 def long_rows(record: RunRecord) -> list[dict]:
     """A record's metrics as rows: accuracy per (protocol, level, dim), then each scalar metric."""
-    base = {"run": record.run_id, "dataset": record.dataset, "method": record.method, "seed": record.seed,
-            "backbone": record.backbone, "head": record.head}
+    base = {
+        "run": record.run_id,
+        "dataset": record.dataset,
+        "method": record.method,
+        "seed": record.seed,
+        "backbone": record.backbone,
+        "head": record.head,
+    }
     rows = []
     for protocol, block in record.metrics.items():
-        for level, by_dim in block["accuracy"].items():
+        for level, by_dim in block.accuracy.items():
             for dim, value in by_dim.items():
-                rows.append(base | {"protocol": protocol, "level": level, "dim": int(dim),
-                                    "metric": "accuracy", "value": value})
-        for name, value in block.items():
-            if isinstance(value, (int, float)):
-                rows.append(base | {"protocol": protocol, "level": None, "dim": None, "metric": name,
-                                    "value": float(value)})
+                rows.append(
+                    base | {"protocol": protocol, "level": level, "dim": int(dim), "metric": "accuracy", "value": value}
+                )
+        for name in STEERABILITY_METRICS:
+            rows.append(
+                base | {"protocol": protocol, "level": None, "dim": None, "metric": name, "value": block.metric(name)}
+            )
     for key, value in record.retrieval.items():
         rows.append(base | {"protocol": "retrieval", **_parse_key(key), "value": float(value)})
     return rows
@@ -86,7 +92,6 @@ def _parse_key(key: str) -> dict:
     """``recall@10/l1/64`` -> metric, level, dim; ``funnel/overlap@10/50`` -> dim is the shortlist
     (also for ``adaptive@<margin>/...``)."""
     parts = key.split("/")
-    level = (parts[-2] if len(parts) >= 3 and not parts[-2].startswith(("recall", "overlap", "extended"))
-             else None)
+    level = parts[-2] if len(parts) >= 3 and not parts[-2].startswith(("recall", "overlap", "extended")) else None
     metric = "/".join(p for p in parts[:-1] if p != level)
     return {"metric": metric, "level": level, "dim": int(parts[-1])}

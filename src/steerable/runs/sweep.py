@@ -20,7 +20,7 @@ import torch
 
 from ..backbone import Backbone, VectorCache, cache_dir
 from ..data import HierarchicalDataset, load_dataset
-from .executors import LocalExecutor
+from .executors import LocalExecutor, RayExecutor
 from .record import RunRecord
 from .run import Where, run_seeds
 from .spec import RunSpec
@@ -44,8 +44,15 @@ class RunInputs:
         return [t for split in ("train", "validation", "test") for t in dataset.split(split).texts]
 
 
-def execute_runs(specs: list[dict], inputs: RunInputs | None = None, *, data_dir: str | None = None,
-                 threads: int | None = None, model_cache: str | None = None, group: bool = True) -> list[dict]:
+def execute_runs(
+    specs: list[dict],
+    inputs: RunInputs | None = None,
+    *,
+    data_dir: str | None = None,
+    threads: int | None = None,
+    model_cache: str | None = None,
+    group: bool = True,
+) -> list[dict]:
     """Run specs that differ only by seed (in whatever process or machine the executor chose) and
     return their records as dicts (what crosses process boundaries), in order; the caller stores them.
     With ``group``, their heads train together as one stacked model, where they can
@@ -57,8 +64,8 @@ def execute_runs(specs: list[dict], inputs: RunInputs | None = None, *, data_dir
     """
     if threads:
         torch.set_num_threads(threads)
-    specs = [RunSpec.from_dict(spec) for spec in specs]
-    s = specs[0]
+    runs = [RunSpec.from_dict(spec) for spec in specs]
+    s = runs[0]
     backbone = Backbone(s.backbone)
     cache = VectorCache(backbone)
     if inputs is not None:
@@ -68,23 +75,45 @@ def execute_runs(specs: list[dict], inputs: RunInputs | None = None, *, data_dir
         dataset = load_dataset(s.dataset, data_dir)
     t0 = time.perf_counter()
     where = Where(backbone, cache, Path(model_cache) if model_cache else cache_dir() / "models", progress=False)
-    results = run_seeds(specs, dataset=dataset, where=where, group=group)
-    share = (time.perf_counter() - t0) / len(specs)  # evaluation runs one by one: each run's share of the whole
-    return [RunRecord(
-        run_id=spec.run_id, dataset=spec.dataset, method=spec.method, seed=spec.seed, backbone=spec.backbone,
-        head=spec.head, spec=spec.to_dict(), dataset_stats=dataset.stats(),
-        level_names=list(dataset.hierarchy.level_names), metrics=result.metrics,
-        retrieval=result.retrieval, probe=result.probe, history=result.history,
-        seconds=result.config["seconds"] | {"total": share}, cost=result.config["cost"],
-        open_set=result.open_set, geometry=result.geometry,
-        environment={"torch_threads": torch.get_num_threads(), "torch": torch.__version__}
-        | ({"trained_together": result.config["trained_together"]} if "trained_together" in result.config
-           else {})).to_dict()
-        for spec, result in zip(specs, results)]
+    results = run_seeds(runs, dataset=dataset, where=where, group=group)
+    share = (time.perf_counter() - t0) / len(runs)  # evaluation runs one by one: each run's share of the whole
+    records = []
+    for spec, result in zip(runs, results):
+        environment = {"torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+        if "trained_together" in result.config:
+            environment["trained_together"] = result.config["trained_together"]
+        record = {
+            "run_id": spec.run_id,
+            "dataset": spec.dataset,
+            "method": spec.method,
+            "seed": spec.seed,
+            "backbone": spec.backbone,
+            "head": spec.head,
+            "spec": spec.to_dict(),
+            "dataset_stats": dataset.stats(),
+            "level_names": list(dataset.hierarchy.level_names),
+            "metrics": result.metrics,
+            "retrieval": result.retrieval,
+            "probe": result.probe,
+            "history": result.history,
+            "seconds": result.config["seconds"] | {"total": share},
+            "cost": result.config["cost"],
+            "open_set": result.open_set,
+            "geometry": result.geometry,
+            "environment": environment,
+        }
+        records.append(RunRecord.from_dict(record, source=spec.run_id).to_dict())  # checked before it travels
+    return records
 
 
-def execute_run(spec: dict, inputs: RunInputs | None = None, *, data_dir: str | None = None,
-                threads: int | None = None, model_cache: str | None = None) -> dict:
+def execute_run(
+    spec: dict,
+    inputs: RunInputs | None = None,
+    *,
+    data_dir: str | None = None,
+    threads: int | None = None,
+    model_cache: str | None = None,
+) -> dict:
     """One spec's record (:func:`execute_runs` of that spec alone)."""
     return execute_runs([spec], inputs, data_dir=data_dir, threads=threads, model_cache=model_cache)[0]
 
@@ -128,10 +157,17 @@ def run_inputs(runs: Sequence[RunSpec], data_dir: str | None) -> dict[tuple[str,
     return out
 
 
-def run_sweep(runs: Sequence[RunSpec], store_root: str | Path, *, executor=None,
-              data_dir: str | None = None, progress: bool = True,
-              log: Callable[[str], None] = print, require: tuple[str, ...] = (),
-              group: int = DEFAULT_GROUP) -> list[RunRecord]:
+def run_sweep(
+    runs: Sequence[RunSpec],
+    store_root: str | Path,
+    *,
+    executor: LocalExecutor | RayExecutor | None = None,
+    data_dir: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    require: tuple[str, ...] = (),
+    group: int = DEFAULT_GROUP,
+) -> list[RunRecord]:
     """Run every spec that has no record yet (or whose record lacks a ``require`` field); returns the
     new records.
 
@@ -158,12 +194,22 @@ def run_sweep(runs: Sequence[RunSpec], store_root: str | Path, *, executor=None,
     for i, record in enumerate(records, start=1):
         store.add(record)  # here, on the machine that holds the store
         new.append(record)
-        s = "  ".join(f"S[{p}]={b['steerability_score']:+.3f}" for p, b in record.metrics.items())
+        s = "  ".join(f"S[{p}]={b.steerability_score:+.3f}" for p, b in record.metrics.items())
         elapsed = time.perf_counter() - t0 - t_vectors
         eta = elapsed / i * (len(todo) - i)
-        log(f"[{done + i}/{len(runs)}] {record.dataset} {record.method} seed {record.seed}"
-            + (f" unseen {record.unseen}" if record.unseen else "") + ": "
-            f"{s}  ({record.seconds['total']:.0f} s; eta {eta / 60:.1f} min)")
-    store.log_invocation({"started": started, "seconds": time.perf_counter() - t0,
-                          "vector_seconds": t_vectors, "texts_encoded": encoded, "runs": len(new)})
+        log(
+            f"[{done + i}/{len(runs)}] {record.dataset} {record.method} seed {record.seed}"
+            + (f" unseen {record.unseen}" if record.unseen else "")
+            + ": "
+            f"{s}  ({record.seconds['total']:.0f} s; eta {eta / 60:.1f} min)"
+        )
+    store.log_invocation(
+        {
+            "started": started,
+            "seconds": time.perf_counter() - t0,
+            "vector_seconds": t_vectors,
+            "texts_encoded": encoded,
+            "runs": len(new),
+        }
+    )
     return new
