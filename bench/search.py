@@ -78,7 +78,8 @@ from steerable.runs import RunSpec, Where, run
 from steerable.schedule import Schedule
 
 from _common import finish, machine, print_machine, write_json
-from search_lib import ENGINES, choose, contenders, out_of_sample, prefix_ceiling, split_queries, unit
+from search_engines import ENGINES
+from search_lib import choose, contenders, out_of_sample, prefix_ceiling, split_queries, unit
 
 HEADS = ("v5", "mrl", "mrl_distill")  # mrl_distill: MRL whose prefix learns to shortlist for its full vector
 HELD_OUT_SPLITS = ("test",)  # the validation splits chose epochs and settings: no text of theirs is searched

