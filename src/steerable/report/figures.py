@@ -22,7 +22,15 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 COLORS = COLOURS  # the methods that have a colour of their own
-OTHER_COLORS = ("tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "black")
+OTHER_COLORS = (
+    "tab:green",
+    "tab:purple",
+    "tab:brown",
+    "tab:pink",
+    "tab:olive",
+    "tab:cyan",
+    "darkgoldenrod",
+)  # black: floors
 
 
 def color(method: str, i: int = 0) -> str:
