@@ -229,6 +229,10 @@ def test_seed_groups_hold_runs_that_differ_only_by_seed():
     groups = seed_groups(runs)
     assert [[r.seed for r in g] for g in groups] == [[1, 2, 3], [1, 2, 3], [4]]
     assert [[r.seed for r in g] for g in seed_groups(runs, 2)] == [[1, 2], [3], [1, 2], [3], [4]]
+    # listed seed by seed, each setting's first seeds come before any setting's next ones
+    by_seed = [RunSpec("a", m, s) for s in (1, 2, 3) for m in ("v5", "mrl")]
+    got = [(g[0].method, [r.seed for r in g]) for g in seed_groups(by_seed, 2)]
+    assert got == [("v5", [1, 2]), ("mrl", [1, 2]), ("v5", [3]), ("mrl", [3])]
 
 
 def test_the_sweep_command_groups_seeds_unless_told_not_to():

@@ -122,12 +122,16 @@ def seed_groups(runs: Sequence[RunSpec], size: int = 0) -> list[list[RunSpec]]:
     """The runs in groups that differ only by seed (at most ``size`` runs each; 0: no limit), in the
     order each group's first run comes."""
     groups: dict[RunSpec, list[list[RunSpec]]] = {}
-    for r in runs:
+    first: dict[int, int] = {}  # id of a group -> the position of its first run in ``runs``
+    for i, r in enumerate(runs):
         chunks = groups.setdefault(replace(r, seed=0), [[]])
         if size and len(chunks[-1]) >= size:
             chunks.append([])
+        if not chunks[-1]:
+            first[id(chunks[-1])] = i
         chunks[-1].append(r)
-    return [chunk for chunks in groups.values() for chunk in chunks]
+    # a grid listed seed by seed runs its first seeds of every setting before the next ones
+    return sorted((chunk for chunks in groups.values() for chunk in chunks), key=lambda chunk: first[id(chunk)])
 
 
 def prepare_vectors(runs: Sequence[RunSpec], data_dir: str | None, progress: bool = True) -> int:
