@@ -350,3 +350,10 @@ def test_an_anchored_prefix_keeps_the_backbones_neighbours_where_the_adversarial
 def test_a_distilled_prefix_shortlists_its_full_vectors_neighbours_better_than_mrls():
     mrl, distilled = _shortlist_recall("mrl"), _shortlist_recall("mrl_distill")
     assert distilled > mrl + 0.04  # top 10 of the prefix vs top 10 of the full vector (0.82 vs 0.76)
+
+
+def test_a_method_says_whether_it_trains_and_whether_it_needs_a_setting():
+    from steerable.methods import METHODS, trains
+
+    assert [m.name for m in METHODS.values() if m.needs_setting] == ["dial"]  # no default: named with it
+    assert not trains("flat_pca") and not trains("gep@0.3") and trains("v5") and trains("my_own_schedule")

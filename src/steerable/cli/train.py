@@ -14,7 +14,7 @@ from ..backbone import Backbone, split_vectors
 from ..data import data_dir, list_datasets, load_dataset
 from ..data.importers import IMPORTERS, import_yahoo_answers
 from ..heads import DEFAULT_HEAD, HEADS
-from ..methods import METHODS, dial_name
+from ..methods import METHODS
 from ..metrics import evaluate, format_metrics
 from ..openset import HeldOut, Unseen, hold_out, open_set_metrics, split_held_out
 from ..runs import RunSpec, Where, load_run, run, run_dataset
@@ -105,9 +105,10 @@ def read_schedule(path: str) -> Schedule:
 def cmd_train(args: argparse.Namespace) -> int:
     if args.out:
         check_out(Path(args.out), args.overwrite)
-    if args.method == "dial" and args.dial is None and not args.schedule:
-        raise ValueError("--method dial needs --dial VALUE (0 to 1)")
-    if args.dial is not None and (args.method != "dial" or args.schedule):
+    entry = None if args.schedule else METHODS.get(args.method)  # a bare name: the setting is --dial's
+    if entry is not None and entry.needs_setting and args.dial is None:
+        raise ValueError(f"--method {args.method} needs --dial VALUE (0 to 1)")
+    if args.dial is not None and (entry is None or not entry.needs_setting):
         raise ValueError(
             f"--dial is the setting of --method dial; {args.schedule or args.method!r} has no dial "
             "(a method with a setting takes it in its name, e.g. blend@0.5)"
@@ -116,7 +117,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     schedule = read_schedule(args.schedule) if args.schedule else None
-    method = dial_name(args.dial) if args.method == "dial" and args.dial is not None else args.method
+    method = f"{args.method}@{args.dial:g}" if args.dial is not None else args.method
     backbone = backbone_from_args(args)
     spec = RunSpec(
         dataset.name,

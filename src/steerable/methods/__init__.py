@@ -98,6 +98,11 @@ class Method:
         return self.at is not None
 
     @property
+    def needs_setting(self) -> bool:
+        """Whether the method runs only at a setting named with it (it has no default: the dial)."""
+        return self.takes_setting and default_setting(self.name) is None
+
+    @property
     def colour(self) -> str | None:
         """The colour every figure shows it in, where it has one of its own."""
         return COLOURS.get(self.name)
@@ -260,10 +265,10 @@ def method(name: str) -> Method:
     adversary's strength) at ``x``."""
     base, value = parse_setting(name)
     entry = METHODS.get(base)
-    if entry is None or (value is None and base == "dial") or (value is not None and entry.at is None):
+    if entry is None or (value is None and entry.needs_setting) or (value is not None and entry.at is None):
         with_settings = ", ".join(f"{m}@X" for m, e in METHODS.items() if e.at)
         raise ValueError(
-            f"unknown method {name!r}; choose from {', '.join(m for m in METHODS if m != 'dial')} "
+            f"unknown method {name!r}; choose from {', '.join(m for m, e in METHODS.items() if not e.needs_setting)} "
             f"(with a setting: {with_settings})"
         )
     if value is None:
@@ -293,6 +298,14 @@ def label(name: str) -> str:
         return method(name).label
     except ValueError:
         return name
+
+
+def trains(name: str) -> bool:
+    """Whether method ``name`` trains a head; a name outside the registry (a schedule of one's own) does."""
+    try:
+        return method(name).trains
+    except ValueError:
+        return True
 
 
 def short_label(name: str) -> str:
@@ -332,6 +345,7 @@ __all__ = [
     "parse_setting",
     "parse_dial",
     "dial_name",
+    "trains",
     "default_setting",
     "mrl_reference",
     # the methods' builders and the settings they run at

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from ..atomic import atomic_write_json, atomic_write_text
-from ..methods import display_order, label
+from ..methods import display_order, label, trains
 from ..runs.record import RunRecord
 from ..runs.store import ResultsStore
 from .figures import funnel_curves, open_set_bars, prefix_curves
@@ -176,7 +176,7 @@ def write_report(
     }
     md = header(res)
     _section(md, out, [(hierarchy_table(res), "hierarchy", "")], numbering)
-    curves = [m for m in methods if m != "flat"][:4]
+    curves = [m for m in methods if trains(m)][:4]  # the trained heads' prefixes
     for protocol in res.protocols:
         md += [f"## Protocol: {protocol}", "", res.describe(protocol), ""]
         tests = {m: steerability_tests(res, protocol, m, reference) for m in methods if m != reference}
