@@ -7,7 +7,17 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from steerable.report import Results, figure_path, finish_report, header, named, numbered, protocol_means
+from steerable.report import (
+    Results,
+    figure_link,
+    figure_path,
+    finish_report,
+    header,
+    named,
+    numbered,
+    protocol_means,
+    summary_of,
+)
 from steerable.report.figures import funnel_curves, prefix_curves
 from steerable.report.tables import (
     accuracy_table,
@@ -82,17 +92,7 @@ def write_report(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     res = Results(records)
-    summary: dict = {
-        "protocols": {},
-        "datasets": res.datasets,
-        "methods": res.methods,
-        "seeds": res.seeds,
-        "backbones": res.backbones,
-        "heads": res.heads,
-        "runs": len(res.records),
-        "open_set_runs": len(res.open_set_records),
-        "confirmation_runs": len(confirm),
-    }
+    summary = summary_of(res) | {"confirmation_runs": len(confirm)}
     md = header(res)
     _write(md, out, hierarchy_table(res), "hierarchy")
     for protocol in res.protocols:
@@ -161,7 +161,7 @@ def write_report(
         summary["retrieval_loss"] = loss
         path, number = figure_path(out, "multistage", NUMBERING)
         if funnel_curves(res, path, COMPARED, number):
-            md += [f"![{number}: multi-stage search]({path.name})", ""]
+            md += figure_link(path, number, "multi-stage search")
     beyond_md, beyond_summary = write_section(
         res, out, data_dir=data_dir, confirm=Results(confirm) if confirm else None
     )

@@ -48,6 +48,7 @@ __all__ = [
     "load_records",
     "header",
     "protocol_means",
+    "summary_of",
     "REPORT_FORMATS",
 ]
 
@@ -87,6 +88,20 @@ def header(res: Results, title: str = "# Steerable embeddings: results") -> list
         f"Backbone {', '.join(res.backbones)}; head {', '.join(res.heads)}.",
         "",
     ]
+
+
+def summary_of(res: Results) -> dict:
+    """The start of a report's ``summary.json``: what the records cover; ``protocols`` to be filled."""
+    return {
+        "protocols": {},
+        "datasets": res.datasets,
+        "methods": res.methods,
+        "seeds": res.seeds,
+        "backbones": res.backbones,
+        "heads": res.heads,
+        "runs": len(res.records),
+        "open_set_runs": len(res.open_set_records),
+    }
 
 
 def protocol_means(res: Results, protocol: str) -> dict:
@@ -164,16 +179,7 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     methods = res.listed_methods()
     reference = reference or ("mrl" if "mrl" in methods or not methods else methods[0])
-    summary: dict = {
-        "protocols": {},
-        "datasets": res.datasets,
-        "methods": res.methods,
-        "seeds": res.seeds,
-        "backbones": res.backbones,
-        "heads": res.heads,
-        "runs": len(res.records),
-        "open_set_runs": len(res.open_set_records),
-    }
+    summary = summary_of(res)
     md = header(res)
     _section(md, out, [(hierarchy_table(res), "hierarchy", "")], numbering)
     curves = [m for m in methods if trains(m)][:4]  # the trained heads' prefixes
