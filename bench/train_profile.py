@@ -33,6 +33,7 @@ from steerable.model import SteerableModel
 from steerable.training import TrainConfig
 from steerable.training.adamw import FlatAdamW
 from steerable.training.loop import BalancedBatches, PositiveSampler, optimiser, validation_accuracy
+from steerable.training.stack import Seeds
 from steerable.training.terms import LOSS_KINDS, Step
 
 from _common import finish, machine, print_machine, write_json
@@ -101,14 +102,25 @@ def profile(
             laps.lap("gather")
             blocks, fine_logits = model.head.outputs(xb)
             laps.lap("forward")
-            step = Step(model, blocks.float(), fine_logits, yb, len(idx), levels, rng, cfg.loss, schedule.block_keep)
-            total = step.blocks.new_zeros(())
+            logits = None if fine_logits is None else fine_logits[None]  # the step's leading seed axis
+            step = Step(
+                Seeds([model]),
+                blocks.float()[None],
+                logits,
+                yb[None],
+                len(idx),
+                levels,
+                [rng],
+                cfg.loss,
+                schedule.block_keep,
+            )
+            total = step.blocks.new_zeros(1)
             for term in schedule.terms:
                 for part in LOSS_KINDS[term.loss](step, term):
                     total = total + part
             laps.lap("loss")
             opt.zero_grad(set_to_none=True)
-            total.backward()
+            total.sum().backward()
             laps.lap("backward")
             if fused:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)

@@ -45,6 +45,44 @@ def test_flat_steps_equal_torch_adamw_with_clipping_and_a_schedule(groups):
     assert len({q.untyped_storage().data_ptr() for qs in flat for q in qs}) == groups * len(SHAPES)
 
 
+@pytest.fixture
+def threads():
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_one_pass_over_every_group_equals_torch_adamw_for_1000_steps(n_threads, threads):
+    """Groups of the same shapes (seeds trained together) run each operation once over all of them,
+    a cache-sized stretch at a time (a tensor larger than the stretch crosses its edges), and clip
+    each group by its own norm in one pass: torch's AdamW and clipping, bit for bit, for 1,000 steps."""
+    threads(n_threads)
+    shapes = [*SHAPES, (450, 400)]  # three groups: more than one stretch of the buffers
+    ref = [_params(i, shapes) for i in range(3)]
+    flat = [[torch.nn.Parameter(p.detach().clone()) for p in ps] for ps in ref]
+    torch_opt = torch.optim.AdamW([{"params": ps} for ps in ref], lr=1e-3, weight_decay=0.01, foreach=False)
+    opt = FlatAdamW([{"params": ps} for ps in flat], lr=1e-3, weight_decay=0.01)
+    g = torch.Generator().manual_seed(3)
+    for step in range(1000):
+        for ps, qs in zip(ref, flat):
+            scale = 10.0 if step % 5 == 0 else 1e-3
+            for p, q in zip(ps, qs):
+                p.grad = torch.randn(p.shape, generator=g) * scale
+                q.grad = p.grad.clone()
+        for ps in ref:
+            torch.nn.utils.clip_grad_norm_(ps, 1.0, foreach=True)
+        opt.clip_grad_norm(1.0)
+        torch_opt.step()
+        opt.step()
+    assert opt.packed and opt._flat is not None and opt._flat.even
+    for ps, qs in zip(ref, flat):
+        for p, q in zip(ps, qs):
+            assert torch.equal(p, q)
+            for key in ("exp_avg", "exp_avg_sq", "step"):
+                assert torch.equal(torch_opt.state[p][key], opt.state[q][key]), key
+
+
 def test_parameters_without_gradients_are_left_alone_then_torch_takes_over():
     """A parameter no loss reaches is not packed (torch never updates it); once a packed parameter
     misses a gradient, the steps are torch's own, on the same state."""

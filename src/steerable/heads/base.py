@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..batched import matmul
 from ..projections import PROJECTIONS, fit_projection
 
 PREFIX_MODES = ("fixed", "init", "mix")
@@ -187,13 +188,18 @@ class Head(nn.Module):
             blocks = self.with_prefix(x, blocks)
         return self.finish(blocks, self.fine_classifier(feats) if self.posterior else None)
 
-    def finish(self, blocks: torch.Tensor, logits: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def finish(
+        self, blocks: torch.Tensor, logits: torch.Tensor | None, prototypes: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(blocks, logits) with the posterior option applied: the first block becomes (or mixes in)
-        the coarse posterior of the fine ``logits``. Without the option, ``blocks`` as they are."""
+        the coarse posterior of the fine ``logits``. Without the option, ``blocks`` as they are.
+
+        Any leading dimensions (seeds trained together: ``(seeds, rows, blocks, dim)``) pass through;
+        ``prototypes`` (default: the head's own) may then be stacked, one set per seed."""
         if not self.posterior:
             return blocks, None
         assert logits is not None  # a head with the posterior option gives them
-        post = self._coarse_posterior(logits)
+        post = self._coarse_posterior(logits, prototypes)
         mix = self.posterior["mix"]
         if self.training:
             mix = self.posterior.get("train_mix", mix)
@@ -201,17 +207,19 @@ class Head(nn.Module):
             first = post
         else:
             s_post, s_free = (1.0, 1.0) if self.training else self.posterior["scales"]
-            first = mix / s_post * post + (1 - mix) / s_free * F.normalize(blocks[:, 0].float(), dim=-1)
-        return torch.cat([first[:, None].to(blocks.dtype), blocks[:, 1:]], dim=1), logits
+            first = mix / s_post * post + (1 - mix) / s_free * F.normalize(blocks[..., 0, :].float(), dim=-1)
+        return torch.cat([first[..., None, :].to(blocks.dtype), blocks[..., 1:, :]], dim=-2), logits
 
-    def _coarse_posterior(self, logits: torch.Tensor) -> torch.Tensor:
+    def _coarse_posterior(self, logits: torch.Tensor, prototypes: torch.Tensor | None = None) -> torch.Tensor:
         """n(p_c @ prototypes): the coarse posterior of the fine ``logits`` through the coarse prototypes."""
+        prototypes = self.prototypes if prototypes is None else prototypes
+        n_coarse = prototypes.shape[-2]
         p = torch.softmax(logits.float(), dim=-1)
-        coarse = torch.zeros(len(p), len(self.prototypes), dtype=p.dtype, device=p.device)
-        coarse = coarse.index_add(1, self.parents, p)  # p_c = sum of the children's probabilities
+        coarse = torch.zeros(*p.shape[:-1], n_coarse, dtype=p.dtype, device=p.device)
+        coarse = coarse.index_add(-1, self.parents, p)  # p_c = sum of the children's probabilities
         if (self.posterior or {}).get("hard"):  # the predicted coarse class alone, one-hot
-            coarse = F.one_hot(coarse.argmax(-1), len(self.prototypes)).to(p.dtype)
-        return F.normalize(coarse @ self.prototypes.float(), dim=-1)
+            coarse = F.one_hot(coarse.argmax(-1), n_coarse).to(p.dtype)
+        return F.normalize(matmul(coarse, prototypes.float()), dim=-1)
 
     @torch.no_grad()
     def calibrate(self, x: torch.Tensor, coarse: np.ndarray, batch_size: int = 8192) -> list[float]:
@@ -246,11 +254,11 @@ class Head(nn.Module):
             return blocks
         parts, start = [], 0
         for n in self.segments:
-            seg = blocks[:, start : start + n]
-            norm = seg.flatten(1).norm(dim=-1).clamp_min(1e-12)[:, None, None]
+            seg = blocks[..., start : start + n, :]
+            norm = seg.flatten(-2).norm(dim=-1).clamp_min(1e-12)[..., None, None]
             parts.append(seg / norm)
             start += n
-        return torch.cat(parts, dim=1) / len(self.segments) ** 0.5
+        return torch.cat(parts, dim=-2) / len(self.segments) ** 0.5
 
     def full(self, flat: torch.Tensor) -> torch.Tensor:
         """The full embedding from concatenated (possibly zero-masked) blocks, before normalising."""
@@ -259,23 +267,24 @@ class Head(nn.Module):
     def embed(self, blocks: torch.Tensor, j: int | torch.Tensor) -> torch.Tensor:
         """Unit-length embedding from the first ``j`` blocks, zero-padded to the full width.
 
-        ``j`` is an int or a per-example tensor of prefix lengths in blocks (1..num_blocks).
+        ``j`` is an int or a per-example tensor of prefix lengths in blocks (1..num_blocks). Leading
+        dimensions pass through: blocks ``(..., num_blocks, block_dim)``, a tensor ``j`` of shape ``(...)``.
         """
         blocks = self.compose(blocks)
-        b, n, d = blocks.shape
+        *lead, n, d = blocks.shape
         if isinstance(j, int):
             if not 1 <= j <= n:
                 raise ValueError(f"prefix length must be 1..{n} blocks, got {j}")
             if j == n:
-                return F.normalize(self.full(blocks.reshape(b, n * d)), dim=-1)
-            prefix = F.normalize(blocks[:, :j].reshape(b, j * d), dim=-1)
+                return F.normalize(self.full(blocks.reshape(*lead, n * d)), dim=-1)
+            prefix = F.normalize(blocks[..., :j, :].reshape(*lead, j * d), dim=-1)
             return F.pad(prefix, (0, (n - j) * d))
-        keep = (torch.arange(n, device=blocks.device)[None, :] < j[:, None]).to(blocks.dtype)
-        prefix = F.normalize((blocks * keep[..., None]).reshape(b, n * d), dim=-1)
+        keep = (torch.arange(n, device=blocks.device) < j[..., None]).to(blocks.dtype)
+        prefix = F.normalize((blocks * keep[..., None]).reshape(*lead, n * d), dim=-1)
         if self.prefix_is_truncation:
             return prefix
-        full = F.normalize(self.full(blocks.reshape(b, n * d)), dim=-1)
-        return torch.where((j == n)[:, None], full, prefix)
+        full = F.normalize(self.full(blocks.reshape(*lead, n * d)), dim=-1)
+        return torch.where((j == n)[..., None], full, prefix)
 
     def forward(self, x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
         """Unit-length embedding of ``dim`` dims (one of :attr:`prefix_dims`; default: full)."""

@@ -5,13 +5,15 @@ On the CPU, torch's foreach AdamW runs each of its element-wise operations once 
 sizes those calls, more than the arithmetic, are the optimiser's time. :class:`FlatAdamW` packs the
 parameters that train into one buffer on its first step (each parameter's data becomes a view of it),
 keeps their gradients and both moments in buffers of the same layout, and runs each operation once per
-parameter group over the group's stretch of the buffers. Every element goes through torch's
+parameter group over the group's stretch of the buffers, or once over every group where the groups'
+settings are the same (seeds trained together, one group each). Every element goes through torch's
 operations, in torch's order, with torch's scalars, so the weights are those of ``torch.optim.AdamW``
 bit for bit (``tests/test_optim.py``).
 
 :meth:`FlatAdamW.clip_grad_norm` clips each parameter group by its own norm, as
 ``torch.nn.utils.clip_grad_norm_`` over that group's parameters does: the norm is torch's, the scaling
-one multiplication over the group's gradients.
+one multiplication over the group's gradients; where every group packs tensors of the same sizes, one
+norm call over all of them, each group's norm of its norms along a row, and one multiplication.
 
 The flat path needs every packed parameter to have a gradient in every step and no other parameter to
 have one (parameters that no loss reaches, such as the classifier of a level a method never trains,
@@ -22,9 +24,14 @@ counts that the flat path shares part ways.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Iterable
 
 import torch
+
+# elements per pass of each of AdamW's operations: its buffers' stretches (2 MiB each) stay in cache
+# from one operation to the next; element-wise arithmetic does not depend on where a pass starts
+CHUNK = 1 << 19
 
 
 class FlatAdamW(torch.optim.AdamW):
@@ -48,6 +55,16 @@ class FlatAdamW(torch.optim.AdamW):
             return
         flat = self._flat
         assert flat is not None  # a flat step has its buffers
+        if flat.even:  # every group alike (seeds trained together): each tensor's norm in every group at once
+            groups, n = len(flat.stretches), flat.stretches[0].stop
+            norms = [
+                torch.linalg.vector_norm(flat.grad.as_strided((groups, size), (n, 1), at), 2.0, dim=1)
+                for at, size in flat.layout
+            ]
+            total = torch.linalg.vector_norm(torch.stack(norms, dim=1), 2.0, dim=1)  # each group's norm of norms
+            coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+            flat.grad.view(groups, n).mul_(coef[:, None])
+            return
         for views, stretch in zip(flat.grad_views, flat.stretches):
             total = torch.nn.utils.get_total_norm(views, 2.0, error_if_nonfinite=False, foreach=True)
             flat.grad[stretch].mul_(torch.clamp(max_norm / (total + 1e-6), max=1.0))
@@ -63,20 +80,31 @@ class FlatAdamW(torch.optim.AdamW):
         assert f is not None  # a flat step has its buffers
         f.steps.add_(torch.tensor(1.0), alpha=1.0)
         t = f.steps[0].item()  # every packed parameter's count (torch reads each one's like this)
-        for group, stretch in zip(self.param_groups, f.stretches):
+        for group, whole in self._passes(f):
             lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-            p, g, m, v, d = (b[stretch] for b in (f.param, f.grad, f.exp_avg, f.exp_avg_sq, f.scratch))
-            if wd != 0:
-                p.mul_(1 - lr * wd)
-            m.lerp_(g, 1 - beta1)
-            v.mul_(beta2)
-            v.addcmul_(g, g, value=1 - beta2)
             bias_correction1, bias_correction2 = 1 - beta1**t, 1 - beta2**t
-            torch.sqrt(v, out=d)
-            d.div_(bias_correction2**0.5)
-            d.add_(eps)
-            p.addcdiv_(m, d, value=(lr / bias_correction1) * -1)
+            for at in range(whole.start, whole.stop, CHUNK):  # a stretch at a time, while it is in cache
+                stretch = slice(at, min(at + CHUNK, whole.stop))
+                p, g, m, v, d = (b[stretch] for b in (f.param, f.grad, f.exp_avg, f.exp_avg_sq, f.scratch))
+                if wd != 0:
+                    p.mul_(1 - lr * wd)
+                m.lerp_(g, 1 - beta1)
+                v.mul_(beta2)
+                v.addcmul_(g, g, value=1 - beta2)
+                torch.sqrt(v, out=d)
+                d.div_(bias_correction2**0.5)
+                d.add_(eps)
+                p.addcdiv_(m, d, value=(lr / bias_correction1) * -1)
         return None
+
+    def _passes(self, f: "_Flat") -> list[tuple[dict, slice]]:
+        """(settings, stretch of the buffers) of each pass of a step: one over every group where the
+        groups' settings are the same (they are floats, so equal settings give equal arithmetic)."""
+        keys = ("lr", "betas", "eps", "weight_decay")
+        first = self.param_groups[0]
+        if all(all(g[k] == first[k] for k in keys) for g in self.param_groups):
+            return [(first, slice(f.stretches[0].start, f.stretches[-1].stop))]
+        return list(zip(self.param_groups, f.stretches))
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         super().zero_grad(set_to_none)
@@ -132,6 +160,22 @@ class _Flat:
         self.stretches: list[slice] = []  # each parameter group's part of the buffers
         self.grad, self.exp_avg, self.exp_avg_sq, self.scratch = (torch.empty_like(param) for _ in range(4))
         self.grad_views: list[list[torch.Tensor]] = []
+
+    @cached_property
+    def even(self) -> bool:
+        """Whether every group packs tensors of the same sizes (the seeds of one model), one after another."""
+        shapes = [[v.shape for v in views] for views in self.grad_views]
+        n = self.stretches[0].stop
+        return (
+            len(shapes) > 1
+            and all(s == shapes[0] for s in shapes)
+            and all(st.start == g * n for g, st in enumerate(self.stretches))
+        )
+
+    @cached_property
+    def layout(self) -> list[tuple[int, int]]:
+        """(offset, size) of each tensor of the first group in the buffers."""
+        return [(int(v.storage_offset() - self.grad.storage_offset()), v.numel()) for v in self.grad_views[0]]
 
     @classmethod
     def pack(cls, opt: FlatAdamW) -> "_Flat | None":

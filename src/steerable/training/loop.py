@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,7 +19,11 @@ from ..schedule import Schedule
 from .adamw import FlatAdamW
 from .checkpoint import load_checkpoint, save_checkpoint, training_digest
 from .losses import LossConfig
+from .stack import Seeds
 from .terms import LOSS_KINDS, Step
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
 
 
 @dataclass
@@ -104,11 +108,6 @@ class PositiveSampler:
         return self.order[self.starts[y] + r]
 
 
-def _seed_everything(seed: int) -> np.random.Generator:
-    torch.manual_seed(seed)
-    return np.random.default_rng(seed)
-
-
 def schedule_loss(
     model: SteerableModel,
     schedule: Schedule,
@@ -120,29 +119,138 @@ def schedule_loss(
     cfg: LossConfig,
     bf16: bool = False,
 ) -> torch.Tensor:
-    """The schedule's total loss on one batch of anchors ``idx`` and their per-level positives: one
-    forward pass, then each term's loss kind (:data:`~steerable.training.terms.LOSS_KINDS`) in order. ``x`` is on
-    the model's device (the labels ``y`` best too); the indices come from numpy's random stream."""
-    levels = sorted(positives)
+    """One model's total loss (a scalar) on one batch of anchors ``idx`` and their per-level positives,
+    as a training step computes it (:meth:`Lockstep.step`). ``x`` is on the model's device."""
     y = torch.as_tensor(y, device=x.device)
+    levels = sorted(positives)
     rows = torch.from_numpy(np.concatenate([idx, *(positives[k] for k in levels)])).to(x.device)
-    inputs = x[rows]
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-        blocks, fine_logits = model.head.outputs(inputs)
-    # losses and normalisation in full precision
-    return terms_loss(
-        Step(model, blocks.float(), fine_logits, y[rows], len(idx), levels, rng, cfg, schedule.block_keep, inputs),
-        schedule,
-    )
+    step = _forward(Seeds([model]), schedule, x[rows][None], y[rows][None], len(idx), levels, [rng], cfg, bf16)
+    return terms_loss(step, schedule)[0]
+
+
+def _forward(
+    seeds: Seeds,
+    schedule: Schedule,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    anchors: int,
+    levels: list[int],
+    rngs: list[np.random.Generator],
+    cfg: LossConfig,
+    bf16: bool = False,
+) -> Step:
+    """The heads' forward pass on ``inputs`` (seeds, rows, dim): the step the loss kinds read. The
+    losses and normalisation run in full precision (``bf16``: the heads' forward under autocast)."""
+    blocks, fine_logits = seeds.outputs(inputs, bf16)
+    return Step(seeds, blocks, fine_logits, labels, anchors, levels, rngs, cfg, schedule.block_keep, inputs)
 
 
 def terms_loss(step: Step, schedule: Schedule) -> torch.Tensor:
-    """The sum of every term's loss contributions on one step, in the schedule's order."""
-    total = step.blocks.new_zeros(())
+    """Each seed's sum of every term's loss contributions on one step, in the schedule's order: (seeds,)."""
+    total = step.blocks.new_zeros(step.blocks.shape[0])
     for term in schedule.terms:
         for part in LOSS_KINDS[term.loss](step, term):
             total = total + part
     return total
+
+
+class Lockstep:
+    """One training of one or more models that differ only by seed, step by step in lockstep: per
+    seed its data, random streams, samplers and best epoch; shared the step (one forward pass, one
+    loss over the seed axis, one backward pass), the optimiser (a parameter group per seed) and its
+    learning-rate schedule. Every seed's numbers are those of training it alone
+    (:mod:`steerable.training.stack`)."""
+
+    def __init__(
+        self,
+        models: Sequence[SteerableModel],
+        schedule: Schedule,
+        data: Sequence[tuple[np.ndarray, ...]],
+        cfgs: Sequence[TrainConfig],
+        device: torch.device,
+    ):
+        self.models, self.schedule, self.data, self.cfg = list(models), schedule, list(data), cfgs[0]
+        self.rngs = [np.random.default_rng(c.seed) for c in cfgs]
+        generators = []
+        if len(models) == 1:  # the head's own forward pass draws its dropout from torch's stream
+            torch.manual_seed(cfgs[0].seed)
+        else:  # each seed's stream: torch's after torch.manual_seed(seed)
+            generators = [torch.Generator(device).manual_seed(c.seed) for c in cfgs]
+        on_device: dict[int, torch.Tensor] = {}  # seeds that share their training data share its copy
+
+        def to_device(a: np.ndarray, dtype: DTypeLike | None = None) -> torch.Tensor:
+            if id(a) not in on_device:
+                on_device[id(a)] = torch.from_numpy(np.ascontiguousarray(a, dtype=dtype)).to(device)
+            return on_device[id(a)]
+
+        self.xs = [to_device(d[0], np.float32) for d in data]
+        self.ys = [to_device(d[1]) for d in data]
+        self.shared = all(x is self.xs[0] for x in self.xs) and all(y is self.ys[0] for y in self.ys)
+        self.levels = schedule.supervised_levels()
+        self.samplers = [{k: PositiveSampler(d[1][:, k]) for k in self.levels} for d in data]
+        self.balanced = [
+            BalancedBatches(d[1][:, -1], self.cfg.batch_size) if self.cfg.sampler == "balanced" else None for d in data
+        ]
+        self.device = device
+        for m in models:
+            m.to(device)
+        self.seeds = Seeds(models, generators)
+        self.steps = (len(self.xs[0]) + self.cfg.batch_size - 1) // self.cfg.batch_size
+        # one optimiser over every seed's parameters, a parameter group per seed (clipped by its own norm)
+        self.opt, self.sched = optimiser(self.seeds.parameters(), self.cfg, self.cfg.epochs * self.steps)
+        self.selections = [Selection(c.select_best) for c in cfgs]
+
+    def epoch(self, epoch: int, bar: tqdm) -> list[np.ndarray]:
+        """Train one epoch, then validate and select per seed; returns each seed's validation accuracies."""
+        for m in self.models:
+            m.train()
+        t0 = time.perf_counter()
+        losses = []
+        perms = [rng.permutation(len(x)) for rng, x in zip(self.rngs, self.xs)]
+        for s in range(self.steps):
+            losses.append(self.step(s, perms))
+            bar.update(1)
+        seconds = time.perf_counter() - t0
+        per_seed = torch.stack(losses).T if losses else torch.zeros(len(self.models), 0)
+        return [
+            sel.end_epoch(m, epoch, list(loss), seconds, *d)
+            for sel, m, loss, d in zip(self.selections, self.models, per_seed, self.data)
+        ]
+
+    def step(self, s: int, perms: list[np.ndarray]) -> torch.Tensor:
+        """One optimiser step of every seed; returns each seed's loss (seeds,), detached."""
+        cfg, bs = self.cfg, self.cfg.batch_size
+        rows, anchors = [], 0
+        for i, rng in enumerate(self.rngs):  # each seed draws from its own stream, in its solo order
+            balanced = self.balanced[i]
+            idx = balanced(rng) if balanced else perms[i][s * bs : (s + 1) * bs]
+            positives = [self.samplers[i][k](idx, rng) for k in self.levels]
+            anchors = len(idx)
+            rows.append(np.concatenate([idx, *positives]))
+        at = torch.from_numpy(np.stack(rows)).to(self.device)
+        if self.shared:
+            inputs, labels = self.xs[0][at], self.ys[0][at]
+        else:
+            inputs = torch.stack([x[r] for x, r in zip(self.xs, at)])
+            labels = torch.stack([y[r] for y, r in zip(self.ys, at)])
+        bf16 = cfg.precision == "bf16"
+        step = _forward(self.seeds, self.schedule, inputs, labels, anchors, self.levels, self.rngs, cfg.loss, bf16)
+        loss = terms_loss(step, self.schedule)
+        self.opt.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        self.seeds.hand_out_grads(step.classified, set().union(*step.classified))
+        was_packed = self.opt.packed
+        self.opt.clip_grad_norm(cfg.grad_clip)
+        self.opt.step()
+        if self.opt.packed and not was_packed:  # the seeds' weights moved into the optimiser's buffer
+            self.seeds.follow()
+        if self.sched is not None:
+            self.sched.step()
+        return loss.detach()  # no per-step wait for the device
+
+    def close(self) -> None:
+        self.opt.unpack()
+        self.seeds.release()
 
 
 def train(
@@ -180,21 +288,13 @@ def train(
         model.eval()
         return {}
     check_fits(model, schedule)
-    rng = _seed_everything(cfg.seed)
-    device = torch.device(device or "cpu")
-    model.to(device)
-    x = torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32)).to(device)
-    y = torch.from_numpy(np.ascontiguousarray(y_train)).to(device)
-    samplers = {k: PositiveSampler(y_train[:, k]) for k in schedule.supervised_levels()}
-    steps = (len(x) + cfg.batch_size - 1) // cfg.batch_size
-    opt, sched = optimiser([list(model.parameters())], cfg, cfg.epochs * steps)
-    balanced = BalancedBatches(y_train[:, -1], cfg.batch_size) if cfg.sampler == "balanced" else None
-    selection = Selection(cfg.select_best)
+    run = Lockstep([model], schedule, [(x_train, y_train, x_val, y_val)], [cfg], torch.device(device or "cpu"))
+    rng, selection, steps = run.rngs[0], run.selections[0], run.steps
     first = 1
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
         key = training_digest(model, schedule, cfg, x_train, y_train)
-        resumed = load_checkpoint(checkpoint, key, model, opt, sched, rng)
+        resumed = load_checkpoint(checkpoint, key, model, run.opt, run.sched, rng)
         if resumed is not None:
             first, selection.history, selection.best_score, selection.best_state = resumed
             if progress:
@@ -208,22 +308,7 @@ def train(
     )
     try:
         for epoch in range(first, cfg.epochs + 1):
-            model.train()
-            t0, losses = time.perf_counter(), []
-            perm = rng.permutation(len(x))
-            for s in range(steps):
-                idx = balanced(rng) if balanced else perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
-                positives = {k: sampler(idx, rng) for k, sampler in samplers.items()}
-                loss = schedule_loss(model, schedule, x, y, idx, positives, rng, cfg.loss, bf16=cfg.precision == "bf16")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.clip_grad_norm(cfg.grad_clip)
-                opt.step()
-                if sched is not None:
-                    sched.step()
-                losses.append(loss.detach())  # no per-step wait for the device
-                bar.update(1)
-            acc = selection.end_epoch(model, epoch, losses, time.perf_counter() - t0, x_train, y_train, x_val, y_val)
+            (acc,) = run.epoch(epoch, bar)
             bar.set_postfix(epoch=epoch, val_coarse=f"{acc[0]:.3f}", val_fine=f"{acc[-1]:.3f}")
             if checkpoint is not None and epoch < cfg.epochs:
                 save_checkpoint(
@@ -231,8 +316,8 @@ def train(
                     key,
                     epoch,
                     model,
-                    opt,
-                    sched,
+                    run.opt,
+                    run.sched,
                     rng,
                     selection.history,
                     selection.best_score,
@@ -240,10 +325,10 @@ def train(
                 )
     finally:
         bar.close()
-        opt.unpack()  # every parameter owns its memory again, whatever happened
+        run.close()  # every parameter owns its memory again, whatever happened
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
-    return selection.finish(model, x, y_train)
+    return selection.finish(model, run.xs[0], y_train)
 
 
 def check_fits(model: SteerableModel, schedule: Schedule) -> None:
