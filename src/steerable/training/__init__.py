@@ -1,6 +1,7 @@
-"""Training a head on cached backbone vectors: the loop (:mod:`.loop`), its optimiser (:mod:`.adamw`),
-seeds trained together as one stacked model (:mod:`.together`), the loss functions (:mod:`.losses`) and
-the terms a schedule names (:mod:`.terms`), and what a step costs (:mod:`.cost`)."""
+"""Training a head on cached backbone vectors: the loop for one or more seeds in lockstep (:mod:`.loop`),
+the models of a step with their parameters stacked over the seeds (:mod:`.stack`), its optimiser
+(:mod:`.adamw`), seeds trained together (:mod:`.together`), the loss functions (:mod:`.losses`) and the
+terms a schedule names (:mod:`.terms`), and what a step costs (:mod:`.cost`)."""
 
 from __future__ import annotations
 
