@@ -62,8 +62,9 @@ def train_group(
     :func:`steerable.training.train` would (each epoch's ``seconds`` are the group's). Raises ValueError
     where :func:`why_not_together` gives a reason.
 
-    On a GPU (``device="cuda"``) each seed draws its solo run's dropout masks too, but batched products
-    may round differently from single ones there: equal within floating-point tolerance, not bit for bit.
+    On a GPU (``device="cuda"``) the seeds train the same way, but not bit for bit as alone: batched
+    products may round differently from single ones there, and a solo run's dropout on a GPU draws its
+    masks with another kernel than the per-seed generators here (the same distribution, other masks).
     """
     if not models:
         return []
