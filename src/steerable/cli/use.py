@@ -12,7 +12,7 @@ from ..atomic import atomic_folder, permit, read_json
 from ..data import iter_text_chunks
 from ..encoder import SteerableEncoder
 from ..model import SteerableModel
-from ..search import BACKENDS, SearchIndex, check_index_target, open_index_folder, write_index_folder
+from ..search import BACKENDS, QUANTIZE, SearchIndex, check_index_target, open_index_folder, write_index_folder
 from ..search.qdrant import DEFAULT_COLLECTION
 from ..search.ranking import truncate
 from .common import (
@@ -38,7 +38,12 @@ def cmd_index(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     # before any encoding: an existing folder, collection or table, a missing URL, a silent server
     check_index_target(
-        args.out, backend=args.backend, url=args.url, collection=args.collection, overwrite=args.overwrite
+        args.out,
+        backend=args.backend,
+        url=args.url,
+        collection=args.collection,
+        overwrite=args.overwrite,
+        quantize=args.quantize,
     )
     check_writable(Path(args.out))
     texts = read_texts(args.texts, args.text_col)
@@ -69,11 +74,12 @@ def cmd_index(args: argparse.Namespace) -> int:
         url=args.url,
         collection=args.collection,
         overwrite=args.overwrite,
+        quantize=args.quantize,
     )
     where = f" (collection {args.collection!r})" if args.backend in ("qdrant", "qdrant-edge", "pgvector") else ""
     print(
         f"index: {len(texts)} documents, prefix {prefix.shape[1]}-d + full {full.shape[1]}-d, "
-        f"backend {args.backend}{where} -> {args.out}"
+        f"backend {args.backend}{where}{', prefix as sign bits' if args.quantize else ''} -> {args.out}"
     )
     return 0
 
@@ -186,6 +192,12 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
         "--overwrite",
         action="store_true",
         help="replace an existing index folder, collection or table (refused otherwise)",
+    )
+    p.add_argument(
+        "--quantize",
+        choices=QUANTIZE,
+        help="binary: keep only the prefix's sign bits in memory (a 64-d prefix is 8 bytes a document) and "
+        "read the full vectors from disk for the rerank (embedded and faiss backends)",
     )
     p.add_argument("--out", required=True, help="index folder")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: all cores)")

@@ -1,8 +1,11 @@
-"""Search: exact ranking, the funnel and adaptive rules, retrieval metrics, and index backends."""
+"""Search: exact ranking, the funnel and adaptive rules, a first stage in sign bits, retrieval metrics,
+and index backends."""
 
+from .binary import BinaryStage, sign_bits
 from .funnel import Exact, Stage, adaptive, funnel
 from .index import (
     BACKENDS,
+    QUANTIZE,
     EmbeddedIndex,
     SearchIndex,
     build_index,
@@ -16,11 +19,14 @@ from .qdrant import QdrantEdgeIndex, QdrantIndex
 from .ranking import rank, rerank, top_k
 
 __all__ = [
+    "BinaryStage",
+    "sign_bits",
     "Exact",
     "Stage",
     "adaptive",
     "funnel",
     "BACKENDS",
+    "QUANTIZE",
     "EmbeddedIndex",
     "PgvectorIndex",
     "QdrantIndex",

@@ -3,7 +3,9 @@
 Every index stores, per document, the short prefix and the full vector (both unit-length) and
 answers with the rules of :mod:`steerable.search.funnel`: exact (by the full vector), the funnel
 (``shortlist=K``) and adaptive search. Backends: :class:`EmbeddedIndex` (in memory; ``hnsw=True``
-puts a FAISS HNSW graph on the prefix so the shortlist does not scan every document), the Qdrant
+puts a FAISS HNSW graph on the prefix so the shortlist does not scan every document;
+``quantize="binary"`` keeps only the prefix's sign bits, :mod:`steerable.search.binary`, and reads the
+full vectors of a saved index from disk as the rerank needs them), the Qdrant
 ones of :mod:`steerable.search.qdrant` (the funnel is one ``prefetch`` query) and PostgreSQL with
 pgvector (:mod:`steerable.search.pgvector`; the funnel is one SQL statement).
 """
@@ -19,6 +21,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from ..atomic import atomic_write, atomic_write_json, read_json
+from .binary import BinaryStage
 from .funnel import Exact, adaptive, funnel
 from .funnel import checked as _check
 from .pgvector import PgvectorIndex, safe_url, table_exists
@@ -79,8 +82,13 @@ class HNSW:
         return int(faiss.serialize_index(self.graph).nbytes)
 
 
+QUANTIZE = ("binary",)  # first stages other than float vectors
+
+
 class EmbeddedIndex:
-    """In-memory index: exact scans, and optionally an HNSW graph on the prefix."""
+    """In-memory index: exact scans, and optionally an HNSW graph on the prefix, or the prefix's sign
+    bits alone (``quantize="binary"``, exact Hamming scan or, with ``hnsw=True``, an HNSW graph over
+    the bits); a binary index loaded from a folder reads its full vectors from disk (memory-mapped)."""
 
     backend = "embedded"
 
@@ -93,14 +101,19 @@ class EmbeddedIndex:
         hnsw_m: int = 32,
         ef_construction: int = 80,
         ef_search: int = 128,
+        quantize: str | None = None,
     ):
+        if quantize is not None and quantize not in QUANTIZE:
+            raise ValueError(f"unknown quantization {quantize!r}; choose {', '.join(QUANTIZE)}")
         self.prefix_dim, self.full_dim = prefix_dim, full_dim
-        self.hnsw, self.hnsw_m = hnsw, hnsw_m
-        self.prefix = (
-            HNSW(prefix_dim, hnsw_m, ef_construction, ef_search)
-            if hnsw
-            else Exact(np.zeros((0, prefix_dim), np.float32))
-        )
+        self.hnsw, self.hnsw_m, self.quantize = hnsw, hnsw_m, quantize
+        self.prefix: Exact | HNSW | BinaryStage
+        if quantize == "binary":
+            self.prefix = BinaryStage(prefix_dim, hnsw_m if hnsw else 0, ef_search)
+        elif hnsw:
+            self.prefix = HNSW(prefix_dim, hnsw_m, ef_construction, ef_search)
+        else:
+            self.prefix = Exact(np.zeros((0, prefix_dim), np.float32))
         self.full = Exact(np.zeros((0, full_dim), np.float32))
         self.ids = np.zeros(0, np.int64)
 
@@ -112,7 +125,7 @@ class EmbeddedIndex:
         if len(prefix) != len(full):
             raise ValueError(f"prefix and full have {len(prefix)} and {len(full)} rows")
         new_ids = np.arange(len(self), len(self) + len(prefix)) if ids is None else np.asarray(ids)
-        if isinstance(self.prefix, HNSW):
+        if isinstance(self.prefix, (HNSW, BinaryStage)):
             self.prefix.add(prefix)
         else:
             self.prefix.vectors = np.concatenate([self.prefix.vectors, prefix])
@@ -159,25 +172,50 @@ class EmbeddedIndex:
         """Nothing to release: the index lives in memory."""
 
     def memory_bytes(self) -> dict[str, int]:
-        out = {"prefix": self.prefix.vectors.nbytes, "full": self.full.vectors.nbytes}
+        """Bytes of each part: the prefix (float vectors, or sign bits with any graph), its HNSW graph,
+        the full vectors (of a loaded binary index: on disk, read as the rerank needs them)."""
+        if isinstance(self.prefix, BinaryStage):
+            out = {"prefix_bits": self.prefix.nbytes()}
+        else:
+            out = {"prefix": self.prefix.vectors.nbytes}
+        out["full"] = self.full.vectors.nbytes
         if isinstance(self.prefix, HNSW):
             out["hnsw_prefix"] = self.prefix.nbytes()
         return out
 
-    # -- persistence: safetensors + JSON, and the HNSW graph in FAISS's own format -------------
+    # -- persistence: safetensors + JSON, the HNSW graph in FAISS's own format, full vectors as .npy --
     GRAPH_FILE = "prefix.faiss"
+    FULL_FILE = "full.npy"  # a binary index's full vectors, memory-mapped when loaded
 
     def save(self, directory: str | Path) -> None:
         """Write ``vectors.safetensors``, ``index.json`` and, with ``hnsw=True``, the graph as
-        ``prefix.faiss`` (``faiss.write_index``), each file atomically, ``index.json`` last."""
+        ``prefix.faiss`` (FAISS's own format); a binary index keeps its sign bits in
+        ``vectors.safetensors`` and its full vectors in ``full.npy``. Each file atomically,
+        ``index.json`` last."""
         directory = Path(directory)
-        tensors: dict[str, np.ndarray] = {"prefix": self.prefix.vectors, "full": self.full.vectors, "ids": self.ids}
+        tensors: dict[str, np.ndarray] = {"ids": self.ids}
+        if isinstance(self.prefix, BinaryStage):
+            tensors["prefix_bits"] = self.prefix.bits
+            full = np.ascontiguousarray(self.full.vectors, dtype=np.float32)
+
+            def write_full(p: Path) -> None:
+                with open(p, "wb") as f:
+                    np.save(f, full)
+
+            atomic_write(directory / self.FULL_FILE, write_full)
+        else:
+            tensors |= {"prefix": self.prefix.vectors, "full": self.full.vectors}
         atomic_write(directory / "vectors.safetensors", lambda p: save_file(tensors, str(p)))
         if isinstance(self.prefix, HNSW):
             import faiss
 
             graph = self.prefix.graph
             atomic_write(directory / self.GRAPH_FILE, lambda p: faiss.write_index(graph, str(p)))
+        elif isinstance(self.prefix, BinaryStage) and self.hnsw:
+            import faiss
+
+            bits_graph = self.prefix.index
+            atomic_write(directory / self.GRAPH_FILE, lambda p: faiss.write_index_binary(bits_graph, str(p)))
         atomic_write_json(
             directory / "index.json",
             {
@@ -186,6 +224,7 @@ class EmbeddedIndex:
                 "full_dim": self.full_dim,
                 "hnsw": self.hnsw,
                 "hnsw_m": self.hnsw_m,
+                "quantize": self.quantize,
                 "count": len(self),
             },
         )
@@ -193,12 +232,16 @@ class EmbeddedIndex:
     @classmethod
     def load(cls, directory: str | Path) -> "EmbeddedIndex":
         """The index :meth:`save` wrote. The HNSW graph is read back as saved (not rebuilt), so the
-        answers are the saved index's; a folder without ``prefix.faiss`` has its graph rebuilt."""
+        answers are the saved index's; a folder without ``prefix.faiss`` has its graph rebuilt. A
+        binary index's full vectors stay on disk, memory-mapped."""
         directory = Path(directory)
         meta = read_json(directory / "index.json")
-        index = cls(meta["prefix_dim"], meta["full_dim"], hnsw=meta["hnsw"], hnsw_m=meta["hnsw_m"])
+        quantize = meta.get("quantize")
+        index = cls(meta["prefix_dim"], meta["full_dim"], hnsw=meta["hnsw"], hnsw_m=meta["hnsw_m"], quantize=quantize)
         t = load_file(str(directory / "vectors.safetensors"))
         graph_file = directory / cls.GRAPH_FILE
+        if quantize == "binary":
+            return index._load_binary(directory, t, graph_file)
         if not (meta["hnsw"] and graph_file.exists()):
             index.add(t["prefix"], t["full"], t["ids"].tolist())
             return index
@@ -207,17 +250,45 @@ class EmbeddedIndex:
         graph = faiss.read_index(str(graph_file))
         if not isinstance(graph, faiss.IndexHNSWFlat):
             raise ValueError(f"{graph_file}: not an HNSW graph ({type(graph).__name__}); rebuild the index")
-        if graph.ntotal != len(t["prefix"]) or graph.d != meta["prefix_dim"]:
-            raise ValueError(
-                f"{graph_file}: a graph of {graph.ntotal} {graph.d}-d vectors, but the folder "
-                f"holds {len(t['prefix'])} {meta['prefix_dim']}-d prefixes; rebuild the index"
-            )
+        _check_graph(graph_file, graph, len(t["prefix"]), meta["prefix_dim"])
         assert isinstance(index.prefix, HNSW)  # meta["hnsw"]
         index.prefix.graph = graph
         index.prefix.vectors = np.ascontiguousarray(t["prefix"], dtype=np.float32)
         index.full.vectors = np.ascontiguousarray(t["full"], dtype=np.float32)
         index.ids = t["ids"].astype(np.int64)
         return index
+
+    def _load_binary(self, directory: Path, t: dict[str, np.ndarray], graph_file: Path) -> "EmbeddedIndex":
+        assert isinstance(self.prefix, BinaryStage)
+        bits, full_file = t["prefix_bits"], directory / self.FULL_FILE
+        try:  # read from disk as the rerank needs rows (copy-on-write: never written, but torch may wrap it)
+            full = np.load(full_file, mmap_mode="c")
+        except (OSError, ValueError, EOFError) as e:
+            raise ValueError(f"{full_file}: not a readable .npy file ({e}); rebuild the index") from e
+        if full.shape != (len(bits), self.full_dim) or full.dtype != np.float32:
+            raise ValueError(
+                f"{full_file}: {full.shape} {full.dtype}, but the folder holds {len(bits)} documents of "
+                f"{self.full_dim} float32 dims; rebuild the index"
+            )
+        if self.hnsw and graph_file.exists():
+            import faiss
+
+            graph = faiss.read_index_binary(str(graph_file))
+            _check_graph(graph_file, graph, len(bits), self.prefix_dim)
+            self.prefix.index, self.prefix.bits = graph, np.ascontiguousarray(bits)
+        else:
+            self.prefix.add_bits(bits)
+        self.full.vectors = full
+        self.ids = t["ids"].astype(np.int64)
+        return self
+
+
+def _check_graph(path: Path, graph: Any, count: int, dim: int) -> None:
+    if graph.ntotal != count or graph.d != dim:
+        raise ValueError(
+            f"{path}: a graph of {graph.ntotal} {graph.d}-d vectors, but the folder holds {count} "
+            f"{dim}-d prefixes; rebuild the index"
+        )
 
 
 BACKENDS = ("embedded", "faiss", "qdrant", "qdrant-edge", "pgvector")
@@ -270,13 +341,19 @@ def check_index_target(
     url: str | None = None,
     collection: str = DEFAULT_COLLECTION,
     overwrite: bool = False,
+    quantize: str | None = None,
 ) -> None:
     """Refuse, before anything is encoded, what :func:`write_index_folder` would refuse: an unknown
-    backend, a folder that is a file, an existing index folder, collection or table (unless
-    ``overwrite``), pgvector without a URL, a server that does not answer."""
+    backend, a quantization the backend does not have, a folder that is a file, an existing index
+    folder, collection or table (unless ``overwrite``), pgvector without a URL, a server that does not
+    answer."""
     directory = Path(directory)
     if backend not in BACKENDS and backend != "numpy":
         raise ValueError(f"unknown backend {backend!r}; choose {', '.join(BACKENDS)}")
+    if quantize is not None and quantize not in QUANTIZE:
+        raise ValueError(f"unknown quantization {quantize!r}; choose {', '.join(QUANTIZE)}")
+    if quantize is not None and backend not in ("embedded", "numpy", "faiss"):
+        raise ValueError(f"--quantize {quantize} is for the embedded and faiss backends, not {backend}")
     if directory.exists() and not directory.is_dir():
         raise ValueError(f"{directory}: exists and is not a folder")
     if (directory / "meta.json").exists() and not overwrite:
@@ -311,13 +388,17 @@ def write_index_folder(
     url: str | None = None,
     collection: str = DEFAULT_COLLECTION,
     overwrite: bool = False,
+    quantize: str | None = None,
 ) -> SearchIndex:
     """Build an index folder: ``meta.json``, ``texts.jsonl`` and the backend's own storage (files in
     the folder, or a collection / table on the server at ``url``). An existing index folder, or an
     existing collection of the same name, is replaced only with ``overwrite=True``
-    (:func:`check_index_target` says so before any work)."""
+    (:func:`check_index_target` says so before any work). ``quantize="binary"`` (embedded and faiss
+    backends): the first stage holds the prefix's sign bits only (:class:`EmbeddedIndex`)."""
     directory = Path(directory)
-    check_index_target(directory, backend=backend, url=url, collection=collection, overwrite=overwrite)
+    check_index_target(
+        directory, backend=backend, url=url, collection=collection, overwrite=overwrite, quantize=quantize
+    )
     directory.mkdir(parents=True, exist_ok=True)
     dims = (prefix.shape[1], full.shape[1])
     index: SearchIndex
@@ -336,7 +417,7 @@ def write_index_folder(
         elif backend == "pgvector":
             index = build_index(backend, *dims, url=url, table=collection, overwrite=overwrite)
         else:
-            index = build_index(backend, *dims)
+            index = build_index(backend, *dims, quantize=quantize)
         index.add(prefix, full)
     if isinstance(index, EmbeddedIndex):
         index.save(directory)
@@ -358,6 +439,7 @@ def write_index_folder(
             "count": len(texts),
             "prefix_dim": dims[0],
             "full_dim": dims[1],
+            "quantize": quantize,
         },
     )
     return index
