@@ -24,6 +24,8 @@ warm-up (the row's ``recall@10``, ``qps``, ``latency_ms``, ``speedup`` are the e
 - funnel-ivf: 64-d IVF shortlist of K (k-means cells of the prefixes, ``nprobe`` cells scanned), rerank;
 - funnel-ivf-sq8 / funnel-ivf-pq4fs: the same with the prefixes stored quantized in the lists (8-bit
   scalar quantizer; 4-bit product quantizer with 32 sub-vectors, FAISS "fast scan");
+- funnel-binary: the sign bits of the 64-d prefixes (Hamming scan, ``steerable.search.binary``), a shortlist
+  of K and of 4 K, exact 256-d rerank;
 - adaptive: 64-d HNSW; a query whose top-1 beats its top-2 by the margin is answered by the prefix,
   the others by the HNSW funnel with K = 200;
 - hnsw-256: HNSW on the full vectors, at each ``--efs`` efSearch (16 to 512 by default);

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Sequence
 import faiss
 import numpy as np
 
+from steerable.search.binary import BinaryStage
 from steerable.search.funnel import Exact, adaptive, funnel
 from steerable.search.index import HNSW
 from steerable.search.metrics import overlap_at_k
@@ -25,6 +26,7 @@ from search_engines import engine_rows
 
 TARGET_RECALL = 0.99  # the funnel keeps >= 0.99 of exact-256's top 10
 IVF_CODECS = {"funnel-ivf": "Flat", "funnel-ivf-sq8": "SQ8", "funnel-ivf-pq4fs": "PQ32x4fs"}
+BINARY_OVERSAMPLE = (1, 4)  # funnel-binary's shortlists: each --shortlists K, and 4 K
 SETTING_KEYS = ("shortlist", "nprobe", "nlist", "ef_search", "margin")
 ADAPTIVE_MARGINS = (0.01, 0.02, 0.05)
 
@@ -202,7 +204,7 @@ class Bench:
             out.update({pre + key: v for key, v in measure(search, q, numpy_scan).items()})
         return out
 
-    def funnel(self, stage: FaissStage | HNSW, K: int) -> Search:
+    def funnel(self, stage: FaissStage | HNSW | BinaryStage, K: int) -> Search:
         """The library's funnel: a 64-d shortlist of K from ``stage``, reranked exactly on the full vectors."""
         return lambda qp, qf: funnel(stage, self.exact, qp, qf, self.k, K)[0]
 
@@ -283,8 +285,21 @@ def funnel_rows(
     flat64 = faiss.IndexFlatIP(b.prefix.shape[1])
     flat64.add(b.prefix)
     ivfs = {name: build_ivf(b.prefix, nlist, codec) for name, codec in IVF_CODECS.items()}
+    t0 = time.perf_counter()
+    bits = _binary(b.prefix)
+    bits_build_s = time.perf_counter() - t0
     full_mb = b.full.nbytes / 2**20
     rows = []
+    for K in sorted({K * f for K in shortlists for f in BINARY_OVERSAMPLE}):  # bits need longer shortlists
+        rows.append(
+            b.row(
+                "funnel-binary",
+                b.funnel(bits, K),
+                shortlist=K,
+                memory_mb=bits.nbytes() / 2**20 + full_mb,
+                build_s=bits_build_s,
+            )
+        )
     for K in shortlists:
         rows.append(
             b.row(
@@ -308,6 +323,12 @@ def funnel_rows(
                     )
                 )
     return rows
+
+
+def _binary(prefix: np.ndarray) -> BinaryStage:
+    stage = BinaryStage(prefix.shape[1])
+    stage.add(prefix)
+    return stage
 
 
 def contenders(
