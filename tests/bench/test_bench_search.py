@@ -72,6 +72,11 @@ def test_contenders_measure_both_query_sets_and_the_report_lists_them():
         name: by[(name, 50, None, None)]["memory_mb"] for name in ("funnel-ivf", "funnel-ivf-sq8", "funnel-ivf-pq4fs")
     }
     assert mem["funnel-ivf-pq4fs"] < mem["funnel-ivf-sq8"] < mem["funnel-ivf"]
+    # the sign bits' shortlist: 8 bytes a document, exact once every document is shortlisted
+    binary = {r["shortlist"]: r for r in rows if r["contender"] == "funnel-binary"}
+    assert set(binary) == {50, 200, 3000, 12000}
+    assert binary[3000]["recall@10"] == binary[3000]["selection_recall@10"] == 1.0
+    assert binary[50]["memory_mb"] < by[("funnel-ivf-pq4fs", 50, None, None)]["memory_mb"]
     assert 0.5 < by[("funnel-ivf-sq8", 50, None, None)]["recall@10"] <= 1.0
     chosen = choose(rows)
     assert chosen["batch"]["funnel"]["candidates"] == sum(r["contender"].startswith("funnel") for r in rows)
