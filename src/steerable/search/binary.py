@@ -17,6 +17,8 @@ import numpy as np
 
 from .funnel import checked
 
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)  # set bits of each byte value
+
 
 def sign_bits(x: np.ndarray) -> np.ndarray:
     """(n, ceil(d / 8)) uint8: bit j of row i is 1 where ``x[i, j] > 0`` (numpy's bit order)."""
@@ -72,7 +74,7 @@ class BinaryStage:
         """The ``k`` candidates nearest by Hamming distance, nearest first, ties to the lower row."""
         q = sign_bits(checked("query prefix", queries, self.dim))
         cand = np.asarray(candidates, dtype=np.int64)
-        distance = np.bitwise_count(self.bits[np.maximum(cand, 0)] ^ q[:, None, :]).sum(-1, dtype=np.int64)
+        distance = _POPCOUNT[self.bits[np.maximum(cand, 0)] ^ q[:, None, :]].sum(-1, dtype=np.int64)
         scores = np.where(cand >= 0, hamming_score(distance, self.dim), -np.inf).astype(np.float32)
         order = np.lexsort((cand, -scores), axis=1)[:, :k]  # by score, then by row
         return np.take_along_axis(cand, order, axis=1), np.take_along_axis(scores, order, axis=1)
