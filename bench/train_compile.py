@@ -26,9 +26,8 @@ from steerable.data import load_dataset
 from steerable.methods import preset
 from steerable.model import SteerableModel
 from steerable.training import TrainConfig
-from steerable.training.loop import PositiveSampler, optimiser, terms_loss
+from steerable.training.loop import PositiveSampler, forward_step, optimiser, terms_loss
 from steerable.training.stack import Seeds
-from steerable.training.terms import Step
 
 from _common import finish, machine, print_machine, write_json
 
@@ -44,22 +43,10 @@ def run(schedule, vecs, hierarchy, cfg: TrainConfig, steps: int, compiled: bool)
     levels = sorted(samplers)
     opt, sched = optimiser([list(model.parameters())], cfg, steps)
     batch = cfg.batch_size
+    seeds = Seeds([model])
 
     def forward_and_loss(inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        blocks, fine_logits = model.head.outputs(inputs)
-        logits = None if fine_logits is None else fine_logits[None]  # the step's leading seed axis
-        step = Step(
-            Seeds([model]),
-            blocks.float()[None],
-            logits,
-            labels[None],
-            batch,
-            levels,
-            [rng],
-            cfg.loss,
-            schedule.block_keep,
-            inputs[None],
-        )
+        step = forward_step(seeds, schedule, inputs[None], labels[None], batch, levels, [rng], cfg.loss)
         return terms_loss(step, schedule)[0]
 
     loss_fn = torch.compile(forward_and_loss, dynamic=False) if compiled else forward_and_loss

@@ -32,9 +32,15 @@ from steerable.methods import preset
 from steerable.model import SteerableModel
 from steerable.training import TrainConfig
 from steerable.training.adamw import FlatAdamW
-from steerable.training.loop import BalancedBatches, PositiveSampler, optimiser, validation_accuracy
+from steerable.training.loop import (
+    BalancedBatches,
+    PositiveSampler,
+    forward_step,
+    optimiser,
+    terms_loss,
+    validation_accuracy,
+)
 from steerable.training.stack import Seeds
-from steerable.training.terms import LOSS_KINDS, Step
 
 from _common import finish, machine, print_machine, write_json
 
@@ -73,6 +79,7 @@ def profile(
     y = vecs.y_train
     samplers = {k: PositiveSampler(y[:, k]) for k in schedule.supervised_levels()}
     params = list(model.parameters())
+    seeds = Seeds([model])
     steps = (len(x) + cfg.batch_size - 1) // cfg.batch_size
     if fused:
         opt, sched = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True), None
@@ -100,24 +107,9 @@ def profile(
             xb = x[torch.from_numpy(rows)]
             yb = torch.from_numpy(y[rows])
             laps.lap("gather")
-            blocks, fine_logits = model.head.outputs(xb)
+            step = forward_step(seeds, schedule, xb[None], yb[None], len(idx), levels, [rng], cfg.loss)
             laps.lap("forward")
-            logits = None if fine_logits is None else fine_logits[None]  # the step's leading seed axis
-            step = Step(
-                Seeds([model]),
-                blocks.float()[None],
-                logits,
-                yb[None],
-                len(idx),
-                levels,
-                [rng],
-                cfg.loss,
-                schedule.block_keep,
-            )
-            total = step.blocks.new_zeros(1)
-            for term in schedule.terms:
-                for part in LOSS_KINDS[term.loss](step, term):
-                    total = total + part
+            total = terms_loss(step, schedule)
             laps.lap("loss")
             opt.zero_grad(set_to_none=True)
             total.sum().backward()

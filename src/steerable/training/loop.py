@@ -124,11 +124,11 @@ def schedule_loss(
     y = torch.as_tensor(y, device=x.device)
     levels = sorted(positives)
     rows = torch.from_numpy(np.concatenate([idx, *(positives[k] for k in levels)])).to(x.device)
-    step = _forward(Seeds([model]), schedule, x[rows][None], y[rows][None], len(idx), levels, [rng], cfg, bf16)
+    step = forward_step(Seeds([model]), schedule, x[rows][None], y[rows][None], len(idx), levels, [rng], cfg, bf16)
     return terms_loss(step, schedule)[0]
 
 
-def _forward(
+def forward_step(
     seeds: Seeds,
     schedule: Schedule,
     inputs: torch.Tensor,
@@ -234,7 +234,7 @@ class Lockstep:
             inputs = torch.stack([x[r] for x, r in zip(self.xs, at)])
             labels = torch.stack([y[r] for y, r in zip(self.ys, at)])
         bf16 = cfg.precision == "bf16"
-        step = _forward(self.seeds, self.schedule, inputs, labels, anchors, self.levels, self.rngs, cfg.loss, bf16)
+        step = forward_step(self.seeds, self.schedule, inputs, labels, anchors, self.levels, self.rngs, cfg.loss, bf16)
         loss = terms_loss(step, self.schedule)
         self.opt.zero_grad(set_to_none=True)
         loss.sum().backward()

@@ -54,7 +54,7 @@ class Step:
     inputs: torch.Tensor | None = None  # (seeds, rows, backbone dim): the head's input, for a backbone teacher
     # per seed, the levels whose classifier its loss read (a seed whose paths gave a level no weight
     # in this step gets no gradient for that classifier, as when it trains alone)
-    classified: list[set[int]] = field(default_factory=list)
+    classified: list[set[int]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.classified = [set() for _ in self.rngs]
