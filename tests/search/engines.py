@@ -60,3 +60,31 @@ def embedded(data):
     index = EmbeddedIndex(64, 256)
     index.add(pd, fd)
     return index
+
+
+def overlap(a, b):
+    """Mean share of each row of ``a`` found in the same row of ``b``."""
+    return float(np.mean([len(set(x) & set(y)) / len(x) for x, y in zip(a, b)]))
+
+
+@pytest.fixture(scope="module")
+def embedded_binary(data):
+    """The embedded index with the prefix as sign bits: the answers the engines' binary indexes are
+    compared with."""
+    pd, fd, _, _ = data
+    index = EmbeddedIndex(64, 256, quantize="binary")
+    index.add(pd, fd)
+    return index
+
+
+def assert_binary_answers(embedded_binary, other, pq, fq):
+    """An engine's binary funnel against the embedded one: with a shortlist of 300 documents the same
+    top 10; with 100 (where the Hamming distance ties at the cut and each engine keeps its own tied
+    documents) at least 99 % of it; the prefix's own top 10 at the same Hamming distances."""
+    every, _ = embedded_binary.search(pq, fq, k=10, shortlist=300)
+    np.testing.assert_array_equal(other.search(pq, fq, k=10, shortlist=300)[0], every)
+    short, _ = embedded_binary.search(pq, fq, k=10, shortlist=100)
+    assert overlap(other.search(pq, fq, k=10, shortlist=100)[0], short) >= 0.99
+    _, want = embedded_binary.search_prefix(pq, 10)
+    _, got = other.search_prefix(pq, 10)
+    np.testing.assert_allclose(got, want, atol=1e-6)

@@ -91,8 +91,8 @@ def test_binary_needs_whole_bytes_and_a_backend_that_has_it(data, tmp_path):
         EmbeddedIndex(12, 64, quantize="binary")
     with pytest.raises(ValueError, match="unknown quantization"):
         EmbeddedIndex(16, 64, quantize="int4")
-    with pytest.raises(ValueError, match="embedded and faiss"):
-        write_index_folder(tmp_path / "q", pd, fd, ["t"] * 600, backend="qdrant-edge", quantize="binary")
+    with pytest.raises(ValueError, match="qdrant-edge and pgvector backends, not qdrant$"):
+        write_index_folder(tmp_path / "q", pd, fd, ["t"] * 600, backend="qdrant", quantize="binary")
     assert not (tmp_path / "q").exists()
 
 

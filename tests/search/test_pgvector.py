@@ -8,7 +8,7 @@ from steerable.search import PgvectorIndex, open_index_folder, write_index_folde
 from steerable.search.pgvector import safe_url
 
 from conftest import require
-from engines import assert_same_answers, data, embedded  # noqa: F401 (fixtures)
+from engines import assert_binary_answers, assert_same_answers, data, embedded, embedded_binary  # noqa: F401
 
 require("psycopg", "pgvector")
 
@@ -49,6 +49,33 @@ def test_pgvector_returns_the_embedded_top_10(table, embedded, data, exact):
         assert_same_answers(embedded, table, pq, fq)
     finally:
         table.exact = False
+
+
+def test_a_binary_index_ranks_the_shortlist_by_sign_bits(url, data, embedded_binary, tmp_path):
+    """``quantize="binary"``: an HNSW index on ``binary_quantize(prefix)::bit(64)`` serves the
+    shortlist, scored as the embedded binary index scores it; the table reopens only as binary."""
+    pd, fd, pq, fq = data
+    index = PgvectorIndex(64, 256, url=url, table="bits", ef_search=1000, quantize="binary")
+    index.add(pd, fd)
+    plan = index.explain(pq, fq, shortlist=100)
+    assert "Index Scan using bits_prefix_bits on bits" in plan and "<~>" in plan
+    assert_binary_answers(embedded_binary, index, pq, fq)
+    index.close()
+    with pytest.raises(ValueError, match=r"table 'bits' has no float index on its prefix"):
+        PgvectorIndex(64, 256, url=url, table="bits", create=False)
+    with pytest.raises(ValueError, match=r"table 'docs' has no binary \(sign-bit\) index on its prefix"):
+        PgvectorIndex(64, 256, url=url, table="docs", create=False, quantize="binary")
+    texts = [f"doc {i}" for i in range(len(pd))]
+    write_index_folder(
+        tmp_path / "idx", pd, fd, texts, backend="pgvector", url=url, collection="bits_folder", quantize="binary"
+    ).close()
+    again, meta, _ = open_index_folder(tmp_path / "idx")  # reopened as it was built: binary
+    assert meta["quantize"] == again.quantize == "binary"
+    again.ef_search = 1000
+    np.testing.assert_array_equal(
+        again.search(pq, fq, shortlist=300)[0], embedded_binary.search(pq, fq, shortlist=300)[0]
+    )
+    again.close()
 
 
 def test_shortlists_longer_than_ef_search_are_complete(table, embedded, data):

@@ -7,7 +7,7 @@ import pytest
 from steerable.search import QdrantEdgeIndex, QdrantIndex, open_index_folder, write_index_folder
 
 from conftest import require
-from engines import assert_same_answers, data, embedded  # noqa: F401 (fixtures)
+from engines import assert_binary_answers, assert_same_answers, data, embedded, embedded_binary  # noqa: F401
 
 require("qdrant_edge", "search")
 
@@ -37,6 +37,23 @@ def test_qdrant_edge_returns_the_embedded_top_10(edge, embedded, data, exact):
         assert_same_answers(embedded, edge, pq, fq)
     finally:
         edge.exact = False
+
+
+def test_binary_quantisation_ranks_the_shortlist_by_sign_bits(data, embedded, embedded_binary, tmp_path):
+    """``quantize="binary"``: Qdrant's binary quantisation (kept in memory, no rescoring) ranks the
+    shortlist, the float vectors stay on disk; scores as the embedded binary index gives them."""
+    pd, fd, pq, fq = data
+    index = QdrantEdgeIndex(64, 256, path=tmp_path / "bits", ef_search=1000, quantize="binary")
+    index.add(pd, fd)
+    assert_binary_answers(embedded_binary, index, pq, fq)
+    index.close()
+    again = QdrantEdgeIndex(64, 256, path=tmp_path / "bits", create=False, quantize="binary", ef_search=1000)
+    np.testing.assert_array_equal(
+        again.search(pq, fq, shortlist=300)[0], embedded_binary.search(pq, fq, shortlist=300)[0]
+    )
+    again.exact = True  # Qdrant's exact search ignores quantisation: it scans the float prefix
+    np.testing.assert_array_equal(again.search_prefix(pq, 10)[0], embedded.search_prefix(pq, 10)[0])
+    again.close()
 
 
 def test_a_shard_reopens_with_the_same_answers(data, tmp_path):
@@ -88,4 +105,16 @@ def test_index_folders_on_qdrant_edge(data, embedded, tmp_path):
     ).close()
     index, meta, _ = open_index_folder(tmp_path / "idx")
     assert len(index) == meta["count"] == 100
+    index.close()
+
+
+def test_a_binary_index_folder_on_qdrant_edge(data, embedded_binary, tmp_path):
+    pd, fd, pq, fq = data
+    texts = [f"doc {i}" for i in range(len(pd))]
+    write_index_folder(tmp_path / "idx", pd, fd, texts, backend="qdrant-edge", quantize="binary").close()
+    index, meta, _ = open_index_folder(tmp_path / "idx")
+    assert meta["quantize"] == index.quantize == "binary"
+    index.ef_search = 1000
+    want, _ = embedded_binary.search(pq, fq, shortlist=300)
+    np.testing.assert_array_equal(index.search(pq, fq, shortlist=300)[0], want)
     index.close()

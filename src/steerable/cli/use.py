@@ -196,8 +196,10 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument(
         "--quantize",
         choices=QUANTIZE,
-        help="binary: keep only the prefix's sign bits in memory (a 64-d prefix is 8 bytes a document) and "
-        "read the full vectors from disk for the rerank (embedded and faiss backends)",
+        help="binary: the shortlist is ranked by the prefix's sign bits (a 64-d prefix is 8 bytes a document); "
+        "embedded/faiss keep only the bits in memory and read the full vectors from disk for the rerank, "
+        "pgvector indexes binary_quantize(prefix) with bit_hamming_ops, qdrant-edge uses binary quantisation "
+        "with the float vectors on disk (not the qdrant backend)",
     )
     p.add_argument("--out", required=True, help="index folder")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: all cores)")

@@ -318,20 +318,22 @@ def _edge_path(directory: Path, collection: str) -> Path:
     return directory / "qdrant-edge" / collection
 
 
-def _build_edge(path: Path, prefix: np.ndarray, full: np.ndarray, overwrite: bool) -> QdrantEdgeIndex:
+def _build_edge(
+    path: Path, prefix: np.ndarray, full: np.ndarray, overwrite: bool, quantize: str | None
+) -> QdrantEdgeIndex:
     """A Qdrant Edge shard built beside ``path`` and renamed into place once complete."""
     if path.exists() and not overwrite:
         raise ValueError(f"{path}: Qdrant Edge collection already exists; pass --overwrite to replace it")
     building = path.with_name(f".{path.name}.building")
     if building.exists():  # left by a build that was killed
         shutil.rmtree(building)
-    index = QdrantEdgeIndex(prefix.shape[1], full.shape[1], path=building)
+    index = QdrantEdgeIndex(prefix.shape[1], full.shape[1], path=building, quantize=quantize)
     index.add(prefix, full)
     index.close()
     if path.exists():
         shutil.rmtree(path)
     building.rename(path)
-    return QdrantEdgeIndex(prefix.shape[1], full.shape[1], path=path, create=False)
+    return QdrantEdgeIndex(prefix.shape[1], full.shape[1], path=path, create=False, quantize=quantize)
 
 
 def check_index_target(
@@ -352,8 +354,10 @@ def check_index_target(
         raise ValueError(f"unknown backend {backend!r}; choose {', '.join(BACKENDS)}")
     if quantize is not None and quantize not in QUANTIZE:
         raise ValueError(f"unknown quantization {quantize!r}; choose {', '.join(QUANTIZE)}")
-    if quantize is not None and backend not in ("embedded", "numpy", "faiss"):
-        raise ValueError(f"--quantize {quantize} is for the embedded and faiss backends, not {backend}")
+    if quantize is not None and backend == "qdrant":
+        raise ValueError(
+            f"--quantize {quantize} is for the embedded, faiss, qdrant-edge and pgvector backends, not qdrant"
+        )
     if directory.exists() and not directory.is_dir():
         raise ValueError(f"{directory}: exists and is not a folder")
     if (directory / "meta.json").exists() and not overwrite:
@@ -393,8 +397,9 @@ def write_index_folder(
     """Build an index folder: ``meta.json``, ``texts.jsonl`` and the backend's own storage (files in
     the folder, or a collection / table on the server at ``url``). An existing index folder, or an
     existing collection of the same name, is replaced only with ``overwrite=True``
-    (:func:`check_index_target` says so before any work). ``quantize="binary"`` (embedded and faiss
-    backends): the first stage holds the prefix's sign bits only (:class:`EmbeddedIndex`)."""
+    (:func:`check_index_target` says so before any work). ``quantize="binary"`` (every backend but
+    ``qdrant``): the first stage ranks by the prefix's sign bits (:class:`EmbeddedIndex`, and the
+    engines' own binary indexes)."""
     directory = Path(directory)
     check_index_target(
         directory, backend=backend, url=url, collection=collection, overwrite=overwrite, quantize=quantize
@@ -404,7 +409,7 @@ def write_index_folder(
     index: SearchIndex
     if backend == "qdrant-edge":
         check_name("Qdrant collection", collection)
-        index = _build_edge(_edge_path(directory, collection), prefix, full, overwrite)
+        index = _build_edge(_edge_path(directory, collection), prefix, full, overwrite, quantize)
     else:
         if backend == "qdrant":
             index = QdrantIndex(
@@ -415,7 +420,7 @@ def write_index_folder(
                 path=None if url else str(directory / "qdrant"),
             )
         elif backend == "pgvector":
-            index = build_index(backend, *dims, url=url, table=collection, overwrite=overwrite)
+            index = build_index(backend, *dims, url=url, table=collection, overwrite=overwrite, quantize=quantize)
         else:
             index = build_index(backend, *dims, quantize=quantize)
         index.add(prefix, full)
@@ -461,9 +466,11 @@ def open_index_folder(directory: str | Path, url: str | None = None) -> tuple[Se
             *dims, collection=collection, create=False, url=url or None, path=None if url else str(directory / "qdrant")
         )
     elif backend == "qdrant-edge":
-        index = QdrantEdgeIndex(*dims, path=_edge_path(directory, collection), create=False)
+        index = QdrantEdgeIndex(
+            *dims, path=_edge_path(directory, collection), create=False, quantize=meta.get("quantize")
+        )
     elif backend == "pgvector":
-        index = build_index(backend, *dims, url=url, table=collection, create=False)
+        index = build_index(backend, *dims, url=url, table=collection, create=False, quantize=meta.get("quantize"))
     else:
         index = EmbeddedIndex.load(directory)
     with open(directory / "texts.jsonl", encoding="utf-8") as f:

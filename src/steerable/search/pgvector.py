@@ -9,7 +9,11 @@ after the first rows are loaded. The funnel is a single statement::
     ORDER BY embedding <#> :full, id LIMIT :k
 
 (the inner query walks the HNSW index; the outer one reranks the shortlist by the full vector, ties
-to the lower id). ``hnsw.ef_search`` is ``max(ef_search, shortlist)`` (pgvector caps it at 1000;
+to the lower id). With ``quantize="binary"`` the index is built on the prefix's sign bits instead,
+``binary_quantize(prefix)::bit(P)`` with ``bit_hamming_ops``, and the shortlist is ranked by Hamming
+distance (``ORDER BY binary_quantize(prefix)::bit(P) <~> binary_quantize(:prefix)``, scored
+``1 - 2 h / P`` as :mod:`steerable.search.binary` does); the rows keep the float prefix, which the index
+does not read. ``hnsw.ef_search`` is ``max(ef_search, shortlist)`` (pgvector caps it at 1000;
 longer shortlists continue with pgvector's strict-order iterative scan), and sequential scans are
 off so that the index serves the shortlist even where the planner would scan a small table.
 ``exact=True`` turns index scans off instead, so every ranking is an exact scan of the table.
@@ -111,9 +115,14 @@ class PgvectorIndex:
         ef_construction: int = 80,
         ef_search: int = 128,
         exact: bool = False,
+        quantize: str | None = None,
     ):
+        if quantize not in (None, "binary"):
+            raise ValueError(f"unknown quantization {quantize!r} for pgvector; choose binary")
+        if quantize and prefix_dim % 8:
+            raise ValueError(f"a binary index needs a prefix of a multiple of 8 dims, got {prefix_dim}")
         psycopg, self.sql = _psycopg()
-        self.prefix_dim, self.full_dim = prefix_dim, full_dim
+        self.prefix_dim, self.full_dim, self.quantize = prefix_dim, full_dim, quantize
         self.table, self.url = _check_table(table), safe_url(url)
         self.hnsw_m, self.ef_construction, self.ef_search, self.exact = hnsw_m, ef_construction, ef_search, exact
         self._applied: tuple | None = None  # the session settings last sent
@@ -156,6 +165,12 @@ class PgvectorIndex:
                     f"PostgreSQL at {self.url}: table {self.table!r} holds {dims[0]}-d prefixes "
                     f"and {dims[1]}-d vectors, not {self.prefix_dim} and {self.full_dim}"
                 )
+            if (
+                dims is not None
+                and not cur.execute("SELECT to_regclass(%s) IS NOT NULL", [self._index_name()]).fetchone()[0]
+            ):
+                kind = "binary (sign-bit)" if self.quantize else "float"
+                raise ValueError(f"PostgreSQL at {self.url}: table {self.table!r} has no {kind} index on its prefix")
 
     def _create(self, cur: psycopg.Cursor[Any]) -> None:
         sql, t = self.sql, self.sql.Identifier(self.table)
@@ -191,19 +206,42 @@ class PgvectorIndex:
             with cur.copy(sql.SQL("COPY {} (id, prefix, embedding) FROM STDIN").format(t)) as copy:
                 for i, p, f in zip(ids, prefix, full):
                     copy.write_row((i, vector_text(p), vector_text(f)))
+            key = (
+                self._bits("prefix") + sql.SQL(" bit_hamming_ops") if self.quantize else sql.SQL("prefix vector_ip_ops")
+            )
             cur.execute(
                 sql.SQL(
-                    "CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (prefix vector_ip_ops) "
-                    "WITH (m = {}, ef_construction = {})"
+                    "CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw ({}) WITH (m = {}, ef_construction = {})"
                 ).format(
-                    sql.Identifier(f"{self.table}_prefix_hnsw"),
+                    sql.Identifier(self._index_name()),
                     t,
+                    key,
                     sql.Literal(self.hnsw_m),
                     sql.Literal(self.ef_construction),
                 )
             )
             cur.execute(sql.SQL("ANALYZE {}").format(t))
         self._to_create = None
+
+    def _index_name(self) -> str:
+        return f"{self.table}_prefix_{'bits' if self.quantize else 'hnsw'}"
+
+    def _bits(self, vector: str) -> psycopg.sql.Composed:
+        """The sign bits of a vector expression, as the binary index stores them."""
+        return self.sql.SQL("(binary_quantize({})::bit({}))").format(
+            self.sql.SQL(vector), self.sql.Literal(self.prefix_dim)
+        )
+
+    def _order(self, column: str, param: str) -> tuple[psycopg.sql.Composable, psycopg.sql.Composable]:
+        """(distance, score) of ``column`` against the query parameter ``param``: the negated inner
+        product and the inner product, or for a binary prefix the Hamming distance of the sign bits
+        and ``1 - 2 h / P``."""
+        sql = self.sql
+        if column == "prefix" and self.quantize:
+            distance = sql.SQL("{} <~> {}").format(self._bits("prefix"), self._bits(f"%({param})s::vector"))
+            return distance, sql.SQL("1 - 2 * ({}) / {}").format(distance, sql.Literal(float(self.prefix_dim)))
+        distance = sql.SQL("{} <#> %({})s::vector").format(sql.Identifier(column), sql.SQL(param))
+        return distance, sql.SQL("-({})").format(distance)
 
     # -- queries ---------------------------------------------------------------------------------
     def _settings(self, cur: psycopg.Cursor[Any], width: int) -> None:
@@ -246,13 +284,14 @@ class PgvectorIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """(ids, scores): each query's ``k`` nearest rows by ``column`` (best first, ties to the
         lower id), among its ``candidates`` ids when given."""
-        sql, t, c = self.sql, self.sql.Identifier(self.table), self.sql.Identifier(column)
+        sql, t = self.sql, self.sql.Identifier(self.table)
         where = sql.SQL("WHERE id = ANY(%(ids)s) ") if candidates is not None else sql.SQL("")
         # ties to the lower id, except where the HNSW index serves the ORDER BY (distance alone)
         tie = sql.SQL("") if column == "prefix" and candidates is None else sql.SQL(", id")
-        statement = sql.SQL(
-            "SELECT id, -({c} <#> %(q)s::vector) FROM {t} {where}ORDER BY {c} <#> %(q)s::vector{tie} LIMIT %(k)s"
-        ).format(c=c, t=t, where=where, tie=tie)
+        distance, score = self._order(column, "q")
+        statement = sql.SQL("SELECT id, {score} FROM {t} {where}ORDER BY {distance}{tie} LIMIT %(k)s").format(
+            score=score, t=t, where=where, distance=distance, tie=tie
+        )
         params = [{"q": vector_text(q), "k": k} for q in queries]
         if candidates is not None:
             for p, cand in zip(params, candidates):
@@ -269,17 +308,19 @@ class PgvectorIndex:
         if shortlist is None:
             return self.ranked("embedding", q_full, k)
         shortlist = max(shortlist, k)
-        sql, t = self.sql, self.sql.Identifier(self.table)
-        statement = sql.SQL(
-            "SELECT id, -(embedding <#> %(f)s::vector) FROM "
-            "(SELECT id, embedding FROM {t} ORDER BY prefix <#> %(p)s::vector LIMIT %(shortlist)s) AS shortlist "
-            "ORDER BY embedding <#> %(f)s::vector, id LIMIT %(k)s"
-        ).format(t=t)
+        statement = self._funnel_statement()
         params = [
             {"p": vector_text(qp), "f": vector_text(qf), "shortlist": shortlist, "k": k}
             for qp, qf in zip(q_prefix, q_full)
         ]
         return self._many(statement, params, shortlist, k)
+
+    def _funnel_statement(self, select: str = "id, -(embedding <#> %(f)s::vector)") -> psycopg.sql.Composed:
+        sql = self.sql
+        return sql.SQL(
+            "SELECT {select} FROM (SELECT id, embedding FROM {t} ORDER BY {prefix} LIMIT %(shortlist)s) AS shortlist "
+            "ORDER BY embedding <#> %(f)s::vector, id LIMIT %(k)s"
+        ).format(select=sql.SQL(select), t=sql.Identifier(self.table), prefix=self._order("prefix", "p")[0])
 
     def search_prefix(self, q_prefix: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         return self.ranked("prefix", _check("query prefix", q_prefix, self.prefix_dim), k)
@@ -300,15 +341,11 @@ class PgvectorIndex:
 
     def explain(self, q_prefix: np.ndarray, q_full: np.ndarray, k: int = 10, shortlist: int = 100) -> str:
         """PostgreSQL's plan of the funnel statement for one query (to check the HNSW index is used)."""
-        sql, t = self.sql, self.sql.Identifier(self.table)
         with self.conn.cursor() as cur:
             self._settings(cur, shortlist)
             rows = cur.execute(
-                sql.SQL(
-                    "EXPLAIN SELECT id FROM (SELECT id, embedding FROM {t} ORDER BY prefix <#> %(p)s::vector "
-                    "LIMIT %(s)s) AS shortlist ORDER BY embedding <#> %(f)s::vector, id LIMIT %(k)s"
-                ).format(t=t),
-                {"p": vector_text(q_prefix[0]), "f": vector_text(q_full[0]), "s": shortlist, "k": k},
+                self.sql.SQL("EXPLAIN {}").format(self._funnel_statement("id")),
+                {"p": vector_text(q_prefix[0]), "f": vector_text(q_full[0]), "shortlist": shortlist, "k": k},
             ).fetchall()
         return "\n".join(r[0] for r in rows)
 

@@ -6,7 +6,9 @@ the full vector (the rule of :func:`steerable.search.funnel.funnel`, run by Qdra
 - :class:`QdrantIndex` (``qdrant-client``): a Qdrant server by URL, or the client's local mode, a
   pure-Python stand-in that scans every vector (no HNSW).
 - :class:`QdrantEdgeIndex` (``qdrant-edge-py``): Qdrant's own engine in this process, on a shard
-  folder: an HNSW graph on the prefix, none on the full vector (it only reranks or scans).
+  folder: an HNSW graph on the prefix, none on the full vector (it only reranks or scans). With
+  ``quantize="binary"`` the prefix is searched by Qdrant's binary quantisation (its sign bits, kept in
+  memory, no rescoring by the float prefix) and both float vectors stay on disk.
 
 An existing collection is opened only when asked for (``create=False``) and replaced only with
 ``overwrite=True``; creating over it otherwise is refused.
@@ -49,16 +51,27 @@ class _Stage:
         return len(self.index)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.index.query([self.index.request(q, self.using, k) for q in queries], k)
+        return self._scaled(self.index.query([self.index.request(q, self.using, k) for q in queries], k))
 
     def rerank(self, queries: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.index.query(
-            [
-                self.index.request(q, self.using, k, ids=[int(i) for i in c if i >= 0])
-                for q, c in zip(queries, candidates)
-            ],
-            k,
+        return self._scaled(
+            self.index.query(
+                [
+                    self.index.request(q, self.using, k, ids=[int(i) for i in c if i >= 0])
+                    for q, c in zip(queries, candidates)
+                ],
+                k,
+            )
         )
+
+    def _scaled(self, answer: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Scores as the embedded backend gives them: Qdrant scores a binary prefix ``d - 2 h`` (the dot
+        product of two +-1 vectors), the library ``1 - 2 h / d``. (Qdrant's exact search ignores the
+        quantisation: it scans the float prefix.)"""
+        ids, scores = answer
+        if self.using == "prefix" and self.index.quantize and not self.index.exact:
+            scores = scores / np.float32(self.index.prefix_dim)
+        return ids, scores
 
 
 class _Qdrant:
@@ -74,6 +87,7 @@ class _Qdrant:
         raise NotImplementedError
 
     exact: bool = False  # True: the engine scans every vector instead of searching its graph
+    quantize: str | None = None  # "binary": the prefix is ranked by its sign bits
 
     def _stages(self) -> None:
         self.prefix, self.full = _Stage(self, "prefix"), _Stage(self, "full")
@@ -285,9 +299,12 @@ class QdrantEdgeIndex(_Qdrant):
         ef_construction: int = 80,
         ef_search: int = 128,
         threads: int | None = None,
+        quantize: str | None = None,
     ):
+        if quantize not in (None, "binary"):
+            raise ValueError(f"unknown quantization {quantize!r} for qdrant-edge; choose binary")
         qe = self.qe = _edge()
-        self.prefix_dim, self.full_dim, self.ef_search = prefix_dim, full_dim, ef_search
+        self.prefix_dim, self.full_dim, self.ef_search, self.quantize = prefix_dim, full_dim, ef_search, quantize
         self.path = Path(path)
         if not create:
             if not self.path.is_dir():
@@ -300,11 +317,14 @@ class QdrantEdgeIndex(_Qdrant):
                 shutil.rmtree(self.path)
             graph = qe.HnswIndexConfig(m=hnsw_m, ef_construct=ef_construction, full_scan_threshold=1)
             no_graph = qe.HnswIndexConfig(m=0, ef_construct=ef_construction, full_scan_threshold=1)
-            cosine = qe.Distance.Cosine
+            cosine, binary = qe.Distance.Cosine, quantize == "binary"
+            bits = qe.BinaryQuantizationConfig(always_ram=True) if binary else None
             config = qe.EdgeConfig(
                 vectors={
-                    "prefix": qe.EdgeVectorParams(prefix_dim, cosine, hnsw_config=graph),
-                    "full": qe.EdgeVectorParams(full_dim, cosine, hnsw_config=no_graph),
+                    "prefix": qe.EdgeVectorParams(
+                        prefix_dim, cosine, on_disk=binary or None, quantization_config=bits, hnsw_config=graph
+                    ),
+                    "full": qe.EdgeVectorParams(full_dim, cosine, on_disk=binary or None, hnsw_config=no_graph),
                 },
                 # index every segment (threshold in KB), so that the prefix is searched by its graph
                 optimizers=qe.EdgeOptimizersConfig(indexing_threshold=1),
@@ -340,7 +360,6 @@ class QdrantEdgeIndex(_Qdrant):
         prefetch: tuple[np.ndarray, int] | None = None,
     ) -> Any:
         qe = self.qe
-        params = qe.SearchParams(hnsw_ef=max(self.ef_search, limit), exact=self.exact)
         pre = None
         if prefetch is not None:
             qp, shortlist = prefetch
@@ -348,13 +367,25 @@ class QdrantEdgeIndex(_Qdrant):
                 qe.Prefetch(
                     limit=shortlist,
                     query=qe.Query.Nearest(qp.tolist(), using="prefix"),
-                    params=qe.SearchParams(hnsw_ef=max(self.ef_search, shortlist), exact=self.exact),
+                    params=self._params("prefix", shortlist),
                 )
             ]
         flt = None if ids is None else qe.Filter(must=[qe.HasIdCondition(set(ids))])
         return qe.QueryRequest(
-            limit=limit, query=qe.Query.Nearest(vector.tolist(), using=using), prefetches=pre, filter=flt, params=params
+            limit=limit,
+            query=qe.Query.Nearest(vector.tolist(), using=using),
+            prefetches=pre,
+            filter=flt,
+            params=self._params(using, limit),
         )
+
+    def _params(self, using: str, width: int) -> Any:
+        """Search parameters for a ranking of ``width`` points by ``using``: a binary prefix ranks by its
+        bits alone (no rescoring by the float prefix, which stays on disk; ``exact`` scans the float
+        prefix instead, as Qdrant's exact search ignores quantisation)."""
+        qe = self.qe
+        bits = qe.QuantizationSearchParams(rescore=False) if self.quantize and using == "prefix" else None
+        return qe.SearchParams(hnsw_ef=max(self.ef_search, width), exact=self.exact, quantization=bits)
 
     def run(self, requests: list) -> list[list]:
         return self.shard.query_batch(self.qe.QueryBatchRequest(requests))
