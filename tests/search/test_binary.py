@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from steerable.cli import main
-from steerable.search import BinaryStage, EmbeddedIndex, open_index_folder, sign_bits, write_index_folder
+from steerable.search import (
+    BinaryStage,
+    EmbeddedIndex,
+    QuantizedPrefix,
+    open_index_folder,
+    sign_bits,
+    write_index_folder,
+)
 
 
 def _unit(x):
@@ -80,6 +87,17 @@ def test_a_saved_binary_index_reads_its_full_vectors_from_disk(data, tmp_path):
             np.testing.assert_array_equal(a, b)
             np.testing.assert_array_equal(sa, sb)
         assert json.loads((folder / "index.json").read_text())["quantize"] == "binary"
+    # saved again from a loaded index: the full vectors are linked to the file they are read from, not copied
+    loaded = EmbeddedIndex.load(tmp_path / "hnswFalse")
+    loaded.save(tmp_path / "again")
+    assert (tmp_path / "again" / "full.npy").samefile(tmp_path / "hnswFalse" / "full.npy")
+    np.testing.assert_array_equal(
+        EmbeddedIndex.load(tmp_path / "again").search(pq, fq, k=10)[0], loaded.search(pq, fq, k=10)[0]
+    )
+    loaded.save(tmp_path / "hnswFalse")  # into its own folder: the file stays as it is
+    assert np.load(tmp_path / "hnswFalse" / "full.npy").shape == (600, 64)
+    (tmp_path / "hnswFalse" / "full.npy").unlink()  # a link of its own: the other folder keeps its vectors
+    assert np.load(tmp_path / "again" / "full.npy").shape == (600, 64)
     (tmp_path / "hnswFalse" / "full.npy").write_bytes(b"")
     with pytest.raises(ValueError):
         EmbeddedIndex.load(tmp_path / "hnswFalse")
@@ -124,3 +142,54 @@ def test_steer_index_quantize_binary(data, tmp_path, capsys):
     assert meta["quantize"] == "binary" and len(names) == 600
     assert isinstance(index, EmbeddedIndex) and isinstance(index.prefix, BinaryStage)
     assert (out / "full.npy").exists()
+    base = ["index", "--texts", str(texts), "--embeddings", str(tmp_path / "emb.npz"), "--quiet"]
+    assert main(base + ["--rescore", "int8", "--out", str(tmp_path / "no")]) == 2
+    assert "--rescore int8 reranks a binary shortlist: it needs --quantize binary" in capsys.readouterr().err
+    assert not (tmp_path / "no").exists()
+    args = base + ["--quantize", "binary", "--rescore", "float16", "--oversample", "3", "--out", str(tmp_path / "r")]
+    assert main(args) == 0
+    index, meta, _ = open_index_folder(tmp_path / "r")
+    assert meta["rescore"] == index.rescore == "float16" and index.oversample == 3
+
+
+@pytest.mark.parametrize("kind, tolerance, clipped", [("float16", 1e-3, 1e-3), ("int8", 0.01, 0.05)])
+def test_the_quantised_prefix_scores_as_the_float_one(data, kind, tolerance, clipped):
+    pd, _, pq, _ = data
+    middle = QuantizedPrefix(16, kind)
+    middle.add(pd[:300])
+    middle.add(pd[300:])  # int8: scaled by the first documents, the rest clipped to them
+    cand = np.tile(np.arange(600), (len(pq), 1))
+    rows, scores = middle.rerank(pq, cand, 600)
+    error = np.abs(scores - np.take_along_axis(pq @ pd.T, rows, axis=1))
+    assert error[rows < 300].max() < tolerance and error.max() < clipped
+    assert middle.nbytes() == 600 * 16 * (2 if kind == "float16" else 1) + (16 * 4 if kind == "int8" else 0)
+
+
+def test_a_rescored_binary_shortlist_reads_fewer_full_vectors_for_the_same_recall(data, tmp_path):
+    """The bits shortlist four times K, the int8 prefix keeps the best K for the full rerank: on these
+    documents that recovers at K = 40 what the bits alone need K = 150 for."""
+    pd, fd, pq, fq = data
+    exact, bits = EmbeddedIndex(16, 64), EmbeddedIndex(16, 64, quantize="binary")
+    rescored = EmbeddedIndex(16, 64, quantize="binary", rescore="int8", oversample=4)
+    for index in (exact, bits, rescored):
+        index.add(pd, fd)
+    truth, _ = exact.search(pq, fq, k=10)
+
+    def recall(index, K):
+        rows, _ = index.search(pq, fq, k=10, shortlist=K)
+        return np.mean([len(set(a) & set(b)) / 10 for a, b in zip(rows, truth)])
+
+    assert recall(bits, 40) < 0.9 < recall(rescored, 40) and recall(bits, 150) < recall(rescored, 40) + 0.02
+    assert set(rescored.memory_bytes()) == {"prefix_bits", "prefix_int8", "full"}
+    rescored.save(tmp_path / "idx")
+    loaded = EmbeddedIndex.load(tmp_path / "idx")
+    assert (loaded.rescore, loaded.oversample) == ("int8", 4)
+    for K in (None, 40):
+        np.testing.assert_array_equal(loaded.search(pq, fq, shortlist=K)[0], rescored.search(pq, fq, shortlist=K)[0])
+    with pytest.raises(ValueError, match="needs quantize='binary'"):
+        EmbeddedIndex(16, 64, rescore="int8")
+    with pytest.raises(ValueError, match="needs --quantize binary and the embedded or faiss backend"):
+        write_index_folder(
+            tmp_path / "p", pd, fd, ["t"] * 600, backend="qdrant-edge", quantize="binary", rescore="int8"
+        )
+    assert not (tmp_path / "p").exists()

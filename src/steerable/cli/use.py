@@ -12,7 +12,7 @@ from ..atomic import atomic_folder, permit, read_json
 from ..data import iter_text_chunks
 from ..encoder import SteerableEncoder
 from ..model import SteerableModel
-from ..search import BACKENDS, QUANTIZE, SearchIndex, check_index_target, open_index_folder, write_index_folder
+from ..search import BACKENDS, QUANTIZE, RESCORE, SearchIndex, check_index_target, open_index_folder, write_index_folder
 from ..search.qdrant import DEFAULT_COLLECTION
 from ..search.ranking import truncate
 from .common import (
@@ -44,6 +44,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         collection=args.collection,
         overwrite=args.overwrite,
         quantize=args.quantize,
+        rescore=args.rescore,
     )
     check_writable(Path(args.out))
     texts = read_texts(args.texts, args.text_col)
@@ -75,6 +76,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         collection=args.collection,
         overwrite=args.overwrite,
         quantize=args.quantize,
+        rescore=args.rescore,
+        oversample=args.oversample,
     )
     where = f" (collection {args.collection!r})" if args.backend in ("qdrant", "qdrant-edge", "pgvector") else ""
     print(
@@ -200,6 +203,18 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
         "embedded/faiss keep only the bits in memory and read the full vectors from disk for the rerank, "
         "pgvector indexes binary_quantize(prefix) with bit_hamming_ops, qdrant-edge uses binary quantisation "
         "with the float vectors on disk (not the qdrant backend)",
+    )
+    p.add_argument(
+        "--rescore",
+        choices=RESCORE,
+        help="with --quantize binary (embedded, faiss): also keep the prefix as int8 or float16 in memory and "
+        "rerank the bits' shortlist by it before the full vectors are read",
+    )
+    p.add_argument(
+        "--oversample",
+        type=positive_int,
+        default=4,
+        help="with --rescore: the bits shortlist this many times the search's --shortlist (default 4)",
     )
     p.add_argument("--out", required=True, help="index folder")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: all cores)")

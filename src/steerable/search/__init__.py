@@ -1,7 +1,7 @@
 """Search: exact ranking, the funnel and adaptive rules, a first stage in sign bits, retrieval metrics,
 and index backends."""
 
-from .binary import BinaryStage, sign_bits
+from .binary import RESCORE, BinaryStage, QuantizedPrefix, Rescored, sign_bits
 from .funnel import Exact, Stage, adaptive, funnel
 from .index import (
     BACKENDS,
@@ -20,6 +20,9 @@ from .ranking import rank, rerank, top_k
 
 __all__ = [
     "BinaryStage",
+    "QuantizedPrefix",
+    "RESCORE",
+    "Rescored",
     "sign_bits",
     "Exact",
     "Stage",

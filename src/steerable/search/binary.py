@@ -84,3 +84,83 @@ class BinaryStage:
         import faiss
 
         return int(faiss.serialize_index_binary(self.index).nbytes) if self.hnsw_m else self.bits.nbytes
+
+
+RESCORE = ("int8", "float16")  # how a binary stage's shortlist may be reranked by the float prefix
+_DECODE_BUDGET = 1 << 22  # prefix values decoded to float32 at a time (16 MiB)
+
+
+class QuantizedPrefix:
+    """The float prefix kept small, to rerank a sign-bit shortlist before the full vectors are read:
+    ``float16`` (2 bytes a dimension) or ``int8`` (1 byte: each dimension scaled by the largest
+    magnitude it takes in the first documents added, later ones clipped to it). Scores are the inner
+    product of the float32 query with the decoded prefix."""
+
+    def __init__(self, dim: int, kind: str):
+        if kind not in RESCORE:
+            raise ValueError(f"unknown rescoring {kind!r}; choose {', '.join(RESCORE)}")
+        self.dim, self.kind = dim, kind
+        self.codes = np.zeros((0, dim), np.int8 if kind == "int8" else np.float16)
+        self.scale: np.ndarray | None = None  # int8: float32 (dim,), the value of code 1 per dimension
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def encode(self, prefix: np.ndarray) -> np.ndarray:
+        prefix = checked("prefix", prefix, self.dim)
+        if self.kind == "float16":
+            return prefix.astype(np.float16)
+        if self.scale is None:
+            self.scale = (np.maximum(np.abs(prefix).max(axis=0, initial=0.0), 1e-12) / 127).astype(np.float32)
+        return np.clip(np.rint(prefix / self.scale), -127, 127).astype(np.int8)
+
+    def add(self, prefix: np.ndarray) -> None:
+        self.add_codes(self.encode(prefix))
+
+    def add_codes(self, codes: np.ndarray, scale: np.ndarray | None = None) -> None:
+        if codes.dtype != self.codes.dtype or codes.ndim != 2 or codes.shape[1] != self.dim:
+            raise ValueError(f"{self.kind} codes must be ({codes.shape[0]}, {self.dim}) {self.codes.dtype}")
+        if scale is not None:
+            self.scale = np.asarray(scale, np.float32)
+        self.codes = np.concatenate([self.codes, codes])
+
+    def rerank(self, queries: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` candidates with the highest decoded inner product, ties to the lower row."""
+        q = checked("query prefix", queries, self.dim)
+        cand = np.asarray(candidates, dtype=np.int64)
+        if cand.ndim != 2 or len(cand) != len(q):
+            raise ValueError(f"candidates must have shape ({len(q)}, K), got {cand.shape}")
+        scores = np.empty(cand.shape, np.float32)
+        step = max(1, _DECODE_BUDGET // max(1, cand.shape[1] * self.dim))  # queries decoded at a time
+        for s in range(0, len(q), step):
+            rows = self.codes[np.maximum(cand[s : s + step], 0)].astype(np.float32)  # (step, K, dim)
+            if self.scale is not None:
+                rows *= self.scale
+            scores[s : s + step] = np.matmul(rows, q[s : s + step, :, None])[..., 0]
+        scores[cand < 0] = -np.inf
+        order = np.lexsort((cand, -scores), axis=1)[:, :k]
+        return np.take_along_axis(cand, order, axis=1), np.take_along_axis(scores, order, axis=1)
+
+    def nbytes(self) -> int:
+        return self.codes.nbytes + (0 if self.scale is None else self.scale.nbytes)
+
+
+class Rescored:
+    """A sign-bit shortlist ``oversample`` times longer than asked for, reranked by the quantised float
+    prefix down to the length asked for (a :class:`~steerable.search.funnel.Stage`): the first stage of
+    a funnel whose full-vector rerank then reads only that many rows."""
+
+    def __init__(self, bits: BinaryStage, middle: QuantizedPrefix, oversample: int = 4):
+        if oversample < 1:
+            raise ValueError(f"oversample must be at least 1, got {oversample}")
+        self.bits, self.middle, self.oversample = bits, middle, int(oversample)
+
+    def __len__(self) -> int:
+        return len(self.bits)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        candidates, _ = self.bits.search(queries, k * self.oversample)
+        return self.middle.rerank(queries, candidates, k)
+
+    def rerank(self, queries: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.middle.rerank(queries, candidates, k)

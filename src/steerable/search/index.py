@@ -13,6 +13,7 @@ pgvector (:mod:`steerable.search.pgvector`; the funnel is one SQL statement).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Protocol, Sequence
@@ -21,7 +22,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from ..atomic import atomic_write, atomic_write_json, read_json
-from .binary import BinaryStage
+from .binary import RESCORE, BinaryStage, QuantizedPrefix, Rescored
 from .funnel import Exact, adaptive, funnel
 from .funnel import checked as _check
 from .pgvector import PgvectorIndex, safe_url, table_exists
@@ -88,7 +89,10 @@ QUANTIZE = ("binary",)  # first stages other than float vectors
 class EmbeddedIndex:
     """In-memory index: exact scans, and optionally an HNSW graph on the prefix, or the prefix's sign
     bits alone (``quantize="binary"``, exact Hamming scan or, with ``hnsw=True``, an HNSW graph over
-    the bits); a binary index loaded from a folder reads its full vectors from disk (memory-mapped)."""
+    the bits); a binary index loaded from a folder reads its full vectors from disk (memory-mapped).
+    ``rescore="int8"`` or ``"float16"`` (binary only) also keeps the prefix at that precision and
+    reranks a sign-bit shortlist ``oversample`` times longer by it, so that the full-vector rerank of a
+    shortlist of K reads K rows from the bits' best ``oversample * K``."""
 
     backend = "embedded"
 
@@ -102,14 +106,24 @@ class EmbeddedIndex:
         ef_construction: int = 80,
         ef_search: int = 128,
         quantize: str | None = None,
+        rescore: str | None = None,
+        oversample: int = 4,
     ):
         if quantize is not None and quantize not in QUANTIZE:
             raise ValueError(f"unknown quantization {quantize!r}; choose {', '.join(QUANTIZE)}")
+        if rescore is not None and quantize != "binary":
+            raise ValueError(f"rescore={rescore!r} reranks a binary shortlist; it needs quantize='binary'")
         self.prefix_dim, self.full_dim = prefix_dim, full_dim
         self.hnsw, self.hnsw_m, self.quantize = hnsw, hnsw_m, quantize
-        self.prefix: Exact | HNSW | BinaryStage
+        self.rescore, self.oversample = rescore, oversample
+        self.prefix: Exact | HNSW | BinaryStage | Rescored
+        self.bits: BinaryStage | None = None  # the sign bits of a binary index
+        self.middle: QuantizedPrefix | None = None  # and the prefix it reranks them by, if any
         if quantize == "binary":
-            self.prefix = BinaryStage(prefix_dim, hnsw_m if hnsw else 0, ef_search)
+            self.prefix = self.bits = BinaryStage(prefix_dim, hnsw_m if hnsw else 0, ef_search)
+            if rescore is not None:
+                self.middle = QuantizedPrefix(prefix_dim, rescore)
+                self.prefix = Rescored(self.bits, self.middle, oversample)
         elif hnsw:
             self.prefix = HNSW(prefix_dim, hnsw_m, ef_construction, ef_search)
         else:
@@ -125,9 +139,13 @@ class EmbeddedIndex:
         if len(prefix) != len(full):
             raise ValueError(f"prefix and full have {len(prefix)} and {len(full)} rows")
         new_ids = np.arange(len(self), len(self) + len(prefix)) if ids is None else np.asarray(ids)
-        if isinstance(self.prefix, (HNSW, BinaryStage)):
+        if self.bits is not None:
+            self.bits.add(prefix)
+            if self.middle is not None:
+                self.middle.add(prefix)
+        elif isinstance(self.prefix, HNSW):
             self.prefix.add(prefix)
-        else:
+        elif isinstance(self.prefix, Exact):
             self.prefix.vectors = np.concatenate([self.prefix.vectors, prefix])
         self.full.vectors = np.concatenate([self.full.vectors, full])
         self.ids = np.concatenate([self.ids, new_ids.astype(np.int64)])
@@ -172,11 +190,15 @@ class EmbeddedIndex:
         """Nothing to release: the index lives in memory."""
 
     def memory_bytes(self) -> dict[str, int]:
-        """Bytes of each part: the prefix (float vectors, or sign bits with any graph), its HNSW graph,
-        the full vectors (of a loaded binary index: on disk, read as the rerank needs them)."""
-        if isinstance(self.prefix, BinaryStage):
-            out = {"prefix_bits": self.prefix.nbytes()}
+        """Bytes of each part: the prefix (float vectors, or sign bits with any graph and the quantised
+        prefix that reranks them), its HNSW graph, the full vectors (of a loaded binary index: on disk,
+        read as the rerank needs them)."""
+        if self.bits is not None:
+            out = {"prefix_bits": self.bits.nbytes()}
+            if self.middle is not None:
+                out[f"prefix_{self.middle.kind}"] = self.middle.nbytes()
         else:
+            assert isinstance(self.prefix, (Exact, HNSW))
             out = {"prefix": self.prefix.vectors.nbytes}
         out["full"] = self.full.vectors.nbytes
         if isinstance(self.prefix, HNSW):
@@ -194,16 +216,15 @@ class EmbeddedIndex:
         ``index.json`` last."""
         directory = Path(directory)
         tensors: dict[str, np.ndarray] = {"ids": self.ids}
-        if isinstance(self.prefix, BinaryStage):
-            tensors["prefix_bits"] = self.prefix.bits
-            full = np.ascontiguousarray(self.full.vectors, dtype=np.float32)
-
-            def write_full(p: Path) -> None:
-                with open(p, "wb") as f:
-                    np.save(f, full)
-
-            atomic_write(directory / self.FULL_FILE, write_full)
+        if self.bits is not None:
+            tensors["prefix_bits"] = self.bits.bits
+            if self.middle is not None:
+                tensors[f"prefix_{self.middle.kind}"] = self.middle.codes
+                if self.middle.scale is not None:
+                    tensors["prefix_int8_scale"] = self.middle.scale
+            self._save_full(directory / self.FULL_FILE)
         else:
+            assert isinstance(self.prefix, (Exact, HNSW))
             tensors |= {"prefix": self.prefix.vectors, "full": self.full.vectors}
         atomic_write(directory / "vectors.safetensors", lambda p: save_file(tensors, str(p)))
         if isinstance(self.prefix, HNSW):
@@ -211,10 +232,10 @@ class EmbeddedIndex:
 
             graph = self.prefix.graph
             atomic_write(directory / self.GRAPH_FILE, lambda p: faiss.write_index(graph, str(p)))
-        elif isinstance(self.prefix, BinaryStage) and self.hnsw:
+        elif self.bits is not None and self.hnsw:
             import faiss
 
-            bits_graph = self.prefix.index
+            bits_graph = self.bits.index
             atomic_write(directory / self.GRAPH_FILE, lambda p: faiss.write_index_binary(bits_graph, str(p)))
         atomic_write_json(
             directory / "index.json",
@@ -225,9 +246,45 @@ class EmbeddedIndex:
                 "hnsw": self.hnsw,
                 "hnsw_m": self.hnsw_m,
                 "quantize": self.quantize,
+                "rescore": self.rescore,
+                "oversample": self.oversample,
                 "count": len(self),
             },
         )
+
+    def _save_full(self, target: Path) -> None:
+        """A binary index's full vectors as ``.npy``: a hard link where they already are a whole ``.npy``
+        file mapped into memory (a loaded index, or vectors opened with ``np.load(..., mmap_mode=...)``),
+        so a large collection is not copied (the index then shares that file: it never writes to it);
+        otherwise written."""
+        vectors, source = self.full.vectors, Path(getattr(self.full.vectors, "filename", None) or "")
+        whole = (
+            isinstance(vectors, np.memmap)
+            and source.suffix == ".npy"
+            and source.is_file()
+            and vectors.dtype == np.float32
+            and vectors.flags.c_contiguous
+            and vectors.offset + vectors.nbytes == source.stat().st_size
+        )
+        if whole and target.exists() and target.samefile(source):
+            return
+        if whole:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            link = target.with_name(f".{target.name}.{os.getpid()}.link")
+            link.unlink(missing_ok=True)
+            try:
+                os.link(source, link)
+                os.replace(link, target)
+                return
+            except OSError:  # another file system: write it
+                link.unlink(missing_ok=True)
+        full = np.ascontiguousarray(vectors, dtype=np.float32)
+
+        def write_full(p: Path) -> None:
+            with open(p, "wb") as f:
+                np.save(f, full)
+
+        atomic_write(target, write_full)
 
     @classmethod
     def load(cls, directory: str | Path) -> "EmbeddedIndex":
@@ -237,7 +294,15 @@ class EmbeddedIndex:
         directory = Path(directory)
         meta = read_json(directory / "index.json")
         quantize = meta.get("quantize")
-        index = cls(meta["prefix_dim"], meta["full_dim"], hnsw=meta["hnsw"], hnsw_m=meta["hnsw_m"], quantize=quantize)
+        index = cls(
+            meta["prefix_dim"],
+            meta["full_dim"],
+            hnsw=meta["hnsw"],
+            hnsw_m=meta["hnsw_m"],
+            quantize=quantize,
+            rescore=meta.get("rescore"),
+            oversample=meta.get("oversample", 4),
+        )
         t = load_file(str(directory / "vectors.safetensors"))
         graph_file = directory / cls.GRAPH_FILE
         if quantize == "binary":
@@ -259,7 +324,7 @@ class EmbeddedIndex:
         return index
 
     def _load_binary(self, directory: Path, t: dict[str, np.ndarray], graph_file: Path) -> "EmbeddedIndex":
-        assert isinstance(self.prefix, BinaryStage)
+        assert self.bits is not None
         bits, full_file = t["prefix_bits"], directory / self.FULL_FILE
         try:  # read from disk as the rerank needs rows (copy-on-write: never written, but torch may wrap it)
             full = np.load(full_file, mmap_mode="c")
@@ -275,9 +340,16 @@ class EmbeddedIndex:
 
             graph = faiss.read_index_binary(str(graph_file))
             _check_graph(graph_file, graph, len(bits), self.prefix_dim)
-            self.prefix.index, self.prefix.bits = graph, np.ascontiguousarray(bits)
+            self.bits.index, self.bits.bits = graph, np.ascontiguousarray(bits)
         else:
-            self.prefix.add_bits(bits)
+            self.bits.add_bits(bits)
+        if self.middle is not None:
+            name = f"prefix_{self.middle.kind}"
+            if name not in t or len(t[name]) != len(bits):
+                raise ValueError(
+                    f"{directory / 'vectors.safetensors'}: no {name} for every document; rebuild the index"
+                )
+            self.middle.add_codes(t[name], t.get("prefix_int8_scale"))
         self.full.vectors = full
         self.ids = t["ids"].astype(np.int64)
         return self
@@ -344,9 +416,10 @@ def check_index_target(
     collection: str = DEFAULT_COLLECTION,
     overwrite: bool = False,
     quantize: str | None = None,
+    rescore: str | None = None,
 ) -> None:
     """Refuse, before anything is encoded, what :func:`write_index_folder` would refuse: an unknown
-    backend, a quantization the backend does not have, a folder that is a file, an existing index
+    backend, a quantization (or rescoring) the backend does not have, a folder that is a file, an existing index
     folder, collection or table (unless ``overwrite``), pgvector without a URL, a server that does not
     answer."""
     directory = Path(directory)
@@ -357,6 +430,13 @@ def check_index_target(
     if quantize is not None and backend == "qdrant":
         raise ValueError(
             f"--quantize {quantize} is for the embedded, faiss, qdrant-edge and pgvector backends, not qdrant"
+        )
+    if rescore is not None and rescore not in RESCORE:
+        raise ValueError(f"unknown rescoring {rescore!r}; choose {', '.join(RESCORE)}")
+    if rescore is not None and (quantize != "binary" or backend not in ("embedded", "numpy", "faiss")):
+        raise ValueError(
+            f"--rescore {rescore} reranks a binary shortlist: it needs --quantize binary and the embedded or "
+            "faiss backend"
         )
     if directory.exists() and not directory.is_dir():
         raise ValueError(f"{directory}: exists and is not a folder")
@@ -393,16 +473,25 @@ def write_index_folder(
     collection: str = DEFAULT_COLLECTION,
     overwrite: bool = False,
     quantize: str | None = None,
+    rescore: str | None = None,
+    oversample: int = 4,
 ) -> SearchIndex:
     """Build an index folder: ``meta.json``, ``texts.jsonl`` and the backend's own storage (files in
     the folder, or a collection / table on the server at ``url``). An existing index folder, or an
     existing collection of the same name, is replaced only with ``overwrite=True``
     (:func:`check_index_target` says so before any work). ``quantize="binary"`` (every backend but
     ``qdrant``): the first stage ranks by the prefix's sign bits (:class:`EmbeddedIndex`, and the
-    engines' own binary indexes)."""
+    engines' own binary indexes); ``rescore`` (embedded and faiss) reranks the bits' shortlist by the
+    prefix in int8 or float16 (:class:`EmbeddedIndex`)."""
     directory = Path(directory)
     check_index_target(
-        directory, backend=backend, url=url, collection=collection, overwrite=overwrite, quantize=quantize
+        directory,
+        backend=backend,
+        url=url,
+        collection=collection,
+        overwrite=overwrite,
+        quantize=quantize,
+        rescore=rescore,
     )
     directory.mkdir(parents=True, exist_ok=True)
     dims = (prefix.shape[1], full.shape[1])
@@ -422,7 +511,8 @@ def write_index_folder(
         elif backend == "pgvector":
             index = build_index(backend, *dims, url=url, table=collection, overwrite=overwrite, quantize=quantize)
         else:
-            index = build_index(backend, *dims, quantize=quantize)
+            extra: dict[str, Any] = {"rescore": rescore, "oversample": oversample} if rescore else {}
+            index = build_index(backend, *dims, quantize=quantize, **extra)
         index.add(prefix, full)
     if isinstance(index, EmbeddedIndex):
         index.save(directory)
@@ -445,6 +535,7 @@ def write_index_folder(
             "prefix_dim": dims[0],
             "full_dim": dims[1],
             "quantize": quantize,
+            "rescore": rescore,
         },
     )
     return index
