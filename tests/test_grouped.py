@@ -52,9 +52,9 @@ def threads():
     torch.set_num_threads(before)
 
 
-def _solo_and_grouped(name: str, head: str, batch_size: int, seeds=SEEDS):
+def _solo_and_grouped(name, head: str, batch_size: int, seeds=SEEDS):
     x, y, h = synthetic_hierarchy(per_fine=10)  # 160 rows: batch 13 leaves a last batch of 4, 53 one of 1
-    sch = preset(name)
+    sch = preset(name) if isinstance(name, str) else name
     cfgs = [TrainConfig.for_schedule(sch, epochs=2, batch_size=batch_size, lr=1e-3, seed=s) for s in seeds]
     solo, grouped = _models(sch, head, h, x.shape[1], seeds), _models(sch, head, h, x.shape[1], seeds)
     solo_h = [train(m, sch, x, y, x[:40], y[:40], c, progress=False) for m, c in zip(solo, cfgs)]
@@ -82,6 +82,17 @@ def test_grouped_seeds_equal_their_solo_trainings_at_two_threads(name, threads):
     """The same at two threads, with a last batch of one row (products of a single row and column)."""
     threads(2)
     _assert_same(*_solo_and_grouped(name, "mlp", batch_size=53))
+
+
+def test_a_sign_aware_distill_term_groups_bit_for_bit(threads):
+    """MRL-distill whose prefix distils as soft signs (a schedule of one's own, not a registry method)."""
+    from steerable.methods.matryoshka import prefix_distillation
+    from steerable.schedule import Schedule
+
+    base = preset("mrl")
+    sch = Schedule("signs", base.terms + (prefix_distillation(2, 4, 3.0, 0.05, sign_slope=1.0),), base.block_keep)
+    threads(1)
+    _assert_same(*_solo_and_grouped(sch, "mlp", batch_size=13))
 
 
 def test_each_seed_may_have_its_own_training_data_of_the_same_size():

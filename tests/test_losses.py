@@ -102,6 +102,25 @@ def test_a_backbone_teacher_is_the_heads_normalised_input():
     )
 
 
+def test_a_sign_aware_distill_term_ranks_the_prefixs_soft_signs():
+    """``sign_slope``: the student is tanh(slope * sqrt(d) * prefix), made unit-length; a steep slope
+    ranks as the sign bits do."""
+    model, x, y = synthetic_model()
+    idx, rng = np.arange(32), np.random.default_rng(0)
+    term = Term((1, 0, 0, 0), ((0, 0),) * 4, loss="distill", temperature=0.1, sign_slope=2.0)
+    got = schedule_loss(model, Schedule("t", (term,)), torch.from_numpy(x), y, idx, {}, rng, TrainConfig().loss)
+    blocks = model.head.outputs(torch.from_numpy(x[idx]))[0]
+    prefix, full = model.head.embed(blocks, 1), model.head.embed(blocks, 4)
+    soft = _unit(torch.tanh(2.0 * prefix.shape[-1] ** 0.5 * prefix))
+    assert torch.allclose(got, similarity_distillation(soft, full, 0.1).mean(), atol=1e-6)
+    plain = Term((1, 0, 0, 0), ((0, 0),) * 4, loss="distill", temperature=0.1)
+    assert not torch.allclose(
+        got, schedule_loss(model, Schedule("t", (plain,)), torch.from_numpy(x), y, idx, {}, rng, TrainConfig().loss)
+    )
+    steep = _unit(torch.tanh(1e4 * prefix))
+    assert torch.allclose(steep, _unit(torch.sign(prefix)), atol=1e-4)  # the limit: the sign bits' ranking
+
+
 def test_grad_scale_zero_keeps_a_terms_gradient_off_the_first_block():
     model, x, y = synthetic_model()
     fine_full = Term((0, 0, 0, 1), ((0, 1),) * 4, loss="supcon", temperature=0.1, ce_weight=0.0, grad=(0, 1, 1, 1))

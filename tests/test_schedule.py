@@ -49,3 +49,16 @@ def test_a_distill_terms_teacher_round_trips_and_the_default_stays_out_of_config
         Term((1.0,), ((0.0,),), loss="distill", teacher="input")
     with pytest.raises(ValueError, match="a teacher is for a distill term"):
         Term((1.0,), ((1.0,),), loss="supcon", teacher="backbone")
+
+
+def test_a_sign_aware_distill_term_round_trips_and_plain_configs_stay_as_they_were():
+    from steerable.methods.matryoshka import prefix_distillation
+
+    term = prefix_distillation(2, 4, sign_slope=3.0)
+    s = Schedule("signs", (term,))
+    assert s.to_dict()["terms"][0]["sign_slope"] == 3.0 and Schedule.from_dict(s.to_dict()) == s
+    assert "sign_slope" not in preset("mrl_distill").to_dict()["terms"][-1]
+    with pytest.raises(ValueError, match="sign_slope is a positive slope of a distill term"):
+        Term((1.0,), ((1.0,),), loss="supcon", sign_slope=1.0)
+    with pytest.raises(ValueError, match="sign_slope is a positive slope"):
+        Term((1.0,), ((0.0,),), loss="distill", sign_slope=0.0)

@@ -16,7 +16,9 @@ Beyond which prefix serves which level, a term can say *how* it is trained:
   ``"distill"`` (the prefix learns to rank the batch as a teacher does; no labels, so ``levels`` is
   unused). ``teacher`` names the teacher: ``"full"`` (the head's own intact full vector) or
   ``"backbone"`` (the backbone's vector, the head's input: the prefix keeps the backbone's
-  neighbourhoods, which hold for classes never trained on).
+  neighbourhoods, which hold for classes never trained on). ``sign_slope`` makes the student the
+  prefix's soft signs (``tanh`` of the scaled prefix), so that its sign bits, a binary first stage of
+  search, rank the batch as the teacher does.
 - ``start``: the term embeds blocks ``start .. j-1`` only (a suffix window; 0 = the whole prefix).
 - ``grad``: a gradient scale per block (0 = the term's gradient does not reach that block, as a
   stop-gradient; 1 = untouched; negative = gradient reversal: that block is trained to *raise* the
@@ -60,6 +62,7 @@ class Term:
     temperature: float | None = None  # None: the training config's
     ce_weight: float | None = None  # None: the training config's
     teacher: str = "full"  # a distill term's teacher: "full" (the intact full vector) or "backbone"
+    sign_slope: float | None = None  # a distill term's student as soft signs, tanh(slope * sqrt(d) * e); None: e
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "probs", tuple(float(p) for p in self.probs))
@@ -71,6 +74,8 @@ class Term:
             raise ValueError(f"unknown teacher {self.teacher!r}; choose from {', '.join(TEACHERS)}")
         if self.teacher != "full" and self.loss != "distill":
             raise ValueError(f"a teacher is for a distill term, not a {self.loss!r} one")
+        if self.sign_slope is not None and (self.loss != "distill" or not self.sign_slope > 0):
+            raise ValueError(f"sign_slope is a positive slope of a distill term, got {self.sign_slope} ({self.loss})")
         if self.grad and len(self.grad) != len(self.probs):
             raise ValueError(f"grad needs one scale per block ({len(self.probs)}), got {len(self.grad)}")
         if any(not -1 <= g <= 1 for g in self.grad):
@@ -135,9 +140,11 @@ class Schedule:
         out = asdict(self)
         if out["head"] is None:  # the common case: any head; kept out of older configs' shape
             del out["head"]
-        for term in out["terms"]:  # likewise the default teacher
+        for term in out["terms"]:  # likewise the default teacher and plain (not sign-aware) distillation
             if term["teacher"] == "full":
                 del term["teacher"]
+            if term["sign_slope"] is None:
+                del term["sign_slope"]
         return out
 
     @classmethod

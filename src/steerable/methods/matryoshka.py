@@ -30,15 +30,21 @@ DISTILL_WEIGHT, DISTILL_TEMPERATURE = 3.0, 0.05
 
 
 def prefix_distillation(
-    num_levels: int, num_blocks: int, weight: float = DISTILL_WEIGHT, temperature: float = DISTILL_TEMPERATURE
+    num_levels: int,
+    num_blocks: int,
+    weight: float = DISTILL_WEIGHT,
+    temperature: float = DISTILL_TEMPERATURE,
+    sign_slope: float | None = None,
 ) -> Term:
-    """The 64-d prefix learns to rank the batch as the full vector does (no labels)."""
+    """The 64-d prefix learns to rank the batch as the full vector does (no labels); with
+    ``sign_slope``, its soft signs do (for a first stage in sign bits)."""
     return Term(
         onehot(0, num_blocks),
         tuple((0.0,) * num_levels for _ in range(num_blocks)),
         weight,
         loss="distill",
         temperature=temperature,
+        sign_slope=sign_slope,
     )
 
 

@@ -198,7 +198,9 @@ def posterior_term(step: Step, term: "Term") -> Iterator[torch.Tensor]:
 
 def distill_term(step: Step, term: "Term") -> Iterator[torch.Tensor]:
     """Each path's prefix learns the in-batch neighbour ranking of its teacher: the whole, intact full
-    vector, or the backbone's own vector (what the head was given)."""
+    vector, or the backbone's own vector (what the head was given). With ``sign_slope`` the prefix
+    ranks as soft signs, ``tanh(slope * sqrt(d) * e)`` made unit-length (a unit vector's coordinates
+    are about 1 / sqrt(d) in size): what a first stage in sign bits ranks by, made differentiable."""
     head, B = step.models.head, step.anchors
     tb, paths = _term_paths(step, term)
     if term.teacher == "backbone":
@@ -211,6 +213,8 @@ def distill_term(step: Step, term: "Term") -> Iterator[torch.Tensor]:
     for path in paths:  # every row of the batch; positives share their anchor's length
         rows_j = path.j if isinstance(path.j, int) else path.j.repeat(1, tb.shape[1] // B)
         e = span_embed(head, tb, rows_j, term.start)
+        if term.sign_slope is not None:
+            e = F.normalize(torch.tanh((term.sign_slope * e.shape[-1] ** 0.5) * e), dim=-1)
         yield term.weight * path.prob * similarity_distillation(e, teacher, temperature)[:, :B].mean(-1)
 
 
