@@ -29,7 +29,7 @@ from steerable.data import list_datasets, load_dataset
 from steerable.methods import mrl
 from steerable.methods.matryoshka import DISTILL_TEMPERATURE, DISTILL_WEIGHT, prefix_distillation
 from steerable.schedule import Schedule
-from steerable.search import EmbeddedIndex
+from steerable.search import EmbeddedIndex, overlap_at_k
 
 from _common import finish, machine, print_machine, write_json
 from search import collection, head_data, take, train_head
@@ -65,7 +65,7 @@ def binary_recalls(prefix: np.ndarray, full: np.ndarray, docs, queries) -> dict[
     out = {}
     for K in SHORTLISTS:
         found, _ = bits.search(q_prefix, q_full, k=10, shortlist=K)
-        out[K] = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth)]))
+        out[K] = overlap_at_k(found, truth)
     return out
 
 

@@ -54,6 +54,10 @@ from typing import Any
 
 import numpy as np
 
+from steerable.search.metrics import overlap_at_k
+
+from search_lib import unit
+
 BENCH = Path(__file__).resolve().parent
 WORK = BENCH / "out" / "scale"
 DIM, PREFIX = 256, 64
@@ -88,10 +92,6 @@ BINARY_HNSW_M = 16  # funnel-binary-256-hnsw: 32 B of bits and about 128 B of li
 OVERSAMPLE = 8  # funnel-binary-int8: the bits shortlist 8 K, the int8 prefix keeps K
 TARGET = 0.99
 LATENCY_QUERIES = 200
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(x / np.linalg.norm(x, axis=1, keepdims=True), dtype=np.float32)
 
 
 # --- 1. the fit ---------------------------------------------------------------------------------
@@ -169,10 +169,6 @@ def exact_top(docs: np.ndarray, queries: np.ndarray, k: int = 10, chunk: int = 1
     return best_i
 
 
-def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(found, truth)]))
-
-
 def fidelity(prefix: np.ndarray, full: np.ndarray, queries: int = 1000, seed: int = 0) -> dict:
     """What the generator must reproduce, on one collection: the share of the full vector's top 10
     inside the prefix's top K (its ceiling) and the binary funnel's recall@10 at K."""
@@ -184,16 +180,12 @@ def fidelity(prefix: np.ndarray, full: np.ndarray, queries: int = 1000, seed: in
     truth = exact_top(full[docs], full[q])
     out: dict = {"documents": len(docs), "queries": queries}
     for K in (10, 50, 200, 1000):
-        out[f"ceiling@{K}"] = recall_in(exact_top(prefix[docs], prefix[q], K), truth)
+        out[f"ceiling@{K}"] = overlap_at_k(exact_top(prefix[docs], prefix[q], K), truth)
     index = EmbeddedIndex(PREFIX, DIM, quantize="binary")
     index.add(prefix[docs], full[docs])
     for K in (100, 500, 2000):
-        out[f"binary_funnel@{K}"] = recall(index.search(prefix[q], full[q], shortlist=K)[0], truth)
+        out[f"binary_funnel@{K}"] = overlap_at_k(index.search(prefix[q], full[q], shortlist=K)[0], truth)
     return out
-
-
-def recall_in(candidates: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(set(t) & set(c)) / len(t) for c, t in zip(candidates, truth)]))
 
 
 def cmd_fit(args) -> None:
@@ -401,7 +393,7 @@ def measure(d: Path, contender: str, threads: int, queries: int) -> dict:
             t0 = time.perf_counter()
             found = search(q, setting)
             row[f"{name}_qps"] = len(q) / (time.perf_counter() - t0)
-            row[f"{name}_recall@10"] = recall(found, t)
+            row[f"{name}_recall@10"] = overlap_at_k(found, t)
             lat = []
             for i in range(min(LATENCY_QUERIES, len(q))):
                 t0 = time.perf_counter()

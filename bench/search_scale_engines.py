@@ -18,8 +18,9 @@ import numpy as np
 ENGINES = ("engine-pgvector-binary-256", "engine-qdrant-edge-binary-256")
 
 
-def _server_rss_mb(data_dir: Path) -> float:
-    """Resident memory of the PostgreSQL processes serving ``data_dir`` (the postmaster and its children)."""
+def _server_rss_mb() -> float:
+    """Resident memory of every PostgreSQL process on this machine: the bench's server, started by the
+    measuring process, and any other one running beside it (run the bench with no other server)."""
     total = 0.0
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -64,7 +65,7 @@ def open_engine(d: Path, contender: str, threads: int) -> Callable:
         extra = {"table_mb": table_mb, "bits_index_mb": index_mb}
 
         def report() -> dict:
-            return extra | {"server_rss_mb": _server_rss_mb(folder / "pg"), "disk_mb": table_mb + index_mb}
+            return extra | {"server_rss_mb": _server_rss_mb(), "disk_mb": table_mb + index_mb}
 
     else:
         from steerable.search import QdrantEdgeIndex

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from steerable.search import EmbeddedIndex
+from steerable.search import EmbeddedIndex, overlap_at_k
 
 
 def unit(x):
@@ -62,11 +62,6 @@ def embedded(data):
     return index
 
 
-def overlap(a, b):
-    """Mean share of each row of ``a`` found in the same row of ``b``."""
-    return float(np.mean([len(set(x) & set(y)) / len(x) for x, y in zip(a, b)]))
-
-
 @pytest.fixture(scope="module")
 def embedded_binary(data):
     """The embedded index with the prefix as sign bits: the answers the engines' binary indexes are
@@ -84,7 +79,7 @@ def assert_binary_answers(embedded_binary, other, pq, fq):
     every, _ = embedded_binary.search(pq, fq, k=10, shortlist=300)
     np.testing.assert_array_equal(other.search(pq, fq, k=10, shortlist=300)[0], every)
     short, _ = embedded_binary.search(pq, fq, k=10, shortlist=100)
-    assert overlap(other.search(pq, fq, k=10, shortlist=100)[0], short) >= 0.99
+    assert overlap_at_k(other.search(pq, fq, k=10, shortlist=100)[0], short) >= 0.99
     _, want = embedded_binary.search_prefix(pq, 10)
     _, got = other.search_prefix(pq, 10)
     np.testing.assert_allclose(got, want, atol=1e-6)

@@ -11,13 +11,12 @@ from steerable.search import (
     EmbeddedIndex,
     QuantizedPrefix,
     open_index_folder,
+    overlap_at_k,
     sign_bits,
     write_index_folder,
 )
 
-
-def _unit(x):
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+from engines import unit
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +26,8 @@ def data():
     centres = rng.normal(size=(20, 64))
     docs = centres[rng.integers(0, 20, 600)] + 0.4 * rng.normal(size=(600, 64))
     queries = centres[rng.integers(0, 20, 30)] + 0.4 * rng.normal(size=(30, 64))
-    full_d, full_q = _unit(docs), _unit(queries)
-    return _unit(full_d[:, :16]), full_d, _unit(full_q[:, :16]), full_q
+    full_d, full_q = unit(docs), unit(queries)
+    return unit(full_d[:, :16]), full_d, unit(full_q[:, :16]), full_q
 
 
 def _hamming(a_bits, b_bits):
@@ -65,7 +64,7 @@ def test_binary_funnel_is_exact_with_every_document_and_close_with_a_shortlist(d
     every, _ = binary.search(pq, fq, k=10, shortlist=600)
     np.testing.assert_array_equal(every, truth)
     short, _ = binary.search(pq, fq, k=10, shortlist=150)
-    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(short, truth)])
+    recall = overlap_at_k(short, truth)
     assert recall >= 0.9, recall
     memory = binary.memory_bytes()
     assert memory["prefix_bits"] == 600 * 2 and "prefix" not in memory
@@ -177,7 +176,7 @@ def test_a_rescored_binary_shortlist_reads_fewer_full_vectors_for_the_same_recal
 
     def recall(index, K):
         rows, _ = index.search(pq, fq, k=10, shortlist=K)
-        return np.mean([len(set(a) & set(b)) / 10 for a, b in zip(rows, truth)])
+        return overlap_at_k(rows, truth)
 
     assert recall(bits, 40) < 0.9 < recall(rescored, 40) and recall(bits, 150) < recall(rescored, 40) + 0.02
     assert set(rescored.memory_bytes()) == {"prefix_bits", "prefix_int8", "full"}

@@ -20,6 +20,12 @@ from .funnel import checked
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)  # set bits of each byte value
 
 
+def _best(candidates: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``k`` candidates by score, best first, ties to the lower row."""
+    order = np.lexsort((candidates, -scores), axis=1)[:, :k]
+    return np.take_along_axis(candidates, order, axis=1), np.take_along_axis(scores, order, axis=1)
+
+
 def sign_bits(x: np.ndarray) -> np.ndarray:
     """(n, ceil(d / 8)) uint8: bit j of row i is 1 where ``x[i, j] > 0`` (numpy's bit order)."""
     x = np.asarray(x)
@@ -76,8 +82,7 @@ class BinaryStage:
         cand = np.asarray(candidates, dtype=np.int64)
         distance = _POPCOUNT[self.bits[np.maximum(cand, 0)] ^ q[:, None, :]].sum(-1, dtype=np.int64)
         scores = np.where(cand >= 0, hamming_score(distance, self.dim), -np.inf).astype(np.float32)
-        order = np.lexsort((cand, -scores), axis=1)[:, :k]  # by score, then by row
-        return np.take_along_axis(cand, order, axis=1), np.take_along_axis(scores, order, axis=1)
+        return _best(cand, scores, k)
 
     def nbytes(self) -> int:
         """Memory of the bits (and the HNSW graph's links, if any)."""
@@ -138,8 +143,7 @@ class QuantizedPrefix:
                 rows *= self.scale
             scores[s : s + step] = np.matmul(rows, q[s : s + step, :, None])[..., 0]
         scores[cand < 0] = -np.inf
-        order = np.lexsort((cand, -scores), axis=1)[:, :k]
-        return np.take_along_axis(cand, order, axis=1), np.take_along_axis(scores, order, axis=1)
+        return _best(cand, scores, k)
 
     def nbytes(self) -> int:
         return self.codes.nbytes + (0 if self.scale is None else self.scale.nbytes)
