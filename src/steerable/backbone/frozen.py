@@ -209,7 +209,7 @@ class Backbone:
         import torch
 
         model, threads = self.load(progress), torch.get_num_threads()
-        if self.device == "cpu" and threads > 1:
+        if self.device == "cpu":  # batched by token count whatever the threads, so the vectors never depend on them
             return self._encode_side_by_side(model, list(texts), threads)
         # sentence-transformers sorts the texts by length before batching, so a batch pads little.
         out = model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
@@ -217,8 +217,9 @@ class Backbone:
 
     def _encode_side_by_side(self, model: Any, texts: list[str], threads: int) -> np.ndarray:
         """torch on the CPU, batched as :mod:`steerable.batching` says: ``threads`` batches at once,
-        one torch thread each (the vectors are sentence-transformers' own to float rounding). The
-        tokeniser runs on this thread only: it is not safe to call from several at once."""
+        one torch thread each (the vectors are sentence-transformers' own to float rounding, and the
+        same bit for bit whatever ``threads``: one or many machines encode alike). The tokeniser
+        runs on this thread only: it is not safe to call from several at once."""
         import torch
 
         out = np.empty((len(texts), embedding_dim(model)), dtype=np.float32)
@@ -357,14 +358,21 @@ class VectorCache:
             self._write_shard(list(new), np.asarray(vectors)[list(new.values())])
         return len(new)
 
+    def missing_chunks(self, texts: Sequence[str]) -> list[list[str]]:
+        """The texts not cached yet, each once, in the chunks this cache encodes them in (and stores as
+        one shard each): sorted by length, so similar lengths share a batch (less padding, much
+        faster on long-tailed corpora), ``SHARD_ROWS`` a chunk."""
+        index = self.index
+        missing = {k: t for t in texts if (k := text_key(t)) not in index}
+        items = sorted(missing.values(), key=len)
+        return [items[s : s + SHARD_ROWS] for s in range(0, len(items), SHARD_ROWS)]
+
     def _encode_missing(self, missing: dict[bytes, str], *, progress: bool, desc: str) -> None:
-        # Similar lengths share a batch: less padding, much faster on long-tailed corpora.
-        items = sorted(missing.items(), key=lambda kv: len(kv[1]))
-        bar = tqdm(total=len(items), desc=f"{desc} ({self.backbone.name})", unit="text", disable=not progress)
-        for start in range(0, len(items), SHARD_ROWS):
-            chunk = items[start : start + SHARD_ROWS]
-            vectors = self.backbone.encode_uncached([t for _, t in chunk], progress=progress)
-            self._write_shard([k for k, _ in chunk], vectors)
+        chunks = self.missing_chunks(list(missing.values()))
+        bar = tqdm(total=len(missing), desc=f"{desc} ({self.backbone.name})", unit="text", disable=not progress)
+        for chunk in chunks:
+            vectors = self.backbone.encode_uncached(chunk, progress=progress)
+            self._write_shard([text_key(t) for t in chunk], vectors)
             self.encoded_count += len(chunk)
             bar.update(len(chunk))
         bar.close()
