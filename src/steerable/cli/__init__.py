@@ -1,7 +1,8 @@
 """The ``steer`` command line.
 
 datasets, train, evaluate (one run); sweep, report (many runs and their tables); reproduce (the
-paper's, from a source checkout); index, search, encode, export (using what was trained).
+paper's, from a source checkout); index, search, export (using what was trained); encode, cache build
+(texts to vectors, here or on a Ray cluster).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import sys
 
 from ..data import DataError
-from . import runs, train, use
+from . import encode, runs, train, use
 from .common import Parser
 
 
@@ -22,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the fine one; measure it; use it.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (train, runs, use):
+    for module in (train, runs, use, encode):
         module.register(sub)
     return parser
 

@@ -1,8 +1,9 @@
-"""``steer index``, ``steer search``, ``steer encode`` and ``steer export``: using what was trained."""
+"""``steer index``, ``steer search`` and ``steer export``: using what was trained."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,16 @@ from ..atomic import atomic_folder, permit, read_json
 from ..data import iter_text_chunks
 from ..encoder import SteerableEncoder
 from ..model import SteerableModel
-from ..search import BACKENDS, QUANTIZE, RESCORE, SearchIndex, check_index_target, open_index_folder, write_index_folder
+from ..search import (
+    BACKENDS,
+    QUANTIZE,
+    RESCORE,
+    SearchIndex,
+    bulk_load,
+    check_index_target,
+    open_index_folder,
+    write_index_folder,
+)
 from ..search.qdrant import DEFAULT_COLLECTION
 from ..search.ranking import truncate
 from .common import (
@@ -23,7 +33,6 @@ from .common import (
     check_writable,
     non_negative_float,
     positive_int,
-    unit_interval,
 )
 
 
@@ -47,6 +56,33 @@ def cmd_index(args: argparse.Namespace) -> int:
         rescore=args.rescore,
     )
     check_writable(Path(args.out))
+    where = f" (collection {args.collection!r})" if args.backend in ("qdrant", "qdrant-edge", "pgvector") else ""
+    if args.shards:  # vectors encoded already (`steer encode --out DIR`): loaded shard by shard
+        if args.model or args.embeddings:
+            raise ValueError("--shards holds the vectors already: give it without --model or --embeddings")
+        done = bulk_load(
+            args.shards,
+            args.out,
+            args.backend,
+            prefix_dim=args.prefix_dim,
+            url=args.url,
+            collection=args.collection,
+            overwrite=args.overwrite,
+            quantize=args.quantize,
+            rescore=args.rescore,
+            oversample=args.oversample,
+            progress=not args.quiet,
+        )
+        if "note" in done:
+            print(f"steer: note: {done['note']}", file=sys.stderr)
+        before = f", {done['already_loaded']} of them by an earlier run" if done["already_loaded"] else ""
+        bits = ", prefix as sign bits" if args.quantize else ""
+        print(
+            f"index: {done['rows']} documents from {done['shards']} shards{before}, prefix {done['prefix_dim']}-d + "
+            f"full {done['full_dim']}-d, backend {args.backend}{where}{bits} -> {args.out} ({done['seconds']:.1f} s)"
+        )
+        return 0
+    prefix_dim = args.prefix_dim or 64
     texts = read_texts(args.texts, args.text_col)
     if args.embeddings:
         data = np.load(args.embeddings)
@@ -54,13 +90,13 @@ def cmd_index(args: argparse.Namespace) -> int:
             prefix, full = data["prefix"], data["full"]
         else:  # full vectors whose prefix is their renormalised truncation
             full = data
-            prefix = truncate(full, args.prefix_dim)
+            prefix = truncate(full, prefix_dim)
         model = None
     else:
         if not args.model:
             raise ValueError("give --model RUN_FOLDER (or --embeddings FILE)")
         enc = SteerableEncoder.from_pretrained(args.model, **backbone_options(args))
-        prefix = enc.encode(texts, dim=args.prefix_dim or enc.dims[0], progress=not args.quiet)
+        prefix = enc.encode(texts, dim=prefix_dim, progress=not args.quiet)
         full = enc.encode(texts, progress=False)
         model = str(Path(args.model).resolve())
     if len(prefix) != len(texts):
@@ -79,7 +115,6 @@ def cmd_index(args: argparse.Namespace) -> int:
         rescore=args.rescore,
         oversample=args.oversample,
     )
-    where = f" (collection {args.collection!r})" if args.backend in ("qdrant", "qdrant-edge", "pgvector") else ""
     print(
         f"index: {len(texts)} documents, prefix {prefix.shape[1]}-d + full {full.shape[1]}-d, "
         f"backend {args.backend}{where}{', prefix as sign bits' if args.quantize else ''} -> {args.out}"
@@ -119,26 +154,6 @@ def _search(index: SearchIndex, meta: dict, texts: list[str], args: argparse.Nam
     return 0
 
 
-def cmd_encode(args: argparse.Namespace) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if Path(args.out).exists() and not args.overwrite:
-        raise FileExistsError(f"--out {args.out}: the file exists; give --overwrite to replace it, or another --out")
-    check_writable(Path(args.out))
-    enc = SteerableEncoder.from_pretrained(args.model, cache=False, **backbone_options(args))
-    if args.dial is not None:
-        enc.set_dial(args.dial)
-    dim = enc.resolve_dim(args.dim, args.level)
-    summary = enc.encode_file(
-        args.input, args.out, dim=dim, text_col=args.text_col, chunk_size=args.chunk_size, progress=not args.quiet
-    )
-    print(
-        f"encoded {summary['rows']} texts at {dim} dims -> {summary['out']} "
-        f"({summary['chunks_encoded']} chunks encoded, {summary['chunks_reused']} resumed)"
-    )
-    return 0
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     # Imported here, not at the top: the export module imports sentence-transformers, which takes
     # seconds, and no other command needs it.
@@ -167,19 +182,31 @@ def cmd_export(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction[Parser]) -> None:
     p = sub.add_parser(
         "index",
-        help="build a search index of texts (or of an embeddings file)",
+        help="build a search index of texts (or of an embeddings file, or of a shard folder)",
         description="Encode texts with a trained model (short prefix + full vector) "
         "and store them in a search index folder: embedded (numpy), "
         "faiss (HNSW graph on the prefix, saved in the folder), qdrant "
         "(qdrant-client local mode in the folder, or a server with --url), "
         "qdrant-edge (Qdrant's engine in process, in the folder) or pgvector "
-        "(a PostgreSQL table at --url).",
+        "(a PostgreSQL table at --url). --embeddings and --shards take vectors encoded already; "
+        "--shards (a folder written by `steer encode --out`) is loaded shard by shard, and a load that "
+        "stops is resumed by running it again.",
     )
-    p.add_argument("--texts", required=True, help=".txt (one text a line), or .csv/.jsonl/.parquet")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--texts", help=".txt (one text a line), or .csv/.jsonl/.parquet")
+    source.add_argument(
+        "--shards",
+        help="a shard folder written by `steer encode --out` with --dim PREFIX,FULL, instead of texts and a model "
+        "(embedded, faiss, qdrant-edge or pgvector)",
+    )
     p.add_argument("--text-col", help="text column of a table file (default: text)")
     p.add_argument("--model", help="run folder of a trained model")
     p.add_argument("--embeddings", help=".npz with 'prefix' and 'full' arrays, or .npy full vectors")
-    p.add_argument("--prefix-dim", type=positive_int, default=64, help="shortlist prefix dims (default 64)")
+    p.add_argument(
+        "--prefix-dim",
+        type=positive_int,
+        help="shortlist prefix dims (default 64; with --shards the folder's smallest dim)",
+    )
     p.add_argument("--backend", default="embedded", choices=list(BACKENDS))
     p.add_argument(
         "--url",
@@ -243,32 +270,6 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
         "at least MARGIN (e.g. 0.02); rerank otherwise",
     )
     p.set_defaults(func=cmd_search)
-
-    p = sub.add_parser(
-        "encode",
-        help="embed a (large) text file at a chosen granularity",
-        description="Stream a text file (one text a line, or a column of CSV / JSON "
-        "Lines / Parquet) through a trained model and write the embeddings "
-        "to .npy or .parquet, chunk by chunk: memory stays flat however long "
-        "the file, and an interrupted run resumes where it stopped.",
-    )
-    p.add_argument("input", help=".txt, .csv, .tsv, .jsonl(.gz) or .parquet")
-    p.add_argument("--model", required=True, help="run folder written by `steer train`")
-    p.add_argument("--out", required=True, help="output .npy or .parquet")
-    p.add_argument("--dim", type=positive_int, help="prefix dims (default: full)")
-    p.add_argument("--level", help="a level name, or coarse / fine, instead of --dim")
-    p.add_argument(
-        "--dial",
-        type=unit_interval,
-        help="for a model trained with --method dial: 0 = MRL-like prefix, 1 = pure coarse code",
-    )
-    p.add_argument("--text-col", help="text column of a table file (default: text)")
-    p.add_argument("--chunk-size", type=positive_int, default=4096, help="texts per chunk (default 4096)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: all cores)")
-    p.add_argument("--quiet", action="store_true")
-    add_backbone_args(p.add_argument_group("backbone (default: as the model was trained)"), name=False)
-    p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser(
         "export",

@@ -41,6 +41,24 @@ class LocalExecutor:
                 yield f.result()
 
 
+def connect_ray(address: str | None = None, runtime_env: dict | None = None) -> Any:
+    """The ``ray`` module, connected to the cluster at ``address`` (or a local Ray instance started
+    for this process) unless already connected. Joining a cluster, this package's own code is
+    shipped with the job, so workers run the caller's version of steerable."""
+    ray = require("ray", "ray", "the Ray executor")
+    if not ray.is_initialized():
+        if runtime_env is None and address is not None:
+            runtime_env = {"py_modules": [str(Path(__file__).resolve().parents[1])]}
+        ray.init(
+            address=address,
+            ignore_reinit_error=True,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env=runtime_env,
+        )
+    return ray
+
+
 class RayExecutor:
     """Runs as Ray tasks: on a cluster (``address``) or a local Ray instance (``address=None``).
 
@@ -53,17 +71,7 @@ class RayExecutor:
     ships_inputs = True
 
     def __init__(self, address: str | None = None, num_cpus_per_run: int = 1, runtime_env: dict | None = None):
-        self.ray = ray = require("ray", "ray", "the Ray executor")
-        if not ray.is_initialized():
-            if runtime_env is None and address is not None:
-                runtime_env = {"py_modules": [str(Path(__file__).resolve().parents[1])]}
-            ray.init(
-                address=address,
-                ignore_reinit_error=True,
-                include_dashboard=False,
-                log_to_driver=False,
-                runtime_env=runtime_env,
-            )
+        self.ray = connect_ray(address, runtime_env)
         self.num_cpus = num_cpus_per_run
 
     def map(

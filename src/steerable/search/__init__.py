@@ -1,7 +1,8 @@
 """Search: exact ranking, the funnel and adaptive rules, a first stage in sign bits, retrieval metrics,
-and index backends."""
+index backends, and bulk loads of embedding shards into them."""
 
 from .binary import RESCORE, BinaryStage, QuantizedPrefix, Rescored, sign_bits
+from .bulk import bulk_load
 from .funnel import Exact, Stage, adaptive, funnel
 from .index import (
     BACKENDS,
@@ -39,6 +40,7 @@ __all__ = [
     "check_index_target",
     "open_index_folder",
     "write_index_folder",
+    "bulk_load",
     "evaluate_retrieval",
     "mrr",
     "ndcg_at_k",
