@@ -20,6 +20,7 @@ from .common import (
     check_writable,
     csv_list,
     load_data,
+    non_negative_float,
     positive_int,
     unit_interval,
 )
@@ -152,7 +153,7 @@ def add_execution_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--gpus-per-worker",
-        type=float,
+        type=non_negative_float,
         default=0,
         help="GPUs per Ray actor; above 0 the backbone encodes on the actor's GPU (default 0)",
     )
