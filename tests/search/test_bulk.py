@@ -11,9 +11,9 @@ import steerable.search.bulk
 import steerable.shards
 from steerable.data import DataError
 from steerable.search import EmbeddedIndex, bulk_load, open_index_folder, write_index_folder
-from steerable.search.bulk import RECORD, _EmbeddedLoader, copy_binary
+from steerable.search.bulk import RECORD, _EmbeddedLoader
 from steerable.search.index import HNSW
-from steerable.search.pgvector import table_exists
+from steerable.search.pgvector import copy_binary, table_exists
 from steerable.shards import fingerprint_inputs, shard_name, write_shard_folder
 
 from conftest import require

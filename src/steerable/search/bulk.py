@@ -44,7 +44,7 @@ from ..atomic import atomic_write, atomic_write_json, read_json
 from ..data import DataError, iter_text_chunks
 from ..shards import Shard, iter_shards, read_manifest
 from .index import HNSW, EmbeddedIndex, _edge_path, check_index_target
-from .pgvector import PgvectorIndex, safe_url
+from .pgvector import PgvectorIndex, copy_binary, safe_url
 from .qdrant import DEFAULT_COLLECTION, QdrantEdgeIndex
 
 LOADABLE = ("embedded", "numpy", "faiss", "qdrant-edge", "pgvector")
@@ -604,10 +604,10 @@ class _PgvectorLoader(_Loader):
         )
         self.sql, self.conn = self.index.sql, self.index.conn
         try:
-            if max(len(self.log), len(self.index._index_name())) > _MAX_NAME:
+            if max(len(self.log), len(self.index.index_name)) > _MAX_NAME:
                 raise ValueError(
                     f"pgvector table name {self.table!r}: too long for a bulk load, whose staging index "
-                    f"{self.index._index_name()!r} would be longer than PostgreSQL's {_MAX_NAME} characters"
+                    f"{self.index.index_name!r} would be longer than PostgreSQL's {_MAX_NAME} characters"
                 )
             self.done = self._prepare()
         except BaseException:
@@ -642,13 +642,13 @@ class _PgvectorLoader(_Loader):
             if staged and not logged:  # a stopped load's tables with no shard in: made anew, maybe of other dims
                 cur.execute(sql.SQL("DROP TABLE {}, {}").format(sql.Identifier(self.staged), sql.Identifier(self.log)))
             if not logged:
-                self.index._create(cur)  # the table as PgvectorIndex makes it, empty, with no index yet
+                self.index.create_table(cur)  # the table as PgvectorIndex makes it, empty, with no index yet
                 cur.execute(
                     sql.SQL("CREATE TABLE {} (shard text PRIMARY KEY, source text NOT NULL)").format(
                         sql.Identifier(self.log)
                     )
                 )
-        self.index._to_create = None  # the staging table is there: add() copies into it and indexes it
+        self.index.to_create = None  # the staging table is there: add() copies into it and indexes it
         return {shard for shard, _ in logged}
 
     def loaded(self) -> set[str]:
@@ -712,34 +712,3 @@ _LOADERS: dict[str, type[_Loader]] = {
     "qdrant-edge": _EdgeLoader,
     "pgvector": _PgvectorLoader,
 }
-
-_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags 0, no header extension
-_COPY_TRAILER = struct.pack(">h", -1)
-
-
-def copy_binary(ids: np.ndarray, prefix: np.ndarray, full: np.ndarray) -> bytes:
-    """Rows ``(id bigint, prefix vector, embedding vector)`` as a PostgreSQL binary COPY stream: a
-    tuple is its field count and, per field, its length and bytes; pgvector's binary ``vector`` is
-    int16 dims, int16 0, then the values as big-endian float4."""
-    n, p, d = len(ids), prefix.shape[1], full.shape[1]
-    row = np.dtype(
-        [
-            ("fields", ">i2"),
-            ("id_bytes", ">i4"),
-            ("id", ">i8"),
-            ("prefix_bytes", ">i4"),
-            ("prefix_dim", ">i2"),
-            ("prefix_unused", ">i2"),
-            ("prefix", ">f4", (p,)),
-            ("full_bytes", ">i4"),
-            ("full_dim", ">i2"),
-            ("full_unused", ">i2"),
-            ("full", ">f4", (d,)),
-        ]
-    )
-    out = np.zeros(n, row)
-    out["fields"] = 3
-    out["id_bytes"], out["id"] = 8, ids
-    out["prefix_bytes"], out["prefix_dim"], out["prefix"] = 4 + 4 * p, p, prefix
-    out["full_bytes"], out["full_dim"], out["full"] = 4 + 4 * d, d, full
-    return _COPY_HEADER + out.tobytes() + _COPY_TRAILER

@@ -22,6 +22,7 @@ off so that the index serves the shortlist even where the planner would scan a s
 from __future__ import annotations
 
 import re
+import struct
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Sequence
 from urllib.parse import urlsplit, urlunsplit
@@ -126,7 +127,7 @@ class PgvectorIndex:
         self.table, self.url = _check_table(table), safe_url(url)
         self.hnsw_m, self.ef_construction, self.ef_search, self.exact = hnsw_m, ef_construction, ef_search, exact
         self._applied: tuple | None = None  # the session settings last sent
-        self._to_create: str | None = None  # "create" / "replace": done by the first add
+        self.to_create: str | None = None  # "create" / "replace": what the first add (or close) does first
         try:
             self.conn = psycopg.connect(url, autocommit=True)
         except psycopg.Error as e:
@@ -153,7 +154,7 @@ class PgvectorIndex:
                     raise ValueError(
                         f"PostgreSQL at {self.url}: table {self.table!r} already exists; pass --overwrite to replace it"
                     )
-                self._to_create = "replace" if exists else "create"
+                self.to_create = "replace" if exists else "create"
                 return
             if not exists:
                 raise ValueError(f"PostgreSQL at {self.url}: no table {self.table!r}")
@@ -167,14 +168,16 @@ class PgvectorIndex:
                 )
             if (
                 dims is not None
-                and not cur.execute("SELECT to_regclass(%s) IS NOT NULL", [self._index_name()]).fetchone()[0]
+                and not cur.execute("SELECT to_regclass(%s) IS NOT NULL", [self.index_name]).fetchone()[0]
             ):
                 kind = "binary (sign-bit)" if self.quantize else "float"
                 raise ValueError(f"PostgreSQL at {self.url}: table {self.table!r} has no {kind} index on its prefix")
 
-    def _create(self, cur: psycopg.Cursor[Any]) -> None:
+    def create_table(self, cur: psycopg.Cursor[Any]) -> None:
+        """Make the table, empty and with no index (dropping the one it replaces), in the caller's
+        transaction; whoever commits that sets ``to_create`` to None."""
         sql, t = self.sql, self.sql.Identifier(self.table)
-        if self._to_create == "replace":
+        if self.to_create == "replace":
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(t))
         cur.execute(
             sql.SQL(
@@ -183,7 +186,7 @@ class PgvectorIndex:
         )
 
     def __len__(self) -> int:
-        if self._to_create:
+        if self.to_create:
             return 0
         with self.conn.cursor() as cur:
             n = cur.execute(self.sql.SQL("SELECT count(*) FROM {}").format(self.sql.Identifier(self.table))).fetchone()[
@@ -201,11 +204,15 @@ class PgvectorIndex:
         start = len(self)
         ids = range(start, start + len(prefix)) if ids is None else [int(i) for i in ids]
         with self.conn.transaction(), self.conn.cursor() as cur:
-            if self._to_create:
-                self._create(cur)
-            with cur.copy(sql.SQL("COPY {} (id, prefix, embedding) FROM STDIN").format(t)) as copy:
-                for i, p, f in zip(ids, prefix, full):
-                    copy.write_row((i, vector_text(p), vector_text(f)))
+            if self.to_create:
+                self.create_table(cur)
+            rows = np.asarray(ids, dtype=np.int64)
+            with cur.copy(sql.SQL("COPY {} (id, prefix, embedding) FROM STDIN (FORMAT BINARY)").format(t)) as copy:
+                for s in range(0, len(rows), COPY_ROWS):  # the stream encoded a block at a time
+                    e = s + COPY_ROWS
+                    copy.write(copy_binary(rows[s:e], prefix[s:e], full[s:e], header=s == 0, trailer=e >= len(rows)))
+                if not len(rows):
+                    copy.write(copy_binary(rows, prefix, full))
             key = (
                 self._bits("prefix") + sql.SQL(" bit_hamming_ops") if self.quantize else sql.SQL("prefix vector_ip_ops")
             )
@@ -213,7 +220,7 @@ class PgvectorIndex:
                 sql.SQL(
                     "CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw ({}) WITH (m = {}, ef_construction = {})"
                 ).format(
-                    sql.Identifier(self._index_name()),
+                    sql.Identifier(self.index_name),
                     t,
                     key,
                     sql.Literal(self.hnsw_m),
@@ -221,9 +228,11 @@ class PgvectorIndex:
                 )
             )
             cur.execute(sql.SQL("ANALYZE {}").format(t))
-        self._to_create = None
+        self.to_create = None
 
-    def _index_name(self) -> str:
+    @property
+    def index_name(self) -> str:
+        """The name of the index on the prefix (float HNSW, or on the sign bits)."""
         return f"{self.table}_prefix_{'bits' if self.quantize else 'hnsw'}"
 
     def _bits(self, vector: str) -> psycopg.sql.Composed:
@@ -354,11 +363,47 @@ class PgvectorIndex:
         nothing)."""
         if self.conn.closed:
             return
-        if self._to_create:
+        if self.to_create:
             with self.conn.transaction(), self.conn.cursor() as cur:
-                self._create(cur)
-            self._to_create = None
+                self.create_table(cur)
+            self.to_create = None
         self.conn.close()
+
+
+COPY_ROWS = 65536  # rows of the binary COPY stream encoded at a time by add
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags 0, no header extension
+_COPY_TRAILER = struct.pack(">h", -1)
+
+
+def copy_binary(
+    ids: np.ndarray, prefix: np.ndarray, full: np.ndarray, *, header: bool = True, trailer: bool = True
+) -> bytes:
+    """Rows ``(id bigint, prefix vector, embedding vector)`` as a PostgreSQL binary COPY stream (its
+    ``header`` and ``trailer`` where asked: a stream written in blocks has them once): a tuple is
+    its field count and, per field, its length and bytes; pgvector's binary ``vector`` is int16
+    dims, int16 0, then the values as big-endian float4."""
+    n, p, d = len(ids), prefix.shape[1], full.shape[1]
+    row = np.dtype(
+        [
+            ("fields", ">i2"),
+            ("id_bytes", ">i4"),
+            ("id", ">i8"),
+            ("prefix_bytes", ">i4"),
+            ("prefix_dim", ">i2"),
+            ("prefix_unused", ">i2"),
+            ("prefix", ">f4", (p,)),
+            ("full_bytes", ">i4"),
+            ("full_dim", ">i2"),
+            ("full_unused", ">i2"),
+            ("full", ">f4", (d,)),
+        ]
+    )
+    out = np.zeros(n, row)
+    out["fields"] = 3
+    out["id_bytes"], out["id"] = 8, ids
+    out["prefix_bytes"], out["prefix_dim"], out["prefix"] = 4 + 4 * p, p, prefix
+    out["full_bytes"], out["full_dim"], out["full"] = 4 + 4 * d, d, full
+    return (_COPY_HEADER if header else b"") + out.tobytes() + (_COPY_TRAILER if trailer else b"")
 
 
 def _first_line(e: Exception) -> str:
