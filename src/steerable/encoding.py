@@ -151,18 +151,19 @@ def run_pieces(
     workers: int | None = None,
     cpus_per_worker: float = 1,
     gpus_per_worker: float = 0,
+    threads: int | None = None,
 ) -> Iterator[dict]:
     """Each piece's answer (one row of the worker's output) as it comes back, in any order.
 
-    ``executor="local"``: one worker, built here, takes the pieces in order. ``executor="ray"``: the pieces become a Ray
-    Data set of one piece a block, mapped over an actor pool of ``workers`` actors (default: as many
-    as the cluster's CPUs, or GPUs, allow), each asking for ``cpus_per_worker`` CPUs and
-    ``gpus_per_worker`` GPUs.
+    ``executor="local"``: one worker, built here with ``threads`` torch threads, takes the pieces in
+    order. ``executor="ray"``: the pieces become a Ray Data set of one piece a block, mapped over an
+    actor pool of ``workers`` actors (default: as many as the cluster's CPUs, or GPUs, allow), each
+    asking for ``cpus_per_worker`` CPUs (its torch threads) and ``gpus_per_worker`` GPUs.
     """
     if not pieces:
         return
     if executor == "local":
-        fn = worker.build()
+        fn = WorkerSpec(worker.cls, **worker.kwargs, threads=threads).build()
         for piece in pieces:
             answer = fn({column: np.array([piece], dtype=object)})
             yield {k: v[0] for k, v in answer.items()}
@@ -190,7 +191,7 @@ def run_pieces(
         compute=ray_data.ActorPoolStrategy(size=workers),
         num_cpus=cpus_per_worker,
         num_gpus=gpus_per_worker or None,
-        fn_constructor_kwargs=worker.kwargs,
+        fn_constructor_kwargs=worker.kwargs | {"threads": max(1, int(cpus_per_worker))},
     )
     yield from answers.iter_rows()
 
@@ -210,7 +211,7 @@ def plan(files: list[Path], shard_rows: int, text_col: str | None, id_col: str |
 
 
 def _model_files(run: Path) -> dict[str, bytes]:
-    SteerableModel.load(run)  # a clear error for a folder that is not a run
+    """The files a worker loads the model from (the run folder itself need not reach it)."""
     return {name: (run / name).read_bytes() for name in (CONFIG, WEIGHTS)}
 
 
@@ -272,8 +273,8 @@ def encode_to_shards(
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     run, out = Path(model).resolve(), Path(out).resolve()
     files = input_files(inputs)
+    loaded = SteerableModel.load(run)  # a clear error for a folder that is not a run
     model_files = _model_files(run)
-    loaded = SteerableModel.load(run)
     dims = sorted(set(dims or [loaded.dims[-1]]))
     for d in dims:
         if d not in loaded.dims:
@@ -313,7 +314,6 @@ def encode_to_shards(
         out=str(out),
         backbone=backbone,
         dial=dial,
-        threads=threads if executor == "local" else int(cpus_per_worker) or 1,
     )
     written = time.monotonic()
     try:
@@ -326,6 +326,7 @@ def encode_to_shards(
             workers=workers,
             cpus_per_worker=cpus_per_worker,
             gpus_per_worker=gpus_per_worker,
+            threads=threads,
         )
         for answer in answers:
             done = json.loads(answer["result"])
@@ -391,9 +392,7 @@ def build_cache(
     spec = {"name": backbone.model_name, "runtime": backbone.runtime, "max_length": backbone.max_length}
     if backbone.device != "cpu" or (gpus_per_worker and executor == "ray"):
         spec["device"] = backbone.device if backbone.device != "cpu" else "cuda"
-    worker = WorkerSpec(
-        CacheEncoder, backbone=spec, threads=threads if executor == "local" else int(cpus_per_worker) or 1
-    )
+    worker = WorkerSpec(CacheEncoder, backbone=spec)
     pieces = [json.dumps({"number": i, "texts": c}) for i, c in enumerate(chunks)]
     try:
         for answer in run_pieces(
@@ -405,6 +404,7 @@ def build_cache(
             workers=workers,
             cpus_per_worker=cpus_per_worker,
             gpus_per_worker=gpus_per_worker,
+            threads=threads,
         ):
             _same_backbone(answer["key"], backbone.key)
             chunk = chunks[int(answer["chunk"])]

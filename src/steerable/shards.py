@@ -411,6 +411,15 @@ def read_manifest(folder: str | Path) -> dict:
     return manifest
 
 
+def finished_manifest(folder: str | Path) -> dict:
+    """The manifest of a folder whose encoding job has finished (else an error saying how far it got)."""
+    manifest = read_manifest(folder)
+    if not manifest.get("complete"):
+        done, total = len(manifest["shards"]), manifest["planned"]
+        raise DataError(f"{folder}: the encoding job has not finished ({done} of {total} shards); run it again")
+    return manifest
+
+
 def iter_shards(
     folder: str | Path, *, dims: list[int] | None = None, skip: Iterable[str] = (), verify: bool = True
 ) -> Iterator[Shard]:
@@ -418,10 +427,7 @@ def iter_shards(
     to read, by name). A folder whose job has not finished, a missing shard or one whose checksum
     differs is an error naming it."""
     folder = Path(folder)
-    manifest = read_manifest(folder)
-    if not manifest.get("complete"):
-        done, total = len(manifest["shards"]), manifest["planned"]
-        raise DataError(f"{folder}: the encoding job has not finished ({done} of {total} shards); run it again")
+    manifest = finished_manifest(folder)
     columns = embedding_columns(manifest["settings"]["dims"])
     wanted = dims or list(columns)
     for d in wanted:

@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from ..atomic import atomic_write, atomic_write_json, read_json
 from ..data import DataError, iter_text_chunks
-from ..shards import Shard, iter_shards, read_manifest
+from ..shards import Shard, finished_manifest, iter_shards
 from .index import HNSW, EmbeddedIndex, _edge_path, check_index_target
 from .pgvector import PgvectorIndex, copy_binary, safe_url
 from .qdrant import DEFAULT_COLLECTION, QdrantEdgeIndex
@@ -81,10 +81,7 @@ class _Source:
 
 def _read_source(folder: str | Path, prefix_dim: int | None) -> _Source:
     folder = Path(folder).resolve()
-    manifest = read_manifest(folder)
-    if not manifest.get("complete"):
-        done, total = len(manifest["shards"]), manifest["planned"]
-        raise DataError(f"{folder}: the encoding job has not finished ({done} of {total} shards); run it again")
+    manifest = finished_manifest(folder)
     dims = sorted(manifest["settings"]["dims"])
     if len(dims) < 2:
         raise ValueError(
