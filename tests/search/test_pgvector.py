@@ -88,6 +88,22 @@ def test_shortlists_longer_than_ef_search_are_complete(table, embedded, data):
     assert (ids >= 0).all() and all(len(set(row)) == 1500 for row in ids)
 
 
+def test_shortlists_longer_than_the_scan_limit_are_complete(url):
+    """pgvector's iterative scan stops after ``hnsw.max_scan_tuples`` (20,000 by default) index tuples;
+    a longer shortlist must still come back whole."""
+    rng = np.random.default_rng(0)
+    full = rng.standard_normal((24_000, 16)).astype(np.float32)
+    full /= np.linalg.norm(full, axis=1, keepdims=True)
+    prefix = full[:, :8] / np.linalg.norm(full[:, :8], axis=1, keepdims=True)
+    index = PgvectorIndex(8, 16, url=url, table="many", hnsw_m=8, ef_construction=16)
+    index.add(prefix, full)
+    try:
+        ids, _ = index.prefix.search(prefix[:2], 22_000)
+    finally:
+        index.close()
+    assert (ids >= 0).all() and all(len(set(row)) == 22_000 for row in ids)
+
+
 def test_an_existing_table_is_refused_unless_overwritten(url, data):
     pd, fd, _, _ = data
     PgvectorIndex(64, 256, url=url, table="kept").close()

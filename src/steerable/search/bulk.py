@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 from ..atomic import atomic_write, atomic_write_json, read_json
 from ..data import DataError, iter_text_chunks
 from ..shards import Shard, finished_manifest, iter_shards
-from .index import HNSW, EmbeddedIndex, _edge_path, check_index_target
+from .index import HNSW, EmbeddedIndex, check_index_target, edge_path
 from .pgvector import PgvectorIndex, copy_binary, safe_url
 from .qdrant import DEFAULT_COLLECTION, QdrantEdgeIndex
 
@@ -553,7 +553,7 @@ class _EdgeLoader(_Loader):
         self.index: QdrantEdgeIndex | None = QdrantEdgeIndex(
             source.prefix_dim,
             source.full_dim,
-            path=_edge_path(staging, self.collection),
+            path=edge_path(staging, self.collection),
             create=fresh,
             overwrite=fresh,
             quantize=self.quantize,

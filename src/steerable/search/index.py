@@ -386,7 +386,8 @@ def build_index(backend: str, prefix_dim: int, full_dim: int, **options: Any) ->
 # ------------------------------------------------------------------------- index folders on disk
 
 
-def _edge_path(directory: Path, collection: str) -> Path:
+def edge_path(directory: Path, collection: str) -> Path:
+    """Where an index folder keeps the Qdrant Edge shard of ``collection``."""
     return directory / "qdrant-edge" / collection
 
 
@@ -454,10 +455,9 @@ def check_index_target(
         )
     if backend == "qdrant" and url and qdrant_collection_exists(url, collection):
         raise ValueError(f"Qdrant at {url}: collection {collection!r} already exists; pass --overwrite to replace it")
-    if backend == "qdrant-edge" and _edge_path(directory, check_name("Qdrant collection", collection)).exists():
+    if backend == "qdrant-edge" and edge_path(directory, check_name("Qdrant collection", collection)).exists():
         raise ValueError(
-            f"{_edge_path(directory, collection)}: Qdrant Edge collection already exists; pass "
-            "--overwrite to replace it"
+            f"{edge_path(directory, collection)}: Qdrant Edge collection already exists; pass --overwrite to replace it"
         )
 
 
@@ -498,7 +498,7 @@ def write_index_folder(
     index: SearchIndex
     if backend == "qdrant-edge":
         check_name("Qdrant collection", collection)
-        index = _build_edge(_edge_path(directory, collection), prefix, full, overwrite, quantize)
+        index = _build_edge(edge_path(directory, collection), prefix, full, overwrite, quantize)
     else:
         if backend == "qdrant":
             index = QdrantIndex(
@@ -558,7 +558,7 @@ def open_index_folder(directory: str | Path, url: str | None = None) -> tuple[Se
         )
     elif backend == "qdrant-edge":
         index = QdrantEdgeIndex(
-            *dims, path=_edge_path(directory, collection), create=False, quantize=meta.get("quantize")
+            *dims, path=edge_path(directory, collection), create=False, quantize=meta.get("quantize")
         )
     elif backend == "pgvector":
         index = build_index(backend, *dims, url=url, table=collection, create=False, quantize=meta.get("quantize"))

@@ -14,7 +14,8 @@ to the lower id). With ``quantize="binary"`` the index is built on the prefix's 
 distance (``ORDER BY binary_quantize(prefix)::bit(P) <~> binary_quantize(:prefix)``, scored
 ``1 - 2 h / P`` as :mod:`steerable.search.binary` does); the rows keep the float prefix, which the index
 does not read. ``hnsw.ef_search`` is ``max(ef_search, shortlist)`` (pgvector caps it at 1000;
-longer shortlists continue with pgvector's strict-order iterative scan), and sequential scans are
+longer shortlists continue with pgvector's strict-order iterative scan, allowed to visit twice the
+shortlist's tuples), and sequential scans are
 off so that the index serves the shortlist even where the planner would scan a small table.
 ``exact=True`` turns index scans off instead, so every ranking is an exact scan of the table.
 """
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 MIN_PGVECTOR = (0, 8)  # subvector, l2_normalize and the iterative index scans
 _MAX_EF = 1000  # pgvector's ceiling for hnsw.ef_search
+_MAX_SCAN = 20_000  # pgvector's default hnsw.max_scan_tuples
 
 
 def _psycopg() -> tuple[ModuleType, ModuleType]:
@@ -256,11 +258,15 @@ class PgvectorIndex:
     def _settings(self, cur: psycopg.Cursor[Any], width: int) -> None:
         """Send the session settings for a ranking of ``width`` rows, where they changed."""
         ef = min(_MAX_EF, max(self.ef_search, width))
-        settings = (ef, width > ef, self.exact)
+        # an iterative scan stops after hnsw.max_scan_tuples index tuples (20,000 by default): a longer
+        # shortlist would come back short
+        scan = max(_MAX_SCAN, 2 * int(width))
+        settings = (ef, width > ef, self.exact, scan)
         if settings == self._applied:
             return
         cur.execute(f"SET hnsw.ef_search = {int(ef)}")
         cur.execute(f"SET hnsw.iterative_scan = {'strict_order' if width > ef else 'off'}")
+        cur.execute(f"SET hnsw.max_scan_tuples = {scan}")
         # the HNSW index serves every shortlist (on a small table the planner would rather scan it);
         # exact: no index scans, every ranking scans the table
         cur.execute(f"SET enable_indexscan = {'off' if self.exact else 'on'}")
