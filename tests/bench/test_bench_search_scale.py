@@ -64,8 +64,16 @@ def test_a_run_measures_each_contender_apart_and_keeps_earlier_results(work, mon
     monkeypatch.setattr(scale, "BENCH", folder / "bench")  # results beside the work folder, not in bench/out
     (folder / "bench").mkdir(exist_ok=True)
 
-    def run(*contenders):
-        args = types.SimpleNamespace(work=folder, n=2000, queries=30, threads=[1], contenders=list(contenders))
+    def run(*contenders, shortlists=None, measure_queries=None):
+        args = types.SimpleNamespace(
+            work=folder,
+            n=2000,
+            queries=30,
+            threads=[1],
+            contenders=list(contenders),
+            shortlists=shortlists,
+            measure_queries=measure_queries,
+        )
         scale.cmd_run(args)
         return json.loads((folder / "bench" / "out" / "search_scale_2000.json").read_text())
 
@@ -90,3 +98,10 @@ def test_a_run_measures_each_contender_apart_and_keeps_earlier_results(work, mon
     assert {r["contender"] for r in again["results"]} == set(by)
     scale.cmd_summary(types.SimpleNamespace(n=2000))
     assert "| funnel-binary-256 | 1 | both | shortlist" in capsys.readouterr().out
+    # a slow contender at scale: other shortlists, on the first queries of each set (the same sets)
+    fewer = run("funnel-binary-256", shortlists=[100, 2000], measure_queries=10)
+    (binary_again,) = [r for r in fewer["results"] if r["contender"] == "funnel-binary-256"]
+    assert binary_again["queries"] == 10 and [row["shortlist"] for row in binary_again["rows"]] == [100, 2000]
+    assert binary_again["rows"][1]["evaluation_recall@10"] == 1.0
+    scale.cmd_summary(types.SimpleNamespace(n=2000))
+    assert "(10 queries a set)" in capsys.readouterr().out
