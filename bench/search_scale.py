@@ -39,7 +39,7 @@ selection recall@10 >= 0.99, per mode: batch, one at a time) and reported on the
     python bench/search_scale.py run --n 1000000 --threads 1 2      # bench/out/search_scale_1000000.json
     python bench/search_scale.py run --n 10000000 --contenders funnel-binary-256 funnel-binary
     python bench/search_scale.py run --n 1000000 --threads 2 --contenders engine-pgvector-binary-256 \
-        engine-qdrant-edge-binary-256 --shortlists 2000 5000 10000 20000 --measure-queries 200
+        engine-qdrant-edge-binary-256 --shortlists 5000 10000 20000 --measure-queries 100
     python bench/search_scale.py summary --n 1000000                # the tables docs/search.md quotes
 """
 
