@@ -149,6 +149,32 @@ def test_head_shape_is_a_setting(csv_file, tmp_path):
     assert len(config["run"]["schedule"]["terms"][0]["probs"]) == 3
 
 
+def test_an_index_encodes_its_queries_at_the_dial_of_its_documents(csv_file, tmp_path, capsys):
+    """`steer index --dial` encodes the documents at a dial other than the model's own; `steer search`
+    reads it from the folder and encodes the query there too, so a document's own text finds itself
+    with similarity 1."""
+    run = tmp_path / "run"
+    assert _train(csv_file, run, "--head", "linear", "--method", "dial", "--dial", "1") == 0
+    title = next(csv.DictReader(open(csv_file)))["title"]
+    for dial in ("0", "1"):
+        idx = tmp_path / f"idx-{dial}"
+        base = ["index", "--texts", str(csv_file), "--text-col", "title", "--model", str(run)]
+        assert main([*base, "--dial", dial, "--out", str(idx), "--quiet"]) == 0
+        assert json.loads((idx / "meta.json").read_text())["dial"] == float(dial)
+        capsys.readouterr()
+        assert main(["search", str(idx), title, "--k", "1", "--exact"]) == 0
+        top = capsys.readouterr().out.splitlines()[1]
+        assert top.startswith("  1. 1.0000  [0] "), (dial, top)
+    plain = tmp_path / "plain"
+    assert _train(csv_file, plain, "--head", "linear") == 0
+    args = ["index", "--texts", str(csv_file), "--text-col", "title", "--model", str(plain), "--dial", "0"]
+    assert main([*args, "--out", str(tmp_path / "no")]) == 2
+    assert "this model has no steerability dial" in capsys.readouterr().err
+    shards = ["index", "--shards", str(tmp_path / "vectors"), "--dial", "0", "--out", str(tmp_path / "no")]
+    assert main(shards) == 2  # a shard folder carries the dial it was encoded at
+    assert "give it without --model, --embeddings or --dial" in capsys.readouterr().err
+
+
 def test_index_and_search_with_every_backend(csv_file, tmp_path, capsys, request):
     run = tmp_path / "run"
     assert _train(csv_file, run, "--head", "linear") == 0

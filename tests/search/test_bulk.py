@@ -289,12 +289,13 @@ def test_texts_come_from_the_inputs_while_they_are_unchanged(data, tmp_path):
     docs = tmp_path / "docs.txt"
     docs.write_text("".join(f"text {i}\n" for i in range(300)))
     settings = {"inputs": fingerprint_inputs([docs]), "text_col": "text", "id_col": "id", "model": "/runs/model"}
+    settings["dial"] = 0.5  # encoded at a dial: steer search encodes its queries there too
     ids = [f"doc-{i}" for i in range(300)]
     write_shard_folder(tmp_path / "shards", {64: pd[:300], 256: fd[:300]}, ids=ids, shard_rows=100, settings=settings)
     summary = bulk_load(tmp_path / "shards", tmp_path / "idx", progress=False)
     _, meta, texts = open_index_folder(tmp_path / "idx")
     assert summary["texts"] == "inputs" and "note" not in summary
-    assert texts == [f"text {i}" for i in range(300)] and meta["model"] == "/runs/model"
+    assert texts == [f"text {i}" for i in range(300)] and (meta["model"], meta["dial"]) == ("/runs/model", 0.5)
     docs.write_text("changed\n")
     summary = bulk_load(tmp_path / "shards", tmp_path / "again", progress=False)
     assert summary["texts"] == "ids" and summary["note"].startswith(f"{docs}: missing or changed")

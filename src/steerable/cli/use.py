@@ -33,6 +33,7 @@ from .common import (
     check_writable,
     non_negative_float,
     positive_int,
+    unit_interval,
 )
 
 
@@ -58,8 +59,11 @@ def cmd_index(args: argparse.Namespace) -> int:
     check_writable(Path(args.out))
     where = f" (collection {args.collection!r})" if args.backend in ("qdrant", "qdrant-edge", "pgvector") else ""
     if args.shards:  # vectors encoded already (`steer encode --out DIR`): loaded shard by shard
-        if args.model or args.embeddings:
-            raise ValueError("--shards holds the vectors already: give it without --model or --embeddings")
+        if args.model or args.embeddings or args.dial is not None:
+            raise ValueError(
+                "--shards holds the vectors already (and the dial they were encoded at): give it without "
+                "--model, --embeddings or --dial"
+            )
         done = bulk_load(
             args.shards,
             args.out,
@@ -92,10 +96,14 @@ def cmd_index(args: argparse.Namespace) -> int:
             full = data
             prefix = truncate(full, prefix_dim)
         model = None
+        if args.dial is not None:
+            raise ValueError("--dial sets how a model encodes; --embeddings are encoded already")
     else:
         if not args.model:
             raise ValueError("give --model RUN_FOLDER (or --embeddings FILE)")
         enc = SteerableEncoder.from_pretrained(args.model, **backbone_options(args))
+        if args.dial is not None:
+            enc.set_dial(args.dial)  # refused for a model with no dial
         prefix = enc.encode(texts, dim=prefix_dim, progress=not args.quiet)
         full = enc.encode(texts, progress=False)
         model = str(Path(args.model).resolve())
@@ -114,6 +122,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         quantize=args.quantize,
         rescore=args.rescore,
         oversample=args.oversample,
+        dial=args.dial,
     )
     print(
         f"index: {len(texts)} documents, prefix {prefix.shape[1]}-d + full {full.shape[1]}-d, "
@@ -134,6 +143,8 @@ def _search(index: SearchIndex, meta: dict, texts: list[str], args: argparse.Nam
     if not meta.get("model"):
         raise ValueError("this index was built from an embeddings file; it has no model to encode a text query with")
     enc = SteerableEncoder.from_pretrained(meta["model"])
+    if meta.get("dial") is not None:  # the documents were encoded at another dial than the model's own
+        enc.set_dial(meta["dial"])
     q_prefix = enc.encode([args.query], dim=meta["prefix_dim"])
     q_full = enc.encode([args.query])
     shortlist = None if args.exact else args.shortlist
@@ -242,6 +253,12 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
         type=positive_int,
         default=4,
         help="with --rescore: the bits shortlist this many times the search's --shortlist (default 4)",
+    )
+    p.add_argument(
+        "--dial",
+        type=unit_interval,
+        help="for a model trained with --method dial: encode the documents at this dial (0 = MRL-like "
+        "prefix, 1 = pure coarse code); steer search encodes queries at it too",
     )
     p.add_argument("--out", required=True, help="index folder")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: all cores)")

@@ -180,6 +180,7 @@ def bulk_load(
             {
                 "backend": backend,
                 "model": source.manifest["settings"].get("model"),
+                "dial": source.manifest["settings"].get("dial"),  # queries are encoded at the documents' dial
                 "url": safe_url(url) if backend == "pgvector" and url else None,
                 "collection": settings["collection"],
                 "count": source.rows,

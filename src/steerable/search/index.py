@@ -475,6 +475,7 @@ def write_index_folder(
     quantize: str | None = None,
     rescore: str | None = None,
     oversample: int = 4,
+    dial: float | None = None,
 ) -> SearchIndex:
     """Build an index folder: ``meta.json``, ``texts.jsonl`` and the backend's own storage (files in
     the folder, or a collection / table on the server at ``url``). An existing index folder, or an
@@ -482,7 +483,8 @@ def write_index_folder(
     (:func:`check_index_target` says so before any work). ``quantize="binary"`` (every backend but
     ``qdrant``): the first stage ranks by the prefix's sign bits (:class:`EmbeddedIndex`, and the
     engines' own binary indexes); ``rescore`` (embedded and faiss) reranks the bits' shortlist by the
-    prefix in int8 or float16 (:class:`EmbeddedIndex`)."""
+    prefix in int8 or float16 (:class:`EmbeddedIndex`). ``dial``: the dial the documents were encoded
+    at (a model trained with the dial), so that queries are encoded at it too."""
     directory = Path(directory)
     check_index_target(
         directory,
@@ -529,6 +531,7 @@ def write_index_folder(
         {
             "backend": backend,
             "model": model,
+            "dial": dial,
             "url": safe_url(url) if remote and url else None,
             "collection": collection if backend in ("qdrant", "qdrant-edge", "pgvector") else None,
             "count": len(texts),
