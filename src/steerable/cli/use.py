@@ -86,6 +86,8 @@ def cmd_index(args: argparse.Namespace) -> int:
             f"full {done['full_dim']}-d, backend {args.backend}{where}{bits} -> {args.out} ({done['seconds']:.1f} s)"
         )
         return 0
+    if args.embeddings and args.dial is not None:
+        raise ValueError("--dial sets how a model encodes; --embeddings are encoded already")
     prefix_dim = args.prefix_dim or 64
     texts = read_texts(args.texts, args.text_col)
     if args.embeddings:
@@ -96,8 +98,6 @@ def cmd_index(args: argparse.Namespace) -> int:
             full = data
             prefix = truncate(full, prefix_dim)
         model = None
-        if args.dial is not None:
-            raise ValueError("--dial sets how a model encodes; --embeddings are encoded already")
     else:
         if not args.model:
             raise ValueError("give --model RUN_FOLDER (or --embeddings FILE)")
