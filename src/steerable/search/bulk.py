@@ -43,8 +43,8 @@ from tqdm.auto import tqdm
 from ..atomic import atomic_write, atomic_write_json, read_json
 from ..data import DataError, iter_text_chunks
 from ..shards import Shard, finished_manifest, iter_shards
-from .index import HNSW, EmbeddedIndex, check_index_target, edge_path
-from .pgvector import PgvectorIndex, copy_binary, safe_url
+from .index import HNSW, EmbeddedIndex, check_index_target, edge_path, folder_meta
+from .pgvector import PgvectorIndex, copy_binary
 from .qdrant import DEFAULT_COLLECTION, QdrantEdgeIndex
 
 LOADABLE = ("embedded", "numpy", "faiss", "qdrant-edge", "pgvector")
@@ -175,22 +175,19 @@ def bulk_load(
         loader.tidy()
         build_s = time.perf_counter() - started - load_s
         texts, note = _write_texts(staging / "texts.jsonl", source)
-        atomic_write_json(
-            staging / "meta.json",
-            {
-                "backend": backend,
-                "model": source.manifest["settings"].get("model"),
-                "dial": source.manifest["settings"].get("dial"),  # queries are encoded at the documents' dial
-                "url": safe_url(url) if backend == "pgvector" and url else None,
-                "collection": settings["collection"],
-                "count": source.rows,
-                "prefix_dim": source.prefix_dim,
-                "full_dim": source.full_dim,
-                "quantize": quantize,
-                "rescore": rescore,
-                "shards": str(source.folder),
-            },
+        encoded = source.manifest["settings"]  # the model and dial the queries are encoded with
+        meta = folder_meta(
+            backend,
+            encoded.get("model"),
+            encoded.get("dial"),
+            url,
+            collection,
+            source.rows,
+            (source.prefix_dim, source.full_dim),
+            quantize,
+            rescore,
         )
+        atomic_write_json(staging / "meta.json", meta | {"shards": str(source.folder)})
         check_index_target(target, overwrite=overwrite)  # the folder only: nothing came there meanwhile
         loader.swap(overwrite)
     finally:

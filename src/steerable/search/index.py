@@ -525,23 +525,39 @@ def write_index_folder(
             "".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts)), encoding="utf-8"
         ),
     )
-    remote = backend in ("qdrant", "pgvector") and url
     atomic_write_json(
         directory / "meta.json",
-        {
-            "backend": backend,
-            "model": model,
-            "dial": dial,
-            "url": safe_url(url) if remote and url else None,
-            "collection": collection if backend in ("qdrant", "qdrant-edge", "pgvector") else None,
-            "count": len(texts),
-            "prefix_dim": dims[0],
-            "full_dim": dims[1],
-            "quantize": quantize,
-            "rescore": rescore,
-        },
+        folder_meta(backend, model, dial, url, collection, len(texts), dims, quantize, rescore),
     )
     return index
+
+
+def folder_meta(
+    backend: str,
+    model: str | None,
+    dial: float | None,
+    url: str | None,
+    collection: str,
+    count: int,
+    dims: tuple[int, int],
+    quantize: str | None,
+    rescore: str | None,
+) -> dict:
+    """An index folder's ``meta.json``: what :func:`open_index_folder` and ``steer search`` read back
+    (the model and dial queries are encoded with, the server without its password, the dims)."""
+    remote = backend in ("qdrant", "pgvector") and url
+    return {
+        "backend": backend,
+        "model": model,
+        "dial": dial,
+        "url": safe_url(url) if remote and url else None,
+        "collection": collection if backend in ("qdrant", "qdrant-edge", "pgvector") else None,
+        "count": count,
+        "prefix_dim": dims[0],
+        "full_dim": dims[1],
+        "quantize": quantize,
+        "rescore": rescore,
+    }
 
 
 def open_index_folder(directory: str | Path, url: str | None = None) -> tuple[SearchIndex, dict, list[str]]:
