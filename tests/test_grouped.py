@@ -125,26 +125,3 @@ def test_what_cannot_group_is_refused_with_the_reason():
     assert "more than their weights" in why_not_together(mixed, [cfg, cfg], [100, 100])
     with pytest.raises(ValueError, match="size"):
         train_group(mlp, sch, [(x, y, x, y), (x[:50], y[:50], x, y)], [cfg, cfg], progress=False)
-
-
-@pytest.mark.parametrize("name", ["v5", "blend@0.5", "dial@0.5", "proj_mrl", "proj_anchored"])
-def test_the_stacked_validation_embeds_as_each_model_does(name):
-    """Validation embeds every seed in one stacked forward pass: each seed's rows are those of its own
-    model's ``embed_vectors`` bit for bit (dropout off, a mixed prefix and the posterior as when
-    encoding), in chunks as that does, and the models come back in the mode they were in."""
-    from steerable.training.stack import Seeds
-
-    x, y, h = synthetic_hierarchy(per_fine=10)
-    sch = preset(name)
-    models = _models(sch, "mlp", h, x.shape[1])
-    for m in models:
-        m.head.fit(torch.from_numpy(x), y)
-    seeds = Seeds(models, [torch.Generator().manual_seed(s) for s in SEEDS])
-    stacked = seeds.embed(x, batch_size=64)  # 160 rows: chunks of 64, 64 and 32
-    assert stacked.shape == (len(SEEDS), len(x), models[0].dims[-1])
-    seeds.release()
-    for m, rows in zip(models, stacked):
-        assert m.training
-        (own,) = m.embed_vectors(x, [m.dims[-1]], batch_size=64)
-        assert np.array_equal(own, rows)
-    assert not np.array_equal(stacked[0], stacked[1])  # each seed its own weights

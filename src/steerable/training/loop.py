@@ -212,21 +212,10 @@ class Lockstep:
             bar.update(1)
         seconds = time.perf_counter() - t0
         per_seed = torch.stack(losses).T if losses else torch.zeros(len(self.models), 0)
-        accs = self.validate()
-        for sel, m, loss, acc in zip(self.selections, self.models, per_seed, accs):
-            sel.end_epoch(m, epoch, list(loss), seconds, acc)
-        return accs
-
-    def validate(self) -> list[np.ndarray]:
-        """Each seed's validation accuracies (:func:`validation_accuracy`). Seeds that share their data
-        are embedded as one stack (one forward pass for all of them), each seed's embeddings those of
-        its own model bit for bit; the k-NN then runs per seed."""
-        first = self.data[0]
-        if self.seeds.stacked is None or any(d[0] is not first[0] or d[2] is not first[2] for d in self.data):
-            return [validation_accuracy(m, *d) for m, d in zip(self.models, self.data)]
-        x_train, y_train, x_val, y_val = first
-        refs, queries = self.seeds.embed(x_train), self.seeds.embed(x_val)
-        return [knn_accuracy(q, d[3], ref, d[1], k=5) for q, ref, d in zip(queries, refs, self.data)]
+        return [
+            sel.end_epoch(m, epoch, list(loss), seconds, *d)
+            for sel, m, loss, d in zip(self.selections, self.models, per_seed, self.data)
+        ]
 
     def step(self, s: int, perms: list[np.ndarray]) -> torch.Tensor:
         """One optimiser step of every seed; returns each seed's loss (seeds,), detached."""
@@ -384,9 +373,13 @@ class Selection:
         epoch: int,
         losses: list[torch.Tensor],
         seconds: float,
-        acc: np.ndarray,
-    ) -> None:
-        """Log the epoch and its validation accuracies ``acc``; keep the model's state if it is the best so far."""
+        x_train: np.ndarray,
+        y_train: np.ndarray,
+        x_val: np.ndarray,
+        y_val: np.ndarray,
+    ) -> np.ndarray:
+        """Log the epoch, keep the model's state if it is the best so far; returns the validation accuracies."""
+        acc = validation_accuracy(model, x_train, y_train, x_val, y_val)
         score = float(acc[0] + acc[-1])
         self.history["epochs"].append(
             {
@@ -399,6 +392,7 @@ class Selection:
         if score > self.best_score or not self.select_best:
             self.best_score, self.best_state = score, _copy_state(model.state_dict())
             self.history["best_epoch"] = epoch
+        return acc
 
     def finish(self, model: SteerableModel, x: torch.Tensor, y_train: np.ndarray) -> dict:
         """Load the best state into ``model`` (calibrating a posterior head that needs it), move it to

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -160,30 +159,9 @@ class Seeds:
         assert self.stacked is not None
         return linear(x, self.stacked[f"{name}.weight"], self.stacked[f"{name}.bias"])
 
-    @torch.no_grad()
-    def embed(self, vectors: np.ndarray, batch_size: int = 8192) -> np.ndarray:
-        """Every seed's full, unit-length embedding of ``vectors`` in evaluation mode, ``(seeds, n, dim)``:
-        one forward pass for all seeds, each seed's rows those of its ``model.embed_vectors(vectors)``
-        bit for bit (the same chunks of rows)."""
-        head, was = self.head, [m.training for m in self.models]
-        device = next(self.models[0].parameters()).device
-        for m in self.models:
-            m.eval()
-        try:
-            out = []
-            for at in range(0, len(vectors), batch_size):
-                x = torch.from_numpy(np.ascontiguousarray(vectors[at : at + batch_size], dtype=np.float32))
-                x = x.to(device).expand(len(self), *x.shape).contiguous()
-                blocks, _ = self.outputs(x)
-                out.append(head.embed(blocks, head.num_blocks).cpu().numpy())
-        finally:
-            for m, training in zip(self.models, was):
-                m.train(training)
-        return np.concatenate(out, axis=1) if out else np.zeros((len(self), 0, head.dim), np.float32)
-
     def outputs(self, x: torch.Tensor, bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Every seed's ``head.outputs(x[s])`` in the head's mode (training or evaluation): blocks
-        ``(seeds, rows, blocks, dim)`` in float32 and the posterior option's fine logits (or None)."""
+        """Every seed's ``head.outputs(x[s])`` in training mode: blocks ``(seeds, rows, blocks, dim)`` in
+        float32 and the posterior option's fine logits (or None)."""
         if self.stacked is None:
             with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
                 blocks, logits = self.head.outputs(x.squeeze(0))
@@ -194,7 +172,7 @@ class Seeds:
         else:  # mlp: Linear, LayerNorm, GELU, Dropout, Linear, LayerNorm, GELU; then the read-out
             assert isinstance(head, MLPHead)
             z = F.gelu(self._per_seed("head.trunk.1", self.linear("head.trunk.0", x)))
-            if head.dropout > 0 and head.training:  # F.dropout's arithmetic, each seed's mask from its own stream
+            if head.dropout > 0:  # F.dropout's arithmetic, each seed's mask from its own stream
                 p = head.dropout
                 noise = torch.empty_like(z)
                 for s, g in enumerate(self.generators):
@@ -209,12 +187,8 @@ class Seeds:
                 first = self.linear("head.prefix_map", x)
             elif mode == "fixed":
                 first = matmul(x - stacked["head.prefix_mean"][:, None], stacked["head.prefix_components"].mT)
-            else:  # mix: trained on the free block, mixed with the projection only when encoding
+            else:  # mix: trained on the free block, mixed only when encoding
                 first = blocks[:, :, 0]
-                if not head.training:
-                    mix = head.prefix["mix"]
-                    fixed = matmul(x - stacked["head.prefix_mean"][:, None], stacked["head.prefix_components"].mT)
-                    first = mix * F.normalize(first, dim=-1) + (1 - mix) * F.normalize(fixed, dim=-1)
             blocks = torch.cat([first[:, :, None].to(blocks.dtype), blocks[:, :, 1:]], dim=2)
         logits = self.linear("head.fine_classifier", feats) if head.posterior else None
         prototypes = stacked["head.prototypes"] if head.posterior else None
