@@ -175,6 +175,22 @@ def test_an_index_encodes_its_queries_at_the_dial_of_its_documents(csv_file, tmp
     assert "give it without --model, --embeddings or --dial" in capsys.readouterr().err
 
 
+def test_an_index_encodes_its_queries_as_its_documents_were(csv_file, tmp_path, capsys):
+    """`steer index --max-seq-length` (or `--runtime`) encodes the documents with other backbone
+    settings than the model's; `steer search` reads them from the folder and encodes the query the
+    same way, so a document's own text finds itself with similarity 1 though it was truncated."""
+    run, idx = tmp_path / "run", tmp_path / "idx"
+    assert _train(csv_file, run, "--head", "linear") == 0
+    title = next(csv.DictReader(open(csv_file)))["title"]
+    index = ["index", "--texts", str(csv_file), "--text-col", "title", "--model", str(run)]
+    assert main([*index, "--max-seq-length", "4", "--out", str(idx), "--quiet"]) == 0
+    assert json.loads((idx / "meta.json").read_text())["backbone"].endswith("@max_seq_length=4")
+    capsys.readouterr()
+    assert main(["search", str(idx), title, "--k", "1", "--exact"]) == 0
+    top = capsys.readouterr().out.splitlines()[1]
+    assert top.startswith("  1. 1.0000  [0] "), top
+
+
 def test_index_and_search_with_every_backend(csv_file, tmp_path, capsys, request):
     run = tmp_path / "run"
     assert _train(csv_file, run, "--head", "linear") == 0

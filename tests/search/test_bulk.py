@@ -290,12 +290,14 @@ def test_texts_come_from_the_inputs_while_they_are_unchanged(data, tmp_path):
     docs.write_text("".join(f"text {i}\n" for i in range(300)))
     settings = {"inputs": fingerprint_inputs([docs]), "text_col": "text", "id_col": "id", "model": "/runs/model"}
     settings["dial"] = 0.5  # encoded at a dial: steer search encodes its queries there too
+    settings["backbone"] = "all-MiniLM-L6-v2@max_seq_length=8"  # and with the backbone's settings
     ids = [f"doc-{i}" for i in range(300)]
     write_shard_folder(tmp_path / "shards", {64: pd[:300], 256: fd[:300]}, ids=ids, shard_rows=100, settings=settings)
     summary = bulk_load(tmp_path / "shards", tmp_path / "idx", progress=False)
     _, meta, texts = open_index_folder(tmp_path / "idx")
     assert summary["texts"] == "inputs" and "note" not in summary
     assert texts == [f"text {i}" for i in range(300)] and (meta["model"], meta["dial"]) == ("/runs/model", 0.5)
+    assert meta["backbone"] == "all-MiniLM-L6-v2@max_seq_length=8"
     docs.write_text("changed\n")
     summary = bulk_load(tmp_path / "shards", tmp_path / "again", progress=False)
     assert summary["texts"] == "ids" and summary["note"].startswith(f"{docs}: missing or changed")

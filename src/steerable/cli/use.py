@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_folder, permit, read_json
+from ..backbone import parse_backbone
 from ..data import iter_text_chunks
 from ..encoder import SteerableEncoder
 from ..model import SteerableModel
@@ -97,7 +98,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         else:  # full vectors whose prefix is their renormalised truncation
             full = data
             prefix = truncate(full, prefix_dim)
-        model = None
+        model = backbone = None
     else:
         if not args.model:
             raise ValueError("give --model RUN_FOLDER (or --embeddings FILE)")
@@ -106,7 +107,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             enc.set_dial(args.dial)  # refused for a model with no dial
         prefix = enc.encode(texts, dim=prefix_dim, progress=not args.quiet)
         full = enc.encode(texts, progress=False)
-        model = str(Path(args.model).resolve())
+        model, backbone = str(Path(args.model).resolve()), enc.backbone.name
     if len(prefix) != len(texts):
         raise ValueError(f"{len(texts)} texts but {len(prefix)} embeddings")
     write_index_folder(
@@ -123,6 +124,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         rescore=args.rescore,
         oversample=args.oversample,
         dial=args.dial,
+        backbone=backbone,
     )
     print(
         f"index: {len(texts)} documents, prefix {prefix.shape[1]}-d + full {full.shape[1]}-d, "
@@ -142,7 +144,11 @@ def cmd_search(args: argparse.Namespace) -> int:
 def _search(index: SearchIndex, meta: dict, texts: list[str], args: argparse.Namespace) -> int:
     if not meta.get("model"):
         raise ValueError("this index was built from an embeddings file; it has no model to encode a text query with")
-    enc = SteerableEncoder.from_pretrained(meta["model"])
+    # the backbone's runtime and maximum length the documents were encoded with (older folders: the model's)
+    _, settings = parse_backbone(meta.get("backbone") or "")
+    enc = SteerableEncoder.from_pretrained(
+        meta["model"], runtime=settings.get("runtime"), max_length=settings.get("max_seq_length")
+    )
     if meta.get("dial") is not None:  # the documents were encoded at another dial than the model's own
         enc.set_dial(meta["dial"])
     q_prefix = enc.encode([args.query], dim=meta["prefix_dim"])

@@ -175,11 +175,12 @@ def bulk_load(
         loader.tidy()
         build_s = time.perf_counter() - started - load_s
         texts, note = _write_texts(staging / "texts.jsonl", source)
-        encoded = source.manifest["settings"]  # the model and dial the queries are encoded with
+        encoded = source.manifest["settings"]  # the model, dial and backbone the queries are encoded with
         meta = folder_meta(
             backend,
             encoded.get("model"),
             encoded.get("dial"),
+            encoded.get("backbone"),
             url,
             collection,
             source.rows,

@@ -476,6 +476,7 @@ def write_index_folder(
     rescore: str | None = None,
     oversample: int = 4,
     dial: float | None = None,
+    backbone: str | None = None,
 ) -> SearchIndex:
     """Build an index folder: ``meta.json``, ``texts.jsonl`` and the backend's own storage (files in
     the folder, or a collection / table on the server at ``url``). An existing index folder, or an
@@ -484,7 +485,9 @@ def write_index_folder(
     ``qdrant``): the first stage ranks by the prefix's sign bits (:class:`EmbeddedIndex`, and the
     engines' own binary indexes); ``rescore`` (embedded and faiss) reranks the bits' shortlist by the
     prefix in int8 or float16 (:class:`EmbeddedIndex`). ``dial``: the dial the documents were encoded
-    at (a model trained with the dial), so that queries are encoded at it too."""
+    at (a model trained with the dial), and ``backbone``: the backbone with the runtime and maximum
+    sequence length they were encoded with (:attr:`Backbone.name`), so that queries are encoded as
+    they were."""
     directory = Path(directory)
     check_index_target(
         directory,
@@ -527,7 +530,7 @@ def write_index_folder(
     )
     atomic_write_json(
         directory / "meta.json",
-        folder_meta(backend, model, dial, url, collection, len(texts), dims, quantize, rescore),
+        folder_meta(backend, model, dial, backbone, url, collection, len(texts), dims, quantize, rescore),
     )
     return index
 
@@ -536,6 +539,7 @@ def folder_meta(
     backend: str,
     model: str | None,
     dial: float | None,
+    backbone: str | None,
     url: str | None,
     collection: str,
     count: int,
@@ -544,12 +548,14 @@ def folder_meta(
     rescore: str | None,
 ) -> dict:
     """An index folder's ``meta.json``: what :func:`open_index_folder` and ``steer search`` read back
-    (the model and dial queries are encoded with, the server without its password, the dims)."""
+    (the model, dial and backbone settings queries are encoded with, the server without its password,
+    the dims)."""
     remote = backend in ("qdrant", "pgvector") and url
     return {
         "backend": backend,
         "model": model,
         "dial": dial,
+        "backbone": backbone,
         "url": safe_url(url) if remote and url else None,
         "collection": collection if backend in ("qdrant", "qdrant-edge", "pgvector") else None,
         "count": count,
