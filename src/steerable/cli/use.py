@@ -145,7 +145,7 @@ def _search(index: SearchIndex, meta: dict, texts: list[str], args: argparse.Nam
     if not meta.get("model"):
         raise ValueError("this index was built from an embeddings file; it has no model to encode a text query with")
     # the backbone's runtime and maximum length the documents were encoded with (older folders: the model's)
-    _, settings = parse_backbone(meta.get("backbone") or "")
+    settings = parse_backbone(meta["backbone"])[1] if meta.get("backbone") else {}
     enc = SteerableEncoder.from_pretrained(
         meta["model"], runtime=settings.get("runtime"), max_length=settings.get("max_seq_length")
     )

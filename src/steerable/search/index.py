@@ -550,13 +550,12 @@ def folder_meta(
     """An index folder's ``meta.json``: what :func:`open_index_folder` and ``steer search`` read back
     (the model, dial and backbone settings queries are encoded with, the server without its password,
     the dims)."""
-    remote = backend in ("qdrant", "pgvector") and url
     return {
         "backend": backend,
         "model": model,
         "dial": dial,
         "backbone": backbone,
-        "url": safe_url(url) if remote and url else None,
+        "url": safe_url(url) if url and backend in ("qdrant", "pgvector") else None,
         "collection": collection if backend in ("qdrant", "qdrant-edge", "pgvector") else None,
         "count": count,
         "prefix_dim": dims[0],
